@@ -1,0 +1,114 @@
+"""Settings for PEFT Lab, all read from the environment (see .env.example).
+
+The defaults are the embedded laptop mode: SQLite under var/, a filesystem broker that needs no
+server, CPU queue. A class instance sets DATABASE_URL, CELERY_BROKER_URL and PEFTLAB_RUN_QUEUE.
+"""
+from pathlib import Path
+
+import dj_database_url
+import plotly
+
+from .env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("PEFTLAB_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "embedded-mode-only-not-secret-set-DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.staticfiles",
+    "simulations",
+    "workers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "peftlab.urls"
+WSGI_APPLICATION = "peftlab.wsgi.application"
+ASGI_APPLICATION = "peftlab.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'peftlab.sqlite3'}"),
+        conn_max_age=0,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server read points while the worker writes them; IMMEDIATE avoids
+    # "database is locked" upgrades from read to write inside a transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# A run request is a few hundred bytes; anything near this limit is abuse, answered with 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PEFTLAB_MAX_BODY_BYTES", 64 * 1024)
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # Plotly's own bundle, served from the installed package: no CDN.
+    ("vendor/plotly", Path(plotly.__file__).parent / "package_data"),
+]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_TZ = True
+
+# --- Celery (read by peftlab/celery_app.py under the CELERY_ namespace) ---
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+BROKER_DIR = VAR_DIR / "broker"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "control_folder": str(BROKER_DIR / "control"),
+    }
+CELERY_TASK_IGNORE_RESULT = True  # the database holds every result
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a long training task must not hoard queued runs
+CELERY_TASK_DEFAULT_QUEUE = "cpu"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- PEFT Lab ---
+# Which Celery queue new runs go to: "gpu" where GPU workers are deployed, "cpu" otherwise.
+PEFTLAB_RUN_QUEUE = env_str("PEFTLAB_RUN_QUEUE", "cpu")
+# Where trained adapters are written (one folder per run).
+PEFTLAB_ARTIFACTS_DIR = Path(env_str("PEFTLAB_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
+# A run whose worker has not reported for this long is treated as lost.
+PEFTLAB_STALE_RUN_SECONDS = env_int("PEFTLAB_STALE_RUN_SECONDS", 120)
+# How often the SSE stream looks for new points (milliseconds).
+PEFTLAB_SSE_POLL_MS = env_int("PEFTLAB_SSE_POLL_MS", 300)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("PEFTLAB_LOG_LEVEL", "INFO")},
+}

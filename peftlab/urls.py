@@ -1,0 +1,13 @@
+from django.urls import path
+
+from simulations import sse, views
+from simulations.api import api
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("playgrounds/<slug:slug>/", views.playground, name="playground"),
+    path("train/", views.train, name="train"),
+    # The SSE stream is a plain async Django view, not a ninja operation: it streams.
+    path("api/runs/<int:run_id>/events", sse.run_events, name="run-events"),
+    path("api/", api.urls),
+]

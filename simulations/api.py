@@ -1,0 +1,150 @@
+"""The public JSON API (DESIGN.md), served by django-ninja, which also writes /api/openapi.json.
+
+Request bodies are described by pydantic schemas built from the method registry, so the OpenAPI
+document and the validation are the same code.
+"""
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
+from django.http import HttpRequest
+from django.middleware.csrf import CsrfViewMiddleware
+from ninja import Field, NinjaAPI, Schema
+from ninja.errors import HttpError, ValidationError
+from pydantic import ConfigDict, create_model
+
+from workers import datasets, methods
+from workers.tasks import dispatch
+
+from .api_playgrounds import router as playgrounds_router
+from .models import Run
+
+api = NinjaAPI(title="PEFT Lab API", version="1", urls_namespace="api",
+               description="Real parameter-efficient fine-tuning runs of all-MiniLM-L6-v2.")
+
+
+api.add_router("/playgrounds", playgrounds_router)
+
+
+def _readable(errors: list[dict]) -> str:
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "payload"))
+    message = first.get("msg", "invalid value")
+    return f"{where}: {message}" if where else message
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request, exc: ValidationError):
+    return api.create_response(request, {"error": _readable(exc.errors)}, status=400)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request, exc):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return api.create_response(request, {"error": f"request body is larger than {limit} bytes"}, status=413)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    return api.create_response(request, {"error": str(exc)}, status=exc.status_code)
+
+
+def _require_csrf(request: HttpRequest) -> None:
+    """ninja exempts its views from CSRF; POSTs here follow Django's rules all the same."""
+    reason = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+    if reason is not None:
+        raise HttpError(403, "CSRF check failed: load any page to get the csrftoken cookie and "
+                             "send it back in the X-CSRFToken header")
+
+
+def _field_for(param: methods.Param):
+    if param.kind == "targets":
+        return (list[str] | None, Field(None, description=param.help, min_length=1,
+                                        json_schema_extra={"items": {"enum": list(param.describe()["choices"])}}))
+    bounds = {"le": param.maximum}
+    bounds["gt" if param.exclusive_minimum else "ge"] = param.minimum
+    kind = int if param.kind == "int" else float
+    return (kind | None, Field(None, description=param.help, **bounds))
+
+
+_all_params = {p.name: p for m in methods.METHODS.values() for p in m.params}
+RunParams = create_model(
+    "RunParams",
+    __config__=ConfigDict(extra="forbid", strict=True),
+    **{name: _field_for(p) for name, p in _all_params.items()},
+)
+RunParams.__doc__ = "Method parameters; each method accepts only its own (see GET /api/methods)."
+
+
+class RunIn(Schema):
+    model_config = ConfigDict(strict=True)
+    method: str = Field(..., description="one of GET /api/methods", max_length=32)
+    task: str = Field(..., description="one of GET /api/tasks", max_length=64)
+    steps: int = Field(100, ge=1, le=methods.MAX_STEPS, description="optimizer steps")
+    seed: int = Field(0, ge=0, lt=2**31)
+    params: RunParams = Field(default_factory=RunParams)
+
+
+class Error(Schema):
+    error: str
+
+
+@api.get("/methods", summary="Methods, their parameters, defaults and bounds")
+def list_methods(request):
+    common = {"steps": {"minimum": 1, "maximum": methods.MAX_STEPS, "default": 100},
+              "seed": {"minimum": 0, "maximum": 2**31 - 1, "default": 0}}
+    return [{**m.describe(), **common} for m in methods.METHODS.values()]
+
+
+@api.get("/tasks", summary="The tasks a run can train on")
+def list_tasks(request):
+    return datasets.list_tasks()
+
+
+@api.post("/runs", response={201: dict, 400: Error, 403: Error, 413: Error}, summary="Queue a run")
+def create_run(request, payload: RunIn):
+    _require_csrf(request)
+    try:
+        spec = methods.validate_run(payload.method, payload.task, payload.steps, payload.seed,
+                                    payload.params.model_dump(exclude_unset=True))
+    except methods.RunRequestError as exc:
+        raise HttpError(400, str(exc)) from None
+    with transaction.atomic():
+        run = Run.objects.create(method=spec.method, task=spec.task, steps=spec.steps,
+                                 seed=spec.seed, params=spec.params, queue=settings.PEFTLAB_RUN_QUEUE)
+        transaction.on_commit(lambda: dispatch(run))
+    return 201, run.summary()
+
+
+@api.get("/runs", summary="Recent runs, newest first (without their points)")
+def list_runs(request, limit: int = Field(50, ge=1, le=500)):
+    return [run.summary() for run in Run.objects.all()[:limit]]
+
+
+def _get_run(run_id: int) -> Run:
+    try:
+        return Run.objects.get(pk=run_id)
+    except Run.DoesNotExist:
+        raise HttpError(404, f"there is no run {run_id}") from None
+
+
+@api.get("/runs/{run_id}", response={200: dict, 404: Error}, summary="A run with all its points")
+def get_run(request, run_id: int):
+    run = _get_run(run_id)
+    return {**run.summary(), "points": [p.as_dict() for p in run.points.all()]}
+
+
+@api.post("/runs/{run_id}/cancel", response={202: dict, 403: Error, 404: Error, 409: Error},
+          summary="Ask a queued or running run to stop")
+def cancel_run(request, run_id: int):
+    _require_csrf(request)
+    run = _get_run(run_id)
+    # A queued run is cancelled here; a running one is flagged and its worker stops at its next
+    # report, so that every point it wrote stays and the final status comes after them.
+    cancelled_while_queued = Run.objects.filter(pk=run_id, status=Run.QUEUED).update(
+        status=Run.CANCELLED, cancel_requested=True)
+    if not cancelled_while_queued and not Run.objects.filter(
+            pk=run_id, status=Run.RUNNING).update(cancel_requested=True):
+        run.refresh_from_db()
+        raise HttpError(409, f"run {run_id} has already finished ({run.status})")
+    run.refresh_from_db()
+    return 202, run.summary()

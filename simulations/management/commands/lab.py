@@ -1,0 +1,87 @@
+"""`manage.py lab [all|web|worker]`: the lab's processes, written in one place.
+
+`lab all` (what `make run` execs, the embedded mode) starts the web server and a real Celery
+worker and stops both together. The class topology runs `lab web` and `lab worker` as separate
+services (docker-compose.yml) with the same command lines.
+"""
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.core.management.base import BaseCommand
+
+PR_SET_PDEATHSIG = 1
+
+
+def lab_commands(port: int) -> dict[str, list[str]]:
+    """The web and worker command lines, with their settings from the environment."""
+    bin_dir = os.path.dirname(sys.executable)
+    web = [
+        os.path.join(bin_dir, "gunicorn"), "peftlab.asgi:application",
+        "--worker-class", "uvicorn_worker.UvicornWorker",
+        "--bind", f"{os.environ.get('PEFTLAB_BIND', '127.0.0.1')}:{port}",
+        "--workers", os.environ.get("WEB_CONCURRENCY", "1"),
+        # SSE streams are long requests: do not wait long for them on shutdown.
+        "--graceful-timeout", "3",
+    ]
+    worker = [
+        os.path.join(bin_dir, "celery"), "-A", "peftlab", "worker",
+        "--queues", os.environ.get("PEFTLAB_WORKER_QUEUES", "cpu,gpu"),
+        # One training job at a time per worker process; the model cache lives in this process.
+        "--pool", "solo",
+        "--without-mingle", "--without-gossip", "--without-heartbeat",
+        "--hostname", f"{os.environ.get('PEFTLAB_WORKER_NAME', 'cpu')}@%h",
+        "--loglevel", os.environ.get("PEFTLAB_LOG_LEVEL", "INFO"),
+    ]
+    return {"web": web, "worker": worker}
+
+
+def _die_with_parent():
+    # If `lab all` itself is killed with SIGKILL, the kernel still stops its children.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Command(BaseCommand):
+    help = "Start the web server, a Celery worker, or both (stopped together on Ctrl-C or SIGTERM)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("process", nargs="?", choices=["all", "web", "worker"], default="all")
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+
+    def handle(self, *args, process, port, **options):
+        if process != "all":
+            # One service: become that process, so that signals reach it directly.
+            cmd = lab_commands(port)[process]
+            os.execv(cmd[0], cmd)
+        children = {
+            name: subprocess.Popen(cmd, preexec_fn=_die_with_parent)
+            for name, cmd in lab_commands(port).items()
+        }
+        self.stdout.write(f"PEFT Lab on http://127.0.0.1:{port}/ (Ctrl-C stops the web server and the worker)")
+        stopping = False
+
+        def stop(signum, _frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        while not stopping and all(p.poll() is None for p in children.values()):
+            time.sleep(0.2)
+        for name, proc in children.items():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in children.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        failed = [n for n, p in children.items() if p.returncode not in (0, -signal.SIGTERM) and not stopping]
+        if failed:
+            self.stderr.write(f"{', '.join(failed)} exited unexpectedly; the lab stopped")
+            sys.exit(1)

@@ -1,0 +1,77 @@
+"""Training runs and their loss points: the source of truth for every run the lab shows."""
+from django.db import models
+
+
+class Run(models.Model):
+    QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+    STATUSES = [(s, s) for s in (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)]
+    FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+
+    method = models.CharField(max_length=32)
+    task = models.CharField(max_length=64)
+    steps = models.PositiveIntegerField()
+    seed = models.IntegerField(default=0)
+    params = models.JSONField(default=dict)
+    queue = models.CharField(max_length=32, default="cpu")
+
+    status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED, db_index=True)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True, default="")
+    device = models.CharField(max_length=32, blank=True, default="")
+    worker = models.CharField(max_length=255, blank=True, default="")
+    steps_done = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Written by the worker with every batch of points; a running run whose heartbeat is old has
+    # lost its worker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"run {self.pk} {self.method}/{self.task} {self.status}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    def summary(self) -> dict:
+        """The run without its points, as the API and the SSE final event give it."""
+        return {
+            "id": self.pk,
+            "method": self.method,
+            "task": self.task,
+            "steps": self.steps,
+            "seed": self.seed,
+            "params": self.params,
+            "status": self.status,
+            "error": self.error,
+            "device": self.device,
+            "queue": self.queue,
+            "steps_done": self.steps_done,
+            "metrics": self.metrics,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "events_url": f"/api/runs/{self.pk}/events",
+        }
+
+
+class Point(models.Model):
+    """One training step's loss; `elapsed` is seconds since training began (for time-left)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="points")
+    step = models.PositiveIntegerField()
+    loss = models.FloatField()
+    elapsed = models.FloatField()
+
+    class Meta:
+        ordering = ["step"]
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="one_point_per_step")]
+
+    def as_dict(self) -> dict:
+        return {"step": self.step, "loss": self.loss, "elapsed": round(self.elapsed, 3)}

@@ -1,0 +1,209 @@
+// P9 Low-rank approximation. The server computes every reconstruction, error and count once per
+// matrix; the rank slider only picks an index into that response, so sliding costs no request.
+// The whole state lives in the query string, so a link reopens exactly this view.
+
+const root = document.getElementById("lowrank-root");
+const apiUrl = root.dataset.apiUrl;
+const $ = (id) => document.getElementById(id);
+
+const MATRIX_KEYS = ["kind", "size", "seed", "true_rank", "noise"];
+const inputs = {
+  kind: $("kind-select"),
+  size: $("size-input"),
+  seed: $("seed-input"),
+  true_rank: $("true-rank-input"),
+  noise: $("noise-input"),
+};
+const slider = $("rank-slider");
+const errorBox = $("lowrank-error");
+const PLOT_CONFIG = { displaylogo: false, responsive: true };
+const MUTED = "#9aa3b2";
+const ACCENT = "#3a5bd9";
+
+let data = null; // the last good response
+let rank = null; // the current r, an index into data's per-rank lists
+let requestSeq = 0; // only the newest response is drawn
+let inFlight = null;
+
+const fmtInt = new Intl.NumberFormat("en-US");
+const fmtPct = new Intl.NumberFormat("en-US", { style: "percent", maximumSignificantDigits: 3 });
+const fmtNum = (x) => (x === 0 ? "0" : x.toPrecision(3));
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = !message;
+}
+
+function messageOf(body, status) {
+  // The API answers {"error": "..."}; ninja's own default is {"detail": ...}: accept both.
+  const msg = body && (body.error ?? body.detail);
+  if (typeof msg === "string") return msg;
+  if (Array.isArray(msg)) return msg.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
+  return `The server answered ${status}.`;
+}
+
+async function fetchMatrix(params) {
+  const seq = ++requestSeq;
+  if (inFlight) inFlight.abort();
+  inFlight = new AbortController();
+  root.dataset.loading = "1";
+  try {
+    const resp = await fetch(`${apiUrl}?${params}`, { signal: inFlight.signal });
+    const body = await resp.json().catch(() => null);
+    if (!resp.ok) throw new Error(messageOf(body, resp.status));
+    return seq === requestSeq ? body : null;
+  } catch (err) {
+    if (err.name === "AbortError") return null;
+    throw err;
+  } finally {
+    if (seq === requestSeq) root.dataset.loading = "0";
+  }
+}
+
+function matrixParamsFromForm() {
+  const params = new URLSearchParams();
+  for (const key of MATRIX_KEYS) params.set(key, inputs[key].value.trim());
+  return params;
+}
+
+// Put the server's view of the settings and bounds into the controls.
+function syncControls() {
+  const { settings, limits, kinds, errors } = data;
+  if (inputs.kind.options.length === 0) {
+    for (const [name, kind] of Object.entries(kinds)) inputs.kind.add(new Option(kind.label, name));
+  }
+  for (const key of ["size", "seed", "true_rank", "noise"]) {
+    inputs[key].min = limits[key][0];
+    inputs[key].max = limits[key][1];
+  }
+  for (const key of MATRIX_KEYS) inputs[key].value = settings[key];
+  $("kind-help").textContent = kinds[settings.kind].help;
+  slider.max = errors.length - 1;
+}
+
+function writeUrl() {
+  const params = new URLSearchParams();
+  for (const key of MATRIX_KEYS) params.set(key, data.settings[key]);
+  params.set("r", rank);
+  history.replaceState(null, "", `?${params}`);
+}
+
+function heatmap(z) {
+  return [{
+    type: "heatmap",
+    z,
+    zmin: -data.value_limit,
+    zmax: data.value_limit,
+    zmid: 0,
+    colorscale: "RdBu",
+    colorbar: { thickness: 10 },
+    hovertemplate: "row %{y}, column %{x}: %{z}<extra></extra>",
+  }];
+}
+
+const HEATMAP_LAYOUT = {
+  margin: { l: 30, r: 10, t: 10, b: 30 },
+  xaxis: { constrain: "domain" },
+  yaxis: { autorange: "reversed", scaleanchor: "x", constrain: "domain" },
+};
+
+function drawMatrix() {
+  Plotly.react("heatmap-original", heatmap(data.matrix), HEATMAP_LAYOUT, PLOT_CONFIG);
+}
+
+function drawRank() {
+  const r = rank;
+  const ranks = data.errors.map((_, i) => i);
+  Plotly.react("heatmap-recon", heatmap(data.reconstructions[r]), HEATMAP_LAYOUT, PLOT_CONFIG);
+
+  Plotly.react("error-chart", [
+    { x: ranks, y: data.errors, mode: "lines+markers", name: "error", line: { color: MUTED },
+      hovertemplate: "r = %{x}: %{y}<extra></extra>" },
+    { x: [r], y: [data.errors[r]], mode: "markers", name: `r = ${r}`,
+      marker: { size: 13, color: ACCENT }, hoverinfo: "skip" },
+  ], {
+    margin: { l: 50, r: 10, t: 10, b: 40 },
+    showlegend: false,
+    xaxis: { title: { text: "rank r" } },
+    yaxis: { title: { text: "relative error" }, rangemode: "tozero" },
+  }, PLOT_CONFIG);
+
+  // The bars that M_r keeps are coloured; the ones it drops are grey.
+  Plotly.react("sv-chart", [{
+    type: "bar",
+    x: data.singular_values.map((_, i) => i + 1),
+    y: data.singular_values,
+    marker: { color: data.singular_values.map((_, i) => (i < r ? ACCENT : MUTED)) },
+    hovertemplate: "σ<sub>%{x}</sub> = %{y}<extra></extra>",
+  }], {
+    margin: { l: 50, r: 10, t: 10, b: 40 },
+    xaxis: { title: { text: "i" } },
+    yaxis: { title: { text: "σ<sub>i</sub>" } },
+  }, PLOT_CONFIG);
+
+  $("rank-value").textContent = r;
+  $("recon-error").textContent = fmtNum(data.errors[r]);
+  $("energy").textContent = fmtPct.format(data.energy[r]);
+  $("param-count").textContent =
+    `${fmtInt.format(data.params_factors[r])} vs ${fmtInt.format(data.params_full)}`;
+  $("param-ratio").textContent = fmtPct.format(data.params_ratio[r]);
+  $("break-even").textContent = data.break_even_rank;
+}
+
+// Apply a response: controls, r kept where it was (or as asked) but never past full rank.
+function show(body, wantedRank) {
+  data = body;
+  syncControls();
+  const maxRank = data.errors.length - 1;
+  rank = Math.min(Math.max(Number.isInteger(wantedRank) ? wantedRank : 1, 0), maxRank);
+  slider.value = rank;
+  drawMatrix();
+  drawRank();
+  writeUrl();
+  root.dataset.ready = "1";
+}
+
+async function reload(params, wantedRank) {
+  try {
+    const body = await fetchMatrix(params);
+    if (body) {
+      showError("");
+      show(body, wantedRank);
+    }
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function start() {
+  const query = new URLSearchParams(location.search);
+  const params = new URLSearchParams();
+  for (const key of MATRIX_KEYS) if (query.has(key)) params.set(key, query.get(key));
+  const wantedRank = query.has("r") ? Number(query.get("r")) : undefined;
+  try {
+    const body = await fetchMatrix(params);
+    if (body) show(body, wantedRank);
+  } catch (err) {
+    // A bad or outdated link still opens a working page, and says what was wrong with it.
+    const body = await fetchMatrix(new URLSearchParams()).catch(() => null);
+    if (body) show(body, wantedRank);
+    showError(`The link's settings were not accepted (${err.message}); showing the defaults.`);
+  }
+}
+
+for (const key of MATRIX_KEYS) {
+  inputs[key].addEventListener("change", () => reload(matrixParamsFromForm(), rank));
+}
+$("new-seed").addEventListener("click", () => {
+  const seed = Number(inputs.seed.value);
+  inputs.seed.value = Number.isInteger(seed) && seed < Number(inputs.seed.max) ? seed + 1 : 0;
+  reload(matrixParamsFromForm(), rank);
+});
+slider.addEventListener("input", () => {
+  if (!data) return;
+  rank = Number(slider.value);
+  drawRank();
+  writeUrl();
+});
+
+start();

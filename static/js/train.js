@@ -1,0 +1,253 @@
+// The training page: a form built from GET /api/methods, runs started over POST /api/runs, and
+// the loss streamed from /api/runs/<id>/events into a Plotly chart. The page state (which run is
+// shown) lives in the URL: ?run=<id>.
+const root = document.getElementById("train-root");
+const form = document.getElementById("run-form");
+const chart = document.getElementById("loss-chart");
+const $ = (id) => document.getElementById(id);
+const PLOT_CONFIG = { displaylogo: false, responsive: true };
+
+let methods = [];
+let tasks = [];
+let current = null; // {id, steps, source: EventSource|null}
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+async function api(url, options = {}) {
+  const response = await fetch(url, {
+    ...options,
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), ...(options.headers || {}) },
+  });
+  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+function fmtBytes(n) {
+  if (n === null || n === undefined) return "—";
+  const units = ["B", "KB", "MB", "GB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+const fmtInt = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"));
+function fmtSeconds(s) {
+  if (!isFinite(s)) return "—";
+  return s < 90 ? `${s.toFixed(0)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+// ---- the form, from the registry -------------------------------------------------------------
+function paramInput(p) {
+  const id = `p-${p.name}`;
+  if (p.type === "targets") {
+    const boxes = p.choices.map((c) => `<label class="row" style="margin:.1rem 0"><input type="checkbox"
+      name="target_modules" value="${c}" ${p.default.includes(c) ? "checked" : ""}> ${c}</label>`).join("");
+    return `<label>target modules</label><div id="${id}" title="${p.help}">${boxes}</div>`;
+  }
+  const step = p.type === "int" ? 1 : "any";
+  return `<label for="${id}">${p.name} <span class="muted" style="font-size:.8rem">${p.help}</span></label>
+    <input type="number" id="${id}" name="${p.name}" value="${p.default}" step="${step}"
+      ${p.exclusive_minimum ? "" : `min="${p.minimum}"`} max="${p.maximum}">`;
+}
+
+function showMethod() {
+  const m = methods.find((x) => x.name === $("f-method").value);
+  $("method-summary").textContent = `${m.summary} Trains: ${m.trains}.`;
+  $("method-params").innerHTML = m.params.map(paramInput).join("");
+  $("f-steps").min = m.steps.minimum; $("f-steps").max = m.steps.maximum;
+  if (!$("f-steps").value) $("f-steps").value = m.steps.default;
+  if (!$("f-seed").value) $("f-seed").value = m.seed.default;
+}
+
+function showTask() {
+  const t = tasks.find((x) => x.name === $("f-task").value);
+  $("task-summary").textContent = `${t.description} Labels: ${t.labels.join(", ")}; ${t.train_size} train / ${t.val_size} validation examples.`;
+}
+
+function readForm() {
+  const m = methods.find((x) => x.name === $("f-method").value);
+  const params = {};
+  for (const p of m.params) {
+    if (p.type === "targets") {
+      params[p.name] = [...form.querySelectorAll("input[name=target_modules]:checked")].map((x) => x.value);
+    } else {
+      const raw = $(`p-${p.name}`).value;
+      params[p.name] = raw === "" ? NaN : Number(raw);
+    }
+  }
+  return { method: m.name, task: $("f-task").value, steps: Number($("f-steps").value),
+           seed: Number($("f-seed").value), params };
+}
+
+// ---- the chart -------------------------------------------------------------------------------
+function drawChart(points, title) {
+  const layout = {
+    title: { text: title, font: { size: 14 } },
+    margin: { l: 55, r: 15, t: 40, b: 45 },
+    xaxis: { title: { text: "step" }, rangemode: "tozero" },
+    yaxis: { title: { text: "training loss" }, type: $("log-scale").checked ? "log" : "linear" },
+    showlegend: false,
+  };
+  const trace = { x: points.map((p) => p.step), y: points.map((p) => p.loss), mode: "lines",
+                  name: "loss", line: { color: "#3a5bd9", width: 2 } };
+  Plotly.react(chart, [trace], layout, PLOT_CONFIG);
+}
+
+function addPoints(points) {
+  if (!points.length) return;
+  Plotly.extendTraces(chart, { x: [points.map((p) => p.step)], y: [points.map((p) => p.loss)] }, [0]);
+}
+
+function showProgress(run, lastPoint) {
+  const done = lastPoint ? lastPoint.step : run.steps_done || 0;
+  $("progress-bar").style.width = `${(100 * done) / run.steps}%`;
+  let text = `${run.status}: ${done} of ${run.steps} steps`;
+  if (run.status === "running" && lastPoint && lastPoint.step > 0) {
+    const left = (lastPoint.elapsed / lastPoint.step) * (run.steps - lastPoint.step);
+    text += ` · about ${fmtSeconds(left)} left`;
+  }
+  if (run.status === "queued") text = "queued: waiting for a worker";
+  if (run.error) text += ` · ${run.error}`;
+  $("progress-text").textContent = text;
+  $("progress-text").className = run.status === "failed" ? "error" : "muted";
+}
+
+function showMetrics(run) {
+  const m = run.metrics || {};
+  if (!run.metrics || m.trainable_params === undefined) {
+    $("metrics").innerHTML = `<tr><td class="muted">${run.status === "failed" ? "The run failed; nothing was measured." : "Metrics appear when the run finishes."}</td></tr>`;
+    return;
+  }
+  const rows = [
+    ["validation accuracy", m.val_accuracy === null ? "—" : `${(100 * m.val_accuracy).toFixed(1)} %`],
+    ["validation loss", m.val_loss === null ? "—" : m.val_loss.toFixed(4)],
+    ["trainable parameters", fmtInt(m.trainable_params)],
+    ["… by the formula", fmtInt(m.trainable_params_predicted)],
+    ["total parameters", fmtInt(m.total_params)],
+    ["trainable share", m.trainable_percent === undefined ? "—" : `${m.trainable_percent.toFixed(3)} %`],
+    ["peak memory", `${fmtBytes(m.peak_memory_bytes)} <span class="muted">(${m.peak_memory_source})</span>`],
+    ["training time", `${m.train_seconds.toFixed(1)} s`],
+    ["steps per second", m.steps_per_second.toFixed(2)],
+    ["adapter on disk", fmtBytes(m.adapter_bytes)],
+    ["device", run.device || "—"],
+  ];
+  $("metrics").innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td class="num">${v}</td></tr>`).join("");
+}
+
+// ---- runs ------------------------------------------------------------------------------------
+function stopStream() {
+  if (current && current.source) current.source.close();
+  if (current) current.source = null;
+}
+
+function follow(run, after) {
+  stopStream();
+  const url = `${run.events_url}?after=${after}`;
+  const source = new EventSource(url);
+  current.source = source;
+  let last = null;
+  source.addEventListener("point", (e) => {
+    const p = JSON.parse(e.data);
+    last = p;
+    addPoints([p]);
+    showProgress({ ...run, status: "running" }, p);
+  });
+  source.addEventListener("progress", (e) => {
+    const info = JSON.parse(e.data);
+    run = { ...run, ...info };
+    if (!last || info.status !== "running") showProgress(run, last);
+  });
+  source.addEventListener("status", (e) => {
+    source.close();
+    const final = JSON.parse(e.data);
+    showRunState(final, last);
+    refreshRuns();
+  });
+}
+
+function showRunState(run, lastPoint) {
+  $("run-title").textContent = `Run ${run.id}: ${run.method} on ${run.task}`;
+  $("run-title").dataset.status = run.status;
+  showProgress(run, lastPoint);
+  showMetrics(run);
+  $("cancel-button").disabled = !["queued", "running"].includes(run.status);
+  root.dataset.runStatus = run.status;
+}
+
+async function openRun(id) {
+  stopStream();
+  const run = await api(`/api/runs/${id}`);
+  current = { id: run.id, steps: run.steps, source: null };
+  history.replaceState(null, "", `?run=${run.id}`);
+  drawChart(run.points, `${run.method} · rank ${run.params.rank ?? "—"} · lr ${run.params.lr}`);
+  const last = run.points.length ? run.points[run.points.length - 1] : null;
+  showRunState(run, last);
+  if (!["succeeded", "failed", "cancelled"].includes(run.status)) follow(run, last ? last.step : 0);
+}
+
+async function refreshRuns() {
+  const runs = await api(`${root.dataset.runsUrl}?limit=30`);
+  $("runs").innerHTML = runs.length ? runs.map((r) => `<li><a href="?run=${r.id}" data-run="${r.id}">Run ${r.id}</a>
+    ${r.method} · ${r.task} · ${r.steps} steps · <span class="status-${r.status}">${r.status}</span>
+    ${r.metrics && r.metrics.val_accuracy !== undefined && r.metrics.val_accuracy !== null ? ` · ${(100 * r.metrics.val_accuracy).toFixed(1)} %` : ""}</li>`).join("")
+    : `<li class="muted">No runs yet.</li>`;
+}
+
+// ---- wiring ----------------------------------------------------------------------------------
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("form-error").textContent = "";
+  $("train-button").disabled = true;
+  try {
+    const run = await api(root.dataset.runsUrl, { method: "POST", body: JSON.stringify(readForm()) });
+    await openRun(run.id);
+    refreshRuns();
+  } catch (err) {
+    $("form-error").textContent = err.message;
+  } finally {
+    $("train-button").disabled = false;
+  }
+});
+
+$("cancel-button").addEventListener("click", async () => {
+  if (!current) return;
+  try {
+    await api(`/api/runs/${current.id}/cancel`, { method: "POST", body: "{}" });
+    $("progress-text").textContent = "cancelling…";
+  } catch (err) {
+    $("form-error").textContent = err.message;
+  }
+});
+
+$("log-scale").addEventListener("change", () => {
+  if (chart.data) Plotly.relayout(chart, { "yaxis.type": $("log-scale").checked ? "log" : "linear" });
+});
+
+$("runs").addEventListener("click", (event) => {
+  const link = event.target.closest("a[data-run]");
+  if (!link) return;
+  event.preventDefault();
+  openRun(link.dataset.run).catch((err) => { $("form-error").textContent = err.message; });
+});
+
+async function init() {
+  [methods, tasks] = await Promise.all([api(root.dataset.methodsUrl), api(root.dataset.tasksUrl)]);
+  $("f-method").innerHTML = methods.map((m) => `<option value="${m.name}" ${m.available ? "" : "disabled"}>
+    ${m.label}${m.available ? "" : " (coming)"}</option>`).join("");
+  $("f-method").value = methods.find((m) => m.available).name;
+  $("f-task").innerHTML = tasks.map((t) => `<option value="${t.name}">${t.title}</option>`).join("");
+  $("f-method").addEventListener("change", showMethod);
+  $("f-task").addEventListener("change", showTask);
+  showMethod();
+  showTask();
+  drawChart([], "training loss");
+  await refreshRuns();
+  const wanted = new URLSearchParams(location.search).get("run");
+  if (wanted) await openRun(wanted);
+  root.dataset.ready = "1";
+}
+
+init().catch((err) => { $("form-error").textContent = `Could not load the page: ${err.message}`; });

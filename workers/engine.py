@@ -1,0 +1,295 @@
+"""The training engine: base model cached per process, method applied, trained, measured.
+
+It knows nothing of HTTP or the database. The caller hands it a `report` callback that receives
+each batch of new points and answers whether to go on (False means cancel).
+"""
+import copy
+import logging
+import math
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import base_model, datasets
+from .methods import RunSpec
+
+log = logging.getLogger(__name__)
+
+MAX_TOKENS = 128  # every shipped example is far shorter; a guard for uploaded text
+FLUSH_SECONDS = 0.5  # points reach the caller at least this often (and at the end)
+EVAL_BATCH = 64
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on; the message is shown to the person who started it."""
+
+
+@dataclass
+class StepPoint:
+    step: int
+    loss: float
+    elapsed: float
+
+
+@dataclass
+class BaseModel:
+    tokenizer: object
+    encoder: nn.Module  # the pretrained BertModel, never trained: each run works on a copy
+    config: object
+
+
+# How many times this process read the base weights from disk (a test checks it stays at 1).
+disk_loads = 0
+
+
+@cache
+def load_base() -> BaseModel:
+    """Read the tokenizer and the pretrained encoder from disk, once per process."""
+    global disk_loads
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    path = base_model.model_path()
+    disk_loads += 1
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    encoder = AutoModel.from_pretrained(path, add_pooling_layer=True)
+    encoder.eval().requires_grad_(False)
+    return BaseModel(tokenizer=tokenizer, encoder=encoder, config=AutoConfig.from_pretrained(path))
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_classifier(num_labels: int, seed: int) -> nn.Module:
+    """A fresh BertForSequenceClassification around a copy of the cached encoder.
+
+    The head is initialised from the seed, so the same seed gives the same run.
+    """
+    from transformers import BertForSequenceClassification
+
+    base = load_base()
+    config = copy.deepcopy(base.config)
+    config.num_labels = num_labels
+    # Build the skeleton on the meta device (no 22M random numbers drawn), then put the cached
+    # weights and a seeded head in.
+    with torch.device("meta"):
+        model = BertForSequenceClassification(config)
+    model.bert = copy.deepcopy(base.encoder).requires_grad_(True)
+    generator = torch.Generator().manual_seed(seed)
+    head = nn.Linear(config.hidden_size, num_labels)
+    with torch.no_grad():
+        head.weight.normal_(0.0, config.initializer_range, generator=generator)
+        head.bias.zero_()
+    model.classifier = head
+    model.dropout = nn.Dropout(config.hidden_dropout_prob)
+    return model
+
+
+def apply_method(model: nn.Module, spec: RunSpec) -> nn.Module:
+    """Wrap the model for the method; afterwards only the method's parameters require grad."""
+    if spec.method == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        p = spec.params
+        config = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=p["rank"],
+            lora_alpha=p["alpha"],
+            lora_dropout=p["dropout"],
+            target_modules=base_model.module_regex(p["target_modules"]),
+        )
+        return get_peft_model(model, config)
+    raise TrainingError(f"method {spec.method!r} is not implemented in the engine")
+
+
+@dataclass
+class Encoded:
+    ids: list[list[int]]
+    labels: list[int]
+
+
+@cache
+def encode_task(task_name: str) -> tuple[Encoded, Encoded]:
+    """Token ids of a task's train and validation texts, unpadded (padding is per batch)."""
+    tokenizer = load_base().tokenizer
+    task = datasets.load_task(task_name)
+
+    def encode(examples):
+        ids = tokenizer([e.text for e in examples], truncation=True, max_length=MAX_TOKENS)["input_ids"]
+        return Encoded(ids=ids, labels=[e.label for e in examples])
+
+    return encode(task.train), encode(task.val)
+
+
+def collate(ids: list[list[int]], labels: list[int], device) -> dict:
+    """Pad to the longest sequence in this batch only (dynamic padding)."""
+    width = max(len(x) for x in ids)
+    pad = load_base().tokenizer.pad_token_id
+    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, seq in enumerate(ids):
+        input_ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    return {
+        "input_ids": input_ids.to(device),
+        "attention_mask": mask.to(device),
+        "labels": torch.tensor(labels, dtype=torch.long, device=device),
+    }
+
+
+def batches(data: Encoded, batch_size: int, seed: int):
+    """An endless stream of shuffled batches, reshuffled every epoch from the run's seed."""
+    rng = random.Random(seed)
+    order = list(range(len(data.labels)))
+    while True:
+        rng.shuffle(order)
+        for start in range(0, len(order) - batch_size + 1 if len(order) >= batch_size else 1, batch_size):
+            idx = order[start:start + batch_size]
+            yield [data.ids[i] for i in idx], [data.labels[i] for i in idx]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Encoded, device) -> tuple[float, float]:
+    """Validation (loss, accuracy) over the whole split."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(data.labels), EVAL_BATCH):
+        batch = collate(data.ids[start:start + EVAL_BATCH], data.labels[start:start + EVAL_BATCH], device)
+        out = model(**batch)
+        total_loss += out.loss.item() * len(batch["labels"])
+        correct += (out.logits.argmax(-1) == batch["labels"]).sum().item()
+    model.train(was_training)
+    n = len(data.labels)
+    return total_loss / n, correct / n
+
+
+def count_params(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameters of the model as built, counted from its tensors."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak memory of a run: CUDA's allocator peak, or on CPU the peak growth of resident memory
+    above what the process held before the run, sampled by a background thread."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.source = "cuda max_memory_allocated" if device.type == "cuda" else "cpu peak RSS growth"
+        self._stop = threading.Event()
+        self._peak = 0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)
+        else:
+            self._start = _rss_bytes()
+            self._peak = self._start
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.02):
+            self._peak = max(self._peak, _rss_bytes())
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self._peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+            self._peak = max(self._peak, _rss_bytes())
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(0, self._peak - self._start) if self.device.type != "cuda" else self._peak
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def train(spec: RunSpec, report: Callable[[list[StepPoint]], bool],
+          save_dir: Path | None = None, device: torch.device | None = None) -> dict:
+    """Fine-tune the base model as `spec` says; return the run's metrics.
+
+    `report` gets new points at least every FLUSH_SECONDS and must return False to cancel; a
+    cancelled run returns its metrics so far with "cancelled": True.
+    """
+    device = device or pick_device()
+    task = datasets.load_task(spec.task)
+    train_data, val_data = encode_task(spec.task)
+    params = spec.params
+
+    torch.manual_seed(spec.seed)
+    with PeakMemory(device) as memory:
+        model = apply_method(build_classifier(len(task.labels), spec.seed), spec).to(device)
+        trainable, total = count_params(model)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=params["lr"])
+        model.train()
+        stream = batches(train_data, min(params["batch_size"], len(train_data.labels)), spec.seed)
+        pending: list[StepPoint] = []
+        tokens = 0
+        cancelled = False
+        started = last_flush = time.perf_counter()
+        for step in range(1, spec.steps + 1):
+            ids, labels = next(stream)
+            batch = collate(ids, labels, device)
+            tokens += int(batch["attention_mask"].sum())
+            loss = model(**batch).loss
+            if not math.isfinite(loss.item()):
+                raise TrainingError(f"the loss became {loss.item()} at step {step}; "
+                                    "try a smaller learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            now = time.perf_counter()
+            pending.append(StepPoint(step, loss.item(), now - started))
+            if now - last_flush >= FLUSH_SECONDS or step == spec.steps:
+                go_on = report(pending)
+                pending, last_flush = [], now
+                if not go_on:
+                    cancelled = True
+                    break
+        train_seconds = time.perf_counter() - started
+        steps_done = step
+        val_loss, val_accuracy = evaluate(model, val_data, device)
+
+    metrics = {
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_percent": 100.0 * trainable / total,
+        "peak_memory_bytes": memory.peak_bytes,
+        "peak_memory_source": memory.source,
+        "train_seconds": round(train_seconds, 3),
+        "steps_per_second": round(steps_done / train_seconds, 3),
+        "tokens_per_second": round(tokens / train_seconds, 1),
+        "val_accuracy": val_accuracy,
+        "val_loss": val_loss,
+        "adapter_bytes": None,
+        "cancelled": cancelled,
+    }
+    if save_dir is not None and not cancelled:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(save_dir)
+        metrics["adapter_bytes"] = directory_bytes(save_dir)
+    return metrics
