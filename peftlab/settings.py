@@ -12,6 +12,9 @@ from .env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PEFTLAB_VAR_DIR", str(BASE_DIR / "var")))
+# The embedded mode keeps its database, broker queue and adapters here; it must exist before
+# the first `migrate`.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "embedded-mode-only-not-secret-set-DJANGO_SECRET_KEY")

@@ -8,7 +8,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware
-from ninja import Field, NinjaAPI, Schema
+from ninja import Field, NinjaAPI, Query, Schema
 from ninja.errors import HttpError, ValidationError
 from pydantic import ConfigDict, create_model
 
@@ -116,7 +116,7 @@ def create_run(request, payload: RunIn):
 
 
 @api.get("/runs", summary="Recent runs, newest first (without their points)")
-def list_runs(request, limit: int = Field(50, ge=1, le=500)):
+def list_runs(request, limit: int = Query(50, ge=1, le=500)):
     return [run.summary() for run in Run.objects.all()[:limit]]
 
 

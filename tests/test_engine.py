@@ -1,0 +1,160 @@
+"""The training engine on CPU: real LoRA runs of all-MiniLM-L6-v2, kept short."""
+import pytest
+import torch
+
+from simulations import params as formulas
+from workers import base_model, datasets, engine
+from workers.methods import validate_run
+
+pytestmark = pytest.mark.slow
+
+
+def lora_spec(steps=30, **params):
+    return validate_run("lora", "sentiment", steps, 0, params)
+
+
+def collect():
+    points = []
+
+    def report(batch):
+        points.extend(batch)
+        return True
+
+    return points, report
+
+
+def sample_batch(n=8):
+    train, _ = engine.encode_task("sentiment")
+    return engine.collate(train.ids[:n], train.labels[:n], torch.device("cpu"))
+
+
+def test_it_lowers_the_loss_on_sentiment():
+    points, report = collect()
+    metrics = engine.train(lora_spec(steps=60, lr=3e-3), report)
+    first = sum(p.loss for p in points[:10]) / 10
+    last = sum(p.loss for p in points[-10:]) / 10
+    assert [p.step for p in points] == list(range(1, 61))
+    assert last < first - 0.1
+    assert metrics["val_accuracy"] > 0.6
+
+
+@pytest.mark.parametrize("targets", [["query"], ["query", "value"], ["query", "key", "value", "attention_output"],
+                                     ["query", "key", "value", "attention_output", "ffn"]])
+@pytest.mark.parametrize("rank", [1, 8])
+def test_it_counts_trainable_parameters_as_the_formula_and_peft_do(targets, rank):
+    spec = lora_spec(rank=rank, target_modules=targets)
+    model = engine.apply_method(engine.build_classifier(2, 0), spec)
+    dims = base_model.dimensions()
+    shapes = [s for t in targets for s in dims.target_shapes(t)]
+    head = formulas.classifier_head_params(dims.hidden, 2)
+    expected = formulas.lora_model_params(shapes, dims.layers, rank, head)
+    trainable, _ = engine.count_params(model)
+    peft_trainable, _ = model.get_nb_trainable_parameters()
+    assert trainable == peft_trainable == expected
+    if targets == ["query", "value"]:
+        # The seed documents' convention: 2·d·r per square matrix × matrices × layers.
+        assert expected - head == 2 * dims.hidden * rank * 2 * dims.layers
+
+
+def test_it_starts_exactly_at_the_base_model_because_b_is_zero():
+    model = engine.apply_method(engine.build_classifier(2, 0), lora_spec(rank=8)).eval()
+    batch = sample_batch()
+    with torch.no_grad():
+        adapted = model(**batch).logits
+        with model.disable_adapter():
+            base = model(**batch).logits
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and all(torch.count_nonzero(p) == 0 for p in lora_b)
+    assert torch.equal(adapted, base)
+
+
+def test_it_changes_only_lora_and_head_parameters():
+    spec = lora_spec(steps=5, rank=4)
+    model = engine.apply_method(engine.build_classifier(2, 0), spec)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for _ in range(3):
+        loss = model(**sample_batch()).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed, "nothing trained"
+    for name in changed:
+        assert "lora_" in name or "modules_to_save" in name, name
+    assert any("lora_B" in n for n in changed) and any("modules_to_save" in n for n in changed)
+
+
+def test_it_pads_each_batch_only_to_its_longest_sequence():
+    train, _ = engine.encode_task("sentiment")
+    lengths = [len(x) for x in train.ids]
+    short = sorted(range(len(lengths)), key=lengths.__getitem__)[:4]
+    batch = engine.collate([train.ids[i] for i in short], [train.labels[i] for i in short], "cpu")
+    assert batch["input_ids"].shape[1] == max(lengths[i] for i in short) < max(lengths)
+    assert batch["attention_mask"].sum() == sum(lengths[i] for i in short)
+
+
+def test_it_reads_the_base_weights_from_disk_once_per_process(monkeypatch):
+    engine.load_base()
+    loads = engine.disk_loads
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("the base model was read from disk again")
+
+    import transformers
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", no_disk)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", no_disk)
+    engine.train(lora_spec(steps=2), collect()[1])
+    engine.train(lora_spec(steps=2, rank=2), collect()[1])
+    assert engine.disk_loads == loads == 1
+
+
+def test_it_gives_the_same_curve_for_the_same_seed():
+    first, report1 = collect()
+    second, report2 = collect()
+    engine.train(lora_spec(steps=8, dropout=0.1), report1)
+    engine.train(lora_spec(steps=8, dropout=0.1), report2)
+    assert [p.loss for p in first] == [p.loss for p in second]
+
+
+def test_it_stops_when_the_report_says_cancel():
+    calls = []
+
+    def cancel_at_once(batch):
+        calls.append(batch)
+        return False
+
+    metrics = engine.train(lora_spec(steps=500), cancel_at_once)
+    assert metrics["cancelled"] is True
+    assert len(calls) == 1 and calls[0][-1].step < 500
+
+
+def test_it_fails_with_a_readable_message_when_the_loss_is_not_finite(monkeypatch):
+    real_build = engine.build_classifier
+
+    def poisoned(num_labels, seed):
+        model = real_build(num_labels, seed)
+        with torch.no_grad():
+            model.classifier.weight.fill_(float("nan"))
+        return model
+
+    monkeypatch.setattr(engine, "build_classifier", poisoned)
+    with pytest.raises(engine.TrainingError, match="loss became nan at step 1; try a smaller learning rate"):
+        engine.train(lora_spec(steps=3), collect()[1])
+
+
+def test_it_saves_the_adapter_and_reports_its_size(tmp_path):
+    metrics = engine.train(lora_spec(steps=2), collect()[1], save_dir=tmp_path / "run")
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert "adapter_config.json" in files and "adapter_model.safetensors" in files
+    assert metrics["adapter_bytes"] == engine.directory_bytes(tmp_path / "run") > 0
+
+
+def test_it_measures_time_memory_and_accuracy():
+    metrics = engine.train(lora_spec(steps=5), collect()[1])
+    assert metrics["train_seconds"] > 0 and metrics["steps_per_second"] > 0
+    assert metrics["peak_memory_bytes"] > 0
+    assert 0.0 <= metrics["val_accuracy"] <= 1.0
+    task = datasets.load_task("sentiment")
+    assert metrics["total_params"] > 20_000_000 and len(task.labels) == 2

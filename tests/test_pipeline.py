@@ -1,0 +1,136 @@
+"""The whole pipeline with real processes: web server, Celery worker, broker, database."""
+import signal
+import subprocess
+import time
+
+import pytest
+
+from .labstack import Lab, lab_processes
+
+pytestmark = pytest.mark.slow
+
+METRICS = ("trainable_params", "total_params", "peak_memory_bytes", "train_seconds", "val_accuracy",
+           "adapter_bytes")
+
+
+def assert_trained(run, steps):
+    assert run["status"] == "succeeded", run
+    assert [p["step"] for p in run["points"]] == list(range(1, steps + 1))
+    for key in METRICS:
+        assert run["metrics"][key] is not None and run["metrics"][key] >= 0, key
+    assert run["metrics"]["trainable_params"] == run["metrics"]["trainable_params_predicted"]
+    assert run["device"] == "cpu"
+
+
+def test_it_trains_a_run_submitted_over_http_through_the_embedded_broker(embedded_lab):
+    created = embedded_lab.create_run(steps=12)
+    assert created["status"] == "queued" and created["queue"] == "cpu"
+    embedded_lab.wait_for(created["id"])
+    assert_trained(embedded_lab.run(created["id"]), 12)
+
+
+def test_it_streams_every_point_once_after_reconnect(embedded_lab):
+    run_id = embedded_lab.create_run(steps=60)["id"]
+    first = [e for e in embedded_lab.events(run_id, max_events=30) if e[0] == "point"]
+    assert first, "no point arrived before the disconnect"
+    last_seen = first[-1][1]
+    embedded_lab.wait_for(run_id, statuses=("running", "succeeded"), min_steps=last_seen + 5)
+    rest = list(embedded_lab.events(run_id, last_event_id=last_seen))
+    steps = [e[1] for e in first + rest if e[0] == "point"]
+    assert steps == list(range(1, 61)), steps
+    assert rest[-1][0] == "status" and rest[-1][2]["status"] == "succeeded"
+    assert all(e[0] != "point" for e in rest[rest.index(rest[-1]):])
+
+
+def test_it_cancels_a_running_run_and_keeps_its_points(embedded_lab):
+    run_id = embedded_lab.create_run(steps=2000)["id"]
+    embedded_lab.wait_for(run_id, statuses=("running",), min_steps=3)
+    response = embedded_lab.post(f"/api/runs/{run_id}/cancel", {})
+    assert response.status_code == 202
+    run = embedded_lab.wait_for(run_id, timeout=30)
+    assert run["status"] == "cancelled"
+    assert 3 <= len(run["points"]) < 2000
+    assert [p["step"] for p in run["points"]] == list(range(1, len(run["points"]) + 1))
+
+
+def test_it_trains_through_redis_and_postgres_on_the_gpu_queue(class_lab):
+    created = class_lab.create_run(steps=10)
+    assert created["queue"] == "gpu"
+    class_lab.wait_for(created["id"])
+    assert_trained(class_lab.run(created["id"]), 10)
+
+
+def test_it_streams_from_postgres_after_reconnect(class_lab):
+    run_id = class_lab.create_run(steps=30)["id"]
+    first = [e for e in class_lab.events(run_id, max_events=12) if e[0] == "point"]
+    rest = list(class_lab.events(run_id, last_event_id=first[-1][1]))
+    assert [e[1] for e in first + rest if e[0] == "point"] == list(range(1, 31))
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = Lab(tmp_path, PEFTLAB_STALE_RUN_SECONDS="2")
+    lab.manage("migrate", "--noinput")
+    yield lab
+    lab.stop_all()
+
+
+def test_it_dispatches_again_a_queued_run_that_the_broker_lost(lab):
+    lab.start("web")
+    run_id = lab.create_run(steps=5)["id"]
+    queue = lab.var_dir / "broker" / "queue"
+    lost = list(queue.iterdir())
+    assert lost, "the run was never sent to the broker"
+    for message in lost:
+        message.unlink()
+    lab.start("worker")
+    assert lab.wait_for(run_id)["status"] == "succeeded"
+
+
+def test_it_fails_a_run_whose_worker_was_killed_and_keeps_its_points(lab):
+    lab.start("web")
+    lab.start("worker")
+    run_id = lab.create_run(steps=2000)["id"]
+    lab.wait_for(run_id, statuses=("running",), min_steps=3)
+    lab.stop("worker", sig=signal.SIGKILL)
+    kept = len(lab.run(run_id)["points"])
+    time.sleep(2.5)  # older than PEFTLAB_STALE_RUN_SECONDS
+    lab.start("worker")
+    run = lab.wait_for(run_id, timeout=60)
+    assert run["status"] == "failed" and "stopped unexpectedly" in run["error"]
+    assert len(run["points"]) == kept >= 3
+    # The restarted worker takes new runs.
+    assert lab.wait_for(lab.create_run(steps=3)["id"])["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_it_stops_web_server_and_worker_together(lab, sig):
+    proc = lab.start("all")
+    run_id = lab.create_run(steps=2000)["id"]
+    lab.wait_for(run_id, statuses=("running",), min_steps=2)
+    assert len(lab_processes(lab.var_dir)) >= 3  # lab all, gunicorn (master + worker), celery
+    lab.stop("all", sig=sig)
+    assert proc.returncode is not None
+    assert lab_processes(lab.var_dir) == []
+    # Stopping lost nothing: the run ended with its points and says why.
+    lab.start("web")
+    run = lab.run(run_id)
+    assert run["status"] == "failed" and "worker was stopped" in run["error"]
+    assert len(run["points"]) >= 2
+
+
+def test_the_compose_file_describes_the_class_topology():
+    out = subprocess.run(["docker-compose", "-f", "docker-compose.yml", "config"], capture_output=True,
+                         text=True, env={"DJANGO_SECRET_KEY": "test", "PATH": "/usr/bin:/bin"}, check=True).stdout
+    import yaml
+
+    config = yaml.safe_load(out)
+    services = config["services"]
+    assert set(services) == {"postgres", "redis", "web", "worker-gpu", "worker-cpu"}
+    devices = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert services["worker-gpu"]["environment"]["PEFTLAB_WORKER_QUEUES"] == "gpu"
+    assert services["worker-cpu"]["environment"]["PEFTLAB_WORKER_QUEUES"] == "cpu"
+    assert "uvicorn" not in services["web"]["command"][-1]  # the web command lives in `lab web`
+    assert services["web"]["environment"]["CELERY_BROKER_URL"].startswith("redis://")
+    assert services["web"]["environment"]["DATABASE_URL"].startswith("postgres://")
