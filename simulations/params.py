@@ -21,3 +21,18 @@ def lora_model_params(shapes_per_layer: list[tuple[int, int]], layers: int, rank
     """Σ r·(d_in+d_out) over the adapted matrices of one layer, × layers, + the trained head."""
     per_layer = sum(lora_matrix_params(d_in, d_out, rank) for d_in, d_out in shapes_per_layer)
     return per_layer * layers + head
+
+
+def bert_encoder_params(vocab: int, max_positions: int, token_types: int, hidden: int,
+                        intermediate: int, layers: int, pooler: bool = True) -> int:
+    """Parameters of a BERT encoder (Devlin et al. 2019), counted layer by layer.
+
+    Embeddings: (vocab + positions + token types)·d, plus a LayerNorm (2d).
+    Each layer: Q, K, V and the attention output, d×d with bias each (4·(d²+d)); a LayerNorm;
+    the FFN d×f and f×d with biases (2·d·f + f + d); another LayerNorm.
+    Pooler: one d×d layer with bias.
+    """
+    d, f = hidden, intermediate
+    embeddings = (vocab + max_positions + token_types) * d + 2 * d
+    layer = 4 * (d * d + d) + 2 * d + (2 * d * f + f + d) + 2 * d
+    return embeddings + layers * layer + (d * d + d if pooler else 0)

@@ -3,6 +3,9 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from workers import base_model
+
+from . import params
 from .chapters import CHAPTERS, playgrounds_by_slug
 
 
@@ -23,4 +26,8 @@ def playground(request, slug):
 
 @ensure_csrf_cookie
 def train(request):
-    return render(request, "simulations/train.html")
+    dims = base_model.dimensions()
+    encoder_params = params.bert_encoder_params(
+        dims.vocab, dims.max_positions, dims.token_types, dims.hidden, dims.intermediate, dims.layers)
+    return render(request, "simulations/train.html", {
+        "model_name": base_model.NAME, "dims": dims, "encoder_params": encoder_params})

@@ -62,7 +62,8 @@ def expect_console_error(page, pattern: str) -> None:
 
 
 def shot(page, name: str) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    # Finished CSS transitions (the progress bar's), so the picture shows the settled page.
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, animations="disabled")
 
 
 def plot_data(page, element_id: str, trace: int = 0, key: str = "x"):

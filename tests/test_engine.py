@@ -158,3 +158,11 @@ def test_it_measures_time_memory_and_accuracy():
     assert 0.0 <= metrics["val_accuracy"] <= 1.0
     task = datasets.load_task("sentiment")
     assert metrics["total_params"] > 20_000_000 and len(task.labels) == 2
+
+
+def test_it_counts_the_base_encoder_as_the_formula_does():
+    dims = base_model.dimensions()
+    expected = formulas.bert_encoder_params(dims.vocab, dims.max_positions, dims.token_types,
+                                            dims.hidden, dims.intermediate, dims.layers)
+    assert sum(p.numel() for p in engine.load_base().encoder.parameters()) == expected
+    assert round(expected / 1e6, 1) == 22.7  # the figure DESIGN.md quotes for all-MiniLM-L6-v2

@@ -40,6 +40,7 @@ class Dimensions:
     heads: int
     vocab: int
     max_positions: int
+    token_types: int
 
     def target_shapes(self, target: str) -> list[tuple[int, int]]:
         """(in_features, out_features) of each matrix one layer has for this target."""
@@ -67,6 +68,7 @@ def dimensions() -> Dimensions:
         heads=config["num_attention_heads"],
         vocab=config["vocab_size"],
         max_positions=config["max_position_embeddings"],
+        token_types=config["type_vocab_size"],
     )
 
 
