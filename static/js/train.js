@@ -83,13 +83,17 @@ function readForm() {
 }
 
 // ---- the chart -------------------------------------------------------------------------------
-function drawChart(points, title) {
+// `steps` is the run's length (the x axis spans the whole run); without a run the axes hide.
+function drawChart(points, title, steps) {
   const layout = {
     title: { text: title, font: { size: 14 } },
     margin: { l: 55, r: 15, t: 40, b: 45 },
-    xaxis: { title: { text: "step" }, rangemode: "tozero" },
-    yaxis: { title: { text: "training loss" }, type: $("log-scale").checked ? "log" : "linear" },
+    xaxis: { title: { text: "step" }, range: [0, steps || 1], visible: Boolean(steps) },
+    yaxis: { title: { text: "training loss" }, type: $("log-scale").checked ? "log" : "linear",
+             visible: Boolean(steps) },
     showlegend: false,
+    annotations: points.length ? [] : [{ text: steps ? "Waiting for the first step…" : "No run yet: press Train, or open a past run",
+      showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#5b6474" } }],
   };
   const trace = { x: points.map((p) => p.step), y: points.map((p) => p.loss), mode: "lines",
                   name: "loss", line: { color: "#3a5bd9", width: 2 } };
@@ -98,6 +102,7 @@ function drawChart(points, title) {
 
 function addPoints(points) {
   if (!points.length) return;
+  if (chart.layout.annotations && chart.layout.annotations.length) Plotly.relayout(chart, { annotations: [] });
   Plotly.extendTraces(chart, { x: [points.map((p) => p.step)], y: [points.map((p) => p.loss)] }, [0]);
 }
 
@@ -157,6 +162,7 @@ function follow(run, after) {
   });
   source.addEventListener("progress", (e) => {
     const info = JSON.parse(e.data);
+    if (info.status !== run.status) refreshRuns();
     run = { ...run, ...info };
     if (!last || info.status !== "running") showProgress(run, last);
   });
@@ -177,12 +183,30 @@ function showRunState(run, lastPoint) {
   root.dataset.runStatus = run.status;
 }
 
+function fillForm(run) {
+  if (!methods.some((m) => m.name === run.method && m.available)) return;
+  $("f-method").value = run.method;
+  showMethod();
+  $("f-task").value = run.task;
+  showTask();
+  $("f-steps").value = run.steps;
+  $("f-seed").value = run.seed;
+  for (const [name, value] of Object.entries(run.params)) {
+    if (name === "target_modules") {
+      form.querySelectorAll("input[name=target_modules]").forEach((box) => { box.checked = value.includes(box.value); });
+    } else if ($(`p-${name}`)) {
+      $(`p-${name}`).value = value;
+    }
+  }
+}
+
 async function openRun(id) {
   stopStream();
   const run = await api(`/api/runs/${id}`);
+  fillForm(run);
   current = { id: run.id, steps: run.steps, source: null };
   history.replaceState(null, "", `?run=${run.id}`);
-  drawChart(run.points, `${run.method} · rank ${run.params.rank ?? "—"} · lr ${run.params.lr}`);
+  drawChart(run.points, `${run.method} · rank ${run.params.rank ?? "—"} · lr ${run.params.lr}`, run.steps);
   const last = run.points.length ? run.points[run.points.length - 1] : null;
   showRunState(run, last);
   if (!["succeeded", "failed", "cancelled"].includes(run.status)) follow(run, last ? last.step : 0);
