@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .params import lora_matrix_params
+
 # The kinds of test matrix: (label, what it shows). The page builds its menu from these.
 KINDS = {
     "lowrank": ("Low rank plus noise", "A sum of true-rank random outer products plus Gaussian "
@@ -155,6 +157,6 @@ def svd_reconstructions(matrix: np.ndarray) -> Reconstructions:
         recons=recons,
         errors=np.sqrt(discarded / total),
         energy=captured / total,
-        params_factors=ranks * (m + n),
+        params_factors=lora_matrix_params(m, n, ranks),
         params_full=m * n,
     )

@@ -1,5 +1,6 @@
 """Training runs and their loss points: the source of truth for every run the lab shows."""
 from django.db import models
+from django.urls import reverse
 
 
 class Run(models.Model):
@@ -57,7 +58,7 @@ class Run(models.Model):
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "events_url": f"/api/runs/{self.pk}/events",
+            "events_url": reverse("run-events", args=[self.pk]),
         }
 
 

@@ -148,12 +148,16 @@ def collate(ids: list[list[int]], labels: list[int], device) -> dict:
 
 
 def batches(data: Encoded, batch_size: int, seed: int):
-    """An endless stream of shuffled batches, reshuffled every epoch from the run's seed."""
+    """An endless stream of full, shuffled batches, reshuffled every epoch from the run's seed.
+
+    batch_size must not exceed the data (train() caps it); an epoch's last partial batch is
+    dropped so that every step sees the same number of examples.
+    """
     rng = random.Random(seed)
     order = list(range(len(data.labels)))
     while True:
         rng.shuffle(order)
-        for start in range(0, len(order) - batch_size + 1 if len(order) >= batch_size else 1, batch_size):
+        for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
             yield [data.ids[i] for i in idx], [data.labels[i] for i in idx]
 
