@@ -1,5 +1,5 @@
 # PEFT Lab. `make run` starts the lab; `make test` runs every test. Both set themselves up.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
