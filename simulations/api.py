@@ -3,16 +3,18 @@
 Request bodies are described by pydantic schemas built from the method registry, so the OpenAPI
 document and the validation are the same code.
 """
+from pathlib import Path
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import FileResponse, HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware
 from ninja import Field, NinjaAPI, Query, Schema
 from ninja.errors import HttpError, ValidationError
 from pydantic import ConfigDict, create_model
 
-from workers import datasets, methods
+from workers import artifacts, datasets, methods
 from workers.tasks import dispatch
 
 from .api_playgrounds import router as playgrounds_router
@@ -130,7 +132,21 @@ def _get_run(run_id: int) -> Run:
 @api.get("/runs/{run_id}", response={200: dict, 404: Error}, summary="A run with all its points")
 def get_run(request, run_id: int):
     run = _get_run(run_id)
-    return {**run.summary(), "points": [p.as_dict() for p in run.points.all()]}
+    return {**run.summary(), "points": [p.as_dict() for p in run.points.all()],
+            "evals": [e.as_dict() for e in run.evals.all()]}
+
+
+@api.get("/runs/{run_id}/adapter", response={200: None, 404: Error, 409: Error},
+         summary="Download what the run trained, as a zip (peft's format where peft has the method)")
+def download_adapter(request, run_id: int):
+    run = _get_run(run_id)
+    folder = Path(settings.PEFTLAB_ARTIFACTS_DIR) / str(run.pk)
+    if run.status != Run.SUCCEEDED or not folder.is_dir():
+        raise HttpError(409, f"run {run_id} has nothing to download ({run.status}); only a "
+                             "succeeded run saves what it trained")
+    archive = artifacts.zip_folder(folder)
+    return FileResponse(archive.open("rb"), as_attachment=True,
+                        filename=f"peftlab-run-{run.pk}-{run.method}.zip", content_type="application/zip")
 
 
 @api.post("/runs/{run_id}/cancel", response={202: dict, 403: Error, 404: Error, 409: Error},

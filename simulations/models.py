@@ -76,3 +76,19 @@ class Point(models.Model):
 
     def as_dict(self) -> dict:
         return {"step": self.step, "loss": self.loss, "elapsed": round(self.elapsed, 3)}
+
+
+class EvalPoint(models.Model):
+    """A validation measurement during a run, written with the training point of its step."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="evals")
+    step = models.PositiveIntegerField()
+    val_loss = models.FloatField()
+    val_accuracy = models.FloatField()
+
+    class Meta:
+        ordering = ["step"]
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="one_eval_per_step")]
+
+    def as_dict(self) -> dict:
+        return {"step": self.step, "val_loss": self.val_loss, "val_accuracy": self.val_accuracy}

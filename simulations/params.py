@@ -1,18 +1,43 @@
 """Trainable-parameter counts by formula (pure arithmetic, no framework).
 
-LoRA (Hu et al. 2021) replaces the update of a d_in×d_out matrix by B·A with A: r×d_in and
-B: d_out×r, so it trains r·(d_in + d_out) numbers per adapted matrix: 2·d·r for a square d×d
-matrix, the figure the seed documents quote.
+Each function names the method's paper and what it counts. The engine stores the formula's
+prediction beside the count it takes from the model, and the tests require the two to agree.
+
+Shapes are (d_in, d_out) pairs; `Dims` carries the numbers of a BERT-style encoder so that these
+functions need nothing but integers.
 """
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Dims:
+    hidden: int
+    intermediate: int
+    layers: int
+    vocab: int
+    max_positions: int
+    token_types: int
+
+    def target_shapes(self, target: str) -> list[tuple[int, int]]:
+        """(d_in, d_out) of each matrix one layer has for this target module."""
+        d, f = self.hidden, self.intermediate
+        return {
+            "query": [(d, d)],
+            "key": [(d, d)],
+            "value": [(d, d)],
+            "attention_output": [(d, d)],
+            "ffn": [(d, f), (f, d)],
+        }[target]
 
 
 def lora_matrix_params(d_in: int, d_out: int, rank: int) -> int:
-    """Parameters of A (r×d_in) and B (d_out×r)."""
+    """LoRA (Hu et al. 2021): A is r×d_in and B is d_out×r, so r·(d_in + d_out) per matrix,
+    2·d·r for a square d×d matrix (the figure the seed documents quote)."""
     return rank * (d_in + d_out)
 
 
 def classifier_head_params(hidden: int, num_labels: int) -> int:
-    """A linear classifier on the pooled hidden state: weight hidden×labels plus one bias per label."""
+    """A linear classifier on the pooled hidden state: weight hidden×labels plus a bias per label."""
     return hidden * num_labels + num_labels
 
 
@@ -21,6 +46,53 @@ def lora_model_params(shapes_per_layer: list[tuple[int, int]], layers: int, rank
     """Σ r·(d_in+d_out) over the adapted matrices of one layer, × layers, + the trained head."""
     per_layer = sum(lora_matrix_params(d_in, d_out, rank) for d_in, d_out in shapes_per_layer)
     return per_layer * layers + head
+
+
+def dora_model_params(shapes_per_layer: list[tuple[int, int]], layers: int, rank: int,
+                      head: int = 0) -> int:
+    """DoRA (Liu et al. 2024): LoRA on the direction plus one trained magnitude per output
+    column of every adapted matrix: LoRA's count + Σ d_out × layers."""
+    magnitudes = sum(d_out for _, d_out in shapes_per_layer) * layers
+    return lora_model_params(shapes_per_layer, layers, rank, head) + magnitudes
+
+
+def adapter_params(hidden: int, bottleneck: int) -> int:
+    """One Houlsby bottleneck adapter (Houlsby et al. 2019): down d×m and up m×d with biases,
+    2·d·m + m + d. The seed documents quote 2·d·m, the count without biases."""
+    return 2 * hidden * bottleneck + bottleneck + hidden
+
+
+def adapter_model_params(hidden: int, bottleneck: int, layers: int, head: int = 0) -> int:
+    """Two adapters per layer (after attention and after the FFN), + the trained head."""
+    return 2 * layers * adapter_params(hidden, bottleneck) + head
+
+
+def prompt_params(virtual_tokens: int, hidden: int, head: int = 0) -> int:
+    """Prompt tuning (Lester et al. 2021): n trained input embeddings of size d, + the head."""
+    return virtual_tokens * hidden + head
+
+
+def prefix_params(virtual_tokens: int, hidden: int, layers: int, head: int = 0) -> int:
+    """Prefix tuning (Li & Liang 2021): a key and a value vector per virtual token per layer,
+    n·2·d·L (without the optional reparametrisation MLP), + the head."""
+    return virtual_tokens * 2 * hidden * layers + head
+
+
+def ia3_params(targets: list[str], dims: Dims, head: int = 0) -> int:
+    """IA3 (Liu et al. 2022): one learned scale per feature. Attention matrices scale their
+    output (d_out each); the FFN matrices scale their input (d_in each), as in the paper."""
+    per_layer = 0
+    for target in targets:
+        for d_in, d_out in dims.target_shapes(target):
+            per_layer += d_in if target == "ffn" else d_out
+    return per_layer * dims.layers + head
+
+
+def bitfit_params(dims: Dims, head: int = 0) -> int:
+    """BitFit (Ben Zaken et al. 2022): every bias of the encoder. The embedding LayerNorm (d);
+    per layer Q, K, V, attention output (4d), two LayerNorms (2d), FFN (f + d); the pooler (d)."""
+    d, f = dims.hidden, dims.intermediate
+    return d + dims.layers * (4 * d + 2 * d + f + d) + d + head
 
 
 def bert_encoder_params(vocab: int, max_positions: int, token_types: int, hidden: int,
@@ -36,3 +108,28 @@ def bert_encoder_params(vocab: int, max_positions: int, token_types: int, hidden
     embeddings = (vocab + max_positions + token_types) * d + 2 * d
     layer = 4 * (d * d + d) + 2 * d + (2 * d * f + f + d) + 2 * d
     return embeddings + layers * layer + (d * d + d if pooler else 0)
+
+
+def trainable_params(method: str, params: dict, dims: Dims, num_labels: int) -> int:
+    """What `method` with `params` trains on this encoder with a num_labels head."""
+    head = classifier_head_params(dims.hidden, num_labels)
+    targets = params.get("target_modules", [])
+    shapes = [s for t in targets for s in dims.target_shapes(t)]
+    if method == "full":
+        return bert_encoder_params(dims.vocab, dims.max_positions, dims.token_types, dims.hidden,
+                                   dims.intermediate, dims.layers) + head
+    if method in ("lora", "qlora"):
+        return lora_model_params(shapes, dims.layers, params["rank"], head)
+    if method == "dora":
+        return dora_model_params(shapes, dims.layers, params["rank"], head)
+    if method == "adapter":
+        return adapter_model_params(dims.hidden, params["bottleneck"], dims.layers, head)
+    if method == "prompt":
+        return prompt_params(params["virtual_tokens"], dims.hidden, head)
+    if method == "prefix":
+        return prefix_params(params["virtual_tokens"], dims.hidden, dims.layers, head)
+    if method == "ia3":
+        return ia3_params(targets, dims, head)
+    if method == "bitfit":
+        return bitfit_params(dims, head)
+    raise ValueError(f"no formula for method {method!r}")

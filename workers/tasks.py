@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from simulations.models import Point, Run
+from simulations.models import EvalPoint, Point, Run
 
 from . import base_model, datasets
 from .methods import RunRequestError, RunSpec, validate_run
@@ -34,28 +34,30 @@ def dispatch(run: Run) -> None:
         log.exception("could not send run %s to the broker; it stays queued", run.pk)
 
 
-def predicted_trainable(spec: RunSpec) -> int | None:
+def predicted_trainable(spec: RunSpec) -> int:
     """The formula's count of trainable parameters, stored beside the measured one."""
     from simulations import params as formulas
 
-    dims = base_model.dimensions()
-    head = formulas.classifier_head_params(dims.hidden, len(datasets.load_task(spec.task).labels))
-    if spec.method == "lora":
-        shapes = [s for t in spec.params["target_modules"] for s in dims.target_shapes(t)]
-        return formulas.lora_model_params(shapes, dims.layers, spec.params["rank"], head)
-    return None
+    labels = len(datasets.load_task(spec.task).labels)
+    return formulas.trainable_params(spec.method, spec.params, base_model.dimensions(), labels)
 
 
 class _Reporter:
-    """Writes each batch of points in one transaction and answers whether to go on."""
+    """Writes each batch of points and evaluations in one transaction and answers whether to go
+    on. One transaction: a reader never sees an evaluation without the point of its step."""
 
     def __init__(self, run_id: int):
         self.run_id = run_id
 
-    def __call__(self, points) -> bool:
+    def __call__(self, points, evals) -> bool:
         with transaction.atomic():
             Point.objects.bulk_create(
                 [Point(run_id=self.run_id, step=p.step, loss=p.loss, elapsed=p.elapsed) for p in points],
+                ignore_conflicts=True,
+            )
+            EvalPoint.objects.bulk_create(
+                [EvalPoint(run_id=self.run_id, step=e.step, val_loss=e.val_loss, val_accuracy=e.val_accuracy)
+                 for e in evals],
                 ignore_conflicts=True,
             )
             # One UPDATE is both the heartbeat and the cancel check.

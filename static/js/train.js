@@ -83,27 +83,46 @@ function readForm() {
 }
 
 // ---- the chart -------------------------------------------------------------------------------
-// `steps` is the run's length (the x axis spans the whole run); without a run the axes hide.
-function drawChart(points, title, steps) {
+// Three series: the training loss per step, and at each evaluation the validation loss (same
+// axis) and accuracy (right axis). `steps` is the run's length; without a run the axes hide.
+function drawChart(points, evals, title, steps) {
+  const shown = Boolean(steps);
   const layout = {
     title: { text: title, font: { size: 14 } },
-    margin: { l: 55, r: 15, t: 40, b: 45 },
-    xaxis: { title: { text: "step" }, range: [0, steps || 1], visible: Boolean(steps) },
-    yaxis: { title: { text: "training loss" }, type: $("log-scale").checked ? "log" : "linear",
-             visible: Boolean(steps) },
-    showlegend: false,
+    margin: { l: 55, r: 55, t: 40, b: 45 },
+    xaxis: { title: { text: "step" }, range: [0, steps || 1], visible: shown },
+    yaxis: { title: { text: "loss" }, type: $("log-scale").checked ? "log" : "linear", visible: shown },
+    yaxis2: { title: { text: "validation accuracy" }, overlaying: "y", side: "right", range: [0, 1],
+              tickformat: ".0%", visible: shown, showgrid: false },
+    legend: { orientation: "h", x: 0, y: -0.22 },
+    showlegend: shown,
     annotations: points.length ? [] : [{ text: steps ? "Waiting for the first step…" : "No run yet: press Train, or open a past run",
       showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#5b6474" } }],
   };
-  const trace = { x: points.map((p) => p.step), y: points.map((p) => p.loss), mode: "lines",
-                  name: "loss", line: { color: "#3a5bd9", width: 2 } };
-  Plotly.react(chart, [trace], layout, PLOT_CONFIG);
+  const traces = [
+    { x: points.map((p) => p.step), y: points.map((p) => p.loss), mode: "lines", name: "training loss",
+      line: { color: "#3a5bd9", width: 2 } },
+    { x: evals.map((e) => e.step), y: evals.map((e) => e.val_loss), mode: "lines+markers", name: "validation loss",
+      line: { color: "#d97a3a", width: 2 } },
+    { x: evals.map((e) => e.step), y: evals.map((e) => e.val_accuracy), mode: "lines+markers",
+      name: "validation accuracy", yaxis: "y2", line: { color: "#1f8a4c", width: 2, dash: "dot" } },
+  ];
+  lastEvalStep = evals.length ? evals[evals.length - 1].step : 0;
+  Plotly.react(chart, traces, layout, PLOT_CONFIG);
 }
 
 function addPoints(points) {
   if (!points.length) return;
   if (chart.layout.annotations && chart.layout.annotations.length) Plotly.relayout(chart, { annotations: [] });
   Plotly.extendTraces(chart, { x: [points.map((p) => p.step)], y: [points.map((p) => p.loss)] }, [0]);
+}
+
+// An evaluation can arrive twice only if the connection dropped between it and its step's point.
+let lastEvalStep = 0;
+function addEval(e) {
+  if (e.step <= lastEvalStep) return;
+  lastEvalStep = e.step;
+  Plotly.extendTraces(chart, { x: [[e.step], [e.step]], y: [[e.val_loss], [e.val_accuracy]] }, [1, 2]);
 }
 
 function showProgress(run, lastPoint) {
@@ -120,12 +139,15 @@ function showProgress(run, lastPoint) {
   $("progress-text").className = run.status === "failed" ? "error" : "muted";
 }
 
+const fmtMs = (x) => (x === undefined || x === null ? "—" : `${x.toFixed(1)} ms`);
+
 function showMetrics(run) {
   const m = run.metrics || {};
   if (!run.metrics || m.trainable_params === undefined) {
     $("metrics").innerHTML = `<tr><td class="muted">${run.status === "failed" ? "The run failed; nothing was measured." : "Metrics appear when the run finishes."}</td></tr>`;
     return;
   }
+  const mem = m.memory_breakdown || {};
   const rows = [
     ["validation accuracy", m.val_accuracy === null ? "—" : `${(100 * m.val_accuracy).toFixed(1)} %`],
     ["validation loss", m.val_loss === null ? "—" : m.val_loss.toFixed(4)],
@@ -133,12 +155,21 @@ function showMetrics(run) {
     ["… by the formula", fmtInt(m.trainable_params_predicted)],
     ["total parameters", fmtInt(m.total_params)],
     ["trainable share", m.trainable_percent === undefined ? "—" : `${m.trainable_percent.toFixed(3)} %`],
-    ["peak memory", `${fmtBytes(m.peak_memory_bytes)} <span class="muted">(${m.peak_memory_source})</span>`],
+    ["peak memory", `${fmtBytes(m.peak_memory_bytes)}<div class="muted" style="font-size:.75rem">${m.peak_memory_source}</div>`],
+    ["… parameters / gradients / optimizer", `${fmtBytes(mem.params)} / ${fmtBytes(mem.grads)} / ${fmtBytes(mem.optimizer_state)}`],
     ["training time", `${m.train_seconds.toFixed(1)} s`],
-    ["steps per second", m.steps_per_second.toFixed(2)],
-    ["adapter on disk", fmtBytes(m.adapter_bytes)],
-    ["device", run.device || "—"],
+    ["steps / tokens per second", `${m.steps_per_second.toFixed(2)} / ${fmtInt(Math.round(m.tokens_per_second))}`],
+    [`latency per batch of ${m.latency_batch ?? "—"}`, fmtMs(m.latency_ms)],
   ];
+  if (m.latency_merged_ms !== undefined) {
+    rows.push(["… merged into W", fmtMs(m.latency_merged_ms)]);
+    rows.push(["… largest logit change from merging", m.merge_max_abs_diff.toExponential(1)]);
+  }
+  if (m.latency_base_ms !== undefined) rows.push(["… base model without adapters", fmtMs(m.latency_base_ms)]);
+  const download = m.adapter_bytes && run.status === "succeeded"
+    ? ` · <a href="/api/runs/${run.id}/adapter" id="download-adapter">download</a>` : "";
+  rows.push([run.method === "full" ? "model on disk" : "adapter on disk", `${fmtBytes(m.adapter_bytes)}${download}`]);
+  rows.push(["device", run.device || "—"]);
   $("metrics").innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td class="num">${v}</td></tr>`).join("");
 }
 
@@ -160,6 +191,7 @@ function follow(run, after) {
     addPoints([p]);
     showProgress({ ...run, status: "running" }, p);
   });
+  source.addEventListener("eval", (e) => addEval(JSON.parse(e.data)));
   source.addEventListener("progress", (e) => {
     const info = JSON.parse(e.data);
     if (info.status !== run.status) refreshRuns();
@@ -184,7 +216,7 @@ function showRunState(run, lastPoint) {
 }
 
 function fillForm(run) {
-  if (!methods.some((m) => m.name === run.method && m.available)) return;
+  if (!methods.some((m) => m.name === run.method)) return;
   $("f-method").value = run.method;
   showMethod();
   $("f-task").value = run.task;
@@ -206,7 +238,7 @@ async function openRun(id) {
   fillForm(run);
   current = { id: run.id, steps: run.steps, source: null };
   history.replaceState(null, "", `?run=${run.id}`);
-  drawChart(run.points, `${run.method} · rank ${run.params.rank ?? "—"} · lr ${run.params.lr}`, run.steps);
+  drawChart(run.points, run.evals, `${run.method} on ${run.task} · lr ${run.params.lr}`, run.steps);
   const last = run.points.length ? run.points[run.points.length - 1] : null;
   showRunState(run, last);
   if (!["succeeded", "failed", "cancelled"].includes(run.status)) follow(run, last ? last.step : 0);
@@ -259,15 +291,14 @@ $("runs").addEventListener("click", (event) => {
 
 async function init() {
   [methods, tasks] = await Promise.all([api(root.dataset.methodsUrl), api(root.dataset.tasksUrl)]);
-  $("f-method").innerHTML = methods.map((m) => `<option value="${m.name}" ${m.available ? "" : "disabled"}>
-    ${m.label}${m.available ? "" : " (coming)"}</option>`).join("");
-  $("f-method").value = methods.find((m) => m.available).name;
+  $("f-method").innerHTML = methods.map((m) => `<option value="${m.name}">${m.label}</option>`).join("");
+  $("f-method").value = new URLSearchParams(location.search).get("method") || "lora";
   $("f-task").innerHTML = tasks.map((t) => `<option value="${t.name}">${t.title}</option>`).join("");
   $("f-method").addEventListener("change", showMethod);
   $("f-task").addEventListener("change", showTask);
   showMethod();
   showTask();
-  drawChart([], "training loss");
+  drawChart([], [], "training loss");
   await refreshRuns();
   const wanted = new URLSearchParams(location.search).get("run");
   if (wanted) await openRun(wanted);

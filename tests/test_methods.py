@@ -1,0 +1,177 @@
+"""Every method of the registry, really trained on CPU: what trains, how much, and that it loads
+back. One table row per method; a new method gets every check (huggingface/peft's pattern)."""
+import re
+
+import pytest
+import torch
+
+from simulations import params as formulas
+from workers import artifacts, base_model, datasets, engine
+from workers.methods import METHODS, validate_run
+
+pytestmark = pytest.mark.slow
+
+CPU = torch.device("cpu")
+# What each method may train, by parameter name.
+TRAINS = {
+    "full": r".*",
+    "lora": r".*(lora_[AB]|modules_to_save).*",
+    "qlora": r".*(lora_[AB]|modules_to_save).*",
+    "dora": r".*(lora_[AB]|lora_magnitude_vector|modules_to_save).*",
+    "adapter": r".*(adapter|classifier).*",
+    "prompt": r".*(prompt_encoder|modules_to_save).*",
+    "prefix": r".*(prefix_(key|value)|classifier).*",
+    "ia3": r".*(ia3_l|modules_to_save).*",
+    "bitfit": r".*(\.bias$|classifier).*",
+}
+# Methods whose untrained additions are the identity (B = 0, up-projection = 0, scales = 1, or
+# nothing added); prompt and prefix tuning add attention targets, which changes the output.
+STARTS_AS_BASE = {"full", "lora", "dora", "qlora", "adapter", "ia3", "bitfit"}
+
+
+def test_every_registry_method_is_in_this_table():
+    assert set(TRAINS) == set(METHODS)
+
+
+def spec_for(method, steps=30, **params):
+    return validate_run(method, "sentiment", steps, 0, params)
+
+
+def fixed_batch(n=64):
+    train, _ = engine.encode_task("sentiment")
+    return engine.collate(train.ids[-n:], train.labels[-n:], CPU)
+
+
+def logits(model, batch):
+    model.eval()
+    with torch.no_grad():
+        return model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
+
+
+def loss_on(model, batch):
+    model.eval()
+    with torch.no_grad():
+        return model(**batch).loss.item()
+
+
+def snapshot(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+@pytest.fixture(scope="module", params=sorted(METHODS))
+def trained(request, tmp_path_factory):
+    """A model of each method, its state before training, and the same model after 30 steps."""
+    method = request.param
+    spec = spec_for(method)
+    torch.manual_seed(0)
+    model = engine.build_model(spec, 2, CPU)
+    before = snapshot(model)
+    batch = fixed_batch()
+    start_loss, start_logits = loss_on(model, batch), logits(model, batch)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=spec.params["lr"])
+    train, _ = engine.encode_task("sentiment")
+    stream = engine.batches(train, 16, 0)
+    model.train()
+    for _ in range(spec.steps):
+        loss = model(**engine.collate(*next(stream), CPU)).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return {"method": method, "spec": spec, "model": model, "before": before, "batch": batch,
+            "start_loss": start_loss, "start_logits": start_logits,
+            "folder": tmp_path_factory.mktemp(method)}
+
+
+def test_it_lowers_the_loss(trained):
+    assert loss_on(trained["model"], trained["batch"]) < trained["start_loss"]
+
+
+def test_it_changes_only_what_the_method_trains(trained):
+    model, before = trained["model"], trained["before"]
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert changed and changed <= trainable
+    pattern = re.compile(TRAINS[trained["method"]])
+    assert all(pattern.fullmatch(n) for n in trainable), sorted(n for n in trainable if not pattern.fullmatch(n))[:5]
+
+
+def test_it_trains_as_many_parameters_as_the_formula_says(trained):
+    spec = trained["spec"]
+    counted, total = engine.count_params(trained["model"])
+    assert counted == formulas.trainable_params(spec.method, spec.params, base_model.dimensions(), 2)
+    assert total >= 22_000_000
+
+
+def test_it_starts_exactly_at_the_base_model_unless_it_adds_tokens(trained):
+    method = trained["method"]
+    base = engine.build_classifier(2, 0)
+    if method == "qlora":
+        from workers import quantize
+
+        base = quantize.quantize_4bit(base, torch.float32, CPU)
+    same = torch.equal(trained["start_logits"], logits(base, trained["batch"]))
+    assert same == (method in STARTS_AS_BASE)
+
+
+def test_it_saves_what_it_trained_and_loads_it_back(trained):
+    spec, model = trained["spec"], trained["model"]
+    size = artifacts.save(model, spec, ["negative", "positive"], trained["folder"])
+    loaded = artifacts.load_trained(trained["folder"])
+    assert torch.allclose(logits(loaded, trained["batch"]), logits(model, trained["batch"]), atol=1e-5)
+    trainable, _ = engine.count_params(model)
+    if spec.method not in ("full",):
+        # What ships is about the trained numbers, 4 bytes each, not a copy of the model.
+        assert size < 4 * trainable + 200_000
+
+
+@pytest.mark.parametrize("method", ["lora", "dora"])
+def test_it_merges_and_unmerges_without_changing_the_outputs(method):
+    model = engine.build_model(spec_for(method, rank=4), 2, CPU)
+    layer = model.base_model.model.bert.encoder.layer[0].attention.self.query
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)  # a trained-looking update, so merging moves W
+    base_weight = layer.base_layer.weight.detach().clone()
+    batch = fixed_batch(16)
+    unmerged = logits(model, batch)
+    model.merge_adapter()
+    assert not torch.equal(layer.base_layer.weight, base_weight)
+    assert torch.allclose(logits(model, batch), unmerged, atol=1e-4)
+    model.unmerge_adapter()
+    assert torch.allclose(layer.base_layer.weight, base_weight, atol=1e-6)
+
+
+def test_qlora_keeps_its_base_in_nf4_with_double_quantisation_below_fp32():
+    import bitsandbytes as bnb
+
+    from workers import quantize
+
+    model = engine.build_model(spec_for("qlora"), 2, CPU)
+    query = model.base_model.model.bert.encoder.layer[0].attention.self.query.base_layer
+    assert isinstance(query, bnb.nn.Linear4bit)
+    assert query.weight.quant_type == "nf4" and query.weight.quant_state.nested
+    fp32 = engine.build_model(spec_for("lora"), 2, CPU)
+    assert quantize.base_weight_bytes(model) < quantize.base_weight_bytes(fp32)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_it_measures_a_whole_run(method, tmp_path):
+    evals = []
+
+    def report(points, new_evals):
+        evals.extend(new_evals)
+        return True
+
+    spec = validate_run(method, "topic", 4, 1, {"eval_every": 2})
+    metrics = engine.train(spec, report, save_dir=tmp_path)
+    assert [e.step for e in evals] == [2, 4]
+    assert metrics["val_accuracy"] == evals[-1].val_accuracy
+    assert metrics["peak_memory_bytes"] > metrics["memory_breakdown"]["params"] > 0
+    assert metrics["adapter_bytes"] > 0 and metrics["latency_ms"] > 0
+    assert metrics["trainable_params"] == formulas.trainable_params(
+        method, spec.params, base_model.dimensions(), len(datasets.load_task("topic").labels))
+    if method in ("lora", "dora"):
+        assert metrics["merge_max_abs_diff"] < 1e-4 and metrics["latency_merged_ms"] > 0
+    if method == "adapter":
+        assert metrics["latency_base_ms"] > 0

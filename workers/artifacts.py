@@ -1,0 +1,88 @@
+"""What a run ships: its trained part, saved so that it loads back into the base model.
+
+A run's folder holds `peftlab.json` (method, task labels, parameters, base model) and:
+- peft's own format for lora, dora, qlora, prompt and ia3 (`adapter_config.json`,
+  `adapter_model.safetensors`): `PeftModel.from_pretrained` loads it onto the base classifier;
+- the whole model for full fine-tuning (`config.json`, `model.safetensors`);
+- for the methods peft lacks or cannot run on this encoder (adapter, prefix, bitfit):
+  `trained.safetensors`, every tensor that trained, by its name in the model. `load_trained`
+  rebuilds the method's structure on a fresh base classifier and puts these tensors in.
+"""
+import json
+import zipfile
+from pathlib import Path
+
+from . import base_model
+from .methods import RunSpec
+
+# torch, safetensors and the builders are imported inside the functions that need them: the web
+# layer imports this module for zip_folder and must not load torch.
+
+MANIFEST = "peftlab.json"
+TRAINED = "trained.safetensors"
+
+
+def save(model, spec: RunSpec, labels: list[str], directory: Path) -> int:
+    """Write the run's trained part and manifest to `directory`; return the bytes on disk."""
+    from safetensors.torch import save_file
+
+    from . import builders
+
+    directory.mkdir(parents=True, exist_ok=True)
+    if spec.method in builders.PEFT_METHODS or spec.method == "full":
+        model.save_pretrained(directory)
+    else:
+        tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+        save_file(tensors, directory / TRAINED)
+    manifest = {"base_model": base_model.NAME, "labels": labels, **spec.as_dict()}
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+
+
+def load_trained(directory: Path, device=None):
+    """Rebuild a saved run's model from its folder (the inverse of `save`) on `device` (CPU)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from . import builders, engine
+
+    manifest = json.loads((directory / MANIFEST).read_text())
+    spec = RunSpec(method=manifest["method"], task=manifest["task"], steps=manifest["steps"],
+                   seed=manifest["seed"], params=manifest["params"])
+    device = device or torch.device("cpu")
+    num_labels = len(manifest["labels"])
+    if spec.method == "full":
+        from transformers import BertForSequenceClassification
+
+        return BertForSequenceClassification.from_pretrained(directory).to(device)
+    model = engine.build_classifier(num_labels, spec.seed)
+    if spec.method in builders.PEFT_METHODS:
+        from peft import PeftModel
+
+        if spec.method == "qlora":
+            from . import quantize
+
+            compute = torch.bfloat16 if device.type == "cuda" else torch.float32
+            model = quantize.quantize_4bit(model, compute, device)
+        return PeftModel.from_pretrained(model, directory).to(device)
+    model = builders.BUILDERS[spec.method](model, spec, device)
+    tensors = load_file(directory / TRAINED)
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    if set(tensors) != trained:
+        raise ValueError(f"{directory / TRAINED} does not match a {spec.method} model: "
+                         f"unexpected {sorted(set(tensors) - trained)[:3]}, missing {sorted(trained - set(tensors))[:3]}")
+    model.load_state_dict(tensors, strict=False)
+    return model.to(device)
+
+
+def zip_folder(directory: Path) -> Path:
+    """A zip of the run's folder beside it (made once), for download."""
+    target = directory.with_suffix(".zip")
+    if not target.exists():
+        partial = target.with_suffix(".zip.part")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for f in sorted(directory.rglob("*")):
+                if f.is_file():
+                    archive.write(f, f.relative_to(directory))
+        partial.rename(target)
+    return target

@@ -1,0 +1,32 @@
+"""BitFit for the lab's BERT classifier: train only the bias terms (peft has no such method).
+
+Source: Ben Zaken, Ravfogel & Goldberg 2022, "BitFit: Simple Parameter-efficient Fine-tuning
+for Transformer-based Masked Language-models" (ACL). Every bias of the encoder is trained,
+together with the task's classifier head; all weight matrices, embeddings and LayerNorm gains
+stay frozen.
+
+What trains (parameter names in BertForSequenceClassification)
+    bert.embeddings.LayerNorm.bias                                        d
+    per layer i, bert.encoder.layer.{i}.:
+        attention.self.{query,key,value}.bias, attention.output.dense.bias   4d
+        attention.output.LayerNorm.bias                                    d
+        intermediate.dense.bias                                            f
+        output.dense.bias                                                  d
+        output.LayerNorm.bias                                              d
+    bert.pooler.dense.bias                                                d
+    classifier.weight, classifier.bias                                    d·labels + labels
+    trainable = d + L·(7d + f) + d + d·labels + labels   (26,882 for d=384, f=1536, L=6, 2 labels)
+
+Saving and loading: workers/artifacts.py writes the trainable tensors above by their names.
+"""
+from torch import nn
+
+
+def apply_bitfit(model: nn.Module) -> nn.Module:
+    """Freeze everything but the encoder's biases and the classifier head, in place."""
+    model.requires_grad_(False)
+    for name, p in model.bert.named_parameters():
+        if name.endswith(".bias"):
+            p.requires_grad_(True)
+    model.classifier.requires_grad_(True)
+    return model
