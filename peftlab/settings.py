@@ -106,6 +106,10 @@ PEFTLAB_RUN_QUEUE = env_str("PEFTLAB_RUN_QUEUE", "cpu")
 PEFTLAB_ARTIFACTS_DIR = Path(env_str("PEFTLAB_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
 # A run whose worker has not reported for this long is treated as lost.
 PEFTLAB_STALE_RUN_SECONDS = env_int("PEFTLAB_STALE_RUN_SECONDS", 120)
+# Intra-op threads for a worker's torch (0: torch's default, every core). Set it to
+# cores / worker processes when several CPU workers share a machine: oversubscribed OpenMP
+# threads make every step several times slower.
+PEFTLAB_TORCH_THREADS = env_int("PEFTLAB_TORCH_THREADS", 0)
 # How often the SSE stream looks for new points (milliseconds).
 PEFTLAB_SSE_POLL_MS = env_int("PEFTLAB_SSE_POLL_MS", 300)
 

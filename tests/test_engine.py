@@ -166,3 +166,14 @@ def test_it_counts_the_base_encoder_as_the_formula_does():
                                             dims.hidden, dims.intermediate, dims.layers)
     assert sum(p.numel() for p in engine.load_base().encoder.parameters()) == expected
     assert round(expected / 1e6, 1) == 22.7  # the figure DESIGN.md quotes for all-MiniLM-L6-v2
+
+
+def test_it_counts_activation_memory_that_grows_with_the_batch():
+    small = engine.train(lora_spec(steps=2, batch_size=4), collect()[1])
+    large = engine.train(lora_spec(steps=2, batch_size=32), collect()[1])
+    acts_small = small["memory_breakdown"]["activations"]
+    acts_large = large["memory_breakdown"]["activations"]
+    assert 0 < acts_small < acts_large
+    breakdown = large["memory_breakdown"]
+    assert large["peak_memory_bytes"] == sum(breakdown.values())
+    assert "counted from the tensors" in large["peak_memory_source"]

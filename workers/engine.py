@@ -212,42 +212,79 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+class ActivationMeter:
+    """The bytes autograd keeps for the backward pass of one step (the activations), measured
+    from the tensors themselves with saved-tensor hooks; the largest step is the peak.
+
+    Parameters that autograd saves (weights for a matmul's backward) are not activations and are
+    left out; a tensor saved twice counts once.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.params = {p.data_ptr() for p in model.parameters()}
+        self.peak = 0
+        self._step: dict[int, int] = {}
+
+    def _pack(self, tensor):
+        ptr = tensor.data_ptr()
+        if ptr not in self.params:
+            self._step[ptr] = max(self._step.get(ptr, 0), tensor.numel() * tensor.element_size())
+        return tensor
+
+    def step(self):
+        """A context for one forward pass."""
+        self._step = {}
+        return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+
+    def end_step(self) -> None:
+        self.peak = max(self.peak, sum(self._step.values()))
+
+
 class PeakMemory:
-    """Peak memory of the training loop: CUDA's allocator peak, or on the CPU the peak growth of
-    the process's resident memory during the loop, sampled by a background thread (CPU torch
-    has no allocator statistics). The caller adds the parameters, which exist before the loop."""
+    """Peak memory of a run.
+
+    On CUDA, the allocator's own peak (torch.cuda.max_memory_allocated). The CPU build of torch
+    keeps no allocator statistics, so there the peak is added up from the tensors: parameters,
+    gradients and optimizer state as allocated, plus the largest step's activations
+    (ActivationMeter). The growth of the process's resident memory during the loop is reported
+    beside it; it is the honest process-level figure but not a repeatable one (a worker's
+    allocator reuses the pages of earlier runs, so later runs grow less).
+    """
 
     def __init__(self, device: torch.device):
         self.device = device
+        self.source = ("cuda: torch.cuda.max_memory_allocated" if device.type == "cuda" else
+                       "cpu: parameters + gradients + optimizer state + largest step's activations, "
+                       "counted from the tensors")
         self._stop = threading.Event()
-        self._peak = 0
+        self._rss_peak = 0
 
     def __enter__(self):
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-            self._start = torch.cuda.memory_allocated(self.device)
         else:
-            self._start = _rss_bytes()
-            self._peak = self._start
+            self._rss_start = self._rss_peak = _rss_bytes()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
         return self
 
     def _sample(self):
         while not self._stop.wait(0.02):
-            self._peak = max(self._peak, _rss_bytes())
+            self._rss_peak = max(self._rss_peak, _rss_bytes())
 
     def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            self._peak = torch.cuda.max_memory_allocated(self.device)
-        else:
+        if self.device.type != "cuda":
             self._stop.set()
             self._thread.join()
-            self._peak = max(self._peak, _rss_bytes())
+            self._rss_peak = max(self._rss_peak, _rss_bytes())
 
-    @property
-    def peak_bytes(self) -> int:
-        return max(0, self._peak - self._start) if self.device.type != "cuda" else self._peak
+    def result(self, breakdown: dict, activations: int) -> dict:
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device)
+            return {"peak_memory_bytes": peak, "peak_memory_source": self.source}
+        counted = breakdown["params"] + breakdown["grads"] + breakdown["optimizer_state"] + activations
+        return {"peak_memory_bytes": counted, "peak_memory_source": self.source,
+                "rss_growth_bytes": self._rss_peak - self._rss_start}
 
 
 def measure_latency(model: nn.Module, batch: dict, repeats: int = 5) -> float:
@@ -312,13 +349,13 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
     model = build_model(spec, len(task.labels), device)
     trainable, total = count_params(model)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], params["lr"], device)
-    param_bytes = tensor_bytes(model.parameters()) + tensor_bytes(model.buffers())
     stream = batches(train_data, min(params["batch_size"], len(train_data.labels)), spec.seed)
     points: list[StepPoint] = []
     evals: list[EvalPoint] = []
     last_eval = None
     tokens = 0
     cancelled = False
+    activations = ActivationMeter(model)
     model.train()
     with PeakMemory(device) as memory:
         started = last_flush = time.perf_counter()
@@ -326,7 +363,9 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
             ids, labels = next(stream)
             batch = collate(ids, labels, device)
             tokens += int(batch["attention_mask"].sum())
-            loss = model(**batch).loss
+            with activations.step():
+                loss = model(**batch).loss
+            activations.end_step()
             if not math.isfinite(loss.item()):
                 raise TrainingError(f"the loss became {loss.item()} at step {step}; "
                                     "try a smaller learning rate")
@@ -354,10 +393,8 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
         "trainable_params": trainable,
         "total_params": total,
         "trainable_percent": 100.0 * trainable / total,
-        "peak_memory_bytes": memory.peak_bytes + (param_bytes if device.type != "cuda" else 0),
-        "peak_memory_source": ("cuda: torch.cuda.max_memory_allocated" if device.type == "cuda" else
-                               "cpu: parameter bytes + peak growth of resident memory during training"),
-        "memory_breakdown": breakdown,
+        **memory.result(breakdown, activations.peak),
+        "memory_breakdown": {**breakdown, "activations": activations.peak},
         "train_seconds": round(train_seconds, 3),
         "steps_per_second": round(step / train_seconds, 3),
         "tokens_per_second": round(tokens / train_seconds, 1),

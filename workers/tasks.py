@@ -125,6 +125,10 @@ def recover_runs() -> None:
 
 @worker_ready.connect
 def _on_worker_ready(**_):
+    if settings.PEFTLAB_TORCH_THREADS:
+        import torch
+
+        torch.set_num_threads(settings.PEFTLAB_TORCH_THREADS)
     recover_runs()
 
 
