@@ -17,14 +17,16 @@ from pydantic import ConfigDict, create_model
 from workers import artifacts, datasets, methods
 from workers.tasks import dispatch
 
-from .api_playgrounds import router as playgrounds_router
 from .models import Run
 
 api = NinjaAPI(title="PEFT Lab API", version="1", urls_namespace="api",
                description="Real parameter-efficient fine-tuning runs of all-MiniLM-L6-v2.")
 
 
-api.add_router("/playgrounds", playgrounds_router)
+# Playground routers: one module per playground family, each mounted under /api/playgrounds.
+# (One line per module; keep the list sorted.)
+for _module in ("api_playgrounds",):
+    api.add_router("/playgrounds", __import__(f"simulations.{_module}", fromlist=["router"]).router)
 
 
 def _readable(errors: list[dict]) -> str:

@@ -1,5 +1,9 @@
-import pytest
+import re
 
+import pytest
+from playwright.sync_api import sync_playwright
+
+from .browsing import CHROMIUM_ARGS, SCREENSHOTS
 from .labstack import Lab, postgres_database, redis_url
 
 
@@ -26,3 +30,36 @@ def class_lab(tmp_path_factory):
     yield lab
     lab.stop_all()
     drop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, never a downloaded one."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, embedded_lab):
+    """A fresh context and page on the lab; fails the test on any page or console error."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    context = browser.new_context(base_url=embedded_lab.base_url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors, expected = [], []
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    page.on("console", lambda msg: errors.append(
+        f"console error: {msg.text} (at {msg.location.get('url')}:{msg.location.get('lineNumber')}) "
+        f"on {page.url}") if msg.type == "error" else None)
+    page.expected_console_errors = expected
+    yield page
+    context.close()
+    # An error the test declared must have happened, once it is accounted for; any other fails.
+    unexpected = list(errors)
+    for pattern in expected:
+        matching = [e for e in unexpected if re.search(pattern, e)]
+        assert matching, f"the expected console error /{pattern}/ never came; errors were {errors}"
+        unexpected.remove(matching[0])
+    assert not unexpected, "errors in the browser:\n" + "\n".join(unexpected)

@@ -6,69 +6,18 @@ declare up front with `expect_console_error`. Screenshots go to screenshots/ at 
 root (git-ignored), one full page each, so a person can look at what the tests saw.
 """
 import re
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from simulations.chapters import CHAPTERS
 
+from .browsing import expect_console_error, plot_data, shot
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = ROOT / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 TRAIN_TIMEOUT_MS = 120_000  # a 40-step CPU run, model load included, takes well under this
-
-
-# --- fixtures --------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, embedded_lab):
-    """A fresh context and page on the lab; fails the test on any page or console error."""
-    SCREENSHOTS.mkdir(exist_ok=True)
-    context = browser.new_context(base_url=embedded_lab.base_url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors, expected = [], []
-    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-    page.on("console", lambda msg: errors.append(
-        f"console error: {msg.text} (at {msg.location.get('url')}:{msg.location.get('lineNumber')}) "
-        f"on {page.url}") if msg.type == "error" else None)
-    page.expected_console_errors = expected
-    yield page
-    context.close()
-    # An error the test declared must have happened, once it is accounted for; any other fails.
-    unexpected = list(errors)
-    for pattern in expected:
-        matching = [e for e in unexpected if re.search(pattern, e)]
-        assert matching, f"the expected console error /{pattern}/ never came; errors were {errors}"
-        unexpected.remove(matching[0])
-    assert not unexpected, "errors in the browser:\n" + "\n".join(unexpected)
-
-
-def expect_console_error(page, pattern: str) -> None:
-    """Declare, before the action that causes it, one console error the test means to provoke."""
-    page.expected_console_errors.append(pattern)
-
-
-def shot(page, name: str) -> None:
-    # Finished CSS transitions (the progress bar's), so the picture shows the settled page.
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, animations="disabled")
-
-
-def plot_data(page, element_id: str, trace: int = 0, key: str = "x"):
-    return page.evaluate("([id, i, k]) => { const d = document.getElementById(id).data;"
-                         " return d && d[i] ? Array.from(d[i][k]) : null; }", [element_id, trace, key])
 
 
 # --- the chapter list ---------------------------------------------------------------------------
@@ -87,18 +36,22 @@ def test_it_lists_the_chapters_marks_the_live_playground_and_says_the_others_are
     expect(p9).to_have_class(re.compile(r"\blive\b"))
     expect(p9.locator(".badge")).to_have_text("live")
     expect(p9.locator("a")).to_have_attribute("href", "/playgrounds/low-rank/")
-    # P9 is the one live playground; every other says it is coming.
-    expect(page.locator("ul.playgrounds > li.live")).to_have_count(1)
-    expect(page.locator("ul.playgrounds .badge", has_text="coming")).to_have_count(len(all_playgrounds) - 1)
-    expect(page.locator('li[data-pid="P1"] .badge')).to_have_text("coming")
+    # A playground is live once built; every other one says it is coming.
+    live = [pg for pg in all_playgrounds if pg.live]
+    coming = [pg for pg in all_playgrounds if not pg.live]
+    expect(page.locator("ul.playgrounds > li.live")).to_have_count(len(live))
+    expect(page.locator("ul.playgrounds .badge", has_text="coming")).to_have_count(len(coming))
     shot(page, "home-chapters")
-
-    page.locator('li[data-pid="P10"] a').click()
-    page.wait_for_url("**/playgrounds/lora-forward/")
-    expect(page.locator("h1")).to_have_text("LoRA forward path")
+    if not coming:
+        return
+    pg = coming[0]
+    chapter = next(c for c in CHAPTERS if pg in c.playgrounds)
+    page.locator(f'li[data-pid="{pg.pid}"] a').click()
+    page.wait_for_url(f"**/playgrounds/{pg.slug}/")
+    expect(page.locator("h1")).to_have_text(pg.title)
     expect(page.locator(".card strong")).to_have_text("This playground is coming.")
-    expect(page.get_by_text("Chapter 5 · Low rank and LoRA · P10")).to_be_visible()
-    shot(page, "coming-lora-forward")
+    expect(page.get_by_text(f"Chapter {chapter.number} · {chapter.title} · {pg.pid}")).to_be_visible()
+    shot(page, f"coming-{pg.slug}")
 
     page.get_by_role("link", name="Back to the chapters").click()
     page.wait_for_url(re.compile(r"/$"))

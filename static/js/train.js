@@ -92,8 +92,8 @@ function drawChart(points, evals, title, steps) {
     margin: { l: 55, r: 55, t: 40, b: 45 },
     xaxis: { title: { text: "step" }, range: [0, steps || 1], visible: shown },
     yaxis: { title: { text: "loss" }, type: $("log-scale").checked ? "log" : "linear", visible: shown },
-    yaxis2: { title: { text: "validation accuracy" }, overlaying: "y", side: "right", range: [0, 1],
-              tickformat: ".0%", visible: shown, showgrid: false },
+    yaxis2: { title: { text: "validation accuracy" }, overlaying: "y", side: "right", range: [0, 1], autorange: false,
+              tickformat: ".0%", dtick: 0.25, visible: shown, showgrid: false },
     legend: { orientation: "h", x: 0, y: -0.22 },
     showlegend: shown,
     annotations: points.length ? [] : [{ text: steps ? "Waiting for the first step…" : "No run yet: press Train, or open a past run",
@@ -155,8 +155,9 @@ function showMetrics(run) {
     ["… by the formula", fmtInt(m.trainable_params_predicted)],
     ["total parameters", fmtInt(m.total_params)],
     ["trainable share", m.trainable_percent === undefined ? "—" : `${m.trainable_percent.toFixed(3)} %`],
-    ["peak memory", `${fmtBytes(m.peak_memory_bytes)}<div class="muted" style="font-size:.75rem">${m.peak_memory_source}</div>`],
-    ["… parameters / gradients / optimizer", `${fmtBytes(mem.params)} / ${fmtBytes(mem.grads)} / ${fmtBytes(mem.optimizer_state)}`],
+    ["peak memory", `<span title="${m.peak_memory_source}">${fmtBytes(m.peak_memory_bytes)}</span>`],
+    ["… weights / gradients", `${fmtBytes(mem.params)} / ${fmtBytes(mem.grads)}`],
+    ["… optimizer state / activations", `${fmtBytes(mem.optimizer_state)} / ${fmtBytes(mem.activations)}`],
     ["training time", `${m.train_seconds.toFixed(1)} s`],
     ["steps / tokens per second", `${m.steps_per_second.toFixed(2)} / ${fmtInt(Math.round(m.tokens_per_second))}`],
     [`latency per batch of ${m.latency_batch ?? "—"}`, fmtMs(m.latency_ms)],
@@ -170,7 +171,8 @@ function showMetrics(run) {
     ? ` · <a href="/api/runs/${run.id}/adapter" id="download-adapter">download</a>` : "";
   rows.push([run.method === "full" ? "model on disk" : "adapter on disk", `${fmtBytes(m.adapter_bytes)}${download}`]);
   rows.push(["device", run.device || "—"]);
-  $("metrics").innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td class="num">${v}</td></tr>`).join("");
+  $("metrics").innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td class="num">${v}</td></tr>`).join("")
+    + `<tr><td colspan="2" class="muted" style="font-size:.8rem">Peak memory: ${m.peak_memory_source}.</td></tr>`;
 }
 
 // ---- runs ------------------------------------------------------------------------------------
