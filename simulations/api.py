@@ -3,6 +3,7 @@
 Request bodies are described by pydantic schemas built from the method registry, so the OpenAPI
 document and the validation are the same code.
 """
+from importlib import import_module
 from pathlib import Path
 
 from django.conf import settings
@@ -24,9 +25,11 @@ api = NinjaAPI(title="PEFT Lab API", version="1", urls_namespace="api",
 
 
 # Playground routers: one module per playground family, each mounted under /api/playgrounds.
-# (One line per module; keep the list sorted.)
-for _module in ("api_playgrounds",):
-    api.add_router("/playgrounds", __import__(f"simulations.{_module}", fromlist=["router"]).router)
+PLAYGROUND_ROUTERS = (
+    "simulations.api_playgrounds",
+)
+for _module in PLAYGROUND_ROUTERS:
+    api.add_router("/playgrounds", import_module(_module).router)
 
 
 def _readable(errors: list[dict]) -> str:
