@@ -1,10 +1,9 @@
 """The training engine: base model cached per process, method applied, trained, measured.
 
 It knows nothing of HTTP or the database. The caller hands it a `report` callback that receives
-each batch of new points and answers whether to go on (False means cancel).
+each batch of new training points and evaluations and answers whether to go on (False cancels).
 """
 import copy
-import logging
 import math
 import os
 import random
@@ -20,8 +19,6 @@ from torch import nn
 
 from . import base_model, datasets
 from .methods import RunSpec
-
-log = logging.getLogger(__name__)
 
 MAX_TOKENS = 128  # every shipped example is far shorter; a guard for uploaded text
 FLUSH_SECONDS = 0.5  # points reach the caller at least this often (and at the end)
