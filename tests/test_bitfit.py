@@ -6,28 +6,12 @@ import torch
 
 from workers import base_model, bitfit, engine
 
+from .training import logits, mean_loss, sentiment_batches
+
 pytestmark = pytest.mark.slow
 
 STEPS = 20  # five passes over four sentiment batches: a clear drop, cheap on CPU
 LR = 1e-2
-
-
-def sentiment_batches(n=32, size=8):
-    train, _ = engine.encode_task("sentiment")
-    cpu = torch.device("cpu")
-    return [engine.collate(train.ids[i:i + size], train.labels[i:i + size], cpu) for i in range(0, n, size)]
-
-
-@torch.no_grad()
-def logits(model, batch):
-    model.eval()
-    return model(**batch).logits
-
-
-@torch.no_grad()
-def mean_loss(model, batches):
-    model.eval()
-    return sum(model(**b).loss.item() for b in batches) / len(batches)
 
 
 def expected_names(layers: int) -> set[str]:

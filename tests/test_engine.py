@@ -6,6 +6,8 @@ from simulations import params as formulas
 from workers import base_model, datasets, engine
 from workers.methods import validate_run
 
+from .training import poison_head
+
 pytestmark = pytest.mark.slow
 
 
@@ -131,15 +133,7 @@ def test_it_stops_when_the_report_says_cancel():
 
 
 def test_it_fails_with_a_readable_message_when_the_loss_is_not_finite(monkeypatch):
-    real_build = engine.build_classifier
-
-    def poisoned(num_labels, seed):
-        model = real_build(num_labels, seed)
-        with torch.no_grad():
-            model.classifier.weight.fill_(float("nan"))
-        return model
-
-    monkeypatch.setattr(engine, "build_classifier", poisoned)
+    poison_head(monkeypatch)
     with pytest.raises(engine.TrainingError, match="loss became nan at step 1; try a smaller learning rate"):
         engine.train(lora_spec(steps=3), collect()[1])
 

@@ -9,6 +9,8 @@ from simulations.models import EvalPoint, Point, Run
 from workers import artifacts, engine, tasks
 from workers.methods import validate_run
 
+from .training import poison_head
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
@@ -36,20 +38,12 @@ def test_it_writes_points_evals_metrics_and_the_adapter():
 
 
 def test_it_fails_a_run_whose_loss_is_not_finite_and_takes_the_next(monkeypatch):
-    real_build = engine.build_classifier
-
-    def poisoned(num_labels, seed):
-        model = real_build(num_labels, seed)
-        with torch.no_grad():
-            model.classifier.weight.fill_(float("nan"))
-        return model
-
-    monkeypatch.setattr(engine, "build_classifier", poisoned)
+    poison_head(monkeypatch)
     bad = queued_run()
     assert tasks.train_run(bad.pk) == "failed"
     bad.refresh_from_db()
     assert "loss became nan at step 1" in bad.error and "smaller learning rate" in bad.error
-    monkeypatch.setattr(engine, "build_classifier", real_build)
+    monkeypatch.undo()
     good = queued_run()
     assert tasks.train_run(good.pk) == "succeeded"
 
