@@ -1,4 +1,5 @@
 """The whole pipeline with real processes: web server, Celery worker, broker, database."""
+import os
 import signal
 import subprocess
 import time
@@ -134,3 +135,12 @@ def test_the_compose_file_describes_the_class_topology():
     assert "uvicorn" not in services["web"]["command"][-1]  # the web command lives in `lab web`
     assert services["web"]["environment"]["CELERY_BROKER_URL"].startswith("redis://")
     assert services["web"]["environment"]["DATABASE_URL"].startswith("postgres://")
+
+
+def test_it_stops_the_whole_lab_when_one_of_its_processes_dies(lab):
+    proc = lab.start("all")
+    worker = next(line for line in lab_processes(lab.var_dir) if "celery" in line)
+    os.kill(int(worker.split(":")[0]), signal.SIGKILL)
+    assert proc.wait(timeout=30) == 1
+    assert lab_processes(lab.var_dir) == []
+    assert "exited unexpectedly" in lab.logs()
