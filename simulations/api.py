@@ -27,6 +27,11 @@ api = NinjaAPI(title="PEFT Lab API", version="1", urls_namespace="api",
 # Playground routers: one module per playground family, each mounted under /api/playgrounds.
 PLAYGROUND_ROUTERS = (
     "simulations.api_playgrounds",
+    "simulations.api_quant",
+    "simulations.api_memory",
+    "simulations.api_sparsity",
+    "simulations.api_review",
+    "simulations.api_lora",
 )
 for _module in PLAYGROUND_ROUTERS:
     api.add_router("/playgrounds", import_module(_module).router)

@@ -56,10 +56,16 @@ def dora_model_params(shapes_per_layer: list[tuple[int, int]], layers: int, rank
     return lora_model_params(shapes_per_layer, layers, rank, head) + magnitudes
 
 
+def adapter_weight_params(hidden: int, bottleneck: int) -> int:
+    """The two projections of a bottleneck adapter without biases, 2·d·m: the seed documents'
+    convention (m = 64 on d = 1024 gives 131,072)."""
+    return 2 * hidden * bottleneck
+
+
 def adapter_params(hidden: int, bottleneck: int) -> int:
     """One Houlsby bottleneck adapter (Houlsby et al. 2019): down d×m and up m×d with biases,
-    2·d·m + m + d. The seed documents quote 2·d·m, the count without biases."""
-    return 2 * hidden * bottleneck + bottleneck + hidden
+    2·d·m + m + d, the count the lab's adapters train."""
+    return adapter_weight_params(hidden, bottleneck) + bottleneck + hidden
 
 
 def adapter_model_params(hidden: int, bottleneck: int, layers: int, head: int = 0) -> int:

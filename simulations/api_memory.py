@@ -1,0 +1,139 @@
+"""JSON endpoints of P2, the memory calculator: validate, call simulations.memory, serialise."""
+import json
+from dataclasses import asdict
+
+from ninja import Router
+from ninja.errors import HttpError
+
+from workers import base_model
+
+from . import cost, memory
+
+router = Router(tags=["playgrounds"])
+
+MINILM = "minilm"
+
+
+def minilm() -> memory.Model:
+    """all-MiniLM-L6-v2 as the lab ships it, read from its own config.json."""
+    dims = base_model.dimensions()
+    heads = json.loads((base_model.model_path() / "config.json").read_text())["num_attention_heads"]
+    return memory.Model(base_model.NAME, "encoder", dims.layers, dims.hidden, heads, dims.vocab,
+                        dims.intermediate)
+
+
+def presets() -> dict[str, memory.Model]:
+    return {MINILM: minilm(), **memory.PRESETS}
+
+
+def _model_json(model: memory.Model) -> dict:
+    return {**asdict(model), "config_params": model.config_params(),
+            "total_params": model.total_params(), "linear_params": model.linear_params()}
+
+
+def _targets(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+@router.get("/memory-calculator", summary="P2: training memory by component, method and setting")
+def memory_calculator(request, preset: str = "llama-7b", arch: str = "llama", layers: int = 32,
+                      hidden: int = 4096, heads: int = 32, kv_heads: int | None = None,
+                      vocab: int = 32000, ffn: int = 11008, params: float | None = None,
+                      master: bool = True, optimizer: str = "adam32", quant: str = "nf4-dq",
+                      checkpointing: bool = False, flash: bool = False, rank: int = 16,
+                      targets: str = "query,value", lm_logits: bool = True):
+    """Every component for four methods (full fp32, full mixed, LoRA, QLoRA).
+
+    A preset other than "custom" fixes the config; "custom" takes arch … ffn. `params` (a count)
+    overrides the count from the config. Activations come on the grid batches × seqs, so that
+    the page's sliders only index them.
+    """
+    known = presets()
+    if preset == "custom":
+        model = memory.Model("custom", arch, layers, hidden, heads, vocab, ffn, kv_heads=kv_heads)
+    elif preset in known:
+        model = known[preset]
+    else:
+        raise HttpError(400, f"preset must be custom or one of {', '.join(known)} (got {preset!r})")
+    model = memory.with_params(model, params)
+    settings = memory.Settings(master_weights=master, optimizer=optimizer, quant=quant,
+                               checkpointing=checkpointing, flash=flash, rank=rank,
+                               targets=_targets(targets), lm_logits=lm_logits)
+    try:
+        est = memory.estimate(model, settings)
+    except ValueError as e:
+        raise HttpError(400, str(e)) from None
+    return {
+        "settings": {"preset": preset, "params": params, "master": master, "optimizer": optimizer,
+                     "quant": quant, "checkpointing": checkpointing, "flash": flash, "rank": rank,
+                     "targets": list(settings.targets), "lm_logits": lm_logits},
+        "model": _model_json(model),
+        "presets": {k: _model_json(v) for k, v in known.items()},
+        "options": {"archs": memory.ARCHS, "targets": list(memory.TARGETS),
+                    "optimizers": {k: v[0] for k, v in memory.OPTIMIZERS.items()},
+                    "quants": memory.QUANTS},
+        "batches": list(memory.BATCHES),
+        "seqs": list(memory.SEQS),
+        "gpu_lines": [{"label": label, "bytes": b} for label, b in memory.GPU_LINES],
+        "methods": [{
+            "key": key, "label": label, "trainable": est.trainable[key],
+            "parts": [asdict(p) for p in est.parts[key]],
+            "fixed_bytes": sum(p.bytes for p in est.parts[key]),
+            "activations": est.activations[key].tolist(),
+            "activation_formulas": est.activation_formulas[key],
+        } for key, label in memory.METHODS.items()],
+        "storage": memory.storage(model, settings),
+        "quant_bits": {"nf4": memory.quant_constant_bits(False),
+                       "nf4-dq": memory.quant_constant_bits(True)},
+        "seed_notes": memory.seed_notes(),
+        "lab_seq": memory.LAB_SEQ,
+    }
+
+
+# The lab's target names, mapped onto the calculator's.
+_LAB_TARGETS = {"query": "query", "key": "key", "value": "value", "attention_output": "output",
+                "ffn": "ffn"}
+
+
+@router.get("/memory-calculator/lab", summary="P2: the prediction for a run of the lab's engine")
+def memory_lab(request, method: str = "lora", batch_size: int = 16, rank: int = 8,
+               targets: str = "query,value", num_labels: int = 2):
+    """Predicted bytes (params, grads, optimizer_state, activations, total) for a run on
+    all-MiniLM-L6-v2 as the engine trains it (fp32, AdamW), at a padded length of LAB_SEQ."""
+    lab_targets = _targets(targets)
+    unknown = [t for t in lab_targets if t not in _LAB_TARGETS]
+    if unknown:
+        raise HttpError(400, f"targets must be among {', '.join(_LAB_TARGETS)} (got {unknown})")
+    if not 1 <= num_labels <= 1000:
+        raise HttpError(400, f"num_labels must be between 1 and 1000 (got {num_labels})")
+    try:
+        pred = memory.lab_prediction(minilm(), method, batch_size, rank,
+                                     [_LAB_TARGETS[t] for t in lab_targets], num_labels)
+    except ValueError as e:
+        raise HttpError(400, str(e)) from None
+    return {"method": method, "batch_size": batch_size, "rank": rank, "targets": list(lab_targets),
+            **pred}
+
+
+# --- P1 Cost of fine-tuning --------------------------------------------------------------------
+@router.get("/cost-of-fine-tuning", summary="P1: GPU-hours, cost and checkpoint size by model size")
+def cost_of_fine_tuning(request, tokens: float = 500e6, gpu: str = "a100", utilisation: float = 0.4,
+                        price: float = 25 / 8, bytes_per_param: int = 2):
+    """One fine-tuning run per model (6·N·D FLOPs), and totals[t-1][r-1] for t tasks × r runs."""
+    settings = cost.Settings(tokens=tokens, gpu=gpu, utilisation=utilisation, price=price,
+                             bytes_per_param=bytes_per_param)
+    try:
+        rows = cost.table(settings)
+    except ValueError as e:
+        raise HttpError(400, str(e)) from None
+    return {
+        "settings": {"tokens": tokens, "gpu": gpu, "utilisation": utilisation, "price": price,
+                     "bytes_per_param": bytes_per_param},
+        "gpus": {k: label for k, (label, _) in cost.GPUS.items()},
+        "tasks": list(range(1, cost.TASKS_MAX + 1)),
+        "runs": list(range(1, cost.RUNS_MAX + 1)),
+        "models": rows,
+        "pretrain": cost.pretrain_cost(),
+        "jump": cost.jump(rows),
+        "seed_notes": cost.seed_notes(settings),
+    }

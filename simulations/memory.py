@@ -1,0 +1,424 @@
+"""P2 Memory calculator: the GPU memory that training a transformer takes, component by component.
+
+Pure arithmetic, no Django: the API serialises what these functions return. GB here is 10⁹ bytes,
+as the seed documents use it.
+
+Per trainable parameter, training with Adam holds (Rajbhandari et al. 2020, "ZeRO", §3.1):
+
+    weights           4 bytes in fp32, 2 in fp16/bf16
+    gradients         the same width as the weights
+    fp32 master copy  4 bytes, only under mixed precision, and only if the recipe keeps one
+    Adam m and v      4 + 4 bytes in fp32; 1 + 1 with 8-bit Adam (Dettmers et al. 2022)
+
+so plain fp32 is 16 bytes/param, mixed precision 16 with the master copy and 12 without it: the
+"more than 2×" by which calculators disagree comes from such silent choices, so they are settings.
+
+Frozen parameters (LoRA's base) hold only their weights. QLoRA (Dettmers et al. 2023) stores the
+frozen linear weights as 4-bit NF4 in blocks of 64, each block with an absmax constant:
+
+    one fp32 constant per 64 weights                          32/64 = 0.5 bits/param
+    double quantization: 8-bit constants per 64 weights,
+      plus one fp32 second-level constant per 256 blocks      8/64 + 32/(64·256) ≈ 0.127 bits/param
+
+Activations (the tensors the backward pass needs) follow Korthikanti et al. 2022, "Reducing
+Activation Recomputation in Large Transformer Models", §4.1: per layer, 16-bit activations and
+a 4h FFN, s·b·h·(34 + 5·a·s/h) bytes. Written out by tensor, with FFN width f and activation
+width B bytes (1-byte dropout masks), that is
+
+    B·(8·s·b·h + 2·s·b·f) + 2·s·b·h + (2·B + 1)·a·s²·b
+
+which is 34·s·b·h + 5·a·s²·b for B = 2, f = 4h. Flash attention (Dao et al. 2022) never stores
+the s×s scores, so the last term goes. Full gradient checkpointing keeps only each layer's input
+(B·s·b·h) and recomputes one layer at a time during the backward pass. A gated FFN (LLaMA's
+SwiGLU) stores two more f-wide tensors (our extension: 4·s·b·f instead of 2). A language model
+adds its logits, kept in fp32 for the loss: 4·s·b·V.
+"""
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import quantization
+from .params import bert_encoder_params, classifier_head_params, lora_matrix_params
+
+GB = 1e9
+GPU_LINES = (("24 GB (RTX 4090)", 24e9), ("48 GB (RTX A6000)", 48e9), ("80 GB (A100 / H100)", 80e9))
+
+ARCHS = {
+    "encoder": "BERT-style encoder (GELU FFN, two matrices)",
+    "gpt": "GPT-style decoder (GELU FFN, tied embeddings)",
+    "llama": "LLaMA-style decoder (gated SwiGLU FFN, three matrices, untied output)",
+}
+TARGETS = ("query", "key", "value", "output", "ffn")
+OPTIMIZERS = {
+    "adam32": ("AdamW, fp32 m and v", 4.0, False),
+    "adam8": ("8-bit AdamW", 1.0, False),
+    "paged32": ("paged AdamW, fp32 m and v", 4.0, True),
+    "paged8": ("paged 8-bit AdamW", 1.0, True),
+}
+QUANTS = {"nf4": "NF4, fp32 constants per 64 weights", "nf4-dq": "NF4 + double quantization"}
+NF4_BITS = 4
+BLOCK = 64  # QLoRA's first-level block
+
+BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+SEQS = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+TASKS_MAX = 100
+
+
+@dataclass(frozen=True)
+class Model:
+    """A transformer by its config. `params`, when given, overrides the count from the config
+    (the "by parameter count" mode); the config still sizes activations and LoRA matrices."""
+
+    name: str
+    arch: str
+    layers: int
+    hidden: int
+    heads: int
+    vocab: int
+    ffn: int
+    kv_heads: int | None = None  # grouped-query attention; None means kv_heads = heads
+    params: int | None = None
+
+    @property
+    def kv_dim(self) -> int:
+        return self.hidden * (self.kv_heads or self.heads) // self.heads
+
+    def linear_shapes(self) -> dict[str, list[tuple[int, int]]]:
+        """(d_in, d_out) of each linear weight of one layer, by LoRA target module."""
+        h, f, kv = self.hidden, self.ffn, self.kv_dim
+        ffn = [(h, f), (h, f), (f, h)] if self.arch == "llama" else [(h, f), (f, h)]
+        return {"query": [(h, h)], "key": [(h, kv)], "value": [(h, kv)], "output": [(h, h)],
+                "ffn": ffn}
+
+    def linear_params(self) -> int:
+        """Weights of the layers' linear maps: what QLoRA quantizes."""
+        return self.layers * sum(i * o for shapes in self.linear_shapes().values() for i, o in shapes)
+
+    def config_params(self) -> int:
+        """The parameter count from the config, biases and norms included."""
+        h, L, V = self.hidden, self.layers, self.vocab
+        if self.arch == "encoder":
+            return bert_encoder_params(V, 512, 2, h, self.ffn, L)
+        if self.arch == "gpt":
+            # Tied input/output embedding, 2048 learned positions, biases on every linear map.
+            per_layer = 4 * (h * h + h) + 2 * h * self.ffn + self.ffn + h + 4 * h
+            return V * h + 2048 * h + L * per_layer + 2 * h
+        # LLaMA: no biases, RMSNorm (h each), separate input embedding and output head.
+        return 2 * V * h + self.linear_params() + L * 2 * h + h
+
+    def total_params(self) -> int:
+        return self.params if self.params is not None else self.config_params()
+
+
+# GPT-3 from Brown et al. 2020, Table 2.1; LLaMA from Touvron et al. 2023; BERT from Devlin et al.
+PRESETS = {
+    "bert-base": Model("BERT-base", "encoder", 12, 768, 12, 30522, 3072),
+    "llama-7b": Model("LLaMA-like 7B", "llama", 32, 4096, 32, 32000, 11008),
+    "llama-13b": Model("LLaMA-like 13B", "llama", 40, 5120, 40, 32000, 13824),
+    "llama-65b": Model("LLaMA-like 65B", "llama", 80, 8192, 64, 32000, 22016),
+    "llama-70b": Model("LLaMA-2-like 70B (8 KV heads)", "llama", 80, 8192, 64, 32000, 28672, kv_heads=8),
+    "gpt3-175b": Model("GPT-3 175B", "gpt", 96, 12288, 96, 50257, 4 * 12288),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The conventions a user picks. `precision` applies to full fine-tuning's mixed bar and to
+    the LoRA/QLoRA adapters and frozen 16-bit parts; the fp32 bar is fp32 throughout."""
+
+    master_weights: bool = True
+    optimizer: str = "adam32"
+    quant: str = "nf4-dq"
+    checkpointing: bool = False
+    flash: bool = False
+    rank: int = 16
+    targets: tuple[str, ...] = ("query", "value")
+    lm_logits: bool = True
+
+
+def quant_constant_bits(double: bool) -> float:
+    """Bits per weight spent on the block constants (Dettmers et al. 2023, §3): 32/64 = 0.5, or
+    under double quantization 8/64 + 32/(64·256) ≈ 0.127 (simulations.quantization)."""
+    return quantization.scale_overhead_bits(BLOCK, double_quant=double)
+
+
+def lora_params(model: Model, rank: int, targets) -> int:
+    """Σ r·(d_in + d_out) over the targeted matrices of a layer, × layers (Hu et al. 2021)."""
+    shapes = model.linear_shapes()
+    return model.layers * sum(lora_matrix_params(i, o, rank) for t in targets for i, o in shapes[t])
+
+
+def fmt_count(n: float) -> str:
+    """7.0e9 for big counts, 124,416 for small ones."""
+    if n >= 1e6:
+        exp = int(np.floor(np.log10(n)))
+        return f"{n / 10**exp:.2f}e{exp}"
+    return f"{int(round(n)):,}"
+
+
+def fmt_bytes(b: float) -> str:
+    if b >= 1e12:
+        return f"{b / 1e12:.2f} TB"
+    if b >= 1e9:
+        return f"{b / 1e9:.1f} GB"
+    if b >= 1e6:
+        return f"{b / 1e6:.1f} MB"
+    return f"{b / 1e3:.1f} kB"
+
+
+def _g(x: float) -> str:
+    return f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One component of the memory: its name, bytes and the formula with the numbers in."""
+
+    key: str
+    label: str
+    bytes: float
+    formula: str
+
+
+def _per_param(key, label, n, width, what="params") -> Part:
+    b = n * width
+    return Part(key, label, b, f"{fmt_count(n)} {what} × {_g(width)} bytes = {fmt_bytes(b)}")
+
+
+def state_parts(model: Model, method: str, s: Settings) -> list[Part]:
+    """Weights, gradients, master copy and optimizer state for one method.
+
+    method: "full-fp32", "full-mixed", "lora", "qlora".
+    """
+    if s.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {s.optimizer!r})")
+    total = model.total_params()
+    fp32 = method == "full-fp32"
+    width = 4 if fp32 else 2
+    opt_label, moment_bytes, paged = OPTIMIZERS[s.optimizer]
+    parts: list[Part] = []
+    if method.startswith("full"):
+        trainable = total
+        parts.append(_per_param("weights", f"weights ({'fp32' if fp32 else '16-bit'})", total, width))
+    else:
+        trainable = lora_params(model, s.rank, s.targets)
+        if method == "lora":
+            parts.append(_per_param("weights", "frozen base (16-bit)", total, 2))
+        else:
+            # Only the layers' linear weights are quantized; embeddings, norms, biases stay 16-bit.
+            quantized = min(model.linear_params(), total)
+            rest = total - quantized
+            bits = quant_constant_bits(s.quant == "nf4-dq")
+            parts.append(Part("weights", "frozen base, NF4 (4 bits)", quantized * NF4_BITS / 8,
+                              f"{fmt_count(quantized)} linear weights × 4 bits ÷ 8 = "
+                              f"{fmt_bytes(quantized * NF4_BITS / 8)}"))
+            how = ("8/64 + 32/(64·256)" if s.quant == "nf4-dq" else "32/64")
+            parts.append(Part("quant_constants", "quantization constants", quantized * bits / 8,
+                              f"{fmt_count(quantized)} weights × ({how} = {bits:.3f} bits) ÷ 8 = "
+                              f"{fmt_bytes(quantized * bits / 8)}"))
+            parts.append(_per_param("unquantized", "embeddings, norms, biases (16-bit)", rest, 2))
+        parts.append(_per_param("adapter", f"LoRA A and B (r = {s.rank}, 16-bit)", trainable, 2))
+    parts.append(_per_param("gradients", "gradients", trainable, width, "trainable params"))
+    if not fp32 and s.master_weights:
+        parts.append(_per_param("master", "fp32 master weights", trainable, 4, "trainable params"))
+    for moment in ("m", "v"):
+        label = f"Adam {moment} ({opt_label}{', may page to CPU' if paged else ''})"
+        parts.append(_per_param(f"adam_{moment}", label, trainable, moment_bytes, "trainable params"))
+    return parts
+
+
+def activation_bytes(model: Model, batch: int, seq: int, width: int, s: Settings,
+                     lora_rank: int = 0, lora_matrices: int = 0) -> tuple[float, str]:
+    """Bytes of activations kept for the backward pass, and the formula with the numbers in.
+
+    See the module docstring (Korthikanti et al. 2022, §4.1). lora_matrices is the number of
+    adapted matrices per layer: each keeps its r-wide A·x (B·s·b·r bytes).
+    """
+    b, sq, h, f, a, L = batch, seq, model.hidden, model.ffn, model.heads, model.layers
+    ffn_tensors = 4 if model.arch == "llama" else 2
+    linear = width * (8 * sq * b * h + ffn_tensors * sq * b * f) + 2 * sq * b * h
+    scores = 0 if s.flash else (2 * width + 1) * a * sq * sq * b
+    lora = width * sq * b * lora_rank * lora_matrices
+    layer = linear + scores + lora
+    term = (f"{width}·({8}·s·b·h + {ffn_tensors}·s·b·f) + 2·s·b·h"
+            + ("" if s.flash else f" + {2 * width + 1}·a·s²·b")
+            + (f" + {width}·s·b·r·{lora_matrices}" if lora_matrices else ""))
+    if s.checkpointing:
+        total = L * width * sq * b * h + layer
+        text = f"{L} layers × {width}·s·b·h + one recomputed layer [{term}]"
+    else:
+        total = L * layer
+        text = f"{L} layers × [{term}]"
+    logits = 4 * sq * b * model.vocab if (s.lm_logits and model.arch != "encoder") else 0
+    if logits:
+        text += " + 4·s·b·V logits"
+    values = f"b = {b}, s = {sq}, h = {h}, f = {f}" + ("" if s.flash else f", a = {a}")
+    if lora_matrices:
+        values += f", r = {lora_rank}"
+    if logits:
+        values += f", V = {model.vocab}"
+    total += logits
+    return float(total), f"{text}, with {values} = {fmt_bytes(total)}"
+
+
+def method_width(method: str) -> int:
+    return 4 if method == "full-fp32" else 2
+
+
+def lora_matrices_per_layer(model: Model, method: str, s: Settings) -> int:
+    if method not in ("lora", "qlora"):
+        return 0
+    shapes = model.linear_shapes()
+    return sum(len(shapes[t]) for t in s.targets)
+
+
+METHODS = {"full-fp32": "Full FT, fp32", "full-mixed": "Full FT, mixed precision",
+           "lora": "LoRA (16-bit base)", "qlora": "QLoRA (NF4 base)"}
+
+
+def validate(model: Model, s: Settings) -> None:
+    """Raise ValueError with a message a person can act on."""
+    if model.arch not in ARCHS:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)} (got {model.arch!r})")
+    for name, lo, hi in (("layers", 1, 200), ("hidden", 8, 65536), ("heads", 1, 1024),
+                         ("vocab", 2, 1_000_000), ("ffn", 8, 262144)):
+        v = getattr(model, name)
+        if not lo <= v <= hi:
+            raise ValueError(f"{name} must be between {lo} and {hi} (got {v})")
+    if model.hidden % model.heads:
+        raise ValueError(f"hidden ({model.hidden}) must be a multiple of heads ({model.heads})")
+    if model.params is not None and not 1e5 <= model.params <= 1e13:
+        raise ValueError(f"params must be between 1e5 and 1e13 (got {model.params:g})")
+    if s.quant not in QUANTS:
+        raise ValueError(f"quant must be one of {', '.join(QUANTS)} (got {s.quant!r})")
+    if s.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {s.optimizer!r})")
+    if not s.targets or any(t not in TARGETS for t in s.targets):
+        raise ValueError(f"targets must be one or more of {', '.join(TARGETS)} (got {list(s.targets)})")
+    smallest = min(min(shape) for t in s.targets for shape in model.linear_shapes()[t])
+    if not 1 <= s.rank <= smallest:
+        raise ValueError(f"rank must be between 1 and {smallest}, the smaller side of the "
+                         f"targeted matrices (got {s.rank})")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Every method's fixed parts, and its activations on the BATCHES × SEQS grid."""
+
+    parts: dict[str, list[Part]]
+    activations: dict[str, np.ndarray]  # (len(BATCHES), len(SEQS)) bytes
+    activation_formulas: dict[str, list[list[str]]]
+    trainable: dict[str, int]
+    total_params: int
+
+
+def estimate(model: Model, s: Settings) -> Estimate:
+    validate(model, s)
+    parts, acts, formulas, trainable = {}, {}, {}, {}
+    for method in METHODS:
+        parts[method] = state_parts(model, method, s)
+        trainable[method] = (model.total_params() if method.startswith("full")
+                             else lora_params(model, s.rank, s.targets))
+        m = lora_matrices_per_layer(model, method, s)
+        grid = np.zeros((len(BATCHES), len(SEQS)))
+        texts = []
+        for i, b in enumerate(BATCHES):
+            row = []
+            for j, sq in enumerate(SEQS):
+                grid[i, j], text = activation_bytes(model, b, sq, method_width(method), s, s.rank, m)
+                row.append(text)
+            texts.append(row)
+        acts[method], formulas[method] = grid, texts
+    return Estimate(parts, acts, formulas, trainable, model.total_params())
+
+
+def storage(model: Model, s: Settings, tasks_max: int = TASKS_MAX) -> dict:
+    """Disk for n = 1 … tasks_max tasks: n full 16-bit copies against one base + n adapters."""
+    n = np.arange(1, tasks_max + 1)
+    copy = model.total_params() * 2
+    adapter = lora_params(model, s.rank, s.targets) * 2
+    return {"tasks": n.tolist(), "copy_bytes": copy, "adapter_bytes": adapter,
+            "full_copies": (n * copy).tolist(), "base_plus_adapters": (copy + n * adapter).tolist(),
+            "copy_formula": (f"{fmt_count(model.total_params())} params × 2 bytes = "
+                             f"{fmt_bytes(copy)} per copy"),
+            "adapter_formula": (f"{fmt_count(lora_params(model, s.rank, s.targets))} LoRA params × "
+                                f"2 bytes = {fmt_bytes(adapter)} per adapter")}
+
+
+# --- the lab's own runs: all-MiniLM-L6-v2 as the engine trains it --------------------------------
+LAB_SEQ = 32  # dynamic padding pads each batch to its longest sentence: ~20–30 tokens here
+
+
+def lab_prediction(model: Model, method: str, batch: int, rank: int, targets, num_labels: int = 2,
+                   seq: int = LAB_SEQ) -> dict:
+    """The calculator's prediction for a run of the lab's engine on this encoder.
+
+    The engine trains in fp32 with torch AdamW (fp32 m and v, no master copy); QLoRA quantizes
+    the layers' linear weights to NF4 with double quantization and keeps the rest fp32. It
+    trains a classifier head (and, under full fine-tuning, everything). Returns bytes by the
+    keys the engine's metrics.memory_breakdown uses.
+    """
+    if method not in ("full", "lora", "qlora"):
+        raise ValueError(f"method must be full, lora or qlora (got {method!r})")
+    if not 1 <= batch <= 256:
+        raise ValueError(f"batch_size must be between 1 and 256 (got {batch})")
+    encoder = model.config_params()
+    head = classifier_head_params(model.hidden, num_labels)
+    s = Settings(rank=rank or 1, targets=tuple(targets or ("query",)), lm_logits=False)
+    if method == "full":
+        trainable = encoder + head
+        params = 4 * trainable
+    else:
+        validate(model, s)
+        trainable = lora_params(model, rank, targets) + head
+        if method == "lora":
+            params = 4 * (encoder + trainable)
+        else:
+            q = model.linear_params()
+            params = q * (NF4_BITS + quant_constant_bits(True)) / 8 + 4 * (encoder - q + trainable)
+    act, formula = activation_bytes(model, batch, seq, 4, s, rank if method != "full" else 0,
+                                    lora_matrices_per_layer(model, method, s))
+    out = {"params": params, "grads": 4 * trainable, "optimizer_state": 8 * trainable,
+           "activations": act}
+    out["total"] = sum(out.values())
+    out["trainable"] = trainable
+    out["activation_formula"] = formula
+    out["seq"] = seq
+    return out
+
+
+def with_params(model: Model, params: float | None) -> Model:
+    return replace(model, params=None if params is None else int(params))
+
+
+def seed_notes() -> list[dict]:
+    """Where the seed documents disagree with each other or with the arithmetic, computed here.
+
+    Each note: the source, what it says, and what the formula gives.
+    """
+    gpt3 = with_params(PRESETS["gpt3-175b"], 175e9)
+    twelve = sum(p.bytes for p in state_parts(gpt3, "full-mixed", Settings(master_weights=False)))
+    sixteen = sum(p.bytes for p in state_parts(gpt3, "full-mixed", Settings(master_weights=True)))
+    moments = 2 * 4 * 175e9
+    act, _ = activation_bytes(PRESETS["gpt3-175b"], 1, 2048, 2, Settings(lm_logits=False))
+    seven = PRESETS["llama-7b"]
+    act7, _ = activation_bytes(seven, 4, 2048, 2, Settings(lm_logits=False))
+    act7f, _ = activation_bytes(seven, 4, 2048, 2, Settings(lm_logits=False, flash=True))
+    return [
+        {"source": "seed 000 (GPT-3 memory table)",
+         "text": f"Counts 2 + 2 + 4 + 4 = 12 bytes per parameter: {fmt_bytes(twelve)} for 175B. "
+                 f"Mixed precision usually also keeps an fp32 master copy (ZeRO counts 16 bytes): "
+                 f"{fmt_bytes(sixteen)}. Tick or untick \"fp32 master weights\" to see both."},
+        {"source": "seed 000 (introduction)",
+         "text": f"Says the optimizer states take 350 GB; its own table's Adam m and v in fp32 come "
+                 f"to {fmt_bytes(moments)} (8 bytes × 175B)."},
+        {"source": "seed 000 (full FT vs LoRA table)",
+         "text": f"Totals ~2.65 TB by listing the 350 GB of fp16 weights twice (as \"model weights\" "
+                 f"and as \"trainable params\"). Without the double count it is {fmt_bytes(twelve)} "
+                 f"plus activations; Korthikanti's formula gives {fmt_bytes(act)} of activations at "
+                 f"batch 1 and 2048 tokens (the seed says \"200+ GB\")."},
+        {"source": "seed 003 (activations of a 32-layer 7B model, batch 4, 2048 tokens)",
+         "text": f"Estimates 50–100 GB. The formula gives {fmt_bytes(act7)} when the attention "
+                 f"scores are stored and {fmt_bytes(act7f)} with flash attention: the seed's range "
+                 f"lies between the two conventions."},
+    ]

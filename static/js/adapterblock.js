@@ -1,0 +1,215 @@
+// P8 Adapter block. One request brings the counts for every d × m on the sliders and every
+// model; the controls only index into it. The state lives in the query string.
+
+const root = document.getElementById("adapter-root");
+const $ = (id) => document.getElementById(id);
+const PLOT_CONFIG = { displaylogo: false, responsive: true };
+const FROZEN = "#9aa3b2";
+const TRAINED = "#e07b2a";
+const fmtInt = new Intl.NumberFormat("en-US");
+const fmtPct = (x) => `${(100 * x).toPrecision(3)}%`;
+
+const hiddenSlider = $("hidden-slider");
+const mSlider = $("bottleneck-slider");
+const modelSelect = $("model-select");
+const biasCheck = $("bias-check");
+let data = null;
+const state = { d: 0, m: 0, model: 0, bias: false };
+
+function showError(message) {
+  $("adapter-error").textContent = message;
+  $("adapter-error").hidden = !message;
+}
+
+// The largest m index that is still a bottleneck of d (m ≤ d).
+function maxM(d) {
+  const row = data.weights[d];
+  let i = row.length - 1;
+  while (row[i] === null) i -= 1;
+  return i;
+}
+
+function writeUrl() {
+  const p = new URLSearchParams({
+    d: data.hidden_sizes[state.d], m: data.bottlenecks[state.m], model: state.model,
+    biases: state.bias ? "1" : "0",
+  });
+  history.replaceState(null, "", `?${p}`);
+}
+
+function readUrl() {
+  const q = new URLSearchParams(location.search);
+  const find = (list, v, fallback) => {
+    const i = list.map(String).indexOf(String(v));
+    return i >= 0 ? i : list.indexOf(fallback);
+  };
+  state.d = find(data.hidden_sizes, q.get("d"), data.defaults.hidden);
+  state.m = Math.min(find(data.bottlenecks, q.get("m"), data.defaults.bottleneck), maxM(state.d));
+  const model = Number(q.get("model"));
+  state.model = Number.isInteger(model) && model >= 0 && model < data.models.length && q.has("model")
+    ? model : data.defaults.model;
+  state.bias = q.get("biases") === "1";
+}
+
+function syncControls() {
+  hiddenSlider.max = data.hidden_sizes.length - 1;
+  mSlider.max = maxM(state.d);
+  hiddenSlider.value = state.d;
+  mSlider.value = state.m;
+  modelSelect.value = state.model;
+  biasCheck.checked = state.bias;
+}
+
+function drawDiagram() {
+  const d = data.hidden_sizes[state.d];
+  const m = data.bottlenecks[state.m];
+  const ratio = data.ratio[state.d][state.m];
+  const half = 0.5;
+  const h = half * ratio;
+  const bar = (y, w, color) => ({ type: "rect", x0: -w, x1: w, y0: y - 0.18, y1: y + 0.18,
+    fillcolor: color, line: { color: "#333", width: 1 } });
+  const trapezoid = (yTop, wTop, yBot, wBot) => ({ type: "path",
+    path: `M ${-wTop} ${yTop} L ${wTop} ${yTop} L ${wBot} ${yBot} L ${-wBot} ${yBot} Z`,
+    fillcolor: TRAINED, opacity: 0.75, line: { color: "#333", width: 1 } });
+  const shapes = [
+    bar(4, half, FROZEN),
+    trapezoid(3.75, half, 2.25, h),
+    bar(2, h, TRAINED),
+    trapezoid(1.75, h, 0.25, half),
+    bar(0, half, FROZEN),
+    // The shortcut around the adapter: h is added back to its output.
+    { type: "path", path: `M ${half} 4 C 0.85 4, 0.85 0, ${half} 0`, line: { color: "#3a5bd9", width: 2, dash: "dot" } },
+  ];
+  const down = data.weights[state.d][state.m] / 2;
+  const note = (y, text, x = 0, anchor = "center") => ({ x, y, text, showarrow: false, xanchor: anchor,
+    font: { size: 12 }, bgcolor: "rgba(255,255,255,0.85)" });
+  const annotations = [
+    note(4.35, `input h: d = ${fmtInt.format(d)}`),
+    note(3, `W<sub>down</sub>: d × m = ${fmtInt.format(down)}`),
+    note(2.4, `bottleneck, nonlinearity f: m = ${fmtInt.format(m)}`),
+    note(1, `W<sub>up</sub>: m × d = ${fmtInt.format(down)} (starts at 0)`),
+    note(-0.35, `output h + W<sub>up</sub> f(W<sub>down</sub> h): d = ${fmtInt.format(d)}`),
+    note(2, "+ h", 0.97, "right"),
+  ];
+  Plotly.react("diagram", [{ x: [-1, 1], y: [-0.6, 4.6], mode: "markers", marker: { opacity: 0 },
+    hoverinfo: "skip", showlegend: false }], {
+    shapes, annotations, margin: { l: 10, r: 10, t: 10, b: 10 },
+    xaxis: { visible: false, range: [-1, 1], fixedrange: true },
+    yaxis: { visible: false, range: [-0.6, 4.6], fixedrange: true },
+  }, PLOT_CONFIG);
+}
+
+function drawLayer() {
+  const parts = data.layer[state.d][state.m];
+  const names = { attention: "attention (4d²)", adapter_1: "adapter 1 (2dm)", feed_forward: "feed-forward (8d²)",
+    adapter_2: "adapter 2 (2dm)", layer_norms: "layer norms (4d)" };
+  const keys = Object.keys(names);
+  const trained = (k) => k.startsWith("adapter");
+  Plotly.react("layer-chart", [
+    { type: "bar", name: "frozen", x: keys.map((k) => names[k]), y: keys.map((k) => (trained(k) ? null : parts[k])),
+      marker: { color: FROZEN }, hovertemplate: "%{x}: %{y:,}<extra>frozen</extra>" },
+    { type: "bar", name: "trained", x: keys.map((k) => names[k]), y: keys.map((k) => (trained(k) ? parts[k] : null)),
+      marker: { color: TRAINED }, hovertemplate: "%{x}: %{y:,}<extra>trained</extra>" },
+  ], {
+    barmode: "overlay", margin: { l: 70, r: 10, t: 30, b: 90 },
+    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
+    xaxis: { title: { text: "part of one layer, in order" }, tickangle: -25 },
+    yaxis: { title: { text: "parameters (log scale)" }, type: "log" },
+  }, PLOT_CONFIG);
+}
+
+function drawShare() {
+  const key = state.bias ? "share_with_biases" : "share";
+  const traces = data.models.map((model, i) => ({
+    x: data.bottlenecks, y: model[key].map((v) => (v === null ? null : 100 * v)),
+    mode: "lines+markers", name: `${model.name} (d = ${fmtInt.format(model.hidden)}, L = ${model.layers})`,
+    line: { width: i === state.model ? 3.5 : 1.5 },
+    hovertemplate: "m = %{x}: %{y:.3g}%<extra>" + model.name + "</extra>",
+  }));
+  const chosen = data.models[state.model][key][state.m];
+  traces.push({ x: [data.bottlenecks[state.m]], y: [chosen === null ? null : 100 * chosen], mode: "markers",
+    name: "chosen m", marker: { size: 14, symbol: "circle-open", color: "#222", line: { width: 2 } }, hoverinfo: "skip" });
+  Plotly.react("share-chart", traces, {
+    margin: { l: 70, r: 10, t: 10, b: 50 },
+    legend: { x: 0.01, y: 0.99, bgcolor: "rgba(255,255,255,0.8)" },
+    xaxis: { title: { text: "bottleneck size m (log scale)" }, type: "log", tickvals: data.bottlenecks },
+    yaxis: { title: { text: "trained share of the model (%, log)" }, type: "log" },
+  }, PLOT_CONFIG);
+}
+
+function drawReadouts() {
+  const model = data.models[state.model];
+  const w = data.weights[state.d][state.m];
+  const wb = data.with_biases[state.d][state.m];
+  $("hidden-value").textContent = fmtInt.format(data.hidden_sizes[state.d]);
+  $("bottleneck-value").textContent = fmtInt.format(data.bottlenecks[state.m]);
+  $("per-adapter").textContent = fmtInt.format(w);
+  $("per-adapter-bias").textContent = fmtInt.format(wb);
+  $("per-layer").textContent = fmtInt.format(data.adapters_per_layer * (state.bias ? wb : w));
+  $("model-row-label").textContent = `${model.name}: ${model.adapters} adapters at d = ${fmtInt.format(model.hidden)}`;
+  const total = (state.bias ? model.with_biases : model.weights)[state.m];
+  const share = (state.bias ? model.share_with_biases : model.share)[state.m];
+  $("model-trainable").textContent = total === null ? "m > d" : fmtInt.format(total);
+  $("model-share").textContent = share === null ? "—" : fmtPct(share);
+}
+
+function drawNotes() {
+  const s = data.seed_check;
+  const d1024 = data.hidden_sizes.indexOf(1024);
+  const m64 = data.bottlenecks.indexOf(64);
+  $("seed-131k").textContent = fmtInt.format(data.weights[d1024][m64]);
+  $("seed-two").textContent = fmtPct(s.two_per_layer_share);
+  $("seed-one").textContent = fmtPct(s.one_per_layer_share);
+  $("seed-bert-adapters").textContent = fmtInt.format(s.bert_large_adapters);
+  const large = data.models.find((x) => x.name === "BERT-large");
+  $("bert-large-total").textContent = fmtInt.format(large.total);
+}
+
+function draw() {
+  mSlider.max = maxM(state.d);
+  drawReadouts();
+  drawDiagram();
+  drawLayer();
+  drawShare();
+  writeUrl();
+  root.dataset.ready = "1";
+}
+
+async function start() {
+  try {
+    const resp = await fetch(root.dataset.apiUrl);
+    const body = await resp.json().catch(() => null);
+    if (!resp.ok) throw new Error((body && body.error) || `The server answered ${resp.status}.`);
+    data = body;
+  } catch (err) {
+    showError(`Could not load the adapter counts: ${err.message}`);
+    return;
+  }
+  data.models.forEach((model, i) => modelSelect.add(new Option(model.name, i)));
+  readUrl();
+  syncControls();
+  drawNotes();
+  draw();
+}
+
+hiddenSlider.addEventListener("input", () => {
+  if (!data) return;
+  state.d = Number(hiddenSlider.value);
+  state.m = Math.min(state.m, maxM(state.d));
+  mSlider.max = maxM(state.d);
+  mSlider.value = state.m;
+  draw();
+});
+mSlider.addEventListener("input", () => { if (data) { state.m = Number(mSlider.value); draw(); } });
+modelSelect.addEventListener("change", () => {
+  if (!data) return;
+  state.model = Number(modelSelect.value);
+  // Picking a model shows its own hidden size in the diagram.
+  state.d = data.hidden_sizes.indexOf(data.models[state.model].hidden);
+  state.m = Math.min(state.m, maxM(state.d));
+  syncControls();
+  draw();
+});
+biasCheck.addEventListener("change", () => { if (data) { state.bias = biasCheck.checked; draw(); } });
+
+start();

@@ -1,0 +1,209 @@
+// P7 Intrinsic dimension. The server trains one network per subspace size d once per seed and
+// returns every accuracy, loss curve and d_90; the d slider only picks an index into that
+// response, so it costs no request. The state lives in the query string.
+
+const root = document.getElementById("intrinsic-root");
+const apiUrl = root.dataset.apiUrl;
+const $ = (id) => document.getElementById(id);
+
+const seedInput = $("seed-input");
+const slider = $("d-slider");
+const errorBox = $("intrinsic-error");
+const PLOT_CONFIG = { displaylogo: false, responsive: true };
+const ACCENT = "#3a5bd9";
+const FULL = "#2a9d5c";
+const BAR = "#d9822b";
+const MUTED = "#9aa3b2";
+
+let data = null;
+let index = 0; // into data.dimensions
+let requestSeq = 0;
+let inFlight = null;
+
+const fmtInt = new Intl.NumberFormat("en-US");
+const pct = (x, digits = 1) => `${(100 * x).toFixed(digits)} %`;
+// Shares span from ~1e-7 to 1: show significant digits, not a fixed number of decimals.
+const share = (x) => `${Number((100 * x).toPrecision(2))} %`;
+const millions = (n) => `${fmtInt.format(n / 1e6)}M`;
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = !message;
+}
+
+function messageOf(body, status) {
+  const msg = body && (body.error ?? body.detail);
+  if (typeof msg === "string") return msg;
+  if (Array.isArray(msg)) return msg.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
+  return `The server answered ${status}.`;
+}
+
+async function fetchData(params) {
+  const seq = ++requestSeq;
+  if (inFlight) inFlight.abort();
+  inFlight = new AbortController();
+  root.dataset.loading = "1";
+  try {
+    const resp = await fetch(`${apiUrl}?${params}`, { signal: inFlight.signal });
+    const body = await resp.json().catch(() => null);
+    if (!resp.ok) throw new Error(messageOf(body, resp.status));
+    return seq === requestSeq ? body : null;
+  } catch (err) {
+    if (err.name === "AbortError") return null;
+    throw err;
+  } finally {
+    if (seq === requestSeq) root.dataset.loading = "0";
+  }
+}
+
+function writeUrl() {
+  const params = new URLSearchParams({ seed: data.settings.seed, d: data.dimensions[index] });
+  history.replaceState(null, "", `?${params}`);
+}
+
+function drawStatic() {
+  const dims = data.dimensions;
+  const xRange = [Math.log10(dims[0]) - 0.15, Math.log10(dims[dims.length - 1]) + 0.15];
+  const traces = [
+    { x: dims, y: data.accuracy.map((a) => 100 * a), mode: "lines+markers", name: "subspace training",
+      line: { color: ACCENT, width: 2.5 }, marker: { size: 8 },
+      hovertemplate: "d = %{x}: %{y:.1f} %<extra></extra>" },
+    { x: [dims[0], dims[dims.length - 1]], y: [100 * data.full_accuracy, 100 * data.full_accuracy],
+      mode: "lines", name: "ordinary training (all D)", line: { color: FULL, dash: "dash" }, hoverinfo: "skip" },
+    { x: [dims[0], dims[dims.length - 1]], y: [100 * data.bar, 100 * data.bar], mode: "lines",
+      name: `${pct(data.threshold, 0)} of ordinary`, line: { color: BAR, dash: "dot" }, hoverinfo: "skip" },
+    { x: [dims[0], dims[dims.length - 1]], y: [100 * data.init_accuracy, 100 * data.init_accuracy],
+      mode: "lines", name: "untrained θ₀", line: { color: MUTED, dash: "dot", width: 1 }, hoverinfo: "skip" },
+  ];
+  if (data.d90 !== null) {
+    const i90 = dims.indexOf(data.d90);
+    traces.push({ x: [data.d90], y: [100 * data.accuracy[i90]], mode: "markers+text", name: "d₉₀",
+      text: [`d₉₀ = ${fmtInt.format(data.d90)}`], textposition: "bottom right",
+      marker: { size: 14, symbol: "star", color: BAR }, hoverinfo: "skip" });
+  }
+  traces.push({ x: [dims[index]], y: [100 * data.accuracy[index]], mode: "markers", name: "chosen d",
+    marker: { size: 18, color: "rgba(0,0,0,0)", line: { color: "#111", width: 2 } }, hoverinfo: "skip" });
+  Plotly.react("accuracy-chart", traces, {
+    margin: { l: 60, r: 10, t: 10, b: 50 },
+    legend: { orientation: "h", y: -0.25 },
+    xaxis: { title: { text: "subspace dimension d (trainable numbers, log scale)" }, type: "log",
+             range: xRange, tickvals: dims, ticktext: dims.map((d) => fmtInt.format(d)) },
+    yaxis: { title: { text: "test accuracy (%)" }, range: [0, 105] },
+  }, PLOT_CONFIG);
+}
+
+function drawIndex() {
+  const i = index;
+  const d = data.dimensions[i];
+  const last = document.getElementById("accuracy-chart").data.length - 1;
+  Plotly.restyle("accuracy-chart", { x: [[d]], y: [[100 * data.accuracy[i]]] }, [last]);
+
+  const curve = data.losses[i];
+  const full = data.losses[data.losses.length - 1];
+  const steps = curve.map((_, t) => t + 1);
+  const traces = [{ x: steps, y: curve, mode: "lines", name: `d = ${fmtInt.format(d)}`,
+                    line: { color: ACCENT, width: 2.5 }, hovertemplate: "step %{x}: %{y}<extra></extra>" }];
+  if (i !== data.losses.length - 1) {
+    traces.push({ x: steps, y: full, mode: "lines", name: `d = D = ${fmtInt.format(data.total_params)}`,
+                  line: { color: MUTED, dash: "dot" }, hovertemplate: "step %{x}: %{y}<extra></extra>" });
+  }
+  Plotly.react("loss-chart", traces, {
+    margin: { l: 60, r: 10, t: 10, b: 45 },
+    legend: { orientation: "h", y: -0.25 },
+    xaxis: { title: { text: "Adam step" } },
+    yaxis: { title: { text: "training loss (cross-entropy, nats)" }, type: "log", dtick: 1 },
+  }, PLOT_CONFIG);
+
+  $("d-value").textContent = fmtInt.format(d);
+  $("d-fraction").textContent = `${fmtInt.format(d)} of ${fmtInt.format(data.total_params)} (${share(data.fractions[i])})`;
+  $("acc-d").textContent = pct(data.accuracy[i]);
+  $("train-acc-d").textContent = pct(data.train_accuracy[i]);
+}
+
+function drawSummary() {
+  document.querySelectorAll(".threshold").forEach((el) => { el.textContent = pct(data.threshold, 0); });
+  $("acc-full").textContent = pct(data.full_accuracy);
+  $("acc-init").textContent = pct(data.init_accuracy);
+  $("acc-bar").textContent = pct(data.bar);
+  const d90Text = data.d90 === null
+    ? "not reached on this grid"
+    : `${fmtInt.format(data.d90)} (${share(data.d90_fraction)} of D)`;
+  $("d90").textContent = d90Text;
+  $("d90-text").textContent = d90Text;
+  const f = data.seed_facts;
+  $("seed-d90").textContent = fmtInt.format(f.roberta_d90);
+  $("seed-share").textContent = share(f.roberta_fraction);
+  document.querySelectorAll(".seed-params").forEach((el) => { el.textContent = millions(f.roberta_params); });
+  $("seed-range").textContent = `${fmtInt.format(f.subspace_range[0])}–${fmtInt.format(f.subspace_range[1])}`;
+  $("large-params").textContent = millions(f.roberta_large_params);
+  $("large-share").textContent = share(f.roberta_large_fraction);
+  $("net-params").textContent = fmtInt.format(data.network.params);
+  $("net-sizes").textContent = data.network.sizes.join(" → ");
+}
+
+function nearestIndex(d) {
+  let best = 0;
+  data.dimensions.forEach((x, i) => {
+    if (Math.abs(Math.log(x / d)) < Math.abs(Math.log(data.dimensions[best] / d))) best = i;
+  });
+  return best;
+}
+
+function show(body, wantedD) {
+  data = body;
+  seedInput.min = data.limits.seed[0];
+  seedInput.max = data.limits.seed[1];
+  seedInput.value = data.settings.seed;
+  slider.max = data.dimensions.length - 1;
+  index = wantedD > 0 ? nearestIndex(wantedD) : Math.min(index, data.dimensions.length - 1);
+  slider.value = index;
+  slider.setAttribute("aria-valuetext", `d = ${data.dimensions[index]}`);
+  drawStatic();
+  drawIndex();
+  drawSummary();
+  writeUrl();
+  root.dataset.ready = "1";
+}
+
+async function reload() {
+  try {
+    const body = await fetchData(new URLSearchParams({ seed: seedInput.value.trim() }));
+    if (body) {
+      showError("");
+      show(body, data ? data.dimensions[index] : undefined);
+    }
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function start() {
+  const query = new URLSearchParams(location.search);
+  const params = new URLSearchParams();
+  if (query.has("seed")) params.set("seed", query.get("seed"));
+  const wantedD = query.has("d") ? Number(query.get("d")) : 10;
+  try {
+    const body = await fetchData(params);
+    if (body) show(body, wantedD);
+  } catch (err) {
+    const body = await fetchData(new URLSearchParams()).catch(() => null);
+    if (body) show(body, wantedD);
+    showError(`The link's settings were not accepted (${err.message}); showing the defaults.`);
+  }
+}
+
+seedInput.addEventListener("change", reload);
+$("new-seed").addEventListener("click", () => {
+  const seed = Number(seedInput.value);
+  seedInput.value = Number.isInteger(seed) && seed < Number(seedInput.max) ? seed + 1 : 0;
+  reload();
+});
+slider.addEventListener("input", () => {
+  if (!data) return;
+  index = Number(slider.value);
+  slider.setAttribute("aria-valuetext", `d = ${data.dimensions[index]}`);
+  drawIndex();
+  writeUrl();
+});
+
+start();

@@ -1,0 +1,180 @@
+// P10 LoRA forward path. The server computes the example for every rank and every α on its grid
+// (Wx, Ax, BAx, (α/r)·BAx and h); the r and α sliders only index that response. d and the seed
+// fetch a new example. State (d, seed, r, alpha) lives in the query string.
+
+const root = document.getElementById("forward-root");
+const $ = (id) => document.getElementById(id);
+const rankSlider = $("rank-slider");
+const alphaSlider = $("alpha-slider");
+const inputs = { d: $("d-input"), seed: $("seed-input") };
+const PLOT_CONFIG = { displaylogo: false, responsive: true };
+const fmtInt = new Intl.NumberFormat("en-US");
+const COLOURS = { Wx: "#9aa3b2", update: "#a86200", h: "#3a5bd9", x: "#1f8a4c" };
+
+let data = null;
+let rank = 2; // r itself (1 … d)
+let alpha = 8; // α itself, a value of data.alphas
+let requestSeq = 0;
+
+function showError(message) {
+  $("forward-error").textContent = message;
+  $("forward-error").hidden = !message;
+}
+
+async function fetchExample(params) {
+  const seq = ++requestSeq;
+  const resp = await fetch(`${root.dataset.apiUrl}?${params}`);
+  const body = await resp.json().catch(() => null);
+  if (!resp.ok) throw new Error(body?.error ?? `The server answered ${resp.status}.`);
+  return seq === requestSeq ? body : null;
+}
+
+function writeUrl() {
+  const params = new URLSearchParams({ d: data.settings.d, seed: data.settings.seed, r: rank, alpha });
+  history.replaceState(null, "", `?${params}`);
+}
+
+const indices = (n) => Array.from({ length: n }, (_, i) => i + 1);
+
+function heatmap(id, z, rowsLabel, colsLabel, limit) {
+  Plotly.react(id, [{
+    type: "heatmap", z, zmin: -limit, zmax: limit, zmid: 0, colorscale: "RdBu",
+    x: indices(z[0].length), y: indices(z.length),
+    colorbar: { thickness: 8, len: 0.9 },
+    hovertemplate: `${rowsLabel} %{y}, ${colsLabel} %{x}: %{z}<extra></extra>`,
+  }], {
+    margin: { l: 45, r: 5, t: 5, b: 40 },
+    xaxis: { title: { text: colsLabel }, constrain: "domain", dtick: 1 },
+    yaxis: { title: { text: rowsLabel }, autorange: "reversed", scaleanchor: "x",
+             constrain: "domain", dtick: 1 },
+  }, PLOT_CONFIG);
+}
+
+function drawExample() {
+  const d = data.settings.d;
+  const limit = Math.max(...data.W.flat().map(Math.abs), ...data.B[d - 1].flat().map(Math.abs),
+                         ...data.A[d - 1].flat().map(Math.abs));
+  heatmap("heat-W", data.W, "output i", "input j", limit);
+  $("w-shape").textContent = `${d} × ${d}`;
+  return limit;
+}
+
+function drawRank() {
+  const d = data.settings.d;
+  const ri = rank - 1;
+  const ai = data.alphas.indexOf(alpha);
+  const limit = drawExample();
+  heatmap("heat-A", data.A[ri], "row k", "input j", limit);
+  heatmap("heat-B", data.B[ri], "output i", "column k", limit);
+  $("a-shape").textContent = `${rank} × ${d}`;
+  $("b-shape").textContent = `${d} × ${rank}`;
+
+  const comps = indices(d);
+  Plotly.react("vectors-chart", [
+    { type: "bar", name: "Wx (frozen road)", x: comps, y: data.Wx, marker: { color: COLOURS.Wx },
+      hovertemplate: "Wx, i = %{x}: %{y}<extra></extra>" },
+    { type: "bar", name: "(α/r)·BAx (side road)", x: comps, y: data.update[ri][ai],
+      marker: { color: COLOURS.update }, hovertemplate: "(α/r)·BAx, i = %{x}: %{y}<extra></extra>" },
+    { type: "bar", name: "h = sum", x: comps, y: data.h[ri][ai], marker: { color: COLOURS.h },
+      hovertemplate: "h, i = %{x}: %{y}<extra></extra>" },
+  ], {
+    barmode: "group",
+    margin: { l: 55, r: 10, t: 10, b: 45 },
+    legend: { orientation: "h", y: 1.15 },
+    xaxis: { title: { text: "output component i (1 … d)" }, dtick: 1 },
+    yaxis: { title: { text: "value (unitless)" }, zeroline: true },
+  }, PLOT_CONFIG);
+
+  Plotly.react("bottleneck-chart", [
+    { type: "bar", name: "x (input, width d)", x: comps, y: data.x, marker: { color: COLOURS.x },
+      xaxis: "x", hovertemplate: "x, j = %{x}: %{y}<extra></extra>" },
+    { type: "bar", name: "Ax (width r)", x: indices(rank), y: data.Ax[ri],
+      marker: { color: COLOURS.update }, xaxis: "x2", yaxis: "y",
+      hovertemplate: "Ax, k = %{x}: %{y}<extra></extra>" },
+  ], {
+    grid: { rows: 1, columns: 2, pattern: "independent" },
+    margin: { l: 55, r: 10, t: 10, b: 45 },
+    legend: { orientation: "h", y: 1.15 },
+    xaxis: { title: { text: "input component j" }, dtick: 1, domain: [0, 0.62] },
+    xaxis2: { title: { text: "bottleneck k" }, dtick: 1, domain: [0.7, 1], range: [0.5, d + 0.5] },
+    yaxis: { title: { text: "value (unitless)" } },
+  }, PLOT_CONFIG);
+
+  $("rank-value").textContent = rank;
+  $("alpha-value").textContent = alpha;
+  $("scale").textContent = String(data.scale[ri][ai]);
+  $("params-full").textContent = fmtInt.format(data.params_full);
+  $("params-lora").textContent = fmtInt.format(data.params_lora[ri]);
+  $("shapes").innerHTML = [
+    `x: ${d}`,
+    `frozen: W (${d}×${d}) · x → Wx: ${d}`,
+    `side: A (${rank}×${d}) · x → Ax: <strong>${rank}</strong>`,
+    `side: B (${d}×${rank}) · Ax → BAx: ${d}`,
+    `scale: α/r = ${alpha}/${rank} = ${data.scale[ri][ai]}`,
+    `h = Wx + (α/r)·BAx: ${d}`,
+  ].join("<br>");
+  writeUrl();
+}
+
+function show(body, wanted) {
+  data = body;
+  const d = data.settings.d;
+  inputs.d.min = data.limits.d[0];
+  inputs.d.max = data.limits.d[1];
+  inputs.seed.min = data.limits.seed[0];
+  inputs.seed.max = data.limits.seed[1];
+  inputs.d.value = d;
+  inputs.seed.value = data.settings.seed;
+  rankSlider.max = data.ranks.length - 1;
+  alphaSlider.max = data.alphas.length - 1;
+  rank = data.ranks.includes(wanted.r) ? wanted.r : Math.min(2, d);
+  alpha = data.alphas.includes(wanted.alpha) ? wanted.alpha : 8;
+  rankSlider.value = data.ranks.indexOf(rank);
+  alphaSlider.value = data.alphas.indexOf(alpha);
+  drawRank();
+  root.dataset.ready = "1";
+}
+
+async function reload() {
+  const params = new URLSearchParams({ d: inputs.d.value.trim(), seed: inputs.seed.value.trim() });
+  // A change event with nothing changed (a blur after a programmatic update) must not fetch: its
+  // late answer would overwrite what the user is typing in the other field.
+  if (data && params.get("d") === String(data.settings.d) &&
+      params.get("seed") === String(data.settings.seed)) return;
+  try {
+    const body = await fetchExample(params);
+    if (body) {
+      showError("");
+      show(body, { r: rank, alpha });
+    }
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function start() {
+  const q = new URLSearchParams(location.search);
+  const params = new URLSearchParams();
+  for (const key of ["d", "seed"]) if (q.has(key)) params.set(key, q.get(key));
+  const wanted = { r: Number(q.get("r")), alpha: q.has("alpha") ? Number(q.get("alpha")) : 8 };
+  try {
+    const body = await fetchExample(params);
+    if (body) show(body, wanted);
+  } catch (err) {
+    const body = await fetchExample(new URLSearchParams()).catch(() => null);
+    if (body) show(body, wanted);
+    showError(`The link's settings were not accepted (${err.message}); showing the defaults.`);
+  }
+}
+
+rankSlider.addEventListener("input", () => {
+  rank = data.ranks[Number(rankSlider.value)];
+  drawRank();
+});
+alphaSlider.addEventListener("input", () => {
+  alpha = data.alphas[Number(alphaSlider.value)];
+  drawRank();
+});
+for (const input of Object.values(inputs)) input.addEventListener("change", reload);
+
+start();

@@ -1,0 +1,181 @@
+// P16 Low-rank lab. The server fits every rank r on every sample size n for one task (true
+// rank k, noise σ, seed); changing the task fetches once, while n and r only index into the
+// response. The state lives in the query string.
+
+const root = document.getElementById("lab-root");
+const $ = (id) => document.getElementById(id);
+const PLOT_CONFIG = { displaylogo: false, responsive: true };
+const ACCENT = "#3a5bd9";
+const TRAIN = "#e07b2a";
+const MUTED = "#9aa3b2";
+const fmtInt = new Intl.NumberFormat("en-US");
+const fmt = (x) => (x === 0 ? "0" : Number(x).toPrecision(3));
+
+const kSlider = $("k-slider");
+const noiseSlider = $("noise-slider");
+const seedInput = $("seed-input");
+const nSlider = $("n-slider");
+const rSlider = $("r-slider");
+let data = null;
+const view = { n: null, r: null };
+let requestSeq = 0;
+let inFlight = null;
+
+function showError(message) {
+  $("lab-error").textContent = message;
+  $("lab-error").hidden = !message;
+}
+
+async function fetchTask(params) {
+  const seq = ++requestSeq;
+  if (inFlight) inFlight.abort();
+  inFlight = new AbortController();
+  root.dataset.loading = "1";
+  try {
+    const resp = await fetch(`${root.dataset.apiUrl}?${params}`, { signal: inFlight.signal });
+    const body = await resp.json().catch(() => null);
+    if (!resp.ok) throw new Error((body && (body.error ?? body.detail)) || `The server answered ${resp.status}.`);
+    return seq === requestSeq ? body : null;
+  } catch (err) {
+    if (err.name === "AbortError") return null;
+    throw err;
+  } finally {
+    if (seq === requestSeq) root.dataset.loading = "0";
+  }
+}
+
+function taskParams() {
+  return new URLSearchParams({ true_rank: kSlider.value, noise: noiseSlider.value, seed: seedInput.value.trim() });
+}
+
+function writeUrl() {
+  const s = data.settings;
+  const p = new URLSearchParams({ true_rank: s.true_rank, noise: s.noise, seed: s.seed,
+    n: data.sample_sizes[view.n], r: view.r });
+  history.replaceState(null, "", `?${p}`);
+}
+
+function syncControls() {
+  const { settings, limits } = data;
+  kSlider.min = limits.true_rank[0];
+  kSlider.max = limits.true_rank[1];
+  noiseSlider.min = limits.noise[0];
+  noiseSlider.max = limits.noise[1];
+  seedInput.min = limits.seed[0];
+  seedInput.max = limits.seed[1];
+  kSlider.value = settings.true_rank;
+  noiseSlider.value = settings.noise;
+  seedInput.value = settings.seed;
+  nSlider.max = data.sample_sizes.length - 1;
+  rSlider.max = data.ranks.length - 1;
+  nSlider.value = view.n;
+  rSlider.value = view.r;
+  $("k-value").textContent = settings.true_rank;
+  $("noise-value").textContent = Number(settings.noise).toFixed(2);
+}
+
+function heatmap(z) {
+  return [{ type: "heatmap", z, zmin: -data.value_limit, zmax: data.value_limit, zmid: 0,
+    colorscale: "RdBu", colorbar: { thickness: 10 },
+    hovertemplate: "input %{y}, output %{x}: %{z}<extra></extra>" }];
+}
+
+const HEATMAP_LAYOUT = {
+  margin: { l: 40, r: 10, t: 10, b: 40 },
+  xaxis: { title: { text: "output j" }, constrain: "domain" },
+  yaxis: { title: { text: "input i" }, autorange: "reversed", scaleanchor: "x", constrain: "domain" },
+};
+
+function drawTask() {
+  Plotly.react("heatmap-true", heatmap(data.delta), HEATMAP_LAYOUT, PLOT_CONFIG);
+}
+
+function drawView() {
+  const { n, r } = view;
+  const k = data.settings.true_rank;
+  const traces = data.sample_sizes.map((size, i) => ({
+    x: data.ranks, y: data.heldout_mse[i], mode: "lines", name: "new examples, other n",
+    line: { color: MUTED, width: 1 }, opacity: 0.6, showlegend: i === (n === 0 ? 1 : 0),
+    legendgroup: "others", hovertemplate: `n = ${size}, r = %{x}: %{y}<extra></extra>`,
+  })).filter((_, i) => i !== n);
+  traces.push(
+    { x: data.ranks, y: data.heldout_mse[n], mode: "lines+markers", name: `new examples (n = ${fmtInt.format(data.sample_sizes[n])})`,
+      line: { color: ACCENT, width: 3 }, hovertemplate: "r = %{x}: %{y}<extra>new examples</extra>" },
+    { x: data.ranks, y: data.train_mse[n], mode: "lines+markers", name: "training examples",
+      line: { color: TRAIN, dash: "dash" }, hovertemplate: "r = %{x}: %{y}<extra>training</extra>" },
+    { x: [data.ranks[0], data.ranks[data.ranks.length - 1]], y: [data.noise_floor, data.noise_floor], mode: "lines",
+      name: "noise floor σ²", line: { color: "#222", dash: "dot", width: 1 }, hoverinfo: "skip" },
+    { x: [r], y: [data.heldout_mse[n][r]], mode: "markers", name: `r = ${r}`,
+      marker: { size: 14, symbol: "circle-open", color: "#222", line: { width: 2 } }, hoverinfo: "skip" },
+  );
+  const top = Math.max(...data.heldout_mse[n], ...data.train_mse[n]);
+  Plotly.react("error-chart", traces, {
+    margin: { l: 60, r: 10, t: 25, b: 50 },
+    legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top" },
+    shapes: [{ type: "rect", x0: k - 0.5, x1: k + 0.5, yref: "paper", y0: 0, y1: 1, fillcolor: "#e5e8ef",
+      line: { width: 0 }, layer: "below" }],
+    annotations: [{ x: k, yref: "paper", y: 1, text: `k = ${k}`, showarrow: false, yanchor: "bottom", font: { size: 11 } }],
+    xaxis: { title: { text: "LoRA rank r" }, dtick: 2 },
+    yaxis: { title: { text: "mean squared error per output" }, range: [0, Math.min(top, 3 * data.heldout_mse[n][0]) * 1.05] },
+  }, PLOT_CONFIG);
+  Plotly.react("heatmap-fit", heatmap(data.fits[n][r]), HEATMAP_LAYOUT, PLOT_CONFIG);
+
+  $("n-value").textContent = fmtInt.format(data.sample_sizes[n]);
+  $("r-value").textContent = r;
+  $("train-error").textContent = fmt(data.train_mse[n][r]);
+  $("heldout-error").textContent = fmt(data.heldout_mse[n][r]);
+  $("noise-floor").textContent = fmt(data.noise_floor);
+  $("update-error").textContent = fmt(data.update_error[n][r]);
+  $("param-count").textContent = `${fmtInt.format(data.params[r])} vs ${fmtInt.format(data.params_full)}`;
+  $("best-rank").textContent = data.best_rank[n];
+}
+
+function show(body, wanted) {
+  data = body;
+  const nIndex = data.sample_sizes.map(String).indexOf(String(wanted.n));
+  view.n = nIndex >= 0 ? nIndex : (view.n ?? 2);
+  const r = Number(wanted.r);
+  view.r = Number.isInteger(r) && wanted.r !== null && wanted.r !== undefined
+    ? Math.min(Math.max(r, 0), data.ranks.length - 1) : (view.r ?? data.settings.true_rank);
+  syncControls();
+  drawTask();
+  drawView();
+  writeUrl();
+  root.dataset.ready = "1";
+}
+
+async function reload() {
+  try {
+    const body = await fetchTask(taskParams());
+    if (body) {
+      showError("");
+      show(body, { n: data.sample_sizes[view.n], r: view.r });
+    }
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function start() {
+  const q = new URLSearchParams(location.search);
+  const params = new URLSearchParams();
+  for (const key of ["true_rank", "noise", "seed"]) if (q.has(key)) params.set(key, q.get(key));
+  const wanted = { n: q.get("n"), r: q.get("r") };
+  try {
+    const body = await fetchTask(params);
+    if (body) show(body, wanted);
+  } catch (err) {
+    const body = await fetchTask(new URLSearchParams()).catch(() => null);
+    if (body) show(body, wanted);
+    showError(`The link's settings were not accepted (${err.message}); showing the defaults.`);
+  }
+}
+
+// The task sliders show their value while moving and fetch a new task when let go.
+kSlider.addEventListener("input", () => { $("k-value").textContent = kSlider.value; });
+noiseSlider.addEventListener("input", () => { $("noise-value").textContent = Number(noiseSlider.value).toFixed(2); });
+for (const el of [kSlider, noiseSlider, seedInput]) el.addEventListener("change", () => { if (data) reload(); });
+nSlider.addEventListener("input", () => { if (data) { view.n = Number(nSlider.value); drawView(); writeUrl(); } });
+rSlider.addEventListener("input", () => { if (data) { view.r = Number(rSlider.value); drawView(); writeUrl(); } });
+
+start();

@@ -1,0 +1,93 @@
+// P21: the quizzes. Answers are checked against the JSON the server sent; progress is kept in
+// localStorage (question id -> chosen text) so it survives reloads; ?chapter=N focuses a chapter.
+const root = document.getElementById("quiz-root");
+const STORE = "peftlab.quiz.v1";
+const load = () => JSON.parse(localStorage.getItem(STORE) || "{}");
+const save = (answers) => localStorage.setItem(STORE, JSON.stringify(answers));
+let quizzes = [];
+
+function escape(text) {
+  const div = document.createElement("div");
+  div.textContent = text;
+  return div.innerHTML;
+}
+
+function feedback(question, chosenText) {
+  const choice = question.choices.find((c) => c.text === chosenText);
+  if (!choice) return "";
+  let html = `<p class="quiz-feedback ${choice.correct ? "right" : "wrong"}" data-correct="${choice.correct}">
+    <strong>${choice.correct ? "Right." : "Not quite."}</strong> ${escape(choice.why)}</p>`;
+  if (!choice.correct) {
+    const right = question.choices.find((c) => c.correct);
+    html += `<p class="quiz-feedback right">The answer: ${escape(right.text)}. ${escape(right.why)}</p>`;
+  }
+  if (question.misconception) {
+    html += `<aside class="note">Misconception: “${escape(question.misconception)}”</aside>`;
+  }
+  return html;
+}
+
+function render() {
+  const answers = load();
+  root.innerHTML = quizzes.map((quiz) => `<section class="card quiz-chapter" id="chapter-${quiz.chapter}">
+    <h2>Chapter ${quiz.chapter}: ${escape(quiz.title)}</h2>
+    ${quiz.questions.map((q) => `<fieldset class="quiz-question" data-question="${q.id}">
+      <legend>${escape(q.prompt)}</legend>
+      ${q.choices.map((c, i) => `<label><input type="radio" name="${q.id}" value="${i}"
+        ${answers[q.id] === c.text ? "checked" : ""}> <span>${escape(c.text)}</span></label>`).join("")}
+      <div class="quiz-answer">${feedback(q, answers[q.id])}</div>
+    </fieldset>`).join("")}
+  </section>`).join("");
+  showProgress(answers);
+}
+
+function showProgress(answers) {
+  document.getElementById("quiz-progress").innerHTML = quizzes.map((quiz) => {
+    const answered = quiz.questions.filter((q) => answers[q.id] !== undefined);
+    const right = answered.filter((q) => q.choices.find((c) => c.text === answers[q.id])?.correct);
+    return `<li><a href="?chapter=${quiz.chapter}" data-chapter="${quiz.chapter}">Chapter ${quiz.chapter}</a>:
+      ${right.length} right of ${quiz.questions.length}${answered.length < quiz.questions.length ? ` (${quiz.questions.length - answered.length} to go)` : ""}</li>`;
+  }).join("");
+}
+
+function focusChapter(number, scroll) {
+  document.querySelectorAll(".quiz-chapter").forEach((el) => el.classList.toggle("focus", el.id === `chapter-${number}`));
+  const target = document.getElementById(`chapter-${number}`);
+  if (target && scroll) target.scrollIntoView({ block: "start" });
+}
+
+root.addEventListener("change", (event) => {
+  const input = event.target.closest("input[type=radio]");
+  if (!input) return;
+  const fieldset = input.closest("fieldset");
+  const question = quizzes.flatMap((q) => q.questions).find((q) => q.id === fieldset.dataset.question);
+  const answers = load();
+  answers[question.id] = question.choices[Number(input.value)].text;
+  save(answers);
+  fieldset.querySelector(".quiz-answer").innerHTML = feedback(question, answers[question.id]);
+  showProgress(answers);
+});
+
+document.getElementById("quiz-progress").addEventListener("click", (event) => {
+  const link = event.target.closest("a[data-chapter]");
+  if (!link) return;
+  event.preventDefault();
+  history.replaceState(null, "", `?chapter=${link.dataset.chapter}`);
+  focusChapter(link.dataset.chapter, true);
+});
+
+document.getElementById("quiz-reset").addEventListener("click", () => {
+  localStorage.removeItem(STORE);
+  render();
+});
+
+async function init() {
+  const response = await fetch(root.dataset.apiUrl);
+  quizzes = await response.json();
+  render();
+  const chapter = new URLSearchParams(location.search).get("chapter");
+  if (chapter) focusChapter(chapter, true);
+  root.dataset.ready = "1";
+}
+
+init().catch((err) => { root.textContent = `Could not load the quizzes: ${err.message}`; });

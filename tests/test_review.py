@@ -1,0 +1,76 @@
+"""P21 quizzes: well-formed questions whose numbers come from the formulas."""
+import pytest
+
+from simulations import params, quizzes
+
+
+def all_questions():
+    return [q for qs in quizzes.QUIZZES.values() for q in qs]
+
+
+def test_every_question_has_one_right_answer_and_every_choice_says_why():
+    ids = [q.id for q in all_questions()]
+    assert len(ids) == len(set(ids))
+    for q in all_questions():
+        assert sum(c.correct for c in q.choices) == 1, q.id
+        assert len(q.choices) >= 3, q.id
+        assert all(len(c.why) > 20 for c in q.choices), q.id
+
+
+def test_every_teaching_chapter_has_a_quiz():
+    from simulations.chapters import CHAPTERS
+
+    assert {ch.number for ch in CHAPTERS if ch.number != 10} <= set(quizzes.QUIZZES)
+
+
+def answer(question_id):
+    q = next(q for q in all_questions() if q.id == question_id)
+    return next(c for c in q.choices if c.correct)
+
+
+def test_the_lora_question_uses_the_seed_figure():
+    # Seed 001 ch3: r = 8 on a 4096×4096 matrix is 65,536 parameters, 0.39 % of the matrix.
+    right = answer("lora-count")
+    assert right.text == f"{params.lora_matrix_params(4096, 4096, 8):,}" == "65,536"
+    assert "0.39 %" in right.why
+
+
+def test_the_adapter_and_prefix_questions_use_the_seed_figures():
+    # Seed 000: an adapter with m = 64 on d = 1024 has 131,072 weights; prefix tuning with 20
+    # tokens × 32 layers × 2 × 4096 trains 5.2M numbers.
+    assert answer("adapter-count").text == "131,072"
+    assert answer("prefix-count").text == "5,242,880"
+
+
+def test_the_order_of_choices_is_stable_and_not_always_right_first():
+    first = quizzes.as_json()
+    assert first == quizzes.as_json()
+    firsts = [q["choices"][0]["correct"] for qs in first.values() for q in qs]
+    assert not all(firsts)
+
+
+@pytest.mark.django_db
+def test_it_serves_the_quizzes_with_chapter_titles(client):
+    body = client.get("/api/playgrounds/quiz").json()
+    assert body[0]["chapter"] == 1 and body[0]["title"] == "What fine-tuning costs"
+    assert all(len(q["choices"]) >= 3 for chapter in body for q in chapter["questions"])
+
+
+def test_the_cheat_sheet_reproduces_the_seed_figures():
+    from simulations import cheatsheet
+    from workers import base_model
+
+    rows = {r["quantity"]: r["value"] for r in cheatsheet.rows(base_model.dimensions())}
+    assert rows["LoRA, one matrix"] == 65_536  # seed 001 ch3
+    assert round(rows["… as a share of the matrix"], 2) == 0.39  # seed 001 ch9: ~0.4 %
+    assert rows["Bottleneck adapter"] == 131_072  # seed 000
+    assert round(rows["Prefix tuning"] / 1e6, 1) == 5.2  # seed 000
+    assert round(rows["Full fine-tuning, mixed precision Adam"], 1) == 2.1  # seed 000: ≈ 2.1 TB
+    assert round(rows["QLoRA base"] - 4, 3) == 0.127  # seed 001 ch6
+    assert rows["LoRA on all-MiniLM-L6-v2, query + value"] == 73_728  # 2·384·8·2·6
+
+
+@pytest.mark.django_db
+def test_it_serves_the_cheat_sheet(client):
+    body = client.get("/api/playgrounds/cheat-sheet").json()
+    assert {"quantity", "formula", "example", "value", "unit", "source"} == set(body[0])
