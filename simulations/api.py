@@ -26,6 +26,7 @@ api = NinjaAPI(title="PEFT Lab API", version="1", urls_namespace="api",
 
 # Playground routers: one module per playground family, each mounted under /api/playgrounds.
 PLAYGROUND_ROUTERS = (
+    "simulations.api_decide",
     "simulations.api_playgrounds",
     "simulations.api_quant",
     "simulations.api_memory",

@@ -64,11 +64,13 @@ function builder() {
 
 // Playgrounds build some controls after their first fetch: wait for the page's ready signal.
 function whenReady(callback) {
+  let done = false;
+  const once = () => { if (!done) { done = true; observer.disconnect(); callback(); } };
   const ready = () => document.querySelector("[data-ready='1']");
-  if (ready()) return callback();
-  const observer = new MutationObserver(() => { if (ready()) { observer.disconnect(); callback(); } });
+  const observer = new MutationObserver(() => { if (ready()) once(); });
+  if (ready()) return once();
   observer.observe(document.body, { attributes: true, subtree: true, attributeFilter: ["data-ready"] });
-  setTimeout(() => { observer.disconnect(); callback(); }, 5000);
+  setTimeout(once, 5000);  // a page that never signals ready still gets its lesson link
 }
 
 whenReady(() => { hide(); builder(); });

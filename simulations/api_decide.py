@@ -1,0 +1,20 @@
+"""P18 Decision tree endpoint: the whole tree, the seeds' scenario table, and the path for the
+answers given in the query (?q1=yes&q2=no...)."""
+from django.http import HttpRequest
+from ninja import Router
+from ninja.errors import HttpError
+
+from . import decision
+
+router = Router(tags=["playgrounds"])
+
+
+@router.get("/decision-tree", summary="The method decision tree, the path for the given answers, "
+            "and the seeds' scenarios with the tree's recommendation")
+def decision_tree(request: HttpRequest):
+    answers = {k: v for k, v in request.GET.items()}
+    try:
+        result = decision.recommend(answers)
+    except ValueError as exc:
+        raise HttpError(400, str(exc))
+    return {"tree": decision.tree(), "result": result, "scenarios": decision.scenario_table()}
