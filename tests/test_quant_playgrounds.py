@@ -12,7 +12,8 @@ from simulations.params import adapter_params
 def test_it_reproduces_the_bitsandbytes_nf4_table():
     # The lab computes NF4 itself (normal quantiles, Dettmers et al. 2023); bitsandbytes ships
     # the table the real QLoRA runs use. They must agree.
-    functional = pytest.importorskip("bitsandbytes.functional")
+    from bitsandbytes import functional
+
     reference = functional.get_4bit_type("nf4", device="cpu").numpy()
     np.testing.assert_allclose(quant.nf4_levels(), reference, atol=1e-6)
 
