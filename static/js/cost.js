@@ -1,6 +1,7 @@
 // P1 Cost of fine-tuning. The server computes each model's GPU-hours, cost and checkpoint, and
 // the totals for every (tasks, runs) pair, once per change of the run settings; the two sliders
 // only index into that response. The whole state lives in the URL.
+import { latestFetcher } from "./playground.js";
 
 const root = document.getElementById("cost-root");
 const $ = (id) => document.getElementById(id);
@@ -14,8 +15,6 @@ const errorBox = $("cost-error");
 
 let data = null;
 let view = { t: 9, r: 0 };
-let requestSeq = 0;
-let inFlight = null;
 
 const fmtMoney = (x) => (x >= 1e6 ? `$${(x / 1e6).toFixed(2)}M` : `$${Math.round(x).toLocaleString("en-US")}`);
 const fmtHours = (x) => (x >= 100 ? Math.round(x).toLocaleString("en-US") : x.toPrecision(3));
@@ -29,29 +28,10 @@ function showError(message) {
   errorBox.hidden = !message;
 }
 
-function messageOf(body, status) {
-  const msg = body && (body.error ?? body.detail);
-  if (typeof msg === "string") return msg;
-  if (Array.isArray(msg)) return msg.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
-  return `The server answered ${status}.`;
-}
+const fetchLatest = latestFetcher(root);
 
-async function fetchTable(params) {
-  const seq = ++requestSeq;
-  if (inFlight) inFlight.abort();
-  inFlight = new AbortController();
-  root.dataset.loading = "1";
-  try {
-    const resp = await fetch(`${root.dataset.apiUrl}?${params}`, { signal: inFlight.signal });
-    const body = await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error(messageOf(body, resp.status));
-    return seq === requestSeq ? body : null;
-  } catch (err) {
-    if (err.name === "AbortError") return null;
-    throw err;
-  } finally {
-    if (seq === requestSeq) root.dataset.loading = "0";
-  }
+function fetchTable(params) {
+  return fetchLatest(`${root.dataset.apiUrl}?${params}`);
 }
 
 function paramsFromForm() {

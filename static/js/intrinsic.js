@@ -1,6 +1,7 @@
 // P7 Intrinsic dimension. The server trains one network per subspace size d once per seed and
 // returns every accuracy, loss curve and d_90; the d slider only picks an index into that
 // response, so it costs no request. The state lives in the query string.
+import { latestFetcher } from "./playground.js";
 
 const root = document.getElementById("intrinsic-root");
 const apiUrl = root.dataset.apiUrl;
@@ -17,8 +18,6 @@ const MUTED = "#9aa3b2";
 
 let data = null;
 let index = 0; // into data.dimensions
-let requestSeq = 0;
-let inFlight = null;
 
 const fmtInt = new Intl.NumberFormat("en-US");
 const pct = (x, digits = 1) => `${(100 * x).toFixed(digits)} %`;
@@ -31,29 +30,10 @@ function showError(message) {
   errorBox.hidden = !message;
 }
 
-function messageOf(body, status) {
-  const msg = body && (body.error ?? body.detail);
-  if (typeof msg === "string") return msg;
-  if (Array.isArray(msg)) return msg.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
-  return `The server answered ${status}.`;
-}
+const fetchLatest = latestFetcher(root);
 
-async function fetchData(params) {
-  const seq = ++requestSeq;
-  if (inFlight) inFlight.abort();
-  inFlight = new AbortController();
-  root.dataset.loading = "1";
-  try {
-    const resp = await fetch(`${apiUrl}?${params}`, { signal: inFlight.signal });
-    const body = await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error(messageOf(body, resp.status));
-    return seq === requestSeq ? body : null;
-  } catch (err) {
-    if (err.name === "AbortError") return null;
-    throw err;
-  } finally {
-    if (seq === requestSeq) root.dataset.loading = "0";
-  }
+function fetchData(params) {
+  return fetchLatest(`${apiUrl}?${params}`);
 }
 
 function writeUrl() {

@@ -1,6 +1,7 @@
 // P6 Lottery ticket. The server trains every network once per (seed, scope) and returns the
 // accuracies and masks at every sparsity of its grid; the sparsity slider and the layer menu only
 // pick indices into that response, so they cost no request. The state lives in the query string.
+import { latestFetcher } from "./playground.js";
 
 const root = document.getElementById("lottery-root");
 const apiUrl = root.dataset.apiUrl;
@@ -18,8 +19,6 @@ const CLASS_COLORS = ["#3a5bd9", "#d9822b", "#2a9d5c"];
 let data = null;
 let index = 0; // into data.sparsities
 let layer = 1; // into data.layers
-let requestSeq = 0;
-let inFlight = null;
 
 const fmtInt = new Intl.NumberFormat("en-US");
 const pct = (x, digits = 1) => `${(100 * x).toFixed(digits)} %`;
@@ -30,29 +29,10 @@ function showError(message) {
   errorBox.hidden = !message;
 }
 
-function messageOf(body, status) {
-  const msg = body && (body.error ?? body.detail);
-  if (typeof msg === "string") return msg;
-  if (Array.isArray(msg)) return msg.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
-  return `The server answered ${status}.`;
-}
+const fetchLatest = latestFetcher(root);
 
-async function fetchData(params) {
-  const seq = ++requestSeq;
-  if (inFlight) inFlight.abort();
-  inFlight = new AbortController();
-  root.dataset.loading = "1";
-  try {
-    const resp = await fetch(`${apiUrl}?${params}`, { signal: inFlight.signal });
-    const body = await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error(messageOf(body, resp.status));
-    return seq === requestSeq ? body : null;
-  } catch (err) {
-    if (err.name === "AbortError") return null;
-    throw err;
-  } finally {
-    if (seq === requestSeq) root.dataset.loading = "0";
-  }
+function fetchData(params) {
+  return fetchLatest(`${apiUrl}?${params}`);
 }
 
 function paramsFromForm() {

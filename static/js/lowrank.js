@@ -1,6 +1,7 @@
 // P9 Low-rank approximation. The server computes every reconstruction, error and count once per
 // matrix; the rank slider only picks an index into that response, so sliding costs no request.
 // The whole state lives in the query string, so a link reopens exactly this view.
+import { latestFetcher } from "./playground.js";
 
 const root = document.getElementById("lowrank-root");
 const apiUrl = root.dataset.apiUrl;
@@ -22,8 +23,6 @@ const ACCENT = "#3a5bd9";
 
 let data = null; // the last good response
 let rank = null; // the current r, an index into data's per-rank lists
-let requestSeq = 0; // only the newest response is drawn
-let inFlight = null;
 
 const fmtInt = new Intl.NumberFormat("en-US");
 const fmtPct = new Intl.NumberFormat("en-US", { style: "percent", maximumSignificantDigits: 3 });
@@ -34,30 +33,10 @@ function showError(message) {
   errorBox.hidden = !message;
 }
 
-function messageOf(body, status) {
-  // The API answers {"error": "..."}; ninja's own default is {"detail": ...}: accept both.
-  const msg = body && (body.error ?? body.detail);
-  if (typeof msg === "string") return msg;
-  if (Array.isArray(msg)) return msg.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
-  return `The server answered ${status}.`;
-}
+const fetchLatest = latestFetcher(root);
 
-async function fetchMatrix(params) {
-  const seq = ++requestSeq;
-  if (inFlight) inFlight.abort();
-  inFlight = new AbortController();
-  root.dataset.loading = "1";
-  try {
-    const resp = await fetch(`${apiUrl}?${params}`, { signal: inFlight.signal });
-    const body = await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error(messageOf(body, resp.status));
-    return seq === requestSeq ? body : null;
-  } catch (err) {
-    if (err.name === "AbortError") return null;
-    throw err;
-  } finally {
-    if (seq === requestSeq) root.dataset.loading = "0";
-  }
+function fetchMatrix(params) {
+  return fetchLatest(`${apiUrl}?${params}`);
 }
 
 function matrixParamsFromForm() {

@@ -1,6 +1,7 @@
 // P16 Low-rank lab. The server fits every rank r on every sample size n for one task (true
 // rank k, noise σ, seed); changing the task fetches once, while n and r only index into the
 // response. The state lives in the query string.
+import { latestFetcher } from "./playground.js";
 
 const root = document.getElementById("lab-root");
 const $ = (id) => document.getElementById(id);
@@ -18,30 +19,16 @@ const nSlider = $("n-slider");
 const rSlider = $("r-slider");
 let data = null;
 const view = { n: null, r: null };
-let requestSeq = 0;
-let inFlight = null;
 
 function showError(message) {
   $("lab-error").textContent = message;
   $("lab-error").hidden = !message;
 }
 
-async function fetchTask(params) {
-  const seq = ++requestSeq;
-  if (inFlight) inFlight.abort();
-  inFlight = new AbortController();
-  root.dataset.loading = "1";
-  try {
-    const resp = await fetch(`${root.dataset.apiUrl}?${params}`, { signal: inFlight.signal });
-    const body = await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error((body && (body.error ?? body.detail)) || `The server answered ${resp.status}.`);
-    return seq === requestSeq ? body : null;
-  } catch (err) {
-    if (err.name === "AbortError") return null;
-    throw err;
-  } finally {
-    if (seq === requestSeq) root.dataset.loading = "0";
-  }
+const fetchLatest = latestFetcher(root);
+
+function fetchTask(params) {
+  return fetchLatest(`${root.dataset.apiUrl}?${params}`);
 }
 
 function taskParams() {

@@ -1,6 +1,7 @@
 // P2 Memory calculator. The server computes every component for four methods, and activations on
 // a grid of batch sizes × sequence lengths, once per change of model or conventions; the batch,
 // sequence and task sliders only index into that response. The whole state lives in the URL.
+import { latestFetcher, messageOf } from "./playground.js";
 
 const root = document.getElementById("memory-root");
 const $ = (id) => document.getElementById(id);
@@ -34,8 +35,6 @@ const COMPONENTS = [
 
 let data = null;
 let view = { b: 0, s: 4, n: 9, zoom: false, show: "full-mixed" };
-let requestSeq = 0;
-let inFlight = null;
 
 function fmtBytes(b) {
   if (b >= 1e12) return `${(b / 1e12).toFixed(2)} TB`;
@@ -50,13 +49,6 @@ function showError(message) {
   errorBox.hidden = !message;
 }
 
-function messageOf(body, status) {
-  const msg = body && (body.error ?? body.detail);
-  if (typeof msg === "string") return msg;
-  if (Array.isArray(msg)) return msg.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
-  return `The server answered ${status}.`;
-}
-
 async function getJson(url, signal) {
   const resp = await fetch(url, { signal });
   const body = await resp.json().catch(() => null);
@@ -64,20 +56,10 @@ async function getJson(url, signal) {
   return body;
 }
 
-async function fetchEstimate(params) {
-  const seq = ++requestSeq;
-  if (inFlight) inFlight.abort();
-  inFlight = new AbortController();
-  root.dataset.loading = "1";
-  try {
-    const body = await getJson(`${root.dataset.apiUrl}?${params}`, inFlight.signal);
-    return seq === requestSeq ? body : null;
-  } catch (err) {
-    if (err.name === "AbortError") return null;
-    throw err;
-  } finally {
-    if (seq === requestSeq) root.dataset.loading = "0";
-  }
+const fetchLatest = latestFetcher(root);
+
+function fetchEstimate(params) {
+  return fetchLatest(`${root.dataset.apiUrl}?${params}`);
 }
 
 function selectedTargets() {
