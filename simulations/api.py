@@ -33,6 +33,7 @@ PLAYGROUND_ROUTERS = (
     "simulations.api_sparsity",
     "simulations.api_review",
     "simulations.api_lora",
+    "simulations.api_family",
 )
 for _module in PLAYGROUND_ROUTERS:
     api.add_router("/playgrounds", import_module(_module).router)

@@ -1,0 +1,169 @@
+// P19 Method spectrum. One request brings the seeds' reported figures with the lab's counts;
+// the method toggles only hide and show traces. The hidden methods live in the query string.
+import { latestFetcher } from "./playground.js";
+
+const root = document.getElementById("spectrum-root");
+const $ = (id) => document.getElementById(id);
+const PLOT_CONFIG = { displaylogo: false, responsive: true };
+const COLOURS = { full: "#4a5160", lora: "#e07b2a", dora: "#c2410c", adapter: "#3a5bd9", prefix: "#16a34a",
+  prompt: "#9333ea", ia3: "#0891b2", bitfit: "#b45309" };
+const fmtInt = new Intl.NumberFormat("en-US");
+const fmtPct = (x) => `${Number((100 * x).toPrecision(3))}%`;
+let data = null;
+const hidden = new Set();
+
+function showError(message) {
+  $("spectrum-error").textContent = message;
+  $("spectrum-error").hidden = !message;
+}
+
+const shown = (key) => !hidden.has(key);
+const label = (key) => data.methods.find((m) => m.key === key).label;
+
+function writeUrl() {
+  const p = new URLSearchParams();
+  if (hidden.size) p.set("hide", [...hidden].join(","));
+  history.replaceState(null, "", p.size ? `?${p}` : location.pathname);
+}
+
+function legendBelow(extra = {}) {
+  return { orientation: "h", x: 0, y: -0.22, yanchor: "top", ...extra };
+}
+
+function drawGlue() {
+  const pts = data.glue.points.filter((p) => shown(p.method));
+  const scored = pts.filter((p) => p.gap);
+  const maxShare = Math.max(...data.glue.points.filter((p) => p.method !== "full").map((p) => p.share));
+  const traces = scored.map((p) => ({
+    x: [p.trainable], y: [p.gap_mid], mode: "markers", name: p.label,
+    error_y: { type: "data", symmetric: false, array: [p.gap[1] - p.gap_mid], arrayminus: [p.gap_mid - p.gap[0]],
+      color: COLOURS[p.method], thickness: 2, width: 6 },
+    // Bubble area ∝ trainable share; full fine-tuning (100%) is capped so it does not cover the rest.
+    marker: { color: COLOURS[p.method], opacity: 0.75, line: { color: "#222", width: 1 },
+      size: Math.min(46, 12 + 30 * Math.sqrt(Math.min(p.share, maxShare) / maxShare)) },
+    customdata: [[fmtInt.format(p.trainable), fmtPct(p.share), p.setting, p.quotes.map((q) => `“${q.text}” (line ${q.line})`).join("<br>")]],
+    hovertemplate: `<b>${p.label}</b>: %{customdata[2]}<br>%{customdata[0]} trainable (%{customdata[1]})<br>`
+      + `${p.gap[0]} to ${p.gap[1]} points behind full fine-tuning<br>%{customdata[3]}<extra></extra>`,
+  }));
+  const shapes = [];
+  const annotations = [];
+  for (const p of pts.filter((q) => !q.gap)) {
+    shapes.push({ type: "line", x0: p.trainable, x1: p.trainable, yref: "paper", y0: 0, y1: 1,
+      line: { color: COLOURS[p.method], dash: "dot", width: 2 } });
+    annotations.push({ x: Math.log10(p.trainable), yref: "paper", y: 0.98, text: `${p.label}: no figure`,
+      showarrow: false, xanchor: "left", font: { size: 11, color: COLOURS[p.method] }, bgcolor: "rgba(255,255,255,0.85)" });
+  }
+  Plotly.react("glue-chart", traces, {
+    margin: { l: 60, r: 15, t: 10, b: 60 }, shapes, annotations, legend: legendBelow(),
+    xaxis: { title: { text: "trainable parameters (computed, log scale)" }, type: "log", automargin: true },
+    yaxis: { title: { text: "GLUE gap to full FT (points)" }, autorange: "reversed", zeroline: true, automargin: true },
+  }, PLOT_CONFIG);
+}
+
+function drawRank() {
+  const rows = data.rank_quality.rows;
+  const mid = rows.map((r) => (r.quality[0] + r.quality[1]) / 2);
+  Plotly.react("rank-chart", [{
+    x: rows.map((r) => 100 * r.share), y: mid, mode: "lines+markers+text", name: "LoRA (seed 000, GPT-3)",
+    text: rows.map((r) => `r = ${r.rank}`), textposition: "bottom right", cliponaxis: false,
+    line: { color: COLOURS.lora }, marker: { size: 10, color: COLOURS.lora },
+    error_y: { type: "data", symmetric: false, array: rows.map((r, i) => r.quality[1] - mid[i]),
+      arrayminus: rows.map((r, i) => mid[i] - r.quality[0]), color: COLOURS.lora, width: 6 },
+    customdata: rows.map((r) => [fmtInt.format(r.per_matrix), r.seed_count, r.seed_quality]),
+    hovertemplate: "r = %{text}: %{customdata[0]} per matrix (seed: %{customdata[1]})<br>"
+      + "quality vs full FT: %{customdata[2]} (reported)<extra></extra>",
+  }], {
+    margin: { l: 60, r: 20, t: 10, b: 60 }, showlegend: true, legend: legendBelow(),
+    xaxis: { title: { text: "trainable share of one matrix, 2r/d (%, log)" }, type: "log", automargin: true },
+    yaxis: { title: { text: "quality vs full fine-tuning (%)" }, automargin: true },
+  }, PLOT_CONFIG);
+}
+
+function drawShares() {
+  const methods = ["lora", "adapter", "prefix", "prompt", "bitfit"].filter(shown);
+  const rows = data.share_tables.filter((q) => methods.includes(q.method));
+  // Short row names ("Adapter · 000 table"), so that the plot keeps its width on a phone.
+  const y = (q) => `${label(q.method).replace(/ \(.*\)$/, "")} · ${q.source.replace("seed ", "")}`;
+  const symbol = { range: "line-ns-open", about: "circle", below: "triangle-left" };
+  const traces = rows.map((q) => ({
+    x: q.kind === "range" ? [q.low, q.high] : [q.high], y: q.kind === "range" ? [y(q), y(q)] : [y(q)],
+    mode: q.kind === "range" ? "lines+markers" : "markers", name: q.source, legendgroup: q.source,
+    showlegend: false, line: { color: COLOURS[q.method], width: 8 },
+    marker: { color: COLOURS[q.method], size: 12, symbol: symbol[q.kind] },
+    hovertemplate: `${q.quote.replaceAll("|", " ").trim()} (line ${q.line})<extra>${q.source}</extra>`,
+  }));
+  const computed = data.glue.points.filter((p) => methods.includes(p.method));
+  for (const p of computed) {
+    const ys = [...new Set(rows.filter((q) => q.method === p.method).map(y))];
+    traces.push({
+      x: ys.map(() => 100 * p.share), y: ys, mode: "markers", name: "computed",
+      legendgroup: "computed", showlegend: p === computed[0],
+      marker: { symbol: "diamond", size: 11, color: "#111" },
+      hovertemplate: `${p.label}, ${p.setting}: ${fmtPct(p.share)} computed<extra></extra>`,
+    });
+  }
+  traces.push({ x: [null], y: [null], mode: "markers", name: "quoted by a seed table", marker: { color: "#9aa3b2", size: 11 }, hoverinfo: "skip" });
+  Plotly.react("share-chart", traces, {
+    margin: { l: 10, r: 20, t: 10, b: 60 }, legend: legendBelow({ y: -0.18 }),
+    height: Math.max(320, 60 + 34 * new Set(rows.map(y)).size),
+    xaxis: { title: { text: "trainable share (%, log)" }, type: "log", dtick: 1, automargin: true },
+    yaxis: { automargin: true, autorange: "reversed" },
+  }, PLOT_CONFIG);
+}
+
+function fillTables() {
+  $("glue-model").textContent = data.glue.model;
+  $("glue-source").textContent = data.glue.source;
+  $("share-model").textContent = data.glue.model;
+  $("rank-source").textContent = data.rank_quality.source;
+  $("rank-hidden").textContent = fmtInt.format(data.rank_quality.hidden);
+  const bitfit = data.glue.points.find((p) => !p.gap);
+  $("bitfit-note").textContent = `${bitfit.label} (${fmtPct(bitfit.share)}) is drawn as a dotted line: `
+    + `the seed gives no figure, only “${bitfit.quotes[1].text}”.`;
+  $("notes").replaceChildren(...data.notes.map((n) => Object.assign(document.createElement("li"), { textContent: n.text })));
+  $("gpt3-table").tBodies[0].replaceChildren(...data.gpt3_table.map((r) => {
+    const tr = document.createElement("tr");
+    const formula = r.formula !== null ? fmtInt.format(r.formula)
+      : `${r.tokens_at_gpt3_width.toFixed(1)} tokens' worth at d = ${fmtInt.format(data.rank_quality.hidden)}`;
+    tr.append(...[r.label, r.seed, `${Number((100 * r.seed_share).toPrecision(2))}%`, formula]
+      .map((t) => Object.assign(document.createElement("td"), { textContent: t })));
+    return tr;
+  }));
+}
+
+function buildToggles() {
+  const keys = new Set([...data.glue.points.map((p) => p.method), ...data.share_tables.map((q) => q.method)]);
+  $("method-toggles").append(...data.methods.filter((m) => keys.has(m.key)).map((m) => {
+    const lab = document.createElement("label");
+    const box = Object.assign(document.createElement("input"), { type: "checkbox", value: m.key, checked: shown(m.key) });
+    box.addEventListener("change", () => {
+      if (box.checked) hidden.delete(m.key); else hidden.add(m.key);
+      drawGlue();
+      drawShares();
+      writeUrl();
+    });
+    lab.append(box, m.label);
+    return lab;
+  }));
+}
+
+async function start() {
+  try {
+    const body = await latestFetcher(root)(root.dataset.apiUrl);
+    if (!body) return;
+    data = body;
+    const known = new Set(data.methods.map((m) => m.key));
+    for (const key of (new URLSearchParams(location.search).get("hide") || "").split(",")) if (known.has(key)) hidden.add(key);
+    buildToggles();
+    fillTables();
+    drawGlue();
+    drawRank();
+    drawShares();
+    writeUrl();
+    root.dataset.ready = "1";
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+start();
