@@ -34,6 +34,7 @@ PLAYGROUND_ROUTERS = (
     "simulations.api_review",
     "simulations.api_lora",
     "simulations.api_family",
+    "simulations.api_serving",
 )
 for _module in PLAYGROUND_ROUTERS:
     api.add_router("/playgrounds", import_module(_module).router)

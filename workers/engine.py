@@ -304,11 +304,14 @@ def measure_latency(model: nn.Module, batch: dict, repeats: int = 5) -> float:
 
 def inference_metrics(model: nn.Module, spec: RunSpec, val: Encoded, device) -> dict:
     """Latency of the trained model; for mergeable methods merged against unmerged, with the
-    largest logit difference between the two; for adapters, against the base without them."""
+    largest logit difference between the two; for adapters, against the base without them.
+    Also the predictions on the task's demo sentences (workers/demo.py), merged and unmerged."""
+    from . import demo
     from .builders import MERGEABLE
 
     batch = collate(val.ids[:LATENCY_BATCH], val.labels[:LATENCY_BATCH], device)
     out = {"latency_batch": len(batch["labels"]), "latency_ms": 1000 * measure_latency(model, batch)}
+    demo_unmerged, demo_merged = demo.logits(model, spec.task, device), None
     if spec.method in MERGEABLE:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         with torch.no_grad():
@@ -317,11 +320,14 @@ def inference_metrics(model: nn.Module, spec: RunSpec, val: Encoded, device) -> 
             after = merged(**inputs).logits.float()
         out["latency_merged_ms"] = 1000 * measure_latency(merged, batch)
         out["merge_max_abs_diff"] = (before - after).abs().max().item()
+        demo_merged = demo.logits(merged, spec.task, device)
     elif spec.method == "adapter":
         from .adapters import adapters_disabled
 
         with adapters_disabled(model):
             out["latency_base_ms"] = 1000 * measure_latency(model, batch)
+    # Predictions on a few demo sentences, before and after merging (P13 swaps them).
+    out["demo"] = demo.record(spec.task, demo_unmerged, demo_merged)
     return out
 
 
