@@ -34,6 +34,7 @@ PLAYGROUND_ROUTERS = (
     "simulations.api_review",
     "simulations.api_lora",
     "simulations.api_family",
+    "simulations.api_prompting",
     "simulations.api_serving",
 )
 for _module in PLAYGROUND_ROUTERS:
