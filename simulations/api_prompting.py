@@ -64,9 +64,9 @@ def in_context_learning(request, query: str | None = None):
     reported results (Brown et al. 2020, via seed 000) with the few-shot gain computed here."""
     query = _query(query)
     tokens = prompting.prompt_tokens(count_tokens, query)
-    windows = [("minilm-seq", "Lab model, trained", _max_seq_length(),
+    windows = [("minilm-seq", "Lab, trained", _max_seq_length(),
                 "max_seq_length in the lab's sentence_bert_config.json"),
-               ("minilm", "Lab model, positions", base_model.dimensions().max_positions,
+               ("minilm", "Lab, positions", base_model.dimensions().max_positions,
                 "max_position_embeddings in the lab's config.json")]
     windows += list(prompting.CONTEXT_WINDOWS)
     mean_example = float(np.mean(tokens.per_example))
