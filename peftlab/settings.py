@@ -36,6 +36,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Chapter pages frame their playgrounds; no other site may.
+X_FRAME_OPTIONS = "SAMEORIGIN"
+
 ROOT_URLCONF = "peftlab.urls"
 WSGI_APPLICATION = "peftlab.wsgi.application"
 ASGI_APPLICATION = "peftlab.asgi.application"

@@ -5,6 +5,7 @@ from simulations.api import api
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("chapters/<int:number>/", views.chapter, name="chapter"),
     path("playgrounds/<slug:slug>/", views.playground, name="playground"),
     path("train/", views.train, name="train"),
     # The SSE stream is a plain async Django view, not a ninja operation: it streams.

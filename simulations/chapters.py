@@ -85,3 +85,7 @@ CHAPTERS = (
 @cache
 def playgrounds_by_slug() -> dict[str, tuple[Chapter, Playground]]:
     return {pg.slug: (ch, pg) for ch in CHAPTERS for pg in ch.playgrounds}
+
+
+def chapter_by_number(number: int) -> Chapter | None:
+    return next((ch for ch in CHAPTERS if ch.number == number), None)

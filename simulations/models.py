@@ -3,6 +3,28 @@ from django.db import models
 from django.urls import reverse
 
 
+class Batch(models.Model):
+    """Runs launched together and shown together: a race (P17) or an experiment's sweep (P23,
+    P24). Each run keeps its own status and points; the batch only groups and orders them."""
+
+    RACE, RANK_SWEEP, TARGET_SWEEP = "race", "rank-sweep", "target-sweep"
+    KINDS = [(k, k) for k in (RACE, RANK_SWEEP, TARGET_SWEEP)]
+
+    kind = models.CharField(max_length=16, choices=KINDS)
+    task = models.CharField(max_length=64)
+    steps = models.PositiveIntegerField()
+    seed = models.IntegerField(default=0)
+    # What the learner asked for (methods, ranks, data sizes...), as the API received it.
+    config = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.kind} {self.pk} {self.task}"
+
+
 class Run(models.Model):
     QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
     STATUSES = [(s, s) for s in (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)]
@@ -14,6 +36,9 @@ class Run(models.Model):
     seed = models.IntegerField(default=0)
     params = models.JSONField(default=dict)
     queue = models.CharField(max_length=32, default="cpu")
+    # A run launched as part of a race or sweep, and its place (lane) in it.
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    lane = models.PositiveSmallIntegerField(default=0)
 
     status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED, db_index=True)
     cancel_requested = models.BooleanField(default=False)
@@ -53,6 +78,8 @@ class Run(models.Model):
             "error": self.error,
             "device": self.device,
             "queue": self.queue,
+            "batch": self.batch_id,
+            "lane": self.lane,
             "steps_done": self.steps_done,
             "metrics": self.metrics,
             "created_at": self.created_at.isoformat() if self.created_at else None,

@@ -7,7 +7,7 @@ Pure Python; the page embeds QUIZZES as JSON and checks answers in the browser (
 import hashlib
 from dataclasses import asdict, dataclass
 
-from . import params
+from . import params, prompting
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,12 @@ _ADAPTER_1024 = params.adapter_weight_params(1024, 64)  # seed 000: d = 1024, m 
 _FP32, _FP16 = 4, 2  # bytes per number
 _COPY_GB = 7e9 * _FP16 / 1e9  # seed 001 ch0: a 7B model in 16-bit weights
 _PREFIX = params.prefix_params(20, 4096, 32)  # seed 000: 20 tokens × 32 layers × 2 × 4096
+_LAYERS_12 = 12  # BERT-base / RoBERTa-base depth
+# P4's contextual calibration (Zhao et al. 2021, seed 000): a review at 0.6, "N/A" at 0.7.
+_RAW, _BIAS = 0.6, 0.7
+_CAL = prompting.calibrate(_RAW, _BIAS)
+_RAW_BIAS_TEXT = (f"{_RAW:g}", f"{_BIAS:g}")
+_PREFIX_RATIO = params.prefix_params(1, 1, _LAYERS_12) // params.prompt_params(1, 1)
 
 QUIZZES: dict[int, tuple[Question, ...]] = {
     1: (
@@ -72,6 +78,19 @@ QUIZZES: dict[int, tuple[Question, ...]] = {
                    "nothing to forget."),
             Choice("Examples must be in the training data", False, "The examples are new text in the prompt."),
         )),
+        Question("calibration", f"On the content-free input \"N/A\" a model gives Positive {_RAW_BIAS_TEXT[1]}. "
+                 f"On a review it gives Positive {_RAW_BIAS_TEXT[0]}. What does contextual calibration answer?", (
+            Choice(f"Negative: {_CAL.calibrated[0]:.2f} Positive against {_CAL.calibrated[1]:.2f} Negative", True,
+                   f"Divide by the content-free probabilities: {_RAW:g}/{_BIAS:g} = {_CAL.divided[0]:.3f} and "
+                   f"{1 - _RAW:g}/{1 - _BIAS:g} = {_CAL.divided[1]:.3f}, then renormalise. Below the model's usual "
+                   "leaning means below the middle."),
+            Choice(f"Positive, because {_RAW:g} is above 0.5", False, "That is the raw answer; calibration moves "
+                   f"the threshold to the content-free probability, {_BIAS:g}."),
+            Choice(f"Positive {_RAW:g}, unchanged", False, "Calibration changes every answer unless the "
+                   "content-free probability is exactly one half."),
+            Choice("It cannot say without retraining", False, "Calibration is arithmetic on two probabilities; "
+                   "nothing is trained."),
+        ), "A prompt's raw probabilities are already calibrated."),
     ),
     3: (
         Question("intrinsic", "What does a small intrinsic dimension of fine-tuning suggest?", (
@@ -127,6 +146,24 @@ QUIZZES: dict[int, tuple[Question, ...]] = {
                    "into W'."),
             Choice("Twice the base", False, "W' has exactly W's shape."),
         ), "LoRA is always slower at inference."),
+        Question("merged-shape", "After W' = W + (α/r)·B·A, how many weights does the merged d×d layer hold?", (
+            Choice("d², exactly as many as W", True, "B·A is a d×d matrix added entry by entry: the shape, the "
+                   "cost and the latency of the layer do not change."),
+            Choice("d² + 2·d·r", False, "A and B exist only until they are folded into W'; serving the merged "
+                   "layer keeps neither."),
+            Choice("2·d·r", False, "That is what trains; the merged layer still holds all of W."),
+            Choice("d² + r²", False, "No r×r matrix appears anywhere in LoRA: the rank is the thin side of A "
+                   "and of B."),
+        )),
+        Question("swap-or-merge", "One base model serves many tasks, switching task per request. Why keep the "
+                 "adapters unmerged?", (
+            Choice("Merging bakes one task into W'; unmerged adapters swap per request", True, "The price is the "
+                   "small extra B·(A·x) on every request; merging is for serving one task at full speed."),
+            Choice("Merged adapters give different answers", False, "Merging computes the same sum ahead of time: "
+                   "the outputs agree up to rounding."),
+            Choice("Merge all the adapters into one W'", False, "The sum of several tasks' updates is none of "
+                   "those tasks."),
+        ), "Merging an adapter changes what the model answers."),
     ),
     7: (
         Question("qlora-what", "What does QLoRA keep in 4 bits?", (
@@ -150,6 +187,25 @@ QUIZZES: dict[int, tuple[Question, ...]] = {
             Choice("IA3", False, "IA3 learns scaling vectors on activations, not biases."),
             Choice("Prompt tuning", False, "Prompt tuning trains input embeddings."),
         ), "PEFT methods are interchangeable."),
+        Question("mergeable", "Which pair of methods can be folded into the weights, so that inference costs "
+                 "nothing extra?", (
+            Choice("LoRA and IA3", True, "LoRA's (α/r)·B·A adds to W; IA3's vector scales W's rows or columns. "
+                   "Either way the result is one matrix of the original shape."),
+            Choice("Adapters and LoRA", False, "An adapter has a nonlinearity between its two projections, so "
+                   "it cannot be folded into a matrix: it stays an extra layer."),
+            Choice("Prefix tuning and prompt tuning", False, "They add keys, values or input vectors rather than "
+                   "changing a weight, so every request still carries them."),
+            Choice("None of them", False, "LoRA's merge W' = W + (α/r)·B·A is exact."),
+        ), "Every PEFT method adds inference latency."),
+        Question("prefix-vs-prompt", f"At the same number of virtual tokens, how many times more numbers does "
+                 f"prefix tuning train than prompt tuning in a {_LAYERS_12}-layer model?", (
+            Choice(f"{_PREFIX_RATIO}×", True, f"A key and a value vector per token in every layer, n·2·d·L, "
+                   f"against n·d at the input only: 2 × {_LAYERS_12}."),
+            Choice("The same: they are one method", False, "Prompt tuning acts only at the input; prefix "
+                   "tuning acts on the attention of every layer."),
+            Choice(f"{_LAYERS_12}×", False, "Keys and values are separate vectors: twice that."),
+            Choice("2×", False, "That leaves out the factor L for the layers."),
+        ), "Prefix tuning and prompt tuning are the same thing."),
     ),
     9: (
         Question("choose", "Many tasks on one GPU server, latency matters, quality close to full fine-tuning: "

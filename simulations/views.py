@@ -1,17 +1,35 @@
-"""HTML pages: the chapter list, each playground, and the training page."""
+"""HTML pages: the chapter list, each chapter, each playground, and the training page."""
 from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from workers import base_model
 
-from . import params
-from .chapters import CHAPTERS, playgrounds_by_slug
+from . import chapter_facts, params, quizzes
+from .chapters import CHAPTERS, chapter_by_number, playgrounds_by_slug
 
 
 @ensure_csrf_cookie
 def home(request):
-    return render(request, "simulations/home.html", {"chapters": CHAPTERS})
+    rows = [{"chapter": ch, "quiz_ids": " ".join(q.id for q in quizzes.QUIZZES.get(ch.number, ())),
+             "live_slugs": " ".join(pg.slug for pg in ch.playgrounds if pg.live)} for ch in CHAPTERS]
+    return render(request, "simulations/home.html", {"rows": rows})
+
+
+def chapter(request, number):
+    ch = chapter_by_number(number)
+    if ch is None:
+        raise Http404(f"There is no chapter {number}; the chapters are 1 to {len(CHAPTERS)}.")
+    index = CHAPTERS.index(ch)
+    return render(request, "simulations/chapter.html", {
+        "chapter": ch,
+        "chapter_template": f"simulations/chapters/{ch.number}.html",
+        "pgs": {pg.pid: pg for pg in ch.playgrounds},
+        "facts": chapter_facts.for_chapter(ch.number),
+        "quiz_size": len(quizzes.QUIZZES.get(ch.number, ())),
+        "previous": CHAPTERS[index - 1] if index else None,
+        "next": CHAPTERS[index + 1] if index + 1 < len(CHAPTERS) else None,
+    })
 
 
 @ensure_csrf_cookie
@@ -21,7 +39,9 @@ def playground(request, slug):
     except KeyError:
         raise Http404(f"No playground called {slug!r}") from None
     template = pg.template if pg.live else "simulations/coming.html"
-    return render(request, template, {"chapter": chapter, "playground": pg})
+    # ?embed=1: inside a chapter page's frame, without the site's header, footer and lesson link.
+    embedded = request.GET.get("embed") == "1"
+    return render(request, template, {"chapter": chapter, "playground": pg, "embedded": embedded})
 
 
 @ensure_csrf_cookie

@@ -74,3 +74,15 @@ def test_the_cheat_sheet_reproduces_the_seed_figures():
 def test_it_serves_the_cheat_sheet(client):
     body = client.get("/api/playgrounds/cheat-sheet").json()
     assert {"quantity", "formula", "example", "value", "unit", "source"} == set(body[0])
+
+
+def test_the_prefix_against_prompt_question_uses_the_formulas():
+    # Seeds 000 and 004: prefix tuning trains n·2·d·L, prompt tuning n·d: 24× on 12 layers.
+    assert answer("prefix-vs-prompt").text == "24×"
+    assert params.prefix_params(20, 768, 12) == 24 * params.prompt_params(20, 768)
+
+
+def test_the_calibration_question_does_the_arithmetic():
+    # Seed 000 / Zhao et al. 2021: divide by the content-free probabilities, renormalise.
+    # 0.6/0.7 = 0.857, 0.4/0.3 = 1.333 → 0.39 / 0.61.
+    assert answer("calibration").text == "Negative: 0.39 Positive against 0.61 Negative"

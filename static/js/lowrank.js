@@ -57,6 +57,9 @@ function syncControls() {
   }
   for (const key of MATRIX_KEYS) inputs[key].value = settings[key];
   $("kind-help").textContent = kinds[settings.kind].help;
+  // Only the low-rank kind has a true rank; the random kind has no noise knob either.
+  inputs.true_rank.disabled = settings.kind !== "lowrank";
+  inputs.noise.disabled = settings.kind === "random";
   slider.max = errors.length - 1;
 }
 

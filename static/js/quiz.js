@@ -1,9 +1,9 @@
-// P21: the quizzes. Answers are checked against the JSON the server sent; progress is kept in
-// localStorage (question id -> chosen text) so it survives reloads; ?chapter=N focuses a chapter.
+// P21 and each chapter page: the quizzes. Answers are checked against the JSON the server sent
+// and kept in this browser (progress.js), so they survive reloads. On the P21 page ?chapter=N
+// focuses a chapter; on a chapter page (data-chapter on the root) only its quiz is shown.
+import { answers as load, forgetAnswers, saveAnswer } from "./progress.js";
+
 const root = document.getElementById("quiz-root");
-const STORE = "peftlab.quiz.v1";
-const load = () => JSON.parse(localStorage.getItem(STORE) || "{}");
-const save = (answers) => localStorage.setItem(STORE, JSON.stringify(answers));
 let quizzes = [];
 
 function escape(text) {
@@ -12,8 +12,8 @@ function escape(text) {
   return div.innerHTML;
 }
 
-function feedback(question, chosenText) {
-  const choice = question.choices.find((c) => c.text === chosenText);
+function feedback(question, answer) {
+  const choice = answer && question.choices.find((c) => c.text === answer.text);
   if (!choice) return "";
   let html = `<p class="quiz-feedback ${choice.correct ? "right" : "wrong"}" data-correct="${choice.correct}">
     <strong>${choice.correct ? "Right." : "Not quite."}</strong> ${escape(choice.why)}</p>`;
@@ -34,7 +34,7 @@ function render() {
     ${quiz.questions.map((q) => `<fieldset class="quiz-question" data-question="${q.id}">
       <legend>${escape(q.prompt)}</legend>
       ${q.choices.map((c, i) => `<label><input type="radio" name="${q.id}" value="${i}"
-        ${answers[q.id] === c.text ? "checked" : ""}> <span>${escape(c.text)}</span></label>`).join("")}
+        ${answers[q.id]?.text === c.text ? "checked" : ""}> <span>${escape(c.text)}</span></label>`).join("")}
       <div class="quiz-answer">${feedback(q, answers[q.id])}</div>
     </fieldset>`).join("")}
   </section>`).join("");
@@ -44,7 +44,7 @@ function render() {
 function showProgress(answers) {
   document.getElementById("quiz-progress").innerHTML = quizzes.map((quiz) => {
     const answered = quiz.questions.filter((q) => answers[q.id] !== undefined);
-    const right = answered.filter((q) => q.choices.find((c) => c.text === answers[q.id])?.correct);
+    const right = answered.filter((q) => q.choices.find((c) => c.text === answers[q.id].text)?.correct);
     return `<li><a href="?chapter=${quiz.chapter}" data-chapter="${quiz.chapter}">Chapter ${quiz.chapter}</a>:
       ${right.length} right of ${quiz.questions.length}${answered.length < quiz.questions.length ? ` (${quiz.questions.length - answered.length} to go)` : ""}</li>`;
   }).join("");
@@ -61,9 +61,9 @@ root.addEventListener("change", (event) => {
   if (!input) return;
   const fieldset = input.closest("fieldset");
   const question = quizzes.flatMap((q) => q.questions).find((q) => q.id === fieldset.dataset.question);
+  const choice = question.choices[Number(input.value)];
+  saveAnswer(question.id, choice.text, choice.correct);
   const answers = load();
-  answers[question.id] = question.choices[Number(input.value)].text;
-  save(answers);
   fieldset.querySelector(".quiz-answer").innerHTML = feedback(question, answers[question.id]);
   showProgress(answers);
 });
@@ -77,13 +77,14 @@ document.getElementById("quiz-progress").addEventListener("click", (event) => {
 });
 
 document.getElementById("quiz-reset").addEventListener("click", () => {
-  localStorage.removeItem(STORE);
+  forgetAnswers(quizzes.flatMap((quiz) => quiz.questions.map((q) => q.id)));
   render();
 });
 
 async function init() {
   const response = await fetch(root.dataset.apiUrl);
   quizzes = await response.json();
+  if (root.dataset.chapter) quizzes = quizzes.filter((q) => String(q.chapter) === root.dataset.chapter);
   render();
   const chapter = new URLSearchParams(location.search).get("chapter");
   if (chapter) focusChapter(chapter, true);
