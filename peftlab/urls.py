@@ -1,6 +1,6 @@
 from django.urls import path
 
-from simulations import sse, views
+from simulations import sse, views, views_compare
 from simulations.api import api
 
 urlpatterns = [
@@ -8,6 +8,8 @@ urlpatterns = [
     path("chapters/<int:number>/", views.chapter, name="chapter"),
     path("playgrounds/<slug:slug>/", views.playground, name="playground"),
     path("train/", views.train, name="train"),
+    path("compare/", views_compare.compare, name="compare"),
+    path("pareto/", views_compare.pareto, name="pareto"),
     # The SSE stream is a plain async Django view, not a ninja operation: it streams.
     path("api/runs/<int:run_id>/events", sse.run_events, name="run-events"),
     path("api/", api.urls),

@@ -39,6 +39,7 @@ PLAYGROUND_ROUTERS = (
 )
 for _module in PLAYGROUND_ROUTERS:
     api.add_router("/playgrounds", import_module(_module).router)
+api.add_router("", import_module("simulations.api_compare").router)  # compare, Pareto, run code
 
 
 def _readable(errors: list[dict]) -> str:

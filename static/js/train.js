@@ -1,6 +1,9 @@
 // The training page: a form built from GET /api/methods, runs started over POST /api/runs, and
 // the loss streamed from /api/runs/<id>/events into a Plotly chart. The page state (which run is
 // shown) lives in the URL: ?run=<id>.
+import { showReproduce } from "./reproduce.js";
+import { fmtBytes, fmtInt, fmtMs, fmtSeconds } from "./runformat.js";
+
 const root = document.getElementById("train-root");
 const form = document.getElementById("run-form");
 const chart = document.getElementById("loss-chart");
@@ -24,19 +27,6 @@ async function api(url, options = {}) {
   const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
   if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
   return body;
-}
-
-function fmtBytes(n) {
-  if (n === null || n === undefined) return "—";
-  const units = ["B", "KB", "MB", "GB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
-}
-const fmtInt = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"));
-function fmtSeconds(s) {
-  if (!isFinite(s)) return "—";
-  return s < 90 ? `${s.toFixed(0)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
 // ---- the form, from the registry -------------------------------------------------------------
@@ -138,8 +128,6 @@ function showProgress(run, lastPoint) {
   $("progress-text").textContent = text;
   $("progress-text").className = run.status === "failed" ? "error" : "muted";
 }
-
-const fmtMs = (x) => (x === undefined || x === null ? "—" : `${x.toFixed(1)} ms`);
 
 function showMetrics(run) {
   const m = run.metrics || {};
@@ -243,6 +231,7 @@ async function openRun(id) {
   drawChart(run.points, run.evals, `${run.method} on ${run.task} · lr ${run.params.lr}`, run.steps);
   const last = run.points.length ? run.points[run.points.length - 1] : null;
   showRunState(run, last);
+  showReproduce(run).catch((err) => { $("form-error").textContent = err.message; });
   if (!["succeeded", "failed", "cancelled"].includes(run.status)) follow(run, last ? last.step : 0);
 }
 

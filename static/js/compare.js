@@ -1,0 +1,176 @@
+// The compare page: pick finished runs (the selection is the URL's ?runs=3,7,9), and see their
+// loss and validation accuracy overlaid and their measurements in one table. One request,
+// GET /api/compare, brings every selected run with its points.
+import { latestFetcher, messageOf } from "./playground.js";
+import { fmtAcc, fmtBytes, fmtInt, fmtMs, fmtSeconds } from "./runformat.js";
+
+const root = document.getElementById("compare-root");
+const $ = (id) => document.getElementById(id);
+const PLOT_CONFIG = { displaylogo: false, responsive: true };
+// One colour per selected run, in the order they were ticked (two LoRA runs need two colours).
+const RUN_COLOURS = ["#3a5bd9", "#e07b2a", "#1f8a4c", "#9333ea", "#b3261e", "#0891b2", "#b45309", "#4a5160"];
+const FINISHED = ["succeeded", "failed", "cancelled"];
+const maxRuns = Number(root.dataset.maxRuns);
+const fetchLatest = latestFetcher(root);
+
+let finished = []; // run summaries offered as checkboxes
+let selected = []; // run ids, in the order ticked
+
+function showError(message) {
+  $("compare-error").textContent = message || "";
+  $("compare-error").hidden = !message;
+}
+
+function readUrl() {
+  const raw = new URLSearchParams(location.search).get("runs") || "";
+  return [...new Set(raw.split(",").map((x) => x.trim()).filter((x) => /^\d+$/.test(x)).map(Number))];
+}
+
+function writeUrl() {
+  const query = selected.length ? `?runs=${selected.join(",")}` : "";
+  history.replaceState(null, "", `${location.pathname}${query}`);
+}
+
+const colourOf = (id) => RUN_COLOURS[selected.indexOf(id) % RUN_COLOURS.length];
+const runName = (r) => `Run ${r.id} · ${r.label || r.method}`;
+
+function accuracyOf(r) {
+  return r.metrics && r.metrics.val_accuracy !== undefined && r.metrics.val_accuracy !== null
+    ? ` · ${fmtAcc(r.metrics.val_accuracy)}` : "";
+}
+
+function drawPicks() {
+  if (!finished.length) {
+    $("run-picks").innerHTML = `<li class="muted">No finished runs yet: <a href="/train/">train one</a>.</li>`;
+    return;
+  }
+  $("run-picks").innerHTML = finished.map((r) => {
+    const on = selected.includes(r.id);
+    return `<li><label><input type="checkbox" value="${r.id}" ${on ? "checked" : ""}>
+      <span class="swatch" style="background:${on ? colourOf(r.id) : "transparent"}"></span>
+      <span><strong>Run ${r.id}</strong> ${r.method} · ${r.task} · ${r.steps} steps ·
+      <span class="status-${r.status}">${r.status}</span>${accuracyOf(r)}</span></label></li>`;
+  }).join("");
+}
+
+// ---- the charts ------------------------------------------------------------------------------
+function emptyNote(text) {
+  return [{ text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#5b6474" } }];
+}
+
+function drawCharts(runs) {
+  const none = !runs.length;
+  const legend = { orientation: "h", x: 0, y: -0.25, yanchor: "top" };
+  const margin = { l: 60, r: 20, t: 40, b: 50 };
+  const lossTraces = runs.map((r) => ({
+    x: r.points.map((p) => p.step), y: r.points.map((p) => p.loss), mode: "lines", name: runName(r),
+    line: { color: colourOf(r.id), width: 2 },
+    hovertemplate: `${runName(r)}<br>step %{x}<br>loss %{y:.4f}<extra></extra>`,
+  }));
+  Plotly.react("loss-chart", lossTraces, {
+    title: { text: "Training loss per step", font: { size: 14 } }, margin, legend, showlegend: !none,
+    xaxis: { title: { text: "step" }, rangemode: "tozero", automargin: true },
+    yaxis: { title: { text: "training loss (cross-entropy)" }, automargin: true },
+    annotations: none ? emptyNote("Tick finished runs on the left to overlay their loss") : [],
+  }, PLOT_CONFIG);
+  const accTraces = runs.map((r) => ({
+    x: r.evals.map((e) => e.step), y: r.evals.map((e) => e.val_accuracy), mode: "lines+markers", name: runName(r),
+    line: { color: colourOf(r.id), width: 2 }, marker: { size: 7 },
+    hovertemplate: `${runName(r)}<br>step %{x}<br>accuracy %{y:.1%}<extra></extra>`,
+  }));
+  Plotly.react("accuracy-chart", accTraces, {
+    title: { text: "Validation accuracy at each evaluation", font: { size: 14 } }, margin, legend, showlegend: !none,
+    xaxis: { title: { text: "step" }, rangemode: "tozero", automargin: true },
+    yaxis: { title: { text: "validation accuracy (%)" }, tickformat: ".0%", rangemode: "tozero", automargin: true },
+    annotations: none ? emptyNote("Tick finished runs on the left to overlay their accuracy") : [],
+  }, PLOT_CONFIG);
+}
+
+// ---- the table -------------------------------------------------------------------------------
+const COLUMNS = [
+  ["run", (r) => `<a href="/train/?run=${r.id}"><span class="swatch" style="display:inline-block;width:10px;height:10px;border-radius:2px;background:${colourOf(r.id)}"></span> Run ${r.id}</a>`],
+  ["method", (r) => r.label || r.method],
+  ["task", (r) => r.task],
+  ["steps", (r) => fmtInt(r.steps)],
+  ["status", (r) => `<span class="status-${r.status}">${r.status}</span>`],
+  ["trainable params", (r) => fmtInt(r.metrics.trainable_params)],
+  ["trainable %", (r) => (r.metrics.trainable_percent === undefined ? "—" : `${r.metrics.trainable_percent.toFixed(3)} %`)],
+  ["peak memory", (r) => fmtBytes(r.metrics.peak_memory_bytes)],
+  ["training time", (r) => (r.metrics.train_seconds === undefined ? "—" : fmtSeconds(r.metrics.train_seconds))],
+  ["val accuracy", (r) => fmtAcc(r.metrics.val_accuracy)],
+  ["adapter size", (r) => fmtBytes(r.metrics.adapter_bytes)],
+  [`latency`, (r) => (r.metrics.latency_ms === undefined ? "—"
+    : `${fmtMs(r.metrics.latency_ms)} <span class="muted">/ ${r.metrics.latency_batch}</span>`)],
+  ["device", (r) => r.device || "—"],
+];
+
+function drawTable(runs) {
+  if (!runs.length) {
+    $("compare-table").innerHTML = `<tbody><tr><td class="muted">Tick runs to see what they measured.</td></tr></tbody>`;
+    $("memory-note").textContent = "";
+    return;
+  }
+  const head = `<thead><tr>${COLUMNS.map(([name]) => `<th scope="col">${name}</th>`).join("")}</tr></thead>`;
+  const body = runs.map((r) => `<tr data-run="${r.id}">${COLUMNS.map(([name, cell], i) =>
+    (i ? `<td class="${i > 4 && name !== "device" ? "num" : ""}">${cell({ ...r, metrics: r.metrics || {} })}</td>`
+      : `<th scope="row">${cell(r)}</th>`)).join("")}</tr>`).join("");
+  $("compare-table").innerHTML = `${head}<tbody>${body}</tbody>`;
+  const sources = [...new Set(runs.map((r) => r.metrics && r.metrics.peak_memory_source).filter(Boolean))];
+  $("memory-note").textContent = `Latency: one forward pass over a batch of that many validation sentences. `
+    + `Peak memory: ${sources.join("; ") || "not measured"}.`;
+}
+
+// ---- wiring ----------------------------------------------------------------------------------
+async function show() {
+  writeUrl();
+  drawPicks();
+  showError("");
+  if (!selected.length) {
+    drawCharts([]);
+    drawTable([]);
+    root.dataset.shown = "";
+    return;
+  }
+  try {
+    const body = await fetchLatest(`/api/compare?runs=${selected.join(",")}`);
+    if (!body) return;
+    // A run chosen through the URL that the list does not hold (an older one) joins the list.
+    for (const r of body.runs) if (!finished.some((f) => f.id === r.id)) finished.push(r);
+    finished.sort((a, b) => b.id - a.id);
+    drawPicks();
+    drawCharts(body.runs);
+    drawTable(body.runs);
+    root.dataset.shown = body.runs.map((r) => r.id).join(",");
+  } catch (err) {
+    showError(err.message);
+    drawCharts([]);
+    drawTable([]);
+    root.dataset.shown = "";
+  }
+}
+
+$("run-picks").addEventListener("change", (event) => {
+  const box = event.target.closest("input[type=checkbox]");
+  if (!box) return;
+  const id = Number(box.value);
+  if (box.checked && selected.length >= maxRuns) {
+    box.checked = false;
+    showError(`Compare at most ${maxRuns} runs at a time: untick one first.`);
+    return;
+  }
+  selected = box.checked ? [...selected, id] : selected.filter((x) => x !== id);
+  show();
+});
+
+async function init() {
+  selected = readUrl().slice(0, maxRuns);
+  drawCharts([]);
+  const response = await fetch("/api/runs?limit=200");
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(messageOf(body, response.status));
+  finished = body.filter((r) => FINISHED.includes(r.status));
+  await show();
+  root.dataset.ready = "1";
+}
+
+init().catch((err) => { showError(`Could not load the runs: ${err.message}`); root.dataset.ready = "1"; });

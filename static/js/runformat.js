@@ -1,0 +1,25 @@
+// How the run pages write a run's measurements: bytes, counts, seconds, percentages. Shared by
+// the training page, the compare page and the Pareto view.
+export function fmtBytes(n) {
+  if (n === null || n === undefined) return "—";
+  const units = ["B", "KB", "MB", "GB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+export const fmtInt = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"));
+
+export function fmtSeconds(s) {
+  if (!isFinite(s)) return "—";
+  return s < 90 ? `${s.toFixed(0)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+export const fmtMs = (x) => (x === undefined || x === null ? "—" : `${x.toFixed(1)} ms`);
+
+// An accuracy (a fraction) as a percentage with one decimal.
+export const fmtAcc = (x) => (x === undefined || x === null ? "—" : `${(100 * x).toFixed(1)} %`);
+
+// The same colour for a method on every run page (the P19 spectrum uses these too).
+export const METHOD_COLOURS = { full: "#4a5160", lora: "#e07b2a", dora: "#c2410c", qlora: "#7c2d12",
+  adapter: "#3a5bd9", prefix: "#16a34a", prompt: "#9333ea", ia3: "#0891b2", bitfit: "#b45309" };
