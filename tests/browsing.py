@@ -1,5 +1,6 @@
 """Helpers for browser tests (the `browser` and `page` fixtures live in conftest.py)."""
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "screenshots"
@@ -20,3 +21,27 @@ def shot(page, name: str) -> None:
 def plot_data(page, element_id: str, trace: int = 0, key: str = "x"):
     return page.evaluate("([id, i, k]) => { const d = document.getElementById(id).data;"
                          " return d && d[i] ? Array.from(d[i][k]) : null; }", [element_id, trace, key])
+
+
+def query(page) -> dict:
+    """The page's query string as a dict of single values (playgrounds keep their state there)."""
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def slide(page, selector: str, value) -> None:
+    """Set a range input and fire its input event, as dragging it would."""
+    page.locator(selector).evaluate(
+        "(s, v) => { s.value = v; s.dispatchEvent(new Event('input', { bubbles: true })); }", value)
+
+
+def wait_ready(page, root: str, timeout: float = 60_000) -> None:
+    """Until the playground's root says it has drawn and no fetch is in flight (the first request
+    of some playgrounds trains small networks: seconds)."""
+    page.wait_for_selector(f'#{root}[data-ready="1"]:not([data-loading="1"])', state="attached", timeout=timeout)
+
+
+def api_requests(page, slug: str) -> list:
+    """The URLs of the page's requests to its playground's API, collected as they happen."""
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if f"/api/playgrounds/{slug}" in r.url else None)
+    return requests

@@ -3,22 +3,13 @@
 Each page fetches once; every control only indexes the response (no further request), and the
 URL holds the whole state.
 """
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import SCREENSHOTS, plot_data, shot
+from .browsing import SCREENSHOTS, plot_data, query, shot, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def query(page) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
-
-
-def wait_ready(page, root: str) -> None:
-    page.wait_for_selector(f'#{root}[data-ready="1"]', state="attached")
 
 
 def count_requests(page, path: str) -> list:

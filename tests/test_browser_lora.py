@@ -1,28 +1,19 @@
 """The LoRA chapter's playgrounds (P10–P12) in a real browser against the real lab."""
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import expect_console_error, plot_data, shot
+from .browsing import expect_console_error, plot_data, query, shot, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TRAIN_TIMEOUT_MS = 120_000
 
 
-def query(page) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
-
-
 def set_range(page, selector: str, value) -> None:
     """Move a range input as a drag ends up: set the value, fire `input`."""
     page.locator(selector).evaluate(
         "(s, v) => { s.value = v; s.dispatchEvent(new Event('input', { bubbles: true })); }", value)
-
-
-def wait_ready(page, root: str) -> None:
-    page.wait_for_selector(f'#{root}[data-ready="1"]', state="attached")
 
 
 # --- P11 parameter counter ----------------------------------------------------------------------

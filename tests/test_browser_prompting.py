@@ -4,35 +4,15 @@ Each page fetches once; its toggles, menus and sliders only index the response. 
 (P3, P4) or new numbers for a problem (P5) need the server and fetch once each. The URL holds
 the whole state, and a reload restores it.
 """
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
 
 from simulations import prompting
 
-from .browsing import plot_data, shot
+from .browsing import api_requests, plot_data, query, shot, slide, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def query(page) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
-
-
-def slide(page, selector: str, value: int) -> None:
-    page.locator(selector).evaluate(
-        "(s, v) => { s.value = v; s.dispatchEvent(new Event('input', { bubbles: true })); }", value)
-
-
-def wait_ready(page, root: str) -> None:
-    page.wait_for_selector(f'#{root}[data-ready="1"][data-loading="0"]', state="attached")
-
-
-def api_requests(page, slug: str) -> list:
-    requests = []
-    page.on("request", lambda r: requests.append(r.url) if f"/api/playgrounds/{slug}" in r.url else None)
-    return requests
 
 
 def no_chart_is_blank(page, ids: list[str]) -> None:

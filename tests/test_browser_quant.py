@@ -1,12 +1,11 @@
 """The "quant" playgrounds in a real browser: P14 NF4 and double quantisation, P8 adapter block,
 P16 low-rank lab. Each test moves every control once, checks that what is drawn changed without
 another request, that the URL holds the state and that a reload restores it."""
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import plot_data, shot
+from .browsing import plot_data, query, shot, slide
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -17,15 +16,6 @@ def open_playground(page, path: str, root: str, api: str) -> list:
     page.goto(path)
     page.wait_for_selector(f'#{root}[data-ready="1"]', state="attached")
     return requests
-
-
-def slide(page, selector: str, value) -> None:
-    page.locator(selector).evaluate(
-        "(s, v) => { s.value = v; s.dispatchEvent(new Event('input', { bubbles: true })); }", value)
-
-
-def query(page) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
 
 
 # --- P14 ---------------------------------------------------------------------------------------

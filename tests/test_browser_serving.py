@@ -3,35 +3,15 @@
 The merge-and-swap page is tested first with no run in the lab (the illustration), then with two
 real LoRA runs trained by the lab's worker. Every control only indexes the one response.
 """
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import SCREENSHOTS, plot_data, shot
+from .browsing import SCREENSHOTS, api_requests, plot_data, query, shot, slide, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PHONE = {"width": 390, "height": 844}
-
-
-def query(page) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
-
-
-def slide(page, selector: str, value: int) -> None:
-    page.locator(selector).evaluate(
-        "(s, v) => { s.value = v; s.dispatchEvent(new Event('input', { bubbles: true })); }", value)
-
-
-def wait_ready(page, root: str) -> None:
-    page.wait_for_selector(f'#{root}[data-ready="1"]', state="attached")
-
-
-def api_requests(page, slug: str) -> list:
-    requests = []
-    page.on("request", lambda r: requests.append(r.url) if f"/api/playgrounds/{slug}" in r.url else None)
-    return requests
 
 
 def phone_shot(browser, base_url: str, path: str, root: str, name: str, focus: str) -> None:

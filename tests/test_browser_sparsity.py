@@ -3,30 +3,15 @@
 Sliders and menus that only index the fetched results must not ask the server again; the
 settings that need new training runs (seed, scope) fetch once. The URL holds the whole state.
 """
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import plot_data, shot
+from .browsing import plot_data, query, shot, slide, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TRAIN_MS = 60_000  # a first request trains ~15 tiny networks: seconds, not minutes
-
-
-def query(page) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
-
-
-def slide(page, selector: str, value: int) -> None:
-    page.locator(selector).evaluate(
-        "(s, v) => { s.value = v; s.dispatchEvent(new Event('input', { bubbles: true })); }", value)
-
-
-def wait_ready(page, root: str) -> None:
-    page.wait_for_selector(f'#{root}[data-ready="1"][data-loading="0"]', state="attached",
-                           timeout=TRAIN_MS)
 
 
 def test_it_slides_through_the_lottery_sparsities_and_restores_them_from_the_url(page):
