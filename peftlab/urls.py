@@ -12,5 +12,6 @@ urlpatterns = [
     path("pareto/", views_compare.pareto, name="pareto"),
     # The SSE stream is a plain async Django view, not a ninja operation: it streams.
     path("api/runs/<int:run_id>/events", sse.run_events, name="run-events"),
+    path("api/races/<int:race_id>/events", sse.race_events, name="race-events"),
     path("api/", api.urls),
 ]

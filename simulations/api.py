@@ -18,6 +18,7 @@ from pydantic import ConfigDict, create_model
 from workers import artifacts, datasets, methods
 from workers.tasks import dispatch
 
+from .cancelling import request_cancel
 from .models import Run
 
 api = NinjaAPI(title="PEFT Lab API", version="1", urls_namespace="api",
@@ -39,6 +40,7 @@ PLAYGROUND_ROUTERS = (
 )
 for _module in PLAYGROUND_ROUTERS:
     api.add_router("/playgrounds", import_module(_module).router)
+api.add_router("/races", import_module("simulations.api_races").router)
 api.add_router("", import_module("simulations.api_compare").router)  # compare, Pareto, run code
 
 
@@ -169,12 +171,7 @@ def download_adapter(request, run_id: int):
 def cancel_run(request, run_id: int):
     _require_csrf(request)
     run = _get_run(run_id)
-    # A queued run is cancelled here; a running one is flagged and its worker stops at its next
-    # report, so that every point it wrote stays and the final status comes after them.
-    cancelled_while_queued = Run.objects.filter(pk=run_id, status=Run.QUEUED).update(
-        status=Run.CANCELLED, cancel_requested=True)
-    if not cancelled_while_queued and not Run.objects.filter(
-            pk=run_id, status=Run.RUNNING).update(cancel_requested=True):
+    if not request_cancel(run_id):
         run.refresh_from_db()
         raise HttpError(409, f"run {run_id} has already finished ({run.status})")
     run.refresh_from_db()

@@ -38,7 +38,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import quantization
-from .params import bert_encoder_params, classifier_head_params, lora_matrix_params
+from .params import (Dims, bert_encoder_params, classifier_head_params, lora_matrix_params,
+                     trainable_params)
 
 GB = 1e9
 GPU_LINES = (("24 GB (RTX 4090)", 24e9), ("48 GB (RTX A6000)", 48e9), ("80 GB (A100 / H100)", 80e9))
@@ -347,44 +348,139 @@ def storage(model: Model, s: Settings, tasks_max: int = TASKS_MAX) -> dict:
 
 # --- the lab's own runs: all-MiniLM-L6-v2 as the engine trains it --------------------------------
 LAB_SEQ = 32  # dynamic padding pads each batch to its longest sentence: ~20–30 tokens here
+LAB_METHODS = ("full", "lora", "dora", "qlora", "adapter", "prompt", "prefix", "ia3", "bitfit")
+LAB_WIDTH = 4  # the engine trains in fp32
+# The calculator's target names, as the lab's registry (workers/methods.py) spells them.
+_LAB_TARGET_NAMES = {"query": "query", "key": "key", "value": "value", "output": "attention_output",
+                     "ffn": "ffn"}
+
+
+def lab_dims(model: Model) -> Dims:
+    """The encoder as simulations.params counts it (BERT: 512 positions, 2 token types)."""
+    return Dims(hidden=model.hidden, intermediate=model.ffn, layers=model.layers, vocab=model.vocab,
+                max_positions=512, token_types=2)
+
+
+def lab_activation_bytes(model: Model, method: str, batch: int, seq: int, rank: int = 0, targets=(),
+                         bottleneck: int = 0, virtual_tokens: int = 0) -> tuple[float, str]:
+    """Bytes autograd keeps for the backward pass of one fp32 step of the lab's engine, and the
+    formula with the numbers in.
+
+    Per layer, Korthikanti's tensors (see activation_bytes) split in two. What every method
+    keeps to pass the gradient back through the layer to its input, B = 4 bytes:
+        B·(5·s·b·h + s·b·f) + 2·s·b·h + (2·B + 1)·a·s²·b
+    (Q, K, V, both LayerNorm inputs, the GELU input, two dropout masks, the attention
+    probabilities); and the inputs of the linear maps, kept only where that map's weight trains:
+        B·(3·s·b·h + s·b·f)   (attention input, attention output's input, FFN input, GELU output).
+    Full fine-tuning keeps both. LoRA/QLoRA/DoRA keep the input of their targeted maps and the
+    r-wide A·x of each adapted matrix (B·s·b·r); peft's DoRA also keeps its base, LoRA and
+    rescaled outputs (3·B·s·b·d_out per matrix). The Houlsby adapter keeps, per adapter (two a
+    layer), its input and its m-wide pre- and post-activation: B·(s·b·h + 2·s·b·m). Prompt tuning
+    lengthens every sequence by its n virtual tokens (s → s + n). Prefix tuning lengthens the keys
+    and values: the scores are s×(s + n), and the n prefix keys and values are kept (2·B·n·b·h).
+    IA3 keeps the keys and values it scales and the FFN activation it scales (B·(2·s·b·h + s·b·f)
+    with its default targets). BitFit keeps nothing more: a bias's gradient needs no input.
+    """
+    h, f, a, L, B = model.hidden, model.ffn, model.heads, model.layers, LAB_WIDTH
+    b = batch
+    s = seq + (virtual_tokens if method == "prompt" else 0)
+    sk = s + (virtual_tokens if method == "prefix" else 0)
+    through = B * (5 * s * b * h + s * b * f) + 2 * s * b * h + (2 * B + 1) * a * s * sk * b
+    text = f"B·(5·s·b·h + s·b·f) + 2·s·b·h + {2 * B + 1}·a·s·{'(s+n)' if method == 'prefix' else 's'}·b"
+    targets = tuple(targets or ())
+    shapes = model.linear_shapes()
+    extra, extra_text = 0, ""
+    if method == "full":
+        extra, extra_text = B * (3 * s * b * h + s * b * f), "B·(3·s·b·h + s·b·f)"
+    elif method in ("lora", "qlora", "dora"):
+        inputs = []
+        if {"query", "key", "value"} & set(targets):
+            inputs.append(h)  # one tensor: Q, K and V read the same input
+        if "output" in targets:
+            inputs.append(h)
+        if "ffn" in targets:
+            inputs += [h, f]
+        matrices = [o for t in targets for _, o in shapes[t]]
+        extra = B * s * b * (sum(inputs) + rank * len(matrices))
+        extra_text = f"B·s·b·({' + '.join(map(str, inputs)) or 0} + r·{len(matrices)})"
+        if method == "dora":
+            extra += 3 * B * s * b * sum(matrices)
+            extra_text += f" + 3·B·s·b·{sum(matrices)}"
+    elif method == "adapter":
+        extra, extra_text = 2 * B * (s * b * h + 2 * s * b * bottleneck), "2·B·(s·b·h + 2·s·b·m)"
+    elif method == "prefix":
+        extra, extra_text = 2 * B * virtual_tokens * b * h, "2·B·n·b·h"
+    elif method == "ia3":
+        kv = sum(o for t in targets if t in ("key", "value") for _, o in shapes[t])
+        ffn = f if "ffn" in targets else 0
+        extra, extra_text = B * s * b * (kv + ffn), f"B·s·b·({kv} + {ffn})"
+    total = L * (through + extra)
+    term = text + (f" + {extra_text}" if extra_text else "")
+    values = f"B = {B}, b = {b}, s = {s}, h = {h}, f = {f}, a = {a}"
+    if method == "prefix":
+        values += f", n = {virtual_tokens}"
+    if method in ("lora", "qlora", "dora"):
+        values += f", r = {rank}"
+    if method == "adapter":
+        values += f", m = {bottleneck}"
+    return float(total), f"{L} layers × [{term}], with {values} = {fmt_bytes(total)}"
 
 
 def lab_prediction(model: Model, method: str, batch: int, rank: int, targets, num_labels: int = 2,
-                   seq: int = LAB_SEQ) -> dict:
-    """The calculator's prediction for a run of the lab's engine on this encoder.
+                   seq: int = LAB_SEQ, bottleneck: int = 0, virtual_tokens: int = 0) -> dict:
+    """The calculator's prediction for a run of the lab's engine on this encoder, for every
+    method of the lab.
 
-    The engine trains in fp32 with torch AdamW (fp32 m and v, no master copy); QLoRA quantizes
-    the layers' linear weights to NF4 with double quantization and keeps the rest fp32. It
-    trains a classifier head (and, under full fine-tuning, everything). Returns bytes by the
-    keys the engine's metrics.memory_breakdown uses.
+    The engine trains in fp32 with torch AdamW (fp32 m and v, no master copy): parameters as
+    stored (4 bytes; QLoRA's layer weights in NF4 with double quantization), 4 bytes of gradient
+    and 8 of Adam state per trainable parameter (simulations.params counts them), and the
+    activations of lab_activation_bytes. targets use the calculator's names (query, key, value,
+    output, ffn). Returns bytes by the keys the engine's metrics.memory_breakdown uses.
     """
-    if method not in ("full", "lora", "qlora"):
-        raise ValueError(f"method must be full, lora or qlora (got {method!r})")
+    if method not in LAB_METHODS:
+        raise ValueError(f"method must be one of {', '.join(LAB_METHODS)} (got {method!r})")
     if not 1 <= batch <= 256:
         raise ValueError(f"batch_size must be between 1 and 256 (got {batch})")
+    if not 1 <= seq <= 4096:
+        raise ValueError(f"seq must be between 1 and 4096 (got {seq})")
+    targets = tuple(targets or ())
+    if method in ("lora", "qlora", "dora"):
+        validate(model, Settings(rank=rank, targets=targets or ("query",)))
+        if not targets:
+            raise ValueError("targets must name at least one module")
+    dims = lab_dims(model)
+    lab_params = {"rank": rank, "bottleneck": bottleneck, "virtual_tokens": virtual_tokens,
+                  "target_modules": [_LAB_TARGET_NAMES[t] for t in targets if t in _LAB_TARGET_NAMES]}
+    trainable = trainable_params(method, lab_params, dims, num_labels)
     encoder = model.config_params()
-    head = classifier_head_params(model.hidden, num_labels)
-    s = Settings(rank=rank or 1, targets=tuple(targets or ("query",)), lm_logits=False)
-    if method == "full":
-        trainable = encoder + head
-        params = 4 * trainable
+    # What the method adds to the encoder (bitfit and full train parameters it already has).
+    added = {"full": trainable - encoder,
+             "bitfit": classifier_head_params(model.hidden, num_labels)}.get(method, trainable)
+    if method == "qlora":
+        q = model.linear_params()
+        params = q * (NF4_BITS + quant_constant_bits(True)) / 8 + LAB_WIDTH * (encoder - q + added)
     else:
-        validate(model, s)
-        trainable = lora_params(model, rank, targets) + head
-        if method == "lora":
-            params = 4 * (encoder + trainable)
-        else:
-            q = model.linear_params()
-            params = q * (NF4_BITS + quant_constant_bits(True)) / 8 + 4 * (encoder - q + trainable)
-    act, formula = activation_bytes(model, batch, seq, 4, s, rank if method != "full" else 0,
-                                    lora_matrices_per_layer(model, method, s))
-    out = {"params": params, "grads": 4 * trainable, "optimizer_state": 8 * trainable,
+        params = LAB_WIDTH * (encoder + added)
+    act, formula = lab_activation_bytes(model, method, batch, seq, rank, targets, bottleneck,
+                                        virtual_tokens)
+    out = {"params": params, "grads": LAB_WIDTH * trainable, "optimizer_state": 2 * LAB_WIDTH * trainable,
            "activations": act}
     out["total"] = sum(out.values())
     out["trainable"] = trainable
     out["activation_formula"] = formula
     out["seq"] = seq
     return out
+
+
+def lab_run_prediction(model: Model, method: str, run_params: dict, num_labels: int,
+                       seq: int = LAB_SEQ) -> dict:
+    """lab_prediction for a run as the lab's registry describes it (workers/methods.py params:
+    rank, target_modules with the lab's names, bottleneck, virtual_tokens, batch_size)."""
+    calc_names = {lab: calc for calc, lab in _LAB_TARGET_NAMES.items()}
+    targets = [calc_names[t] for t in run_params.get("target_modules", [])]
+    return lab_prediction(model, method, run_params.get("batch_size", 16), run_params.get("rank", 0),
+                          targets, num_labels, seq, run_params.get("bottleneck", 0),
+                          run_params.get("virtual_tokens", 0))
 
 
 def with_params(model: Model, params: float | None) -> Model:

@@ -5,14 +5,21 @@ Last-Event-ID (the last step it saw) gets every later point exactly once, whiche
 them and whenever. Events: "point" {step, loss, elapsed} with id = step; "eval" {step, val_loss,
 val_accuracy} just before the point of its step; "progress" when the status or step count changes;
 a final "status" with the whole run.
+
+A race (or any batch of runs) streams all its lanes in one connection: the same events, each
+naming its "run" and "lane", a "status" per lane once it has finished, then a final "race". Its
+event id is a cursor with the last step sent of every lane, "12:40.13:7.14:0" (run:step joined by
+dots): lanes that write at the same time commit in any order, so no single number (the point's
+primary key, say) could say what a browser has seen.
 """
 import asyncio
 import json
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import Http404, StreamingHttpResponse
 
-from .models import EvalPoint, Point, Run
+from .models import Batch, EvalPoint, Point, Run
 
 KEEPALIVE_SECONDS = 15
 
@@ -30,46 +37,134 @@ def _last_seen(request) -> int:
         return 0
 
 
+async def _points_after(run_id: int, after: int) -> list[tuple[EvalPoint | None, Point]]:
+    """The run's points after step `after`, each with the evaluation of its step if there is one.
+
+    Only evaluations up to the last point read: they were committed with their point. A caller
+    sends the evaluation first, then the point, which carries the event id: a client resuming
+    from that id has had both.
+    """
+    points = [p async for p in Point.objects.filter(run_id=run_id, step__gt=after).order_by("step")]
+    if not points:
+        return []
+    evals = {e.step: e async for e in EvalPoint.objects.filter(
+        run_id=run_id, step__gt=after, step__lte=points[-1].step)}
+    return [(evals.get(p.step), p) for p in points]
+
+
+class _Quiet:
+    """Says when to send a keepalive comment: a line every KEEPALIVE_SECONDS keeps proxies from
+    closing an idle stream (a long queue wait)."""
+
+    def __init__(self, poll: float):
+        self.poll, self.quiet = poll, 0.0
+
+    def reset(self):
+        self.quiet = 0.0
+
+    async def sleep(self) -> str | None:
+        await asyncio.sleep(self.poll)
+        self.quiet += self.poll
+        if self.quiet >= KEEPALIVE_SECONDS:
+            self.quiet = 0.0
+            return ": keepalive\n\n"
+        return None
+
+
 async def _stream(run_id: int, after: int):
-    poll = settings.PEFTLAB_SSE_POLL_MS / 1000
     # Reconnect quickly after a dropped connection.
     yield "retry: 1000\n\n"
-    progress, quiet = None, 0.0
+    progress, idle = None, _Quiet(settings.PEFTLAB_SSE_POLL_MS / 1000)
     while True:
         run = await Run.objects.aget(pk=run_id)
         # Read points after the status: a run that finished before this read has all its points
         # in the database already, so the final event follows the last point.
-        points = [p async for p in Point.objects.filter(run_id=run_id, step__gt=after).order_by("step")]
-        evals = {}
-        if points:
-            # Only evaluations up to the last point read: they were committed with their point.
-            evals = {e.step: e async for e in EvalPoint.objects.filter(
-                run_id=run_id, step__gt=after, step__lte=points[-1].step)}
-        for point in points:
-            # An evaluation goes out before the point of its step, which carries the event id:
-            # a client resuming from Last-Event-ID = step has had both.
-            if point.step in evals:
-                yield _event("eval", evals[point.step].as_dict())
+        for evaluation, point in await _points_after(run_id, after):
+            if evaluation is not None:
+                yield _event("eval", evaluation.as_dict())
             after = point.step
             yield _event("point", point.as_dict(), event_id=point.step)
         if run.finished:
             yield _event("status", run.summary(), event_id=after)
             return
         if (run.status, run.steps_done) != progress:
-            progress, quiet = (run.status, run.steps_done), 0.0
+            progress = (run.status, run.steps_done)
+            idle.reset()
             yield _event("progress", {"status": run.status, "steps_done": run.steps_done, "steps": run.steps})
-        elif quiet >= KEEPALIVE_SECONDS:
-            # A comment line keeps proxies from closing an idle stream (a long queue wait).
-            quiet = 0.0
-            yield ": keepalive\n\n"
-        await asyncio.sleep(poll)
-        quiet += poll
+        if (keepalive := await idle.sleep()) is not None:
+            yield keepalive
+
+
+def _stream_response(events) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx in front must not buffer the stream
+    return response
 
 
 async def run_events(request, run_id: int):
     if not await Run.objects.filter(pk=run_id).aexists():
         raise Http404(f"there is no run {run_id}")
-    response = StreamingHttpResponse(_stream(run_id, _last_seen(request)), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx in front must not buffer the stream
-    return response
+    return _stream_response(_stream(run_id, _last_seen(request)))
+
+
+# --- a race: every lane in one stream ----------------------------------------------------------
+def format_cursor(cursor: dict[int, int]) -> str:
+    """{12: 40, 13: 7} -> "12:40.13:7" (in run order)."""
+    return ".".join(f"{run}:{step}" for run, step in sorted(cursor.items()))
+
+
+def parse_cursor(raw: str | None, run_ids) -> dict[int, int]:
+    """The last step seen of each of these runs; a lane missing from `raw`, a run not in the
+    batch or a malformed part counts as nothing seen (the stream starts that lane over)."""
+    cursor = {run_id: 0 for run_id in run_ids}
+    for part in (raw or "").split("."):
+        run, _, step = part.partition(":")
+        if run.isdigit() and step.isdigit() and int(run) in cursor:
+            cursor[int(run)] = int(step)
+    return cursor
+
+
+def _lane_event(run: Run, data: dict) -> dict:
+    return {"run": run.pk, "lane": run.lane, **data}
+
+
+async def _race_stream(batch: Batch, cursor: dict[int, int], describe):
+    yield "retry: 1000\n\n"
+    progress: dict[int, tuple] = {}
+    done: set[int] = set()
+    idle = _Quiet(settings.PEFTLAB_SSE_POLL_MS / 1000)
+    while True:
+        # Statuses first, then points: a lane finished at this read has all its points stored.
+        runs = [r async for r in Run.objects.filter(batch=batch).order_by("lane", "id")]
+        for run in runs:
+            for evaluation, point in await _points_after(run.pk, cursor[run.pk]):
+                if evaluation is not None:
+                    yield _event("eval", _lane_event(run, evaluation.as_dict()))
+                cursor[run.pk] = point.step
+                yield _event("point", _lane_event(run, point.as_dict()), event_id=format_cursor(cursor))
+            if run.finished and run.pk not in done:
+                done.add(run.pk)
+                yield _event("status", _lane_event(run, run.summary()), event_id=format_cursor(cursor))
+            elif not run.finished and progress.get(run.pk) != (run.status, run.steps_done):
+                progress[run.pk] = (run.status, run.steps_done)
+                idle.reset()
+                yield _event("progress", _lane_event(run, {
+                    "status": run.status, "steps_done": run.steps_done, "steps": run.steps}))
+        if len(done) == len(runs):
+            yield _event("race", await sync_to_async(describe)(batch), event_id=format_cursor(cursor))
+            return
+        if (keepalive := await idle.sleep()) is not None:
+            yield keepalive
+
+
+async def race_events(request, race_id: int):
+    """GET /api/races/{id}/events: every lane's points, a status per lane, a final race event."""
+    from .races import describe_race
+
+    batch = await Batch.objects.filter(pk=race_id, kind=Batch.RACE).afirst()
+    if batch is None:
+        raise Http404(f"there is no race {race_id}")
+    run_ids = [pk async for pk in Run.objects.filter(batch=batch).values_list("pk", flat=True)]
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("after")
+    return _stream_response(_race_stream(batch, parse_cursor(raw, run_ids), describe_race))

@@ -202,7 +202,7 @@ def test_it_predicts_lab_runs_over_http(client):
     assert body["total"] == pytest.approx(body["params"] + body["grads"] + body["optimizer_state"]
                                           + body["activations"])
     assert body["seq"] == memory.LAB_SEQ
-    resp = client.get(LAB_URL, {"method": "prompt"})
+    resp = client.get(LAB_URL, {"method": "magic"})
     assert resp.status_code == 400 and "method must be" in resp.json()["error"]
 
 

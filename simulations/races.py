@@ -1,0 +1,107 @@
+"""The four-method race (P17): lanes of real runs on the same task, seed and budget.
+
+start_race validates and queues a race through simulations.batches; describe_race is what
+GET /api/races/{id} and the race stream's final event return: every lane's run (as GET
+/api/runs/{id} gives it, without points) with the memory calculator's prediction for that exact
+configuration beside it.
+"""
+import math
+from functools import cache
+
+from django.urls import reverse
+
+from workers import datasets, methods, token_lengths
+
+from . import family, memory
+from .batches import batch_status, create_batch, lanes_of
+from .models import Batch
+
+DEFAULT_METHODS = ("full", "adapter", "lora", "prompt")
+DEFAULT_TASK = "sentiment"
+# A race on a 2-core CPU finishes in under a minute at these (bench/race.py measures it; README).
+DEFAULT_STEPS = 40
+MAX_LANES = 6
+EVALS_PER_LANE = 4  # validation points per lane: every steps/4 steps, and at the end
+
+
+def eval_every(steps: int) -> int:
+    return max(1, math.ceil(steps / EVALS_PER_LANE))
+
+
+def start_race(task: str, steps: int, seed: int, lane_methods) -> Batch:
+    """Queue one run per method, each at its registry defaults; raises BatchRequestError."""
+    lane_methods = list(lane_methods)
+    lanes = [(m, {"eval_every": eval_every(steps)}) for m in lane_methods]
+    return create_batch(Batch.RACE, task, steps, seed, lanes, max_lanes=MAX_LANES,
+                        config={"methods": lane_methods})
+
+
+@cache
+def _minilm() -> memory.Model:
+    from .api_memory import minilm
+
+    return minilm()
+
+
+def prediction(method: str, params: dict, task: str) -> dict:
+    """The calculator's figures for a lab run of this configuration: trainable parameters and
+    peak memory (parameters + gradients + AdamW state + activations), the activations at the
+    padded length of the task's longest training example (the widest batch a run can see)."""
+    seq = token_lengths.longest_train_example(task)
+    labels = len(datasets.load_task(task).labels)
+    p = memory.lab_run_prediction(_minilm(), method, params, labels, seq=seq)
+    return {"peak_memory_bytes": p["total"], "trainable_params": p["trainable"], "seq": seq,
+            "breakdown": {k: p[k] for k in ("params", "grads", "optimizer_state", "activations")},
+            "activation_formula": p["activation_formula"]}
+
+
+# The family map's parts (simulations/family.py, P15), bottom to top, each added part beside the
+# part it works on.
+LAYOUT = ("embeddings", "prompt", "q", "lora_q", "k", "lora_k", "ia3_k", "v", "lora_v", "ia3_v",
+          "prefix", "attention", "o", "lora_o", "adapter1", "ln1", "ia3_ffn", "ffn_up", "lora_ffn_up",
+          "ffn_down", "lora_ffn_down", "adapter2", "ln2", "biases", "head")
+
+
+def diagram(method: str, params: dict) -> list[dict]:
+    """Which parts of a transformer block this run trains and which stay frozen, bottom to top,
+    for the run's exact configuration. Parts that only another method adds are left out. QLoRA
+    trains what LoRA does; its frozen matrices are stored in 4 bits."""
+    family_method = "lora" if method == "qlora" else method
+    if family_method in ("lora", "dora"):
+        every = family.highlights(family_method, "QKVO+FFN")
+        trains = {f"lora_{part}": every[f"lora_{part}"]
+                  for t in params.get("target_modules", ()) for part in family.TARGET_PARTS[t]}
+    else:
+        trains = family.highlights(family_method)
+    quantized = ("q", "k", "v", "o", "ffn_up", "ffn_down") if method == "qlora" else ()
+    parts = []
+    for key in LAYOUT:
+        label, kind, short = family.PARTS[key]
+        if kind == "added" and key not in trains:
+            continue
+        if key in family.PARAMETER_FREE:
+            state = "none"
+        else:
+            state = "trains" if key in trains or kind == "head" else "frozen"
+        text = trains.get(key) or family.frozen_text(key)
+        if key in quantized:
+            text += " Stored in 4-bit NF4 (QLoRA)."
+        parts.append({"key": key, "label": label, "short": short, "state": state, "text": text})
+    return parts
+
+
+def describe_race(batch: Batch) -> dict:
+    runs = lanes_of(batch)
+    return {
+        "id": batch.pk,
+        "status": batch_status(r.status for r in runs),
+        "task": batch.task,
+        "steps": batch.steps,
+        "seed": batch.seed,
+        "methods": [r.method for r in runs],
+        "created_at": batch.created_at.isoformat(),
+        "events_url": reverse("race-events", args=[batch.pk]),
+        "runs": [{**r.summary(), "label": methods.METHODS[r.method].label,
+                  "prediction": prediction(r.method, r.params, r.task),
+                  "diagram": diagram(r.method, r.params)} for r in runs],
+    }

@@ -1,0 +1,28 @@
+"""Token lengths of a task's examples, as the engine's tokenizer counts them.
+
+The web layer predicts a run's memory before it starts; the activations grow with the padded
+length of the widest batch, at most the task's longest training example. This reads the base
+model's tokenizer.json with the `tokenizers` library alone (no torch, no transformers).
+"""
+from functools import cache
+
+from . import base_model, datasets
+
+MAX_TOKENS = 128  # the engine truncates here (workers/engine.py MAX_TOKENS)
+
+
+@cache
+def _tokenizer():
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(base_model.model_path() / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(MAX_TOKENS)
+    return tokenizer
+
+
+@cache
+def longest_train_example(task_name: str) -> int:
+    """Tokens ([CLS] and [SEP] included) of the task's longest training example."""
+    texts = [e.text for e in datasets.load_task(task_name).train]
+    return max(len(encoding.ids) for encoding in _tokenizer().encode_batch(texts))
