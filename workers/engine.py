@@ -131,6 +131,16 @@ def encode_task(task_name: str) -> tuple[Encoded, Encoded]:
     return encode(task.train), encode(task.val)
 
 
+def train_subset(data: Encoded, size: int | None, seed: int) -> Encoded:
+    """The run's training examples: the whole split, or a seeded class-balanced subset."""
+    if size is None or size >= len(data.labels):
+        return data
+    from .subsets import balanced_subset
+
+    idx = balanced_subset(data.labels, size, seed)
+    return Encoded(ids=[data.ids[i] for i in idx], labels=[data.labels[i] for i in idx])
+
+
 def collate(ids: list[list[int]], labels: list[int], device) -> dict:
     """Pad to the longest sequence in this batch only (dynamic padding)."""
     width = max(len(x) for x in ids)
@@ -346,6 +356,7 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
     task = datasets.load_task(spec.task)
     train_data, val_data = encode_task(spec.task)
     params = spec.params
+    train_data = train_subset(train_data, params.get("train_examples"), spec.seed)
     eval_every = params["eval_every"]
 
     torch.manual_seed(spec.seed)
@@ -401,6 +412,7 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
         "train_seconds": round(train_seconds, 3),
         "steps_per_second": round(step / train_seconds, 3),
         "tokens_per_second": round(tokens / train_seconds, 1),
+        "train_examples": len(train_data.labels),
         "val_accuracy": last_eval.val_accuracy,
         "val_loss": last_eval.val_loss,
         "adapter_bytes": None,

@@ -11,6 +11,8 @@ from . import base_model, datasets
 
 MAX_STEPS = 2000
 MAX_RANK = 256
+MIN_TRAIN_EXAMPLES = 16
+MAX_TRAIN_EXAMPLES = 100_000  # the public bound; a task's own size is the real one
 
 
 class RunRequestError(ValueError):
@@ -21,7 +23,7 @@ class RunRequestError(ValueError):
 class Param:
     name: str
     kind: str  # "int", "float" or "targets"
-    default: Any
+    default: Any  # None: optional, left out of the run's params unless given
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False
@@ -79,7 +81,10 @@ IA3_TARGETS = Param("target_modules", "targets", ["key", "value", "ffn"],
 BOTTLENECK = Param("bottleneck", "int", 32, 1, MAX_RANK,
                    help="adapter bottleneck width m; never above the hidden size")
 VIRTUAL_TOKENS = Param("virtual_tokens", "int", 20, 1, 128, help="number of trained virtual tokens")
-COMMON = (BATCH_SIZE, EVAL_EVERY)
+TRAIN_EXAMPLES = Param("train_examples", "int", None, MIN_TRAIN_EXAMPLES, MAX_TRAIN_EXAMPLES,
+                        help="train on a seeded, class-balanced subset of this many training "
+                             "examples (default: the whole training split)")
+COMMON = (BATCH_SIZE, EVAL_EVERY, TRAIN_EXAMPLES)
 
 
 def _lora_params(default_lr: float) -> tuple[Param, ...]:
@@ -109,12 +114,14 @@ METHODS = {m.name: m for m in (
 )}
 
 
-def _dynamic_maximum(name: str, clean: dict) -> int | None:
-    """Bounds that depend on the base model and the other parameters."""
+def _dynamic_maximum(name: str, clean: dict, task: str) -> int | None:
+    """Bounds that depend on the base model, the task and the other parameters."""
     if name == "rank":
         return min(MAX_RANK, base_model.max_rank(clean["target_modules"]))
     if name == "bottleneck":
         return min(MAX_RANK, base_model.dimensions().hidden)
+    if name == "train_examples":
+        return min(MAX_TRAIN_EXAMPLES, datasets.load_task(task).train_size)
     return None
 
 
@@ -189,10 +196,12 @@ def validate_run(method: str, task: str, steps: Any, seed: Any, params: Any) -> 
     # Targets first: the rank's bound depends on them.
     for p in sorted(spec.params, key=lambda p: p.kind != "targets"):
         value = params.get(p.name, p.default)
+        if value is None and p.default is None:
+            continue  # an optional parameter left unset
         if p.kind == "targets":
             clean[p.name] = _targets(value)
         else:
             clean[p.name] = _number(p.name, value, p.kind)
-            _in_bounds(p, clean[p.name], _dynamic_maximum(p.name, clean))
-    clean = {p.name: clean[p.name] for p in spec.params}
+            _in_bounds(p, clean[p.name], _dynamic_maximum(p.name, clean, task))
+    clean = {p.name: clean[p.name] for p in spec.params if p.name in clean}
     return RunSpec(method=method, task=task, steps=steps, seed=seed, params=clean)
