@@ -86,20 +86,19 @@ function drawCharts(runs) {
   }, PLOT_CONFIG);
 }
 
-// ---- the table -------------------------------------------------------------------------------
-const COLUMNS = [
-  ["run", (r) => `<a href="/train/?run=${r.id}"><span class="swatch" style="display:inline-block;width:10px;height:10px;border-radius:2px;background:${colourOf(r.id)}"></span> Run ${r.id}</a>`],
+// ---- the table: a row per measurement, a column per run ------------------------------------
+const ROWS = [
   ["method", (r) => r.label || r.method],
   ["task", (r) => r.task],
   ["steps", (r) => fmtInt(r.steps)],
   ["status", (r) => `<span class="status-${r.status}">${r.status}</span>`],
-  ["trainable params", (r) => fmtInt(r.metrics.trainable_params)],
-  ["trainable %", (r) => (r.metrics.trainable_percent === undefined ? "—" : `${r.metrics.trainable_percent.toFixed(3)} %`)],
+  ["trainable parameters", (r) => fmtInt(r.metrics.trainable_params)],
+  ["trainable share", (r) => (r.metrics.trainable_percent === undefined ? "—" : `${r.metrics.trainable_percent.toFixed(3)} %`)],
   ["peak memory", (r) => fmtBytes(r.metrics.peak_memory_bytes)],
   ["training time", (r) => (r.metrics.train_seconds === undefined ? "—" : fmtSeconds(r.metrics.train_seconds))],
-  ["val accuracy", (r) => fmtAcc(r.metrics.val_accuracy)],
-  ["adapter size", (r) => fmtBytes(r.metrics.adapter_bytes)],
-  [`latency`, (r) => (r.metrics.latency_ms === undefined ? "—"
+  ["validation accuracy", (r) => fmtAcc(r.metrics.val_accuracy)],
+  ["adapter on disk", (r) => fmtBytes(r.metrics.adapter_bytes)],
+  ["latency per batch", (r) => (r.metrics.latency_ms === undefined ? "—"
     : `${fmtMs(r.metrics.latency_ms)} <span class="muted">/ ${r.metrics.latency_batch}</span>`)],
   ["device", (r) => r.device || "—"],
 ];
@@ -110,13 +109,14 @@ function drawTable(runs) {
     $("memory-note").textContent = "";
     return;
   }
-  const head = `<thead><tr>${COLUMNS.map(([name]) => `<th scope="col">${name}</th>`).join("")}</tr></thead>`;
-  const body = runs.map((r) => `<tr data-run="${r.id}">${COLUMNS.map(([name, cell], i) =>
-    (i ? `<td class="${i > 4 && name !== "device" ? "num" : ""}">${cell({ ...r, metrics: r.metrics || {} })}</td>`
-      : `<th scope="row">${cell(r)}</th>`)).join("")}</tr>`).join("");
+  const cols = runs.map((r) => ({ ...r, metrics: r.metrics || {} }));
+  const head = `<thead><tr><td></td>${cols.map((r) => `<th scope="col" class="num" data-run="${r.id}">`
+    + `<a href="/train/?run=${r.id}"><span class="swatch" style="background:${colourOf(r.id)}"></span>Run ${r.id}</a></th>`).join("")}</tr></thead>`;
+  const body = ROWS.map(([name, cell]) => `<tr><th scope="row">${name}</th>${cols.map((r) =>
+    `<td class="num">${cell(r)}</td>`).join("")}</tr>`).join("");
   $("compare-table").innerHTML = `${head}<tbody>${body}</tbody>`;
-  const sources = [...new Set(runs.map((r) => r.metrics && r.metrics.peak_memory_source).filter(Boolean))];
-  $("memory-note").textContent = `Latency: one forward pass over a batch of that many validation sentences. `
+  const sources = [...new Set(cols.map((r) => r.metrics.peak_memory_source).filter(Boolean))];
+  $("memory-note").textContent = "Latency: one forward pass over a batch of that many validation sentences. "
     + `Peak memory: ${sources.join("; ") || "not measured"}.`;
 }
 

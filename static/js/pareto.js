@@ -60,14 +60,14 @@ function draw() {
     traces.push({
       x: front.map((r) => axis.value(r)), y: front.map((r) => r.val_accuracy), customdata: front.map((r) => r.id),
       text: front.map((r) => runText(r, axis)), hovertemplate: "<b>on the front</b><br>%{text}<extra></extra>",
-      mode: "lines+markers", type: "scatter", name: "Pareto front", line: { color: "#1d2330", width: 2, shape: "hv" },
+      mode: "lines+markers", type: "scatter", name: "Pareto front", line: { color: "#1d2330", width: 2 },
       marker: { size: 18, symbol: "circle-open", color: "#1d2330", line: { width: 2 } },
     });
   }
   const empty = !runs.length;
   Plotly.react(chart, traces, {
-    margin: { l: 65, r: 20, t: 20, b: 60 }, hovermode: "closest", showlegend: !empty,
-    legend: { orientation: "h", x: 0, y: -0.22, yanchor: "top" },
+    margin: { l: 65, r: 20, t: 20, b: 70 }, hovermode: "closest", showlegend: !empty,
+    legend: { orientation: "h", x: 0, y: -0.3, yanchor: "top" },
     xaxis: { title: { text: axis.title }, type: "log", automargin: true },
     yaxis: { title: { text: "validation accuracy (%)" }, tickformat: ".0%", automargin: true },
     annotations: empty ? [{ text: "No succeeded run of this task yet: train one, and it appears here", showarrow: false,

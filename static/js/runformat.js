@@ -20,6 +20,6 @@ export const fmtMs = (x) => (x === undefined || x === null ? "—" : `${x.toFixe
 // An accuracy (a fraction) as a percentage with one decimal.
 export const fmtAcc = (x) => (x === undefined || x === null ? "—" : `${(100 * x).toFixed(1)} %`);
 
-// The same colour for a method on every run page (the P19 spectrum uses these too).
-export const METHOD_COLOURS = { full: "#4a5160", lora: "#e07b2a", dora: "#c2410c", qlora: "#7c2d12",
-  adapter: "#3a5bd9", prefix: "#16a34a", prompt: "#9333ea", ia3: "#0891b2", bitfit: "#b45309" };
+// One colour per method on the run pages, far enough apart to tell nine methods apart.
+export const METHOD_COLOURS = { full: "#4a5160", lora: "#e07b2a", dora: "#b3261e", qlora: "#7c2d12",
+  adapter: "#3a5bd9", prefix: "#16a34a", prompt: "#9333ea", ia3: "#0891b2", bitfit: "#c9a000" };

@@ -1,0 +1,42 @@
+"""The generated script really runs: LoRA for two steps, on the CPU, offline, in a fresh Python
+process that imports nothing of the lab (tests/test_browser_compare.py also checks that its
+losses are those of the lab's own run of the same configuration)."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from simulations import params as formulas
+from workers import base_model, datasets, methods, notebook
+
+pytestmark = pytest.mark.slow
+
+
+def run_script(text: str, tmp_path, timeout=120) -> subprocess.CompletedProcess:
+    path = tmp_path / "reproduce.py"
+    path.write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "PEFTLAB"))}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
+    # Run from the temporary folder: the lab's packages are not importable from there.
+    return subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def printed_losses(stdout: str) -> list[float]:
+    return [float(x) for x in re.findall(r"^step \d+  training loss ([0-9.]+)$", stdout, re.M)]
+
+
+def test_the_generated_lora_script_trains_and_prints_a_validation_accuracy(tmp_path):
+    spec = methods.validate_run("lora", "sentiment", 2, 0, {"rank": 4})
+    done = run_script(notebook.script(spec), tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # The script's own count is the lab's formula's (simulations/params.py).
+    trainable = re.search(r"^lora: ([\d,]+) trainable parameters", done.stdout, re.M)
+    expected = formulas.trainable_params("lora", spec.params, base_model.dimensions(),
+                                         len(datasets.load_task("sentiment").labels))
+    assert trainable and int(trainable.group(1).replace(",", "")) == expected
+    assert len(printed_losses(done.stdout)) == 2
+    accuracy = re.search(r"^validation accuracy: ([0-9.]+)$", done.stdout, re.M)
+    assert accuracy and 0.0 <= float(accuracy.group(1)) <= 1.0
