@@ -68,3 +68,29 @@ def test_a_scenario_row_loads_its_answers_and_keyboard_answers_work(page):
     page.keyboard.press("ArrowDown")  # radio group: arrow keys move and select
     page.wait_for_selector('g.node.chosen[data-node="prompting"]', state="attached")
     assert parse_qs(urlparse(page.url).query) == {"q1": ["no"]}
+
+
+LORA_PATH = "q1=yes&q2=yes&q3=no&q4=no&q5=no&q6=no&q7=no&q8=no"
+
+
+def test_the_train_button_starts_a_real_run_of_the_recommended_method(page, embedded_lab):
+    page.goto(f"/playgrounds/decision-tree/?{LORA_PATH}")
+    page.wait_for_selector(READY, state="attached")
+    expect(page.locator('g.node.chosen[data-node="lora"]')).to_have_count(1)
+    page.locator("#decide-task").select_option("topic")
+    button = page.locator("#decide-train")
+    expect(button).to_have_text("Train LoRA on News topic")
+    shot(page, "decision-tree-train-button")
+    button.click()
+    page.wait_for_url("**/train/?run=*")
+    run_id = int(parse_qs(urlparse(page.url).query)["run"][0])
+    run = embedded_lab.run(run_id)
+    assert (run["method"], run["task"], run["params"]["rank"]) == ("lora", "topic", 8)
+    # The default run is long for a test: stop it once it is known to have been queued.
+    assert embedded_lab.post(f"/api/runs/{run_id}/cancel", {}).status_code in (202, 409)
+
+    # A leaf the lab cannot train gets no button, and a sentence why.
+    page.goto("/playgrounds/decision-tree/?q1=no")
+    page.wait_for_selector(READY, state="attached")
+    expect(page.locator("#decide-train")).to_have_count(0)
+    expect(page.locator("#no-train")).to_contain_text("no run for the lab to start")

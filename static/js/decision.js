@@ -1,5 +1,8 @@
 // P18 Decision tree. The server walks the tree (simulations/decision.py) for the answers in the URL
-// and returns the tree, the path and the scenario table; this file only draws them.
+// and returns the tree, the path and the scenario table; this file only draws them. On a leaf the
+// lab can train, a button starts a real run of that method (its defaults) on the learner's task.
+import { getJson, postJson } from "./runstart.js";
+
 const root = document.getElementById("decide-root");
 const apiUrl = root.dataset.apiUrl;
 const $ = (id) => document.getElementById(id);
@@ -7,6 +10,8 @@ const SVGNS = "http://www.w3.org/2000/svg";
 const BOX_W = 154, BOX_H = 58, COL = 160, ROW = 84, PAD = 20;
 
 let answers = {};
+let catalogue = null; // {methods, tasks} from the API, for the Train button
+let chosenTask = null;
 
 function readUrl() {
   answers = {};
@@ -95,9 +100,47 @@ function drawRecommendation(tree, result) {
     return;
   }
   const leaf = tree.nodes.find((n) => n.id === result.leaf);
-  const name = leaf.trainable ? trainLink(leaf.method, `Train with ${leaf.text}`) : "";
+  const train = leaf.trainable
+    ? `${trainControls(leaf.method)}<p>${trainLink(leaf.method, "Or set the run up yourself on the training page")} →</p>`
+    : `<p class="muted" id="no-train">Nothing to train: prompting changes only what goes into the model,
+       not its weights, so there is no run for the lab to start.</p>`;
   box.innerHTML = `<p><strong id="recommended-method" data-method="${esc(leaf.method)}">${esc(leaf.text)}</strong></p>
-    <p>${esc(leaf.reason)}</p>${name ? `<p>${name} →</p>` : `<p class="muted">Nothing to train: this lives in the prompt.</p>`}`;
+    <p>${esc(leaf.reason)}</p>${train}`;
+  if (leaf.trainable && catalogue) wireTrain(leaf.method);
+}
+
+// ---- the Train button: a real run of the recommended method on the chosen task -------------------
+function trainControls(method) {
+  if (!catalogue) return `<p class="muted">The list of tasks could not be loaded; use the training page.</p>`;
+  const m = catalogue.methods.find((x) => x.name === method);
+  const options = catalogue.tasks.map((t) => `<option value="${esc(t.name)}"${t.name === chosenTask ? " selected" : ""}>${esc(t.title)}</option>`).join("");
+  return `<div class="train-now"><label for="decide-task">Your task</label><select id="decide-task">${options}</select>
+    <button type="button" id="decide-train" data-method="${esc(method)}"></button>
+    <p class="muted">A real run: ${esc(m.label)} with its default settings, ${m.steps.default} steps; the
+    training page then follows it live.</p><p id="decide-train-error" class="error" role="alert" hidden></p></div>`;
+}
+
+function wireTrain(method) {
+  const m = catalogue.methods.find((x) => x.name === method);
+  const select = $("decide-task"), button = $("decide-train");
+  const label = () => {
+    chosenTask = select.value;
+    button.textContent = `Train ${m.label} on ${select.selectedOptions[0].textContent}`;
+  };
+  label();
+  select.addEventListener("change", label);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const run = await postJson("/api/runs", { method, task: select.value, steps: m.steps.default,
+                                                seed: m.seed.default, params: {} });
+      location.assign(`/train/?run=${run.id}`);
+    } catch (err) {
+      $("decide-train-error").textContent = err.message;
+      $("decide-train-error").hidden = false;
+      button.disabled = false;
+    }
+  });
 }
 
 function drawScenarios(rows) {
@@ -146,4 +189,7 @@ $("decide-form").addEventListener("change", (ev) => {
 $("decide-reset").addEventListener("click", () => { answers = {}; root.dataset.ready = "0"; update(); });
 
 readUrl();
-update();
+Promise.all([getJson("/api/methods"), getJson("/api/tasks")])
+  .then(([methods, tasks]) => { catalogue = { methods, tasks }; chosenTask = tasks.length ? tasks[0].name : null; })
+  .catch(() => { catalogue = null; })
+  .finally(update);

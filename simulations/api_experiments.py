@@ -1,0 +1,161 @@
+"""P23 and P24 experiments over HTTP: a rank sweep or a target-module sweep, each a batch of real
+LoRA runs queued like any other (simulations/batches.py), read back with each run's measurements.
+
+POST /api/experiments          {"kind": "rank" | "targets", "task", "steps", "seed",
+                                "ranks"?, "train_sizes"?, "rank"?}  -> 201 the experiment
+GET  /api/experiments/plan     the lanes and their expected trainable parameters, before any run
+GET  /api/experiments/{id}     the experiment with its runs
+GET  /api/experiments          recent experiments (?kind=, ?task=, ?finished=true)
+"""
+import re
+
+from django.db.models import Prefetch
+from ninja import Field, Query, Router, Schema
+from ninja.errors import HttpError
+from pydantic import ConfigDict
+
+from workers import base_model, datasets, methods
+
+from . import experiments
+from .batches import BatchRequestError, batch_status, create_batch
+from .models import Batch, Point, Run
+
+router = Router(tags=["experiments"])
+KIND_OF_BATCH = {v: k for k, v in experiments.BATCH_KINDS.items()}
+
+
+class ExperimentIn(Schema):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    kind: str = Field(..., description="rank (P23: ranks × training-set sizes) or targets (P24)", max_length=16)
+    task: str = Field(..., description="one of GET /api/tasks", max_length=64)
+    steps: int = Field(experiments.DEFAULT_STEPS, ge=1, le=methods.MAX_STEPS, description="steps per run")
+    seed: int = Field(0, ge=0, lt=2**31)
+    ranks: list[int] | None = Field(None, description=f"rank sweep: the ranks (default {list(experiments.DEFAULT_RANKS)})")
+    train_sizes: list[int] | None = Field(None, description="rank sweep: one or two training-set sizes "
+                                          f"(default {experiments.SMALL_TRAIN_EXAMPLES} and the whole split)")
+    rank: int | None = Field(None, description=f"targets: the rank of every run (default {experiments.DEFAULT_TARGET_RANK})")
+
+
+class Error(Schema):
+    error: str
+
+
+def _task(name: str) -> datasets.Task:
+    try:
+        return datasets.load_task(name)
+    except datasets.UnknownTask:
+        raise HttpError(400, f"unknown task {name!r}; choose from {datasets.task_names()}") from None
+
+
+def _plan(kind: str, task: datasets.Task, **options):
+    try:
+        return experiments.plan(kind, task.train_size, **options)
+    except experiments.ExperimentRequestError as exc:
+        raise HttpError(400, str(exc)) from None
+
+
+def _expected(params: dict, task: str) -> int | None:
+    """The formula's count for run params; None where they are not valid (a plan shows the
+    bound instead of a number)."""
+    spec = methods.validate_run(experiments.METHOD, task, 1, 0, params)
+    return experiments.expected_trainable(spec.params, base_model.dimensions(), len(datasets.load_task(task).labels))
+
+
+def _lane_fields(kind: str, params: dict) -> dict:
+    if kind == "rank":
+        return {"label": f"r={params['rank']}, {params['train_examples']} examples",
+                "rank": params["rank"], "train_examples": params["train_examples"]}
+    return {"label": experiments.target_set_name(params["target_modules"]), "rank": params["rank"],
+            "target_modules": params["target_modules"]}
+
+
+def _train_loss(run: Run) -> float | None:
+    if not run.finished:
+        return None
+    newest = Point.objects.filter(run=run).order_by("-step").values_list("loss", flat=True)
+    return experiments.final_train_loss(list(newest[:experiments.TRAIN_LOSS_WINDOW])[::-1])
+
+
+def _run_row(kind: str, run: Run) -> dict:
+    m = run.metrics or {}
+    return {
+        "id": run.pk, "lane": run.lane, "status": run.status, "error": run.error,
+        "steps": run.steps, "steps_done": run.steps_done, "params": run.params,
+        **_lane_fields(kind, run.params),
+        "trainable_params_expected": _expected(run.params, run.task),
+        "trainable_params": m.get("trainable_params"),
+        "total_params": m.get("total_params"),
+        "val_accuracy": m.get("val_accuracy"),
+        "val_loss": m.get("val_loss"),
+        "train_loss": _train_loss(run),
+        "train_examples_used": m.get("train_examples"),
+        "train_seconds": m.get("train_seconds"),
+        "url": f"/train/?run={run.pk}",
+    }
+
+
+def _experiment(batch: Batch) -> dict:
+    kind = KIND_OF_BATCH[batch.kind]
+    runs = getattr(batch, "lanes", None) or list(batch.runs.order_by("lane", "id"))
+    return {"id": batch.pk, "kind": kind, "task": batch.task, "steps": batch.steps, "seed": batch.seed,
+            "config": batch.config, "status": batch_status(r.status for r in runs),
+            "created_at": batch.created_at.isoformat(), "url": f"?experiment={batch.pk}",
+            "runs": [_run_row(kind, r) for r in runs]}
+
+
+@router.post("", response={201: dict, 400: Error, 403: Error}, summary="Queue a rank sweep or a target-module sweep")
+def create_experiment(request, payload: ExperimentIn):
+    from .api import _require_csrf
+
+    _require_csrf(request)
+    task = _task(payload.task)
+    lanes, config = _plan(payload.kind, task, ranks=payload.ranks, train_sizes=payload.train_sizes,
+                          rank=payload.rank)
+    try:
+        batch = create_batch(experiments.BATCH_KINDS[payload.kind], task.name, payload.steps, payload.seed,
+                             [(experiments.METHOD, lane.params) for lane in lanes], config=config)
+    except BatchRequestError as exc:
+        # "lane 3: rank must be..." names a run the learner never numbered: say only what is wrong.
+        raise HttpError(400, re.sub(r"^lane \d+: ", "", str(exc))) from None
+    return 201, _experiment(batch)
+
+
+@router.get("/plan", response={200: dict, 400: Error},
+            summary="The runs an experiment would queue, with their expected trainable parameters")
+def plan_experiment(request, kind: str, task: str, rank: int | None = None):
+    task_ = _task(task)
+    lanes, config = _plan(kind, task_, rank=rank)
+    rows = []
+    for lane in lanes:
+        try:
+            expected = _expected(lane.params, task_.name)
+        except methods.RunRequestError as exc:
+            raise HttpError(400, str(exc)) from None
+        rows.append({**_lane_fields(kind, lane.params),
+                     "trainable_params_expected": expected})
+    return {"kind": kind, "task": task_.name, "steps": experiments.DEFAULT_STEPS, "config": config, "runs": rows}
+
+
+@router.get("/{experiment_id}", response={200: dict, 404: Error}, summary="An experiment with its runs")
+def get_experiment(request, experiment_id: int):
+    batch = Batch.objects.filter(pk=experiment_id, kind__in=list(KIND_OF_BATCH)).first()
+    if batch is None:
+        raise HttpError(404, f"there is no experiment {experiment_id}")
+    return _experiment(batch)
+
+
+@router.get("", response={200: list, 400: Error}, summary="Recent experiments, newest first")
+def list_experiments(request, kind: str | None = None, task: str | None = None, finished: bool = False,
+                     limit: int = Query(10, ge=1, le=50)):
+    batches = Batch.objects.filter(kind__in=list(KIND_OF_BATCH))
+    if kind is not None:
+        if kind not in experiments.BATCH_KINDS:
+            raise HttpError(400, f"unknown experiment kind {kind!r}; choose from {sorted(experiments.BATCH_KINDS)}")
+        batches = batches.filter(kind=experiments.BATCH_KINDS[kind])
+    if task is not None:
+        batches = batches.filter(task=task)
+    if finished:
+        # Finished: no lane still queued or running.
+        batches = batches.exclude(runs__status__in=[Run.QUEUED, Run.RUNNING])
+    batches = batches.prefetch_related(Prefetch("runs", queryset=Run.objects.order_by("lane", "id"), to_attr="lanes"))
+    return [_experiment(b) for b in batches.distinct()[:limit]]
