@@ -42,6 +42,7 @@ for _module in PLAYGROUND_ROUTERS:
     api.add_router("/playgrounds", import_module(_module).router)
 api.add_router("/races", import_module("simulations.api_races").router)
 api.add_router("", import_module("simulations.api_compare").router)  # compare, Pareto, run code
+api.add_router("/experiments", import_module("simulations.api_experiments").router)
 
 
 def _readable(errors: list[dict]) -> str:
