@@ -107,7 +107,7 @@ def test_the_pareto_view_plots_every_run_and_a_click_opens_the_run(page, runs):
     expect(page.locator("#pareto-chart")).to_have_attribute("data-x", "memory")
     assert query(page) == {"task": "sentiment", "x": "memory"}
     title = page.evaluate("() => document.getElementById('pareto-chart').layout.xaxis.title.text")
-    assert title == "peak memory (MiB, log scale)"
+    assert title == "peak memory (MB = 2²⁰ bytes, log scale)"
     page.set_viewport_size(PHONE)
     page.wait_for_timeout(300)
     shot(page, "pareto-phone")
@@ -136,3 +136,7 @@ def test_the_pareto_view_plots_every_run_and_a_click_opens_the_run(page, runs):
     with page.expect_download() as download:
         page.locator("#notebook-link").click()
     assert download.value.suggested_filename.endswith(".ipynb")
+    page.set_viewport_size(PHONE)
+    page.wait_for_timeout(300)
+    section.scroll_into_view_if_needed()
+    shot(page, "run-reproduce-phone")

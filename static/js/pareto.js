@@ -15,7 +15,7 @@ const fetchLatest = latestFetcher(root);
 // How each cost is plotted: the value on the axis (memory in MiB), the axis title, the hover text.
 const AXES = {
   params: { value: (r) => r.params, title: "trainable parameters (count, log scale)", text: (r) => `${fmtInt(r.params)} trainable parameters` },
-  memory: { value: (r) => r.memory / MIB, title: "peak memory (MiB, log scale)", text: (r) => `${fmtBytes(r.memory)} peak memory` },
+  memory: { value: (r) => r.memory / MIB, title: "peak memory (MB = 2²⁰ bytes, log scale)", text: (r) => `${fmtBytes(r.memory)} peak memory` },
   time: { value: (r) => r.time, title: "training time (seconds, log scale)", text: (r) => `${fmtSeconds(r.time)} of training` },
 };
 
