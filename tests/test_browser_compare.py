@@ -100,6 +100,9 @@ def test_the_pareto_view_plots_every_run_and_a_click_opens_the_run(page, runs):
     names = traces(page, "pareto-chart")
     assert {"LoRA", "BitFit", "Prompt tuning"} <= set(names) and names[-1] == "Pareto front"
     expect(page.locator("#front-list li")).not_to_have_count(0)
+    page.locator("#all-runs summary").click()
+    expect(page.locator("#all-list li")).to_have_count(len(page.evaluate(
+        "() => document.getElementById('pareto-chart').data.slice(0, -1).flatMap((t) => t.customdata)")))
     expect(page.locator("#pareto-summary")).to_contain_text("succeeded run")
     shot(page, "pareto-params")
 

@@ -73,8 +73,11 @@ function draw() {
     annotations: empty ? [{ text: "No succeeded run of this task yet: train one, and it appears here", showarrow: false,
       xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#5b6474" } }] : [],
   }, PLOT_CONFIG);
-  $("front-list").innerHTML = front.length ? front.map((r) => `<li><a href="/train/?run=${r.id}">Run ${r.id}</a>
-    ${r.label}, ${r.steps} steps: ${fmtAcc(r.val_accuracy)} for ${axis.text(r)}</li>`).join("")
+  const item = (r) => `<li><a href="/train/?run=${r.id}">Run ${r.id}</a>
+    ${r.label}, ${r.steps} steps: ${fmtAcc(r.val_accuracy)} for ${axis.text(r)}</li>`;
+  $("front-list").innerHTML = front.length ? front.map(item).join("") : `<li class="muted">No runs yet.</li>`;
+  // The same runs as links, for a keyboard or a screen reader (the chart's points need a mouse).
+  $("all-list").innerHTML = runs.length ? [...runs].sort((a, b) => axis.value(a) - axis.value(b)).map(item).join("")
     : `<li class="muted">No runs yet.</li>`;
   $("pareto-summary").textContent = `${runs.length} succeeded run${runs.length === 1 ? "" : "s"}; `
     + `${front.length} on the front.`;
