@@ -1,0 +1,372 @@
+// P17 Four-method race. POST /api/races starts one real run per lane; one SSE stream
+// (/api/races/<id>/events) brings every lane's points, evaluations and final status; the charts
+// and the results table fill as they come. The race shown lives in the URL (?race=<id>); before
+// a race starts, the form does (?task=&steps=&seed=&lanes=full,adapter,lora,prompt).
+import { getJson, postJson } from "./runstart.js";
+import { METHOD_COLOURS, fmtAcc, fmtBytes, fmtInt, fmtMs, fmtSeconds } from "./runformat.js";
+
+const root = document.getElementById("race-root");
+const $ = (id) => document.getElementById(id);
+const PLOT_CONFIG = { displaylogo: false, responsive: true };
+const LANES = 4; // the page's lane selects; the API takes 1 to options.max_lanes
+const DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
+
+let options = null;
+let methods = [];
+let tasks = [];
+let race = null; // GET /api/races/<id>
+let source = null;
+let lanes = []; // per lane: {run, points, evals, status, steps_done}
+let pending = null; // points and evaluations waiting for the next animation frame
+
+// ---- the form --------------------------------------------------------------------------------
+function laneSelect(i) {
+  const opts = methods.map((m) => `<option value="${m.name}">${m.label}</option>`).join("");
+  return `<div><label for="lane-${i}">Lane ${i + 1}</label><select id="lane-${i}" name="lane-${i}">${opts}</select></div>`;
+}
+
+function readForm() {
+  return {
+    task: $("race-task").value,
+    steps: Number($("race-steps").value),
+    seed: Number($("race-seed").value),
+    methods: [...Array(LANES).keys()].map((i) => $(`lane-${i}`).value),
+  };
+}
+
+function fillForm(values) {
+  if (tasks.some((t) => t.name === values.task)) $("race-task").value = values.task;
+  if (values.steps !== undefined) $("race-steps").value = values.steps;
+  if (values.seed !== undefined) $("race-seed").value = values.seed;
+  (values.methods || []).slice(0, LANES).forEach((m, i) => {
+    if (methods.some((x) => x.name === m)) $(`lane-${i}`).value = m;
+  });
+  showTask();
+}
+
+function showTask() {
+  const t = tasks.find((x) => x.name === $("race-task").value);
+  $("race-task-summary").textContent = t ? `${t.description} ${t.train_size} training examples.` : "";
+}
+
+function formToUrl() {
+  if (race) return;
+  const f = readForm();
+  const q = new URLSearchParams({ task: f.task, steps: f.steps, seed: f.seed, lanes: f.methods.join(",") });
+  history.replaceState(null, "", `?${q}`);
+}
+
+function setState(state) {
+  root.dataset.state = state;
+  const running = state === "running";
+  $("race-start").disabled = running;
+  $("race-cancel").disabled = !running;
+  for (const el of $("race-form").querySelectorAll("select, input")) el.disabled = running;
+}
+
+function showError(message) {
+  $("race-error").hidden = !message;
+  $("race-error").textContent = message || "";
+}
+
+// ---- lanes: colours, names ---------------------------------------------------------------------
+function laneName(run) {
+  return `Lane ${run.lane + 1}: ${run.label}`;
+}
+
+function lineOf(run, runs) {
+  const twins = runs.filter((r) => r.method === run.method).length > 1;
+  return { color: METHOD_COLOURS[run.method] || "#4a5160", width: 2.5, dash: twins ? DASHES[run.lane % DASHES.length] : "solid" };
+}
+
+// ---- charts ------------------------------------------------------------------------------------
+// The legend sits under the x axis, its rows counted from the chart's width so that it never
+// covers the axis title (four lanes take one row on a laptop, up to four on a phone).
+function legendRows(names, width) {
+  let rows = 1;
+  let used = 0;
+  for (const name of names) {
+    const w = 40 + 6.6 * name.length;
+    if (used && used + w > width - 20) { rows += 1; used = 0; }
+    used += w;
+  }
+  return names.length ? rows : 0;
+}
+
+function axisLayout(chart, title, ytitle, extra = {}) {
+  const steps = race ? race.steps : Number($("race-steps").value) || 1;
+  const names = race ? race.runs.map(laneName) : [];
+  const bottom = 62 + 21 * legendRows(names, chart.clientWidth || 600);
+  return {
+    title: { text: title, font: { size: 15 } },
+    height: 290 + bottom,
+    margin: { l: 64, r: 20, t: 44, b: bottom },
+    xaxis: { title: { text: "training step", standoff: 8 }, range: [0, steps], zeroline: false },
+    yaxis: { title: { text: ytitle }, ...extra },
+    legend: { orientation: "h", x: 0, xanchor: "left", yref: "container", y: 4, yanchor: "bottom", font: { size: 12 } },
+    showlegend: true,
+    annotations: race ? [] : [{ text: "Press Start race: the curves draw here as the lanes train", showarrow: false,
+      xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#5b6474" } }],
+  };
+}
+
+function drawCharts() {
+  const runs = race ? race.runs : [];
+  const loss = runs.map((run, i) => ({
+    x: lanes[i].points.map((p) => p.step), y: lanes[i].points.map((p) => p.loss), mode: "lines",
+    name: laneName(run), line: lineOf(run, runs),
+  }));
+  const acc = runs.map((run, i) => ({
+    x: lanes[i].evals.map((e) => e.step), y: lanes[i].evals.map((e) => e.val_accuracy), mode: "lines+markers",
+    name: laneName(run), line: lineOf(run, runs), marker: { size: 7 },
+  }));
+  Plotly.react($("loss-chart"), loss, axisLayout($("loss-chart"), "Training loss of every lane", "loss (cross-entropy, nats)"),
+    PLOT_CONFIG);
+  Plotly.react($("acc-chart"), acc, axisLayout($("acc-chart"), "Validation accuracy", "accuracy (% of validation set)",
+    { range: [0, 1], tickformat: ".0%", dtick: 0.25 }), PLOT_CONFIG);
+}
+
+// Many points arrive at once on a reconnect or a fast lane: draw them once per frame.
+function queue(kind, lane, item) {
+  if (!pending) {
+    pending = { points: {}, evals: {} };
+    requestAnimationFrame(flush);
+  }
+  (pending[kind][lane] ||= []).push(item);
+}
+
+function flush() {
+  const batch = pending;
+  pending = null;
+  for (const [kind, chart, key] of [["points", "loss-chart", "loss"], ["evals", "acc-chart", "val_accuracy"]]) {
+    const idx = Object.keys(batch[kind]).map(Number);
+    if (!idx.length) continue;
+    Plotly.extendTraces($(chart), {
+      x: idx.map((i) => batch[kind][i].map((p) => p.step)),
+      y: idx.map((i) => batch[kind][i].map((p) => p[key])),
+    }, idx);
+  }
+  root.dataset.points = lanes.map((l) => l.points.length).join(",");
+}
+
+// ---- lane status, diagrams, results ----------------------------------------------------------
+function showLaneStatus() {
+  const runs = race ? race.runs : [];
+  $("lane-status").innerHTML = runs.map((run, i) => {
+    const l = lanes[i];
+    const colour = lineOf(run, runs).color;
+    return `<li><span class="swatch" style="background:${colour}"></span>${laneName(run)}:
+      <span class="status-${l.status}">${l.status}</span> · ${l.steps_done}/${run.steps} steps</li>`;
+  }).join("");
+  const done = lanes.filter((l) => ["succeeded", "failed", "cancelled"].includes(l.status)).length;
+  if (race && root.dataset.state === "running") {
+    $("race-status").textContent = `Race ${race.id}: ${done} of ${runs.length} lanes finished. The worker trains them one after another.`;
+  }
+}
+
+function drawDiagrams() {
+  const entries = race
+    ? race.runs.map((r) => [laneName(r), r.diagram, lineOf(r, race.runs).color])
+    : readForm().methods.map((m, i) => [`Lane ${i + 1}: ${methods.find((x) => x.name === m).label}`,
+      options.diagrams[m], METHOD_COLOURS[m]]);
+  $("diagrams").innerHTML = entries.map(([name, parts, colour]) => {
+    const trained = parts.filter((p) => p.state === "trains").length;
+    const items = parts.map((p) => `<li class="${p.state}" title="${p.text.replace(/"/g, "&quot;")}">${p.label}</li>`).join("");
+    return `<div class="diagram"><h3><span class="swatch" style="background:${colour}"></span>${name}</h3>
+      <p class="muted" style="font-size:.8rem;margin:0 0 .3rem">${trained} of ${parts.length} parts train</p>
+      <ol aria-label="${name}: parts of a block, bottom to top">${items}</ol></div>`;
+  }).join("");
+}
+
+function signedBytes(n) {
+  return `${n >= 0 ? "+" : "−"}${fmtBytes(Math.abs(n))}`;
+}
+
+function resultRow(run, lane) {
+  const m = lane.run.metrics || {};
+  const finished = lane.status === "succeeded";
+  const pred = run.prediction;
+  const measured = finished ? m.peak_memory_bytes : null;
+  let diff = "—";
+  let diffClass = "";
+  if (measured) {
+    const d = measured - pred.peak_memory_bytes;
+    diff = `${signedBytes(d)} (${d >= 0 ? "+" : "−"}${Math.abs((100 * d) / pred.peak_memory_bytes).toFixed(1)} %)`;
+    diffClass = d > 0 ? "diff-over" : "diff-under";
+  }
+  const val = (x, f) => (finished && x !== undefined && x !== null ? f(x) : "—");
+  const merged = finished && m.latency_merged_ms !== undefined ? fmtMs(m.latency_merged_ms) : finished ? "not mergeable" : "—";
+  const trainable = finished ? m.trainable_params : pred.trainable_params;
+  const total = finished ? m.total_params : null;
+  const cell = (label, value, cls = "num") => `<td class="${cls}" data-label="${label}">${value}</td>`;
+  return `<tr data-lane="${run.lane}" data-status="${lane.status}">
+    <td class="lane"><span class="swatch" style="background:${lineOf(run, race.runs).color}"></span>${laneName(run)}</td>
+    ${cell("status", `${lane.status}${lane.run.error ? `: ${lane.run.error}` : ""}`, `status-${lane.status}`)}
+    ${cell("trainable params", fmtInt(trainable))}
+    ${cell("% of model", total ? `${((100 * trainable) / total).toFixed(2)} %` : "—")}
+    ${cell("peak memory, measured", measured ? fmtBytes(measured) : "—")}
+    ${cell("predicted", `<span title="${pred.activation_formula}">${fmtBytes(pred.peak_memory_bytes)}</span>`)}
+    ${cell("difference", diff, `num ${diffClass}`)}
+    ${cell("training time", val(m.train_seconds, (x) => (x < 10 ? `${x.toFixed(1)} s` : fmtSeconds(x))))}
+    ${cell("val. accuracy", val(m.val_accuracy, fmtAcc))}
+    ${cell("saved to disk", val(m.adapter_bytes, fmtBytes))}
+    ${cell("latency", val(m.latency_ms, fmtMs))}
+    ${cell("merged", merged)}</tr>`;
+}
+
+function drawResults() {
+  if (!race) return;
+  $("results").tBodies[0].innerHTML = race.runs.map((run, i) => resultRow(run, lanes[i])).join("");
+  const first = lanes.find((l) => l.run.metrics && l.run.metrics.latency_batch);
+  const seq = race.runs[0].prediction.seq;
+  $("results-note").textContent = `Predictions at ${seq} tokens per sentence (the longest training sentence, padded). `
+    + (first ? `Latency: one forward pass over ${first.run.metrics.latency_batch} validation sentences, the median of several; `
+      + "\"merged\" folds B·A into W (LoRA, DoRA, QLoRA only). " : "")
+    + `Device: ${lanes.map((l) => l.run.device).find(Boolean) || "not yet known"}.`;
+  root.dataset.finished = lanes.filter((l) => l.status === "succeeded").length;
+}
+
+// ---- a race -------------------------------------------------------------------------------------
+function laneIndex(data) {
+  return race.runs.findIndex((r) => r.id === data.run);
+}
+
+function openStream() {
+  if (source) source.close();
+  source = new EventSource(race.events_url);
+  source.addEventListener("point", (e) => {
+    const p = JSON.parse(e.data);
+    const i = laneIndex(p);
+    lanes[i].points.push(p);
+    lanes[i].steps_done = Math.max(lanes[i].steps_done, p.step);
+    if (lanes[i].status === "queued") lanes[i].status = "running";
+    queue("points", i, p);
+    showLaneStatus();
+  });
+  source.addEventListener("eval", (e) => {
+    const ev = JSON.parse(e.data);
+    const i = laneIndex(ev);
+    lanes[i].evals.push(ev);
+    queue("evals", i, ev);
+  });
+  source.addEventListener("progress", (e) => {
+    const pr = JSON.parse(e.data);
+    const i = laneIndex(pr);
+    lanes[i].status = pr.status;
+    lanes[i].steps_done = Math.max(lanes[i].steps_done, pr.steps_done);
+    showLaneStatus();
+  });
+  source.addEventListener("status", (e) => {
+    const run = JSON.parse(e.data);
+    const i = laneIndex(run);
+    lanes[i].status = run.status;
+    lanes[i].steps_done = run.steps_done;
+    lanes[i].run = run;
+    showLaneStatus();
+    drawResults();
+  });
+  source.addEventListener("race", (e) => {
+    const final = JSON.parse(e.data);
+    source.close();
+    source = null;
+    race.status = final.status;
+    setState("finished");
+    showLaneStatus();
+    drawResults();
+    $("race-status").textContent = `Race ${race.id} ${final.status}. Change a lane and press Start race for another.`;
+  });
+}
+
+function showRace(body) {
+  race = body;
+  // A reopened race's points come again from the start of the stream; only the statuses are kept.
+  lanes = race.runs.map((run) => ({ run, points: [], evals: [], status: run.status, steps_done: 0 }));
+  fillForm({ task: race.task, steps: race.steps, seed: race.seed, methods: race.methods });
+  history.replaceState(null, "", `?race=${race.id}`);
+  setState("running");
+  drawCharts();
+  drawDiagrams();
+  showLaneStatus();
+  drawResults();
+  openStream();
+}
+
+async function start(event) {
+  event.preventDefault();
+  showError("");
+  const body = readForm();
+  if (!Number.isInteger(body.steps) || body.steps < 1 || body.steps > options.max_steps) {
+    showError(`Budget: a whole number of steps from 1 to ${options.max_steps}.`);
+    return;
+  }
+  if (!Number.isInteger(body.seed) || body.seed < 0) {
+    showError("Seed: a whole number, 0 or more.");
+    return;
+  }
+  $("race-start").disabled = true;
+  try {
+    showRace(await postJson(root.dataset.racesUrl, body));
+  } catch (err) {
+    showError(err.message);
+    $("race-start").disabled = false;
+  }
+}
+
+async function cancel() {
+  if (!race) return;
+  $("race-cancel").disabled = true;
+  try {
+    await postJson(`${root.dataset.racesUrl}/${race.id}/cancel`, {});
+    $("race-status").textContent = `Race ${race.id}: cancelling the lanes that have not finished…`;
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function init() {
+  [options, methods, tasks] = await Promise.all([
+    getJson(root.dataset.optionsUrl), getJson(root.dataset.methodsUrl), getJson(root.dataset.tasksUrl)]);
+  $("race-task").innerHTML = tasks.map((t) => `<option value="${t.name}">${t.title || t.name}</option>`).join("");
+  $("race-lanes").innerHTML = [...Array(LANES).keys()].map(laneSelect).join("");
+  $("race-steps").min = 1;
+  $("race-steps").max = options.max_steps;
+  const q = new URLSearchParams(location.search);
+  fillForm({
+    task: q.get("task") || options.default_task,
+    steps: q.get("steps") || options.default_steps,
+    seed: q.get("seed") || 0,
+    methods: q.get("lanes") ? q.get("lanes").split(",") : options.default_methods,
+  });
+  $("race-form").addEventListener("submit", start);
+  $("race-cancel").addEventListener("click", cancel);
+  $("race-form").addEventListener("change", () => {
+    showTask();
+    formToUrl();
+    if (!race) { drawDiagrams(); drawCharts(); }
+  });
+  drawCharts();
+  drawDiagrams();
+  // The legend's rows depend on the width: lay the charts out again when it changes.
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => {
+      for (const id of ["loss-chart", "acc-chart"]) {
+        const chart = $(id);
+        if (!chart.layout) continue;
+        const layout = axisLayout(chart, "", "");
+        Plotly.relayout(chart, { height: layout.height, "margin.b": layout.margin.b });
+      }
+    }, 150);
+  });
+  if (q.get("race")) {
+    try {
+      showRace(await getJson(`${root.dataset.racesUrl}/${encodeURIComponent(q.get("race"))}`));
+    } catch (err) {
+      showError(err.message);
+    }
+  }
+  root.dataset.ready = "1";
+}
+
+init().catch((err) => showError(err.message));
