@@ -120,16 +120,21 @@ class Lab:
         raise TimeoutError(f"run {run_id} is still {run['status']} after {timeout}s:\n{self.logs()}")
 
     def events(self, run_id: int, last_event_id: int | None = None, max_events=None):
-        """Parse the SSE stream into (event, id, data) tuples until it ends or max_events."""
+        """Parse a run's SSE stream into (event, id, data) tuples until it ends or max_events."""
+        yield from self.sse(f"/api/runs/{run_id}/events", last_event_id, max_events, parse_id=int)
+
+    def sse(self, path: str, last_event_id=None, max_events=None, parse_id=str):
+        """Parse an SSE stream into (event, id, data) tuples until it ends or max_events (id is
+        None for an event that has no id line)."""
         headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
-        with self.client.stream("GET", f"/api/runs/{run_id}/events", headers=headers, timeout=120) as response:
+        with self.client.stream("GET", path, headers=headers, timeout=120) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             event, event_id, data = "message", None, None
             for line in response.iter_lines():
                 if line.startswith("event:"):
                     event = line[6:].strip()
                 elif line.startswith("id:"):
-                    event_id = int(line[3:].strip())
+                    event_id = parse_id(line[3:].strip())
                 elif line.startswith("data:"):
                     data = json.loads(line[5:].strip())
                 elif line == "" and data is not None:
