@@ -54,11 +54,17 @@ def _plan(kind: str, task: datasets.Task, **options):
         raise HttpError(400, str(exc)) from None
 
 
-def _expected(params: dict, task: str) -> int | None:
-    """The formula's count for run params; None where they are not valid (a plan shows the
-    bound instead of a number)."""
+def _expected(params: dict, task: str) -> int:
+    """The formula's count for run params (validated: defaults filled in)."""
     spec = methods.validate_run(experiments.METHOD, task, 1, 0, params)
     return experiments.expected_trainable(spec.params, base_model.dimensions(), len(datasets.load_task(task).labels))
+
+
+def _stored_expected(run: Run) -> int | None:
+    try:
+        return _expected(run.params, run.task)
+    except (methods.RunRequestError, datasets.UnknownTask):
+        return None  # a run stored under other rules (an uploaded task since removed, say)
 
 
 def _lane_fields(kind: str, params: dict) -> dict:
@@ -82,7 +88,7 @@ def _run_row(kind: str, run: Run) -> dict:
         "id": run.pk, "lane": run.lane, "status": run.status, "error": run.error,
         "steps": run.steps, "steps_done": run.steps_done, "params": run.params,
         **_lane_fields(kind, run.params),
-        "trainable_params_expected": _expected(run.params, run.task),
+        "trainable_params_expected": _stored_expected(run),
         "trainable_params": m.get("trainable_params"),
         "total_params": m.get("total_params"),
         "val_accuracy": m.get("val_accuracy"),

@@ -74,7 +74,7 @@ export function experimentPage(page) {
     $("exp-progress").style.width = `${(100 * done) / total}%`;
     const when = new Date(exp.created_at).toLocaleString();
     const lead = how === "latest" ? "Showing the latest finished experiment: " : "";
-    $("exp-status").textContent = `${lead}#${exp.id} on ${exp.task}, ${exp.steps} steps per run, ` +
+    $("exp-status").textContent = `${lead}#${exp.id} on ${exp.task}, ${exp.steps} step${exp.steps === 1 ? "" : "s"} per run, ` +
       `started ${when}: ${done} of ${total} runs finished (${exp.status}).`;
     drawTable(exp.runs, false);
     page.draw(exp);
@@ -91,8 +91,7 @@ export function experimentPage(page) {
       setError("");
       if (exp.status === "running") timer = setTimeout(() => follow(id), POLL_MS);
     } catch (err) {
-      setError(err.message);
-      timer = setTimeout(() => follow(id), POLL_MS * 2);
+      setError(err.message); // an unknown id, or the server gone: say so, poll no more
     }
   }
 
@@ -128,11 +127,10 @@ export function experimentPage(page) {
 
   async function init() {
     const params = new URLSearchParams(location.search);
-    const [tasks, plan] = await Promise.all([getJson("/api/tasks"),
-      getJson(`/api/experiments/plan?kind=${page.kind}&task=${encodeURIComponent(params.get("task") || "sentiment")}`)
-        .catch(() => null)]);
+    const tasks = await getJson("/api/tasks");
     $("exp-task").innerHTML = tasks.map((t) => `<option value="${esc(t.name)}">${esc(t.title)} (${t.train_size} train)</option>`).join("");
     if (params.get("task") && tasks.some((t) => t.name === params.get("task"))) $("exp-task").value = params.get("task");
+    const plan = await getJson(`/api/experiments/plan?kind=${page.kind}&task=${encodeURIComponent($("exp-task").value)}`);
     $("exp-steps").value = params.get("steps") || (plan ? plan.steps : "");
     page.fillOptions(params, plan);
     $("exp-start").addEventListener("click", start);
