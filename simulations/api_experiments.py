@@ -68,11 +68,10 @@ def _stored_expected(run: Run) -> int | None:
 
 
 def _lane_fields(kind: str, params: dict) -> dict:
+    label = experiments.lane_label(kind, params)
     if kind == "rank":
-        return {"label": f"r={params['rank']}, {params['train_examples']} examples",
-                "rank": params["rank"], "train_examples": params["train_examples"]}
-    return {"label": experiments.target_set_name(params["target_modules"]), "rank": params["rank"],
-            "target_modules": params["target_modules"]}
+        return {"label": label, "rank": params["rank"], "train_examples": params["train_examples"]}
+    return {"label": label, "rank": params["rank"], "target_modules": params["target_modules"]}
 
 
 def _train_loss(run: Run) -> float | None:

@@ -63,7 +63,7 @@ def rank_sweep(ranks, train_sizes) -> list[Lane]:
     together; the rank and size bounds are the run registry's (checked per lane)."""
     ranks = _whole_numbers("ranks", ranks, MAX_RANKS)
     sizes = _whole_numbers("train_sizes", train_sizes, MAX_SIZES)
-    return [Lane(f"r={r}, {n} examples", {"rank": r, "train_examples": n}) for r in ranks for n in sizes]
+    return [Lane(lane_label("rank", p), p) for p in ({"rank": r, "train_examples": n} for r in ranks for n in sizes)]
 
 
 def target_sweep(rank) -> list[Lane]:
@@ -71,6 +71,13 @@ def target_sweep(rank) -> list[Lane]:
     if not isinstance(rank, int) or isinstance(rank, bool):
         raise ExperimentRequestError(f"rank must be a whole number (got {rank!r})")
     return [Lane(name, {"rank": rank, "target_modules": list(targets)}) for name, targets in TARGET_SETS.items()]
+
+
+def lane_label(kind: str, params: dict) -> str:
+    """How a run of an experiment is named on the page: "r=8, 64 examples", or "QV"."""
+    if kind == "rank":
+        return f"r={params['rank']}, {params['train_examples']} examples"
+    return target_set_name(params["target_modules"])
 
 
 def plan(kind: str, train_size: int, ranks=None, train_sizes=None, rank=None) -> tuple[list[Lane], dict]:
