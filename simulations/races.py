@@ -19,9 +19,9 @@ from .models import Batch
 DEFAULT_METHODS = ("full", "adapter", "lora", "prompt")
 DEFAULT_TASK = "sentiment"
 # A race on a 2-core CPU finishes in under a minute at these (bench/race.py measures it; README).
-DEFAULT_STEPS = 40
+DEFAULT_STEPS = 30
 MAX_LANES = 6
-EVALS_PER_LANE = 4  # validation points per lane: every steps/4 steps, and at the end
+EVALS_PER_LANE = 3  # validation points per lane: every steps/3 steps (the last at the end)
 
 
 def eval_every(steps: int) -> int:

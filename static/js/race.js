@@ -191,7 +191,7 @@ function resultRow(run, lane) {
   let diffClass = "";
   if (measured) {
     const d = measured - pred.peak_memory_bytes;
-    diff = `${signedBytes(d)} (${d >= 0 ? "+" : "−"}${Math.abs((100 * d) / pred.peak_memory_bytes).toFixed(1)} %)`;
+    diff = `${signedBytes(d)} <span style="white-space:nowrap">(${d >= 0 ? "+" : "−"}${Math.abs((100 * d) / pred.peak_memory_bytes).toFixed(1)} %)</span>`;
     diffClass = d > 0 ? "diff-over" : "diff-under";
   }
   const val = (x, f) => (finished && x !== undefined && x !== null ? f(x) : "—");
@@ -206,7 +206,7 @@ function resultRow(run, lane) {
     ${cell("% of model", total ? `${((100 * trainable) / total).toFixed(2)} %` : "—")}
     ${cell("peak memory, measured", measured ? fmtBytes(measured) : "—")}
     ${cell("predicted", `<span title="${pred.activation_formula}">${fmtBytes(pred.peak_memory_bytes)}</span>`)}
-    ${cell("difference", diff, `num ${diffClass}`)}
+    ${cell("difference", diff, `num diff ${diffClass}`)}
     ${cell("training time", val(m.train_seconds, (x) => (x < 10 ? `${x.toFixed(1)} s` : fmtSeconds(x))))}
     ${cell("val. accuracy", val(m.val_accuracy, fmtAcc))}
     ${cell("saved to disk", val(m.adapter_bytes, fmtBytes))}
