@@ -112,12 +112,14 @@ function axisLayout(chart, title, ytitle, extra = {}) {
 
 function drawCharts() {
   const runs = race ? race.runs : [];
+  // A lane that has not started has one empty (null) point, so that its legend entry shows.
+  const orNull = (xs) => (xs.length ? xs : [null]);
   const loss = runs.map((run, i) => ({
-    x: lanes[i].points.map((p) => p.step), y: lanes[i].points.map((p) => p.loss), mode: "lines",
+    x: orNull(lanes[i].points.map((p) => p.step)), y: orNull(lanes[i].points.map((p) => p.loss)), mode: "lines",
     name: laneName(run), line: lineOf(run, runs),
   }));
   const acc = runs.map((run, i) => ({
-    x: lanes[i].evals.map((e) => e.step), y: lanes[i].evals.map((e) => e.val_accuracy), mode: "lines+markers",
+    x: orNull(lanes[i].evals.map((e) => e.step)), y: orNull(lanes[i].evals.map((e) => e.val_accuracy)), mode: "lines+markers",
     name: laneName(run), line: lineOf(run, runs), marker: { size: 7 },
   }));
   Plotly.react($("loss-chart"), loss, axisLayout($("loss-chart"), "Training loss of every lane", "loss (cross-entropy, nats)"),
@@ -138,6 +140,14 @@ function queue(kind, lane, item) {
 function flush() {
   const batch = pending;
   pending = null;
+  // A lane's first points replace its placeholder: draw everything again from the lanes.
+  const starts = [["points", "loss-chart"], ["evals", "acc-chart"]].some(([kind, id]) =>
+    Object.keys(batch[kind]).some((i) => $(id).data[i].x[0] === null));
+  if (starts) {
+    drawCharts();
+    root.dataset.points = lanes.map((l) => l.points.length).join(",");
+    return;
+  }
   for (const [kind, chart, key] of [["points", "loss-chart", "loss"], ["evals", "acc-chart", "val_accuracy"]]) {
     const idx = Object.keys(batch[kind]).map(Number);
     if (!idx.length) continue;
@@ -202,8 +212,7 @@ function resultRow(run, lane) {
   return `<tr data-lane="${run.lane}" data-status="${lane.status}">
     <td class="lane"><span class="swatch" style="background:${lineOf(run, race.runs).color}"></span>${laneName(run)}</td>
     ${cell("status", `${lane.status}${lane.run.error ? `: ${lane.run.error}` : ""}`, `status-${lane.status}`)}
-    ${cell("trainable params", fmtInt(trainable))}
-    ${cell("% of model", total ? `${((100 * trainable) / total).toFixed(2)} %` : "—")}
+    ${cell("trainable params", fmtInt(trainable) + (total ? `<br><span class="muted">(${((100 * trainable) / total).toFixed(2)} %)</span>` : ""))}
     ${cell("peak memory, measured", measured ? fmtBytes(measured) : "—")}
     ${cell("predicted", `<span title="${pred.activation_formula}">${fmtBytes(pred.peak_memory_bytes)}</span>`)}
     ${cell("difference", diff, `num diff ${diffClass}`)}
@@ -239,8 +248,11 @@ function openStream() {
     const i = laneIndex(p);
     lanes[i].points.push(p);
     lanes[i].steps_done = Math.max(lanes[i].steps_done, p.step);
-    if (lanes[i].status === "queued") lanes[i].status = "running";
     queue("points", i, p);
+    if (lanes[i].status === "queued") {
+      lanes[i].status = "running";
+      drawResults();
+    }
     showLaneStatus();
   });
   source.addEventListener("eval", (e) => {
@@ -252,7 +264,10 @@ function openStream() {
   source.addEventListener("progress", (e) => {
     const pr = JSON.parse(e.data);
     const i = laneIndex(pr);
-    lanes[i].status = pr.status;
+    if (lanes[i].status !== pr.status) {
+      lanes[i].status = pr.status;
+      drawResults();
+    }
     lanes[i].steps_done = Math.max(lanes[i].steps_done, pr.steps_done);
     showLaneStatus();
   });
