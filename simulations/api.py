@@ -37,6 +37,7 @@ PLAYGROUND_ROUTERS = (
     "simulations.api_family",
     "simulations.api_prompting",
     "simulations.api_serving",
+    "simulations.api_race_sim",
 )
 for _module in PLAYGROUND_ROUTERS:
     api.add_router("/playgrounds", import_module(_module).router)
