@@ -28,13 +28,14 @@ def test_it_lists_the_chapters_marks_the_live_playground_and_says_the_others_are
     expect(chapters).to_have_count(len(CHAPTERS))
     for i, chapter in enumerate(CHAPTERS):
         expect(chapters.nth(i).locator("h2")).to_have_text(f"{chapter.number}. {chapter.title}")
+        expect(chapters.nth(i).locator("h2 a")).to_have_attribute("href", f"/chapters/{chapter.number}/")
 
     all_playgrounds = [pg for chapter in CHAPTERS for pg in chapter.playgrounds]
     expect(page.locator("ul.playgrounds > li")).to_have_count(len(all_playgrounds))
     p9 = page.locator('li[data-pid="P9"]')
     expect(p9.locator("a")).to_have_text("Low-rank approximation")
     expect(p9).to_have_class(re.compile(r"\blive\b"))
-    expect(p9.locator(".badge")).to_have_text("live")
+    expect(p9.locator(".badge.live")).to_have_text("live")
     expect(p9.locator("a")).to_have_attribute("href", "/playgrounds/low-rank/")
     # A playground is live once built; every other one says it is coming.
     live = [pg for pg in all_playgrounds if pg.live]
