@@ -158,8 +158,6 @@ def test_the_notebook_is_nbformat_4_and_its_code_cells_run_in_order_as_one_progr
     json.dumps(nb)  # plain JSON all the way down
 
 
-@pytest.mark.skipif("train_examples" not in {p.name for m in methods.METHODS.values() for p in m.params},
-                    reason="the registry has no train_examples parameter")
 def test_a_run_on_a_subset_of_the_data_reproduces_the_labs_balanced_subset():
     text = notebook.script(spec_for("bitfit", train_examples=40))
     compile(text, "script", "exec")
