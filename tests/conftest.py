@@ -63,3 +63,15 @@ def page(browser, embedded_lab):
         assert matching, f"the expected console error /{pattern}/ never came; errors were {errors}"
         unexpected.remove(matching[0])
     assert not unexpected, "errors in the browser:\n" + "\n".join(unexpected)
+
+
+@pytest.fixture
+def csrf_client():
+    """A Django test client that behaves like a browser: CSRF enforced, the token taken from a
+    page's cookie and sent back as X-CSRFToken."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.get("/")
+    client.defaults["HTTP_X_CSRFTOKEN"] = client.cookies["csrftoken"].value
+    return client

@@ -18,15 +18,6 @@ def sent(monkeypatch):
     return calls
 
 
-@pytest.fixture
-def browser():
-    """A client that behaves like a browser: CSRF enforced, token taken from a page's cookie."""
-    client = Client(enforce_csrf_checks=True)
-    client.get("/")
-    client.defaults["HTTP_X_CSRFTOKEN"] = client.cookies["csrftoken"].value
-    return client
-
-
 def post(client, url, body):
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
     return client.post(url, data=data, content_type="application/json")
@@ -36,10 +27,10 @@ GOOD = {"method": "lora", "task": "sentiment", "steps": 50, "seed": 3, "params":
 
 
 def test_it_queues_a_valid_run_and_sends_it_to_the_configured_queue(
-        browser, sent, settings, django_capture_on_commit_callbacks):
+        csrf_client, sent, settings, django_capture_on_commit_callbacks):
     settings.PEFTLAB_RUN_QUEUE = "gpu"
     with django_capture_on_commit_callbacks(execute=True):
-        response = post(browser, "/api/runs", GOOD)
+        response = post(csrf_client, "/api/runs", GOOD)
     assert response.status_code == 201
     body = response.json()
     assert body["status"] == "queued" and body["events_url"] == f"/api/runs/{body['id']}/events"
@@ -78,16 +69,16 @@ def test_it_queues_a_valid_run_and_sends_it_to_the_configured_queue(
     ("{not json", ""),
     ("", ""),
 ])
-def test_it_refuses_bad_input_with_a_message_and_stores_nothing(browser, sent, body, message):
-    response = post(browser, "/api/runs", body)
+def test_it_refuses_bad_input_with_a_message_and_stores_nothing(csrf_client, sent, body, message):
+    response = post(csrf_client, "/api/runs", body)
     assert response.status_code == 400, response.content
     assert message in response.json()["error"]
     assert Run.objects.count() == 0 and sent == []
 
 
-def test_it_refuses_a_huge_body(browser, sent, settings):
+def test_it_refuses_a_huge_body(csrf_client, sent, settings):
     body = {**GOOD, "task": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10)}
-    response = post(browser, "/api/runs", body)
+    response = post(csrf_client, "/api/runs", body)
     assert response.status_code == 413
     assert "larger than" in response.json()["error"]
     assert Run.objects.count() == 0
@@ -116,17 +107,17 @@ def test_it_answers_404_for_an_unknown_run(client):
     assert "no run 999" in client.get("/api/runs/999").json()["error"]
 
 
-def test_it_cancels_a_queued_run_at_once_and_refuses_a_finished_one(browser):
+def test_it_cancels_a_queued_run_at_once_and_refuses_a_finished_one(csrf_client):
     run = Run.objects.create(method="lora", task="sentiment", steps=3, params={})
-    response = post(browser, f"/api/runs/{run.pk}/cancel", {})
+    response = post(csrf_client, f"/api/runs/{run.pk}/cancel", {})
     assert response.status_code == 202 and response.json()["status"] == "cancelled"
-    response = post(browser, f"/api/runs/{run.pk}/cancel", {})
+    response = post(csrf_client, f"/api/runs/{run.pk}/cancel", {})
     assert response.status_code == 409 and "already finished" in response.json()["error"]
 
 
-def test_it_flags_a_running_run_for_its_worker_to_stop(browser):
+def test_it_flags_a_running_run_for_its_worker_to_stop(csrf_client):
     run = Run.objects.create(method="lora", task="sentiment", steps=3, params={}, status=Run.RUNNING)
-    assert post(browser, f"/api/runs/{run.pk}/cancel", {}).status_code == 202
+    assert post(csrf_client, f"/api/runs/{run.pk}/cancel", {}).status_code == 202
     run.refresh_from_db()
     assert run.status == Run.RUNNING and run.cancel_requested
 

@@ -130,22 +130,14 @@ def sent(monkeypatch):
     return calls
 
 
-@pytest.fixture
-def browser():
-    client = Client(enforce_csrf_checks=True)
-    client.get("/")
-    client.defaults["HTTP_X_CSRFTOKEN"] = client.cookies["csrftoken"].value
-    return client
-
-
 def post(client, body):
     return client.post("/api/experiments", data=json.dumps(body), content_type="application/json")
 
 
 @pytest.mark.django_db
-def test_a_rank_sweep_is_a_batch_of_lora_runs(browser, sent, django_capture_on_commit_callbacks):
+def test_a_rank_sweep_is_a_batch_of_lora_runs(csrf_client, sent, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        response = post(browser, {"kind": "rank", "task": "topic", "steps": 5, "seed": 2,
+        response = post(csrf_client, {"kind": "rank", "task": "topic", "steps": 5, "seed": 2,
                                   "ranks": [8, 1], "train_sizes": [32]})
     assert response.status_code == 201, response.content
     body = response.json()
@@ -165,8 +157,8 @@ def test_a_rank_sweep_is_a_batch_of_lora_runs(browser, sent, django_capture_on_c
 
 
 @pytest.mark.django_db
-def test_a_target_sweep_has_four_lanes_at_one_rank(browser, sent):
-    response = post(browser, {"kind": "targets", "task": "sentiment", "steps": 3, "rank": 4})
+def test_a_target_sweep_has_four_lanes_at_one_rank(csrf_client, sent):
+    response = post(csrf_client, {"kind": "targets", "task": "sentiment", "steps": 3, "rank": 4})
     assert response.status_code == 201, response.content
     runs = list(Batch.objects.get(kind="target-sweep").runs.order_by("lane"))
     assert [r.params["target_modules"] for r in runs] == [list(t) for t in experiments.TARGET_SETS.values()]
@@ -187,8 +179,8 @@ def test_a_target_sweep_has_four_lanes_at_one_rank(browser, sent):
     ({"kind": "targets", "task": "sentiment", "ranks": [1]}, "apply to a rank sweep"),
     ({"kind": "rank", "task": "sentiment", "colour": "red"}, "colour"),
 ])
-def test_bad_experiments_get_400_and_store_nothing(browser, sent, body, message):
-    response = post(browser, body)
+def test_bad_experiments_get_400_and_store_nothing(csrf_client, sent, body, message):
+    response = post(csrf_client, body)
     assert response.status_code == 400, response.content
     assert message in response.json()["error"]
     assert not Batch.objects.exists() and not Run.objects.exists() and sent == []
@@ -202,9 +194,9 @@ def test_an_experiment_needs_the_csrf_token(sent):
 
 
 @pytest.mark.django_db
-def test_get_and_list_report_measurements_and_finished_experiments(browser, sent):
-    first = post(browser, {"kind": "rank", "task": "sentiment", "steps": 12, "ranks": [2], "train_sizes": [16]}).json()
-    second = post(browser, {"kind": "targets", "task": "sentiment", "steps": 12}).json()
+def test_get_and_list_report_measurements_and_finished_experiments(csrf_client, sent):
+    first = post(csrf_client, {"kind": "rank", "task": "sentiment", "steps": 12, "ranks": [2], "train_sizes": [16]}).json()
+    second = post(csrf_client, {"kind": "targets", "task": "sentiment", "steps": 12}).json()
     run = Run.objects.get(pk=first["runs"][0]["id"])
     # What a worker would write: twelve steps, an evaluation, metrics.
     Point.objects.bulk_create([Point(run=run, step=s, loss=float(s), elapsed=s / 10) for s in range(1, 13)])
@@ -212,30 +204,30 @@ def test_get_and_list_report_measurements_and_finished_experiments(browser, sent
     Run.objects.filter(pk=run.pk).update(status=Run.SUCCEEDED, metrics={
         "trainable_params": 1234, "val_accuracy": 0.7, "val_loss": 0.9, "train_examples": 16, "train_seconds": 1.5})
 
-    got = browser.get(f"/api/experiments/{first['id']}").json()
+    got = csrf_client.get(f"/api/experiments/{first['id']}").json()
     row = got["runs"][0]
     assert got["status"] == "succeeded" and got["kind"] == "rank"
     assert (row["val_accuracy"], row["val_loss"], row["trainable_params"], row["train_examples_used"]) == (0.7, 0.9, 1234, 16)
     assert row["train_loss"] == sum(range(3, 13)) / 10  # the last ten steps
 
-    assert [e["id"] for e in browser.get("/api/experiments").json()] == [second["id"], first["id"]]
-    assert [e["id"] for e in browser.get("/api/experiments?kind=targets").json()] == [second["id"]]
-    assert [e["id"] for e in browser.get("/api/experiments?kind=rank&finished=true").json()] == [first["id"]]
-    assert browser.get("/api/experiments?kind=targets&finished=true").json() == []
-    assert browser.get("/api/experiments?task=topic").json() == []
-    assert browser.get("/api/experiments?kind=nope").status_code == 400
-    assert browser.get("/api/experiments/999999").status_code == 404
+    assert [e["id"] for e in csrf_client.get("/api/experiments").json()] == [second["id"], first["id"]]
+    assert [e["id"] for e in csrf_client.get("/api/experiments?kind=targets").json()] == [second["id"]]
+    assert [e["id"] for e in csrf_client.get("/api/experiments?kind=rank&finished=true").json()] == [first["id"]]
+    assert csrf_client.get("/api/experiments?kind=targets&finished=true").json() == []
+    assert csrf_client.get("/api/experiments?task=topic").json() == []
+    assert csrf_client.get("/api/experiments?kind=nope").status_code == 400
+    assert csrf_client.get("/api/experiments/999999").status_code == 404
 
 
 @pytest.mark.django_db
-def test_the_plan_shows_expected_parameters_before_anything_runs(browser):
-    body = browser.get("/api/experiments/plan?kind=targets&task=sentiment").json()
+def test_the_plan_shows_expected_parameters_before_anything_runs(csrf_client):
+    body = csrf_client.get("/api/experiments/plan?kind=targets&task=sentiment").json()
     assert [r["label"] for r in body["runs"]] == ["Q", "QV", "QKVO", "QKVO+FFN"]
     assert all(r["trainable_params_expected"] > 0 for r in body["runs"])
-    rank = browser.get("/api/experiments/plan?kind=rank&task=topic").json()
+    rank = csrf_client.get("/api/experiments/plan?kind=rank&task=topic").json()
     assert len(rank["runs"]) == 12 and rank["config"]["train_sizes"] == [64, 600]
-    assert browser.get("/api/experiments/plan?kind=targets&task=sentiment&rank=999").status_code == 400
-    assert browser.get("/api/experiments/plan?kind=nope&task=sentiment").status_code == 400
+    assert csrf_client.get("/api/experiments/plan?kind=targets&task=sentiment&rank=999").status_code == 400
+    assert csrf_client.get("/api/experiments/plan?kind=nope&task=sentiment").status_code == 400
     assert not Run.objects.exists()
 
 

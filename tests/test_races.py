@@ -20,22 +20,14 @@ def sent(monkeypatch):
     return calls
 
 
-@pytest.fixture
-def browser():
-    client = Client(enforce_csrf_checks=True)
-    client.get("/")
-    client.defaults["HTTP_X_CSRFTOKEN"] = client.cookies["csrftoken"].value
-    return client
-
-
 def post(client, url, body):
     return client.post(url, data=json.dumps(body), content_type="application/json")
 
 
 def test_it_starts_a_default_race_of_four_lanes_dispatched_after_commit(
-        browser, sent, django_capture_on_commit_callbacks):
+        csrf_client, sent, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        response = post(browser, "/api/races", {"task": "sentiment"})
+        response = post(csrf_client, "/api/races", {"task": "sentiment"})
     assert response.status_code == 201, response.content
     race = response.json()
     assert race["status"] == "running" and race["steps"] == races.DEFAULT_STEPS and race["seed"] == 0
@@ -48,11 +40,11 @@ def test_it_starts_a_default_race_of_four_lanes_dispatched_after_commit(
     assert Batch.objects.get().config == {"methods": ["full", "adapter", "lora", "prompt"]}
 
 
-def test_every_lane_carries_the_calculators_prediction(browser, sent):
+def test_every_lane_carries_the_calculators_prediction(csrf_client, sent):
     body = {"task": "topic", "steps": 5, "seed": 3,
             "methods": ["full", "lora", "qlora", "dora", "prefix", "bitfit"]}
-    race = post(browser, "/api/races", body).json()
-    got = browser.get(f"/api/races/{race['id']}").json()
+    race = post(csrf_client, "/api/races", body).json()
+    got = csrf_client.get(f"/api/races/{race['id']}").json()
     assert got["task"] == "topic" and len(got["runs"]) == 6
     preds = {r["method"]: r["prediction"] for r in got["runs"]}
     for method, pred in preds.items():
@@ -78,8 +70,8 @@ def test_every_lane_carries_the_calculators_prediction(browser, sent):
     ({"methods": "lora"}, "methods"),
     ({"speed": 3}, "speed"),
 ])
-def test_bad_input_gets_400_and_stores_nothing(browser, sent, body, message):
-    response = post(browser, "/api/races", body)
+def test_bad_input_gets_400_and_stores_nothing(csrf_client, sent, body, message):
+    response = post(csrf_client, "/api/races", body)
     assert response.status_code == 400, response.content
     assert message in response.json()["error"]
     assert not Batch.objects.exists() and not Run.objects.exists() and sent == []
@@ -91,21 +83,21 @@ def test_posts_need_the_csrf_token(sent):
     assert not Batch.objects.exists()
 
 
-def test_an_unknown_race_is_404_and_a_sweep_is_not_a_race(browser, sent):
-    assert browser.get("/api/races/999").status_code == 404
-    assert browser.get("/api/races/999/events").status_code == 404
+def test_an_unknown_race_is_404_and_a_sweep_is_not_a_race(csrf_client, sent):
+    assert csrf_client.get("/api/races/999").status_code == 404
+    assert csrf_client.get("/api/races/999/events").status_code == 404
     from simulations.batches import create_batch
 
     sweep = create_batch(Batch.RANK_SWEEP, "sentiment", 3, 0, [("lora", {})])
-    assert browser.get(f"/api/races/{sweep.pk}").status_code == 404
+    assert csrf_client.get(f"/api/races/{sweep.pk}").status_code == 404
 
 
-def test_cancel_stops_every_unfinished_lane_and_only_those(browser, sent):
-    race = post(browser, "/api/races", {"steps": 3, "methods": ["lora", "bitfit", "ia3"]}).json()
+def test_cancel_stops_every_unfinished_lane_and_only_those(csrf_client, sent):
+    race = post(csrf_client, "/api/races", {"steps": 3, "methods": ["lora", "bitfit", "ia3"]}).json()
     ids = [r["id"] for r in race["runs"]]
     Run.objects.filter(pk=ids[0]).update(status=Run.SUCCEEDED)
     Run.objects.filter(pk=ids[1]).update(status=Run.RUNNING)
-    response = post(browser, f"/api/races/{race['id']}/cancel", {})
+    response = post(csrf_client, f"/api/races/{race['id']}/cancel", {})
     assert response.status_code == 202
     assert response.json()["cancelled"] == ids[1:]
     lanes = {r.pk: r for r in Run.objects.all()}
@@ -113,8 +105,8 @@ def test_cancel_stops_every_unfinished_lane_and_only_those(browser, sent):
     assert lanes[ids[1]].status == Run.RUNNING and lanes[ids[1]].cancel_requested  # its worker stops it
     assert lanes[ids[2]].status == Run.CANCELLED
     Run.objects.filter(pk=ids[1]).update(status=Run.CANCELLED)
-    assert browser.get(f"/api/races/{race['id']}").json()["status"] == "cancelled"
-    assert post(browser, f"/api/races/{race['id']}/cancel", {}).status_code == 409
+    assert csrf_client.get(f"/api/races/{race['id']}").json()["status"] == "cancelled"
+    assert post(csrf_client, f"/api/races/{race['id']}/cancel", {}).status_code == 409
 
 
 # --- the race stream ------------------------------------------------------------------------
@@ -137,9 +129,9 @@ def _read(batch, cursor):
     return events
 
 
-def test_the_race_stream_resumes_every_lane_from_its_cursor(browser, sent, settings):
+def test_the_race_stream_resumes_every_lane_from_its_cursor(csrf_client, sent, settings):
     settings.PEFTLAB_SSE_POLL_MS = 10
-    race = post(browser, "/api/races", {"steps": 4, "methods": ["lora", "bitfit"]}).json()
+    race = post(csrf_client, "/api/races", {"steps": 4, "methods": ["lora", "bitfit"]}).json()
     a, b = (r["id"] for r in race["runs"])
     # The lanes' points committed interleaved, out of step order across lanes.
     for run_id, step in ((b, 1), (a, 1), (a, 2), (b, 2), (a, 3), (b, 3), (b, 4), (a, 4)):
