@@ -29,6 +29,8 @@ class Run(models.Model):
     QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
     STATUSES = [(s, s) for s in (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)]
     FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+    # A first delivery and two redeliveries; a run that kills its worker a third time is failed.
+    MAX_ATTEMPTS = 3
 
     method = models.CharField(max_length=32)
     task = models.CharField(max_length=64)
@@ -40,8 +42,20 @@ class Run(models.Model):
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     lane = models.PositiveSmallIntegerField(default=0)
 
+    # Who submitted it, for fairness and quotas: "student:<id>", "teacher:<id>" or
+    # "session:<key>"; and how many runs of that owner may train at once (0: no limit). The
+    # worker's scheduler reads both when it picks the next run.
+    owner = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    max_concurrent = models.PositiveSmallIntegerField(default=0)
+
     status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED, db_index=True)
     cancel_requested = models.BooleanField(default=False)
+    # How many times a worker has started this run. A worker that dies mid-run (killed, out of
+    # memory, time limit) gets the run delivered again; past MAX_ATTEMPTS it ends failed.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # The process training the current attempt, so that a redelivery can tell a dead attempt
+    # (retry it) from a live one (a duplicate message: skip it).
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     device = models.CharField(max_length=32, blank=True, default="")
     worker = models.CharField(max_length=255, blank=True, default="")
@@ -81,6 +95,7 @@ class Run(models.Model):
             "batch": self.batch_id,
             "lane": self.lane,
             "steps_done": self.steps_done,
+            "attempts": self.attempts,
             "metrics": self.metrics,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "started_at": self.started_at.isoformat() if self.started_at else None,
@@ -90,16 +105,20 @@ class Run(models.Model):
 
 
 class Point(models.Model):
-    """One training step's loss; `elapsed` is seconds since training began (for time-left)."""
+    """One training step's loss; `elapsed` is seconds since training began (for time-left).
+
+    A retried run starts again from step 1 under its next attempt number; the points of the
+    attempts before stay stored, and what the lab shows is the run's current attempt."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="points")
+    attempt = models.PositiveSmallIntegerField(default=1)
     step = models.PositiveIntegerField()
     loss = models.FloatField()
     elapsed = models.FloatField()
 
     class Meta:
-        ordering = ["step"]
-        constraints = [models.UniqueConstraint(fields=["run", "step"], name="one_point_per_step")]
+        ordering = ["attempt", "step"]
+        constraints = [models.UniqueConstraint(fields=["run", "attempt", "step"], name="one_point_per_attempt_step")]
 
     def as_dict(self) -> dict:
         return {"step": self.step, "loss": self.loss, "elapsed": round(self.elapsed, 3)}
@@ -109,13 +128,14 @@ class EvalPoint(models.Model):
     """A validation measurement during a run, written with the training point of its step."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="evals")
+    attempt = models.PositiveSmallIntegerField(default=1)
     step = models.PositiveIntegerField()
     val_loss = models.FloatField()
     val_accuracy = models.FloatField()
 
     class Meta:
-        ordering = ["step"]
-        constraints = [models.UniqueConstraint(fields=["run", "step"], name="one_eval_per_step")]
+        ordering = ["attempt", "step"]
+        constraints = [models.UniqueConstraint(fields=["run", "attempt", "step"], name="one_eval_per_attempt_step")]
 
     def as_dict(self) -> dict:
         return {"step": self.step, "val_loss": self.val_loss, "val_accuracy": self.val_accuracy}
