@@ -56,6 +56,9 @@ class Run(models.Model):
     # The process training the current attempt, so that a redelivery can tell a dead attempt
     # (retry it) from a live one (a duplicate message: skip it).
     worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    # The Celery task that claimed the current attempt: a hard time limit kills that task's
+    # process, and the worker then fails the run it was training.
+    task_id = models.CharField(max_length=64, blank=True, default="")
     error = models.TextField(blank=True, default="")
     device = models.CharField(max_length=32, blank=True, default="")
     worker = models.CharField(max_length=255, blank=True, default="")
