@@ -8,7 +8,7 @@ from pathlib import Path
 import dj_database_url
 import plotly
 
-from .env import env_bool, env_int, env_list, env_str
+from .env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PEFTLAB_VAR_DIR", str(BASE_DIR / "var")))
@@ -98,17 +98,43 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
     }
 CELERY_TASK_IGNORE_RESULT = True  # the database holds every result
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a long training task must not hoard queued runs
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Sending a run must not hang a web request while the broker is down (POST answers 503).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# Training runs are long jobs (each setting is exercised by tests/test_queue_faults.py):
+# - a message is acknowledged when its run ends, and a worker child that dies puts it back,
+#   so a run whose process was killed is tried again (its attempts are counted, see Run);
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# - a worker reserves no more than the run it trains;
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# - a run past the soft limit stops and fails, keeping its points; past the hard limit its
+#   process is killed and the run failed by the worker (prefork pool: `solo` ignores both);
+PEFTLAB_RUN_TIME_LIMIT = env_int("PEFTLAB_RUN_TIME_LIMIT", 3600)
+CELERY_TASK_SOFT_TIME_LIMIT = PEFTLAB_RUN_TIME_LIMIT or None
+CELERY_TASK_TIME_LIMIT = env_int("PEFTLAB_RUN_HARD_TIME_LIMIT", PEFTLAB_RUN_TIME_LIMIT + 60) or None
+# - Redis hands an unacknowledged message to another worker after the visibility timeout: it
+#   must be far above the hard limit or a long run would be delivered twice (the run's claim in
+#   the database would still train it once);
+PEFTLAB_VISIBILITY_TIMEOUT = env_int("PEFTLAB_VISIBILITY_TIMEOUT", 4 * (CELERY_TASK_TIME_LIMIT or 3600))
+# - a worker that loses the broker stops its acks-late runs (their messages come back);
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# - a pool child is replaced after this many runs, giving back its (GPU) memory.
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("PEFTLAB_RUNS_PER_CHILD", 10)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": PEFTLAB_VISIBILITY_TIMEOUT}
 
 # --- PEFT Lab ---
 # Which Celery queue new runs go to: "gpu" where GPU workers are deployed, "cpu" otherwise.
 PEFTLAB_RUN_QUEUE = env_str("PEFTLAB_RUN_QUEUE", "cpu")
 # Where trained adapters are written (one folder per run).
 PEFTLAB_ARTIFACTS_DIR = Path(env_str("PEFTLAB_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
-# A run whose worker has not reported for this long is treated as lost.
-PEFTLAB_STALE_RUN_SECONDS = env_int("PEFTLAB_STALE_RUN_SECONDS", 120)
+# A training process writes a heartbeat this often (a thread, so also while it loads or
+# evaluates); a running run without one for PEFTLAB_STALE_RUN_SECONDS has lost its worker and is
+# failed (simulations/liveness.py).
+PEFTLAB_HEARTBEAT_SECONDS = env_float("PEFTLAB_HEARTBEAT_SECONDS", 5.0)
+PEFTLAB_STALE_RUN_SECONDS = env_float("PEFTLAB_STALE_RUN_SECONDS", 60.0)
 # Intra-op threads for a worker's torch (0: torch's default, every core). Set it to
 # cores / worker processes when several CPU workers share a machine: oversubscribed OpenMP
 # threads make every step several times slower.

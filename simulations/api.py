@@ -15,10 +15,14 @@ from ninja import Field, NinjaAPI, Query, Schema
 from ninja.errors import HttpError, ValidationError
 from pydantic import ConfigDict, create_model
 
+from classroom import access, quotas
+from classroom.refusals import Refused
 from workers import artifacts, datasets, methods
-from workers.tasks import dispatch
+from workers.tasks import BrokerUnavailable
 
+from . import liveness, sse
 from .cancelling import request_cancel
+from .sending import send_on_commit
 from .models import Run
 
 api = NinjaAPI(title="PEFT Lab API", version="1", urls_namespace="api",
@@ -44,6 +48,7 @@ for _module in PLAYGROUND_ROUTERS:
 api.add_router("/races", import_module("simulations.api_races").router)
 api.add_router("", import_module("simulations.api_compare").router)  # compare, Pareto, run code
 api.add_router("/experiments", import_module("simulations.api_experiments").router)
+api.add_router("/classes", import_module("classroom.api").router)
 
 
 def _readable(errors: list[dict]) -> str:
@@ -62,6 +67,21 @@ def _validation_error(request, exc: ValidationError):
 def _too_big(request, exc):
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return api.create_response(request, {"error": f"request body is larger than {limit} bytes"}, status=413)
+
+
+@api.exception_handler(BrokerUnavailable)
+def _broker_down(request, exc):
+    return api.create_response(request, {"error": (
+        f"{exc}: nothing was queued; try again in a minute")}, status=503)
+
+
+@api.exception_handler(Refused)
+def _refused(request, exc: Refused):
+    """A quota, a class setting or a rate limit said no (classroom/quotas.py, ratelimit.py)."""
+    response = api.create_response(request, {"error": exc.message}, status=exc.status)
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @api.exception_handler(HttpError)
@@ -121,44 +141,55 @@ def list_tasks(request):
     return datasets.list_tasks()
 
 
-@api.post("/runs", response={201: dict, 400: Error, 403: Error, 413: Error}, summary="Queue a run")
+@api.post("/runs", response={201: dict, 400: Error, 403: Error, 409: Error, 413: Error, 429: Error, 503: Error},
+          summary="Queue a run")
 def create_run(request, payload: RunIn):
     _require_csrf(request)
+    submitter = quotas.submitter(request)
     try:
         spec = methods.validate_run(payload.method, payload.task, payload.steps, payload.seed,
                                     payload.params.model_dump(exclude_unset=True))
     except methods.RunRequestError as exc:
         raise HttpError(400, str(exc)) from None
     with transaction.atomic():
+        submitter.check([spec])
         run = Run.objects.create(method=spec.method, task=spec.task, steps=spec.steps,
-                                 seed=spec.seed, params=spec.params, queue=settings.PEFTLAB_RUN_QUEUE)
-        transaction.on_commit(lambda: dispatch(run))
+                                 seed=spec.seed, params=spec.params, queue=settings.PEFTLAB_RUN_QUEUE,
+                                 **submitter.run_fields())
+        send_on_commit([run])
     return 201, run.summary()
 
 
 @api.get("/runs", summary="Recent runs, newest first (without their points)")
 def list_runs(request, limit: int = Query(50, ge=1, le=500)):
-    return [run.summary() for run in Run.objects.all()[:limit]]
+    liveness.check_now_and_then()
+    return [run.summary() for run in access.visible_runs(request)[:limit]]
 
 
-def _get_run(run_id: int) -> Run:
-    try:
-        return Run.objects.get(pk=run_id)
-    except Run.DoesNotExist:
-        raise HttpError(404, f"there is no run {run_id}") from None
+def _get_run(request, run_id: int) -> Run:
+    """The run, if this request may see it (classroom/access.py); else 404 as for a missing one."""
+    liveness.check_now_and_then()
+    run = access.visible_run(request, run_id)
+    if run is None:
+        raise HttpError(404, f"there is no run {run_id}")
+    return run
 
 
-@api.get("/runs/{run_id}", response={200: dict, 404: Error}, summary="A run with all its points")
+@api.get("/runs/{run_id}", response={200: dict, 404: Error},
+         summary="A run with the points of its current attempt")
 def get_run(request, run_id: int):
-    run = _get_run(run_id)
-    return {**run.summary(), "points": [p.as_dict() for p in run.points.all()],
-            "evals": [e.as_dict() for e in run.evals.all()]}
+    run = _get_run(request, run_id)
+    points = [p.as_dict() for p in run.shown_points()]
+    last_step = points[-1]["step"] if points else 0
+    return {**run.summary(), "points": points, "evals": [e.as_dict() for e in run.shown_evals()],
+            # Where the events stream should resume to follow on from these points.
+            "last_event_id": sse.event_id(run.attempt, last_step)}
 
 
 @api.get("/runs/{run_id}/adapter", response={200: None, 404: Error, 409: Error},
          summary="Download what the run trained, as a zip (peft's format where peft has the method)")
 def download_adapter(request, run_id: int):
-    run = _get_run(run_id)
+    run = _get_run(request, run_id)
     folder = Path(settings.PEFTLAB_ARTIFACTS_DIR) / str(run.pk)
     if run.status != Run.SUCCEEDED or not folder.is_dir():
         raise HttpError(409, f"run {run_id} has nothing to download ({run.status}); only a "
@@ -172,7 +203,7 @@ def download_adapter(request, run_id: int):
           summary="Ask a queued or running run to stop")
 def cancel_run(request, run_id: int):
     _require_csrf(request)
-    run = _get_run(run_id)
+    run = _get_run(request, run_id)
     if not request_cancel(run_id):
         run.refresh_from_db()
         raise HttpError(409, f"run {run_id} has already finished ({run.status})")

@@ -95,8 +95,8 @@ def compare(request, runs: str = Query("", description="run ids separated by com
         if not run.finished:
             raise HttpError(409, f"run {run_id} is {run.status}; only finished runs can be compared")
         out.append({**run.summary(), "label": _label(run.method),
-                    "points": [p.as_dict() for p in run.points.all()],
-                    "evals": [e.as_dict() for e in run.evals.all()]})
+                    "points": [p.as_dict() for p in run.shown_points()],
+                    "evals": [e.as_dict() for e in run.shown_evals()]})
     return {"runs": out, "max_runs": MAX_COMPARED}
 
 

@@ -18,7 +18,7 @@ from workers import base_model, datasets, methods
 
 from . import experiments
 from .batches import BatchRequestError, batch_status, create_batch
-from .models import Batch, Point, Run
+from .models import Batch, Run
 
 router = Router(tags=["experiments"])
 KIND_OF_BATCH = {v: k for k, v in experiments.BATCH_KINDS.items()}
@@ -77,7 +77,7 @@ def _lane_fields(kind: str, params: dict) -> dict:
 def _train_loss(run: Run) -> float | None:
     if not run.finished:
         return None
-    newest = Point.objects.filter(run=run).order_by("-step").values_list("loss", flat=True)
+    newest = run.shown_points().order_by("-step").values_list("loss", flat=True)
     return experiments.final_train_loss(list(newest[:experiments.TRAIN_LOSS_WINDOW])[::-1])
 
 

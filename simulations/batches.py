@@ -11,9 +11,9 @@ from django.conf import settings
 from django.db import transaction
 
 from workers import methods
-from workers.tasks import dispatch
 
 from .models import Batch, Run
+from .sending import send_on_commit
 
 MAX_LANES = 24  # a guard for sweeps; a race allows fewer (simulations.api_races)
 
@@ -58,8 +58,7 @@ def create_batch(kind: str, task: str, steps, seed, lanes: Sequence[tuple[str, d
                                    params=s.params, queue=settings.PEFTLAB_RUN_QUEUE,
                                    batch=batch, lane=lane)
                 for lane, s in enumerate(specs)]
-        # Sent in lane order: one worker trains them one after another, lane 0 first.
-        transaction.on_commit(lambda: [dispatch(run) for run in runs])
+        send_on_commit(runs, batch)
     return batch
 
 

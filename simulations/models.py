@@ -47,6 +47,12 @@ class Run(models.Model):
     # worker's scheduler reads both when it picks the next run.
     owner = models.CharField(max_length=64, blank=True, default="", db_index=True)
     max_concurrent = models.PositiveSmallIntegerField(default=0)
+    # The class and student a run belongs to; both empty for a public run (an anonymous
+    # visitor's or a teacher's). They decide who sees the run (classroom/access.py).
+    classroom = models.ForeignKey("classroom.Classroom", null=True, blank=True, on_delete=models.CASCADE,
+                                  related_name="runs")
+    student = models.ForeignKey("classroom.Student", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="runs")
 
     status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED, db_index=True)
     cancel_requested = models.BooleanField(default=False)
@@ -81,6 +87,17 @@ class Run(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def attempt(self) -> int:
+        """The attempt the lab shows: the latest (1 before any worker started the run)."""
+        return max(self.attempts, 1)
+
+    def shown_points(self):
+        return self.points.filter(attempt=self.attempt)
+
+    def shown_evals(self):
+        return self.evals.filter(attempt=self.attempt)
 
     def summary(self) -> dict:
         """The run without its points, as the API and the SSE final event give it."""

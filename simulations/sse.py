@@ -6,6 +6,11 @@ them and whenever. Events: "point" {step, loss, elapsed} with id = step; "eval" 
 val_accuracy} just before the point of its step; "progress" when the status or step count changes;
 a final "status" with the whole run.
 
+A run whose worker died is trained again from step 1 as its next attempt (workers/scheduler.py).
+The stream then sends "attempt" {attempt}: the browser drops what it drew and the new attempt's
+points follow. Event ids of attempt a are (a - 1) * ATTEMPT_STRIDE + step, so that the id of a
+first attempt is its step, and a browser resuming from an earlier attempt's id gets the reset.
+
 A race (or any batch of runs) streams all its lanes in one connection: the same events, each
 naming its "run" and "lane", a "status" per lane once it has finished, then a final "race". Its
 event id is a cursor with the last step sent of every lane, "12:40.13:7.14:0" (run:step joined by
@@ -19,9 +24,19 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import Http404, StreamingHttpResponse
 
+from . import liveness
 from .models import Batch, EvalPoint, Point, Run
 
 KEEPALIVE_SECONDS = 15
+ATTEMPT_STRIDE = 1_000_000  # above workers.methods.MAX_STEPS
+
+
+def event_id(attempt: int, step: int) -> int:
+    return (attempt - 1) * ATTEMPT_STRIDE + step
+
+
+def attempt_and_step(event_id: int) -> tuple[int, int]:
+    return event_id // ATTEMPT_STRIDE + 1, event_id % ATTEMPT_STRIDE
 
 
 def _event(kind: str, data: dict, event_id: int | None = None) -> str:
@@ -37,18 +52,18 @@ def _last_seen(request) -> int:
         return 0
 
 
-async def _points_after(run_id: int, after: int) -> list[tuple[EvalPoint | None, Point]]:
-    """The run's points after step `after`, each with the evaluation of its step if there is one.
+async def _points_after(run_id: int, attempt: int, after: int) -> list[tuple[EvalPoint | None, Point]]:
+    """The attempt's points after step `after`, each with the evaluation of its step if any.
 
     Only evaluations up to the last point read: they were committed with their point. A caller
     sends the evaluation first, then the point, which carries the event id: a client resuming
     from that id has had both.
     """
-    points = [p async for p in Point.objects.filter(run_id=run_id, step__gt=after).order_by("step")]
+    points = [p async for p in Point.objects.filter(run_id=run_id, attempt=attempt, step__gt=after).order_by("step")]
     if not points:
         return []
     evals = {e.step: e async for e in EvalPoint.objects.filter(
-        run_id=run_id, step__gt=after, step__lte=points[-1].step)}
+        run_id=run_id, attempt=attempt, step__gt=after, step__lte=points[-1].step)}
     return [(evals.get(p.step), p) for p in points]
 
 
@@ -71,21 +86,31 @@ class _Quiet:
         return None
 
 
+async def _look_for_lost_runs() -> None:
+    if liveness.due():
+        await sync_to_async(liveness.fail_lost_runs)()
+
+
 async def _stream(run_id: int, after: int):
     # Reconnect quickly after a dropped connection.
     yield "retry: 1000\n\n"
+    attempt, step = attempt_and_step(after)
     progress, idle = None, _Quiet(settings.PEFTLAB_SSE_POLL_MS / 1000)
     while True:
+        await _look_for_lost_runs()
         run = await Run.objects.aget(pk=run_id)
+        if run.attempt != attempt:
+            attempt, step = run.attempt, 0
+            yield _event("attempt", {"attempt": attempt}, event_id=event_id(attempt, 0))
         # Read points after the status: a run that finished before this read has all its points
         # in the database already, so the final event follows the last point.
-        for evaluation, point in await _points_after(run_id, after):
+        for evaluation, point in await _points_after(run_id, attempt, step):
             if evaluation is not None:
                 yield _event("eval", evaluation.as_dict())
-            after = point.step
-            yield _event("point", point.as_dict(), event_id=point.step)
+            step = point.step
+            yield _event("point", point.as_dict(), event_id=event_id(attempt, step))
         if run.finished:
-            yield _event("status", run.summary(), event_id=after)
+            yield _event("status", run.summary(), event_id=event_id(attempt, step))
             return
         if (run.status, run.steps_done) != progress:
             progress = (run.status, run.steps_done)
@@ -115,7 +140,7 @@ def format_cursor(cursor: dict[int, int]) -> str:
 
 
 def parse_cursor(raw: str | None, run_ids) -> dict[int, int]:
-    """The last step seen of each of these runs; a lane missing from `raw`, a run not in the
+    """The last event id seen of each of these runs; a lane missing from `raw`, a run not in the
     batch or a malformed part counts as nothing seen (the stream starts that lane over)."""
     cursor = {run_id: 0 for run_id in run_ids}
     for part in (raw or "").split("."):
@@ -135,13 +160,19 @@ async def _race_stream(batch: Batch, cursor: dict[int, int], describe):
     done: set[int] = set()
     idle = _Quiet(settings.PEFTLAB_SSE_POLL_MS / 1000)
     while True:
+        await _look_for_lost_runs()
         # Statuses first, then points: a lane finished at this read has all its points stored.
         runs = [r async for r in Run.objects.filter(batch=batch).order_by("lane", "id")]
         for run in runs:
-            for evaluation, point in await _points_after(run.pk, cursor[run.pk]):
+            attempt, step = attempt_and_step(cursor[run.pk])
+            if run.attempt != attempt:
+                attempt, step = run.attempt, 0
+                cursor[run.pk] = event_id(attempt, 0)
+                yield _event("attempt", _lane_event(run, {"attempt": attempt}), event_id=format_cursor(cursor))
+            for evaluation, point in await _points_after(run.pk, attempt, step):
                 if evaluation is not None:
                     yield _event("eval", _lane_event(run, evaluation.as_dict()))
-                cursor[run.pk] = point.step
+                cursor[run.pk] = event_id(attempt, point.step)
                 yield _event("point", _lane_event(run, point.as_dict()), event_id=format_cursor(cursor))
             if run.finished and run.pk not in done:
                 done.add(run.pk)

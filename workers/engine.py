@@ -373,31 +373,38 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
     model.train()
     with PeakMemory(device) as memory:
         started = last_flush = time.perf_counter()
-        for step in range(1, spec.steps + 1):
-            ids, labels = next(stream)
-            batch = collate(ids, labels, device)
-            tokens += int(batch["attention_mask"].sum())
-            with activations.step():
-                loss = model(**batch).loss
-            activations.end_step()
-            if not math.isfinite(loss.item()):
-                raise TrainingError(f"the loss became {loss.item()} at step {step}; "
-                                    "try a smaller learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            now = time.perf_counter()
-            points.append(StepPoint(step, loss.item(), now - started))
-            evaluated = step == spec.steps or (eval_every and step % eval_every == 0)
-            if evaluated:
-                last_eval = EvalPoint(step, *evaluate(model, val_data, device))
-                evals.append(last_eval)
-            if evaluated or now - last_flush >= FLUSH_SECONDS:
-                go_on = report(points, evals)
-                points, evals, last_flush = [], [], time.perf_counter()
-                if not go_on:
-                    cancelled = True
-                    break
+        try:
+            for step in range(1, spec.steps + 1):
+                ids, labels = next(stream)
+                batch = collate(ids, labels, device)
+                tokens += int(batch["attention_mask"].sum())
+                with activations.step():
+                    loss = model(**batch).loss
+                activations.end_step()
+                if not math.isfinite(loss.item()):
+                    raise TrainingError(f"the loss became {loss.item()} at step {step}; "
+                                        "try a smaller learning rate")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                now = time.perf_counter()
+                points.append(StepPoint(step, loss.item(), now - started))
+                evaluated = step == spec.steps or (eval_every and step % eval_every == 0)
+                if evaluated:
+                    last_eval = EvalPoint(step, *evaluate(model, val_data, device))
+                    evals.append(last_eval)
+                if evaluated or now - last_flush >= FLUSH_SECONDS:
+                    go_on = report(points, evals)
+                    points, evals, last_flush = [], [], time.perf_counter()
+                    if not go_on:
+                        cancelled = True
+                        break
+        except BaseException:
+            # Out of memory, a time limit, a bad loss: the steps measured since the last report
+            # are stored all the same.
+            if points:
+                report(points, evals)
+            raise
         train_seconds = time.perf_counter() - started
     breakdown = memory_breakdown(model, optimizer)
     if last_eval is None or last_eval.step != step:

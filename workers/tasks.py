@@ -1,23 +1,31 @@
 """Celery tasks: run a training job from the database and write everything back to it.
 
-The database is the source of truth. A message only says "run N may start": the task claims the
-run atomically (queued -> running), so a message delivered twice, or re-sent after a broker lost
-it, trains the run once.
+The database is the source of truth. A message only says "a run on this queue may start": the
+worker picks the run fairly (workers/scheduler.py) and claims it atomically, so a message
+delivered twice trains nothing more, and a run whose worker died is tried again under its next
+attempt number (at most Run.MAX_ATTEMPTS times).
+
+Torch is imported only inside the worker's child processes (the engine, on the first run), never
+in the parent that forks them: a forked CUDA context is unusable.
 """
 import logging
+import os
 import shutil
-import socket
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
-from celery import shared_task
-from celery.signals import worker_ready, worker_shutting_down
+from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.signals import worker_process_init, worker_shutting_down
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from simulations.models import EvalPoint, Point, Run
 
-from . import base_model, datasets
+from . import base_model, datasets, scheduler
 from .methods import RunRequestError, RunSpec, validate_run
 
 log = logging.getLogger(__name__)
@@ -25,13 +33,37 @@ log = logging.getLogger(__name__)
 _shutting_down = False
 
 
+class BrokerUnavailable(Exception):
+    """The broker did not take the message (Redis down, say)."""
+
+
 def dispatch(run: Run) -> None:
-    """Send a queued run to its queue. A broker that is down loses nothing: the run stays
-    queued in the database and is sent again when a worker starts."""
+    """Send a message for a queued run to its queue; BrokerUnavailable when the broker is down.
+    The broker is tried briefly: a learner waits seconds for an answer, not minutes."""
     try:
-        train_run.apply_async(args=[run.pk], queue=run.queue)
-    except Exception:  # noqa: BLE001 - any broker failure; the run is safe in the database
-        log.exception("could not send run %s to the broker; it stays queued", run.pk)
+        train_run.apply_async(args=[run.pk], queue=run.queue, retry=True, retry_policy={
+            "max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1})
+    except Exception as exc:  # noqa: BLE001 - any broker failure
+        raise BrokerUnavailable(f"the job queue is not reachable ({type(exc).__name__})") from exc
+
+
+def dispatch_or_keep(run: Run) -> bool:
+    """Send a message where losing it is harmless (the run stays queued in the database and is
+    sent again at the next worker start or reconnect). False when the broker is down."""
+    try:
+        dispatch(run)
+        return True
+    except BrokerUnavailable:
+        log.warning("could not send run %s to the broker; it stays queued", run.pk)
+        return False
+
+
+def wake(queue: str) -> None:
+    """A slot freed on `queue`: send a message for its oldest waiting run, if any, so that a run
+    the scheduler passed over (its owner was at their limit) is picked up."""
+    waiting = scheduler.next_waiting(queue)
+    if waiting is not None:
+        dispatch_or_keep(waiting)
 
 
 def predicted_trainable(spec: RunSpec) -> int:
@@ -46,94 +78,185 @@ class _Reporter:
     """Writes each batch of points and evaluations in one transaction and answers whether to go
     on. One transaction: a reader never sees an evaluation without the point of its step."""
 
-    def __init__(self, run_id: int):
-        self.run_id = run_id
+    def __init__(self, claim: scheduler.Claim):
+        self.run_id, self.attempt = claim.run_id, claim.attempt
 
     def __call__(self, points, evals) -> bool:
         with transaction.atomic():
             Point.objects.bulk_create(
-                [Point(run_id=self.run_id, step=p.step, loss=p.loss, elapsed=p.elapsed) for p in points],
+                [Point(run_id=self.run_id, attempt=self.attempt, step=p.step, loss=p.loss, elapsed=p.elapsed)
+                 for p in points],
                 ignore_conflicts=True,
             )
             EvalPoint.objects.bulk_create(
-                [EvalPoint(run_id=self.run_id, step=e.step, val_loss=e.val_loss, val_accuracy=e.val_accuracy)
-                 for e in evals],
+                [EvalPoint(run_id=self.run_id, attempt=self.attempt, step=e.step, val_loss=e.val_loss,
+                           val_accuracy=e.val_accuracy) for e in evals],
                 ignore_conflicts=True,
             )
-            # One UPDATE is both the heartbeat and the cancel check.
+            # One UPDATE is the heartbeat and the cancel check; an attempt that is not the run's
+            # current one any more (the run was failed as lost, then retried) stops too.
             alive = Run.objects.filter(
-                pk=self.run_id, status=Run.RUNNING, cancel_requested=False
+                pk=self.run_id, status=Run.RUNNING, attempts=self.attempt, cancel_requested=False
             ).update(steps_done=points[-1].step, heartbeat_at=timezone.now())
         return bool(alive) and not _shutting_down
 
 
-@shared_task(name="workers.train_run", ignore_result=True)
-def train_run(run_id: int) -> str:
-    """Train run `run_id` if it is still queued; return its final status."""
+def _steps_done(run_id: int) -> int:
+    return Run.objects.filter(pk=run_id).values_list("steps_done", flat=True).first() or 0
+
+
+@contextmanager
+def _heartbeat(claim: scheduler.Claim):
+    """While the attempt trains, a thread says every PEFTLAB_HEARTBEAT_SECONDS that its process is
+    alive, also while the loop loads the model or evaluates: a run goes stale only when its
+    process is gone (a process that hangs is stopped by the hard time limit)."""
+    done = threading.Event()
+
+    def beat():
+        try:
+            while not done.wait(settings.PEFTLAB_HEARTBEAT_SECONDS):
+                Run.objects.filter(pk=claim.run_id, status=Run.RUNNING, attempts=claim.attempt).update(
+                    heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{claim.run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)
+    return type(exc).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "out of memory" in text
+
+
+class RunTask(Task):
+    """A hard time limit kills the child that trains: the parent then fails that run here."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        if isinstance(exc, TimeLimitExceeded):
+            limit = settings.CELERY_TASK_TIME_LIMIT
+            for run in Run.objects.filter(task_id=task_id, status=Run.RUNNING):
+                _finish(scheduler.Claim(run.pk, run.attempts), Run.FAILED, error=(
+                    f"the run passed the hard time limit of {limit} s and its worker process was "
+                    "stopped; its points so far are kept"))
+                wake(run.queue)
+
+
+@shared_task(name="workers.train_run", base=RunTask, bind=True, ignore_result=True)
+def train_run(self, run_id: int) -> str:
+    """Train the run this message lets start (see workers/scheduler.py); return its status."""
     from . import engine
 
     device = engine.pick_device()
-    claimed = Run.objects.filter(pk=run_id, status=Run.QUEUED).update(
-        status=Run.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(),
-        device=str(device), worker=socket.gethostname(),
-    )
-    if not claimed:
-        log.info("run %s is not queued any more; nothing to do", run_id)
+    claim = scheduler.claim(run_id, self.request.id or "", str(device))
+    if claim is None:
+        log.info("message for run %s: nothing to start", run_id)
         return "skipped"
-    run = Run.objects.get(pk=run_id)
-    save_dir = Path(settings.PEFTLAB_ARTIFACTS_DIR) / str(run_id)
+    try:
+        with _heartbeat(claim):
+            return _train(claim, device)
+    finally:
+        wake(Run.objects.values_list("queue", flat=True).get(pk=claim.run_id))
+
+
+def _train(claim: scheduler.Claim, device) -> str:
+    from . import engine
+
+    run = Run.objects.get(pk=claim.run_id)
+    save_dir = Path(settings.PEFTLAB_ARTIFACTS_DIR) / str(run.pk)
     try:
         spec = validate_run(run.method, run.task, run.steps, run.seed, run.params)
-        metrics = engine.train(spec, _Reporter(run_id), save_dir=save_dir, device=device)
+        metrics = engine.train(spec, _Reporter(claim), save_dir=save_dir, device=device)
         metrics["trainable_params_predicted"] = predicted_trainable(spec)
     except (RunRequestError, engine.TrainingError) as exc:
-        return _finish(run_id, Run.FAILED, error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - the worker must survive and take the next run
-        log.exception("run %s failed", run_id)
+        return _finish(claim, Run.FAILED, error=str(exc))
+    except SoftTimeLimitExceeded:
         shutil.rmtree(save_dir, ignore_errors=True)
-        return _finish(run_id, Run.FAILED, error=f"training failed: {type(exc).__name__}: {exc}")
+        return _finish(claim, Run.FAILED, error=(
+            f"the run passed its time limit of {settings.CELERY_TASK_SOFT_TIME_LIMIT} s at step "
+            f"{_steps_done(claim.run_id)}; its points so far are kept"))
+    except Exception as exc:  # noqa: BLE001 - the worker must survive and take the next run
+        shutil.rmtree(save_dir, ignore_errors=True)
+        if _is_out_of_memory(exc):
+            log.warning("run %s ran out of memory: %s", claim.run_id, exc)
+            return _finish(claim, Run.FAILED, error=(
+                f"the run ran out of memory on {device} at step {_steps_done(claim.run_id)}: try a "
+                "smaller batch size, fewer examples per batch or a lighter method"))
+        log.exception("run %s failed", claim.run_id)
+        return _finish(claim, Run.FAILED, error=f"training failed: {type(exc).__name__}: {exc}")
+    finally:
+        if device.type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
 
     cancelled = metrics.pop("cancelled")
     if cancelled and _shutting_down:
-        return _finish(run_id, Run.FAILED, metrics=metrics,
+        return _finish(claim, Run.FAILED, metrics=metrics,
                        error="the worker was stopped during this run; its points so far are kept")
-    return _finish(run_id, Run.CANCELLED if cancelled else Run.SUCCEEDED, metrics=metrics)
+    return _finish(claim, Run.CANCELLED if cancelled else Run.SUCCEEDED, metrics=metrics)
 
 
-def _finish(run_id: int, status: str, metrics: dict | None = None, error: str = "") -> str:
-    Run.objects.filter(pk=run_id).update(
-        status=status, metrics=metrics or {}, error=error, finished_at=timezone.now()
-    )
-    return status
+def _finish(claim: scheduler.Claim, status: str, metrics: dict | None = None, error: str = "") -> str:
+    """End the run's current attempt. An attempt that is not current any more (the run was
+    meanwhile failed as lost) changes nothing."""
+    ended = Run.objects.filter(pk=claim.run_id, status=Run.RUNNING, attempts=claim.attempt).update(
+        status=status, metrics=metrics or {}, error=error, finished_at=timezone.now())
+    return status if ended else "superseded"
 
 
 def recover_runs() -> None:
-    """At worker start: fail runs whose worker vanished, and re-send every queued run.
+    """When a worker starts or reconnects to the broker: settle runs whose worker vanished, and
+    send every queued run again (a broker restarted without its data lost their messages).
 
-    Re-sending a run whose message is still in the broker is harmless: only one claim wins.
+    A run whose worker stopped reporting for PEFTLAB_STALE_RUN_SECONDS has failed (the web
+    server says so too, see simulations/liveness.py); one whose process is gone on this machine
+    but that is not yet stale goes back to the queue for its next attempt. Sending a run twice is
+    harmless: only one claim wins.
     """
-    stale = timezone.now() - timezone.timedelta(seconds=settings.PEFTLAB_STALE_RUN_SECONDS)
-    lost = Run.objects.filter(status=Run.RUNNING, heartbeat_at__lt=stale).update(
-        status=Run.FAILED, finished_at=timezone.now(),
-        error="the worker running this stopped unexpectedly; its points so far are kept",
-    )
-    if lost:
-        log.warning("marked %d run(s) with a lost worker as failed", lost)
+    from simulations.liveness import fail_lost_runs
+
+    fail_lost_runs()
+    for run in Run.objects.filter(status=Run.RUNNING):
+        if scheduler.attempt_is_dead(run):
+            Run.objects.filter(pk=run.pk, status=Run.RUNNING, attempts=run.attempts).update(status=Run.QUEUED)
     for run in Run.objects.filter(status=Run.QUEUED).order_by("id"):
-        dispatch(run)
+        if not dispatch_or_keep(run):
+            break
 
 
-@worker_ready.connect
-def _on_worker_ready(**_):
+@worker_process_init.connect
+def _in_the_child(**_):
+    """Each pool child: its torch threads, and SIGUSR2 from the parent means "shutting down"."""
     if settings.PEFTLAB_TORCH_THREADS:
         import torch
 
         torch.set_num_threads(settings.PEFTLAB_TORCH_THREADS)
-    recover_runs()
+
+    def stop(*_):
+        global _shutting_down
+        _shutting_down = True
+
+    signal.signal(signal.SIGUSR2, stop)
 
 
 @worker_shutting_down.connect
 def _on_worker_shutting_down(**_):
-    # The training loop sees this at its next report and stops, keeping its points.
+    """The parent tells its children; each training loop stops at its next report, keeping its
+    points, and ends its run failed (warm shutdown waits for that)."""
     global _shutting_down
     _shutting_down = True
+    from billiard.process import active_children
+
+    for child in active_children():
+        try:
+            os.kill(child.pid, signal.SIGUSR2)
+        except ProcessLookupError:
+            pass

@@ -255,6 +255,18 @@ function openStream() {
     }
     showLaneStatus();
   });
+  // A lane whose worker died starts again from step 1: its curves start over.
+  source.addEventListener("attempt", (e) => {
+    const i = laneIndex(JSON.parse(e.data));
+    lanes[i].points = [];
+    lanes[i].evals = [];
+    lanes[i].steps_done = 0;
+    if (pending) {
+      delete pending.points[i];
+      delete pending.evals[i];
+    }
+    drawCharts();
+  });
   source.addEventListener("eval", (e) => {
     const ev = JSON.parse(e.data);
     const i = laneIndex(ev);

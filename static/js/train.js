@@ -182,6 +182,12 @@ function follow(run, after) {
     showProgress({ ...run, status: "running" }, p);
   });
   source.addEventListener("eval", (e) => addEval(JSON.parse(e.data)));
+  // The worker running this died and the run starts again from step 1: draw the new attempt.
+  source.addEventListener("attempt", (e) => {
+    const { attempt } = JSON.parse(e.data);
+    last = null;
+    drawChart([], [], `${run.method} on ${run.task} · attempt ${attempt}`, run.steps);
+  });
   source.addEventListener("progress", (e) => {
     const info = JSON.parse(e.data);
     if (info.status !== run.status) refreshRuns();
@@ -232,7 +238,7 @@ async function openRun(id) {
   const last = run.points.length ? run.points[run.points.length - 1] : null;
   showRunState(run, last);
   showReproduce(run).catch((err) => { $("form-error").textContent = err.message; });
-  if (!["succeeded", "failed", "cancelled"].includes(run.status)) follow(run, last ? last.step : 0);
+  if (!["succeeded", "failed", "cancelled"].includes(run.status)) follow(run, run.last_event_id);
 }
 
 async function refreshRuns() {

@@ -30,8 +30,11 @@ def lab_commands(port: int) -> dict[str, list[str]]:
     worker = [
         os.path.join(bin_dir, "celery"), "-A", "peftlab", "worker",
         "--queues", os.environ.get("PEFTLAB_WORKER_QUEUES", "cpu,gpu"),
-        # One training job at a time per worker process; the model cache lives in this process.
-        "--pool", "solo",
+        # A prefork pool: time limits are enforced by the parent, which kills a child that runs
+        # past the hard limit; torch and the cached base model live in the child. One training
+        # job per child (PEFTLAB_WORKER_CONCURRENCY children; 1 on a GPU worker).
+        "--pool", "prefork",
+        "--concurrency", os.environ.get("PEFTLAB_WORKER_CONCURRENCY", "1"),
         "--without-mingle", "--without-gossip", "--without-heartbeat",
         "--hostname", f"{os.environ.get('PEFTLAB_WORKER_NAME', 'cpu')}@%h",
         "--loglevel", os.environ.get("PEFTLAB_LOG_LEVEL", "INFO"),
