@@ -22,17 +22,22 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    "django.contrib.auth",
     "django.contrib.contenttypes",
+    "django.contrib.sessions",
     "django.contrib.staticfiles",
     "simulations",
     "workers",
+    "classroom",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -48,7 +53,11 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {"context_processors": [
+            "django.template.context_processors.request",
+            "django.contrib.auth.context_processors.auth",
+            "classroom.context_processors.classroom",
+        ]},
     }
 ]
 
@@ -87,6 +96,47 @@ WHITENOISE_USE_FINDERS = True
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_TZ = True
+
+# --- Teachers, students, and the cache that rate limits live in ---
+# Teachers are Django users (`manage.py createsuperuser`); students have no password: a join code
+# and a nickname put them in the session. The session cookie lasts the school term.
+LOGIN_URL = "/teachers/login/"
+LOGIN_REDIRECT_URL = "/classes/"
+LOGOUT_REDIRECT_URL = "/"
+SESSION_COOKIE_AGE = 120 * 24 * 3600
+SESSION_COOKIE_HTTPONLY = True
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Every web process must see the same counters: Redis in the class topology
+# (redis://host:6379/2), else files under var/ that all processes of one machine share.
+_CACHE_URL = env_str("PEFTLAB_CACHE_URL", "")
+if _CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}}
+elif _CACHE_URL:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"PEFTLAB_CACHE_URL must be a redis:// URL (got {_CACHE_URL!r}); leave it "
+                               "unset for the file cache under PEFTLAB_VAR_DIR")
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 100_000}}}
+
+# Anyone may sign up as a teacher only where this is on (default: teachers are made with
+# `manage.py createsuperuser`).
+PEFTLAB_TEACHER_SIGNUP = env_bool("PEFTLAB_TEACHER_SIGNUP", False)
+# What a visitor outside any class may queue (a class has its own limits, set by its teacher).
+# The concurrent default lets the largest batch a page queues through (a 16-run rank sweep).
+PEFTLAB_PUBLIC_MAX_STEPS = env_int("PEFTLAB_PUBLIC_MAX_STEPS", 2000)
+PEFTLAB_PUBLIC_MAX_CONCURRENT = env_int("PEFTLAB_PUBLIC_MAX_CONCURRENT", 16)
+PEFTLAB_PUBLIC_DAILY_RUNS = env_int("PEFTLAB_PUBLIC_DAILY_RUNS", 50)
+# Rate limits, per student, teacher or browser session, per minute.
+PEFTLAB_SUBMISSIONS_PER_MINUTE = env_int("PEFTLAB_SUBMISSIONS_PER_MINUTE", 10)
+PEFTLAB_JOINS_PER_MINUTE = env_int("PEFTLAB_JOINS_PER_MINUTE", 10)
+PEFTLAB_LOGINS_PER_MINUTE = env_int("PEFTLAB_LOGINS_PER_MINUTE", 10)
 
 # --- Celery (read by peftlab/celery_app.py under the CELERY_ namespace) ---
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from simulations import sse, views, views_compare
 from simulations.api import api
@@ -14,4 +14,6 @@ urlpatterns = [
     path("api/runs/<int:run_id>/events", sse.run_events, name="run-events"),
     path("api/races/<int:race_id>/events", sse.race_events, name="race-events"),
     path("api/", api.urls),
+    # Teachers, classes, joining (classroom/urls.py).
+    path("", include("classroom.urls")),
 ]

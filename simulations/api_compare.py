@@ -10,6 +10,7 @@ from django.http import HttpResponse
 from ninja import Query, Router
 from ninja.errors import HttpError
 
+from classroom import access
 from workers import datasets, methods, notebook
 
 from . import pareto
@@ -33,11 +34,11 @@ def _label(method: str) -> str:
     return methods.METHODS[method].label if method in methods.METHODS else method
 
 
-def _run(run_id: int) -> Run:
-    try:
-        return Run.objects.get(pk=run_id)
-    except Run.DoesNotExist:
-        raise HttpError(404, f"there is no run {run_id}") from None
+def _run(request, run_id: int) -> Run:
+    run = access.visible_run(request, run_id)
+    if run is None:  # missing, or not this visitor's to see
+        raise HttpError(404, f"there is no run {run_id}")
+    return run
 
 
 def _spec(run: Run) -> methods.RunSpec:
@@ -55,7 +56,7 @@ def _code_args(run: Run) -> tuple:
 @router.get("/runs/{run_id}/script.py", response={200: None, 404: dict, 409: dict},
             summary="A standalone Python script (transformers + peft) that reproduces the run")
 def run_script(request, run_id: int):
-    run = _run(run_id)
+    run = _run(request, run_id)
     response = HttpResponse(notebook.script(*_code_args(run)), content_type="text/x-python; charset=utf-8")
     response["Content-Disposition"] = f'inline; filename="peftlab-run-{run.pk}-{run.method}.py"'
     return response
@@ -64,7 +65,7 @@ def run_script(request, run_id: int):
 @router.get("/runs/{run_id}/notebook.ipynb", response={200: None, 404: dict, 409: dict},
             summary="A Jupyter notebook (nbformat 4) that reproduces the run")
 def run_notebook(request, run_id: int):
-    run = _run(run_id)
+    run = _run(request, run_id)
     body = json.dumps(notebook.notebook(*_code_args(run)), indent=1, ensure_ascii=False)
     response = HttpResponse(body + "\n", content_type="application/x-ipynb+json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="peftlab-run-{run.pk}-{run.method}.ipynb"'
@@ -85,7 +86,7 @@ def _run_ids(text: str) -> list[int]:
             summary="Finished runs side by side: their points, evaluations and metrics")
 def compare(request, runs: str = Query("", description="run ids separated by commas, e.g. 3,7,9")):
     ids = _run_ids(runs)
-    found = {run.pk: run for run in Run.objects.filter(pk__in=ids)}
+    found = {run.pk: run for run in access.visible_runs(request).filter(pk__in=ids)}
     missing = [i for i in ids if i not in found]
     if missing:
         raise HttpError(404, f"there is no run {missing[0]}")
@@ -113,7 +114,7 @@ def _cost_point(run: Run, metric: str):
 def pareto_view(request, task: str = Query(..., max_length=64, description="one of GET /api/tasks")):
     if task not in datasets.task_names():
         raise HttpError(400, f"unknown task {task!r}; choose from {datasets.task_names()}")
-    query = Run.objects.filter(task=task, status=Run.SUCCEEDED).order_by("-id")
+    query = access.visible_runs(request).filter(task=task, status=Run.SUCCEEDED).order_by("-id")
     runs = [r for r in query[:PARETO_LIMIT]
             if isinstance(r.metrics.get("val_accuracy"), (int, float))]
     points, fronts = [], {}

@@ -14,6 +14,7 @@ from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
 from pydantic import ConfigDict
 
+from classroom import access, quotas
 from workers import base_model, datasets, methods
 
 from . import experiments
@@ -108,17 +109,20 @@ def _experiment(batch: Batch) -> dict:
             "runs": [_run_row(kind, r) for r in runs]}
 
 
-@router.post("", response={201: dict, 400: Error, 403: Error}, summary="Queue a rank sweep or a target-module sweep")
+@router.post("", response={201: dict, 400: Error, 403: Error, 409: Error, 429: Error},
+             summary="Queue a rank sweep or a target-module sweep")
 def create_experiment(request, payload: ExperimentIn):
     from .api import _require_csrf
 
     _require_csrf(request)
+    submitter = quotas.submitter(request)
     task = _task(payload.task)
     lanes, config = _plan(payload.kind, task, ranks=payload.ranks, train_sizes=payload.train_sizes,
                           rank=payload.rank)
     try:
         batch = create_batch(experiments.BATCH_KINDS[payload.kind], task.name, payload.steps, payload.seed,
-                             [(experiments.METHOD, lane.params) for lane in lanes], config=config)
+                             [(experiments.METHOD, lane.params) for lane in lanes], config=config,
+                             submitter=submitter)
     except BatchRequestError as exc:
         # "lane 3: rank must be..." names a run the learner never numbered: say only what is wrong.
         raise HttpError(400, re.sub(r"^lane \d+: ", "", str(exc))) from None
@@ -143,7 +147,7 @@ def plan_experiment(request, kind: str, task: str, rank: int | None = None):
 
 @router.get("/{experiment_id}", response={200: dict, 404: Error}, summary="An experiment with its runs")
 def get_experiment(request, experiment_id: int):
-    batch = Batch.objects.filter(pk=experiment_id, kind__in=list(KIND_OF_BATCH)).first()
+    batch = access.visible_batches(request).filter(pk=experiment_id, kind__in=list(KIND_OF_BATCH)).first()
     if batch is None:
         raise HttpError(404, f"there is no experiment {experiment_id}")
     return _experiment(batch)
@@ -152,7 +156,7 @@ def get_experiment(request, experiment_id: int):
 @router.get("", response={200: list, 400: Error}, summary="Recent experiments, newest first")
 def list_experiments(request, kind: str | None = None, task: str | None = None, finished: bool = False,
                      limit: int = Query(10, ge=1, le=50)):
-    batches = Batch.objects.filter(kind__in=list(KIND_OF_BATCH))
+    batches = access.visible_batches(request).filter(kind__in=list(KIND_OF_BATCH))
     if kind is not None:
         if kind not in experiments.BATCH_KINDS:
             raise HttpError(400, f"unknown experiment kind {kind!r}; choose from {sorted(experiments.BATCH_KINDS)}")

@@ -7,6 +7,7 @@ from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 from pydantic import ConfigDict
 
+from classroom import access, quotas
 from workers import methods
 
 from . import races
@@ -31,8 +32,9 @@ class Error(Schema):
     error: str
 
 
-def _get_race(race_id: int) -> Batch:
-    batch = Batch.objects.filter(pk=race_id, kind=Batch.RACE).first()
+def _get_race(request, race_id: int) -> Batch:
+    """The race, if this request may see it (classroom/access.py); else 404 as for a missing one."""
+    batch = access.visible_batches(request).filter(pk=race_id, kind=Batch.RACE).first()
     if batch is None:
         raise HttpError(404, f"there is no race {race_id}")
     return batch
@@ -48,13 +50,15 @@ def race_options(request):
                 name, races.DEFAULT_TASK, 1, 0, {}).params) for name in methods.METHODS}}
 
 
-@router.post("", response={201: dict, 400: Error, 403: Error}, summary="Start a race: one run per method")
+@router.post("", response={201: dict, 400: Error, 403: Error, 409: Error, 429: Error},
+             summary="Start a race: one run per method")
 def create_race(request, payload: RaceIn):
     from .api import _require_csrf
 
     _require_csrf(request)
+    submitter = quotas.submitter(request)
     try:
-        batch = races.start_race(payload.task, payload.steps, payload.seed, payload.methods)
+        batch = races.start_race(payload.task, payload.steps, payload.seed, payload.methods, submitter)
     except BatchRequestError as exc:
         raise HttpError(400, str(exc)) from None
     return 201, races.describe_race(batch)
@@ -63,7 +67,7 @@ def create_race(request, payload: RaceIn):
 @router.get("/{race_id}", response={200: dict, 404: Error},
             summary="A race: its status and every lane's run with its predicted memory and parameters")
 def get_race(request, race_id: int):
-    return races.describe_race(_get_race(race_id))
+    return races.describe_race(_get_race(request, race_id))
 
 
 @router.post("/{race_id}/cancel", response={202: dict, 403: Error, 404: Error, 409: Error},
@@ -72,7 +76,7 @@ def cancel_race(request, race_id: int):
     from .api import _require_csrf
 
     _require_csrf(request)
-    batch = _get_race(race_id)
+    batch = _get_race(request, race_id)
     # Last lanes first: the queued ones go before the worker could claim one of them.
     lanes = batch.runs.exclude(status__in=Run.FINISHED).order_by("-lane")
     cancelled = sorted(run.pk for run in lanes if request_cancel(run.pk))

@@ -3,6 +3,7 @@ freeze-attach-merge. Each answers everything its page needs in one response."""
 from ninja import Router
 from ninja.errors import HttpError
 
+from classroom import access
 from workers import base_model, datasets
 
 from . import lora, serving
@@ -47,7 +48,7 @@ def merge_and_swap(request, limit: int = 50):
         raise HttpError(400, f"limit must be between 1 and {RUNS_LIMIT_MAX} (got {limit})")
     dims = base_model.dimensions()
     tasks = {t["name"]: len(t["labels"]) for t in datasets.list_tasks()}
-    merged = Run.objects.filter(status=Run.SUCCEEDED, metrics__has_key=MERGE_KEYS[0])
+    merged = access.visible_runs(request).filter(status=Run.SUCCEEDED, metrics__has_key=MERGE_KEYS[0])
     runs = [r for r in merged.filter(metrics__has_key="demo")[:limit]
             if all(r.metrics.get(k) is not None for k in MERGE_KEYS)]
     weights = base_model.model_path() / "model.safetensors"

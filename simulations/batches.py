@@ -41,22 +41,27 @@ def validate_lanes(task: str, steps, seed, lanes: Sequence[tuple[str, dict]],
 
 
 def create_batch(kind: str, task: str, steps, seed, lanes: Sequence[tuple[str, dict]],
-                 config: dict | None = None, max_lanes: int = MAX_LANES) -> Batch:
+                 config: dict | None = None, max_lanes: int = MAX_LANES, submitter=None) -> Batch:
     """Validate, store and dispatch a batch: one Run per lane (run.lane = 0, 1, ...).
 
     lanes: [(method, params), ...]; params as POST /api/runs takes them (defaults fill the rest).
     config: what the caller wants kept about the request (shown back by its API).
-    Raises BatchRequestError (nothing stored) on any bad input.
+    submitter: who queues it (classroom.quotas.Submitter): checked against their quotas with all
+    the lanes counted, and recorded on every run; None for the lab's own use (public, unchecked).
+    Raises BatchRequestError, or classroom.refusals.Refused from the quotas (nothing stored).
     """
     if kind not in dict(Batch.KINDS):
         raise BatchRequestError(f"unknown batch kind {kind!r}; choose from {sorted(dict(Batch.KINDS))}")
     specs = validate_lanes(task, steps, seed, lanes, max_lanes)
     with transaction.atomic():
+        if submitter is not None:
+            submitter.check(specs)
+        owned = submitter.run_fields() if submitter is not None else {}
         batch = Batch.objects.create(kind=kind, task=specs[0].task, steps=specs[0].steps,
                                      seed=specs[0].seed, config=config or {})
         runs = [Run.objects.create(method=s.method, task=s.task, steps=s.steps, seed=s.seed,
                                    params=s.params, queue=settings.PEFTLAB_RUN_QUEUE,
-                                   batch=batch, lane=lane)
+                                   batch=batch, lane=lane, **owned)
                 for lane, s in enumerate(specs)]
         send_on_commit(runs, batch)
     return batch

@@ -24,6 +24,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import Http404, StreamingHttpResponse
 
+from classroom import access
+
 from . import liveness
 from .models import Batch, EvalPoint, Point, Run
 
@@ -128,7 +130,8 @@ def _stream_response(events) -> StreamingHttpResponse:
 
 
 async def run_events(request, run_id: int):
-    if not await Run.objects.filter(pk=run_id).aexists():
+    # Only runs this request may see (classroom/access.py); any other is "missing".
+    if await sync_to_async(access.visible_run)(request, run_id) is None:
         raise Http404(f"there is no run {run_id}")
     return _stream_response(_stream(run_id, _last_seen(request)))
 
@@ -193,7 +196,8 @@ async def race_events(request, race_id: int):
     """GET /api/races/{id}/events: every lane's points, a status per lane, a final race event."""
     from .races import describe_race
 
-    batch = await Batch.objects.filter(pk=race_id, kind=Batch.RACE).afirst()
+    races = access.visible_batches
+    batch = await sync_to_async(lambda: races(request).filter(pk=race_id, kind=Batch.RACE).first())()
     if batch is None:
         raise Http404(f"there is no race {race_id}")
     run_ids = [pk async for pk in Run.objects.filter(batch=batch).values_list("pk", flat=True)]

@@ -1,0 +1,167 @@
+"""The class pages: a student joins and leaves; a teacher signs in (or up, where allowed), lists
+and creates classes, and runs a class from its dashboard."""
+from django.conf import settings
+from django.contrib import auth
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.db import IntegrityError, transaction
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_POST
+
+from . import ratelimit
+from .forms import JoinForm, NewClassroomForm, SettingsForm
+from .models import Classroom, Student
+from .refusals import RateLimited
+from .viewer import SESSION_STUDENT, TEACHER, join, leave, viewer_of
+
+# Students this browser has been, so that leaving and joining again with the same nickname gets
+# the same student back (another browser cannot take it over).
+SESSION_PAST_STUDENTS = "classroom_past_students"
+
+
+def _refused(request, template: str, context: dict, exc: RateLimited):
+    response = render(request, template, {**context, "refusal": exc.message}, status=exc.status)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+# --- students ---------------------------------------------------------------------------------
+def _find_or_create_student(request, classroom: Classroom, nickname: str) -> Student | None:
+    """The student to be: new, or this browser's own student of that nickname; None when another
+    browser holds the nickname."""
+    existing = classroom.students.filter(nickname__iexact=nickname).first()
+    if existing is not None:
+        mine = set(request.session.get(SESSION_PAST_STUDENTS, [])) | {request.session.get(SESSION_STUDENT)}
+        return existing if existing.pk in mine else None
+    try:
+        with transaction.atomic():
+            return Student.objects.create(classroom=classroom, nickname=nickname)
+    except IntegrityError:  # someone took it a moment ago
+        return None
+
+
+@ensure_csrf_cookie
+def join_view(request):
+    viewer = viewer_of(request)
+    form = JoinForm(request.POST or None, initial={"code": request.GET.get("code", "")})
+    context = {"form": form, "viewer": viewer}
+    if request.method != "POST":
+        return render(request, "classroom/join.html", context)
+    if viewer.kind == TEACHER:
+        form.add_error(None, "you are signed in as a teacher; open this page in a private window "
+                             "(or sign out) to join as a student")
+        return render(request, "classroom/join.html", context, status=400)
+    try:
+        ratelimit.join_attempt(request)
+    except RateLimited as exc:
+        return _refused(request, "classroom/join.html", context, exc)
+    if not form.is_valid():
+        return render(request, "classroom/join.html", context, status=400)
+    code, nickname = form.cleaned_data["code"], form.cleaned_data["nickname"]
+    classroom = Classroom.objects.filter(code=code).first()
+    if classroom is None:
+        form.add_error("code", f"there is no class with the code {code}; check it with your teacher")
+        return render(request, "classroom/join.html", context, status=404)
+    student = _find_or_create_student(request, classroom, nickname)
+    if student is None:
+        form.add_error("nickname", "that nickname is taken in this class; choose another")
+        return render(request, "classroom/join.html", context, status=409)
+    past = request.session.get(SESSION_PAST_STUDENTS, [])
+    join(request, student)
+    request.session[SESSION_PAST_STUDENTS] = sorted(set(past) | {student.pk})[-50:]
+    return redirect("classroom:join")
+
+
+@require_POST
+def leave_view(request):
+    leave(request)
+    return redirect("classroom:join")
+
+
+# --- teachers ---------------------------------------------------------------------------------
+class LoginView(auth_views.LoginView):
+    template_name = "classroom/login.html"
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "signup_open": settings.PEFTLAB_TEACHER_SIGNUP}
+
+    def post(self, request, *args, **kwargs):
+        try:
+            ratelimit.login_attempt(request, request.POST.get("username", ""))
+        except RateLimited as exc:
+            return _refused(request, self.template_name, self.get_context_data(form=self.get_form()), exc)
+        return super().post(request, *args, **kwargs)
+
+
+class LogoutView(auth_views.LogoutView):
+    pass
+
+
+def signup_view(request):
+    """Open teacher sign-up, only where PEFTLAB_TEACHER_SIGNUP is on (default: 404)."""
+    if not settings.PEFTLAB_TEACHER_SIGNUP:
+        raise Http404("Teacher sign-up is off on this lab; ask whoever hosts it for an account.")
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST":
+        try:
+            ratelimit.login_attempt(request, "")
+        except RateLimited as exc:
+            return _refused(request, "classroom/signup.html", {"form": form}, exc)
+        if form.is_valid():
+            user = form.save()
+            leave(request)
+            auth.login(request, user)
+            return redirect("classroom:home")
+        return render(request, "classroom/signup.html", {"form": form}, status=400)
+    return render(request, "classroom/signup.html", {"form": form})
+
+
+@login_required
+def home_view(request):
+    form = NewClassroomForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        classroom = form.save(commit=False)
+        classroom.teacher = request.user
+        classroom.save()
+        return redirect("classroom:dashboard", code=classroom.code)
+    classes = request.user.classrooms.order_by("-id")
+    return render(request, "classroom/home.html", {"form": form, "classes": classes, "defaults": Classroom()},
+                  status=400 if form.errors else 200)
+
+
+def _own_classroom(request, code: str) -> Classroom:
+    classroom = Classroom.objects.filter(code=code.upper(), teacher=request.user).first()
+    if classroom is None:
+        raise Http404(f"There is no class {code} of yours.")
+    return classroom
+
+
+@login_required
+@ensure_csrf_cookie
+def dashboard_view(request, code: str):
+    classroom = _own_classroom(request, code)
+    form = SettingsForm(request.POST or None, instance=classroom)
+    saved = False
+    if request.method == "POST":
+        if form.is_valid():
+            form.save()
+            return redirect(f"{request.path}?saved=1")
+    else:
+        saved = request.GET.get("saved") == "1"
+    return render(request, "classroom/dashboard.html", {
+        "classroom": classroom, "form": form, "saved": saved,
+        "join_link": request.build_absolute_uri(f"/join/?code={classroom.code}"),
+    }, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def pause_view(request, code: str):
+    classroom = _own_classroom(request, code)
+    classroom.submissions_paused = request.POST.get("paused") == "1"
+    classroom.save(update_fields=["submissions_paused"])
+    return redirect("classroom:dashboard", code=classroom.code)

@@ -1,0 +1,156 @@
+// A teacher's class dashboard: GET /api/classes/<code>/dashboard every two seconds, drawn into
+// the runs table (with a cancel button per unfinished run: POST /api/runs/<id>/cancel), the
+// leaderboard and the queue. Nicknames are the students' own text: always set as textContent.
+import { getJson, postJson } from "./runstart.js";
+import { fmtAcc, fmtSeconds } from "./runformat.js";
+
+const POLL_MS = 2000;
+const root = document.getElementById("dash-root");
+const $ = (id) => document.getElementById(id);
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  if (text instanceof Node) td.append(text); else td.textContent = text ?? "—";
+  if (className) td.className = className;
+  return td;
+}
+
+function runLink(run) {
+  const a = document.createElement("a");
+  a.href = `/train/?run=${run}`;
+  a.textContent = `#${run}`;
+  return a;
+}
+
+function progress(run) {
+  const wrap = document.createElement("div");
+  const bar = document.createElement("div");
+  bar.className = "progress";
+  bar.title = "steps done";
+  const fill = document.createElement("div");
+  fill.style.width = `${(100 * run.progress).toFixed(1)}%`;
+  bar.append(fill);
+  const text = document.createElement("span");
+  text.className = "muted small";
+  text.textContent = `${run.steps_done}/${run.steps}`;
+  wrap.append(bar, text);
+  return wrap;
+}
+
+function cancelButton(run) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "secondary";
+  button.textContent = "Cancel";
+  button.dataset.cancel = run.id;
+  button.setAttribute("aria-label", `cancel run ${run.id}`);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await postJson(`/api/runs/${run.id}/cancel`, {});
+      await refresh();
+    } catch (err) {
+      showError(err.message);
+      button.disabled = false;
+    }
+  });
+  return button;
+}
+
+function showError(message) {
+  $("dash-error").textContent = message;
+  $("dash-error").hidden = !message;
+}
+
+function drawRuns(students) {
+  const body = $("runs-table").tBodies[0];
+  body.replaceChildren();
+  const idle = [];
+  for (const student of students) {
+    if (!student.runs.length) { idle.push(student.nickname); continue; }
+    for (const run of student.runs) {
+      const row = body.insertRow();
+      row.dataset.run = run.id;
+      cell(row, student.nickname);
+      cell(row, runLink(run.id));
+      cell(row, run.label);
+      cell(row, run.task);
+      const status = cell(row, run.status, `status-${run.status}`);
+      status.dataset.status = run.status;
+      if (run.error) status.title = run.error;
+      cell(row, progress(run));
+      cell(row, fmtAcc(run.val_accuracy), "num");
+      cell(row, run.train_seconds == null ? "—" : fmtSeconds(run.train_seconds), "num");
+      cell(row, run.status === "queued" || run.status === "running" ? cancelButton(run) : "");
+    }
+  }
+  if (!body.rows.length) {
+    const row = body.insertRow();
+    const td = cell(row, "No run yet: runs appear here as students queue them.", "muted");
+    td.colSpan = 9;
+  }
+  $("idle-students").textContent = idle.length ? `Joined, no run yet: ${idle.join(", ")}.` : "";
+}
+
+function who(entry, value) {
+  const span = document.createElement("span");
+  span.append(`${value} · ${entry.student ?? "—"} `, runLink(entry.run));
+  return span;
+}
+
+function drawLeaderboard(rows) {
+  const body = $("leaderboard").tBodies[0];
+  body.replaceChildren();
+  for (const r of rows) {
+    const row = body.insertRow();
+    row.dataset.method = r.method;
+    cell(row, r.label);
+    cell(row, String(r.runs), "num");
+    cell(row, r.best_accuracy ? who(r.best_accuracy, fmtAcc(r.best_accuracy.value)) : "—", "best");
+    cell(row, r.fastest ? who(r.fastest, fmtSeconds(r.fastest.seconds)) : "—", "fastest");
+  }
+  if (!rows.length) cell(body.insertRow(), "No finished run yet.", "muted").colSpan = 4;
+}
+
+function drawQueue(rows) {
+  const body = $("queue-table").tBodies[0];
+  body.replaceChildren();
+  for (const r of rows) {
+    const row = body.insertRow();
+    row.dataset.run = r.run;
+    cell(row, String(r.position), "num");
+    cell(row, r.queue);
+    cell(row, r.student);
+    cell(row, runLink(r.run));
+    cell(row, r.label);
+    cell(row, String(r.steps), "num");
+  }
+  if (!rows.length) cell(body.insertRow(), "Nothing waiting.", "muted").colSpan = 6;
+}
+
+function drawCounts(data) {
+  const c = data.counts;
+  $("dash-counts").textContent = `${data.students.length} students · ${c.queued} queued · ${c.running} running · `
+    + `${c.succeeded} succeeded · ${c.failed} failed · ${c.cancelled} cancelled`;
+}
+
+async function refresh() {
+  const data = await getJson(root.dataset.url);
+  drawCounts(data);
+  drawRuns(data.students);
+  drawLeaderboard(data.leaderboard);
+  drawQueue(data.queue);
+  showError("");
+  root.dataset.ready = "1";
+}
+
+async function poll() {
+  try {
+    await refresh();
+  } catch (err) {
+    showError(`Could not update the dashboard: ${err.message}`);
+  }
+  setTimeout(poll, POLL_MS);
+}
+
+poll();
