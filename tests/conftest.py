@@ -75,3 +75,13 @@ def csrf_client():
     client.get("/")
     client.defaults["HTTP_X_CSRFTOKEN"] = client.cookies["csrftoken"].value
     return client
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Messages to the broker, recorded instead of sent: (run id, queue) in the order sent."""
+    from workers import tasks
+
+    calls = []
+    monkeypatch.setattr(tasks.train_run, "apply_async", lambda args, queue, **_: calls.append((args[0], queue)))
+    return calls

@@ -5,17 +5,8 @@ import pytest
 from django.test import Client
 
 from simulations.models import Point, Run
-from workers import tasks
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """Record dispatches instead of talking to a broker."""
-    calls = []
-    monkeypatch.setattr(tasks.train_run, "apply_async", lambda args, queue: calls.append((args, queue)))
-    return calls
 
 
 def post(client, url, body):
@@ -36,7 +27,7 @@ def test_it_queues_a_valid_run_and_sends_it_to_the_configured_queue(
     assert body["status"] == "queued" and body["events_url"] == f"/api/runs/{body['id']}/events"
     assert body["params"] == {"rank": 4, "alpha": 16.0, "dropout": 0.0, "target_modules": ["query", "value"],
                               "lr": 0.001, "batch_size": 16, "eval_every": 25}
-    assert sent == [([body["id"]], "gpu")]
+    assert sent == [(body["id"], "gpu")]
     assert Run.objects.get().queue == "gpu"
 
 

@@ -3,17 +3,8 @@ import pytest
 
 from simulations.batches import BatchRequestError, batch_status, create_batch, lanes_of
 from simulations.models import Batch, Run
-from workers import tasks
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """Record dispatches instead of talking to a broker."""
-    calls = []
-    monkeypatch.setattr(tasks.train_run, "apply_async", lambda args, queue: calls.append(args[0]))
-    return calls
 
 
 def test_it_stores_one_run_per_lane_and_dispatches_them_in_lane_order_after_commit(
@@ -26,7 +17,7 @@ def test_it_stores_one_run_per_lane_and_dispatches_them_in_lane_order_after_comm
     for callback in callbacks:
         callback()
     runs = lanes_of(batch)
-    assert sent == [r.pk for r in runs]
+    assert [run_id for run_id, _ in sent] == [r.pk for r in runs]
     assert [(r.lane, r.method, r.params.get("rank")) for r in runs] == [(0, "lora", 2), (1, "lora", 4), (2, "full", None)]
     assert all((r.task, r.steps, r.seed, r.status, r.batch_id) == ("sentiment", 5, 7, "queued", batch.pk) for r in runs)
     assert runs[2].params == {"lr": 5e-5, "batch_size": 16, "eval_every": 25}  # defaults filled in

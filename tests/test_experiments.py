@@ -8,7 +8,7 @@ from django.test import Client
 
 from simulations import experiments
 from simulations.models import Batch, EvalPoint, Point, Run
-from workers import base_model, datasets, engine, tasks
+from workers import base_model, datasets, engine
 from workers.methods import RunRequestError, validate_run
 from workers.subsets import balanced_subset
 
@@ -123,13 +123,6 @@ def test_the_final_training_loss_is_the_mean_of_the_last_steps():
 # ---- the API, in-process -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    calls = []
-    monkeypatch.setattr(tasks.train_run, "apply_async", lambda args, queue: calls.append(args[0]))
-    return calls
-
-
 def post(client, body):
     return client.post("/api/experiments", data=json.dumps(body), content_type="application/json")
 
@@ -147,7 +140,7 @@ def test_a_rank_sweep_is_a_batch_of_lora_runs(csrf_client, sent, django_capture_
     runs = list(batch.runs.order_by("lane"))
     assert [(r.lane, r.method, r.params["rank"], r.params["train_examples"]) for r in runs] == [
         (0, "lora", 1, 32), (1, "lora", 8, 32)]
-    assert sent == [r.pk for r in runs]
+    assert [run_id for run_id, _ in sent] == [r.pk for r in runs]
     assert body["status"] == "running" and [r["status"] for r in body["runs"]] == ["queued", "queued"]
     row = body["runs"][0]
     assert row["label"] == "r=1, 32 examples" and row["url"] == f"/train/?run={runs[0].pk}"

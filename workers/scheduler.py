@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone as dt_timezone
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -46,7 +46,7 @@ def pick(waiting: list[Waiting], running: dict[str, int], last_start: dict[str, 
             first_of[run.owner] = run
     if not first_of:
         return None
-    never = datetime.min.replace(tzinfo=timezone.utc)
+    never = datetime.min.replace(tzinfo=dt_timezone.utc)
     chosen = min(first_of.values(), key=lambda r: (running.get(r.owner, 0),
                                                      last_start.get(r.owner, never), r.id))
     return chosen.id
@@ -101,15 +101,18 @@ def _start(run_id: int, task_id: str, device: str) -> Claim | None:
 
 def claim(hint: int, task_id: str, device: str) -> Claim | None:
     """What this message trains, claimed: the run it names again if that run's last attempt died
-    (a redelivery after its worker was lost), else the fairest queued run of its queue."""
+    (a redelivery after its worker was lost), else the fairest queued run of its queue (None if
+    there is none)."""
     with transaction.atomic():
         _lock_for_pick()
         named = Run.objects.filter(pk=hint).first()
         if named is None:
             return None
-        if named.status == Run.RUNNING:
-            # Delivered again: a live attempt means a duplicate message, which trains nothing.
-            return _start(hint, task_id, device) if attempt_is_dead(named) else None
+        if named.status == Run.RUNNING and attempt_is_dead(named):
+            return _start(hint, task_id, device)
+        # Otherwise the message is a slot on its queue, whoever's run it named: that run may be
+        # training already (picked through another message, or this is a duplicate delivery),
+        # finished or cancelled; a waiting run takes the slot.
         waiting = [Waiting(*row) for row in Run.objects.filter(status=Run.QUEUED, queue=named.queue)
                    .order_by("id").values_list("id", "owner", "max_concurrent")]
         owners = {w.owner for w in waiting}
