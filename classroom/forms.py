@@ -1,6 +1,7 @@
 """The forms of the class pages: join, create a class, its settings."""
 from django import forms
 
+from simulations import experiments, races
 from workers import methods
 
 from .models import CODE_LENGTH, NICKNAME_MAX, Classroom, normalize_code
@@ -47,8 +48,10 @@ class SettingsForm(forms.ModelForm):
                   "max_concurrent_per_student": "Runs queued or running at once, per student",
                   "daily_runs_per_student": "Runs per student per day"}
         help_texts = {"max_steps": f"1 to {methods.MAX_STEPS}.",
-                      "max_concurrent_per_student": "A race queues one run per lane (4 by default) and a "
-                                                    "rank sweep 12: a student needs this many at once to start one.",
+                      "max_concurrent_per_student": (
+                          f"A race queues one run per lane ({len(races.DEFAULT_METHODS)} by default) and the "
+                          f"default rank sweep {len(experiments.DEFAULT_RANKS) * experiments.MAX_SIZES} runs: "
+                          "a student needs that many at once to start one."),
                       "daily_runs_per_student": "Counted from midnight, server time; a race or a sweep "
                                                 "counts every run."}
         widgets = {f: forms.NumberInput(attrs={"min": 1}) for f in

@@ -130,7 +130,8 @@ function drawQueue(rows) {
 
 function drawCounts(data) {
   const c = data.counts;
-  $("dash-counts").textContent = `${data.students.length} students · ${c.queued} queued · ${c.running} running · `
+  const n = data.students.length;
+  $("dash-counts").textContent = `${n} ${n === 1 ? "student" : "students"} · ${c.queued} queued · ${c.running} running · `
     + `${c.succeeded} succeeded · ${c.failed} failed · ${c.cancelled} cancelled`;
 }
 
