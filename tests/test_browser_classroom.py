@@ -56,6 +56,7 @@ def test_a_teacher_follows_a_students_run_on_the_dashboard_and_cancels_one(page,
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/classes/")
     expect(page.locator("#no-classes")).to_be_visible()
+    shot(page, "classroom-teacher-home")
     page.fill("#id_name", "Tuesday NLP")
     page.get_by_role("button", name="Create the class").click()
     page.wait_for_url(re.compile(r"/classes/[A-Z0-9]{6}/$"))
@@ -71,6 +72,7 @@ def test_a_teacher_follows_a_students_run_on_the_dashboard_and_cancels_one(page,
     student_page.get_by_role("button", name="Join").click()
     expect(student_page.locator("#joined")).to_contain_text("Tuesday NLP")
     expect(student_page.locator("#whoami")).to_have_text(re.compile(r"class\s+Tuesday NLP · Noor ·"))
+    shot(student_page, "classroom-joined")
 
     # The student trains a tiny run; the teacher's dashboard shows it, then sees it finish.
     student_page.goto("/train/")
