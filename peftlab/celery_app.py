@@ -1,9 +1,10 @@
 """The Celery app, configured from Django settings (CELERY_ namespace)."""
 import logging
 import os
+import signal
 from pathlib import Path
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "peftlab.settings")
 
@@ -40,3 +41,35 @@ def _prepare_filesystem_broker(sender, **_):
         for key in ("data_folder_in", "data_folder_out", "control_folder"):
             Path(folders[key]).mkdir(parents=True, exist_ok=True)
         sender.conf.worker_enable_remote_control = False
+
+
+# --- the pool's children ------------------------------------------------------------------------
+@signals.worker_process_init.connect
+def _in_each_child(**_):
+    """A pool child: its torch threads (how a training run reacts to signals: workers/tasks.py)."""
+    from django.conf import settings
+
+    if settings.PEFTLAB_TORCH_THREADS:
+        import torch
+
+        torch.set_num_threads(settings.PEFTLAB_TORCH_THREADS)
+
+
+@signals.worker_shutting_down.connect
+def _tell_the_children(**_):
+    """Warm shutdown waits for running tasks: each child training a run is told (SIGUSR2) to stop
+    at its next report, keeping its points, rather than train on for minutes. Idle children are
+    left to the pool (a signal there would end them early and have the pool start new ones)."""
+    import socket
+
+    from billiard.process import active_children
+
+    from simulations.models import Run
+
+    children = {child.pid for child in active_children()}
+    training = Run.objects.filter(status=Run.RUNNING, worker=socket.gethostname(), worker_pid__in=children)
+    for pid in training.values_list("worker_pid", flat=True):
+        try:
+            os.kill(pid, signal.SIGUSR2)
+        except ProcessLookupError:
+            pass

@@ -34,8 +34,8 @@ class Lab:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if k not in _LAB_VARIABLES}
-        self.env.update(PEFTLAB_VAR_DIR=str(var_dir), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
-                        PEFTLAB_LOG_LEVEL="WARNING", PEFTLAB_SSE_POLL_MS="100", **env)
+        self.env.update({"PEFTLAB_VAR_DIR": str(var_dir), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
+                         "PEFTLAB_LOG_LEVEL": "WARNING", "PEFTLAB_SSE_POLL_MS": "100", **env})
         self.var_dir = var_dir
         self.procs: dict[str, subprocess.Popen] = {}
         self.client = httpx.Client(base_url=self.base_url, timeout=30)
@@ -69,10 +69,12 @@ class Lab:
             time.sleep(0.2)
         raise TimeoutError(f"the lab did not serve within {timeout}s:\n{self.logs()}")
 
-    def stop(self, process: str = "all", sig=signal.SIGTERM, timeout=30) -> int:
+    def stop(self, process: str = "all", sig=signal.SIGTERM, timeout=30, group=False) -> int:
+        """Signal the process as a service manager does (docker stop, systemd): the process
+        itself, or with group=True its whole process group, as Ctrl-C in a terminal does."""
         proc = self.procs.pop(process)
         if proc.poll() is None:
-            os.killpg(proc.pid, sig)
+            (os.killpg if group else os.kill)(proc.pid, sig)
         try:
             return proc.wait(timeout=timeout)
         finally:

@@ -70,7 +70,7 @@ def test_it_streams_from_postgres_after_reconnect(class_lab):
 
 @pytest.fixture
 def lab(tmp_path):
-    lab = Lab(tmp_path, PEFTLAB_STALE_RUN_SECONDS="2")
+    lab = Lab(tmp_path, PEFTLAB_STALE_RUN_SECONDS="2", PEFTLAB_HEARTBEAT_SECONDS="0.5")
     lab.manage("migrate", "--noinput")
     yield lab
     lab.stop_all()
@@ -93,12 +93,12 @@ def test_it_fails_a_run_whose_worker_was_killed_and_keeps_its_points(lab):
     lab.start("worker")
     run_id = lab.create_run(steps=2000)["id"]
     lab.wait_for(run_id, statuses=("running",), min_steps=3)
-    lab.stop("worker", sig=signal.SIGKILL)
+    lab.stop("worker", sig=signal.SIGKILL, group=True)
     kept = len(lab.run(run_id)["points"])
     time.sleep(2.5)  # older than PEFTLAB_STALE_RUN_SECONDS
     lab.start("worker")
     run = lab.wait_for(run_id, timeout=60)
-    assert run["status"] == "failed" and "stopped unexpectedly" in run["error"]
+    assert run["status"] == "failed" and "stopped reporting" in run["error"]
     assert len(run["points"]) == kept >= 3
     # The restarted worker takes new runs.
     assert lab.wait_for(lab.create_run(steps=3)["id"])["status"] == "succeeded"
@@ -110,7 +110,7 @@ def test_it_stops_web_server_and_worker_together(lab, sig):
     run_id = lab.create_run(steps=2000)["id"]
     lab.wait_for(run_id, statuses=("running",), min_steps=2)
     assert len(lab_processes(lab.var_dir)) >= 3  # lab all, gunicorn (master + worker), celery
-    lab.stop("all", sig=sig)
+    lab.stop("all", sig=sig, group=True)
     assert proc.returncode is not None
     assert lab_processes(lab.var_dir) == []
     # Stopping lost nothing: the run ended with its points and says why.

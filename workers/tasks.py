@@ -9,7 +9,6 @@ Torch is imported only inside the worker's child processes (the engine, on the f
 in the parent that forks them: a forked CUDA context is unusable.
 """
 import logging
-import os
 import shutil
 import signal
 import threading
@@ -18,7 +17,6 @@ from pathlib import Path
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celery.signals import worker_process_init, worker_shutting_down
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -30,6 +28,8 @@ from .methods import RunRequestError, RunSpec, validate_run
 
 log = logging.getLogger(__name__)
 
+# Set in a pool child when its worker is shutting down (peftlab/celery_app.py): the training loop
+# stops at its next report and the run ends failed with its points kept.
 _shutting_down = False
 
 
@@ -129,6 +129,31 @@ def _heartbeat(claim: scheduler.Claim):
         thread.join()
 
 
+@contextmanager
+def _stop_on_signals():
+    """While a run trains in a pool child, SIGUSR2 (sent by the parent at warm shutdown, see
+    peftlab/celery_app.py) and SIGTERM (the whole process group stopped) mean "stop at the next
+    report": the run ends failed with every point kept. A child that does not stop is killed by
+    its parent's hard time limit or cold shutdown. billiard's own handlers are back once the run
+    is over."""
+    global _shutting_down
+    _shutting_down = False
+
+    def stop(*_):
+        global _shutting_down
+        _shutting_down = True
+
+    if threading.current_thread() is not threading.main_thread():  # tests call tasks in-thread
+        yield
+        return
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGUSR2, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError):
         return True
@@ -160,7 +185,7 @@ def train_run(self, run_id: int) -> str:
         log.info("message for run %s: nothing to start", run_id)
         return "skipped"
     try:
-        with _heartbeat(claim):
+        with _heartbeat(claim), _stop_on_signals():
             return _train(claim, device)
     finally:
         wake(Run.objects.values_list("queue", flat=True).get(pk=claim.run_id))
@@ -230,33 +255,3 @@ def recover_runs() -> None:
     for run in Run.objects.filter(status=Run.QUEUED).order_by("id"):
         if not dispatch_or_keep(run):
             break
-
-
-@worker_process_init.connect
-def _in_the_child(**_):
-    """Each pool child: its torch threads, and SIGUSR2 from the parent means "shutting down"."""
-    if settings.PEFTLAB_TORCH_THREADS:
-        import torch
-
-        torch.set_num_threads(settings.PEFTLAB_TORCH_THREADS)
-
-    def stop(*_):
-        global _shutting_down
-        _shutting_down = True
-
-    signal.signal(signal.SIGUSR2, stop)
-
-
-@worker_shutting_down.connect
-def _on_worker_shutting_down(**_):
-    """The parent tells its children; each training loop stops at its next report, keeping its
-    points, and ends its run failed (warm shutdown waits for that)."""
-    global _shutting_down
-    _shutting_down = True
-    from billiard.process import active_children
-
-    for child in active_children():
-        try:
-            os.kill(child.pid, signal.SIGUSR2)
-        except ProcessLookupError:
-            pass
