@@ -11,7 +11,7 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
-from .refusals import RateLimited
+from .refusals import RateLimited, Refused
 from .viewer import owner_key
 
 WINDOW = 60  # seconds
@@ -24,12 +24,16 @@ def hit(scope: str, who: str, limit: int, what: str, window: int = WINDOW) -> No
         return
     now = time.time()
     key = f"ratelimit:{scope}:{who}:{int(now // window)}"
-    cache.add(key, 0, timeout=window + 5)
     try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=window + 5)
-        count = 1
+        cache.add(key, 0, timeout=window + 5)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=window + 5)
+            count = 1
+    except Exception as exc:  # noqa: BLE001 - Redis down (the class topology): say so, never 500
+        raise Refused(503, f"the lab cannot count requests right now ({type(exc).__name__}); "
+                           "try again in a minute", retry_after=30) from exc
     if count > limit:
         retry_after = int(window - now % window) + 1
         raise RateLimited(f"too many {what}: at most {limit} a minute; try again in {retry_after} seconds",

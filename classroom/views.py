@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from . import ratelimit
 from .forms import JoinForm, NewClassroomForm, SettingsForm
 from .models import Classroom, Student
-from .refusals import RateLimited
+from .refusals import Refused
 from .viewer import SESSION_STUDENT, TEACHER, join, leave, viewer_of
 
 # Students this browser has been, so that leaving and joining again with the same nickname gets
@@ -22,9 +22,10 @@ from .viewer import SESSION_STUDENT, TEACHER, join, leave, viewer_of
 SESSION_PAST_STUDENTS = "classroom_past_students"
 
 
-def _refused(request, template: str, context: dict, exc: RateLimited):
+def _refused(request, template: str, context: dict, exc: Refused):
     response = render(request, template, {**context, "refusal": exc.message}, status=exc.status)
-    response["Retry-After"] = str(exc.retry_after)
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(exc.retry_after)
     return response
 
 
@@ -56,7 +57,7 @@ def join_view(request):
         return render(request, "classroom/join.html", context, status=400)
     try:
         ratelimit.join_attempt(request)
-    except RateLimited as exc:
+    except Refused as exc:
         return _refused(request, "classroom/join.html", context, exc)
     if not form.is_valid():
         return render(request, "classroom/join.html", context, status=400)
@@ -92,7 +93,7 @@ class LoginView(auth_views.LoginView):
     def post(self, request, *args, **kwargs):
         try:
             ratelimit.login_attempt(request, request.POST.get("username", ""))
-        except RateLimited as exc:
+        except Refused as exc:
             return _refused(request, self.template_name, self.get_context_data(form=self.get_form()), exc)
         return super().post(request, *args, **kwargs)
 
@@ -109,7 +110,7 @@ def signup_view(request):
     if request.method == "POST":
         try:
             ratelimit.login_attempt(request, "")
-        except RateLimited as exc:
+        except Refused as exc:
             return _refused(request, "classroom/signup.html", {"form": form}, exc)
         if form.is_valid():
             user = form.save()

@@ -1,6 +1,7 @@
 """The Celery app, configured from Django settings (CELERY_ namespace)."""
 import logging
 import os
+import resource
 import signal
 from pathlib import Path
 
@@ -46,9 +47,13 @@ def _prepare_filesystem_broker(sender, **_):
 # --- the pool's children ------------------------------------------------------------------------
 @signals.worker_process_init.connect
 def _in_each_child(**_):
-    """A pool child: its torch threads (how a training run reacts to signals: workers/tasks.py)."""
+    """A pool child: its memory cap and torch threads (how a training run reacts to signals:
+    workers/tasks.py)."""
     from django.conf import settings
 
+    if settings.PEFTLAB_WORKER_MEMORY_MB:
+        cap = settings.PEFTLAB_WORKER_MEMORY_MB * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     if settings.PEFTLAB_TORCH_THREADS:
         import torch
 

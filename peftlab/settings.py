@@ -17,9 +17,31 @@ VAR_DIR = Path(env_str("PEFTLAB_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "embedded-mode-only-not-secret-set-DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# A hosted instance (docker-compose.yml sets PEFTLAB_PRODUCTION=1): the secret key must come
+# from the environment, and with PEFTLAB_HTTPS (the default there) the site is served over TLS
+# by a proxy in front, with secure cookies and HSTS; `manage.py check --deploy` is clean.
+PRODUCTION = env_bool("PEFTLAB_PRODUCTION", False)
+if PRODUCTION:
+    SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+    if not SECRET_KEY:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("PEFTLAB_PRODUCTION is set but DJANGO_SECRET_KEY is not: generate one with "
+                                   "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`")
+    if env_bool("PEFTLAB_HTTPS", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+        SECURE_SSL_REDIRECT = True
+        SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+        SECURE_HSTS_SECONDS = env_int("PEFTLAB_HSTS_SECONDS", 31_536_000)
+        SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PEFTLAB_HSTS_SUBDOMAINS", True)
+        SECURE_HSTS_PRELOAD = env_bool("PEFTLAB_HSTS_PRELOAD", True)
+        # The health check comes from inside the container, over plain HTTP.
+        SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+else:
+    SECRET_KEY = env_str("DJANGO_SECRET_KEY", "embedded-mode-only-not-secret-set-DJANGO_SECRET_KEY")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -41,8 +63,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-# Chapter pages frame their playgrounds; no other site may.
+# Chapter pages frame their playgrounds; no other site may. (`check --deploy` would prefer DENY,
+# which would blank every chapter.)
 X_FRAME_OPTIONS = "SAMEORIGIN"
+SILENCED_SYSTEM_CHECKS = ["security.W019"]
 
 ROOT_URLCONF = "peftlab.urls"
 WSGI_APPLICATION = "peftlab.wsgi.application"
@@ -172,6 +196,9 @@ PEFTLAB_VISIBILITY_TIMEOUT = env_int("PEFTLAB_VISIBILITY_TIMEOUT", 4 * (CELERY_T
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # - a pool child is replaced after this many runs, giving back its (GPU) memory.
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("PEFTLAB_RUNS_PER_CHILD", 10)
+# Address space allowed to each training process, in MB (0: no cap). A run that needs more fails
+# with "ran out of memory" instead of taking the machine (or its neighbours' runs) down.
+PEFTLAB_WORKER_MEMORY_MB = env_int("PEFTLAB_WORKER_MEMORY_MB", 0)
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": PEFTLAB_VISIBILITY_TIMEOUT}
 

@@ -3,8 +3,11 @@ from django.urls import include, path
 from simulations import sse, views, views_compare
 from simulations.api import api
 
+from .health import healthz
+
 urlpatterns = [
     path("", views.home, name="home"),
+    path("healthz", healthz, name="healthz"),
     path("chapters/<int:number>/", views.chapter, name="chapter"),
     path("playgrounds/<slug:slug>/", views.playground, name="playground"),
     path("train/", views.train, name="train"),

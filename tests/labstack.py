@@ -35,7 +35,9 @@ class Lab:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if k not in _LAB_VARIABLES}
         self.env.update({"PEFTLAB_VAR_DIR": str(var_dir), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
-                         "PEFTLAB_LOG_LEVEL": "WARNING", "PEFTLAB_SSE_POLL_MS": "100", **env})
+                         "PEFTLAB_LOG_LEVEL": "WARNING", "PEFTLAB_SSE_POLL_MS": "100",
+                         # Tests submit many runs a minute from one client; rate limits have their own.
+                         "PEFTLAB_SUBMISSIONS_PER_MINUTE": "0", **env})
         self.var_dir = var_dir
         self.procs: dict[str, subprocess.Popen] = {}
         self.client = httpx.Client(base_url=self.base_url, timeout=30)
@@ -45,16 +47,23 @@ class Lab:
         subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True,
                        stdout=subprocess.DEVNULL)
 
-    def start(self, process: str = "all") -> subprocess.Popen:
-        log = open(self.var_dir / f"{process}.log", "ab")
+    def start(self, process: str = "all", name: str | None = None, **env) -> subprocess.Popen:
+        """Start `manage.py lab <process>`, known as `name` (several workers), with extra env."""
+        name = name or process
+        log = open(self.var_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "lab", process, "--port", str(self.port)],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        self.procs[process] = proc
+        self.procs[name] = proc
         if process in ("all", "web"):
             self.wait_until_serving(proc)
         return proc
+
+    def children(self, name: str) -> list[int]:
+        """Pids of a process's children (a Celery worker's pool processes)."""
+        pid = self.procs[name].pid
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
     def wait_until_serving(self, proc, timeout=60) -> None:
         deadline = time.monotonic() + timeout
@@ -102,9 +111,10 @@ class Lab:
         return self.client.post(path, content=json.dumps(body), headers={
             **self.csrf_headers(), "Content-Type": "application/json"})
 
-    def create_run(self, steps=20, **params) -> dict:
-        body = {"method": "lora", "task": "sentiment", "steps": steps, "seed": 0,
-                "params": {"rank": 4, **params}}
+    def create_run(self, steps=20, method="lora", **params) -> dict:
+        small = {"rank": 4} if method == "lora" else {}
+        body = {"method": method, "task": "sentiment", "steps": steps, "seed": 0,
+                "params": {**small, **params}}
         response = self.post("/api/runs", body)
         assert response.status_code == 201, response.text
         return response.json()
@@ -148,6 +158,34 @@ class Lab:
                     event, event_id, data = "message", None, None
 
 
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, without persistence: a test may stop and
+    restart it (losing what it held, as a Redis restarted without its data does) without touching
+    the machine's Redis."""
+
+    def __init__(self, folder: Path):
+        self.port, self.folder, self.proc = free_port(), folder, None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "PrivateRedis":
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder)], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def postgres_database() -> tuple[str, callable]:
     """A fresh database on the local PostgreSQL; returns its URL and a function that drops it."""
     import psycopg
@@ -164,11 +202,11 @@ def postgres_database() -> tuple[str, callable]:
     return f"postgres://postgres@127.0.0.1:5432/{name}", drop
 
 
-def redis_url() -> str:
-    """A Redis database number of its own, emptied first, so tests never see stale messages."""
+def redis_url(db: int = 13) -> str:
+    """A database of the machine's Redis, emptied first, so tests never see stale messages."""
     import redis
 
-    url = "redis://127.0.0.1:6379/13"
+    url = f"redis://127.0.0.1:6379/{db}"
     redis.Redis.from_url(url).flushdb()
     return url
 

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 # Set in a pool child when its worker is shutting down (peftlab/celery_app.py): the training loop
 # stops at its next report and the run ends failed with its points kept.
 _shutting_down = False
+# Set when a run ran out of memory: this process exits once the run is recorded.
+_replace_process = False
 
 
 class BrokerUnavailable(Exception):
@@ -186,9 +188,15 @@ def train_run(self, run_id: int) -> str:
         return "skipped"
     try:
         with _heartbeat(claim), _stop_on_signals():
-            return _train(claim, device)
+            status = _train(claim, device)
     finally:
         wake(Run.objects.values_list("queue", flat=True).get(pk=claim.run_id))
+    if _replace_process:
+        # Memory that ran out leaves allocators (glibc, oneDNN, CUDA) in a state the next run
+        # cannot rely on: the pool reports this task done, and this process exits; the pool
+        # starts a fresh one for the next run.
+        raise SystemExit("a fresh training process replaces one that ran out of memory")
+    return status
 
 
 def _train(claim: scheduler.Claim, device) -> str:
@@ -210,10 +218,14 @@ def _train(claim: scheduler.Claim, device) -> str:
     except Exception as exc:  # noqa: BLE001 - the worker must survive and take the next run
         shutil.rmtree(save_dir, ignore_errors=True)
         if _is_out_of_memory(exc):
-            log.warning("run %s ran out of memory: %s", claim.run_id, exc)
+            log.warning("run %s ran out of memory: %s; this process will be replaced", claim.run_id, exc)
+            global _replace_process
+            _replace_process = True
+            done = _steps_done(claim.run_id)
+            where = f"at step {done + 1}" if done else "before its first step"
             return _finish(claim, Run.FAILED, error=(
-                f"the run ran out of memory on {device} at step {_steps_done(claim.run_id)}: try a "
-                "smaller batch size, fewer examples per batch or a lighter method"))
+                f"the run ran out of memory on {device} {where}: try a smaller batch size or a "
+                "lighter method (LoRA instead of full fine-tuning, say)"))
         log.exception("run %s failed", claim.run_id)
         return _finish(claim, Run.FAILED, error=f"training failed: {type(exc).__name__}: {exc}")
     finally:
@@ -224,8 +236,9 @@ def _train(claim: scheduler.Claim, device) -> str:
 
     cancelled = metrics.pop("cancelled")
     if cancelled and _shutting_down:
-        return _finish(claim, Run.FAILED, metrics=metrics,
-                       error="the worker was stopped during this run; its points so far are kept")
+        return _finish(claim, Run.FAILED, metrics=metrics, error=(
+            "the worker was stopped during this run (shut down, or it lost the job queue); its "
+            "points so far are kept"))
     return _finish(claim, Run.CANCELLED if cancelled else Run.SUCCEEDED, metrics=metrics)
 
 
