@@ -60,9 +60,10 @@ def steps_of(run) -> list[int]:
     return [p["step"] for p in run["points"]]
 
 
-# 1
-def test_a_worker_child_killed_mid_run_is_retried_and_its_last_attempt_has_every_point_once(stack):
+# 1, 2
+def test_a_worker_killed_mid_run_retries_the_run_and_its_last_attempt_has_every_point_once(stack):
     lab = stack()
+    # The pool's training process is killed: its parent puts the message back at once.
     run_id = lab.create_run(steps=40)["id"]
     lab.wait_for(run_id, statuses=("running",), min_steps=5)
     [child] = lab.children("worker")
@@ -75,10 +76,7 @@ def test_a_worker_child_killed_mid_run_is_retried_and_its_last_attempt_has_every
     assert len(first) >= 5 and first == list(range(1, len(first) + 1))  # kept, not shown
     assert [step for attempt, step in stored if attempt == 2] == list(range(1, 41))
 
-
-# 2
-def test_the_whole_worker_killed_mid_run_retries_the_run_once_a_worker_starts_again(stack):
-    lab = stack()
+    # The whole worker is killed: the run waits, and is retried once a worker starts again.
     run_id = lab.create_run(steps=30)["id"]
     lab.wait_for(run_id, statuses=("running",), min_steps=5)
     lab.stop("worker", sig=signal.SIGKILL, group=True)
