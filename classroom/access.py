@@ -6,21 +6,37 @@
 
 A run outside what a request may see is answered exactly like a missing one ("there is no run
 N", 404): its existence is not disclosed.
+
+Uploaded datasets (simulations.models.Dataset, task ``upload-<id>``) are private to fewer people:
+- the one who uploaded it (student, teacher or visitor's browser session) sees and uses it;
+- a teacher also sees and uses the uploads of the students of their classes;
+- a student also sees and uses the uploads of their class's teacher (a teacher shares a dataset
+  with a class by uploading it).
+A public run on an upload (a visitor's or a teacher's) is seen only by whoever uploaded it, so
+that its examples (a finished run stores a few validation sentences) never reach anyone else.
 """
 from django.db.models import Q, QuerySet
 
-from simulations.models import Batch, Run
+from simulations.models import Batch, Dataset, Run
 
-from .viewer import STUDENT, TEACHER, viewer_of
+from .viewer import STUDENT, TEACHER, Viewer, viewer_of
+
+_ON_UPLOAD = Q(task__startswith=Dataset.TASK_PREFIX)
+
+
+def _public_runs(viewer: Viewer) -> Q:
+    """Runs of no class that this viewer may see: all but others' runs on their uploads."""
+    mine = Q(owner=viewer.owner) if viewer.owner else Q(pk__in=[])
+    return Q(classroom__isnull=True) & (~_ON_UPLOAD | mine)
 
 
 def visible_runs(request) -> QuerySet[Run]:
     viewer = viewer_of(request)
     if viewer.kind == TEACHER:
-        return Run.objects.filter(Q(classroom__isnull=True) | Q(classroom__teacher=viewer.user))
+        return Run.objects.filter(_public_runs(viewer) | Q(classroom__teacher=viewer.user))
     if viewer.kind == STUDENT:
         return Run.objects.filter(student=viewer.student)
-    return Run.objects.filter(classroom__isnull=True)
+    return Run.objects.filter(_public_runs(viewer))
 
 
 def visible_run(request, run_id: int) -> Run | None:
@@ -31,3 +47,35 @@ def visible_batches(request) -> QuerySet[Batch]:
     """Races and sweeps with a lane the request may see (every lane of a batch has the same
     submitter, so that is all of them)."""
     return Batch.objects.filter(pk__in=visible_runs(request).filter(batch__isnull=False).values("batch"))
+
+
+def datasets_of(viewer: Viewer) -> QuerySet[Dataset]:
+    """The uploaded datasets `viewer` may see and train on (see the module's docstring)."""
+    if viewer.kind == TEACHER:
+        return Dataset.objects.filter(Q(owner=viewer.owner) | Q(classroom__teacher=viewer.user))
+    if viewer.kind == STUDENT:
+        return Dataset.objects.filter(Q(student=viewer.student)
+                                      | Q(owner=f"teacher:{viewer.classroom.teacher_id}"))
+    if not viewer.owner:  # a visitor without a session has uploaded nothing
+        return Dataset.objects.none()
+    return Dataset.objects.filter(owner=viewer.owner, classroom__isnull=True)
+
+
+def visible_datasets(request) -> QuerySet[Dataset]:
+    return datasets_of(viewer_of(request))
+
+
+def task_checker(viewer: Viewer):
+    """A `may_use_task` for workers.methods.validate_run: whether `viewer` may train on the
+    uploaded task ``upload-<id>`` (a shipped task needs no say-so)."""
+    from simulations.task_source import dataset_id
+
+    def may_use(task: str) -> bool:
+        pk = dataset_id(task)
+        return pk is not None and datasets_of(viewer).filter(pk=pk).exists()
+
+    return may_use
+
+
+def may_use_task(request):
+    return task_checker(viewer_of(request))

@@ -15,7 +15,7 @@ from django.utils import timezone
 from simulations.models import Run
 from workers import methods
 
-from . import ratelimit
+from . import access, ratelimit
 from .models import Classroom, Student
 from .refusals import Refused
 from .viewer import STUDENT, TEACHER, Viewer, viewer_of
@@ -70,6 +70,10 @@ class Submitter:
             self.limits = Limits.teacher()
         else:
             self.limits = Limits.public()
+
+    def may_use_task(self, task: str) -> bool:
+        """Whether this submitter may train on the uploaded task `task` (classroom/access.py)."""
+        return access.task_checker(self.viewer)(task)
 
     def run_fields(self) -> dict:
         return {"classroom": self.viewer.classroom, "student": self.viewer.student,

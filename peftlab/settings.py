@@ -161,6 +161,8 @@ PEFTLAB_PUBLIC_DAILY_RUNS = env_int("PEFTLAB_PUBLIC_DAILY_RUNS", 50)
 PEFTLAB_SUBMISSIONS_PER_MINUTE = env_int("PEFTLAB_SUBMISSIONS_PER_MINUTE", 10)
 PEFTLAB_JOINS_PER_MINUTE = env_int("PEFTLAB_JOINS_PER_MINUTE", 10)
 PEFTLAB_LOGINS_PER_MINUTE = env_int("PEFTLAB_LOGINS_PER_MINUTE", 10)
+# Uploaded CSV datasets kept per student, teacher or browser session (README "Train on your own CSV").
+PEFTLAB_DATASETS_PER_OWNER = env_int("PEFTLAB_DATASETS_PER_OWNER", 20)
 
 # --- Celery (read by peftlab/celery_app.py under the CELERY_ namespace) ---
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")

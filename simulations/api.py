@@ -49,6 +49,7 @@ api.add_router("/races", import_module("simulations.api_races").router)
 api.add_router("", import_module("simulations.api_compare").router)  # compare, Pareto, run code
 api.add_router("/experiments", import_module("simulations.api_experiments").router)
 api.add_router("/classes", import_module("classroom.api").router)
+api.add_router("/datasets", import_module("simulations.api_datasets").router)
 
 
 def _readable(errors: list[dict]) -> str:
@@ -136,9 +137,20 @@ def list_methods(request):
     return [{**m.describe(), **common} for m in methods.METHODS.values()]
 
 
-@api.get("/tasks", summary="The tasks a run can train on")
+def tasks_for(request) -> list[dict]:
+    """The shipped tasks, then the uploaded datasets this request may train on (newest first)."""
+    shipped = [{**t, "uploaded": False} for t in datasets.list_tasks()]
+    uploaded = [{"name": d.task_name, "title": d.name,
+                 "description": f"Uploaded CSV \u201c{d.file_name or d.name}\u201d.",
+                 "labels": d.labels, "train_size": d.train_size, "val_size": d.val_size,
+                 "uploaded": True, "dataset": d.pk} for d in access.visible_datasets(request)]
+    return shipped + uploaded
+
+
+@api.get("/tasks", summary="The tasks a run can train on: the shipped ones, and the uploaded CSVs this "
+                           "visitor may use (task upload-<id>)")
 def list_tasks(request):
-    return datasets.list_tasks()
+    return tasks_for(request)
 
 
 @api.post("/runs", response={201: dict, 400: Error, 403: Error, 409: Error, 413: Error, 429: Error, 503: Error},
@@ -148,7 +160,8 @@ def create_run(request, payload: RunIn):
     submitter = quotas.submitter(request)
     try:
         spec = methods.validate_run(payload.method, payload.task, payload.steps, payload.seed,
-                                    payload.params.model_dump(exclude_unset=True))
+                                    payload.params.model_dump(exclude_unset=True),
+                                    may_use_task=submitter.may_use_task)
     except methods.RunRequestError as exc:
         raise HttpError(400, str(exc)) from None
     with transaction.atomic():

@@ -41,8 +41,11 @@ class Error(Schema):
     error: str
 
 
-def _task(name: str) -> datasets.Task:
+def _task(request, name: str) -> datasets.Task:
+    """A shipped task, or an upload this request may use; else 400 as for a missing one."""
     try:
+        if not (datasets.is_shipped(name) or access.may_use_task(request)(name)):
+            raise datasets.UnknownTask(name)
         return datasets.load_task(name)
     except datasets.UnknownTask:
         raise HttpError(400, f"unknown task {name!r}; choose from {datasets.task_names()}") from None
@@ -56,8 +59,9 @@ def _plan(kind: str, task: datasets.Task, **options):
 
 
 def _expected(params: dict, task: str) -> int:
-    """The formula's count for run params (validated: defaults filled in)."""
-    spec = methods.validate_run(experiments.METHOD, task, 1, 0, params)
+    """The formula's count for run params (validated: defaults filled in). The task was checked
+    already (`_task`, or a stored run's)."""
+    spec = methods.validate_run(experiments.METHOD, task, 1, 0, params, may_use_task=methods.ANY_TASK)
     return experiments.expected_trainable(spec.params, base_model.dimensions(), len(datasets.load_task(task).labels))
 
 
@@ -116,7 +120,7 @@ def create_experiment(request, payload: ExperimentIn):
 
     _require_csrf(request)
     submitter = quotas.submitter(request)
-    task = _task(payload.task)
+    task = _task(request, payload.task)
     lanes, config = _plan(payload.kind, task, ranks=payload.ranks, train_sizes=payload.train_sizes,
                           rank=payload.rank)
     try:
@@ -132,7 +136,7 @@ def create_experiment(request, payload: ExperimentIn):
 @router.get("/plan", response={200: dict, 400: Error},
             summary="The runs an experiment would queue, with their expected trainable parameters")
 def plan_experiment(request, kind: str, task: str, rank: int | None = None):
-    task_ = _task(task)
+    task_ = _task(request, task)
     lanes, config = _plan(kind, task_, rank=rank)
     rows = []
     for lane in lanes:

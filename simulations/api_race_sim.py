@@ -20,6 +20,9 @@ def simulated_race(request, task: str = "sentiment", steps: int = Query(None),
                    methods: str = ",".join(DEFAULT_LANES)):
     shipped = race_sim.shipped()
     if task not in shipped["tasks"]:
+        if datasets.is_sourced(task):  # by its shape alone: whether it exists is not said
+            raise HttpError(400, f"an uploaded task ({task}) has no fitted runs to simulate; the instant "
+                                 f"race covers {', '.join(shipped['tasks'])}. Start a real race instead.")
         raise HttpError(400, f"unknown task {task!r}; choose from {datasets.task_names()}")
     lanes = [m for m in methods.split(",") if m]
     unknown = [m for m in lanes if m not in METHODS]

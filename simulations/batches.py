@@ -23,16 +23,18 @@ class BatchRequestError(ValueError):
 
 
 def validate_lanes(task: str, steps, seed, lanes: Sequence[tuple[str, dict]],
-                   max_lanes: int = MAX_LANES) -> list[methods.RunSpec]:
+                   max_lanes: int = MAX_LANES, may_use_task=None) -> list[methods.RunSpec]:
     """Every lane as a validated RunSpec (defaults filled in); the first bad lane raises,
-    naming its number (from 1)."""
+    naming its number (from 1). may_use_task: who may train on an uploaded task (see
+    methods.validate_run; None: the shipped tasks only)."""
     if not isinstance(lanes, (list, tuple)) or not 1 <= len(lanes) <= max_lanes:
         count = len(lanes) if isinstance(lanes, (list, tuple)) else lanes
         raise BatchRequestError(f"a batch has between 1 and {max_lanes} lanes (got {count})")
     specs = []
     for number, (method, params) in enumerate(lanes, start=1):
         try:
-            specs.append(methods.validate_run(method, task, steps, seed, params or {}))
+            specs.append(methods.validate_run(method, task, steps, seed, params or {},
+                                              may_use_task=may_use_task))
         except methods.RunRequestError as exc:
             # A task or steps error is the same for every lane: say it without a lane number.
             prefix = "" if str(exc).startswith(("unknown task", "steps", "seed")) else f"lane {number}: "
@@ -52,7 +54,8 @@ def create_batch(kind: str, task: str, steps, seed, lanes: Sequence[tuple[str, d
     """
     if kind not in dict(Batch.KINDS):
         raise BatchRequestError(f"unknown batch kind {kind!r}; choose from {sorted(dict(Batch.KINDS))}")
-    specs = validate_lanes(task, steps, seed, lanes, max_lanes)
+    specs = validate_lanes(task, steps, seed, lanes, max_lanes,
+                           may_use_task=submitter.may_use_task if submitter is not None else None)
     with transaction.atomic():
         if submitter is not None:
             submitter.check(specs)

@@ -159,3 +159,56 @@ class EvalPoint(models.Model):
 
     def as_dict(self) -> dict:
         return {"step": self.step, "val_loss": self.val_loss, "val_accuracy": self.val_accuracy}
+
+
+class Dataset(models.Model):
+    """A learner's own CSV (POST /api/datasets), checked by simulations/uploads.py and kept in the
+    database (not on disk: a worker on another machine shares only the database). Its task name
+    is ``upload-<id>``; runs, races and sweeps train on it like on a shipped task
+    (simulations/task_source.py). Who sees it: classroom/access.py `visible_datasets`."""
+
+    TASK_PREFIX = "upload-"
+
+    name = models.CharField(max_length=80)
+    file_name = models.CharField(max_length=255, blank=True, default="")
+    # Who uploaded it, with the same keys as Run.owner; the class and student for a student's.
+    owner = models.CharField(max_length=64, db_index=True)
+    classroom = models.ForeignKey("classroom.Classroom", null=True, blank=True, on_delete=models.CASCADE,
+                                  related_name="datasets")
+    student = models.ForeignKey("classroom.Student", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="datasets")
+    labels = models.JSONField()  # label names; an example's label is an index into this list
+    train_size = models.PositiveIntegerField()
+    val_size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"dataset {self.pk} {self.name!r}"
+
+    @property
+    def task_name(self) -> str:
+        return f"{self.TASK_PREFIX}{self.pk}"
+
+    def summary(self) -> dict:
+        return {"id": self.pk, "task": self.task_name, "name": self.name, "file_name": self.file_name,
+                "labels": self.labels, "train_size": self.train_size, "val_size": self.val_size,
+                "created_at": self.created_at.isoformat() if self.created_at else None}
+
+
+class DatasetExample(models.Model):
+    """One row of an uploaded CSV, exactly as written, in its split."""
+
+    TRAIN, VAL = "train", "val"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="examples")
+    position = models.PositiveIntegerField()  # the row's place in the file (0: the first example)
+    split = models.CharField(max_length=5, choices=[(TRAIN, TRAIN), (VAL, VAL)])
+    text = models.TextField()
+    label = models.PositiveSmallIntegerField()  # index into Dataset.labels
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "position"], name="one_example_per_position")]

@@ -44,12 +44,17 @@ def _minilm() -> memory.Model:
     return minilm()
 
 
-def prediction(method: str, params: dict, task: str) -> dict:
+def task_shape(task: str) -> tuple[int, int]:
+    """(tokens of the task's longest training example, number of labels): read once per race, as
+    an uploaded task is read from the database each time."""
+    return token_lengths.longest_train_example(task), len(datasets.load_task(task).labels)
+
+
+def prediction(method: str, params: dict, task: str, shape: tuple[int, int] | None = None) -> dict:
     """The calculator's figures for a lab run of this configuration: trainable parameters and
     peak memory (parameters + gradients + AdamW state + activations), the activations at the
     padded length of the task's longest training example (the widest batch a run can see)."""
-    seq = token_lengths.longest_train_example(task)
-    labels = len(datasets.load_task(task).labels)
+    seq, labels = shape or task_shape(task)
     p = memory.lab_run_prediction(_minilm(), method, params, labels, seq=seq)
     return {"peak_memory_bytes": p["total"], "trainable_params": p["trainable"], "seq": seq,
             "breakdown": {k: p[k] for k in ("params", "grads", "optimizer_state", "activations")},
@@ -93,6 +98,7 @@ def diagram(method: str, params: dict) -> list[dict]:
 
 def describe_race(batch: Batch) -> dict:
     runs = lanes_of(batch)
+    shapes = {task: task_shape(task) for task in {r.task for r in runs}}
     return {
         "id": batch.pk,
         "status": batch_status(r.status for r in runs),
@@ -103,6 +109,6 @@ def describe_race(batch: Batch) -> dict:
         "created_at": batch.created_at.isoformat(),
         "events_url": reverse("race-events", args=[batch.pk]),
         "runs": [{**r.summary(), "label": methods.METHODS[r.method].label,
-                  "prediction": prediction(r.method, r.params, r.task),
+                  "prediction": prediction(r.method, r.params, r.task, shapes[r.task]),
                   "diagram": diagram(r.method, r.params)} for r in runs],
     }

@@ -50,4 +50,22 @@ def train(request):
     encoder_params = params.bert_encoder_params(
         dims.vocab, dims.max_positions, dims.token_types, dims.hidden, dims.intermediate, dims.layers)
     return render(request, "simulations/train.html", {
-        "model_name": base_model.NAME, "dims": dims, "encoder_params": encoder_params})
+        "model_name": base_model.NAME, "dims": dims, "encoder_params": encoder_params,
+        "upload": upload_rules(request)})
+
+
+def upload_rules(request) -> dict:
+    """The rules of simulations/uploads.py, as the upload panel states them, and who will see an
+    upload (classroom/access.py)."""
+    from classroom.viewer import STUDENT, TEACHER, viewer_of
+
+    from . import uploads
+
+    kind = viewer_of(request).kind
+    return {"max_mb": f"{uploads.MAX_BYTES / 1_000_000:g}", "max_rows": uploads.MAX_ROWS,
+            "min_labels": uploads.MIN_LABELS, "max_labels": uploads.MAX_LABELS,
+            "min_per_label": uploads.MIN_PER_LABEL, "max_text_chars": uploads.MAX_TEXT_CHARS,
+            "max_name_chars": uploads.MAX_NAME_CHARS, "val_percent": round(100 * uploads.VAL_FRACTION),
+            "audience": {STUDENT: "you and your teacher",
+                         TEACHER: "you and the students of your classes (upload here to share a dataset "
+                                  "with them)"}.get(kind, "only you, in this browser")}

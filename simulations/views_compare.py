@@ -1,8 +1,6 @@
 """The compare page (finished runs side by side) and the Pareto view (accuracy against cost)."""
 from django.shortcuts import render
 
-from workers import datasets
-
 from .api_compare import COSTS, MAX_COMPARED
 
 
@@ -12,6 +10,8 @@ def compare(request):
 
 
 def pareto(request):
-    tasks = datasets.list_tasks()
+    from .api import tasks_for
+
+    tasks = tasks_for(request)  # the shipped tasks and the visitor's uploads
     return render(request, "simulations/pareto.html", {
         "tasks": tasks, "costs": [{"key": k, **v} for k, v in COSTS.items()]})

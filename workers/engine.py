@@ -118,11 +118,22 @@ class Encoded:
     labels: list[int]
 
 
-@cache
 def encode_task(task_name: str) -> tuple[Encoded, Encoded]:
-    """Token ids of a task's train and validation texts, unpadded (padding is per batch)."""
+    """Token ids of a task's train and validation texts, unpadded (padding is per batch).
+    A shipped task is encoded once per process; an uploaded one (a few thousand rows at most,
+    read from the database) each time, so a process never trains on a stale copy."""
+    if datasets.is_shipped(task_name):
+        return _encode_shipped(task_name)
+    return _encode(datasets.load_task(task_name))
+
+
+@cache
+def _encode_shipped(task_name: str) -> tuple[Encoded, Encoded]:
+    return _encode(datasets.load_task(task_name))
+
+
+def _encode(task: datasets.Task) -> tuple[Encoded, Encoded]:
     tokenizer = load_base().tokenizer
-    task = datasets.load_task(task_name)
 
     def encode(examples):
         ids = tokenizer([e.text for e in examples], truncation=True, max_length=MAX_TOKENS)["input_ids"]

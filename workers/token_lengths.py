@@ -21,8 +21,19 @@ def _tokenizer():
     return tokenizer
 
 
-@cache
 def longest_train_example(task_name: str) -> int:
-    """Tokens ([CLS] and [SEP] included) of the task's longest training example."""
-    texts = [e.text for e in datasets.load_task(task_name).train]
+    """Tokens ([CLS] and [SEP] included) of the task's longest training example; cached for a
+    shipped task, counted afresh for an uploaded one (it lives in the database)."""
+    if datasets.is_shipped(task_name):
+        return _longest_shipped(task_name)
+    return _longest(datasets.load_task(task_name))
+
+
+@cache
+def _longest_shipped(task_name: str) -> int:
+    return _longest(datasets.load_task(task_name))
+
+
+def _longest(task: datasets.Task) -> int:
+    texts = [e.text for e in task.train]
     return max(len(encoding.ids) for encoding in _tokenizer().encode_batch(texts))

@@ -87,8 +87,8 @@ function drawRun() {
   $("sentences").innerHTML = demo.texts.map((text, i) => {
     const k = argmax(probs[i]);
     const ok = demo.labels[k] === demo.expected[i];
-    return `<li>${escapeHtml(text)} <span class="pred ${ok ? "" : "wrong"}">→ ${demo.labels[k]} `
-      + `${probs[i][k].toFixed(6)}</span> <span class="muted">(a person would say ${demo.expected[i]})</span></li>`;
+    return `<li>${escapeHtml(text)} <span class="pred ${ok ? "" : "wrong"}">→ ${escapeHtml(demo.labels[k])} `
+      + `${probs[i][k].toFixed(6)}</span> <span class="muted">(a person would say ${escapeHtml(demo.expected[i])})</span></li>`;
   }).join("");
   const same = demo.probs.filter((row, i) => argmax(row) === argmax(demo.probs_merged[i])).length;
   const labels = same === demo.texts.length

@@ -353,7 +353,8 @@ async function cancel() {
 async function init() {
   [options, methods, tasks] = await Promise.all([
     getJson(root.dataset.optionsUrl), getJson(root.dataset.methodsUrl), getJson(root.dataset.tasksUrl)]);
-  $("race-task").innerHTML = tasks.map((t) => `<option value="${t.name}">${t.title || t.name}</option>`).join("");
+  // Options from DOM nodes: an uploaded task's title is whatever its author typed.
+  $("race-task").replaceChildren(...tasks.map((t) => new Option(t.title || t.name, t.name)));
   $("race-lanes").innerHTML = [...Array(LANES).keys()].map(laneSelect).join("");
   $("race-steps").min = 1;
   $("race-steps").max = options.max_steps;

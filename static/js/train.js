@@ -54,7 +54,28 @@ function showMethod() {
 
 function showTask() {
   const t = tasks.find((x) => x.name === $("f-task").value);
-  $("task-summary").textContent = `${t.description} Labels: ${t.labels.join(", ")}; ${t.train_size} train / ${t.val_size} validation examples.`;
+  $("task-summary").textContent = t
+    ? `${t.description} Labels: ${t.labels.join(", ")}; ${t.train_size} train / ${t.val_size} validation examples.`
+    : "This task is not available to you any more.";
+  $("delete-upload").hidden = !(t && t.uploaded);
+}
+
+// The task select: the shipped tasks, then the uploaded CSVs this visitor may use. Built from DOM
+// nodes, never HTML: an upload's name is whatever its author typed.
+function fillTasks(selected) {
+  const select = $("f-task");
+  const keep = selected || select.value;
+  select.replaceChildren();
+  const option = (t) => new Option(t.title, t.name);
+  tasks.filter((t) => !t.uploaded).forEach((t) => select.add(option(t)));
+  const uploaded = tasks.filter((t) => t.uploaded);
+  if (uploaded.length) {
+    const group = document.createElement("optgroup");
+    group.label = "Uploaded CSVs";
+    uploaded.forEach((t) => group.append(option(t)));
+    select.append(group);
+  }
+  if (keep && tasks.some((t) => t.name === keep)) select.value = keep;
 }
 
 function readForm() {
@@ -249,6 +270,61 @@ async function refreshRuns() {
     : `<li class="muted">No runs yet.</li>`;
 }
 
+// ---- your own CSV ----------------------------------------------------------------------------
+// POST /api/datasets (multipart); a refusal's message is shown as the server wrote it.
+const uploadForm = $("upload-form");
+
+async function sendUpload(method, url, body) {
+  const response = await fetch(url, { method, body, headers: { "X-CSRFToken": csrfToken() } });
+  if (response.status === 204) return null;
+  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+  return answer;
+}
+
+uploadForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("upload-error").textContent = "";
+  $("upload-status").textContent = "";
+  if (!$("u-file").files.length) {
+    $("upload-error").textContent = "Choose a CSV file first.";
+    return;
+  }
+  $("upload-button").disabled = true;
+  uploadForm.dataset.state = "sending";
+  try {
+    const dataset = await sendUpload("POST", root.dataset.datasetsUrl, new FormData(uploadForm));
+    tasks = await api(root.dataset.tasksUrl);
+    fillTasks(dataset.task);
+    showTask();
+    $("upload-status").textContent = `“${dataset.name}” uploaded: ${dataset.train_size} training and `
+      + `${dataset.val_size} validation examples, labels ${dataset.labels.join(", ")}. It is selected as the `
+      + "task above: press Train.";
+    uploadForm.reset();
+    uploadForm.dataset.state = "uploaded";
+  } catch (err) {
+    $("upload-error").textContent = err.message;
+    uploadForm.dataset.state = "refused";
+  } finally {
+    $("upload-button").disabled = false;
+  }
+});
+
+$("delete-upload").addEventListener("click", async () => {
+  const t = tasks.find((x) => x.name === $("f-task").value);
+  if (!t || !t.uploaded || !window.confirm(`Delete the uploaded dataset “${t.title}”? Its runs stay.`)) return;
+  $("upload-error").textContent = "";
+  try {
+    await sendUpload("DELETE", `${root.dataset.datasetsUrl}/${t.dataset}`);
+    tasks = await api(root.dataset.tasksUrl);
+    fillTasks();
+    showTask();
+    $("upload-status").textContent = `“${t.title}” deleted.`;
+  } catch (err) {
+    $("upload-error").textContent = err.message;
+  }
+});
+
 // ---- wiring ----------------------------------------------------------------------------------
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -290,7 +366,7 @@ async function init() {
   [methods, tasks] = await Promise.all([api(root.dataset.methodsUrl), api(root.dataset.tasksUrl)]);
   $("f-method").innerHTML = methods.map((m) => `<option value="${m.name}">${m.label}</option>`).join("");
   $("f-method").value = new URLSearchParams(location.search).get("method") || "lora";
-  $("f-task").innerHTML = tasks.map((t) => `<option value="${t.name}">${t.title}</option>`).join("");
+  fillTasks(new URLSearchParams(location.search).get("task"));
   $("f-method").addEventListener("change", showMethod);
   $("f-task").addEventListener("change", showTask);
   showMethod();
