@@ -62,15 +62,27 @@ def attempt_is_dead(run: Run) -> bool:
     """Whether the process training `run` is gone: on this machine, its pid is not alive; on
     another, it has not reported for PEFTLAB_STALE_RUN_SECONDS."""
     if run.worker == socket.gethostname() and run.worker_pid:
-        try:
-            os.kill(run.worker_pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return not _process_alive(run.worker_pid)
     stale = timezone.now() - timezone.timedelta(seconds=settings.PEFTLAB_STALE_RUN_SECONDS)
     return run.heartbeat_at is None or run.heartbeat_at < stale
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether `pid` runs: a zombie (killed, not yet reaped because its parent died too) is dead."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
 
 
 @dataclass(frozen=True)
