@@ -152,3 +152,13 @@ def test_the_stream_resets_a_browser_that_saw_an_earlier_attempt(settings):
         ("attempt", str(stride)), ("point", str(stride + 1)), ("point", str(stride + 2)), ("status", str(stride + 2))]
     # Resuming inside attempt 2: no reset, no duplicate.
     assert asyncio.run(read_stream(run.pk, stride + 1)) == [("point", str(stride + 2)), ("status", str(stride + 2))]
+
+
+def test_a_run_cancelled_while_queued_is_never_started(csrf_client):
+    run = queued()
+    # Every worker is down: the cancel is a flag in the database, answered at once.
+    assert csrf_client.post(f"/api/runs/{run.pk}/cancel").status_code == 202
+    # When its message arrives at last, nothing starts.
+    assert scheduler.claim(run.pk, task_id="late", device="cpu") is None
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.started_at) == (Run.CANCELLED, 0, None)
