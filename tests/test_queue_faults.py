@@ -187,7 +187,8 @@ def test_a_browser_streaming_through_a_web_server_restart_misses_and_repeats_no_
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(f"/train/?run={run_id}")
-        drawn = "() => document.getElementById('loss-chart').data[0].x.length"
+        # Points drawn so far (0 until Plotly has drawn the chart at all).
+        drawn = "() => { const c = document.getElementById('loss-chart'); return c.data && c.data[0] ? c.data[0].x.length : 0; }"
         page.wait_for_function(f"({drawn})() >= 8", timeout=60_000)
         lab.stop("web")
         time.sleep(1.5)
