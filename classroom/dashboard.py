@@ -7,13 +7,12 @@ and time from the metrics each finished run measured.
 """
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max
 from django.urls import reverse
 from django.utils import timezone
 
 from simulations.models import Run
 from workers import methods
-from workers.scheduler import Waiting, pick
+from workers.scheduler import pick, queue_state
 
 from .models import Classroom
 
@@ -67,13 +66,7 @@ def queue_order(queue: str) -> list[int]:
     """The queued runs of one Celery queue in the order the workers' fair scheduler would start
     them (workers/scheduler.pick), if no run ended early: round the owners, each within their
     limit. An estimate: a run that ends or is cancelled changes what comes next."""
-    waiting = [Waiting(*row) for row in Run.objects.filter(status=Run.QUEUED, queue=queue)
-               .order_by("id").values_list("id", "owner", "max_concurrent")]
-    owners = {w.owner for w in waiting}
-    running = dict(Run.objects.filter(status=Run.RUNNING, owner__in=owners)
-                   .values_list("owner").annotate(n=Count("id")))
-    last_start = dict(Run.objects.filter(owner__in=owners, started_at__isnull=False)
-                      .values_list("owner").annotate(last=Max("started_at")))
+    waiting, running, last_start = queue_state(queue)
     clock = max([timezone.now(), *last_start.values()])
     order = []
     while waiting:

@@ -52,6 +52,19 @@ def pick(waiting: list[Waiting], running: dict[str, int], last_start: dict[str, 
     return chosen.id
 
 
+def queue_state(queue: str) -> tuple[list[Waiting], dict[str, int], dict[str, datetime]]:
+    """What `pick` needs for a queue: its waiting runs in submission order, and for their owners
+    the number of runs training now and when their newest run started."""
+    waiting = [Waiting(*row) for row in Run.objects.filter(status=Run.QUEUED, queue=queue)
+               .order_by("id").values_list("id", "owner", "max_concurrent")]
+    owners = {w.owner for w in waiting}
+    running = dict(Run.objects.filter(status=Run.RUNNING, owner__in=owners)
+                   .values_list("owner").annotate(n=Count("id")))
+    last_start = dict(Run.objects.filter(owner__in=owners, started_at__isnull=False)
+                      .values_list("owner").annotate(last=Max("started_at")))
+    return waiting, running, last_start
+
+
 def _lock_for_pick() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -125,14 +138,7 @@ def claim(hint: int, task_id: str, device: str) -> Claim | None:
         # Otherwise the message is a slot on its queue, whoever's run it named: that run may be
         # training already (picked through another message, or this is a duplicate delivery),
         # finished or cancelled; a waiting run takes the slot.
-        waiting = [Waiting(*row) for row in Run.objects.filter(status=Run.QUEUED, queue=named.queue)
-                   .order_by("id").values_list("id", "owner", "max_concurrent")]
-        owners = {w.owner for w in waiting}
-        running = dict(Run.objects.filter(status=Run.RUNNING, owner__in=owners)
-                       .values_list("owner").annotate(n=Count("id")))
-        last_start = dict(Run.objects.filter(owner__in=owners, started_at__isnull=False)
-                          .values_list("owner").annotate(last=Max("started_at")))
-        chosen = pick(waiting, running, last_start)
+        chosen = pick(*queue_state(named.queue))
         return _start(chosen, task_id, device) if chosen is not None else None
 
 
