@@ -25,8 +25,10 @@ run: migrate
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	exec $(PY) manage.py lab all --port $(PORT)
 
+# Test files run in TEST_PROCESSES processes (pytest-xdist), each file whole in one of them.
+TEST_PROCESSES ?= 2
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf var .pytest_cache screenshots

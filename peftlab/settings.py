@@ -178,7 +178,7 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Sending a run must not hang a web request while the broker is down (POST answers 503).
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-# Training runs are long jobs (each setting is exercised by tests/test_queue_faults.py):
+# Training runs are long jobs (each setting is exercised by tests/test_faults_*.py):
 # - a message is acknowledged when its run ends, and a worker child that dies puts it back,
 #   so a run whose process was killed is tried again (its attempts are counted, see Run);
 CELERY_TASK_ACKS_LATE = True
@@ -202,7 +202,19 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("PEFTLAB_RUNS_PER_CHILD", 10)
 # with "ran out of memory" instead of taking the machine (or its neighbours' runs) down.
 PEFTLAB_WORKER_MEMORY_MB = env_int("PEFTLAB_WORKER_MEMORY_MB", 0)
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": PEFTLAB_VISIBILITY_TIMEOUT}
+    # kombu looks for messages past the timeout every interval x throttle seconds (100 s by
+    # default); a tenth of the timeout, at most 10 s, keeps a short timeout meaningful.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": PEFTLAB_VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": max(1, min(10, PEFTLAB_VISIBILITY_TIMEOUT // 10)),
+        "unacked_restore_throttle": 1,
+    }
+
+# Where the worker signals a run's new points to the web server's event streams
+# (simulations/notify.py): the Redis of the cache or the broker, else files under var/.
+PEFTLAB_NOTIFY_URL = next((url for url in (CELERY_BROKER_URL, _CACHE_URL)
+                           if url.startswith(("redis://", "rediss://", "unix://"))), "")
+PEFTLAB_NOTIFY_DIR = VAR_DIR / "notify"
 
 # --- PEFT Lab ---
 # Which Celery queue new runs go to: "gpu" where GPU workers are deployed, "cpu" otherwise.
@@ -218,8 +230,9 @@ PEFTLAB_STALE_RUN_SECONDS = env_float("PEFTLAB_STALE_RUN_SECONDS", 60.0)
 # cores / worker processes when several CPU workers share a machine: oversubscribed OpenMP
 # threads make every step several times slower.
 PEFTLAB_TORCH_THREADS = env_int("PEFTLAB_TORCH_THREADS", 0)
-# How often the SSE stream looks for new points (milliseconds).
-PEFTLAB_SSE_POLL_MS = env_int("PEFTLAB_SSE_POLL_MS", 300)
+# How often an event stream reads the database when no signal of a change came (milliseconds;
+# the worker's signal, simulations/notify.py, makes it read at once).
+PEFTLAB_SSE_POLL_MS = env_int("PEFTLAB_SSE_POLL_MS", 1000)
 
 LOGGING = {
     "version": 1,

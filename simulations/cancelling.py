@@ -1,4 +1,5 @@
 """Asking a run to stop, for POST /api/runs/{id}/cancel and POST /api/races/{id}/cancel."""
+from . import notify
 from .models import Run
 
 
@@ -7,5 +8,6 @@ def request_cancel(run_id: int) -> bool:
     that every point it wrote stays and the final status comes after them). False when the run
     has already finished."""
     if Run.objects.filter(pk=run_id, status=Run.QUEUED).update(status=Run.CANCELLED, cancel_requested=True):
+        notify.changed(run_id)
         return True
     return bool(Run.objects.filter(pk=run_id, status=Run.RUNNING).update(cancel_requested=True))

@@ -139,7 +139,11 @@ def svd_reconstructions(matrix: np.ndarray) -> Reconstructions:
         raise ValueError("the matrix has NaN or infinite entries")
     m, n = matrix.shape
     u, s, vt = np.linalg.svd(matrix, full_matrices=False)
-    total = float(np.sum(s**2))
+    # Sum the tail from the small end rather than computing total − captured: no cancellation,
+    # so a tiny error stays accurate and full rank gives exactly 0; rank 0 discards the total
+    # summed the same way, so its error is exactly 1.
+    discarded = np.concatenate([np.cumsum(s[::-1] ** 2)[::-1], [0.0]])
+    total = float(discarded[0])
     if total == 0.0:
         raise ValueError("the matrix is all zeros: relative errors are undefined")
 
@@ -148,9 +152,6 @@ def svd_reconstructions(matrix: np.ndarray) -> Reconstructions:
     recons = np.concatenate([np.zeros((1, m, n)), np.cumsum(terms, axis=0)])
 
     captured = np.concatenate([[0.0], np.cumsum(s**2)])
-    # Sum the tail from the small end rather than computing total − captured: no cancellation,
-    # so a tiny error stays accurate and full rank gives exactly 0.
-    discarded = np.concatenate([np.cumsum(s[::-1] ** 2)[::-1], [0.0]])
     ranks = np.arange(len(s) + 1)
     return Reconstructions(
         singular_values=s,

@@ -17,8 +17,9 @@ event id is a cursor with the last step sent of every lane, "12:40.13:7.14:0" (r
 dots): lanes that write at the same time commit in any order, so no single number (the point's
 primary key, say) could say what a browser has seen.
 """
-import asyncio
 import json
+import time
+from contextlib import aclosing
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -26,7 +27,7 @@ from django.http import Http404, StreamingHttpResponse
 
 from classroom import access
 
-from . import liveness
+from . import liveness, notify
 from .models import Batch, EvalPoint, Point, Run
 
 KEEPALIVE_SECONDS = 15
@@ -70,20 +71,20 @@ async def _points_after(run_id: int, attempt: int, after: int) -> list[tuple[Eva
 
 
 class _Quiet:
-    """Says when to send a keepalive comment: a line every KEEPALIVE_SECONDS keeps proxies from
-    closing an idle stream (a long queue wait)."""
+    """Waits for the next change of the watched runs (or the poll interval), and says when to
+    send a keepalive comment: a line every KEEPALIVE_SECONDS keeps proxies from closing an idle
+    stream (a long queue wait)."""
 
-    def __init__(self, poll: float):
-        self.poll, self.quiet = poll, 0.0
+    def __init__(self, watch: notify.Watch):
+        self.watch, self.poll, self.since = watch, settings.PEFTLAB_SSE_POLL_MS / 1000, time.monotonic()
 
     def reset(self):
-        self.quiet = 0.0
+        self.since = time.monotonic()
 
     async def sleep(self) -> str | None:
-        await asyncio.sleep(self.poll)
-        self.quiet += self.poll
-        if self.quiet >= KEEPALIVE_SECONDS:
-            self.quiet = 0.0
+        await self.watch.wait(self.poll)
+        if time.monotonic() - self.since >= KEEPALIVE_SECONDS:
+            self.reset()
             return ": keepalive\n\n"
         return None
 
@@ -97,7 +98,13 @@ async def _stream(run_id: int, after: int):
     # Reconnect quickly after a dropped connection.
     yield "retry: 1000\n\n"
     attempt, step = attempt_and_step(after)
-    progress, idle = None, _Quiet(settings.PEFTLAB_SSE_POLL_MS / 1000)
+    async with notify.Watch([run_id]) as watch, aclosing(_run_events(run_id, attempt, step, _Quiet(watch))) as events:
+        async for event in events:
+            yield event
+
+
+async def _run_events(run_id: int, attempt: int, step: int, idle: _Quiet):
+    progress = None
     while True:
         await _look_for_lost_runs()
         run = await Run.objects.aget(pk=run_id)
@@ -159,9 +166,14 @@ def _lane_event(run: Run, data: dict) -> dict:
 
 async def _race_stream(batch: Batch, cursor: dict[int, int], describe):
     yield "retry: 1000\n\n"
+    async with notify.Watch(cursor) as watch, aclosing(_race_lane_events(batch, cursor, describe, _Quiet(watch))) as events:
+        async for event in events:
+            yield event
+
+
+async def _race_lane_events(batch: Batch, cursor: dict[int, int], describe, idle: _Quiet):
     progress: dict[int, tuple] = {}
     done: set[int] = set()
-    idle = _Quiet(settings.PEFTLAB_SSE_POLL_MS / 1000)
     while True:
         await _look_for_lost_runs()
         # Statuses first, then points: a lane finished at this read has all its points stored.

@@ -1,3 +1,5 @@
+import asyncio
+import os
 import re
 
 import pytest
@@ -7,12 +9,63 @@ from .browsing import CHROMIUM_ARGS, SCREENSHOTS
 from .labstack import Lab, postgres_database, redis_url
 
 
-@pytest.fixture(scope="module")
-def embedded_lab(tmp_path_factory):
+def pytest_configure(config):
+    """This process's share of the cores for the models tests train here (tests/parallel.py)."""
+    if threads := int(os.environ.get("PEFTLAB_TORCH_THREADS") or 0):
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+# Playwright's sync API drives the browser from an event loop that it marks as running in this
+# thread between its calls, for as long as the session's browser lives. A test of its own
+# (asyncio.run, an async view through Django's test client) runs with that mark lifted, or
+# asyncio and asgiref would refuse to start; browser tests keep it, as Playwright needs it.
+PLAYWRIGHT_FIXTURES = {"browser", "page"}
+
+
+@pytest.fixture(autouse=True)
+def _no_foreign_event_loop(request):
+    loop = asyncio._get_running_loop()
+    if loop is None or PLAYWRIGHT_FIXTURES & set(request.fixturenames):
+        yield
+        return
+    asyncio._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio._set_running_loop(loop)
+
+
+def start_embedded_lab(folder) -> Lab:
     """The laptop mode, as `make run` starts it: SQLite, filesystem broker, `lab all`."""
-    lab = Lab(tmp_path_factory.mktemp("embedded"))
+    lab = Lab(folder)
     lab.manage("migrate", "--noinput")
     lab.start("all")
+    return lab
+
+
+@pytest.fixture(scope="session")
+def shared_embedded_lab(tmp_path_factory):
+    lab = start_embedded_lab(tmp_path_factory.mktemp("embedded"))
+    yield lab
+    lab.stop_all()
+
+
+@pytest.fixture(scope="module")
+def embedded_lab(shared_embedded_lab):
+    """The embedded lab, one per test process (its worker reads the model once), lent to each
+    module in turn: the module's unfinished runs are cancelled when it is done, so the next one
+    finds the worker idle. Runs of earlier modules stay listed."""
+    yield shared_embedded_lab
+    shared_embedded_lab.cancel_unfinished()
+
+
+@pytest.fixture(scope="module")
+def empty_lab(tmp_path_factory):
+    """An embedded lab of the module's own, for tests of what a lab shows before any run. A
+    module uses it as its `embedded_lab` by overriding that fixture."""
+    lab = start_embedded_lab(tmp_path_factory.mktemp("empty"))
     yield lab
     lab.stop_all()
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from .parallel import worker_index
+
 ROOT = Path(__file__).resolve().parent.parent
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -131,6 +133,15 @@ class Lab:
             time.sleep(0.2)
         raise TimeoutError(f"run {run_id} is still {run['status']} after {timeout}s:\n{self.logs()}")
 
+    def cancel_unfinished(self, timeout=120) -> None:
+        """Cancel every queued or training run the lab lists, and wait until each has ended."""
+        runs = self.client.get("/api/runs", params={"limit": 500}).json()
+        busy = [run["id"] for run in runs if run["status"] not in FINISHED]
+        for run_id in busy:
+            self.post(f"/api/runs/{run_id}/cancel", {})  # 409 if it ended meanwhile: fine
+        for run_id in busy:
+            self.wait_for(run_id, timeout=timeout)
+
     def events(self, run_id: int, last_event_id: int | None = None, max_events=None):
         """Parse a run's SSE stream into (event, id, data) tuples until it ends or max_events."""
         yield from self.sse(f"/api/runs/{run_id}/events", last_event_id, max_events, parse_id=int)
@@ -202,11 +213,17 @@ def postgres_database() -> tuple[str, callable]:
     return f"postgres://postgres@127.0.0.1:5432/{name}", drop
 
 
+def redis_db(db: int) -> int:
+    """The machine's Redis database `db` for this test process: parallel processes take the two
+    numbers below the previous one's (13 and 12 for gw0, 11 and 10 for gw1, ...)."""
+    return db - 2 * worker_index()
+
+
 def redis_url(db: int = 13) -> str:
     """A database of the machine's Redis, emptied first, so tests never see stale messages."""
     import redis
 
-    url = f"redis://127.0.0.1:6379/{db}"
+    url = f"redis://127.0.0.1:6379/{redis_db(db)}"
     redis.Redis.from_url(url).flushdb()
     return url
 

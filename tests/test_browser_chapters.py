@@ -12,7 +12,7 @@ from .browsing import shot
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 READY_MS = 90_000  # the lottery and intrinsic-dimension playgrounds train small networks first
-CHANGE_MS = 30_000  # a new seed retrains the small networks: seconds
+CHANGE_MS = 90_000  # a new seed retrains the small networks: seconds (far more on a busy machine)
 
 # What a playground shows: the text of its page and the data and drawings of its charts, hashed.
 FINGERPRINT = """() => {

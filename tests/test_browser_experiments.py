@@ -11,6 +11,12 @@ READY = '#exp-root[data-ready="1"]'
 WAIT_MS = 600_000  # a few seconds a run on an idle 2-core CPU; far longer on a shared one
 
 
+@pytest.fixture(scope="module")
+def embedded_lab(empty_lab):
+    """A lab of this module's own: its first test sees the lab before any sweep."""
+    return empty_lab
+
+
 def test_a_tiny_rank_sweep_fills_the_charts_as_its_runs_finish(page):
     page.goto("/playgrounds/rank-vs-data/?ranks=1,8&sizes=16&steps=2")
     page.wait_for_selector(READY, state="attached")

@@ -14,6 +14,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PHONE = {"width": 390, "height": 844}
 
 
+@pytest.fixture(scope="module")
+def embedded_lab(empty_lab):
+    """A lab of this module's own: its first test sees the lab before any run."""
+    return empty_lab
+
+
 def phone_shot(browser, base_url: str, path: str, root: str, name: str, focus: str) -> None:
     """The same page on a phone-sized screen: nothing may overflow the viewport's width. Also
     one screen's worth around `focus`, at the phone's own scale."""

@@ -12,9 +12,9 @@ import redis
 from classroom.ratelimit import hit
 from classroom.refusals import RateLimited
 
-from .labstack import ROOT
+from .labstack import ROOT, redis_db
 
-REDIS = "redis://127.0.0.1:6379/12"
+REDIS = f"redis://127.0.0.1:6379/{redis_db(12)}"
 
 OTHER_PROCESS = """
 import django

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from simulations import notify
 from simulations.models import EvalPoint, Point, Run
 
 from . import base_model, datasets, scheduler
@@ -100,6 +101,7 @@ class _Reporter:
             alive = Run.objects.filter(
                 pk=self.run_id, status=Run.RUNNING, attempts=self.attempt, cancel_requested=False
             ).update(steps_done=points[-1].step, heartbeat_at=timezone.now())
+        notify.changed(self.run_id)  # committed: the streams read it now
         return bool(alive) and not _shutting_down
 
 
@@ -186,6 +188,7 @@ def train_run(self, run_id: int) -> str:
     if claim is None:
         log.info("message for run %s: nothing to start", run_id)
         return "skipped"
+    notify.changed(claim.run_id)  # it is running
     try:
         with _heartbeat(claim), _stop_on_signals():
             status = _train(claim, device)
@@ -248,6 +251,7 @@ def _finish(claim: scheduler.Claim, status: str, metrics: dict | None = None, er
     meanwhile failed as lost) changes nothing."""
     ended = Run.objects.filter(pk=claim.run_id, status=Run.RUNNING, attempts=claim.attempt).update(
         status=status, metrics=metrics or {}, error=error, finished_at=timezone.now())
+    notify.changed(claim.run_id)
     return status if ended else "superseded"
 
 
