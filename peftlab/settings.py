@@ -99,6 +99,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+# A web process shares a pool of PostgreSQL connections among its requests and event streams (a
+# stream holds one only while it reads, simulations/sse.py) instead of opening one per request and
+# holding one per open stream: 200 students following their runs would pass PostgreSQL's 100.
+# `lab web` sets it (10 per process); a worker never pools: a pool must not cross the fork of its
+# training processes.
+PEFTLAB_DB_POOL_SIZE = env_int("PEFTLAB_DB_POOL_SIZE", 0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and PEFTLAB_DB_POOL_SIZE:
+    DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 1, "max_size": PEFTLAB_DB_POOL_SIZE, "timeout": 10}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A run request is a few hundred bytes; anything near this limit is abuse, answered with 400.

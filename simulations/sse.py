@@ -23,6 +23,7 @@ from contextlib import aclosing
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from django.http import Http404, StreamingHttpResponse
 
 from classroom import access
@@ -70,6 +71,13 @@ async def _points_after(run_id: int, attempt: int, after: int) -> list[tuple[Eva
     return [(evals.get(p.step), p) for p in points]
 
 
+def _release_connection() -> None:
+    """A stream lasts minutes and reads for milliseconds: its connection goes back to the pool
+    while it waits. (Run through sync_to_async: `connection` is the calling thread's, and the
+    stream's queries run in its request's thread.)"""
+    connection.close()
+
+
 class _Quiet:
     """Waits for the next change of the watched runs (or the poll interval), and says when to
     send a keepalive comment: a line every KEEPALIVE_SECONDS keeps proxies from closing an idle
@@ -82,6 +90,8 @@ class _Quiet:
         self.since = time.monotonic()
 
     async def sleep(self) -> str | None:
+        if settings.DATABASES["default"].get("OPTIONS", {}).get("pool"):
+            await sync_to_async(_release_connection)()
         await self.watch.wait(self.poll)
         if time.monotonic() - self.since >= KEEPALIVE_SECONDS:
             self.reset()

@@ -18,7 +18,7 @@ from pathlib import Path
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from simulations import notify
@@ -119,8 +119,12 @@ def _heartbeat(claim: scheduler.Claim):
     def beat():
         try:
             while not done.wait(settings.PEFTLAB_HEARTBEAT_SECONDS):
-                Run.objects.filter(pk=claim.run_id, status=Run.RUNNING, attempts=claim.attempt).update(
-                    heartbeat_at=timezone.now())
+                try:
+                    Run.objects.filter(pk=claim.run_id, status=Run.RUNNING, attempts=claim.attempt).update(
+                        heartbeat_at=timezone.now())
+                except DatabaseError as exc:  # the database restarting, or out of connections:
+                    log.warning("heartbeat of run %s not written: %s", claim.run_id, exc)
+                    connection.close()  # the next beat tries on a fresh connection
         finally:
             connection.close()
 

@@ -42,6 +42,17 @@ def lab_commands(port: int) -> dict[str, list[str]]:
     return {"web": web, "worker": worker}
 
 
+def lab_environment(process: str) -> dict[str, str]:
+    """A lab process's environment: each web server process pools its database connections (see
+    PEFTLAB_DB_POOL_SIZE in settings.py); a worker does not."""
+    env = dict(os.environ)
+    if process == "web":
+        env.setdefault("PEFTLAB_DB_POOL_SIZE", "10")
+    else:
+        env["PEFTLAB_DB_POOL_SIZE"] = "0"
+    return env
+
+
 def _die_with_parent():
     # If `lab all` itself is killed with SIGKILL, the kernel still stops its children.
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -58,9 +69,9 @@ class Command(BaseCommand):
         if process != "all":
             # One service: become that process, so that signals reach it directly.
             cmd = lab_commands(port)[process]
-            os.execv(cmd[0], cmd)
+            os.execve(cmd[0], cmd, lab_environment(process))
         children = {
-            name: subprocess.Popen(cmd, preexec_fn=_die_with_parent)
+            name: subprocess.Popen(cmd, env=lab_environment(name), preexec_fn=_die_with_parent)
             for name, cmd in lab_commands(port).items()
         }
         self.stdout.write(f"PEFT Lab on http://127.0.0.1:{port}/ (Ctrl-C stops the web server and the worker)")
