@@ -123,7 +123,10 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True
+# `make run` (and the Docker image) collect the static files first, each with its gzip and
+# Brotli copy (Plotly's bundle: 4.7 MB, 1.4 MB gzipped): served from there, compressed. Without
+# collected files (tests, a bare `manage.py lab`), from the app folders as they are.
+WHITENOISE_USE_FINDERS = not STATIC_ROOT.is_dir()
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
