@@ -196,17 +196,27 @@ function follow(run, after) {
   const source = new EventSource(url);
   current.source = source;
   let last = null;
+  // Points wait for the next animation frame and are drawn together: a burst of them (a batch
+  // written at once, a reconnect, a fast GPU) costs one redraw, not one each.
+  let pending = [];
+  const flush = () => {
+    if (current.source !== source) return; // another run is shown now
+    if (!pending.length) return;
+    addPoints(pending);
+    pending = [];
+    showProgress({ ...run, status: "running" }, last);
+  };
   source.addEventListener("point", (e) => {
-    const p = JSON.parse(e.data);
-    last = p;
-    addPoints([p]);
-    showProgress({ ...run, status: "running" }, p);
+    last = JSON.parse(e.data);
+    if (!pending.length) requestAnimationFrame(flush);
+    pending.push(last);
   });
   source.addEventListener("eval", (e) => addEval(JSON.parse(e.data)));
   // The worker running this died and the run starts again from step 1: draw the new attempt.
   source.addEventListener("attempt", (e) => {
     const { attempt } = JSON.parse(e.data);
     last = null;
+    pending = [];
     drawChart([], [], `${run.method} on ${run.task} · attempt ${attempt}`, run.steps);
   });
   source.addEventListener("progress", (e) => {
@@ -216,6 +226,7 @@ function follow(run, after) {
     if (!last || info.status !== "running") showProgress(run, last);
   });
   source.addEventListener("status", (e) => {
+    flush();
     source.close();
     const final = JSON.parse(e.data);
     showRunState(final, last);
