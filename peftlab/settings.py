@@ -47,7 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
-    "django.contrib.staticfiles",
+    "peftlab.apps.StaticFiles",
     "simulations",
     "workers",
     "classroom",
@@ -99,6 +99,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # Tests on a file too, not in memory: an in-memory database shared by threads (the async
+    # views' and the workers' in tests) locks whole tables across them ("table is locked").
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 # A web process shares a pool of PostgreSQL connections among its requests and event streams (a
 # stream holds one only while it reads, simulations/sse.py) instead of opening one per request and
 # holding one per open stream: 200 students following their runs would pass PostgreSQL's 100.

@@ -73,10 +73,12 @@ def empty_lab(tmp_path_factory):
 @pytest.fixture(scope="module")
 def class_lab(tmp_path_factory):
     """The class topology natively: PostgreSQL + Redis, `lab web` and `lab worker` apart,
-    runs sent to the gpu queue (this machine has no GPU: the worker records the CPU)."""
+    runs sent to the gpu queue (this machine has no GPU: the worker records the CPU); the web
+    process pools three database connections."""
     url, drop = postgres_database()
     lab = Lab(tmp_path_factory.mktemp("class"), DATABASE_URL=url, CELERY_BROKER_URL=redis_url(),
-              PEFTLAB_RUN_QUEUE="gpu", PEFTLAB_WORKER_QUEUES="gpu,cpu", PEFTLAB_WORKER_NAME="gpu")
+              PEFTLAB_RUN_QUEUE="gpu", PEFTLAB_WORKER_QUEUES="gpu,cpu", PEFTLAB_WORKER_NAME="gpu",
+              PEFTLAB_DB_POOL_SIZE="3")
     lab.manage("migrate", "--noinput")
     lab.start("web")
     lab.start("worker")

@@ -15,6 +15,12 @@ API = "/api/playgrounds/memory-calculator"
 READY = '#memory-root[data-ready="1"][data-loading="0"]'
 
 
+@pytest.fixture(scope="module")
+def embedded_lab(empty_lab):
+    """A lab of this module's own: it shows the calculator before any run, then beside one."""
+    return empty_lab
+
+
 def open_page(page, query=""):
     page.goto(URL + query)
     page.wait_for_selector(READY, state="attached")

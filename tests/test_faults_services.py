@@ -44,7 +44,7 @@ def test_a_browser_streaming_through_a_web_server_restart_misses_and_repeats_no_
     lab.start("web")
     lab.start("worker")
     try:
-        run_id = lab.create_run(steps=80)["id"]
+        run_id = lab.create_run(steps=50)["id"]
         context = browser.new_context(base_url=lab.base_url)
         errors = []
         page = context.new_page()
@@ -56,10 +56,10 @@ def test_a_browser_streaming_through_a_web_server_restart_misses_and_repeats_no_
         lab.stop("web")
         time.sleep(1.5)
         lab.start("web")
-        page.wait_for_function(f"({drawn})() >= 80", timeout=120_000)
+        page.wait_for_function(f"({drawn})() >= 50", timeout=120_000)
         page.wait_for_timeout(1500)  # anything repeated would arrive now
         xs = page.evaluate("() => Array.from(document.getElementById('loss-chart').data[0].x)")
-        assert xs == list(range(1, 81))
+        assert xs == list(range(1, 51))
         assert lab.wait_for(run_id)["status"] == "succeeded"
         assert errors == []
         context.close()

@@ -1,7 +1,10 @@
 """The whole pipeline with real processes: web server, Celery worker, broker, database."""
 import os
 import signal
+import threading
+import time
 
+import psycopg
 import pytest
 
 from .labstack import Lab, lab_processes
@@ -64,6 +67,37 @@ def test_it_streams_from_postgres_after_reconnect(class_lab):
     first = [e for e in class_lab.events(run_id, max_events=12) if e[0] == "point"]
     rest = list(class_lab.events(run_id, last_event_id=first[-1][1]))
     assert [e[1] for e in first + rest if e[0] == "point"] == list(range(1, 31))
+
+
+def connections(url: str) -> int:
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test") as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [name]).fetchone()[0]
+
+
+def test_many_streams_share_the_web_process_pool_of_connections(class_lab):
+    # A stream holds a connection only while it reads (simulations/sse.py): twelve streams on a
+    # web process with a pool of three (conftest's class_lab) never hold twelve.
+    streams, steps = 12, 30
+    pool = int(class_lab.env["PEFTLAB_DB_POOL_SIZE"])
+    url = class_lab.env["DATABASE_URL"]
+    before = connections(url)
+    run_id = class_lab.create_run(steps=steps)["id"]
+    seen = [[] for _ in range(streams)]
+
+    def follow(events):
+        events.extend(e[1] for e in class_lab.sse(f"/api/runs/{run_id}/events", parse_id=int) if e[0] == "point")
+
+    threads = [threading.Thread(target=follow, args=(s,)) for s in seen]
+    for t in threads:
+        t.start()
+    peak = before
+    while any(t.is_alive() for t in threads):
+        peak = max(peak, connections(url))
+        time.sleep(0.1)
+    assert seen == [list(range(1, steps + 1))] * streams  # every point to every stream, once
+    # The pool, and the worker's heartbeat of the run: not one connection per stream.
+    assert peak - before <= pool + 1 < streams, (before, peak)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 It knows nothing of HTTP or the database. The caller hands it a `report` callback that receives
 each batch of new training points and evaluations and answers whether to go on (False cancels).
 """
+import contextlib
 import copy
 import math
 import os
@@ -202,6 +203,16 @@ def evaluate(model: nn.Module, data: Encoded, device) -> tuple[float, float]:
     return total_loss / n, correct / n
 
 
+def make_optimizer(spec: RunSpec, params: list, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW at the run's learning rate: torch's fused kernel, one pass over every tensor instead
+    of a Python loop over them; QLoRA on CUDA keeps bitsandbytes' paged AdamW (workers/quantize.py)."""
+    if spec.method == "qlora" and device.type == "cuda":
+        from .quantize import make_optimizer as paged
+
+        return paged(params, spec.params["lr"], device)
+    return torch.optim.AdamW(params, lr=spec.params["lr"], fused=True)
+
+
 def count_params(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameters of the model as built, counted from its tensors.
 
@@ -244,7 +255,8 @@ class ActivationMeter:
     def __init__(self, model: nn.Module):
         self.params = {p.data_ptr() for p in model.parameters()}
         self.peak = 0
-        self._step: dict[int, int] = {}
+        self.widest = 0
+        self._step: dict[int, int] | None = None
 
     def _pack(self, tensor):
         ptr = tensor.data_ptr()
@@ -252,13 +264,19 @@ class ActivationMeter:
             self._step[ptr] = max(self._step.get(ptr, 0), tensor.numel() * tensor.element_size())
         return tensor
 
-    def step(self):
-        """A context for one forward pass."""
-        self._step = {}
+    def step(self, width: int):
+        """A context for one forward pass of a batch `width` tokens wide. The batch size is fixed,
+        so what autograd saves grows with the width: a batch no wider than an earlier one cannot
+        raise the peak and is not measured (the hooks cost a Python call per saved tensor)."""
+        if width <= self.widest:
+            self._step = None
+            return contextlib.nullcontext()
+        self.widest, self._step = width, {}
         return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
 
     def end_step(self) -> None:
-        self.peak = max(self.peak, sum(self._step.values()))
+        if self._step is not None:
+            self.peak = max(self.peak, sum(self._step.values()))
 
 
 class PeakMemory:
@@ -364,7 +382,6 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
     returns its metrics so far with "cancelled": True and saves nothing.
     """
     from . import artifacts
-    from .quantize import make_optimizer
 
     device = device or pick_device()
     task = datasets.load_task(spec.task)
@@ -376,7 +393,7 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
     torch.manual_seed(spec.seed)
     model = build_model(spec, len(task.labels), device)
     trainable, total = count_params(model)
-    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], params["lr"], device)
+    optimizer = make_optimizer(spec, [p for p in model.parameters() if p.requires_grad], device)
     stream = batches(train_data, min(params["batch_size"], len(train_data.labels)), spec.seed)
     points: list[StepPoint] = []
     evals: list[EvalPoint] = []
@@ -392,7 +409,7 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
                 ids, labels = next(stream)
                 batch = collate(ids, labels, device)
                 tokens += int(batch["attention_mask"].sum())
-                with activations.step():
+                with activations.step(batch["input_ids"].shape[1]):
                     loss = model(**batch).loss
                 activations.end_step()
                 if not math.isfinite(loss.item()):
