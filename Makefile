@@ -25,8 +25,9 @@ run: migrate
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	exec $(PY) manage.py lab all --port $(PORT)
 
-# Test files run in TEST_PROCESSES processes (pytest-xdist), each file whole in one of them.
-TEST_PROCESSES ?= 2
+# Test files run in TEST_PROCESSES processes (pytest-xdist), each file whole in one of them;
+# three suit two cores: many tests wait on processes, browsers and timeouts rather than compute.
+TEST_PROCESSES ?= 3
 test: setup
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
