@@ -106,7 +106,10 @@ def rss_mb(pid: int) -> tuple[float, int]:
             status = Path(f"/proc/{p}/status").read_text()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+        resident = re.search(r"VmRSS:\s+(\d+)", status)
+        if resident is None:  # a zombie (a worker process exiting) holds no memory
+            continue
+        total += int(resident.group(1))
         count += 1
     return total / 1024, count
 

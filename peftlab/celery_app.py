@@ -54,6 +54,10 @@ def _in_each_child(**_):
     if settings.PEFTLAB_WORKER_MEMORY_MB:
         cap = settings.PEFTLAB_WORKER_MEMORY_MB * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    if settings.PEFTLAB_WORKER_NICE:
+        # Training takes every core it gets; on a machine it shares with the web server, the
+        # requests and streams of a class go first and the run waits the few milliseconds.
+        os.nice(settings.PEFTLAB_WORKER_NICE)
     if settings.PEFTLAB_TORCH_THREADS:
         import torch
 

@@ -218,6 +218,9 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("PEFTLAB_RUNS_PER_CHILD", 10)
 # Address space allowed to each training process, in MB (0: no cap). A run that needs more fails
 # with "ran out of memory" instead of taking the machine (or its neighbours' runs) down.
 PEFTLAB_WORKER_MEMORY_MB = env_int("PEFTLAB_WORKER_MEMORY_MB", 0)
+# CPU priority a training process gives up (nice increment, 0-19) so that the web server's
+# requests and streams on the same machine are not kept waiting by a run.
+PEFTLAB_WORKER_NICE = env_int("PEFTLAB_WORKER_NICE", 10)
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # kombu looks for messages past the timeout every interval x throttle seconds (100 s by
     # default); a tenth of the timeout, at most 10 s, keeps a short timeout meaningful.

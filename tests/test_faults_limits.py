@@ -3,6 +3,7 @@ time limits.
 
 Each ends with the run's points intact and no run stuck (issue 7's list of faults; its numbers
 in the comments). The stacks are real processes (tests/faultstack.py)."""
+import os
 import re
 import time
 from collections import Counter
@@ -72,6 +73,9 @@ def test_a_run_past_its_soft_time_limit_stops_keeps_its_points_and_the_worker_go
     lab.wait_for(next_id, statuses=("running",), min_steps=1)
     [child] = lab.children("worker")
     assert "libtorch" in maps_of(child) and "libtorch" not in maps_of(lab.procs["worker"].pid)
+    # ... and trains at a lower CPU priority than the worker (and the web server) it serves.
+    parent = os.getpriority(os.PRIO_PROCESS, lab.procs["worker"].pid)
+    assert os.getpriority(os.PRIO_PROCESS, child) == min(19, parent + 10)
     assert lab.wait_for(next_id, timeout=90)["attempts"] == 1
 
 
