@@ -37,6 +37,18 @@ def _no_foreign_event_loop(request):
         asyncio._set_running_loop(loop)
 
 
+@pytest.fixture(autouse=True)
+def _no_connection_left_in_asgirefs_thread():
+    """asyncio.run in a test sends the ORM's async calls to asgiref's one global thread, whose
+    database connection outlives the test: closed after each test, so that nothing it holds
+    (an open transaction takes SQLite's write lock) reaches the next one."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+
+
 def start_embedded_lab(folder) -> Lab:
     """The laptop mode, as `make run` starts it: SQLite, filesystem broker, `lab all`."""
     lab = Lab(folder)
