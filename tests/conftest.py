@@ -19,21 +19,25 @@ def pytest_configure(config):
 
 # Playwright's sync API drives the browser from an event loop that it marks as running in this
 # thread between its calls, for as long as the session's browser lives. A test of its own
-# (asyncio.run, an async view through Django's test client) runs with that mark lifted, or
-# asyncio and asgiref would refuse to start; browser tests keep it, as Playwright needs it.
+# (asyncio.run, an async view through Django's test client, and Django's connections, which are
+# kept per task while a loop runs) runs with that mark lifted, from before its first fixture to
+# after its last; browser tests keep it, as Playwright needs it.
 PLAYWRIGHT_FIXTURES = {"browser", "page"}
 
 
-@pytest.fixture(autouse=True)
-def _no_foreign_event_loop(request):
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_setup(item):
     loop = asyncio._get_running_loop()
-    if loop is None or PLAYWRIGHT_FIXTURES & set(request.fixturenames):
-        yield
-        return
-    asyncio._set_running_loop(None)
-    try:
-        yield
-    finally:
+    if loop is not None and not PLAYWRIGHT_FIXTURES & set(item.fixturenames):
+        item.foreign_event_loop = loop
+        asyncio._set_running_loop(None)
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield
+    if (loop := getattr(item, "foreign_event_loop", None)) is not None:
         asyncio._set_running_loop(loop)
 
 
