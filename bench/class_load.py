@@ -60,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from bench.report import cpu_name, cpu_seconds, descendants, write_section  # noqa: E402
 from tests.labstack import FINISHED, Lab  # noqa: E402
 
 DOC = ROOT / "docs" / "performance.md"
@@ -72,31 +73,6 @@ API_KINDS = ("POST /api/runs", "GET /api/runs/<id>", "GET /api/runs")
 
 
 # --- processes: CPU and memory from /proc ---------------------------------------------------------
-def descendants(pid: int) -> list[int]:
-    """The process and all its descendants (gunicorn's master and workers; celery and its child)."""
-    out = [pid]
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                out += descendants(int(child))
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process tree: the live processes, plus the children the root has
-    already reaped (cutime/cstime), such as a worker child replaced after PEFTLAB_RUNS_PER_CHILD."""
-    ticks, total = os.sysconf("SC_CLK_TCK"), 0.0
-    for i, p in enumerate(descendants(pid)):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        total += int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if i == 0 else 0)
-    return total / ticks
-
-
 def rss_mb(pid: int) -> tuple[float, int]:
     """Summed resident memory of a process tree (MB; pages shared between the processes count
     once per process) and its number of processes."""
@@ -112,13 +88,6 @@ def rss_mb(pid: int) -> tuple[float, int]:
         total += int(resident.group(1))
         count += 1
     return total / 1024, count
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 # --- what one level measures ---------------------------------------------------------------------
@@ -492,15 +461,6 @@ def notes(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def write_section(section: str, path: Path) -> None:
-    """Replace this script's section of the document, or add it at the end."""
-    text = path.read_text() if path.exists() else "# Performance\n\n"
-    pattern = re.compile(r"^## Class load\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text, count=1) if pattern.search(text) else \
-        text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 # --- the lab ---------------------------------------------------------------------------------------
 def lab_database(limit: int) -> tuple[str, int, callable]:
     """A fresh database that the lab reaches as a role of its own, not a superuser, as in
@@ -617,7 +577,7 @@ def main() -> None:
     print(section)
     print(notes(rows))
     if args.write:
-        write_section(section, args.doc)
+        write_section(section, "## Class load", args.doc)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ in a temporary folder and drives Debian's Chromium (headless, 1280×900):
    and every framed playground is ready.
 """
 import argparse
-import importlib.metadata
 import os
-import platform
 import re
 import statistics
 import sys
@@ -35,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from bench.report import browser_machine, p95, write_section  # noqa: E402
 from tests.labstack import Lab  # noqa: E402
 
 PERFORMANCE = ROOT / "docs" / "performance.md"
@@ -140,25 +139,6 @@ CONTROLS = """() => {
 
 
 # --- the machine and the numbers --------------------------------------------------------------
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
-def machine(browser) -> str:
-    return (f"CPU {cpu_name()}, {os.cpu_count()} threads, torch {importlib.metadata.version('torch')}, "
-            f"Chromium {browser.version} (headless, Playwright {importlib.metadata.version('playwright')})")
-
-
-def p95(values) -> float:
-    values = sorted(values)
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=20, method="inclusive")[18]
-
-
 def kb(n: float) -> str:
     return f"{n / 1024:,.0f}"
 
@@ -422,14 +402,6 @@ def check_compression(lab: Lab) -> dict:
     return out
 
 
-def write(text: str, path: Path = PERFORMANCE) -> None:
-    """Replace this script's section of docs/performance.md, or add it; other sections stay."""
-    old = path.read_text() if path.exists() else "# Performance\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip() + "\n\n" + text
-    path.write_text(new)
-
-
 def main():
     from playwright.sync_api import sync_playwright
 
@@ -482,14 +454,14 @@ def main():
                     print(f"{path}: {w['all']['requests']} requests, {kb(w['all']['wire'])} KiB on the wire, "
                           f"{kb(w['all']['decoded'])} KiB decoded, load {w['load']:.0f} ms", file=sys.stderr)
             load.append(os.getloadavg()[0])
-            desc = machine(browser)
+            desc = browser_machine(browser)
         finally:
             browser.close()
             lab.stop_all()
     text = section(desc, tuple(load), inter_rows, skipped, weights, static_check, args)
     print(text)
     if args.write:
-        write(text)
+        write_section(text, HEADING)
 
 
 if __name__ == "__main__":

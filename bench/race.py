@@ -8,8 +8,6 @@ the base model), and writes a "Race" section into docs/measurements.md.
 """
 import argparse
 import os
-import platform
-import re
 import sys
 import tempfile
 import time
@@ -19,31 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.report import cpu_name, cpu_seconds, write_section  # noqa: E402
 from tests.labstack import Lab  # noqa: E402
 
 MEASUREMENTS = ROOT / "docs" / "measurements.md"
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and all its descendants (the lab's web server and
-    worker): what a race costs the machine, whatever else runs beside it."""
-    total, ticks = 0.0, os.sysconf("SC_CLK_TCK")
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / ticks
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                total += cpu_seconds(int(child))
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return total
 
 
 def run_race(lab: Lab, body: dict) -> tuple[float, dict]:
@@ -63,7 +40,7 @@ def run_race(lab: Lab, body: dict) -> tuple[float, dict]:
 
 def section(rows, body, cores) -> str:
     mb = 1024 * 1024
-    lines = [f"## Race\n",
+    lines = ["## Race\n",
              f"`bench/race.py`: the race's defaults (task `{body['task'] or 'default'}`, "
              f"{rows[0][1]['steps']} steps, batch 16, each method at its defaults, validation "
              f"{'every ' + str(rows[0][1]['runs'][0]['params']['eval_every']) + ' steps'}), through "
@@ -85,13 +62,6 @@ def section(rows, body, cores) -> str:
                      f"{m['peak_memory_bytes'] / mb:.0f} | {run['prediction']['peak_memory_bytes'] / mb:.0f} | "
                      f"{m['trainable_params']:,} |")
     return "\n".join(lines) + "\n"
-
-
-def write(text: str) -> None:
-    old = MEASUREMENTS.read_text()
-    pattern = re.compile(r"^## Race\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip() + "\n\n" + text
-    MEASUREMENTS.write_text(new)
 
 
 def main():
@@ -123,7 +93,7 @@ def main():
     text = section(rows, body, os.cpu_count())
     print(text)
     if not args.no_write:
-        write(text)
+        write_section(text, "## Race", MEASUREMENTS)
 
 
 if __name__ == "__main__":

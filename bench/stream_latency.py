@@ -26,9 +26,7 @@ How the times are taken, all on this machine's wall clock (epoch ms):
   between a write and our read, that batch's write time is late by less than 20 ms.)
 """
 import argparse
-import importlib.metadata
 import os
-import platform
 import re
 import sqlite3
 import statistics
@@ -44,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from bench.report import browser_machine, p95, write_section  # noqa: E402
 from tests.labstack import Lab  # noqa: E402
 
 PERFORMANCE = ROOT / "docs" / "performance.md"
@@ -91,25 +90,6 @@ DRAW_HOOK = """() => {
 
 
 # --- the machine and the numbers --------------------------------------------------------------
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
-def machine(browser) -> str:
-    return (f"CPU {cpu_name()}, {os.cpu_count()} threads, torch {importlib.metadata.version('torch')}, "
-            f"Chromium {browser.version} (headless, Playwright {importlib.metadata.version('playwright')})")
-
-
-def p95(values) -> float:
-    values = sorted(values)
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=20, method="inclusive")[18]
-
-
 def stats(values) -> str:
     """'median / p95' in ms, or a dash."""
     values = [v for v in values if v is not None]
@@ -369,14 +349,6 @@ def section(args, desc: str, load: tuple[float, float], firsts: list[dict], stre
     return "\n".join(lines) + "\n"
 
 
-def write(text: str, path: Path = PERFORMANCE) -> None:
-    """Replace this script's section of docs/performance.md, or add it; other sections stay."""
-    old = path.read_text() if path.exists() else "# Performance\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip() + "\n\n" + text
-    path.write_text(new)
-
-
 def main():
     from playwright.sync_api import sync_playwright
 
@@ -415,7 +387,7 @@ def main():
                 print(f"stream run {streamed['run']}: {streamed['status']}, written→drawn "
                       f"{stats(streamed['write_to_drawn'])} ms", file=sys.stderr)
             load.append(os.getloadavg()[0])
-            desc = machine(browser)
+            desc = browser_machine(browser)
         finally:
             browser.close()
             watcher.stopping.set()
@@ -423,7 +395,7 @@ def main():
     text = section(args, desc, tuple(load), firsts, streamed)
     print(text)
     if args.write:
-        write(text)
+        write_section(text, HEADING)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch.utils import flop_counter  # noqa: E402
 
+from bench.report import write_section  # noqa: E402
 from workers import adapters, base_model, engine, quantize  # noqa: E402
 from workers.methods import validate_run  # noqa: E402
 
@@ -474,18 +475,6 @@ def lever_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Insert or replace this script's section of docs/performance.md; other sections stay as they are."""
-    current = DOC.read_text() if DOC.exists() else "# Performance\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    section = text.rstrip() + "\n\n"
-    if pattern.search(current):
-        new = pattern.sub(lambda _: section, current, count=1)
-    else:
-        new = current.rstrip() + "\n\n" + section
-    DOC.write_text(new.rstrip() + "\n")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
@@ -546,7 +535,7 @@ def main():
     text = "\n".join(out)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(text, SECTION, DOC)
         log(f"wrote the section '{SECTION}' of {DOC}")
 
 

@@ -8,6 +8,9 @@ from playwright.sync_api import sync_playwright
 from .browsing import CHROMIUM_ARGS, SCREENSHOTS
 from .labstack import Lab, postgres_database, redis_url
 
+# The fault tests' `stack` fixture (tests/test_faults_*.py).
+pytest_plugins = ["tests.faultstack"]
+
 
 def pytest_configure(config):
     """This process's share of the cores for the models tests train here (tests/parallel.py)."""

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from .faultstack import stack, steps_of, stored_points  # noqa: F401 (a fixture)
+from .faultstack import steps_of, stored_points
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 

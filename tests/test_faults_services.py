@@ -10,7 +10,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from .faultstack import stack, steps_of  # noqa: F401 (a fixture)
+from .faultstack import steps_of
 from .labstack import Lab
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from .faultstack import stack, steps_of, stored_points  # noqa: F401 (a fixture)
+from .faultstack import steps_of, stored_points
 from .labstack import Lab
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
