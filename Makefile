@@ -16,7 +16,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-setup: $(VENV)/.installed
+# Plotly's cartesian bundle, the version pinned in package-lock.json (settings.py serves it from
+# node_modules/): installed here, never fetched at run time.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
 
 migrate: setup
 	$(PY) manage.py migrate --noinput

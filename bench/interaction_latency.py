@@ -34,6 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from bench.report import browser_machine, p95, write_section  # noqa: E402
+from peftlab.apps import PLOTLY  # noqa: E402
 from tests.labstack import Lab  # noqa: E402
 
 PERFORMANCE = ROOT / "docs" / "performance.md"
@@ -360,7 +361,7 @@ def section(desc: str, load: tuple, inter_rows, skipped, weights, static_check: 
             "wire (compressed, headers included) and decoded, in KiB; times in ms from navigation start; "
             "\"ready\": the playground's root says it has drawn. A chapter frames its playgrounds lazily: "
             "\"a → b\" is what its `load` event had fetched → after scrolling to the end with every framed "
-            "playground ready. \"Plotly\": how many times the page and its frames requested plotly.min.js "
+            "playground ready. \"Plotly\": how many times the page and its frames requested Plotly's bundle "
             "(the browser's cache answers all but the first) and its bytes on the wire; \"charts\": Plotly "
             "charts drawn.", "",
             "| page | requests | wire KiB | decoded KiB | Plotly (requests, wire KiB) | charts | DOMContentLoaded "
@@ -392,13 +393,13 @@ def check_compression(lab: Lab) -> dict:
     import httpx
 
     out = {}
-    for label, path in (("HTML page", "/chapters/1/"), ("plotly.min.js", "/static/vendor/plotly/plotly.min.js"),
+    for label, path in (("HTML page", "/chapters/1/"), ("Plotly's bundle", f"/static/{PLOTLY}"),
                         ("lab.css", "/static/css/lab.css"), ("an API answer", "/api/methods")):
         r = httpx.get(lab.base_url + path, headers={"Accept-Encoding": "gzip, br"})
         out[label] = (f"{r.headers.get('content-encoding', 'not compressed')}, "
                       f"{len(r.content) / 1024:,.0f} KiB, Cache-Control: {r.headers.get('cache-control', 'none')}")
-    gz = Path(lab.var_dir) / "staticfiles" / "vendor" / "plotly" / "plotly.min.js.gz"
-    out["collectstatic wrote plotly.min.js.gz"] = f"{gz.stat().st_size / 1024:,.0f} KiB" if gz.exists() else "no"
+    gz = Path(lab.var_dir) / "staticfiles" / f"{PLOTLY}.gz"
+    out["collectstatic wrote its .gz"] = f"{gz.stat().st_size / 1024:,.0f} KiB" if gz.exists() else "no"
     return out
 
 

@@ -6,7 +6,6 @@ server, CPU queue. A class instance sets DATABASE_URL, CELERY_BROKER_URL and PEF
 from pathlib import Path
 
 import dj_database_url
-import plotly
 
 from .env import env_bool, env_float, env_int, env_list, env_str
 
@@ -106,10 +105,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # stream holds one only while it reads, simulations/sse.py) instead of opening one per request and
 # holding one per open stream: 200 students following their runs would pass PostgreSQL's 100.
 # `lab web` sets it (10 per process); a worker never pools: a pool must not cross the fork of its
-# training processes.
+# training processes. A fixed size, opened in full with the process's first request: a pool that
+# grows does so one connection at a time, while a class's "Train" burst waits for them.
 PEFTLAB_DB_POOL_SIZE = env_int("PEFTLAB_DB_POOL_SIZE", 0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and PEFTLAB_DB_POOL_SIZE:
-    DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 1, "max_size": PEFTLAB_DB_POOL_SIZE, "timeout": 10}}
+    DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": PEFTLAB_DB_POOL_SIZE, "max_size": PEFTLAB_DB_POOL_SIZE,
+                                                "timeout": 10}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A run request is a few hundred bytes; anything near this limit is abuse, answered with 400.
@@ -119,15 +120,16 @@ STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATICFILES_DIRS = [
     BASE_DIR / "static",
-    # Plotly's own bundle, served from the installed package: no CDN.
-    ("vendor/plotly", Path(plotly.__file__).parent / "package_data"),
+    # Plotly's cartesian bundle (scatter, bar, heatmap: every trace the lab draws), installed by
+    # `make setup` (`npm ci`, pinned in package-lock.json) and served from here: no CDN.
+    ("vendor/plotly", BASE_DIR / "node_modules" / "plotly.js-cartesian-dist-min"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # `make run` (and the Docker image) collect the static files first, each with its gzip and
-# Brotli copy (Plotly's bundle: 4.7 MB, 1.4 MB gzipped): served from there, compressed. Without
+# Brotli copy (Plotly's bundle: 1.5 MB; 0.5 MB gzipped, 0.4 MB Brotli): served from there. Without
 # collected files (tests, a bare `manage.py lab`), from the app folders as they are.
 WHITENOISE_USE_FINDERS = not STATIC_ROOT.is_dir()
 

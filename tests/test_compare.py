@@ -301,4 +301,4 @@ def test_pareto_refuses_an_unknown_or_missing_task(client, query, message):
 def test_the_pages_render_and_the_header_links_the_compare_page(client, url, marker):
     html = client.get(url).content.decode()
     assert marker in html and 'href="/compare/"' in html
-    assert "vendor/plotly/plotly.min.js" in html
+    assert "vendor/plotly/plotly-cartesian.min.js" in html

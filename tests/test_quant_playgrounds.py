@@ -289,6 +289,14 @@ def test_it_serves_every_rank_for_every_sample_size(client):
     assert data["params"][8] == 8 * 2 * d
 
 
+def test_the_api_rounds_every_number_to_significant_digits_and_keeps_the_shape():
+    from simulations.api_quant import _sig
+
+    a = np.array([[[1234.5678, -0.000123456], [0.0, 2.5e-30]], [[9.996, 1.0], [-7.0, 0.1 + 0.2]]])
+    assert _sig(a, 3) == [[[1230.0, -0.000123], [0.0, 2.5e-30]], [[10.0, 1.0], [-7.0, 0.3]]]
+    assert _sig(np.pi) == 3.142 and _sig([]) == []
+
+
 def test_it_answers_a_bad_true_rank_with_400(client):
     resp = client.get("/api/playgrounds/low-rank-lab", {"true_rank": 12})
     assert resp.status_code == 400

@@ -165,12 +165,18 @@ function drawNotes() {
   $("bert-large-total").textContent = fmtInt.format(large.total);
 }
 
-function draw() {
+// Each chart and the settings it reads: a change redraws only the charts that read it.
+const CHARTS = [
+  [drawDiagram, ["d", "m"]],
+  [drawLayer, ["d", "m"]],
+  [drawShare, ["model", "m", "bias"]],
+];
+
+// `changed`: the settings that changed (none given: every chart).
+function draw(changed = null) {
   mSlider.max = maxM(state.d);
   drawReadouts();
-  drawDiagram();
-  drawLayer();
-  drawShare();
+  for (const [drawChart, reads] of CHARTS) if (!changed || reads.some((k) => changed.includes(k))) drawChart();
   writeUrl();
   root.dataset.ready = "1";
 }
@@ -194,13 +200,14 @@ async function start() {
 
 hiddenSlider.addEventListener("input", () => {
   if (!data) return;
+  const m = state.m;
   state.d = Number(hiddenSlider.value);
   state.m = Math.min(state.m, maxM(state.d));
   mSlider.max = maxM(state.d);
   mSlider.value = state.m;
-  draw();
+  draw(state.m === m ? ["d"] : ["d", "m"]);
 });
-mSlider.addEventListener("input", () => { if (data) { state.m = Number(mSlider.value); draw(); } });
+mSlider.addEventListener("input", () => { if (data) { state.m = Number(mSlider.value); draw(["m"]); } });
 modelSelect.addEventListener("change", () => {
   if (!data) return;
   state.model = Number(modelSelect.value);
@@ -210,6 +217,6 @@ modelSelect.addEventListener("change", () => {
   syncControls();
   draw();
 });
-biasCheck.addEventListener("change", () => { if (data) { state.bias = biasCheck.checked; draw(); } });
+biasCheck.addEventListener("change", () => { if (data) { state.bias = biasCheck.checked; draw(["bias"]); } });
 
 start();

@@ -194,7 +194,6 @@ function draw() {
   $("extra-call").textContent = fmtInt.format(data.extra_tokens[k]);
   drawBudget(k, w);
   drawTokens(k, w);
-  drawSuperglue();
 }
 
 function show(body) {
@@ -202,6 +201,7 @@ function show(body) {
   syncControls();
   fillStatic();
   draw();
+  drawSuperglue();
   writeUrl();
   root.dataset.ready = "1";
 }
@@ -242,6 +242,7 @@ for (const input of modeInputs) {
     state.mode = input.value;
     syncControls();
     draw();
+    drawSuperglue();
     writeUrl();
   });
 }

@@ -50,25 +50,48 @@ function heatmap(id, z, rowsLabel, colsLabel, limit) {
   }, PLOT_CONFIG);
 }
 
+let limit = 0; // one colour scale for W, A and B: the largest |value| of the example
+
+// The example: W and the colour scale. Neither r nor α changes them.
 function drawExample() {
   const d = data.settings.d;
-  const limit = Math.max(...data.W.flat().map(Math.abs), ...data.B[d - 1].flat().map(Math.abs),
-                         ...data.A[d - 1].flat().map(Math.abs));
+  limit = Math.max(...data.W.flat().map(Math.abs), ...data.B[d - 1].flat().map(Math.abs),
+                   ...data.A[d - 1].flat().map(Math.abs));
   heatmap("heat-W", data.W, "output i", "input j", limit);
   $("w-shape").textContent = `${d} × ${d}`;
-  return limit;
 }
 
+// What r changes: A, B and the bottleneck; then what α changes too.
 function drawRank() {
   const d = data.settings.d;
   const ri = rank - 1;
-  const ai = data.alphas.indexOf(alpha);
-  const limit = drawExample();
   heatmap("heat-A", data.A[ri], "row k", "input j", limit);
   heatmap("heat-B", data.B[ri], "output i", "column k", limit);
   $("a-shape").textContent = `${rank} × ${d}`;
   $("b-shape").textContent = `${d} × ${rank}`;
 
+  Plotly.react("bottleneck-chart", [
+    { type: "bar", name: "x (input, width d)", x: indices(d), y: data.x, marker: { color: COLOURS.x },
+      xaxis: "x", hovertemplate: "x, j = %{x}: %{y}<extra></extra>" },
+    { type: "bar", name: "Ax (width r)", x: indices(rank), y: data.Ax[ri],
+      marker: { color: COLOURS.update }, xaxis: "x2", yaxis: "y",
+      hovertemplate: "Ax, k = %{x}: %{y}<extra></extra>" },
+  ], {
+    grid: { rows: 1, columns: 2, pattern: "independent" },
+    margin: { l: 55, r: 10, t: 10, b: 45 },
+    legend: { orientation: "h", y: 1.15 },
+    xaxis: { title: { text: "input component j" }, dtick: 1, domain: [0, 0.62] },
+    xaxis2: { title: { text: "bottleneck k" }, dtick: 1, domain: [0.7, 1], range: [0.5, d + 0.5] },
+    yaxis: { title: { text: "value (unitless)" } },
+  }, PLOT_CONFIG);
+  drawScaled();
+}
+
+// What α changes (with r): the side road's share (α/r)·BAx, h and the readouts.
+function drawScaled() {
+  const d = data.settings.d;
+  const ri = rank - 1;
+  const ai = data.alphas.indexOf(alpha);
   const comps = indices(d);
   Plotly.react("vectors-chart", [
     { type: "bar", name: "Wx (frozen road)", x: comps, y: data.Wx, marker: { color: COLOURS.Wx },
@@ -83,21 +106,6 @@ function drawRank() {
     legend: { orientation: "h", y: 1.15 },
     xaxis: { title: { text: "output component i (1 … d)" }, dtick: 1 },
     yaxis: { title: { text: "value (unitless)" }, zeroline: true },
-  }, PLOT_CONFIG);
-
-  Plotly.react("bottleneck-chart", [
-    { type: "bar", name: "x (input, width d)", x: comps, y: data.x, marker: { color: COLOURS.x },
-      xaxis: "x", hovertemplate: "x, j = %{x}: %{y}<extra></extra>" },
-    { type: "bar", name: "Ax (width r)", x: indices(rank), y: data.Ax[ri],
-      marker: { color: COLOURS.update }, xaxis: "x2", yaxis: "y",
-      hovertemplate: "Ax, k = %{x}: %{y}<extra></extra>" },
-  ], {
-    grid: { rows: 1, columns: 2, pattern: "independent" },
-    margin: { l: 55, r: 10, t: 10, b: 45 },
-    legend: { orientation: "h", y: 1.15 },
-    xaxis: { title: { text: "input component j" }, dtick: 1, domain: [0, 0.62] },
-    xaxis2: { title: { text: "bottleneck k" }, dtick: 1, domain: [0.7, 1], range: [0.5, d + 0.5] },
-    yaxis: { title: { text: "value (unitless)" } },
   }, PLOT_CONFIG);
 
   $("rank-value").textContent = rank;
@@ -131,6 +139,7 @@ function show(body, wanted) {
   alpha = data.alphas.includes(wanted.alpha) ? wanted.alpha : 8;
   rankSlider.value = data.ranks.indexOf(rank);
   alphaSlider.value = data.alphas.indexOf(alpha);
+  drawExample();
   drawRank();
   root.dataset.ready = "1";
 }
@@ -173,7 +182,7 @@ rankSlider.addEventListener("input", () => {
 });
 alphaSlider.addEventListener("input", () => {
   alpha = data.alphas[Number(alphaSlider.value)];
-  drawRank();
+  drawScaled();
 });
 for (const input of Object.values(inputs)) input.addEventListener("change", reload);
 

@@ -77,8 +77,12 @@ function drawTask() {
   Plotly.react("heatmap-true", heatmap(data.delta), HEATMAP_LAYOUT, PLOT_CONFIG);
 }
 
-function drawView() {
-  const { n, r } = view;
+// The circle on the error curve at rank r: the error chart's last trace.
+const rankMarker = () => ({ x: [view.r], y: [data.heldout_mse[view.n][view.r]], name: `r = ${view.r}` });
+
+// The curves depend on the task and n; r only moves the circle (drawRank).
+function drawCurves() {
+  const { n } = view;
   const k = data.settings.true_rank;
   const traces = data.sample_sizes.map((size, i) => ({
     x: data.ranks, y: data.heldout_mse[i], mode: "lines", name: "new examples, other n",
@@ -92,8 +96,8 @@ function drawView() {
       line: { color: TRAIN, dash: "dash" }, hovertemplate: "r = %{x}: %{y}<extra>training</extra>" },
     { x: [data.ranks[0], data.ranks[data.ranks.length - 1]], y: [data.noise_floor, data.noise_floor], mode: "lines",
       name: "noise floor σ²", line: { color: "#222", dash: "dot", width: 1 }, hoverinfo: "skip" },
-    { x: [r], y: [data.heldout_mse[n][r]], mode: "markers", name: `r = ${r}`,
-      marker: { size: 14, symbol: "circle-open", color: "#222", line: { width: 2 } }, hoverinfo: "skip" },
+    { ...rankMarker(), mode: "markers", marker: { size: 14, symbol: "circle-open", color: "#222", line: { width: 2 } },
+      hoverinfo: "skip" },
   );
   const top = Math.max(...data.heldout_mse[n], ...data.train_mse[n]);
   Plotly.react("error-chart", traces, {
@@ -105,16 +109,33 @@ function drawView() {
     xaxis: { title: { text: "LoRA rank r" }, dtick: 2 },
     yaxis: { title: { text: "mean squared error per output" }, range: [0, Math.min(top, 3 * data.heldout_mse[n][0]) * 1.05] },
   }, PLOT_CONFIG);
-  Plotly.react("heatmap-fit", heatmap(data.fits[n][r]), HEATMAP_LAYOUT, PLOT_CONFIG);
-
   $("n-value").textContent = fmtInt.format(data.sample_sizes[n]);
+  $("noise-floor").textContent = fmt(data.noise_floor);
+  $("best-rank").textContent = data.best_rank[n];
+}
+
+// What depends on r (and n): the fitted update and the readouts.
+function drawRank() {
+  const { n, r } = view;
+  Plotly.react("heatmap-fit", heatmap(data.fits[n][r]), HEATMAP_LAYOUT, PLOT_CONFIG);
   $("r-value").textContent = r;
   $("train-error").textContent = fmt(data.train_mse[n][r]);
   $("heldout-error").textContent = fmt(data.heldout_mse[n][r]);
-  $("noise-floor").textContent = fmt(data.noise_floor);
   $("update-error").textContent = fmt(data.update_error[n][r]);
   $("param-count").textContent = `${fmtInt.format(data.params[r])} vs ${fmtInt.format(data.params_full)}`;
-  $("best-rank").textContent = data.best_rank[n];
+}
+
+function drawView() {
+  drawCurves();
+  drawRank();
+}
+
+// r alone: move the circle along the curve, redraw the fit.
+function moveRank() {
+  const m = rankMarker();
+  const error = document.getElementById("error-chart");
+  Plotly.restyle(error, { x: [m.x], y: [m.y], name: [m.name] }, [error.data.length - 1]);
+  drawRank();
 }
 
 function show(body, wanted) {
@@ -163,6 +184,6 @@ kSlider.addEventListener("input", () => { $("k-value").textContent = kSlider.val
 noiseSlider.addEventListener("input", () => { $("noise-value").textContent = Number(noiseSlider.value).toFixed(2); });
 for (const el of [kSlider, noiseSlider, seedInput]) el.addEventListener("change", () => { if (data) reload(); });
 nSlider.addEventListener("input", () => { if (data) { view.n = Number(nSlider.value); drawView(); writeUrl(); } });
-rSlider.addEventListener("input", () => { if (data) { view.r = Number(rSlider.value); drawView(); writeUrl(); } });
+rSlider.addEventListener("input", () => { if (data) { view.r = Number(rSlider.value); moveRank(); writeUrl(); } });
 
 start();

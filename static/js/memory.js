@@ -117,7 +117,7 @@ function syncControls() {
       pick.append(label);
       label.querySelector("input").addEventListener("change", (e) => {
         view.show = e.target.value;
-        drawView();
+        drawView(["show"]);
       });
     }
   }
@@ -219,14 +219,20 @@ function drawStorage() {
   $("storage-formulas").textContent = `${st.copy_formula}; ${st.adapter_formula}.`;
 }
 
-function drawView() {
+// Each part and the view settings it reads: a change redraws only the parts that read it.
+const PARTS = [
+  [drawChart, ["b", "s", "zoom"]],
+  [drawWorking, ["b", "s", "show"]],
+  [drawStorage, ["n"]],
+];
+
+// `changed`: the view settings that changed (none given: every part).
+function drawView(changed = null) {
   for (const k of ["b", "s", "n"]) sliders[k].value = view[k];
   zoom.checked = view.zoom;
   $("batch-value").textContent = data.batches[view.b];
   $("seq-value").textContent = data.seqs[view.s];
-  drawChart();
-  drawWorking();
-  drawStorage();
+  for (const [drawPart, reads] of PARTS) if (!changed || reads.some((k) => changed.includes(k))) drawPart();
   writeUrl();
 }
 
@@ -353,12 +359,12 @@ for (const [k, slider] of Object.entries(sliders)) {
   slider.addEventListener("input", () => {
     if (!data) return;
     view[k] = Number(slider.value);
-    drawView();
+    drawView([k]);
   });
 }
 zoom.addEventListener("change", () => {
   view.zoom = zoom.checked;
-  if (data) drawView();
+  if (data) drawView(["zoom"]);
 });
 
 start();

@@ -197,10 +197,16 @@ async function loadRuns() {
   }));
 }
 
-function drawAll() {
-  drawMatrix();
-  drawModels();
-  drawTable();
+// Each part and the settings it reads: a change redraws only the parts that read it.
+const PARTS = [
+  [drawMatrix, ["r", "d"]],
+  [drawModels, ["r"]],
+  [drawTable, ["r", "model"]],
+];
+
+// `changed`: the settings that changed (none given: every part).
+function drawAll(changed = null) {
+  for (const [drawPart, reads] of PARTS) if (!changed || reads.some((k) => changed.includes(k))) drawPart();
   writeUrl();
 }
 
@@ -222,15 +228,15 @@ async function start() {
 
 rankSlider.addEventListener("input", () => {
   state.r = data.ranks[Number(rankSlider.value)];
-  drawAll();
+  drawAll(["r"]);
 });
 hiddenSlider.addEventListener("input", () => {
   state.d = data.hidden_sizes[Number(hiddenSlider.value)];
-  drawAll();
+  drawAll(["d"]);
 });
 modelSelect.addEventListener("change", () => {
   state.model = modelSelect.value;
-  drawAll();
+  drawAll(["model"]);
 });
 
 start();

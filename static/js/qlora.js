@@ -200,13 +200,19 @@ function drawNotes() {
   $("note-saving").textContent = data.bits.dq_saving_at_64;
 }
 
-function draw() {
+// Each chart and the settings it reads: a change redraws only the charts that read it.
+const CHARTS = [
+  [drawLevels, ["sample", "block", "code"]],
+  [drawMse, ["sample", "block", "code"]],
+  [drawErrors, ["sample", "block", "code"]],
+  [drawBits, ["block", "dq"]],
+  [drawMemory, ["model", "block", "dq"]],
+];
+
+// `changed`: the settings that changed (none given: every chart).
+function draw(changed = null) {
   drawReadouts();
-  drawLevels();
-  drawMse();
-  drawErrors();
-  drawBits();
-  drawMemory();
+  for (const [drawChart, reads] of CHARTS) if (!changed || reads.some((k) => changed.includes(k))) drawChart();
   writeUrl();
   root.dataset.ready = "1";
 }
@@ -228,11 +234,11 @@ async function start() {
 }
 
 for (const [key, el] of Object.entries(sliders)) {
-  el.addEventListener("input", () => { if (data) { state[key] = Number(el.value); draw(); } });
+  el.addEventListener("input", () => { if (data) { state[key] = Number(el.value); draw([key]); } });
 }
 document.querySelectorAll('input[name="code"]').forEach((el) => {
-  el.addEventListener("change", () => { if (data && el.checked) { state.code = el.value; draw(); } });
+  el.addEventListener("change", () => { if (data && el.checked) { state.code = el.value; draw(["code"]); } });
 });
-dqCheck.addEventListener("change", () => { if (data) { state.dq = dqCheck.checked; draw(); } });
+dqCheck.addEventListener("change", () => { if (data) { state.dq = dqCheck.checked; draw(["dq"]); } });
 
 start();

@@ -57,6 +57,11 @@ function radios(fieldId, name, options, current, onChange) {
 const trajectory = (scaling, init, r) => data.trajectories[scaling][init][String(r)];
 const steps = () => Array.from({ length: data.steps + 1 }, (_, i) => i);
 
+// The marker at the current step: the last of a line chart's traces but its extras.
+const MARKER = () => Object.keys(data.inits).length;
+const markerAt = (key) => ({ x: [state.step], y: [trajectory(state.scaling, state.init, state.r)[key][state.step]],
+                             name: `step ${state.step}` });
+
 function lineChart(id, key, yTitle, extra = []) {
   const xs = steps();
   const traces = Object.entries(data.inits).map(([init, label]) => ({
@@ -65,9 +70,8 @@ function lineChart(id, key, yTitle, extra = []) {
             dash: init === "both_zero" ? "dot" : "solid" },
     hovertemplate: `${label}, step %{x}: %{y:.4g}<extra></extra>`,
   }));
-  const current = trajectory(state.scaling, state.init, state.r)[key][state.step];
-  traces.push({ x: [state.step], y: [current], mode: "markers", name: `step ${state.step}`,
-                marker: { size: 12, color: INIT_COLOURS[state.init] }, hoverinfo: "skip" });
+  traces.push({ ...markerAt(key), mode: "markers", marker: { size: 12, color: INIT_COLOURS[state.init] },
+                hoverinfo: "skip" });
   Plotly.react(id, [...traces, ...extra], {
     margin: { l: 55, r: 10, t: 10, b: 45 },
     height: 380,
@@ -75,6 +79,11 @@ function lineChart(id, key, yTitle, extra = []) {
     xaxis: { title: { text: "optimiser step", standoff: 4 } },
     yaxis: { title: { text: yTitle }, rangemode: "tozero" },
   }, PLOT_CONFIG);
+}
+
+function moveMarker(id, key) {
+  const m = markerAt(key);
+  Plotly.restyle(id, { x: [m.x], y: [m.y], name: [m.name] }, [MARKER()]);
 }
 
 function heatmap(id, z, limit) {
@@ -88,19 +97,13 @@ function heatmap(id, z, limit) {
   }, PLOT_CONFIG);
 }
 
-function draw() {
+const targetLimit = () => Math.max(...data.target.flat().map(Math.abs));
+
+// What depends on the step: the fitted update, the bars of ‖ΔW‖ by rank and the readouts.
+function drawStep() {
   const t = trajectory(state.scaling, state.init, state.r);
   const i = state.step;
-  lineChart("norm-chart", "norm", "‖ΔW‖ (Frobenius)", [{
-    x: [0, data.steps], y: [data.target_norm, data.target_norm], mode: "lines", name: "‖ΔW*‖",
-    line: { color: "#1f8a4c", dash: "dash", width: 1.5 }, hoverinfo: "skip",
-  }]);
-  lineChart("loss-chart", "loss", "loss ½‖ΔW − ΔW*‖²");
-
-  const limit = Math.max(...data.target.flat().map(Math.abs));
-  heatmap("heat-delta", trajectory("alpha_over_r", state.init, state.r).delta[i], limit);
-  heatmap("heat-target", data.target, limit);
-
+  heatmap("heat-delta", trajectory("alpha_over_r", state.init, state.r).delta[i], targetLimit());
   Plotly.react("ranks-chart", Object.entries(data.scalings).map(([scaling, label]) => ({
     type: "bar", name: `s = ${label}`, x: data.ranks.map((r) => `r = ${r}`),
     y: data.ranks.map((r) => trajectory(scaling, "lora", r).norm[i]),
@@ -119,9 +122,27 @@ function draw() {
   $("loss").textContent = fmt(t.loss[i]);
   $("grad-a").textContent = fmt(t.grad_A[i]);
   $("grad-b").textContent = fmt(t.grad_B[i]);
+  writeUrl();
+}
+
+// Everything: on a new response or option. The lines and the target do not depend on the step.
+function draw() {
+  lineChart("norm-chart", "norm", "‖ΔW‖ (Frobenius)", [{
+    x: [0, data.steps], y: [data.target_norm, data.target_norm], mode: "lines", name: "‖ΔW*‖",
+    line: { color: "#1f8a4c", dash: "dash", width: 1.5 }, hoverinfo: "skip",
+  }]);
+  lineChart("loss-chart", "loss", "loss ½‖ΔW − ΔW*‖²");
+  heatmap("heat-target", data.target, targetLimit());
   $("scale").textContent = String(data.scale[state.scaling][data.ranks.indexOf(state.r)]);
   $("target-rank").textContent = data.target_rank;
-  writeUrl();
+  drawStep();
+}
+
+// A step moves the markers along the lines and redraws what depends on the step, nothing else.
+function step() {
+  moveMarker("norm-chart", "norm");
+  moveMarker("loss-chart", "loss");
+  drawStep();
 }
 
 function show(body) {
@@ -182,7 +203,7 @@ async function start() {
 
 stepSlider.addEventListener("input", () => {
   state.step = Number(stepSlider.value);
-  draw();
+  step();
 });
 for (const input of Object.values(inputs)) input.addEventListener("change", reload);
 

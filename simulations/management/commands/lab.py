@@ -44,10 +44,13 @@ def lab_commands(port: int) -> dict[str, list[str]]:
 
 def lab_environment(process: str) -> dict[str, str]:
     """A lab process's environment: each web server process pools its database connections (see
-    PEFTLAB_DB_POOL_SIZE in settings.py); a worker does not."""
+    PEFTLAB_DB_POOL_SIZE in settings.py); a worker does not. The web server's numpy works on
+    small matrices (the playgrounds' math): one BLAS thread, as more only spin against the
+    worker for the cores (P16's fits: 10-15 ms with one, 60-1,400 ms with two, busy 2 cores)."""
     env = dict(os.environ)
     if process == "web":
         env.setdefault("PEFTLAB_DB_POOL_SIZE", "10")
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
     else:
         env["PEFTLAB_DB_POOL_SIZE"] = "0"
     return env
