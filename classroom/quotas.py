@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from simulations.models import Run
@@ -85,9 +86,11 @@ class Submitter:
         the student's row lock make two submissions of one student count one after the other)."""
         limits, count = self.limits, len(specs)
         if self.viewer.kind == STUDENT:
-            list(Student.objects.select_for_update().filter(pk=self.viewer.student.pk))
-            # Settings as they are now, not as they were when the request began.
-            limits = self.limits = Limits.of_classroom(Classroom.objects.get(pk=self.viewer.classroom.pk))
+            # One query: the student's row locked, with their class's settings as they are now,
+            # not as they were when the request began.
+            student = (Student.objects.select_for_update(of=("self",)).select_related("classroom")
+                       .get(pk=self.viewer.student.pk))
+            limits = self.limits = Limits.of_classroom(student.classroom)
         if limits.paused:
             raise Refused(409, f"your teacher has paused new runs in {limits.where}; runs already queued "
                                "still train. Try again when they resume submissions.")
@@ -101,16 +104,21 @@ class Submitter:
         if steps > limits.max_steps:
             raise Refused(400, f"{limits.where} allows at most {limits.max_steps} steps per run "
                                f"(asked for {steps})")
-        mine = Run.objects.filter(owner=self.owner)
+        if not (limits.max_concurrent or limits.daily_runs):
+            return
+        today = _start_of_day()
+        # Both counts in one query.
+        counts = Run.objects.filter(owner=self.owner).aggregate(
+            active=Count("pk", filter=Q(status__in=[Run.QUEUED, Run.RUNNING])),
+            used=Count("pk", filter=Q(created_at__gte=today)))
         if limits.max_concurrent:
-            active = mine.filter(status__in=[Run.QUEUED, Run.RUNNING]).count()
+            active = counts["active"]
             if active + count > limits.max_concurrent:
                 raise Refused(429, f"you have {active} runs queued or running, and {_these(count)} would "
                                    f"make {active + count}; {limits.where} allows {limits.max_concurrent} "
                                    "at a time. Wait for one to finish, or cancel one.")
         if limits.daily_runs:
-            today = _start_of_day()
-            used = mine.filter(created_at__gte=today).count()
+            used = counts["used"]
             if used + count > limits.daily_runs:
                 tomorrow = today + timedelta(days=1)
                 wait = int((tomorrow - timezone.now()).total_seconds()) + 1

@@ -7,12 +7,15 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from classroom import dashboard as dash
 from classroom import models as classroom_models
 from classroom.models import CODE_ALPHABET, Classroom, Student
+from simulations import liveness
 from simulations.models import Batch, Run
 from workers import methods, tasks
 
@@ -261,6 +264,39 @@ def test_paused_submissions_refuse_races_and_sweeps_too(ada):
     client, _ = student_browser(room, "Ana")
     _refused(post_json(client, "/api/races", {"steps": 5}), 409, "paused")
     _refused(post_json(client, "/api/experiments", {"kind": "targets", "task": "sentiment", "steps": 5}), 409, "paused")
+
+
+STATEMENTS = ("SELECT", "INSERT", "UPDATE", "DELETE")  # not BEGIN, SAVEPOINT, COMMIT
+
+
+def test_a_students_submission_takes_the_same_few_queries_however_many_runs_they_have(room):
+    # A class pressing "Train" at once: each submission holds a database connection of its web
+    # process for every query. The session, the student; then in the transaction the student
+    # locked with the class's settings, both counts in one, the insert.
+    room.max_concurrent_per_student, room.daily_runs_per_student = 50, 50
+    room.save()
+    client, ana = student_browser(room, "Ana")
+    counted = []
+    for earlier in (1, 12):
+        while Run.objects.filter(student=ana).count() < earlier:
+            run_of(ana, status=Run.SUCCEEDED)
+        with CaptureQueriesContext(connection) as queries:
+            assert post_json(client, "/api/runs", RUN).status_code == 201
+        counted.append([q["sql"] for q in queries.captured_queries if q["sql"].startswith(STATEMENTS)])
+    assert len(counted[0]) == len(counted[1]) == 5, counted
+
+
+def test_a_students_run_list_takes_the_same_few_queries_however_many_runs_it_shows(room, monkeypatch):
+    monkeypatch.setattr(liveness, "due", lambda: False)  # its look for lost runs, every few seconds
+    client, ana = student_browser(room, "Ana")
+    counted = []
+    for shown in (1, 12):
+        while Run.objects.filter(student=ana).count() < shown:
+            run_of(ana, status=Run.SUCCEEDED, metrics={"val_accuracy": 0.5})
+        with CaptureQueriesContext(connection) as queries:
+            assert len(client.get("/api/runs").json()) == shown
+        counted.append(len([q for q in queries.captured_queries if q["sql"].startswith(STATEMENTS)]))
+    assert counted == [3, 3]  # the session, the student, the runs
 
 
 # --- rate limits ---------------------------------------------------------------------------------

@@ -50,6 +50,15 @@ def dispatch(run: Run) -> None:
         raise BrokerUnavailable(f"the job queue is not reachable ({type(exc).__name__})") from exc
 
 
+def prepare_dispatch() -> None:
+    """Build what `dispatch` needs before the first request does (a web process at start):
+    kombu's transport, Celery's producer pool and result backend are made on first use, tens of
+    ms of CPU and imports that a class's first burst of submissions would wait for. Touches no
+    network: the broker may be down now and up later."""
+    train_run.app.producer_pool  # noqa: B018 - made on first access
+    train_run.app.backend  # noqa: B018
+
+
 def dispatch_or_keep(run: Run) -> bool:
     """Send a message where losing it is harmless (the run stays queued in the database and is
     sent again at the next worker start or reconnect). False when the broker is down."""
