@@ -32,7 +32,7 @@ def sample_batch(n=8):
 
 def test_it_lowers_the_loss_on_sentiment():
     points, report = collect()
-    metrics = engine.train(lora_spec(steps=60, lr=3e-3), report)
+    metrics = engine.train(lora_spec(steps=60, lr=3e-3, eval_every=0), report)
     first = sum(p.loss for p in points[:10]) / 10
     last = sum(p.loss for p in points[-10:]) / 10
     assert [p.step for p in points] == list(range(1, 61))

@@ -189,12 +189,15 @@ def batches(data: Encoded, batch_size: int, seed: int):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Encoded, device) -> tuple[float, float]:
-    """Validation (loss, accuracy) over the whole split."""
+    """Validation (loss, accuracy) over the whole split, shortest texts first: each batch pads
+    only to the longest of similar lengths (a third fewer tokens than in file order here)."""
     was_training = model.training
     model.eval()
     total_loss, correct = 0.0, 0
-    for start in range(0, len(data.labels), EVAL_BATCH):
-        batch = collate(data.ids[start:start + EVAL_BATCH], data.labels[start:start + EVAL_BATCH], device)
+    order = sorted(range(len(data.labels)), key=lambda i: len(data.ids[i]))
+    for start in range(0, len(order), EVAL_BATCH):
+        idx = order[start:start + EVAL_BATCH]
+        batch = collate([data.ids[i] for i in idx], [data.labels[i] for i in idx], device)
         out = model(**batch)
         total_loss += out.loss.item() * len(batch["labels"])
         correct += (out.logits.argmax(-1) == batch["labels"]).sum().item()
@@ -326,7 +329,7 @@ class PeakMemory:
                 "rss_growth_bytes": self._rss_peak - self._rss_start}
 
 
-def measure_latency(model: nn.Module, batch: dict, repeats: int = 5) -> float:
+def measure_latency(model: nn.Module, batch: dict, repeats: int = 3) -> float:
     """Median seconds of one forward pass over `batch` (after one warm-up pass)."""
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     model.eval()

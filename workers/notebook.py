@@ -304,11 +304,13 @@ def batches(n, size, seed):
 
 @torch.no_grad()
 def evaluate():
-    """(loss, accuracy) over the whole validation split."""
+    """(loss, accuracy) over the whole validation split, shortest texts first (less padding)."""
     model.eval()
     total_loss, correct = 0.0, 0
-    for start in range(0, len(val_ids), EVAL_BATCH):
-        batch = collate(val_ids[start:start + EVAL_BATCH], val_labels[start:start + EVAL_BATCH])
+    order = sorted(range(len(val_ids)), key=lambda i: len(val_ids[i]))
+    for start in range(0, len(order), EVAL_BATCH):
+        idx = order[start:start + EVAL_BATCH]
+        batch = collate([val_ids[i] for i in idx], [val_labels[i] for i in idx])
         out = model(**batch)
         total_loss += out.loss.item() * len(batch["labels"])
         correct += (out.logits.argmax(-1) == batch["labels"]).sum().item()
