@@ -1,4 +1,8 @@
 """The training engine on CPU: real LoRA runs of all-MiniLM-L6-v2, kept short."""
+import functools
+import threading
+import time
+
 import pytest
 import torch
 
@@ -127,6 +131,25 @@ def test_it_reads_the_base_weights_from_disk_once_per_process(monkeypatch):
     engine.train(lora_spec(steps=2), collect()[1])
     engine.train(lora_spec(steps=2, rank=2), collect()[1])
     assert engine.disk_loads == loads == 1
+
+
+def test_a_run_that_arrives_while_the_warm_up_reads_waits_for_that_read(monkeypatch):
+    reads = []
+
+    @functools.cache
+    def slow_read():
+        reads.append(threading.current_thread().name)
+        time.sleep(0.3)
+        return object()
+
+    monkeypatch.setattr(engine, "_read_base", slow_read)
+    warming = threading.Thread(target=engine.warm_up, name="warm-up")
+    warming.start()
+    while not reads:
+        time.sleep(0.01)
+    base = engine.load_base()  # during the read
+    warming.join()
+    assert reads == ["warm-up"] and base is slow_read()
 
 
 def test_it_gives_the_same_curve_for_the_same_seed():

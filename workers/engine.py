@@ -58,11 +58,28 @@ class BaseModel:
 
 # How many times this process read the base weights from disk (a test checks it stays at 1).
 disk_loads = 0
+_loading = threading.Lock()
+
+
+def load_base() -> BaseModel:
+    """The tokenizer and the pretrained encoder, read from disk once per process; a thread that
+    asks while another reads them (warm_up's) waits for that read."""
+    with _loading:
+        return _read_base()
+
+
+def warm_up() -> None:
+    """What a fresh training process needs before its first run, read while it waits for one (a
+    thread of each pool process, peftlab/celery_app.py): the base model, and peft, whose import
+    (bitsandbytes' with it) takes seconds. A run that arrives meanwhile waits in load_base() until
+    both are done (two threads importing one package at once can see it half-initialised)."""
+    with _loading:
+        _read_base()
+        import peft  # noqa: F401
 
 
 @cache
-def load_base() -> BaseModel:
-    """Read the tokenizer and the pretrained encoder from disk, once per process."""
+def _read_base() -> BaseModel:
     global disk_loads
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
