@@ -300,20 +300,15 @@ def run_hf(method: str, steps: int, warmup: int, device, best_flags: bool) -> di
 
 # --- levers: one change to the lab's engine at a time ------------------------------------------
 
-def bucketed_batches(data, batch_size, seed):
-    """engine.batches, but each epoch's examples are sorted by length inside mega-batches of 50
-    batches (as Trainer's LengthGroupedSampler), cut into batches, and the batches shuffled."""
+def random_batches(data, batch_size, seed):
+    """engine.batches before length groups: each epoch's shuffled examples cut into batches in
+    order (as Trainer's default sampler draws them)."""
     rng = random.Random(seed)
     order = list(range(len(data.labels)))
-    mega = 50 * batch_size
     while True:
         rng.shuffle(order)
-        cut = []
-        for start in range(0, len(order), mega):
-            chunk = sorted(order[start:start + mega], key=lambda i: len(data.ids[i]), reverse=True)
-            cut += [chunk[s:s + batch_size] for s in range(0, len(chunk) - batch_size + 1, batch_size)]
-        rng.shuffle(cut)
-        for idx in cut:
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            idx = order[start:start + batch_size]
             yield [data.ids[i] for i in idx], [data.labels[i] for i in idx]
 
 
@@ -345,8 +340,8 @@ def autocast_build(build):
 
 
 def adamw(**flags):
-    def make_optimizer(params, lr, device):
-        return torch.optim.AdamW(list(params), lr=lr, **flags)
+    def make_optimizer(spec, params, device):
+        return torch.optim.AdamW(list(params), lr=spec.params["lr"], **flags)
     return make_optimizer
 
 
@@ -356,7 +351,7 @@ class NoActivationMeter:
     def __init__(self, model):
         self.peak = 0
 
-    def step(self):
+    def step(self, width):
         return contextlib.nullcontext()
 
     def end_step(self):
@@ -367,36 +362,40 @@ def unfrozen_base():
     """Counterfactual: the base keeps requires_grad=True (autograd computes its gradients), while
     the optimizer still gets only the method's parameters, as if the builders did not freeze it."""
     built = {}
-    build, make = engine.build_model, quantize.make_optimizer
+    build, make = engine.build_model, engine.make_optimizer
 
     def build_model(spec, num_labels, device):
         built["model"] = build(spec, num_labels, device)
         return built["model"]
 
-    def make_optimizer(params, lr, device):
-        optimizer = make(params, lr, device)
+    def make_optimizer(spec, params, device):
+        optimizer = make(spec, params, device)
         for p in built["model"].parameters():
             if p.is_floating_point():  # 4-bit packed weights cannot require grad
                 p.requires_grad_(True)
         return optimizer
 
-    return [(engine, "build_model", build_model), (quantize, "make_optimizer", make_optimizer)]
+    return [(engine, "build_model", build_model), (engine, "make_optimizer", make_optimizer)]
 
 
 def lever_patches() -> dict[str, list]:
-    both = [(engine, "batches", bucketed_batches), (quantize, "make_optimizer", adamw(fused=True)),
-            (engine, "ActivationMeter", NoActivationMeter)]
+    """The engine as it is, then each of its levers taken away (or, for bf16, added) alone."""
     return {
         "baseline (engine as is)": [],
-        "length buckets": [(engine, "batches", bucketed_batches)],
-        "bf16 autocast": [(engine, "build_model", autocast_build(engine.build_model))],
-        "AdamW foreach=True": [(quantize, "make_optimizer", adamw(foreach=True))],
-        "AdamW fused=True": [(quantize, "make_optimizer", adamw(fused=True))],
+        "no length groups (random batches)": [(engine, "batches", random_batches)],
+        "AdamW for-loop (not fused)": [(engine, "make_optimizer", adamw(foreach=False))],
+        "AdamW foreach (not fused)": [(engine, "make_optimizer", adamw(foreach=True))],
+        "activation meter on every step": [(engine.ActivationMeter, "step", every_step_meter)],
         "no activation meter": [(engine, "ActivationMeter", NoActivationMeter)],
         "base not frozen (counterfactual)": unfrozen_base(),
-        "buckets + fused + no meter": both,
-        "buckets + fused + no meter + bf16": both + [(engine, "build_model", autocast_build(engine.build_model))],
+        "bf16 autocast": [(engine, "build_model", autocast_build(engine.build_model))],
     }
+
+
+def every_step_meter(self, width):
+    """ActivationMeter.step measuring every step, not only a batch wider than any before."""
+    self.widest, self._step = width, {}
+    return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
 
 
 def run_levers(methods: list[str], steps: int, warmup: int, device) -> list[dict]:

@@ -47,8 +47,8 @@ def _prepare_filesystem_broker(sender, **_):
 # --- the pool's children ------------------------------------------------------------------------
 @signals.worker_process_init.connect
 def _in_each_child(**_):
-    """A pool child: its memory cap and torch threads (how a training run reacts to signals:
-    workers/tasks.py)."""
+    """A pool child: its memory cap, priority and torch threads, and the base model read in the
+    background while it waits for its first run (how a run reacts to signals: workers/tasks.py)."""
     from django.conf import settings
 
     if settings.PEFTLAB_WORKER_MEMORY_MB:
@@ -62,6 +62,11 @@ def _in_each_child(**_):
         import torch
 
         torch.set_num_threads(settings.PEFTLAB_TORCH_THREADS)
+    import threading
+
+    from workers import engine
+
+    threading.Thread(target=engine.warm_up, name="warm-up", daemon=True).start()
 
 
 @signals.worker_shutting_down.connect

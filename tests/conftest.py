@@ -12,6 +12,12 @@ from .labstack import Lab, postgres_database, redis_url
 pytest_plugins = ["tests.faultstack"]
 
 
+def pytest_collection_modifyitems(items):
+    """Files marked slow first, in their own order: a parallel run (`make test`) then spends its
+    last minutes on many short files, not waiting on one long file that started late."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_configure(config):
     """This process's share of the cores for the models tests train here (tests/parallel.py)."""
     if threads := int(os.environ.get("PEFTLAB_TORCH_THREADS") or 0):

@@ -1,4 +1,8 @@
 """The training engine on CPU: real LoRA runs of all-MiniLM-L6-v2, kept short."""
+import functools
+import threading
+import time
+
 import pytest
 import torch
 
@@ -32,7 +36,7 @@ def sample_batch(n=8):
 
 def test_it_lowers_the_loss_on_sentiment():
     points, report = collect()
-    metrics = engine.train(lora_spec(steps=60, lr=3e-3), report)
+    metrics = engine.train(lora_spec(steps=60, lr=3e-3, eval_every=0), report)
     first = sum(p.loss for p in points[:10]) / 10
     last = sum(p.loss for p in points[-10:]) / 10
     assert [p.step for p in points] == list(range(1, 61))
@@ -97,6 +101,23 @@ def test_it_pads_each_batch_only_to_its_longest_sequence():
     assert batch["attention_mask"].sum() == sum(lengths[i] for i in short)
 
 
+def test_each_epoch_draws_every_example_once_in_batches_of_similar_lengths():
+    train, _ = engine.encode_task("sentiment")
+    size = 16
+    epoch = len(train.labels) // size
+    stream = engine.batches(train, size, seed=3)
+    drawn = [next(stream) for _ in range(2 * epoch)]
+    first = sorted(map(tuple, (ids for batch, _ in drawn[:epoch] for ids in batch)))
+    assert all(len(batch) == size for batch, _ in drawn)
+    assert first == sorted(map(tuple, train.ids))  # 800 examples: every one once
+    padded = sum(size * max(map(len, batch)) for batch, _ in drawn)
+    real = sum(len(ids) for batch, _ in drawn for ids in batch)
+    assert 1 - real / padded < 0.12  # 32 % for batches drawn at random from the epoch
+    again = engine.batches(train, size, seed=3)
+    assert [next(again) for _ in range(2 * epoch)] == drawn
+    assert drawn[epoch:] != drawn[:epoch]  # reshuffled
+
+
 def test_it_reads_the_base_weights_from_disk_once_per_process(monkeypatch):
     engine.load_base()
     loads = engine.disk_loads
@@ -110,6 +131,25 @@ def test_it_reads_the_base_weights_from_disk_once_per_process(monkeypatch):
     engine.train(lora_spec(steps=2), collect()[1])
     engine.train(lora_spec(steps=2, rank=2), collect()[1])
     assert engine.disk_loads == loads == 1
+
+
+def test_a_run_that_arrives_while_the_warm_up_reads_waits_for_that_read(monkeypatch):
+    reads = []
+
+    @functools.cache
+    def slow_read():
+        reads.append(threading.current_thread().name)
+        time.sleep(0.3)
+        return object()
+
+    monkeypatch.setattr(engine, "_read_base", slow_read)
+    warming = threading.Thread(target=engine.warm_up, name="warm-up")
+    warming.start()
+    while not reads:
+        time.sleep(0.01)
+    base = engine.load_base()  # during the read
+    warming.join()
+    assert reads == ["warm-up"] and base is slow_read()
 
 
 def test_it_gives_the_same_curve_for_the_same_seed():
