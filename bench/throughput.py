@@ -300,16 +300,21 @@ def run_hf(method: str, steps: int, warmup: int, device, best_flags: bool) -> di
 
 # --- levers: one change to the lab's engine at a time ------------------------------------------
 
-def random_batches(data, batch_size, seed):
-    """engine.batches before length groups: each epoch's shuffled examples cut into batches in
-    order (as Trainer's default sampler draws them)."""
+def grouped_batches(data, batch_size, seed, group=8):
+    """engine.batches, but every `group` batches' worth of an epoch's shuffled examples are sorted
+    by length, cut into batches, and those batches shuffled: far less padding (8 % of the tokens
+    instead of 32 % on sentiment at batch 16), but batches of similar lengths."""
     rng = random.Random(seed)
     order = list(range(len(data.labels)))
     while True:
         rng.shuffle(order)
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            idx = order[start:start + batch_size]
-            yield [data.ids[i] for i in idx], [data.labels[i] for i in idx]
+        full = order[:len(order) - len(order) % batch_size]
+        for start in range(0, len(full), group * batch_size):
+            by_length = sorted(full[start:start + group * batch_size], key=lambda i: len(data.ids[i]))
+            cut = [by_length[i:i + batch_size] for i in range(0, len(by_length), batch_size)]
+            rng.shuffle(cut)
+            for idx in cut:
+                yield [data.ids[i] for i in idx], [data.labels[i] for i in idx]
 
 
 @contextlib.contextmanager
@@ -379,10 +384,11 @@ def unfrozen_base():
 
 
 def lever_patches() -> dict[str, list]:
-    """The engine as it is, then each of its levers taken away (or, for bf16, added) alone."""
+    """The engine as it is, then one lever at a time: each of its own taken away, or one it does
+    not use (length groups, bf16) added."""
     return {
         "baseline (engine as is)": [],
-        "no length groups (random batches)": [(engine, "batches", random_batches)],
+        "length groups of 8 batches": [(engine, "batches", grouped_batches)],
         "AdamW for-loop (not fused)": [(engine, "make_optimizer", adamw(foreach=False))],
         "AdamW foreach (not fused)": [(engine, "make_optimizer", adamw(foreach=True))],
         "activation meter on every step": [(engine.ActivationMeter, "step", every_step_meter)],

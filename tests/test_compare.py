@@ -138,7 +138,6 @@ def test_the_constants_restated_from_the_engine_agree_with_it():
 
     assert notebook.MAX_TOKENS == engine.MAX_TOKENS
     assert notebook.EVAL_BATCH == engine.EVAL_BATCH
-    assert notebook.GROUP == engine.GROUP
 
 
 def test_the_notebook_is_nbformat_4_and_its_code_cells_run_in_order_as_one_program():

