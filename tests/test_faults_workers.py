@@ -18,17 +18,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 def test_a_worker_killed_mid_run_retries_the_run_and_its_last_attempt_has_every_point_once(stack):
     lab = stack()
     # The pool's training process is killed: its parent puts the message back at once.
-    run_id = lab.create_run(steps=20)["id"]
+    run_id = lab.create_run(steps=12)["id"]
     lab.wait_for(run_id, statuses=("running",), min_steps=5)
     [child] = lab.children("worker")
     os.kill(child, signal.SIGKILL)
     run = lab.wait_for(run_id, timeout=120)
     assert (run["status"], run["attempts"]) == ("succeeded", 2), run["error"]
-    assert steps_of(run) == list(range(1, 21))
+    assert steps_of(run) == list(range(1, 13))
     stored = stored_points(lab, run_id)
     first = [step for attempt, step in stored if attempt == 1]
     assert len(first) >= 5 and first == list(range(1, len(first) + 1))  # kept, not shown
-    assert [step for attempt, step in stored if attempt == 2] == list(range(1, 21))
+    assert [step for attempt, step in stored if attempt == 2] == list(range(1, 13))
 
     # The whole worker is killed: the run waits, and is retried once a worker starts again.
     run_id = lab.create_run(steps=15)["id"]

@@ -32,14 +32,14 @@ def test_it_trains_a_run_submitted_over_http_through_the_embedded_broker(embedde
 
 
 def test_it_streams_every_point_once_after_reconnect(embedded_lab):
-    run_id = embedded_lab.create_run(steps=60)["id"]
-    first = [e for e in embedded_lab.events(run_id, max_events=30) if e[0] == "point"]
+    run_id = embedded_lab.create_run(steps=30)["id"]
+    first = [e for e in embedded_lab.events(run_id, max_events=12) if e[0] == "point"]
     assert first, "no point arrived before the disconnect"
     last_seen = first[-1][1]
     embedded_lab.wait_for(run_id, statuses=("running", "succeeded"), min_steps=last_seen + 5)
     rest = list(embedded_lab.events(run_id, last_event_id=last_seen))
     steps = [e[1] for e in first + rest if e[0] == "point"]
-    assert steps == list(range(1, 61)), steps
+    assert steps == list(range(1, 31)), steps
     assert rest[-1][0] == "status" and rest[-1][2]["status"] == "succeeded"
     assert all(e[0] != "point" for e in rest[rest.index(rest[-1]):])
 
@@ -81,6 +81,7 @@ def test_many_streams_share_the_web_process_pool_of_connections(class_lab):
     streams, steps = 12, 30
     pool = int(class_lab.env["PEFTLAB_DB_POOL_SIZE"])
     url = class_lab.env["DATABASE_URL"]
+    class_lab.client.get("/api/runs")  # the web process's pool is open from its first request on
     before = connections(url)
     run_id = class_lab.create_run(steps=steps)["id"]
     seen = [[] for _ in range(streams)]
@@ -96,7 +97,8 @@ def test_many_streams_share_the_web_process_pool_of_connections(class_lab):
         peak = max(peak, connections(url))
         time.sleep(0.1)
     assert seen == [list(range(1, steps + 1))] * streams  # every point to every stream, once
-    # The pool, and the worker's heartbeat of the run: not one connection per stream.
+    # The worker's connections for the run (its training process, its heartbeat), and the pool
+    # should it not have opened in full: never one connection per stream.
     assert peak - before <= pool + 1 < streams, (before, peak)
 
 
