@@ -7,6 +7,7 @@ from ninja.errors import HttpError
 from workers import base_model
 
 from . import family, spectrum
+from .rounding import significant
 
 router = Router(tags=["playgrounds"])
 
@@ -16,10 +17,6 @@ def _models() -> list[tuple[str, str, family.Dims, str]]:
     own = ("minilm", f"{base_model.NAME} (this lab)", base_model.dimensions(),
            "the config.json shipped with the lab's base model")
     return [own, *family.REFERENCE_MODELS]
-
-
-def _sig4(x: float) -> float:
-    return float(f"{x:.4g}")
 
 
 @router.get("/family-map", summary="P15: where each PEFT method trains, and how many parameters")
@@ -40,7 +37,7 @@ def family_map(request, model: str | None = None):
             "key": key, "label": label, "source": source, "hidden": dims.hidden,
             "intermediate": dims.intermediate, "layers": dims.layers, "total": total,
             "counts": counts,
-            "shares": {m: {v: [_sig4(c / total) for c in row] for v, row in by.items()}
+            "shares": {m: {v: [significant(c / total) for c in row] for v, row in by.items()}
                        for m, by in counts.items()},
             "prefix_over_prompt": family.prefix_over_prompt(dims),
         })

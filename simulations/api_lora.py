@@ -7,14 +7,9 @@ from ninja.errors import HttpError
 from workers import base_model
 
 from . import lora
+from .rounding import significant
 
 router = Router(tags=["playgrounds"])
-
-
-def _sig4(a) -> list:
-    # Counts and norms span many decades: 4 significant digits, not a fixed number of decimals.
-    return [float(f"{x:.4g}") for x in np.asarray(a, dtype=float).ravel()] if np.ndim(a) <= 1 \
-        else [_sig4(row) for row in a]
 
 
 def _round(a, decimals: int = 4) -> list:
@@ -50,7 +45,7 @@ def parameter_counter(request):
             "ffn_matrices": model.ffn_matrices, "total_params": model.total_params,
             "source": model.source,
             "counts": {name: c.tolist() for name, c in counts.items()},
-            "share": {name: _sig4(c / model.total_params) for name, c in counts.items()},
+            "share": {name: significant(c / model.total_params) for name, c in counts.items()},
         })
     gpt3, llama = lora.GPT3_175B, lora.LLAMA_7B
     all_targets = lora.TARGET_SETS["QKVO+FFN"]
@@ -88,7 +83,7 @@ def parameter_counter(request):
         "ranks": ranks.tolist(),
         "hidden_sizes": table["hidden"].tolist(),
         "per_matrix": {"lora": table["lora"].tolist(), "full": table["full"].tolist(),
-                       "share": _sig4(table["share"]), "break_even": table["break_even"].tolist()},
+                       "share": significant(table["share"]), "break_even": table["break_even"].tolist()},
         "target_sets": {name: list(targets) for name, targets in lora.TARGET_SETS.items()},
         "models": models,
         "base_model": minilm.key,
@@ -136,8 +131,8 @@ def zero_start(request, alpha: float = 8, lr: float = 0.01, seed: int = 0):
     trajectories = {
         scaling: {
             init: {
-                str(r): {"norm": _sig4(t.norm), "loss": _sig4(t.loss),
-                         "grad_A": _sig4(t.grad_A), "grad_B": _sig4(t.grad_B),
+                str(r): {"norm": significant(t.norm), "loss": significant(t.loss),
+                         "grad_A": significant(t.grad_A), "grad_B": significant(t.grad_B),
                          # The heatmap shows LoRA's own scaling only; the other scaling's
                          # matrices would double the response for a chart nobody draws.
                          "delta": _round(t.delta, 3) if scaling == "alpha_over_r" else None}

@@ -4,6 +4,7 @@ from ninja import Router, Schema
 from ninja.errors import HttpError
 
 from . import lowrank
+from .rounding import significant
 
 router = Router(tags=["playgrounds"])
 
@@ -51,12 +52,6 @@ def _entries(a: np.ndarray) -> list:
     return np.round(a, 4).tolist()
 
 
-def _sig4(a: np.ndarray) -> list[float]:
-    # Errors span many decades (a noiseless low-rank matrix leaves ~1e-9 past its rank), so
-    # round to 4 significant digits, not to a fixed number of decimals.
-    return [float(f"{x:.4g}") for x in a]
-
-
 @router.get("/low-rank", response=LowRankOut,
             summary="P9: a matrix and its best rank-r approximations")
 def low_rank(request, kind: str = "lowrank", size: int = 24, seed: int = 1, true_rank: int = 3,
@@ -85,12 +80,12 @@ def low_rank(request, kind: str = "lowrank", size: int = 24, seed: int = 1, true
         "shape": list(matrix.shape),
         "matrix": _entries(matrix),
         "reconstructions": _entries(rec.recons),
-        "singular_values": _sig4(rec.singular_values),
-        "errors": _sig4(rec.errors),
-        "energy": _sig4(rec.energy),
+        "singular_values": significant(rec.singular_values),
+        "errors": significant(rec.errors),
+        "energy": significant(rec.energy),
         "params_factors": rec.params_factors.tolist(),
         "params_full": rec.params_full,
-        "params_ratio": _sig4(rec.params_ratio),
+        "params_ratio": significant(rec.params_ratio),
         "break_even_rank": rec.break_even_rank,
         "value_limit": round(rec.value_limit, 4),
     }

@@ -8,20 +8,13 @@ from ninja.errors import HttpError
 from workers.base_model import dimensions
 
 from . import adapter_block, lowrank_lab, params, quantization as quant
+from .rounding import significant
 
 router = Router(tags=["playgrounds"])
 
 
-def _sig(a, digits: int = 4) -> list:
-    """Round to `digits` significant digits, keeping nested lists' shape (short JSON). One flat
-    pass (P16 sends 42,000 numbers: a recursion per element took most of its request)."""
-    a = np.asarray(a, dtype=float)
-    spec = f".{digits}g"
-    return np.array([float(format(x, spec)) for x in a.ravel().tolist()]).reshape(a.shape).tolist()
-
-
 def _centers(edges: np.ndarray) -> list:
-    return _sig((edges[1:] + edges[:-1]) / 2)
+    return significant((edges[1:] + edges[:-1]) / 2)
 
 
 # --- P14 ---------------------------------------------------------------------------------------
@@ -42,21 +35,21 @@ def qlora(request, seed: int = 0):
         "settings": {"seed": seed},
         "limits": {"seed": [0, quant.SEED_MAX]},
         "codes": {
-            "nf4": {"label": "NF4", "levels": _sig(quant.nf4_levels(), 6)},
-            "int4": {"label": "int4", "levels": _sig(quant.int4_levels(), 6)},
+            "nf4": {"label": "NF4", "levels": significant(quant.nf4_levels(), 6)},
+            "int4": {"label": "int4", "levels": significant(quant.int4_levels(), 6)},
         },
-        "nf4_offset": _sig(quant.NF4_OFFSET, 7),
+        "nf4_offset": significant(quant.NF4_OFFSET, 7),
         "blocksizes": list(quant.BLOCKSIZES),
         "sample_sizes": list(quant.SAMPLE_SIZES),
         "defaults": {"blocksize": 64, "sample_size": 16384, "model": "65B", "code": "nf4"},
         "error": {
-            "mse": {c: _sig(study.mse[c]) for c in quant.CODES},
-            "mse_dq": {c: _sig(study.mse_dq[c]) for c in quant.CODES},
-            "max_abs_error": {c: _sig(study.max_abs_error[c]) for c in quant.CODES},
+            "mse": {c: significant(study.mse[c]) for c in quant.CODES},
+            "mse_dq": {c: significant(study.mse_dq[c]) for c in quant.CODES},
+            "max_abs_error": {c: significant(study.max_abs_error[c]) for c in quant.CODES},
             "error_centers": _centers(study.error_edges),
-            "error_hist": {c: _sig(study.error_hist[c]) for c in quant.CODES},
+            "error_hist": {c: significant(study.error_hist[c]) for c in quant.CODES},
             "normalized_centers": _centers(study.normalized_edges),
-            "normalized_hist": _sig(study.normalized_hist),
+            "normalized_hist": significant(study.normalized_hist),
         },
         "bits": {
             "code_bits": quant.CODE_BITS,
@@ -64,24 +57,25 @@ def qlora(request, seed: int = 0):
             "scale_bits": quant.SCALE_BITS,
             "dq_code_bits": quant.DQ_CODE_BITS,
             "dq_group": quant.DQ_GROUP,
-            "overhead": _sig([quant.scale_overhead_bits(b) for b in quant.BLOCKSIZES]),
-            "overhead_dq": _sig([quant.scale_overhead_bits(b, True) for b in quant.BLOCKSIZES]),
-            "per_param": _sig([quant.bits_per_param(b) for b in quant.BLOCKSIZES]),
-            "per_param_dq": _sig([quant.bits_per_param(b, True) for b in quant.BLOCKSIZES]),
-            "dq_saving_at_64": _sig(quant.scale_overhead_bits(64) - quant.scale_overhead_bits(64, True), 3),
+            "overhead": significant([quant.scale_overhead_bits(b) for b in quant.BLOCKSIZES]),
+            "overhead_dq": significant([quant.scale_overhead_bits(b, True) for b in quant.BLOCKSIZES]),
+            "per_param": significant([quant.bits_per_param(b) for b in quant.BLOCKSIZES]),
+            "per_param_dq": significant([quant.bits_per_param(b, True) for b in quant.BLOCKSIZES]),
+            "dq_saving_at_64": significant(
+                quant.scale_overhead_bits(64) - quant.scale_overhead_bits(64, True), 3),
         },
         "memory": {
             "models": list(table),
             "params": [row["params"] for row in table.values()],
-            "fp16_gb": [_sig(row["fp16_gb"]) for row in table.values()],
-            "nf4_gb": [_sig(row["nf4_gb"]) for row in table.values()],
-            "nf4_dq_gb": [_sig(row["nf4_dq_gb"]) for row in table.values()],
+            "fp16_gb": [significant(row["fp16_gb"]) for row in table.values()],
+            "nf4_gb": [significant(row["nf4_gb"]) for row in table.values()],
+            "nf4_dq_gb": [significant(row["nf4_dq_gb"]) for row in table.values()],
             "scale_constants": [row["scale_constants"] for row in table.values()],
             # For the note on seed 000's "65B in 4-bit (~16 GB)" (its code loads a 70B model).
-            "pure_4bit_gb": {name: _sig(quant.weight_bytes(row["params"], quant.CODE_BITS) / 1e9)
+            "pure_4bit_gb": {name: significant(quant.weight_bytes(row["params"], quant.CODE_BITS) / 1e9)
                              for name, row in table.items()},
-            "llama2_70b_4bit_gb": _sig(quant.weight_bytes(70e9, quant.CODE_BITS) / 1e9),
-            "scales_7b_b64_mb": _sig(quant.weight_bytes(
+            "llama2_70b_4bit_gb": significant(quant.weight_bytes(70e9, quant.CODE_BITS) / 1e9),
+            "scales_7b_b64_mb": significant(quant.weight_bytes(
                 quant.scale_constants(7e9, 64), quant.SCALE_BITS) / 1e6, 3),
             "scales_7b_b64": quant.scale_constants(7e9, 64),
             "b64_index": b64,
@@ -130,8 +124,8 @@ def adapter_block_data(request, bottleneck: int = 64):
             "adapters": adapter_block.ADAPTERS_PER_LAYER * layers,
             "weights": [s and s.weights for s in shares],
             "with_biases": [s and s.with_biases for s in shares],
-            "share": [s and _sig(s.share) for s in shares],
-            "share_with_biases": [s and _sig(s.share_with_biases) for s in shares],
+            "share": [s and significant(s.share) for s in shares],
+            "share_with_biases": [s and significant(s.share_with_biases) for s in shares],
         })
     large = adapter_block.model_share("BERT-large", 1024, 24, 340e6, 64)
     return {
@@ -142,18 +136,19 @@ def adapter_block_data(request, bottleneck: int = 64):
         "adapters_per_layer": adapter_block.ADAPTERS_PER_LAYER,
         "weights": grid(adapter_block.adapter_weights),
         "with_biases": grid(params.adapter_params),
-        "ratio": grid(lambda d, m: _sig(m / d)),
+        "ratio": grid(lambda d, m: significant(m / d)),
         "layer": grid(adapter_block.layer_breakdown),
         "models": models,
         # Seed 000's BERT-large figures, against its nominal 340M: two adapters per layer (its
         # text) and one (what its table's percentages work out to).
         "seed_check": {
             "bert_large_nominal": 340e6,
-            "two_per_layer_share": _sig(large.share, 3),
-            "one_per_layer_share": _sig(large.share / 2, 3),
+            "two_per_layer_share": significant(large.share, 3),
+            "one_per_layer_share": significant(large.share / 2, 3),
             "bert_large_adapters": large.weights,
-            "gpt3_share_with_bert_large_adapters": _sig(large.weights / adapter_block.GPT3["total"], 3),
-            "fp32_megabytes": _sig(large.weights * 4 / 1e6, 3),
+            "gpt3_share_with_bert_large_adapters": significant(
+                large.weights / adapter_block.GPT3["total"], 3),
+            "fp32_megabytes": significant(large.weights * 4 / 1e6, 3),
         },
     }
 
@@ -162,7 +157,7 @@ def adapter_block_data(request, bottleneck: int = 64):
 def _clean(a) -> list:
     # Without noise the error past the true rank is floating-point residue (~1e-30): show 0.
     a = np.asarray(a, dtype=float)
-    return _sig(np.where(np.abs(a) < 1e-12, 0.0, a))
+    return significant(np.where(np.abs(a) < 1e-12, 0.0, a))
 
 
 @router.get("/low-rank-lab", summary="P16: fit a rank-r update to a task of true rank k")
@@ -179,14 +174,14 @@ def low_rank_lab(request, true_rank: int = 3, noise: float = 0.3, seed: int = 1)
         "size": lowrank_lab.SIZE,
         "sample_sizes": list(lowrank_lab.SAMPLE_SIZES),
         "ranks": list(range(lowrank_lab.SIZE + 1)),
-        "delta": _sig(res.delta, 3),
-        "fits": _sig(np.round(res.fits, 3), 3),
-        "value_limit": _sig(max(np.abs(res.delta).max(), np.abs(res.fits).max()), 3),
-        "delta_limit": _sig(np.abs(res.delta).max(), 3),
+        "delta": significant(res.delta, 3),
+        "fits": significant(np.round(res.fits, 3), 3),
+        "value_limit": significant(max(np.abs(res.delta).max(), np.abs(res.fits).max()), 3),
+        "delta_limit": significant(np.abs(res.delta).max(), 3),
         "train_mse": _clean(res.train_mse),
         "heldout_mse": _clean(res.heldout_mse),
         "update_error": _clean(res.update_error),
-        "noise_floor": _sig(res.noise_floor),
+        "noise_floor": significant(res.noise_floor),
         "params": res.params.tolist(),
         "params_full": lowrank_lab.SIZE * lowrank_lab.SIZE,
         "best_rank": res.best_rank.tolist(),

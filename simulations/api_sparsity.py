@@ -15,15 +15,12 @@ from ninja import Router
 from ninja.errors import HttpError
 
 from . import intrinsic, lottery, tinynet
+from .rounding import significant
 
 router = Router(tags=["playgrounds"])
 
 # Bump when the math or the response shape changes, so old cache files are not served.
 CACHE_VERSION = "2"
-
-
-def _sig4(values) -> list[float]:
-    return [float(f"{x:.4g}") for x in values]
 
 
 def _cache_dir() -> Path:
@@ -92,7 +89,7 @@ def _lottery_json(seed: int, scope: str) -> dict:
         # [sparsity][layer]: 1 where the ticket keeps the weight, 0 where it is pruned.
         "masks": [[m.astype(int).tolist() for m in per_layer] for per_layer in res.ticket_masks],
         "initial_weights": [np.round(w, 4).tolist() for w in res.initial_weights],
-        "train_points": {"x": _sig4(data.x_train[:, 0]), "y": _sig4(data.x_train[:, 1]),
+        "train_points": {"x": significant(data.x_train[:, 0]), "y": significant(data.x_train[:, 1]),
                          "label": data.y_train.tolist()},
         "seed_facts": {
             "vgg19_pruned": lottery.SEED_VGG19_PRUNED,
@@ -134,8 +131,8 @@ def _intrinsic_json(seed: int) -> dict:
         "limits": {"seed": [0, intrinsic.SEED_MAX]},
         "network": _network(),
         "dimensions": list(res.dimensions),
-        "fractions": _sig4(intrinsic.fraction_of_params(d, res.total_params)
-                           for d in res.dimensions),
+        "fractions": significant([intrinsic.fraction_of_params(d, res.total_params)
+                                  for d in res.dimensions]),
         "accuracy": res.accuracy,
         "train_accuracy": res.train_accuracy,
         "full_accuracy": res.full_accuracy,
@@ -146,7 +143,7 @@ def _intrinsic_json(seed: int) -> dict:
         "d90_fraction": None if d90 is None else intrinsic.fraction_of_params(d90, res.total_params),
         "total_params": res.total_params,
         "subspace_lr": intrinsic.SUBSPACE_LR,
-        "losses": [_sig4(curve) for curve in res.losses],
+        "losses": [significant(curve) for curve in res.losses],
         "seed_facts": {
             "roberta_d90": intrinsic.SEED_ROBERTA_D90,
             "roberta_params": intrinsic.SEED_ROBERTA_PARAMS,

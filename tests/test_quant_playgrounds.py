@@ -290,11 +290,12 @@ def test_it_serves_every_rank_for_every_sample_size(client):
 
 
 def test_the_api_rounds_every_number_to_significant_digits_and_keeps_the_shape():
-    from simulations.api_quant import _sig
+    from simulations.rounding import significant
 
     a = np.array([[[1234.5678, -0.000123456], [0.0, 2.5e-30]], [[9.996, 1.0], [-7.0, 0.1 + 0.2]]])
-    assert _sig(a, 3) == [[[1230.0, -0.000123], [0.0, 2.5e-30]], [[10.0, 1.0], [-7.0, 0.3]]]
-    assert _sig(np.pi) == 3.142 and _sig([]) == []
+    assert significant(a, 3) == [[[1230.0, -0.000123], [0.0, 2.5e-30]], [[10.0, 1.0], [-7.0, 0.3]]]
+    assert significant(np.pi) == 3.142 and significant([]) == []
+    assert significant([1, 22222]) == [1.0, 22220.0] and significant(7) == 7.0
 
 
 def test_it_answers_a_bad_true_rank_with_400(client):
