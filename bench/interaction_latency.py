@@ -33,14 +33,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from bench.report import browser_machine, p95, write_section  # noqa: E402
+from bench.report import PERFORMANCE, browser_machine, p95, write_section  # noqa: E402
 from peftlab.apps import PLOTLY  # noqa: E402
+from tests.browsing import CHROMIUM_ARGS  # noqa: E402
 from tests.labstack import Lab  # noqa: E402
 
-PERFORMANCE = ROOT / "docs" / "performance.md"
 HEADING = "## Interaction latency and page weight"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 900}
 PLAYGROUND_TEMPLATES = ROOT / "templates" / "simulations" / "playgrounds"
 

@@ -42,14 +42,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from bench.report import browser_machine, p95, write_section  # noqa: E402
-from tests.labstack import Lab  # noqa: E402
+from bench.report import PERFORMANCE, browser_machine, p95, write_section  # noqa: E402
+from tests.browsing import CHROMIUM_ARGS  # noqa: E402
+from tests.labstack import FINISHED, Lab  # noqa: E402
 
-PERFORMANCE = ROOT / "docs" / "performance.md"
 HEADING = "## Time to first point and streaming latency"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-FINISHED = ("succeeded", "failed", "cancelled")
 
 # Runs in the page before its own scripts: the arrival time of every SSE "point" event.
 PAGE_HOOKS = """
