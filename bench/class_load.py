@@ -410,21 +410,26 @@ def report(rows: list[dict], args, machine: str) -> str:
         f"(LoRA rank 4, {args.steps} steps, task {args.task}) and poll it every second (the run list every "
         f"{args.list_every} polls) for at most {args.duration:.0f} s, then cancel what has not finished; "
         f"V viewers (students' tabs) follow the runs' SSE streams round-robin from their creation to the end. "
-        f"Target: p95 < {TARGET_P95 * 1000:.0f} ms, no failed request, every point to every viewer exactly once. "
+        f"Target: API p95 < {TARGET_P95 * 1000:.0f} ms, no failed request, every point to every viewer exactly once; "
+        f"the p95 is taken over every API request the students made (polls, lists, submissions, cancellations), "
+        f"and for each kind of request. "
         f"{machine}\n",
         f"`{args.command}`\n",
-        "| viewers | students | requests | failed | `POST /api/runs` p50 / p95 / max (ms) | `GET /api/runs/<id>` "
-        "(ms) | `GET /api/runs` (ms) | target met |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| viewers | students | requests | failed | every API request p50 / p95 / max (ms) | `POST /api/runs` "
+        "(ms) | `GET /api/runs/<id>` (ms) | `GET /api/runs` (ms) | p95 < 100 ms: all requests / each kind |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         stats = r["stats"]
         requests = sum(len(v) for v in stats.latency.values()) + sum(stats.failed.values())
         failed = sum(stats.failed.values()) + sum(v.refused for v in r["seen"])
+        every = percentiles([t for kind in stats.latency.values() for t in kind])
         p95s = [percentiles(stats.latency[k]) for k in API_KINDS]
-        met = (failed == 0 and all(p and p[1] < TARGET_P95 for p in p95s) and r["complete"] == r["viewers"])
-        lines.append(f"| {r['viewers']} | {r['students']} | {requests} | {failed} | "
-                     + " | ".join(ms(p) for p in p95s) + f" | {'yes' if met else 'no'} |")
+        sound = failed == 0 and r["complete"] == r["viewers"]
+        met_all = sound and every and every[1] < TARGET_P95
+        met_each = sound and all(p and p[1] < TARGET_P95 for p in p95s)
+        lines.append(f"| {r['viewers']} | {r['students']} | {requests} | {failed} | {ms(every)} | "
+                     + " | ".join(ms(p) for p in p95s) + f" | {'yes' if met_all else 'no'} / {'yes' if met_each else 'no'} |")
     lines += [
         "",
         "| viewers | level (s) | runs trained / cancelled | points stored | viewers with every point once | "
