@@ -1,5 +1,6 @@
 // P8 Adapter block. One request brings the counts for every d × m on the sliders and every
 // model; the controls only index into it. The state lives in the query string.
+import { react } from "./playground.js";
 
 const root = document.getElementById("adapter-root");
 const $ = (id) => document.getElementById(id);
@@ -91,7 +92,7 @@ function drawDiagram() {
     note(-0.35, `output h + W<sub>up</sub> f(W<sub>down</sub> h): d = ${fmtInt.format(d)}`),
     note(2, "+ h", 0.97, "right"),
   ];
-  Plotly.react("diagram", [{ x: [-1, 1], y: [-0.6, 4.6], mode: "markers", marker: { opacity: 0 },
+  react("diagram", [{ x: [-1, 1], y: [-0.6, 4.6], mode: "markers", marker: { opacity: 0 },
     hoverinfo: "skip", showlegend: false }], {
     shapes, annotations, margin: { l: 10, r: 10, t: 10, b: 10 },
     xaxis: { visible: false, range: [-1, 1], fixedrange: true },
@@ -105,7 +106,7 @@ function drawLayer() {
     adapter_2: "adapter 2 (2dm)", layer_norms: "layer norms (4d)" };
   const keys = Object.keys(names);
   const trained = (k) => k.startsWith("adapter");
-  Plotly.react("layer-chart", [
+  react("layer-chart", [
     { type: "bar", name: "frozen", x: keys.map((k) => names[k]), y: keys.map((k) => (trained(k) ? null : parts[k])),
       marker: { color: FROZEN }, hovertemplate: "%{x}: %{y:,}<extra>frozen</extra>" },
     { type: "bar", name: "trained", x: keys.map((k) => names[k]), y: keys.map((k) => (trained(k) ? parts[k] : null)),
@@ -129,7 +130,7 @@ function drawShare() {
   const chosen = data.models[state.model][key][state.m];
   traces.push({ x: [data.bottlenecks[state.m]], y: [chosen === null ? null : 100 * chosen], mode: "markers",
     name: "chosen m", marker: { size: 14, symbol: "circle-open", color: "#222", line: { width: 2 } }, hoverinfo: "skip" });
-  Plotly.react("share-chart", traces, {
+  react("share-chart", traces, {
     margin: { l: 70, r: 10, t: 10, b: 50 },
     legend: { x: 0.01, y: 0.99, bgcolor: "rgba(255,255,255,0.8)" },
     xaxis: { title: { text: "bottleneck size m (log scale)" }, type: "log", tickvals: data.bottlenecks },

@@ -2,7 +2,7 @@
 // every mode's prompt, written answer and token counts; the problem menu and the mode only
 // index it. Changing a problem's numbers fetches once: the server redoes the arithmetic.
 // The state lives in the query string.
-import { latestFetcher } from "./playground.js";
+import { latestFetcher, react } from "./playground.js";
 
 const root = document.getElementById("cot-root");
 const $ = (id) => document.getElementById(id);
@@ -74,7 +74,7 @@ function fillStatic() {
     customdata: groups.flatMap(([, rows]) => rows.filter((row) => row.key.endsWith(kind)).map((row) => row.source)),
     hovertemplate: "%{x}: %{y}%<br>%{customdata}<extra>%{fullData.name}</extra>",
   }));
-  Plotly.react("reported-chart", traces, {
+  react("reported-chart", traces, {
     barmode: "group", margin: { l: 60, r: 10, t: 10, b: 50 },
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
     xaxis: { title: { text: "benchmark (arithmetic word problems)" } },
@@ -87,7 +87,7 @@ function fillStatic() {
   const figure = (t) => (t.note || `+${t.low} to +${t.high}`);
   const withFigure = tasks.filter((t) => t.high !== null && t.high > 0);
   const inWords = tasks.filter((t) => !(t.high !== null && t.high > 0));
-  Plotly.react("tasks-chart", [
+  react("tasks-chart", [
     { type: "bar", orientation: "h", name: "reported gain (range)", y: withFigure.map((t) => t.label),
       base: withFigure.map((t) => t.low), x: withFigure.map((t) => t.high - t.low), marker: { color: GOOD },
       text: withFigure.map(figure), textposition: "outside", cliponaxis: false,
@@ -144,7 +144,7 @@ function draw() {
   const modes = Object.keys(data.modes);
   const label = { direct: "direct", few_shot_cot: "CoT from<br>an example", zero_shot_cot: "zero-shot<br>CoT" };
   const outline = modes.map((k) => (k === state.mode ? 3 : 0));
-  Plotly.react("tokens-chart", [
+  react("tokens-chart", [
     { type: "bar", name: "prompt tokens (read)", x: modes.map((k) => label[k]), y: modes.map((k) => p.modes[k].prompt_tokens),
       marker: { color: MUTED, line: { color: "#222", width: outline } }, hovertemplate: "%{x}: %{y} prompt tokens<extra></extra>" },
     { type: "bar", name: "answer tokens (written)", x: modes.map((k) => label[k]), y: modes.map((k) => p.modes[k].output_tokens),

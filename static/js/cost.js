@@ -1,7 +1,7 @@
 // P1 Cost of fine-tuning. The server computes each model's GPU-hours, cost and checkpoint, and
 // the totals for every (tasks, runs) pair, once per change of the run settings; the two sliders
 // only index into that response. The whole state lives in the URL.
-import { latestFetcher } from "./playground.js";
+import { latestFetcher, react } from "./playground.js";
 
 const root = document.getElementById("cost-root");
 const $ = (id) => document.getElementById(id);
@@ -69,7 +69,7 @@ function drawHours() {
   const m = data.models;
   const x = m.map((row) => row.label);
   const seeded = m.filter((row) => row.seed_gpu_hours !== null);
-  Plotly.react("hours-chart", [
+  react("hours-chart", [
     { type: "bar", name: "this formula", x, y: m.map((row) => row.gpu_hours),
       text: m.map((row) => `${row.formula}<br>checkpoint: ${row.checkpoint_formula}`), textposition: "none",
       marker: { color: "#3a5bd9" }, hovertemplate: "<b>%{x}</b><br>%{text}<extra></extra>" },
@@ -89,7 +89,7 @@ function drawTotals() {
   const m = data.models;
   const x = m.map((row) => row.label);
   const tasks = data.tasks[t], runs = data.runs[r];
-  Plotly.react("total-chart", [
+  react("total-chart", [
     { type: "bar", name: "compute cost ($)", x, y: m.map((row) => row.total_cost[t][r]),
       marker: { color: "#e07b39" }, hovertemplate: "%{x}: $%{y:,.0f}<extra>compute</extra>" },
     { type: "bar", name: "disk for the checkpoints (GB)", x, y: m.map((row) => row.storage_bytes[t] / 1e9),

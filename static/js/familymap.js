@@ -1,7 +1,7 @@
 // P15 PEFT family map. One request brings every method's count on every model at every slider
 // value, the parts each method trains and what it does there; the controls only index into it.
 // The state lives in the query string.
-import { latestFetcher } from "./playground.js";
+import { latestFetcher, react } from "./playground.js";
 
 const root = document.getElementById("family-root");
 const $ = (id) => document.getElementById(id);
@@ -178,7 +178,7 @@ function drawDiagram() {
     annotations.push({ x: 5, y: y1, ax: 5, ay: y0, xref: "x", yref: "y", axref: "x", ayref: "y",
       showarrow: true, arrowhead: 2, arrowsize: 1, arrowwidth: 1.2, arrowcolor: "#6b7280", text: "" });
   }
-  Plotly.react("block-diagram", [{
+  react("block-diagram", [{
     x: hover.x, y: hover.y, text: hover.text, customdata: hover.customdata, mode: "markers",
     marker: { size: 26, opacity: 0 }, hovertemplate: "%{text}<extra></extra>", showlegend: false,
   }], {
@@ -220,7 +220,7 @@ function drawCounts() {
     setting: m.knob ? `${m.knob.symbol} = ${state.knobs[m.knob.param]}${m.variants.length > 1 ? `, ${variantOf(m)}` : ""}` : "",
   }));
   const names = rows.map((r) => (r.setting ? `${r.m.label} (${r.setting})` : r.m.label));
-  Plotly.react("count-chart", [{
+  react("count-chart", [{
     type: "bar", orientation: "h", y: names, x: rows.map((r) => r.n),
     marker: { color: rows.map((r) => (r.m.key === state.method ? TRAINED : OTHER)) },
     text: rows.map((r) => fmtPct(r.share)), textposition: "outside", cliponaxis: false,

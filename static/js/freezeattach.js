@@ -1,6 +1,6 @@
 // P20 Freeze, attach, merge. One request brings the counts for every d × r on the sliders; the
 // animation and the sliders only index into it. The state (step, d, r) lives in the query string.
-import { latestFetcher } from "./playground.js";
+import { latestFetcher, react } from "./playground.js";
 
 const root = document.getElementById("fam-root");
 const $ = (id) => document.getElementById(id);
@@ -193,7 +193,7 @@ function drawChart() {
   const { d, r } = cur();
   const ranks = t.ranks.filter((_, j) => t.lora[state.d][j] !== null);
   const counts = t.lora[state.d].filter((v) => v !== null);
-  Plotly.react("count-chart", [
+  react("count-chart", [
     { x: ranks, y: counts, mode: "lines+markers", name: "LoRA: A and B, 2·d·r", line: { color: TRAINED, width: 3 },
       hovertemplate: "r = %{x}: %{y:,} trainable<extra>LoRA</extra>" },
     { x: [ranks[0], ranks[ranks.length - 1]], y: [t.full[state.d], t.full[state.d]], mode: "lines",

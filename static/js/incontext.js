@@ -1,7 +1,7 @@
 // P3 In-context learning. One request brings the prompt and its token count for every k and
 // the fit for every window; the mode, k and window only index it. A new query review fetches
 // once (its tokens must be counted by the server). The state lives in the query string.
-import { latestFetcher } from "./playground.js";
+import { latestFetcher, react } from "./playground.js";
 
 const root = document.getElementById("icl-root");
 const $ = (id) => document.getElementById(id);
@@ -83,7 +83,7 @@ function drawBudget(k, w) {
       line: { color: BAD, width: 2, dash: "dot" }, hoverinfo: "skip" },
   ];
   const top = Math.max(w.size, used);
-  Plotly.react("budget-chart", traces, {
+  react("budget-chart", traces, {
     // On a phone the legend wraps to several rows: give it room above the bar.
     barmode: "stack", margin: { l: 20, r: 20, t: 10, b: 45 }, height: narrow() ? 330 : 230,
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", traceorder: "normal" },
@@ -103,7 +103,7 @@ function drawTokens(k, w) {
       name: `${w.label} window`, line: { color: BAD, dash: "dot", width: 2 }, hoverinfo: "skip" },
   ];
   const top = Math.max(...data.tokens) + data.answer_tokens;
-  Plotly.react("tokens-chart", traces, {
+  react("tokens-chart", traces, {
     margin: { l: 60, r: 10, t: 10, b: 50 },
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
     xaxis: { title: { text: "examples in the prompt, k" } },
@@ -132,7 +132,7 @@ function drawSuperglue() {
       line: { color: ORANGE, width: width(state.mode === "few") }, marker: { size: state.mode === "few" ? 11 : 7 },
       text: sg.rows.map((r) => `${r.model} (${fmtParams(r.params)})`), hovertemplate: "%{text}: %{y}<extra>few-shot</extra>" },
   ];
-  Plotly.react("superglue-chart", traces, {
+  react("superglue-chart", traces, {
     margin: { l: 60, r: 10, t: 10, b: 60 },
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
     xaxis: { title: { text: "model size (parameters, log scale)" }, type: "log", tickvals: decades, ticktext: decades.map(fmtParams) },

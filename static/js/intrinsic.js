@@ -1,7 +1,7 @@
 // P7 Intrinsic dimension. The server trains one network per subspace size d once per seed and
 // returns every accuracy, loss curve and d_90; the d slider only picks an index into that
 // response, so it costs no request. The state lives in the query string.
-import { latestFetcher } from "./playground.js";
+import { latestFetcher, react } from "./playground.js";
 
 const root = document.getElementById("intrinsic-root");
 const apiUrl = root.dataset.apiUrl;
@@ -63,7 +63,7 @@ function drawStatic() {
   }
   traces.push({ x: [dims[index]], y: [100 * data.accuracy[index]], mode: "markers", name: "chosen d",
     marker: { size: 18, color: "rgba(0,0,0,0)", line: { color: "#111", width: 2 } }, hoverinfo: "skip" });
-  Plotly.react("accuracy-chart", traces, {
+  react("accuracy-chart", traces, {
     margin: { l: 60, r: 10, t: 10, b: 50 },
     legend: { orientation: "h", y: -0.25 },
     xaxis: { title: { text: "subspace dimension d (trainable numbers, log scale)" }, type: "log",
@@ -87,6 +87,7 @@ function drawIndex() {
     traces.push({ x: steps, y: full, mode: "lines", name: `d = D = ${fmtInt.format(data.total_params)}`,
                   line: { color: MUTED, dash: "dot" }, hovertemplate: "step %{x}: %{y}<extra></extra>" });
   }
+  // Plotly.react itself: Plotly hides a tick label of this chart that would cross its edge.
   Plotly.react("loss-chart", traces, {
     margin: { l: 60, r: 10, t: 10, b: 45 },
     legend: { orientation: "h", y: -0.25 },

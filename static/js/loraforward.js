@@ -1,6 +1,7 @@
 // P10 LoRA forward path. The server computes the example for every rank and every α on its grid
 // (Wx, Ax, BAx, (α/r)·BAx and h); the r and α sliders only index that response. d and the seed
 // fetch a new example. State (d, seed, r, alpha) lives in the query string.
+import { react } from "./playground.js";
 
 const root = document.getElementById("forward-root");
 const $ = (id) => document.getElementById(id);
@@ -37,7 +38,7 @@ function writeUrl() {
 const indices = (n) => Array.from({ length: n }, (_, i) => i + 1);
 
 function heatmap(id, z, rowsLabel, colsLabel, limit) {
-  Plotly.react(id, [{
+  react(id, [{
     type: "heatmap", z, zmin: -limit, zmax: limit, zmid: 0, colorscale: "RdBu",
     x: indices(z[0].length), y: indices(z.length),
     colorbar: { thickness: 8, len: 0.9 },
@@ -70,7 +71,7 @@ function drawRank() {
   $("a-shape").textContent = `${rank} × ${d}`;
   $("b-shape").textContent = `${d} × ${rank}`;
 
-  Plotly.react("bottleneck-chart", [
+  react("bottleneck-chart", [
     { type: "bar", name: "x (input, width d)", x: indices(d), y: data.x, marker: { color: COLOURS.x },
       xaxis: "x", hovertemplate: "x, j = %{x}: %{y}<extra></extra>" },
     { type: "bar", name: "Ax (width r)", x: indices(rank), y: data.Ax[ri],
@@ -93,7 +94,7 @@ function drawScaled() {
   const ri = rank - 1;
   const ai = data.alphas.indexOf(alpha);
   const comps = indices(d);
-  Plotly.react("vectors-chart", [
+  react("vectors-chart", [
     { type: "bar", name: "Wx (frozen road)", x: comps, y: data.Wx, marker: { color: COLOURS.Wx },
       hovertemplate: "Wx, i = %{x}: %{y}<extra></extra>" },
     { type: "bar", name: "(α/r)·BAx (side road)", x: comps, y: data.update[ri][ai],

@@ -1,7 +1,7 @@
 // P6 Lottery ticket. The server trains every network once per (seed, scope) and returns the
 // accuracies and masks at every sparsity of its grid; the sparsity slider and the layer menu only
 // pick indices into that response, so they cost no request. The state lives in the query string.
-import { latestFetcher } from "./playground.js";
+import { latestFetcher, react } from "./playground.js";
 
 const root = document.getElementById("lottery-root");
 const apiUrl = root.dataset.apiUrl;
@@ -85,7 +85,7 @@ function drawStatic() {
       marker: { size: 16, color: "rgba(0,0,0,0)", line: { color: "#111", width: 2 } },
       hoverinfo: "skip" },
   ];
-  Plotly.react("accuracy-chart", traces, {
+  react("accuracy-chart", traces, {
     margin: { l: 60, r: 10, t: 10, b: 50 },
     legend: { orientation: "h", y: -0.25 },
     xaxis: { title: { text: "weights kept (% of all weights, log scale)" }, type: "log",
@@ -94,7 +94,7 @@ function drawStatic() {
   }, PLOT_CONFIG);
 
   const pts = data.train_points;
-  Plotly.react("data-chart", [0, 1, 2].map((c) => {
+  react("data-chart", [0, 1, 2].map((c) => {
     const idx = pts.label.map((l, i) => (l === c ? i : -1)).filter((i) => i >= 0);
     return { x: idx.map((i) => pts.x[i]), y: idx.map((i) => pts.y[i]), mode: "markers",
              name: `class ${c + 1}`, marker: { size: 6, color: CLASS_COLORS[c] },
@@ -117,7 +117,7 @@ function drawIndex() {
   const z = mask.map((row, r) => row.map((keep, c) => (keep ? w0[r][c] : null)));
   const limit = Math.max(...w0.flat().map(Math.abs));
   const [fanIn, fanOut] = data.layers[layer].shape;
-  Plotly.react("mask-chart", [{
+  react("mask-chart", [{
     type: "heatmap", z, zmin: -limit, zmax: limit, zmid: 0, colorscale: "RdBu", hoverongaps: false,
     colorbar: { thickness: 10, title: { text: "θ₀", side: "right" } },
     hovertemplate: "input %{y} → output %{x}: θ₀ = %{z}<extra></extra>",

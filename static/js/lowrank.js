@@ -1,7 +1,7 @@
 // P9 Low-rank approximation. The server computes every reconstruction, error and count once per
 // matrix; the rank slider only picks an index into that response, so sliding costs no request.
 // The whole state lives in the query string, so a link reopens exactly this view.
-import { latestFetcher } from "./playground.js";
+import { latestFetcher, react } from "./playground.js";
 
 const root = document.getElementById("lowrank-root");
 const apiUrl = root.dataset.apiUrl;
@@ -90,15 +90,15 @@ const HEATMAP_LAYOUT = {
 };
 
 function drawMatrix() {
-  Plotly.react("heatmap-original", heatmap(data.matrix), HEATMAP_LAYOUT, PLOT_CONFIG);
+  react("heatmap-original", heatmap(data.matrix), HEATMAP_LAYOUT, PLOT_CONFIG);
 }
 
 function drawRank() {
   const r = rank;
   const ranks = data.errors.map((_, i) => i);
-  Plotly.react("heatmap-recon", heatmap(data.reconstructions[r]), HEATMAP_LAYOUT, PLOT_CONFIG);
+  react("heatmap-recon", heatmap(data.reconstructions[r]), HEATMAP_LAYOUT, PLOT_CONFIG);
 
-  Plotly.react("error-chart", [
+  react("error-chart", [
     { x: ranks, y: data.errors, mode: "lines+markers", name: "error", line: { color: MUTED },
       hovertemplate: "r = %{x}: %{y}<extra></extra>" },
     { x: [r], y: [data.errors[r]], mode: "markers", name: `r = ${r}`,
@@ -111,7 +111,7 @@ function drawRank() {
   }, PLOT_CONFIG);
 
   // The bars that M_r keeps are coloured; the ones it drops are grey.
-  Plotly.react("sv-chart", [{
+  react("sv-chart", [{
     type: "bar",
     x: data.singular_values.map((_, i) => i + 1),
     y: data.singular_values,

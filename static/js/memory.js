@@ -1,7 +1,7 @@
 // P2 Memory calculator. The server computes every component for four methods, and activations on
 // a grid of batch sizes × sequence lengths, once per change of model or conventions; the batch,
 // sequence and task sliders only index into that response. The whole state lives in the URL.
-import { latestFetcher, messageOf } from "./playground.js";
+import { latestFetcher, messageOf, react } from "./playground.js";
 
 const root = document.getElementById("memory-root");
 const $ = (id) => document.getElementById(id);
@@ -166,7 +166,7 @@ function drawChart() {
     type: "scatter", mode: "lines", name: `one ${g.label} GPU`, x, y: x.map(() => g.bytes / 1e9),
     line: { color: "#b3261e", width: 2, dash: dashes[i % dashes.length] },
     hovertemplate: `${g.label}<extra></extra>` }));
-  Plotly.react("memory-chart", traces, {
+  react("memory-chart", traces, {
     barmode: "stack",
     // The legend sits above the plot, clear of the method names and the axis title below.
     margin: { l: 70, r: 10, t: 90, b: 50 },
@@ -200,6 +200,7 @@ function drawWorking() {
 function drawStorage() {
   const st = data.storage;
   const i = view.n;
+  // Plotly.react itself: Plotly hides a tick label of this chart that would cross its edge.
   Plotly.react("storage-chart", [
     { x: st.tasks, y: st.full_copies.map((v) => v / 1e9), mode: "lines", name: "N full copies",
       line: { color: "#3a5bd9" }, hovertemplate: "N = %{x}: %{y:.4g} GB<extra>full copies</extra>" },

@@ -2,7 +2,7 @@
 // measured latency, the merge's logit difference, predictions on the demo sentences merged and
 // unmerged) and the storage story for several models; every control only indexes into it. The
 // state lives in the query string.
-import { latestFetcher, messageOf } from "./playground.js";
+import { latestFetcher, messageOf, react } from "./playground.js";
 
 const root = document.getElementById("swap-root");
 const $ = (id) => document.getElementById(id);
@@ -76,7 +76,7 @@ function drawRun() {
     marker: { color: LABEL_COLORS[k % LABEL_COLORS.length] },
     customdata: demo.texts, hovertemplate: `%{customdata}<br>${label}: %{x:.6f}<extra></extra>`,
   }));
-  Plotly.react("predict-chart", traces, {
+  react("predict-chart", traces, {
     barmode: "stack", margin: { l: 90, r: 10, t: 30, b: 90 },
     legend: { orientation: "h", x: 0, y: -0.25, yanchor: "top", traceorder: "normal", title: { text: "label " } },
     xaxis: { title: { text: "probability of each label" }, range: [0, 1] },
@@ -115,7 +115,7 @@ function drawRun() {
 function drawRunCharts() {
   const labels = data.runs.map(runLabel);
   const chosen = (r) => r.id === state.run;
-  Plotly.react("size-chart", [
+  react("size-chart", [
     { type: "bar", name: `shared base (${data.base.file})`, x: ["base model"], y: [data.base.file_bytes],
       marker: { color: BASE }, hovertemplate: "%{y:,} bytes<extra>base</extra>" },
     { type: "bar", name: "adapter folder (measured)", x: labels, y: data.runs.map((r) => r.adapter_bytes),
@@ -128,7 +128,7 @@ function drawRunCharts() {
     yaxis: { title: { text: "bytes on disk (log scale)" }, type: "log", dtick: 1, exponentformat: "SI",
       range: [Math.log10(Math.min(...data.runs.map((r) => r.adapter_bytes))) - 1, Math.log10(data.base.file_bytes) + 0.3] },
   }, PLOT_CONFIG);
-  Plotly.react("latency-chart", [
+  react("latency-chart", [
     { type: "bar", name: "unmerged: W·x + (α/r)·B·A·x", x: labels, y: data.runs.map((r) => r.latency_ms),
       marker: { color: ADAPTER, line: { color: "#222", width: data.runs.map((r) => (chosen(r) && !state.merged ? 2 : 0)) } },
       hovertemplate: "%{x}: %{y:.1f} ms<extra>unmerged</extra>" },
@@ -154,7 +154,7 @@ function escapeHtml(text) {
 function drawIllustration() {
   const rows = data.illustration;
   const x = rows.map((r) => `${r.task}<br>r = ${r.rank}`);
-  Plotly.react("illustration-chart", [
+  react("illustration-chart", [
     { type: "bar", name: "full fine-tuned copy (formula, illustration)", x, y: rows.map((r) => r.full_bytes),
       marker: { color: BASE }, hovertemplate: "%{y:,} bytes<extra>full copy</extra>" },
     { type: "bar", name: "LoRA adapter (formula, illustration)", x, y: rows.map((r) => r.adapter_bytes),
@@ -200,7 +200,7 @@ function drawStorage() {
   const model = data.storage[state.model];
   const s = model.ranks[state.rank];
   const i = state.n - 1;
-  Plotly.react("storage-chart", [
+  react("storage-chart", [
     { x: s.tasks, y: s.full_copies, mode: "lines", name: "N full fine-tuned copies", line: { color: BASE, width: 3 },
       hovertemplate: "N = %{x}: %{y:.3s}B<extra>copies</extra>" },
     { x: s.tasks, y: s.base_plus_adapters, mode: "lines", name: "one base + N LoRA adapters", line: { color: ADAPTER, width: 3 },

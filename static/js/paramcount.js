@@ -2,6 +2,7 @@
 // the sliders and the model menu only index into it. The lab's finished LoRA runs come from
 // /api/runs, each with its measured count and the formula's prediction stored by the worker.
 // State (r, d, model) lives in the query string.
+import { react } from "./playground.js";
 
 const root = document.getElementById("paramcount-root");
 const $ = (id) => document.getElementById(id);
@@ -53,7 +54,7 @@ function drawMatrix() {
     `From r = ${pm.break_even[i]} on, A and B together hold at least as many numbers as the ` +
     `${fmtInt.format(state.d)} × ${fmtInt.format(state.d)} matrix itself.`;
 
-  Plotly.react("share-chart", [
+  react("share-chart", [
     { x: data.ranks, y: pm.share[i].map((s) => s * 100), mode: "lines", name: `2r/d, d = ${state.d}`,
       line: { color: MUTED }, hovertemplate: "r = %{x}: %{y:.3g}%<extra></extra>" },
     { x: [state.r], y: [pm.share[i][j] * 100], mode: "markers", name: `r = ${state.r}`,
@@ -78,7 +79,7 @@ function drawModels() {
     marker: { color: SET_COLOURS[k % SET_COLOURS.length] },
     hovertemplate: `%{x}, ${name}: %{y:,} parameters (%{customdata} of the model)<extra></extra>`,
   }));
-  Plotly.react("models-chart", traces, {
+  react("models-chart", traces, {
     barmode: "group",
     margin: { l: 70, r: 10, t: 10, b: 50 },
     legend: { orientation: "h", y: 1.12, title: { text: "targets " } },

@@ -33,3 +33,14 @@ export function latestFetcher(root) {
     }
   };
 }
+
+// Plotly.react with the axes' tick labels drawn without Plotly's overflow check. Its default for a
+// linear axis, ticklabeloverflow "hide past div", measures every tick label again after drawing
+// each one (quadratic: about half of a 16 × 16 heatmap's redraw); "allow" skips that. Use it for
+// charts whose tick labels stay inside the chart (a chart with a label past its edge keeps
+// Plotly.react, where Plotly hides that label). An axis of the layout may still set its own.
+const AXES = { ticklabeloverflow: "allow" };
+const TEMPLATE = { layout: { xaxis: AXES, yaxis: AXES } };
+export function react(el, traces, layout, config) {
+  return Plotly.react(el, traces, { template: TEMPLATE, ...layout }, config);
+}

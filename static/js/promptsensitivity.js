@@ -2,7 +2,7 @@
 // combination's exact prompt and token count, and the calibration arithmetic for every slider
 // setting (computed in Python); the controls only index it. A new query review fetches once.
 // The state lives in the query string.
-import { latestFetcher } from "./playground.js";
+import { latestFetcher, react } from "./playground.js";
 
 const root = document.getElementById("sens-root");
 const $ = (id) => document.getElementById(id);
@@ -96,7 +96,7 @@ function fillStatic() {
       hovertemplate: `worst ${sst.rows[0].low}%, best ${sst.rows[1].high}%: a ${sst.spread}-point spread<extra>${sst.rows[0].source}</extra>` },
     bars(formats, "one format choice (seed's table)", ORANGE),
   ];
-  Plotly.react("reported-chart", traces, {
+  react("reported-chart", traces, {
     barmode: "overlay", margin: { l: 10, r: 10, t: 10, b: 50 },
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
     xaxis: { title: { text: "swing (percentage points)" }, rangemode: "tozero",
@@ -149,7 +149,7 @@ function drawCalibration() {
   span.textContent = before === after ? `The answer stays ${after}.` : `The answer flips from ${before} to ${after}.`;
   span.className = before === after ? "" : "flip";
   $("decision").append(span, ` After calibration the answer is Positive exactly when the raw p(Positive) is above ${f2(bias)}, the content-free value, instead of above one half.`);
-  Plotly.react("calibration-chart", [
+  react("calibration-chart", [
     { x: c.raw, y: c.raw, mode: "lines", name: "no calibration", line: { color: MUTED, dash: "dash" },
       hovertemplate: "raw %{x}<extra>no calibration</extra>" },
     { x: c.raw, y: c.calibrated_pos[i], mode: "lines", name: `calibrated, content-free p = ${f2(bias)}`,

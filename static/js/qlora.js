@@ -1,5 +1,6 @@
 // P14 NF4 and double quantisation. One request brings every block size, sample size and model
 // size; the sliders and toggles only index into it. The state lives in the query string.
+import { react } from "./playground.js";
 
 const root = document.getElementById("qlora-root");
 const $ = (id) => document.getElementById(id);
@@ -68,7 +69,7 @@ function drawLevels() {
   const e = data.error;
   const hist = e.normalized_hist[state.sample][state.block].map((v) => 100 * v);
   const codes = ["nf4", "int4"];
-  Plotly.react("levels-chart", [
+  react("levels-chart", [
     { type: "bar", x: e.normalized_centers, y: hist, name: "weights ÷ absmax", marker: { color: "#d6dbe6" },
       hovertemplate: "w/c ≈ %{x}: %{y:.2f}%<extra></extra>" },
     ...codes.map((c) => ({
@@ -99,7 +100,7 @@ function drawMse() {
   traces.push({ x: [data.blocksizes[state.block]], y: [e.mse[state.code][state.sample][state.block]],
     mode: "markers", name: "chosen B", marker: { size: 14, color: "#222", symbol: "circle-open", line: { width: 2 } },
     hoverinfo: "skip" });
-  Plotly.react("mse-chart", traces, layout("block size B (weights, log scale)", "mean squared error (σ² = 1)", {
+  react("mse-chart", traces, layout("block size B (weights, log scale)", "mean squared error (σ² = 1)", {
     xaxis: { title: { text: "block size B (weights, log scale)" }, type: "log", tickvals: data.blocksizes },
     yaxis: { title: { text: "MSE (weights' σ² = 1)" }, rangemode: "tozero", automargin: true },
     margin: { l: 65, r: 10, t: 60, b: 50 },
@@ -116,14 +117,14 @@ function drawErrors() {
       : { color: "rgba(0,0,0,0)", line: { color: COLORS[c], width: 1.5 } },
     hovertemplate: "error ≈ %{x}: %{y:.2f}%<extra>" + data.codes[c].label + "</extra>",
   }));
-  Plotly.react("error-chart", traces, layout("error ŵ − w (in units of σ)", "share of weights (%)", {
+  react("error-chart", traces, layout("error ŵ − w (in units of σ)", "share of weights (%)", {
     barmode: "overlay", bargap: 0, margin: { l: 65, r: 10, t: 30, b: 50 },
   }), PLOT_CONFIG);
 }
 
 function drawBits() {
   const b = data.bits;
-  Plotly.react("bits-chart", [
+  react("bits-chart", [
     { x: data.blocksizes, y: b.overhead, mode: "lines+markers", name: "fp32 absmax per block",
       line: { color: MUTED }, hovertemplate: "B = %{x}: %{y} bits<extra></extra>" },
     { x: data.blocksizes, y: b.overhead_dq, mode: "lines+markers", name: "double quantised",
@@ -150,7 +151,7 @@ function drawMemory() {
     xref: "paper", x: 0, y: g, text: `${g} GB GPU`, showarrow: false, xanchor: "left", yanchor: "bottom",
     font: { size: 11, color: "#c44" },
   }));
-  Plotly.react("memory-chart", [
+  react("memory-chart", [
     { type: "bar", x: m.models, y: m.fp16_gb, name: "fp16 (16 bits)", marker: { color: MUTED, opacity },
       hovertemplate: "%{x}: %{y:.1f} GB<extra>fp16</extra>" },
     { type: "bar", x: m.models, y: fourBit, name: label4, marker: { color: COLORS.nf4, opacity },

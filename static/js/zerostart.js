@@ -1,6 +1,7 @@
 // P12 Zero start. The server trains every option (scaling × start × rank) for every step once per
 // (α, learning rate, seed); the step slider and the radio buttons only index that response.
 // State lives in the query string.
+import { react } from "./playground.js";
 
 const root = document.getElementById("zero-root");
 const $ = (id) => document.getElementById(id);
@@ -72,7 +73,7 @@ function lineChart(id, key, yTitle, extra = []) {
   }));
   traces.push({ ...markerAt(key), mode: "markers", marker: { size: 12, color: INIT_COLOURS[state.init] },
                 hoverinfo: "skip" });
-  Plotly.react(id, [...traces, ...extra], {
+  react(id, [...traces, ...extra], {
     margin: { l: 55, r: 10, t: 10, b: 45 },
     height: 380,
     legend: { orientation: "h", x: 0, y: -0.22, yanchor: "top", font: { size: 11 } },
@@ -87,7 +88,7 @@ function moveMarker(id, key) {
 }
 
 function heatmap(id, z, limit) {
-  Plotly.react(id, [{
+  react(id, [{
     type: "heatmap", z, zmin: -limit, zmax: limit, zmid: 0, colorscale: "RdBu",
     colorbar: { thickness: 8 }, hovertemplate: "row %{y}, column %{x}: %{z}<extra></extra>",
   }], {
@@ -104,7 +105,7 @@ function drawStep() {
   const t = trajectory(state.scaling, state.init, state.r);
   const i = state.step;
   heatmap("heat-delta", trajectory("alpha_over_r", state.init, state.r).delta[i], targetLimit());
-  Plotly.react("ranks-chart", Object.entries(data.scalings).map(([scaling, label]) => ({
+  react("ranks-chart", Object.entries(data.scalings).map(([scaling, label]) => ({
     type: "bar", name: `s = ${label}`, x: data.ranks.map((r) => `r = ${r}`),
     y: data.ranks.map((r) => trajectory(scaling, "lora", r).norm[i]),
     marker: { color: SCALING_COLOURS[scaling] },
