@@ -259,10 +259,13 @@ function buildProps() {
   $("ia3-gap").textContent = data.ia3_merge_gap.toPrecision(2);
 }
 
-function render() {
+// `all` false: only a size setting changed, which the diagram and the part buttons do not show.
+function render(all = true) {
   syncControls();
-  drawDiagram();
-  drawPartButtons();
+  if (all) {
+    drawDiagram();
+    drawPartButtons();
+  }
   drawCounts();
   drawReadouts();
   writeUrl();
@@ -291,7 +294,7 @@ knobSlider.addEventListener("input", () => {
   const m = method();
   if (!m.knob) return;
   state.knobs[m.knob.param] = m.knob.values[Number(knobSlider.value)];
-  render();
+  render(false);
 });
 
 start();

@@ -1,7 +1,7 @@
 // P16 Low-rank lab. The server fits every rank r on every sample size n for one task (true
 // rank k, noise σ, seed); changing the task fetches once, while n and r only index into the
 // response. The state lives in the query string.
-import { latestFetcher } from "./playground.js";
+import { latestFetcher, react } from "./playground.js";
 
 const root = document.getElementById("lab-root");
 const $ = (id) => document.getElementById(id);
@@ -27,8 +27,19 @@ function showError(message) {
 
 const fetchLatest = latestFetcher(root);
 
-function fetchTask(params) {
-  return fetchLatest(`${root.dataset.apiUrl}?${params}`);
+// Every task fetched, by its query: a slider step back to a task seen before draws at once.
+const answers = new Map();
+const ANSWERS_KEPT = 24;
+
+async function fetchTask(params) {
+  const key = String(params);
+  if (answers.has(key)) return answers.get(key);
+  const body = await fetchLatest(`${root.dataset.apiUrl}?${params}`);
+  if (body) {
+    answers.set(key, body);
+    if (answers.size > ANSWERS_KEPT) answers.delete(answers.keys().next().value);
+  }
+  return body;
 }
 
 function taskParams() {
@@ -74,7 +85,7 @@ const HEATMAP_LAYOUT = {
 };
 
 function drawTask() {
-  Plotly.react("heatmap-true", heatmap(data.delta), HEATMAP_LAYOUT, PLOT_CONFIG);
+  react("heatmap-true", heatmap(data.delta), HEATMAP_LAYOUT, PLOT_CONFIG);
 }
 
 // The circle on the error curve at rank r: the error chart's last trace.
@@ -100,7 +111,7 @@ function drawCurves() {
       hoverinfo: "skip" },
   );
   const top = Math.max(...data.heldout_mse[n], ...data.train_mse[n]);
-  Plotly.react("error-chart", traces, {
+  react("error-chart", traces, {
     margin: { l: 60, r: 10, t: 25, b: 50 },
     legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top" },
     shapes: [{ type: "rect", x0: k - 0.5, x1: k + 0.5, yref: "paper", y0: 0, y1: 1, fillcolor: "#e5e8ef",
@@ -117,7 +128,7 @@ function drawCurves() {
 // What depends on r (and n): the fitted update and the readouts.
 function drawRank() {
   const { n, r } = view;
-  Plotly.react("heatmap-fit", heatmap(data.fits[n][r]), HEATMAP_LAYOUT, PLOT_CONFIG);
+  react("heatmap-fit", heatmap(data.fits[n][r]), HEATMAP_LAYOUT, PLOT_CONFIG);
   $("r-value").textContent = r;
   $("train-error").textContent = fmt(data.train_mse[n][r]);
   $("heldout-error").textContent = fmt(data.heldout_mse[n][r]);
@@ -152,15 +163,19 @@ function show(body, wanted) {
   root.dataset.ready = "1";
 }
 
+let reloads = 0;
+
 async function reload() {
+  const mine = ++reloads;
   try {
     const body = await fetchTask(taskParams());
-    if (body) {
+    // Only the newest task counts: a remembered one answers before a request still in flight.
+    if (body && mine === reloads) {
       showError("");
       show(body, { n: data.sample_sizes[view.n], r: view.r });
     }
   } catch (err) {
-    showError(err.message);
+    if (mine === reloads) showError(err.message);
   }
 }
 
