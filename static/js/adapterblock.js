@@ -61,6 +61,11 @@ function syncControls() {
   biasCheck.checked = state.bias;
 }
 
+// The diagram's one trace, invisible, spans the drawing. The same object every time: with only
+// its shapes and notes changed, Plotly.react redraws just those, not the whole chart.
+const DIAGRAM_FRAME = [{ x: [-1, 1], y: [-0.6, 4.6], mode: "markers", marker: { opacity: 0 },
+  hoverinfo: "skip", showlegend: false }];
+
 function drawDiagram() {
   const d = data.hidden_sizes[state.d];
   const m = data.bottlenecks[state.m];
@@ -92,8 +97,7 @@ function drawDiagram() {
     note(-0.35, `output h + W<sub>up</sub> f(W<sub>down</sub> h): d = ${fmtInt.format(d)}`),
     note(2, "+ h", 0.97, "right"),
   ];
-  react("diagram", [{ x: [-1, 1], y: [-0.6, 4.6], mode: "markers", marker: { opacity: 0 },
-    hoverinfo: "skip", showlegend: false }], {
+  react("diagram", DIAGRAM_FRAME, {
     shapes, annotations, margin: { l: 10, r: 10, t: 10, b: 10 },
     xaxis: { visible: false, range: [-1, 1], fixedrange: true },
     yaxis: { visible: false, range: [-0.6, 4.6], fixedrange: true },
