@@ -27,19 +27,19 @@ function showError(message) {
 
 const fetchLatest = latestFetcher(root);
 
-// Every task fetched, by its query: a slider step back to a task seen before draws at once.
+// Every task shown, by the query its settings make: a slider step back to a task seen before
+// draws at once.
 const answers = new Map();
 const ANSWERS_KEPT = 24;
 
+function remember(body) {
+  const s = body.settings;
+  answers.set(String(new URLSearchParams({ true_rank: s.true_rank, noise: s.noise, seed: s.seed })), body);
+  if (answers.size > ANSWERS_KEPT) answers.delete(answers.keys().next().value);
+}
+
 async function fetchTask(params) {
-  const key = String(params);
-  if (answers.has(key)) return answers.get(key);
-  const body = await fetchLatest(`${root.dataset.apiUrl}?${params}`);
-  if (body) {
-    answers.set(key, body);
-    if (answers.size > ANSWERS_KEPT) answers.delete(answers.keys().next().value);
-  }
-  return body;
+  return answers.get(String(params)) ?? fetchLatest(`${root.dataset.apiUrl}?${params}`);
 }
 
 function taskParams() {
@@ -151,6 +151,7 @@ function moveRank() {
 
 function show(body, wanted) {
   data = body;
+  remember(body);
   const nIndex = data.sample_sizes.map(String).indexOf(String(wanted.n));
   view.n = nIndex >= 0 ? nIndex : (view.n ?? 2);
   const r = Number(wanted.r);
