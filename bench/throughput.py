@@ -1,7 +1,8 @@
 """Training throughput: the lab's engine against Hugging Face `Trainer`, side by side, in one process.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/throughput.py [--steps 60] [--methods full,lora,adapter,prompt,qlora]
-        [--threads N] [--warmup 5] [--levers] [--only-levers] [--lever-methods lora,full] [--write]
+        [--threads N] [--warmup 5] [--levers] [--only-levers] [--lever-methods lora,full]
+        [--lever-names packed,...] [--write]
 
 For each method, three trainers train the same model (all-MiniLM-L6-v2 + a 2-label head) on the same
 data (the `sentiment` task's train split; accuracy on its validation split), batch 16, the same
@@ -52,7 +53,7 @@ import torch  # noqa: E402
 from torch.utils import flop_counter  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
-from workers import adapters, base_model, engine, quantize  # noqa: E402
+from workers import adapters, base_model, engine, packing, quantize  # noqa: E402
 from workers.methods import validate_run  # noqa: E402
 
 TASK = "sentiment"
@@ -168,14 +169,20 @@ def _sync(device):
 # --- the lab -----------------------------------------------------------------------------------
 
 def lab_batches(spec) -> list[tuple[int, int, int]]:
-    """(rows, padded width, real tokens) of the batches train() draws, from the same stream."""
+    """(rows, padded width, real tokens) of the batches train() computes, from the same stream:
+    packed (workers/packing.py) for the methods the engine packs, else padded."""
     data, _ = engine.encode_task(spec.task)
     data = engine.train_subset(data, spec.params.get("train_examples"), spec.seed)
     stream = engine.batches(data, min(spec.params["batch_size"], len(data.labels)), spec.seed)
+    pad_id = engine.load_base().tokenizer.pad_token_id
     out = []
     for _ in range(spec.steps):
-        ids, _labels = next(stream)
-        out.append((len(ids), max(len(x) for x in ids), sum(len(x) for x in ids)))
+        ids, labels = next(stream)
+        if spec.method in packing.PACKABLE:
+            rows, width = packing.pack(ids, labels, "cpu", pad_id).input_ids.shape
+        else:
+            rows, width = len(ids), max(len(x) for x in ids)
+        out.append((rows, width, sum(len(x) for x in ids)))
     return out
 
 
@@ -356,7 +363,7 @@ class NoActivationMeter:
     def __init__(self, model):
         self.peak = 0
 
-    def step(self, width):
+    def step(self, rows, width):
         return contextlib.nullcontext()
 
     def end_step(self):
@@ -383,9 +390,18 @@ def unfrozen_base():
     return [(engine, "build_model", build_model), (engine, "make_optimizer", make_optimizer)]
 
 
+def rows_of(row_tokens: int):
+    """packing.pack with rows of at most `row_tokens` tokens instead of packing.ROW_TOKENS (0: as
+    wide as the batch's longest sequence; 10**6: the whole batch in one row)."""
+    def pack(ids, labels, device, pad_id, row_tokens_=None, pack=packing.pack):
+        return pack(ids, labels, device, pad_id, row_tokens=row_tokens)
+    return pack
+
+
 def lever_patches() -> dict[str, list]:
-    """The engine as it is, then one lever at a time: each of its own taken away, or one it does
-    not use (length groups, bf16) added."""
+    """The engine as it is, then one lever at a time: each of its own taken away (packed batches,
+    the fused AdamW, the activation meter's skipping), one it does not use (length groups, bf16)
+    added, or its packed rows' width changed."""
     return {
         "baseline (engine as is)": [],
         "length groups of 8 batches": [(engine, "batches", grouped_batches)],
@@ -395,19 +411,27 @@ def lever_patches() -> dict[str, list]:
         "no activation meter": [(engine, "ActivationMeter", NoActivationMeter)],
         "base not frozen (counterfactual)": unfrozen_base(),
         "bf16 autocast": [(engine, "build_model", autocast_build(engine.build_model))],
+        "packing removed (padded batches)": [(packing, "PACKABLE", frozenset())],
+        "packed rows as wide as the longest sequence": [(packing, "pack", rows_of(0))],
+        "packed into one row per batch": [(packing, "pack", rows_of(10 ** 6))],
     }
 
 
-def every_step_meter(self, width):
-    """ActivationMeter.step measuring every step, not only a batch wider than any before."""
-    self.widest, self._step = width, {}
+def every_step_meter(self, rows, width):
+    """ActivationMeter.step measuring every step, not only a batch larger than any before."""
+    self._step = {}
     return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
 
 
-def run_levers(methods: list[str], steps: int, warmup: int, device) -> list[dict]:
+def run_levers(methods: list[str], steps: int, warmup: int, device, only: str = "") -> list[dict]:
+    """Each lever (those whose name contains one of the comma-separated `only`, and the baseline)
+    on each method, one run each."""
     rows = []
+    wanted = [w for w in only.split(",") if w]
     for method in methods:
         for lever, patches in lever_patches().items():
+            if wanted and not lever.startswith("baseline") and not any(w in lever for w in wanted):
+                continue
             if lever.startswith("base not frozen") and method == "full":
                 continue  # nothing is frozen in full fine-tuning
             with contextlib.ExitStack() as stack:
@@ -489,6 +513,8 @@ def main():
     parser.add_argument("--levers", action="store_true", help="also measure the engine's levers")
     parser.add_argument("--only-levers", action="store_true", help="measure the levers only")
     parser.add_argument("--lever-methods", default="lora,full")
+    parser.add_argument("--lever-names", default="", help="only the levers whose name contains one of "
+                        "these comma-separated words (and the baseline)")
     parser.add_argument("--write", action="store_true", help=f"write the section '{SECTION}' of {DOC.relative_to(ROOT)}")
     args = parser.parse_args()
     if args.threads:
@@ -530,7 +556,7 @@ def main():
                 gc.collect()
         out += [comparison_table(rows, peaks), "", ratio_table(rows), ""]
     if args.levers or args.only_levers:
-        lever_rows = run_levers(args.lever_methods.split(","), args.steps, warmup, device)
+        lever_rows = run_levers(args.lever_methods.split(","), args.steps, warmup, device, args.lever_names)
         out += ["### Levers inside the lab's engine", "",
                 f"Each row is `engine.train` with one change patched in (workers/engine.py itself unchanged). "
                 f"Tokenizing: `engine.encode_task` already tokenizes a shipped task once per process "

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import base_model, datasets
+from . import base_model, datasets, packing
 from .methods import RunSpec
 
 MAX_TOKENS = 128  # every shipped example is far shorter; a guard for uploaded text
@@ -194,7 +194,8 @@ def batches(data: Encoded, batch_size: int, seed: int):
 
     batch_size must not exceed the data (train() caps it); an epoch's last partial batch is
     dropped so that every step sees the same number of examples. (Batches grouped by length pad
-    less, but learn worse here: bench/throughput.py's "length groups" lever measures both.)
+    less, but learn worse here: bench/throughput.py's "length groups" lever measures both. train()
+    removes the padding instead, keeping the batches: workers/packing.py.)
     """
     rng = random.Random(seed)
     order = list(range(len(data.labels)))
@@ -267,7 +268,8 @@ def _rss_bytes() -> int:
 
 class ActivationMeter:
     """The bytes autograd keeps for the backward pass of one step (the activations), measured
-    from the tensors themselves with saved-tensor hooks; the largest step is the peak.
+    from the tensors themselves with saved-tensor hooks; the largest step is the peak of the
+    batches as train() computes them (packed: real tokens only, see workers/packing.py).
 
     Parameters that autograd saves (weights for a matmul's backward) are not activations and are
     left out; a tensor saved twice counts once.
@@ -276,7 +278,7 @@ class ActivationMeter:
     def __init__(self, model: nn.Module):
         self.params = {p.data_ptr() for p in model.parameters()}
         self.peak = 0
-        self.widest = 0
+        self.measured: list[tuple[int, int]] = []  # (rows, width) of the batches measured
         self._step: dict[int, int] | None = None
 
     def _pack(self, tensor):
@@ -285,14 +287,17 @@ class ActivationMeter:
             self._step[ptr] = max(self._step.get(ptr, 0), tensor.numel() * tensor.element_size())
         return tensor
 
-    def step(self, width: int):
-        """A context for one forward pass of a batch `width` tokens wide. The batch size is fixed,
-        so what autograd saves grows with the width: a batch no wider than an earlier one cannot
-        raise the peak and is not measured (the hooks cost a Python call per saved tensor)."""
-        if width <= self.widest:
+    def step(self, rows: int, width: int):
+        """A context for one forward pass of a batch of `rows` rows `width` tokens wide. What
+        autograd saves grows with both (the linear layers' inputs with rows x width, attention with
+        rows x width²): a batch with no more rows and no wider than one measured cannot raise the
+        peak and is not measured (the hooks cost a Python call per saved tensor). A padded batch
+        has a fixed number of rows; a packed one as many as its sequences fill."""
+        if any(rows <= r and width <= w for r, w in self.measured):
             self._step = None
             return contextlib.nullcontext()
-        self.widest, self._step = width, {}
+        self.measured.append((rows, width))
+        self._step = {}
         return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
 
     def end_step(self) -> None:
@@ -416,6 +421,10 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
     trainable, total = count_params(model)
     optimizer = make_optimizer(spec, [p for p in model.parameters() if p.requires_grad], device)
     stream = batches(train_data, min(params["batch_size"], len(train_data.labels)), spec.seed)
+    # Packed batches (no padding computed) where the method allows; prompt and prefix tuning add
+    # tokens of their own to every row and keep padded ones.
+    packed = spec.method in packing.PACKABLE
+    pad_id = load_base().tokenizer.pad_token_id
     points: list[StepPoint] = []
     evals: list[EvalPoint] = []
     last_eval = None
@@ -428,10 +437,15 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
         try:
             for step in range(1, spec.steps + 1):
                 ids, labels = next(stream)
-                batch = collate(ids, labels, device)
-                tokens += int(batch["attention_mask"].sum())
-                with activations.step(batch["input_ids"].shape[1]):
-                    loss = model(**batch).loss
+                tokens += sum(len(x) for x in ids)  # real tokens, however the batch is laid out
+                if packed:
+                    batch = packing.pack(ids, labels, device, pad_id)
+                    with activations.step(*batch.input_ids.shape):
+                        loss = packing.forward(model, batch)[0]
+                else:
+                    batch = collate(ids, labels, device)
+                    with activations.step(*batch["input_ids"].shape):
+                        loss = model(**batch).loss
                 activations.end_step()
                 if not math.isfinite(loss.item()):
                     raise TrainingError(f"the loss became {loss.item()} at step {step}; "

