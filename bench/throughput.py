@@ -351,6 +351,15 @@ def autocast_build(build):
     return build_model
 
 
+def autocast_packed(forward):
+    """packing.forward under bf16 autocast: the packed methods' training steps do not go through
+    model.forward (packing.forward calls the encoder and the head itself)."""
+    def packed_forward(model, batch):
+        with torch.autocast(batch.input_ids.device.type, dtype=torch.bfloat16):
+            return forward(model, batch)
+    return packed_forward
+
+
 def adamw(**flags):
     def make_optimizer(spec, params, device):
         return torch.optim.AdamW(list(params), lr=spec.params["lr"], **flags)
@@ -410,7 +419,8 @@ def lever_patches() -> dict[str, list]:
         "activation meter on every step": [(engine.ActivationMeter, "step", every_step_meter)],
         "no activation meter": [(engine, "ActivationMeter", NoActivationMeter)],
         "base not frozen (counterfactual)": unfrozen_base(),
-        "bf16 autocast": [(engine, "build_model", autocast_build(engine.build_model))],
+        "bf16 autocast": [(engine, "build_model", autocast_build(engine.build_model)),
+                          (packing, "forward", autocast_packed(packing.forward))],
         "packing removed (padded batches)": [(packing, "PACKABLE", frozenset())],
         "packed rows as wide as the longest sequence": [(packing, "pack", rows_of(0))],
         "packed into one row per batch": [(packing, "pack", rows_of(10 ** 6))],
