@@ -8,7 +8,8 @@ For each method, three trainers train the same model (all-MiniLM-L6-v2 + a 2-lab
 data (the `sentiment` task's train split; accuracy on its validation split), batch 16, the same
 number of steps, the method's default learning rate from the registry, seed 0:
 
-- lab:  `workers.engine.train` exactly as a worker calls it (eval_every 0: one evaluation, at the end).
+- lab:  `workers.engine.train` exactly as a worker calls it (eval_every 0: one evaluation, at the end),
+        in the precision PEFTLAB_AUTOCAST gives it (workers/precision.py; set it to compare).
 - hf-a: `transformers.Trainer` as most scripts use it: `AutoModelForSequenceClassification`, peft's
         `get_peft_model` (LoRA / prompt tuning / NF4 + LoRA), fp32, `DataCollatorWithPadding`, random
         sampling. peft has no bottleneck adapter: for `adapter` the lab's own `attach_adapters`
@@ -53,7 +54,7 @@ import torch  # noqa: E402
 from torch.utils import flop_counter  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
-from workers import adapters, base_model, engine, packing, quantize  # noqa: E402
+from workers import adapters, base_model, engine, packing, precision, quantize  # noqa: E402
 from workers.methods import validate_run  # noqa: E402
 
 TASK = "sentiment"
@@ -334,32 +335,6 @@ def patched(obj, name, value):
         setattr(obj, name, old)
 
 
-def autocast_build(build):
-    """engine.build_model whose model runs its training forward passes under bf16 autocast."""
-    def build_model(spec, num_labels, device):
-        model = build(spec, num_labels, device)
-        forward = model.forward
-
-        def autocast_forward(*args, **kwargs):
-            if not model.training:  # evaluation, latency and demo stay fp32
-                return forward(*args, **kwargs)
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                return forward(*args, **kwargs)
-
-        model.forward = autocast_forward
-        return model
-    return build_model
-
-
-def autocast_packed(forward):
-    """packing.forward under bf16 autocast: the packed methods' training steps do not go through
-    model.forward (packing.forward calls the encoder and the head itself)."""
-    def packed_forward(model, batch):
-        with torch.autocast(batch.input_ids.device.type, dtype=torch.bfloat16):
-            return forward(model, batch)
-    return packed_forward
-
-
 def adamw(**flags):
     def make_optimizer(spec, params, device):
         return torch.optim.AdamW(list(params), lr=spec.params["lr"], **flags)
@@ -411,8 +386,9 @@ def rows_of(row_tokens: int):
 
 def lever_patches() -> dict[str, list]:
     """The engine as it is, then one lever at a time: each of its own taken away (packed batches,
-    the fused AdamW, the activation meter's skipping), one it does not use (length groups, bf16)
-    added, or its packed rows' width changed."""
+    the fused AdamW, the activation meter's skipping), one it does not use (length groups) added,
+    its precision set either way (its default, PEFTLAB_AUTOCAST=auto, is fp32 on the CPU and bf16
+    autocast on a GPU with native bf16), or its packed rows' width changed."""
     return {
         "baseline (engine as is)": [],
         "length groups of 8 batches": [(engine, "batches", grouped_batches)],
@@ -421,8 +397,8 @@ def lever_patches() -> dict[str, list]:
         "activation meter on every step": [(engine.ActivationMeter, "step", every_step_meter)],
         "no activation meter": [(engine, "ActivationMeter", NoActivationMeter)],
         "base not frozen (counterfactual)": unfrozen_base(),
-        "bf16 autocast": [(engine, "build_model", autocast_build(engine.build_model)),
-                          (packing, "forward", autocast_packed(packing.forward))],
+        "bf16 autocast (PEFTLAB_AUTOCAST=bf16)": [(precision, "choice", lambda: "bf16")],
+        "fp32 (PEFTLAB_AUTOCAST=off)": [(precision, "choice", lambda: "off")],
         "packing removed (padded batches)": [(packing, "PACKABLE", frozenset())],
         "packed rows as wide as the longest sequence": [(packing, "pack", rows_of(0))],
         "packed into one row per batch": [(packing, "pack", rows_of(10 ** 6))],

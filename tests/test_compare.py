@@ -78,6 +78,7 @@ def test_the_script_for_every_method_and_task_compiles_and_carries_the_runs_sett
         if name.upper() in assigned:
             assert ast.literal_eval(assigned[name.upper()]) == value
     assert "What the lab measured for run 12 on cpu: validation accuracy 75.0 %" in text
+    assert ast.literal_eval(assigned["AUTOCAST"]) is False  # the run's metrics name no bf16 autocast
     assert "print(f\"validation accuracy:" in text
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}

@@ -1,6 +1,6 @@
 """The generated script really runs: LoRA for two steps, on the CPU, offline, in a fresh Python
-process that imports nothing of the lab (tests/test_browser_compare.py also checks that its
-losses are those of the lab's own run of the same configuration)."""
+process that imports nothing of the lab, here for a run trained under bf16 autocast, whose losses
+it gives (tests/test_browser_compare.py checks the same for an fp32 run of the embedded lab)."""
 import os
 import re
 import subprocess
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from simulations import params as formulas
-from workers import base_model, datasets, methods, notebook
+from workers import base_model, datasets, engine, methods, notebook, precision
 
 pytestmark = pytest.mark.slow
 
@@ -28,15 +28,20 @@ def printed_losses(stdout: str) -> list[float]:
     return [float(x) for x in re.findall(r"^step \d+  training loss ([0-9.]+)$", stdout, re.M)]
 
 
-def test_the_generated_lora_script_trains_and_prints_a_validation_accuracy(tmp_path):
+def test_the_generated_lora_script_of_a_bf16_run_trains_and_gives_its_losses(tmp_path, monkeypatch):
     spec = methods.validate_run("lora", "sentiment", 2, 0, {"rank": 4})
-    done = run_script(notebook.script(spec), tmp_path)
+    monkeypatch.setenv(precision.SETTING, "bf16")
+    losses = []
+    metrics = engine.train(spec, lambda points, evals: losses.extend(p.loss for p in points) or True)
+    text = notebook.script(spec, run_id=1, metrics=metrics)
+    assert "AUTOCAST = True" in text and "training steps in bf16 autocast" in text
+    done = run_script(text, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert printed_losses(done.stdout) == pytest.approx(losses, abs=1e-4)
     # The script's own count is the lab's formula's (simulations/params.py).
     trainable = re.search(r"^lora: ([\d,]+) trainable parameters", done.stdout, re.M)
     expected = formulas.trainable_params("lora", spec.params, base_model.dimensions(),
                                          len(datasets.load_task("sentiment").labels))
     assert trainable and int(trainable.group(1).replace(",", "")) == expected
-    assert len(printed_losses(done.stdout)) == 2
     accuracy = re.search(r"^validation accuracy: ([0-9.]+)$", done.stdout, re.M)
     assert accuracy and 0.0 <= float(accuracy.group(1)) <= 1.0

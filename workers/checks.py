@@ -1,6 +1,9 @@
-"""`manage.py check` warns about queue settings that contradict each other."""
+"""`manage.py check` warns about queue settings that contradict each other, and refuses a
+precision it does not know."""
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
+
+from . import precision
 
 
 @register()
@@ -19,3 +22,14 @@ def queue_settings(app_configs, **kwargs):
             f"({settings.PEFTLAB_HEARTBEAT_SECONDS} s each): live runs may be failed as lost",
             hint="raise PEFTLAB_STALE_RUN_SECONDS or lower PEFTLAB_HEARTBEAT_SECONDS", id="peftlab.W002"))
     return found
+
+
+
+@register()
+def precision_setting(app_configs, **kwargs):
+    try:
+        precision.choice()
+    except precision.PrecisionError as exc:
+        return [Error(str(exc), hint="auto: bf16 autocast on a GPU with native bf16, fp32 on the CPU",
+                      id="peftlab.E001")]
+    return []

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import base_model, datasets, packing
+from . import base_model, datasets, packing, precision
 from .methods import RunSpec
 
 MAX_TOKENS = 128  # every shipped example is far shorter; a guard for uploaded text
@@ -424,6 +424,7 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
     # Packed batches (no padding computed) where the method allows; prompt and prefix tuning add
     # tokens of their own to every row and keep padded ones.
     packed = spec.method in packing.PACKABLE
+    compute = precision.training_dtype(device)  # bf16 autocast or fp32, see workers/precision.py
     pad_id = load_base().tokenizer.pad_token_id
     points: list[StepPoint] = []
     evals: list[EvalPoint] = []
@@ -440,11 +441,11 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
                 tokens += sum(len(x) for x in ids)  # real tokens, however the batch is laid out
                 if packed:
                     batch = packing.pack(ids, labels, device, pad_id)
-                    with activations.step(*batch.input_ids.shape):
+                    with activations.step(*batch.input_ids.shape), precision.autocast(device, compute):
                         loss = packing.forward(model, batch)[0]
                 else:
                     batch = collate(ids, labels, device)
-                    with activations.step(*batch["input_ids"].shape):
+                    with activations.step(*batch["input_ids"].shape), precision.autocast(device, compute):
                         loss = model(**batch).loss
                 activations.end_step()
                 if not math.isfinite(loss.item()):
@@ -483,6 +484,7 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
         **memory.result(breakdown, activations.peak),
         "memory_breakdown": {**breakdown, "activations": activations.peak},
         "train_seconds": round(train_seconds, 3),
+        "precision": precision.name(compute),
         "steps_per_second": round(step / train_seconds, 3),
         "tokens_per_second": round(tokens / train_seconds, 1),
         "train_examples": len(train_data.labels),

@@ -7,7 +7,8 @@ task CSVs (read as workers/datasets.py reads them), a classifier head drawn from
 generator as engine.build_classifier, the method built as workers/builders.py builds it, the same
 shuffled batches (random.Random(seed), the last partial batch of an epoch dropped), packed
 without padding as the engine packs them for the methods that allow it (workers/packing.py, copied
-into the script), AdamW at the run's learning rate, and evaluation on the whole validation split
+into the script), the training steps under bf16 autocast where the run's were (workers/precision.py),
+AdamW at the run's learning rate, and evaluation on the whole validation split
 every `eval_every` steps and at the end. On the CPU its losses are those of the lab's run of the
 same configuration, for every method but QLoRA (there transformers quantizes the base while
 loading it, the lab quantizes its cached copy in memory: the losses differ in the third decimal).
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from . import base_model, datasets
+from . import base_model, datasets, precision
 from .methods import METHODS, RunSpec
 
 HERE = Path(__file__).resolve().parent
@@ -112,13 +113,15 @@ def _measured(run_id, metrics: dict, device: str) -> str:
         parts.append(f"validation loss {metrics['val_loss']:.4f}")
     if metrics.get("trainable_params") is not None:
         parts.append(f"{metrics['trainable_params']:,} trainable parameters")
+    if metrics.get("precision"):
+        parts.append(f"training steps in {metrics['precision']}")
     if metrics.get("train_seconds") is not None:
         parts.append(f"{metrics['train_seconds']:.1f} s of training")
     where = f" on {device}" if device else ""
     return f"What the lab measured for run {run_id}{where}: " + ", ".join(parts) + "."
 
 
-def _config_code(spec: RunSpec) -> str:
+def _config_code(spec: RunSpec, autocast: bool) -> str:
     p = spec.params
     lines = [
         f"METHOD = {spec.method!r}",
@@ -128,6 +131,7 @@ def _config_code(spec: RunSpec) -> str:
         f"LR = {p['lr']!r}",
         f"BATCH_SIZE = {p['batch_size']!r}",
         f"EVAL_EVERY = {p['eval_every']!r}  # 0: evaluate only at the end",
+        f"AUTOCAST = {autocast!r}  # True: training steps compute in bf16 autocast, as the lab's did",
     ]
     for name in ("rank", "alpha", "dropout", "bottleneck", "virtual_tokens", "target_modules",
                  "train_examples"):
@@ -350,9 +354,11 @@ print(f"validation accuracy: {{val_accuracy:.4f}}")'''
 
 
 PADDED_STEP = '''batch = collate([train_ids[i] for i in idx], [train_labels[i] for i in idx])
-    loss = model(**batch).loss'''
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=AUTOCAST):
+        loss = model(**batch).loss'''
 PACKED_STEP = '''batch = pack([train_ids[i] for i in idx], [train_labels[i] for i in idx], device, tokenizer.pad_token_id)
-    loss = forward(model, batch)[0]'''
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=AUTOCAST):
+        loss = forward(model, batch)[0]'''
 
 
 def _packing_cells(spec: RunSpec) -> list[Cell]:
@@ -395,7 +401,7 @@ def cells(spec: RunSpec, run_id=None, metrics: dict | None = None, device: str =
         Cell("markdown", title + f"\n\nNeeds: `{needs}`."),
         Cell("code", IMPORTS),
         Cell("markdown", "## The run's configuration"),
-        Cell("code", _config_code(spec)),
+        Cell("code", _config_code(spec, (metrics or {}).get("precision") == precision.BF16)),
         Cell("markdown", f"## The data: the task's CSVs, tokenized once (at most {MAX_TOKENS} tokens)"),
         Cell("code", DATA),
         *_subset_cells(spec),

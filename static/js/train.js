@@ -180,6 +180,8 @@ function showMetrics(run) {
     ? ` · <a href="/api/runs/${run.id}/adapter" id="download-adapter">download</a>` : "";
   rows.push([run.method === "full" ? "model on disk" : "adapter on disk", `${fmtBytes(m.adapter_bytes)}${download}`]);
   rows.push(["device", run.device || "—"]);
+  // Runs from before the lab recorded it trained in fp32.
+  rows.push(["training steps computed in", m.precision || "fp32"]);
   $("metrics").innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td class="num">${v}</td></tr>`).join("")
     + `<tr><td colspan="2" class="muted" style="font-size:.8rem">Peak memory: ${m.peak_memory_source}.</td></tr>`;
 }

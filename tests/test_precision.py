@@ -1,0 +1,67 @@
+"""The precision of training steps (workers/precision.py): PEFTLAB_AUTOCAST, what the engine does
+with it, and what a run records."""
+import pytest
+import torch
+from torch import nn
+
+from workers import checks, engine, precision
+from workers.methods import validate_run
+
+
+def test_auto_is_fp32_on_the_cpu_and_bf16_on_a_gpu_with_native_bf16(monkeypatch):
+    monkeypatch.delenv(precision.SETTING, raising=False)
+    assert precision.choice() == "auto"
+    assert precision.training_dtype(torch.device("cpu")) is None
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    assert precision.training_dtype(torch.device("cpu")) is None  # the calculator predicts fp32 there
+    assert precision.training_dtype(torch.device("cuda")) is torch.bfloat16
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    assert precision.training_dtype(torch.device("cuda")) is None
+
+
+@pytest.mark.parametrize("value, dtype", [("bf16", torch.bfloat16), (" BF16 ", torch.bfloat16), ("off", None),
+                                          ("", None)])
+def test_the_setting_chooses_on_any_device(monkeypatch, value, dtype):
+    monkeypatch.setenv(precision.SETTING, value)
+    assert precision.training_dtype(torch.device("cpu")) is dtype
+    assert precision.name(dtype) == ("bf16 autocast" if dtype else "fp32")
+
+
+def test_an_unknown_setting_is_refused_by_manage_py_check_and_by_the_engine(monkeypatch):
+    monkeypatch.setenv(precision.SETTING, "fp16")
+    [error] = checks.precision_setting(None)
+    assert error.id == "peftlab.E001" and "must be one of auto, bf16, off (got 'fp16')" in error.msg
+    with pytest.raises(precision.PrecisionError):
+        precision.training_dtype(torch.device("cpu"))
+    monkeypatch.setenv(precision.SETTING, "auto")
+    assert checks.precision_setting(None) == []
+
+
+def linear_outputs(monkeypatch) -> list[tuple[bool, torch.dtype]]:
+    """(training?, output dtype) of every linear layer's forward pass in the next engine.train."""
+    seen = []
+    build = engine.build_model
+
+    def build_model(*args, **kwargs):
+        model = build(*args, **kwargs)
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                module.register_forward_hook(lambda m, i, out: seen.append((m.training, out.dtype)))
+        return model
+
+    monkeypatch.setattr(engine, "build_model", build_model)
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["prompt", "ia3"])  # one padded, one packed
+def test_under_bf16_the_training_steps_multiply_in_bf16_and_evaluation_stays_fp32(monkeypatch, method):
+    monkeypatch.setenv(precision.SETTING, "bf16")
+    seen = linear_outputs(monkeypatch)
+    losses = []
+    metrics = engine.train(validate_run(method, "sentiment", 2, 0, {}),
+                           lambda points, evals: losses.extend(p.loss for p in points) or True)
+    assert metrics["precision"] == "bf16 autocast"
+    assert {dtype for training, dtype in seen if training} == {torch.bfloat16}
+    assert {dtype for training, dtype in seen if not training} == {torch.float32}
+    assert len(losses) == 2 and all(0.1 < loss < 3 for loss in losses)

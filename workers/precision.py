@@ -1,0 +1,74 @@
+"""The precision a run's training steps compute in: fp32, or bf16 autocast.
+
+Under bf16 autocast (torch.autocast) the matrix products of the forward pass run in bf16 while the
+weights, their gradients and AdamW's state stay fp32: what Trainer's `bf16=True` does. Evaluation,
+the latency measurement and the demo sentences stay fp32 either way.
+
+PEFTLAB_AUTOCAST chooses, per worker:
+    auto (the default)  bf16 on a GPU that multiplies in bf16 natively (Ampere and later; QLoRA's
+                        layers compute in bf16 there already), fp32 on the CPU
+    bf16                bf16 on any device. Worth it on a CPU with native bf16 (AVX512-BF16 or
+                        AMX): ×1.37 LoRA and ×1.50 full fine-tuning steps/s at the same validation
+                        accuracy, measured in docs/performance.md. Without native bf16 a CPU
+                        multiplies bf16 slower than fp32: 57 against 261 GFLOP/s on one CPU
+                        measured here, about 1 against 180 on another.
+    off                 fp32 everywhere
+
+The CPU default stays fp32 because the memory calculator's prediction of a lab run
+(simulations/memory.lab_prediction) counts fp32 activations, and a learner compares the two: under
+autocast the bf16 copies of each matrix product's inputs and weights are kept beside the fp32
+tensors (LoRA's measured activations grow from 43.6 to 56.6 MB).
+"""
+import contextlib
+import os
+
+# torch is imported inside the functions that use it: the web process reads `choice` for
+# `manage.py check` (workers/checks.py) and never imports torch.
+CHOICES = ("auto", "bf16", "off")
+SETTING = "PEFTLAB_AUTOCAST"
+# What a run's metrics record under "precision".
+FP32, BF16 = "fp32", "bf16 autocast"
+
+
+class PrecisionError(ValueError):
+    pass
+
+
+def native_bf16(device) -> bool:
+    """Whether the device multiplies bf16 matrices in hardware."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def choice() -> str:
+    value = os.environ.get(SETTING, "auto").strip().lower() or "auto"
+    if value not in CHOICES:
+        raise PrecisionError(f"{SETTING} must be one of {', '.join(CHOICES)} (got {value!r})")
+    return value
+
+
+def training_dtype(device, chosen: str | None = None):
+    """The autocast dtype (torch.bfloat16) of the training steps on `device`, or None for fp32."""
+    import torch
+
+    chosen = chosen or choice()
+    if chosen == "bf16" or (chosen == "auto" and device.type == "cuda" and native_bf16(device)):
+        return torch.bfloat16
+    return None
+
+
+def name(dtype) -> str:
+    """How a run's metrics record it."""
+    return FP32 if dtype is None else BF16
+
+
+def autocast(device, dtype):
+    """The context a training forward pass runs in."""
+    import torch
+
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
