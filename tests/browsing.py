@@ -1,4 +1,5 @@
 """Helpers for browser tests (the `browser` and `page` fixtures live in conftest.py)."""
+import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -14,6 +15,11 @@ def expect_console_error(page, pattern: str) -> None:
 
 
 def shot(page, name: str) -> None:
+    """A full-page screenshot under screenshots/, for a person to look at (no test reads it back).
+    Each costs about a second of CPU on a long page; `.ci/run` turns them off with
+    PEFTLAB_SCREENSHOTS=0."""
+    if os.environ.get("PEFTLAB_SCREENSHOTS") == "0":
+        return
     # Finished CSS transitions (the progress bar's), so the picture shows the settled page.
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, animations="disabled")
 
