@@ -141,6 +141,9 @@ def answer_until(question, correct: bool) -> None:
 
 @pytest.mark.parametrize("chapter", [ch for ch in CHAPTERS if ch.number != 10], ids=lambda ch: f"chapter-{ch.number}")
 def test_the_chapter_quiz_answers_wrong_then_right_and_is_remembered(page, chapter):
+    # The quiz is the page's own; its playgrounds (tested above) are left empty here, as each
+    # costs the browser seconds of CPU to load.
+    page.route("**/playgrounds/*/?embed=1", lambda route: route.fulfill(content_type="text/html", body=""))
     page.goto(f"/chapters/{chapter.number}/")
     first = page.locator("#quiz-root fieldset").first
     expect(first).to_be_visible()
