@@ -1,5 +1,6 @@
 """P2 Memory calculator in a real browser: every control changes what is shown, sliders ask the
 server nothing, the URL is the state, and the lab's measured runs sit beside the prediction."""
+import re
 import time
 from urllib.parse import parse_qs, urlparse
 
@@ -175,10 +176,25 @@ def test_it_puts_the_prediction_beside_a_measured_run(page):
     for i in range(2, 7):
         expect(cells.nth(i)).to_contain_text("B")
     expect(page.locator("#lab-sources")).to_have_text(run["metrics"]["peak_memory_source"])
+    expect(page.locator("#lab-autocast")).to_have_count(0)  # an fp32 run, as the prediction counts
     # The page stays as wide as the window: the table does not push it sideways.
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 1280
     page.locator("#lab-runs").scroll_into_view_if_needed()
     shot(page, "memory-calculator-lab-runs")
+
+    # The same run as a worker under PEFTLAB_AUTOCAST=bf16 records it: the row and a note say
+    # that the prediction counts fp32 activations.
+    def as_bf16(route):
+        runs = route.fetch().json()
+        for r in runs:
+            if r["id"] == run["id"]:
+                r["metrics"]["precision"] = "bf16 autocast"
+        route.fulfill(json=runs)
+
+    page.route(re.compile(r"/api/runs\?limit=200$"), as_bf16)
+    open_page(page)
+    expect(row).to_contain_text("batch 8, r = 4, query+value, bf16 autocast")
+    expect(page.locator("#lab-autocast")).to_contain_text("counts the activations of an fp32 step")
 
 
 # --- P1 Cost of fine-tuning -----------------------------------------------------------------------

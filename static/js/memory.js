@@ -301,14 +301,18 @@ async function drawLabRuns() {
   }
   const rows = [];
   const sources = new Set();
+  let anyAutocast = false;
   for (const r of runs) {
     const pred = await predictions.get(keyOf(r));
     const m = r.metrics;
     const b = m.memory_breakdown || {};
     const p = r.params || {};
     if (m.peak_memory_source) sources.add(m.peak_memory_source);
-    const settings = r.method === "full" ? `batch ${p.batch_size ?? 16}` :
-      `batch ${p.batch_size ?? 16}, r = ${p.rank ?? 8}, ${(p.target_modules || ["query", "value"]).join("+")}`;
+    const autocast = m.precision === "bf16 autocast";
+    if (autocast) anyAutocast = true;
+    const settings = (r.method === "full" ? `batch ${p.batch_size ?? 16}` :
+      `batch ${p.batch_size ?? 16}, r = ${p.rank ?? 8}, ${(p.target_modules || ["query", "value"]).join("+")}`) +
+      (autocast ? ", bf16 autocast" : "");
     // Each cell: the measured figure over the predicted one.
     const cell = (measured, predicted) => `<td class="num">${measured}<br><span class="muted">${predicted}</span></td>`;
     const cells = BREAKDOWN.map((k) => cell(k in b ? fmtBytes(b[k]) : "–", pred.error ? "–" : fmtBytes(pred[k])));
@@ -319,7 +323,9 @@ async function drawLabRuns() {
   box.innerHTML = `<table class="metrics" id="lab-table"><tr><th>run</th><th>settings</th>` +
     `<th>params</th><th>gradients</th><th>optimizer state</th><th>activations</th><th>peak / total</th></tr>` +
     `${rows.join("")}</table><p class="muted">In each cell: measured above, <span class="muted">predicted</span> below. ` +
-    `How the peak was measured: <span id="lab-sources"></span></p>`;
+    `How the peak was measured: <span id="lab-sources"></span></p>` +
+    (anyAutocast ? `<p class="muted" id="lab-autocast">The prediction counts the activations of an fp32 step; ` +
+      `a run under bf16 autocast also keeps bf16 copies of each matrix product's inputs and weights.</p>` : "");
   $("lab-sources").textContent = [...sources].join("; ");
 }
 
