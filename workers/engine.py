@@ -352,8 +352,9 @@ class PeakMemory:
                 "rss_growth_bytes": self._rss_peak - self._rss_start}
 
 
-def measure_latency(model: nn.Module, batch: dict, repeats: int = 3) -> float:
-    """Median seconds of one forward pass over `batch` (after one warm-up pass)."""
+def measure_latency(model: nn.Module, batch: dict, repeats: int = 3) -> tuple[float, torch.Tensor]:
+    """Median seconds of one forward pass over `batch` (after one warm-up pass), and the logits
+    of the warm-up pass (fp32)."""
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     model.eval()
     times = []
@@ -362,12 +363,14 @@ def measure_latency(model: nn.Module, batch: dict, repeats: int = 3) -> float:
             if batch["input_ids"].is_cuda:
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            model(**inputs)
+            out = model(**inputs)
             if batch["input_ids"].is_cuda:
                 torch.cuda.synchronize()
             if i:
                 times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+            else:
+                logits = out.logits.float()
+    return sorted(times)[len(times) // 2], logits
 
 
 def inference_metrics(model: nn.Module, spec: RunSpec, val: Encoded, device) -> dict:
@@ -378,22 +381,21 @@ def inference_metrics(model: nn.Module, spec: RunSpec, val: Encoded, device) -> 
     from .builders import MERGEABLE
 
     batch = collate(val.ids[:LATENCY_BATCH], val.labels[:LATENCY_BATCH], device)
-    out = {"latency_batch": len(batch["labels"]), "latency_ms": 1000 * measure_latency(model, batch)}
+    seconds, before = measure_latency(model, batch)
+    out = {"latency_batch": len(batch["labels"]), "latency_ms": 1000 * seconds}
     demo_unmerged, demo_merged = demo.logits(model, spec.task, device), None
     if spec.method in MERGEABLE:
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
         with torch.no_grad():
-            before = model(**inputs).logits.float()
             merged = model.merge_and_unload()
-            after = merged(**inputs).logits.float()
-        out["latency_merged_ms"] = 1000 * measure_latency(merged, batch)
+        seconds, after = measure_latency(merged, batch)
+        out["latency_merged_ms"] = 1000 * seconds
         out["merge_max_abs_diff"] = (before - after).abs().max().item()
         demo_merged = demo.logits(merged, spec.task, device)
     elif spec.method == "adapter":
         from .adapters import adapters_disabled
 
         with adapters_disabled(model):
-            out["latency_base_ms"] = 1000 * measure_latency(model, batch)
+            out["latency_base_ms"] = 1000 * measure_latency(model, batch)[0]
     # Predictions on a few demo sentences, before and after merging (P13 swaps them).
     out["demo"] = demo.record(spec.task, demo_unmerged, demo_merged)
     return out
