@@ -24,7 +24,6 @@ def queue_settings(app_configs, **kwargs):
     return found
 
 
-
 @register()
 def precision_setting(app_configs, **kwargs):
     try:
