@@ -71,6 +71,8 @@ def test_it_compares_runs_picked_by_checkbox_and_keeps_the_selection_in_the_url(
     expect(row.locator("td").nth(0)).to_have_text(f"{lora['trainable_params']:,}")
     row = page.locator("#compare-table tbody tr", has_text="validation accuracy")
     expect(row.locator("td").nth(0)).to_have_text(f"{100 * lora['val_accuracy']:.1f} %")
+    row = page.locator("#compare-table tbody tr", has_text="training steps computed in")
+    expect(row.locator("td")).to_have_text(["fp32"] * 3)  # the CPU's default (workers/precision.py)
     shot(page, "compare-three-runs")
 
     # The address is the comparison: opened afresh, it shows the same runs.

@@ -101,6 +101,8 @@ const ROWS = [
   ["latency per batch", (r) => (r.metrics.latency_ms === undefined ? "—"
     : `${fmtMs(r.metrics.latency_ms)} <span class="muted">/ ${r.metrics.latency_batch}</span>`)],
   ["device", (r) => r.device || "—"],
+  // Runs from before the lab recorded it trained in fp32.
+  ["training steps computed in", (r) => (r.metrics.train_seconds === undefined ? "—" : r.metrics.precision || "fp32")],
 ];
 
 function drawTable(runs) {
