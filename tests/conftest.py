@@ -11,6 +11,10 @@ from .labstack import Lab, postgres_database, redis_url
 # The fault tests' `stack` fixture (tests/test_faults_*.py).
 pytest_plugins = ["tests.faultstack"]
 
+# The suite checks the default precision (fp32 on the CPU, workers/precision.py) in what runs
+# record; the tests of another set it themselves. Labs started here inherit this environment.
+os.environ.pop("PEFTLAB_AUTOCAST", None)
+
 
 def pytest_collection_modifyitems(items):
     """Files marked slow first, in their own order: a parallel run (`make test`) then spends its
