@@ -2,7 +2,7 @@
 // loss and validation accuracy overlaid and their measurements in one table. One request,
 // GET /api/compare, brings every selected run with its points.
 import { latestFetcher, messageOf } from "./playground.js";
-import { fmtAcc, fmtBytes, fmtInt, fmtMs, fmtSeconds } from "./runformat.js";
+import { fmtAcc, fmtBytes, fmtInt, fmtMs, fmtPrecision, fmtSeconds } from "./runformat.js";
 
 const root = document.getElementById("compare-root");
 const $ = (id) => document.getElementById(id);
@@ -101,8 +101,7 @@ const ROWS = [
   ["latency per batch", (r) => (r.metrics.latency_ms === undefined ? "—"
     : `${fmtMs(r.metrics.latency_ms)} <span class="muted">/ ${r.metrics.latency_batch}</span>`)],
   ["device", (r) => r.device || "—"],
-  // Runs from before the lab recorded it trained in fp32.
-  ["training steps computed in", (r) => (r.metrics.train_seconds === undefined ? "—" : r.metrics.precision || "fp32")],
+  ["training steps computed in", (r) => fmtPrecision(r.metrics)],
 ];
 
 function drawTable(runs) {

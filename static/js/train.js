@@ -2,7 +2,7 @@
 // the loss streamed from /api/runs/<id>/events into a Plotly chart. The page state (which run is
 // shown) lives in the URL: ?run=<id>.
 import { showReproduce } from "./reproduce.js";
-import { fmtBytes, fmtInt, fmtMs, fmtSeconds } from "./runformat.js";
+import { fmtBytes, fmtInt, fmtMs, fmtPrecision, fmtSeconds } from "./runformat.js";
 
 const root = document.getElementById("train-root");
 const form = document.getElementById("run-form");
@@ -180,8 +180,7 @@ function showMetrics(run) {
     ? ` · <a href="/api/runs/${run.id}/adapter" id="download-adapter">download</a>` : "";
   rows.push([run.method === "full" ? "model on disk" : "adapter on disk", `${fmtBytes(m.adapter_bytes)}${download}`]);
   rows.push(["device", run.device || "—"]);
-  // Runs from before the lab recorded it trained in fp32.
-  rows.push(["training steps computed in", m.precision || "fp32"]);
+  rows.push(["training steps computed in", fmtPrecision(m)]);
   $("metrics").innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td class="num">${v}</td></tr>`).join("")
     + `<tr><td colspan="2" class="muted" style="font-size:.8rem">Peak memory: ${m.peak_memory_source}.</td></tr>`;
 }
