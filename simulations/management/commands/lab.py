@@ -26,6 +26,9 @@ def lab_commands(port: int) -> dict[str, list[str]]:
         "--workers", os.environ.get("WEB_CONCURRENCY", "1"),
         # SSE streams are long requests: do not wait long for them on shutdown.
         "--graceful-timeout", "3",
+        # gunicorn's control socket has one default path per user: two labs on one machine (a
+        # test suite's dozens) would take it from each other. Nothing here uses it.
+        "--no-control-socket",
     ]
     worker = [
         os.path.join(bin_dir, "celery"), "-A", "peftlab", "worker",
