@@ -387,8 +387,8 @@ def rows_of(row_tokens: int):
 def lever_patches() -> dict[str, list]:
     """The engine as it is, then one lever at a time: each of its own taken away (packed batches,
     the fused AdamW, the activation meter's skipping), one it does not use (length groups) added,
-    its precision set either way (its default, PEFTLAB_AUTOCAST=auto, is fp32 on the CPU and bf16
-    autocast on a GPU with native bf16), or its packed rows' width changed."""
+    its precision set either way (its default, PEFTLAB_AUTOCAST=auto, is bf16 autocast where the
+    device multiplies bf16 natively and fp32 elsewhere), or its packed rows' width changed."""
     return {
         "baseline (engine as is)": [],
         "length groups of 8 batches": [(engine, "batches", grouped_batches)],

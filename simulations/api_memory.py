@@ -97,9 +97,10 @@ _LAB_TARGETS = {"query": "query", "key": "key", "value": "value", "attention_out
 
 @router.get("/memory-calculator/lab", summary="P2: the prediction for a run of the lab's engine")
 def memory_lab(request, method: str = "lora", batch_size: int = 16, rank: int = 8,
-               targets: str = "query,value", num_labels: int = 2):
+               targets: str = "query,value", num_labels: int = 2, precision: str = "fp32"):
     """Predicted bytes (params, grads, optimizer_state, activations, total) for a run on
-    all-MiniLM-L6-v2 as the engine trains it (fp32, AdamW), at a padded length of LAB_SEQ."""
+    all-MiniLM-L6-v2 as the engine trains it (AdamW; steps in fp32 or under bf16 autocast, as
+    `precision` says), at a padded length of LAB_SEQ."""
     lab_targets = _targets(targets)
     unknown = [t for t in lab_targets if t not in _LAB_TARGETS]
     if unknown:
@@ -108,7 +109,8 @@ def memory_lab(request, method: str = "lora", batch_size: int = 16, rank: int = 
         raise HttpError(400, f"num_labels must be between 1 and 1000 (got {num_labels})")
     try:
         pred = memory.lab_prediction(minilm(), method, batch_size, rank,
-                                     [_LAB_TARGETS[t] for t in lab_targets], num_labels)
+                                     [_LAB_TARGETS[t] for t in lab_targets], num_labels,
+                                     precision=precision)
     except ValueError as e:
         raise HttpError(400, str(e)) from None
     return {"method": method, "batch_size": batch_size, "rank": rank, "targets": list(lab_targets),

@@ -349,7 +349,11 @@ def storage(model: Model, s: Settings, tasks_max: int = TASKS_MAX) -> dict:
 # --- the lab's own runs: all-MiniLM-L6-v2 as the engine trains it --------------------------------
 LAB_SEQ = 32  # dynamic padding pads each batch to its longest sentence: ~20–30 tokens here
 LAB_METHODS = ("full", "lora", "dora", "qlora", "adapter", "prompt", "prefix", "ia3", "bitfit")
-LAB_WIDTH = 4  # the engine trains in fp32
+LAB_WIDTH = 4  # the engine keeps its weights, gradients and AdamW state in fp32
+# The precisions a run's training steps compute in, as the engine's metrics name them
+# (workers/precision.py): fp32, or bf16 autocast (bf16 matrix products, fp32 weights).
+LAB_PRECISIONS = ("fp32", "bf16 autocast")
+AUTOCAST_WIDTH = 2  # bytes of a bf16 element
 # The calculator's target names, as the lab's registry (workers/methods.py) spells them.
 _LAB_TARGET_NAMES = {"query": "query", "key": "key", "value": "value", "output": "attention_output",
                      "ffn": "ffn"}
@@ -362,8 +366,9 @@ def lab_dims(model: Model) -> Dims:
 
 
 def lab_activation_bytes(model: Model, method: str, batch: int, seq: int, rank: int = 0, targets=(),
-                         bottleneck: int = 0, virtual_tokens: int = 0) -> tuple[float, str]:
-    """Bytes autograd keeps for the backward pass of one fp32 step of the lab's engine, and the
+                         bottleneck: int = 0, virtual_tokens: int = 0,
+                         precision: str = "fp32") -> tuple[float, str]:
+    """Bytes autograd keeps for the backward pass of one step of the lab's engine, and the
     formula with the numbers in.
 
     Per layer, Korthikanti's tensors (see activation_bytes) split in two. What every method
@@ -380,17 +385,36 @@ def lab_activation_bytes(model: Model, method: str, batch: int, seq: int, rank: 
     and values: the scores are s×(s + n), and the n prefix keys and values are kept (2·B·n·b·h).
     IA3 keeps the keys and values it scales and the FFN activation it scales (B·(2·s·b·h + s·b·f)
     with its default targets). BitFit keeps nothing more: a bias's gradient needs no input.
+
+    Under bf16 autocast (precision "bf16 autocast", H = 2 bytes), as measured on the CPU: each
+    linear map multiplies a bf16 copy of its weight, and autograd keeps that copy to pass the
+    gradient to the map's input, H·(4·h² + 2·h·f) a layer, whether the weight trains or not; the
+    GELU input is bf16 (H·s·b·f instead of B·s·b·f); attention and the LayerNorm inputs stay fp32.
+    Full fine-tuning keeps bf16 copies of its linear maps' inputs, one for each of Q, K and V:
+    H·(6·s·b·h + s·b·f). QLoRA's 4-bit layers compute in fp32 whatever autocast says, so its
+    activations are those of an fp32 step.
     """
+    if precision not in LAB_PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(LAB_PRECISIONS)} (got {precision!r})")
     h, f, a, L, B = model.hidden, model.ffn, model.heads, model.layers, LAB_WIDTH
+    autocast = precision == "bf16 autocast" and method != "qlora"
+    H = AUTOCAST_WIDTH
     b = batch
     s = seq + (virtual_tokens if method == "prompt" else 0)
     sk = s + (virtual_tokens if method == "prefix" else 0)
-    through = B * (5 * s * b * h + s * b * f) + 2 * s * b * h + (2 * B + 1) * a * s * sk * b
-    text = f"B·(5·s·b·h + s·b·f) + 2·s·b·h + {2 * B + 1}·a·s·{'(s+n)' if method == 'prefix' else 's'}·b"
+    gelu, gelu_text = (H, "H·s·b·f") if autocast else (B, "s·b·f")
+    through = B * 5 * s * b * h + gelu * s * b * f + 2 * s * b * h + (2 * B + 1) * a * s * sk * b
+    text = (f"B·5·s·b·h + {gelu_text}" if autocast else "B·(5·s·b·h + s·b·f)") + \
+        f" + 2·s·b·h + {2 * B + 1}·a·s·{'(s+n)' if method == 'prefix' else 's'}·b"
+    if autocast:
+        through += H * (4 * h * h + 2 * h * f)
+        text += " + H·(4·h² + 2·h·f)"
     targets = tuple(targets or ())
     shapes = model.linear_shapes()
     extra, extra_text = 0, ""
-    if method == "full":
+    if method == "full" and autocast:
+        extra, extra_text = H * (6 * s * b * h + s * b * f), "H·(6·s·b·h + s·b·f)"
+    elif method == "full":
         extra, extra_text = B * (3 * s * b * h + s * b * f), "B·(3·s·b·h + s·b·f)"
     elif method in ("lora", "qlora", "dora"):
         inputs = []
@@ -416,7 +440,7 @@ def lab_activation_bytes(model: Model, method: str, batch: int, seq: int, rank: 
         extra, extra_text = B * s * b * (kv + ffn), f"B·s·b·({kv} + {ffn})"
     total = L * (through + extra)
     term = text + (f" + {extra_text}" if extra_text else "")
-    values = f"B = {B}, b = {b}, s = {s}, h = {h}, f = {f}, a = {a}"
+    values = f"B = {B}, " + (f"H = {H}, " if autocast else "") + f"b = {b}, s = {s}, h = {h}, f = {f}, a = {a}"
     if method == "prefix":
         values += f", n = {virtual_tokens}"
     if method in ("lora", "qlora", "dora"):
@@ -427,15 +451,17 @@ def lab_activation_bytes(model: Model, method: str, batch: int, seq: int, rank: 
 
 
 def lab_prediction(model: Model, method: str, batch: int, rank: int, targets, num_labels: int = 2,
-                   seq: int = LAB_SEQ, bottleneck: int = 0, virtual_tokens: int = 0) -> dict:
+                   seq: int = LAB_SEQ, bottleneck: int = 0, virtual_tokens: int = 0,
+                   precision: str = "fp32") -> dict:
     """The calculator's prediction for a run of the lab's engine on this encoder, for every
     method of the lab.
 
-    The engine trains in fp32 with torch AdamW (fp32 m and v, no master copy): parameters as
-    stored (4 bytes; QLoRA's layer weights in NF4 with double quantization), 4 bytes of gradient
-    and 8 of Adam state per trainable parameter (simulations.params counts them), and the
-    activations of lab_activation_bytes. targets use the calculator's names (query, key, value,
-    output, ffn). Returns bytes by the keys the engine's metrics.memory_breakdown uses.
+    The engine keeps fp32 weights and trains them with torch AdamW (fp32 m and v, no master
+    copy), its steps in fp32 or under bf16 autocast (`precision`): parameters as stored (4 bytes;
+    QLoRA's layer weights in NF4 with double quantization), 4 bytes of gradient and 8 of Adam
+    state per trainable parameter (simulations.params counts them), and the activations of
+    lab_activation_bytes. targets use the calculator's names (query, key, value, output, ffn).
+    Returns bytes by the keys the engine's metrics.memory_breakdown uses.
     """
     if method not in LAB_METHODS:
         raise ValueError(f"method must be one of {', '.join(LAB_METHODS)} (got {method!r})")
@@ -462,25 +488,26 @@ def lab_prediction(model: Model, method: str, batch: int, rank: int, targets, nu
     else:
         params = LAB_WIDTH * (encoder + added)
     act, formula = lab_activation_bytes(model, method, batch, seq, rank, targets, bottleneck,
-                                        virtual_tokens)
+                                        virtual_tokens, precision)
     out = {"params": params, "grads": LAB_WIDTH * trainable, "optimizer_state": 2 * LAB_WIDTH * trainable,
            "activations": act}
     out["total"] = sum(out.values())
     out["trainable"] = trainable
     out["activation_formula"] = formula
     out["seq"] = seq
+    out["precision"] = precision
     return out
 
 
 def lab_run_prediction(model: Model, method: str, run_params: dict, num_labels: int,
-                       seq: int = LAB_SEQ) -> dict:
+                       seq: int = LAB_SEQ, precision: str = "fp32") -> dict:
     """lab_prediction for a run as the lab's registry describes it (workers/methods.py params:
     rank, target_modules with the lab's names, bottleneck, virtual_tokens, batch_size)."""
     calc_names = {lab: calc for calc, lab in _LAB_TARGET_NAMES.items()}
     targets = [calc_names[t] for t in run_params.get("target_modules", [])]
     return lab_prediction(model, method, run_params.get("batch_size", 16), run_params.get("rank", 0),
                           targets, num_labels, seq, run_params.get("bottleneck", 0),
-                          run_params.get("virtual_tokens", 0))
+                          run_params.get("virtual_tokens", 0), precision)
 
 
 def with_params(model: Model, params: float | None) -> Model:

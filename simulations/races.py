@@ -50,15 +50,23 @@ def task_shape(task: str) -> tuple[int, int]:
     return token_lengths.longest_train_example(task), len(datasets.load_task(task).labels)
 
 
-def prediction(method: str, params: dict, task: str, shape: tuple[int, int] | None = None) -> dict:
-    """The calculator's figures for a lab run of this configuration: trainable parameters and
-    peak memory (parameters + gradients + AdamW state + activations), the activations at the
-    padded length of the task's longest training example (the widest batch a run can see)."""
+def prediction(method: str, params: dict, task: str, shape: tuple[int, int] | None = None,
+               precision: str = "fp32") -> dict:
+    """The calculator's figures for a lab run of this configuration with its steps in
+    `precision`: trainable parameters and peak memory (parameters + gradients + AdamW state +
+    activations), the activations at the padded length of the task's longest training example
+    (the widest batch a run can see)."""
     seq, labels = shape or task_shape(task)
-    p = memory.lab_run_prediction(_minilm(), method, params, labels, seq=seq)
+    p = memory.lab_run_prediction(_minilm(), method, params, labels, seq=seq, precision=precision)
     return {"peak_memory_bytes": p["total"], "trainable_params": p["trainable"], "seq": seq,
             "breakdown": {k: p[k] for k in ("params", "grads", "optimizer_state", "activations")},
             "activation_formula": p["activation_formula"]}
+
+
+def predictions(method: str, params: dict, task: str, shape: tuple[int, int]) -> dict:
+    """prediction() in each precision a worker may train in, by the name a run records (the web
+    server does not know which its workers use until a run reports it)."""
+    return {precision: prediction(method, params, task, shape, precision) for precision in memory.LAB_PRECISIONS}
 
 
 # The family map's parts (simulations/family.py, P15), bottom to top, each added part beside the
@@ -109,6 +117,6 @@ def describe_race(batch: Batch) -> dict:
         "created_at": batch.created_at.isoformat(),
         "events_url": reverse("race-events", args=[batch.pk]),
         "runs": [{**r.summary(), "label": methods.METHODS[r.method].label,
-                  "prediction": prediction(r.method, r.params, r.task, shapes[r.task]),
+                  "predictions": predictions(r.method, r.params, r.task, shapes[r.task]),
                   "diagram": diagram(r.method, r.params)} for r in runs],
     }

@@ -51,3 +51,13 @@ def api_requests(page, slug: str) -> list:
     requests = []
     page.on("request", lambda r: requests.append(r.url) if f"/api/playgrounds/{slug}" in r.url else None)
     return requests
+
+
+def default_precision() -> str:
+    """What a run of a test lab records as its precision: this machine's default (auto: bf16
+    autocast where the CPU multiplies bf16 natively, workers/precision.py)."""
+    import torch
+
+    from workers import precision
+
+    return precision.name(precision.training_dtype(torch.device("cpu"), "auto"))

@@ -11,7 +11,8 @@ from .labstack import Lab, postgres_database, redis_url
 # The fault tests' `stack` fixture (tests/test_faults_*.py).
 pytest_plugins = ["tests.faultstack"]
 
-# The suite checks the default precision (fp32 on the CPU, workers/precision.py) in what runs
+# The suite checks the default precision (auto: bf16 where the CPU multiplies bf16 natively, fp32
+# elsewhere; workers/precision.py) in what runs
 # record; the tests of another set it themselves. Labs started here inherit this environment.
 os.environ.pop("PEFTLAB_AUTOCAST", None)
 

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from simulations.chapters import CHAPTERS
 
-from .browsing import expect_console_error, plot_data, shot
+from .browsing import default_precision, expect_console_error, plot_data, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -165,7 +165,8 @@ def test_it_trains_a_run_streams_its_loss_and_reopens_it_from_the_database(page,
     expect(metrics).to_contain_text("validation accuracy")
     expect(metrics).to_contain_text("trainable parameters")
     expect(metrics.locator("tr", has_text="validation accuracy").locator("td")).to_have_text(re.compile(r"^\d+\.\d %$"))
-    expect(metrics.locator("tr", has_text="training steps computed in").locator("td")).to_have_text("fp32")
+    precision = metrics.locator("tr", has_text="training steps computed in").locator("td")
+    expect(precision).to_have_text(default_precision())
     expect(page.locator("#cancel-button")).to_be_disabled()
     entry = page.locator("#runs li", has=page.locator(f'a[data-run="{run_id}"]'))
     expect(entry).to_contain_text("40 steps")

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import expect_console_error, shot
+from .browsing import default_precision, expect_console_error, shot
 from .test_notebook_run import printed_losses, run_script
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -72,7 +72,7 @@ def test_it_compares_runs_picked_by_checkbox_and_keeps_the_selection_in_the_url(
     row = page.locator("#compare-table tbody tr", has_text="validation accuracy")
     expect(row.locator("td").nth(0)).to_have_text(f"{100 * lora['val_accuracy']:.1f} %")
     row = page.locator("#compare-table tbody tr", has_text="training steps computed in")
-    expect(row.locator("td")).to_have_text(["fp32"] * 3)  # the CPU's default (workers/precision.py)
+    expect(row.locator("td")).to_have_text([default_precision()] * 3)
     shot(page, "compare-three-runs")
 
     # The address is the comparison: opened afresh, it shows the same runs.

@@ -167,34 +167,42 @@ def test_it_puts_the_prediction_beside_a_measured_run(page):
     assert resp.status == 201, resp.text()
     run = _wait_for_run(page, resp.json()["id"])
     assert run["status"] == "succeeded", run
-    open_page(page)
-    row = page.locator(f'#lab-table tr[data-run="{run["id"]}"]')
-    expect(row).to_contain_text("batch 8, r = 4, query+value")
-    cells = row.locator("td")
-    # params, gradients, optimizer state, activations, peak: measured over predicted.
-    expect(cells).to_have_count(7)
-    for i in range(2, 7):
-        expect(cells.nth(i)).to_contain_text("B")
+    # The run as a worker in each precision records it (this CPU's default is one of them): its
+    # row says which, and its prediction is of a step in that precision.
+    predicted = {}
+    def recorded_as(precision):
+        def fulfill(route):
+            runs = route.fetch().json()
+            for r in runs:
+                if r["id"] == run["id"]:
+                    r["metrics"]["precision"] = precision
+            route.fulfill(json=runs)
+        return fulfill
+
+    for precision in ("fp32", "bf16 autocast"):
+        page.route(re.compile(r"/api/runs\?limit=200$"), recorded_as(precision))
+        with page.expect_request(lambda r: "/memory-calculator/lab?" in r.url) as asked:
+            open_page(page)
+        assert parse_qs(urlparse(asked.value.url).query)["precision"] == [precision]
+        row = page.locator(f'#lab-table tr[data-run="{run["id"]}"]')
+        expect(row).to_contain_text("batch 8, r = 4, query+value" + (", bf16 autocast" if precision != "fp32" else ""))
+        if precision == "fp32":
+            expect(row).not_to_contain_text("bf16")
+        cells = row.locator("td")
+        # params, gradients, optimizer state, activations, peak: measured over predicted.
+        expect(cells).to_have_count(7)
+        for i in range(2, 7):
+            expect(cells.nth(i)).to_contain_text("B")
+        predicted[precision] = cells.nth(5).locator("span").inner_text()
+        page.unroute(re.compile(r"/api/runs\?limit=200$"))
+    # Under autocast the prediction also counts each weight's bf16 copy.
+    assert predicted["fp32"] != predicted["bf16 autocast"], predicted
     expect(page.locator("#lab-sources")).to_have_text(run["metrics"]["peak_memory_source"])
-    expect(page.locator("#lab-autocast")).to_have_count(0)  # an fp32 run, as the prediction counts
+    expect(page.locator("#lab-intro")).to_contain_text("bf16 copy of each weight")
     # The page stays as wide as the window: the table does not push it sideways.
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 1280
     page.locator("#lab-runs").scroll_into_view_if_needed()
     shot(page, "memory-calculator-lab-runs")
-
-    # The same run as a worker under PEFTLAB_AUTOCAST=bf16 records it: the row and a note say
-    # that the prediction counts fp32 activations.
-    def as_bf16(route):
-        runs = route.fetch().json()
-        for r in runs:
-            if r["id"] == run["id"]:
-                r["metrics"]["precision"] = "bf16 autocast"
-        route.fulfill(json=runs)
-
-    page.route(re.compile(r"/api/runs\?limit=200$"), as_bf16)
-    open_page(page)
-    expect(row).to_contain_text("batch 8, r = 4, query+value, bf16 autocast")
-    expect(page.locator("#lab-autocast")).to_contain_text("counts the activations of an fp32 step")
 
 
 # --- P1 Cost of fine-tuning -----------------------------------------------------------------------

@@ -202,8 +202,15 @@ def test_it_predicts_lab_runs_over_http(client):
     assert body["total"] == pytest.approx(body["params"] + body["grads"] + body["optimizer_state"]
                                           + body["activations"])
     assert body["seq"] == memory.LAB_SEQ
+    assert body["precision"] == "fp32"
     resp = client.get(LAB_URL, {"method": "magic"})
     assert resp.status_code == 400 and "method must be" in resp.json()["error"]
+    # A run under bf16 autocast is predicted as one: its weights' bf16 copies add activations.
+    bf16 = client.get(LAB_URL, {"method": "lora", "precision": "bf16 autocast"}).json()
+    fp32 = client.get(LAB_URL, {"method": "lora"}).json()
+    assert bf16["precision"] == "bf16 autocast" and bf16["activations"] > fp32["activations"]
+    resp = client.get(LAB_URL, {"method": "lora", "precision": "fp16"})
+    assert resp.status_code == 400 and "precision must be one of fp32, bf16 autocast" in resp.json()["error"]
 
 
 # --- P1 Cost of fine-tuning (simulations/cost.py) -------------------------------------------------

@@ -8,19 +8,28 @@ from workers import checks, engine, precision
 from workers.methods import validate_run
 
 
-def test_auto_is_fp32_on_the_cpu_and_bf16_on_a_gpu_with_native_bf16(monkeypatch):
+def test_auto_is_bf16_on_a_device_with_native_bf16_and_fp32_elsewhere(monkeypatch):
     monkeypatch.delenv(precision.SETTING, raising=False)
     assert precision.choice() == "auto"
-    assert precision.training_dtype(torch.device("cpu")) is None
-    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
-    assert precision.training_dtype(torch.device("cpu")) is None  # the calculator predicts fp32 there
-    assert precision.training_dtype(torch.device("cuda")) is torch.bfloat16
-    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
-    assert precision.training_dtype(torch.device("cuda")) is None
+    monkeypatch.setenv(precision.SETTING, "")
+    assert precision.choice() == "auto"
+    native = precision.native_bf16(torch.device("cpu"))
+    assert precision.training_dtype(torch.device("cpu")) is (torch.bfloat16 if native else None)
+    for device in ("cpu", "cuda"):
+        monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+        assert precision.training_dtype(torch.device(device)) is torch.bfloat16
+        monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+        assert precision.training_dtype(torch.device(device)) is None
 
 
-@pytest.mark.parametrize("value, dtype", [("bf16", torch.bfloat16), (" BF16 ", torch.bfloat16), ("off", None),
-                                          ("", None)])
+def test_a_cpu_multiplies_bf16_natively_with_avx512_bf16_or_amx(monkeypatch):
+    for avx512_bf16, amx, native in [(True, False, True), (False, True, True), (False, False, False)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+        assert precision.native_bf16(torch.device("cpu")) is native
+
+
+@pytest.mark.parametrize("value, dtype", [("bf16", torch.bfloat16), (" BF16 ", torch.bfloat16), ("off", None)])
 def test_the_setting_chooses_on_any_device(monkeypatch, value, dtype):
     monkeypatch.setenv(precision.SETTING, value)
     assert precision.training_dtype(torch.device("cpu")) is dtype

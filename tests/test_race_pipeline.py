@@ -46,7 +46,7 @@ def test_a_race_of_four_lanes_streams_through_one_resumable_stream(embedded_lab)
     for run in finished["runs"]:
         for key in METRICS:
             assert run["metrics"].get(key) is not None, (run["method"], key)
-        pred = run["prediction"]
+        pred = run["predictions"][run["metrics"]["precision"]]  # the precision it trained in
         assert pred["trainable_params"] == run["metrics"]["trainable_params"]
         # Predicted at the longest sentence's length: an upper bound on the padding, close enough
         # to the measured peak of a short run.

@@ -39,7 +39,13 @@ def test_every_lane_carries_the_calculators_prediction(csrf_client, sent):
     race = post(csrf_client, "/api/races", body).json()
     got = csrf_client.get(f"/api/races/{race['id']}").json()
     assert got["task"] == "topic" and len(got["runs"]) == 6
-    preds = {r["method"]: r["prediction"] for r in got["runs"]}
+    # In each precision a worker may train in: under bf16 autocast, more activations.
+    for r in got["runs"]:
+        assert set(r["predictions"]) == {"fp32", "bf16 autocast"}
+        bf16, fp32 = r["predictions"]["bf16 autocast"], r["predictions"]["fp32"]
+        assert bf16["breakdown"]["activations"] >= fp32["breakdown"]["activations"], r["method"]
+        assert bf16["trainable_params"] == fp32["trainable_params"]
+    preds = {r["method"]: r["predictions"]["fp32"] for r in got["runs"]}
     for method, pred in preds.items():
         assert pred["peak_memory_bytes"] == pytest.approx(sum(pred["breakdown"].values()))
         assert pred["seq"] > 2 and "layers" in pred["activation_formula"]

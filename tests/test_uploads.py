@@ -320,7 +320,7 @@ def test_races_and_sweeps_take_an_upload_for_those_who_may(world, sent):
     assert race.status_code == 201, race.content
     lanes = race.json()["runs"]
     assert [r["task"] for r in lanes] == [task, task]
-    assert lanes[0]["prediction"]["seq"] > 2  # the memory prediction reads the upload's texts
+    assert lanes[0]["predictions"]["fp32"]["seq"] > 2  # the memory prediction reads the upload's texts
     refused = post_json(other, "/api/races", {"task": task, "steps": 3, "methods": ["lora"]})
     assert (refused.status_code, error_of(refused)) == (400, unknown_task(task))
 

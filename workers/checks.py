@@ -29,6 +29,6 @@ def precision_setting(app_configs, **kwargs):
     try:
         precision.choice()
     except precision.PrecisionError as exc:
-        return [Error(str(exc), hint="auto: bf16 autocast on a GPU with native bf16, fp32 on the CPU",
+        return [Error(str(exc), hint="auto: bf16 autocast where the device multiplies bf16 natively, fp32 elsewhere",
                       id="peftlab.E001")]
     return []

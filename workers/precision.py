@@ -5,19 +5,17 @@ weights, their gradients and AdamW's state stay fp32: what Trainer's `bf16=True`
 the latency measurement and the demo sentences stay fp32 either way.
 
 PEFTLAB_AUTOCAST chooses, per worker:
-    auto (the default)  bf16 on a GPU that multiplies in bf16 natively (Ampere and later; QLoRA's
-                        layers compute in bf16 there already), fp32 on the CPU
-    bf16                bf16 on any device. Worth it on a CPU with native bf16 (AVX512-BF16 or
-                        AMX): ×1.37 LoRA and ×1.50 full fine-tuning steps/s at the same validation
-                        accuracy, measured in docs/performance.md. Without native bf16 a CPU
-                        multiplies bf16 slower than fp32: 57 against 261 GFLOP/s on one CPU
-                        measured here, about 1 against 180 on another.
+    auto (the default)  bf16 on a device that multiplies bf16 natively: a GPU from Ampere on (where
+                        QLoRA's layers compute in bf16 already, and Trainer's `bf16=True` baseline
+                        does too) or a CPU with AVX512-BF16 or AMX (×1.3–1.4 steps/s at the same
+                        validation accuracy, measured in docs/performance.md); fp32 elsewhere
+    bf16                bf16 on any device. Without native bf16 a CPU multiplies bf16 slower than
+                        fp32: 57 against 261 GFLOP/s on one CPU measured here, about 1 against 180
+                        on another
     off                 fp32 everywhere
 
-The CPU default stays fp32 because the memory calculator's prediction of a lab run
-(simulations/memory.lab_prediction) counts fp32 activations, and a learner compares the two: under
-autocast the bf16 copies of each matrix product's inputs and weights are kept beside the fp32
-tensors (LoRA's measured activations grow from 43.6 to 56.6 MB).
+The memory calculator predicts a lab run in either precision (simulations/memory.lab_prediction):
+under autocast, autograd also keeps each linear map's bf16 weight copy for the backward pass.
 """
 import contextlib
 import os
@@ -55,7 +53,7 @@ def training_dtype(device, chosen: str | None = None):
     import torch
 
     chosen = chosen or choice()
-    if chosen == "bf16" or (chosen == "auto" and device.type == "cuda" and native_bf16(device)):
+    if chosen == "bf16" or (chosen == "auto" and native_bf16(device)):
         return torch.bfloat16
     return None
 

@@ -286,7 +286,9 @@ async function drawLabRuns() {
   const predictions = new Map();
   const keyOf = (r) => {
     const p = r.params || {};
-    const q = new URLSearchParams({ method: r.method, batch_size: p.batch_size ?? 16 });
+    // Runs from before the engine recorded its precision trained in fp32.
+    const q = new URLSearchParams({ method: r.method, batch_size: p.batch_size ?? 16,
+      precision: r.metrics.precision || "fp32" });
     if (r.method !== "full") {
       q.set("rank", p.rank ?? 8);
       q.set("targets", (p.target_modules || ["query", "value"]).join(","));
@@ -301,7 +303,6 @@ async function drawLabRuns() {
   }
   const rows = [];
   const sources = new Set();
-  let anyAutocast = false;
   for (const r of runs) {
     const pred = await predictions.get(keyOf(r));
     const m = r.metrics;
@@ -309,7 +310,6 @@ async function drawLabRuns() {
     const p = r.params || {};
     if (m.peak_memory_source) sources.add(m.peak_memory_source);
     const autocast = m.precision === "bf16 autocast";
-    if (autocast) anyAutocast = true;
     const settings = (r.method === "full" ? `batch ${p.batch_size ?? 16}` :
       `batch ${p.batch_size ?? 16}, r = ${p.rank ?? 8}, ${(p.target_modules || ["query", "value"]).join("+")}`) +
       (autocast ? ", bf16 autocast" : "");
@@ -323,9 +323,7 @@ async function drawLabRuns() {
   box.innerHTML = `<table class="metrics" id="lab-table"><tr><th>run</th><th>settings</th>` +
     `<th>params</th><th>gradients</th><th>optimizer state</th><th>activations</th><th>peak / total</th></tr>` +
     `${rows.join("")}</table><p class="muted">In each cell: measured above, <span class="muted">predicted</span> below. ` +
-    `How the peak was measured: <span id="lab-sources"></span></p>` +
-    (anyAutocast ? `<p class="muted" id="lab-autocast">The prediction counts the activations of an fp32 step; ` +
-      `a run under bf16 autocast also keeps bf16 copies of each matrix product's inputs and weights.</p>` : "");
+    `How the peak was measured: <span id="lab-sources"></span></p>`;
   $("lab-sources").textContent = [...sources].join("; ");
 }
 

@@ -192,10 +192,15 @@ function signedBytes(n) {
   return `${n >= 0 ? "+" : "−"}${fmtBytes(Math.abs(n))}`;
 }
 
+// The prediction for a step in the precision the lane's run recorded (fp32 until it has).
+function predictionOf(run, lane) {
+  return run.predictions[(lane.run.metrics || {}).precision || "fp32"];
+}
+
 function resultRow(run, lane) {
   const m = lane.run.metrics || {};
   const finished = lane.status === "succeeded";
-  const pred = run.prediction;
+  const pred = predictionOf(run, lane);
   const measured = finished ? m.peak_memory_bytes : null;
   let diff = "—";
   let diffClass = "";
@@ -227,8 +232,10 @@ function drawResults() {
   if (!race) return;
   $("results").tBodies[0].innerHTML = race.runs.map((run, i) => resultRow(run, lanes[i])).join("");
   const first = lanes.find((l) => l.run.metrics && l.run.metrics.latency_batch);
-  const seq = race.runs[0].prediction.seq;
-  $("results-note").textContent = `Predictions at ${seq} tokens per sentence (the longest training sentence, padded). `
+  const seq = race.runs[0].predictions.fp32.seq;
+  const precisions = [...new Set(lanes.map((l) => (l.run.metrics || {}).precision).filter(Boolean))];
+  $("results-note").textContent = `Predictions at ${seq} tokens per sentence (the longest training sentence, padded), `
+    + `for steps in ${precisions.length ? precisions.join(", ") : "fp32 until a lane reports its precision"}. `
     + (first ? `Latency: one forward pass over ${first.run.metrics.latency_batch} validation sentences, the median of several; `
       + "\"merged\" folds B·A into W (LoRA, DoRA, QLoRA only). " : "")
     + `Device: ${lanes.map((l) => l.run.device).find(Boolean) || "not yet known"}.`;
