@@ -528,6 +528,8 @@ def main():
            f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python bench/throughput.py {' '.join(sys.argv[1:])}`.",
            "",
            f"Task `{TASK}`, batch {BATCH}, {args.steps} steps, seed {SEED}, each method's default learning rate; "
+           f"the lab's steps in {precision.name(precision.training_dtype(device))} "
+           f"(PEFTLAB_AUTOCAST={precision.choice()}, workers/precision.py); "
            f"the first {warmup} steps are not timed. Matmul peak (n×n @ n×n `torch.mm` after a warm-up run, "
            f"n = 2048 unless one product would take too long): "
            + ", ".join(f"{k} {peaks[k]:.1f} GFLOP/s (n = {sizes[k]}, best of {runs[k]})" for k in peaks) + ".", ""]
