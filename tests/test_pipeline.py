@@ -31,6 +31,13 @@ def test_it_trains_a_run_submitted_over_http_through_the_embedded_broker(embedde
     assert_trained(embedded_lab.run(created["id"]), 12)
 
 
+def test_the_web_server_parses_http_and_runs_its_event_loop_in_c(embedded_lab):
+    # uvicorn takes httptools and uvloop when they are installed (requirements.txt).
+    web = [int(line.split(":")[0]) for line in lab_processes(embedded_lab.var_dir) if "gunicorn" in line]
+    maps = [open(f"/proc/{pid}/maps").read() for pid in web]
+    assert any("uvloop" in m and "httptools" in m for m in maps), web
+
+
 def test_it_streams_every_point_once_after_reconnect(embedded_lab):
     run_id = embedded_lab.create_run(steps=30)["id"]
     first = [e for e in embedded_lab.events(run_id, max_events=12) if e[0] == "point"]
