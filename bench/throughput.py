@@ -386,7 +386,8 @@ def rows_of(row_tokens: int):
 
 def lever_patches() -> dict[str, list]:
     """The engine as it is, then one lever at a time: each of its own taken away (packed batches,
-    the fused AdamW, the activation meter's skipping), one it does not use (length groups) added,
+    the fused AdamW, the activation meter's skipping, the frozen weights' bf16 copies made once a
+    run under autocast), one it does not use (length groups) added,
     its precision set either way (its default, PEFTLAB_AUTOCAST=auto, is bf16 autocast where the
     device multiplies bf16 natively and fp32 elsewhere), or its packed rows' width changed."""
     return {
@@ -399,6 +400,8 @@ def lever_patches() -> dict[str, list]:
         "base not frozen (counterfactual)": unfrozen_base(),
         "bf16 autocast (PEFTLAB_AUTOCAST=bf16)": [(precision, "choice", lambda: "bf16")],
         "fp32 (PEFTLAB_AUTOCAST=off)": [(precision, "choice", lambda: "off")],
+        "frozen weights cast at every step (autocast's own)": [(precision, "cast_frozen_weights_once",
+                                                                lambda model, dtype: None)],
         "packing removed (padded batches)": [(packing, "PACKABLE", frozenset())],
         "packed rows as wide as the longest sequence": [(packing, "pack", rows_of(0))],
         "packed into one row per batch": [(packing, "pack", rows_of(10 ** 6))],

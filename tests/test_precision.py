@@ -74,3 +74,37 @@ def test_under_bf16_the_training_steps_multiply_in_bf16_and_evaluation_stays_fp3
     assert {dtype for training, dtype in seen if training} == {torch.bfloat16}
     assert {dtype for training, dtype in seen if not training} == {torch.float32}
     assert len(losses) == 2 and all(0.1 < loss < 3 for loss in losses)
+
+
+@pytest.mark.slow
+def test_under_bf16_a_frozen_weight_is_cast_once_per_run_and_the_losses_do_not_change(monkeypatch):
+    monkeypatch.setenv(precision.SETTING, "bf16")
+    spec = validate_run("lora", "sentiment", 3, 0, {"eval_every": 0})
+
+    def losses():
+        out = []
+        engine.train(spec, lambda points, evals: out.extend(p.loss for p in points) or True)
+        return out
+
+    called, cast = [], precision.cast_frozen_weights_once
+    monkeypatch.setattr(precision, "cast_frozen_weights_once",
+                        lambda model, dtype: called.append(dtype) or cast(model, dtype))
+    once = losses()
+    assert called == [torch.bfloat16]
+    monkeypatch.setattr(precision, "cast_frozen_weights_once", lambda model, dtype: None)
+    assert once == losses()  # autocast's own cast at every step: the same numbers
+
+
+def test_a_frozen_linear_layer_multiplies_its_cast_copy_under_autocast_and_its_fp32_weight_outside():
+    frozen, trained = nn.Linear(8, 4).requires_grad_(False), nn.Linear(8, 4)
+    model = nn.Sequential(frozen, nn.ReLU(), trained)
+    precision.cast_frozen_weights_once(model, torch.bfloat16)
+    x = torch.randn(2, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert frozen(x).dtype == torch.bfloat16
+        cast_at_this_step = nn.functional.linear(x.bfloat16(), frozen.weight.bfloat16(), frozen.bias.bfloat16())
+        assert torch.equal(frozen(x), cast_at_this_step)
+    assert frozen(x).dtype == torch.float32
+    assert torch.allclose(frozen(x), x @ frozen.weight.T + frozen.bias)
+    assert "forward" not in vars(trained)  # a weight that trains is autocast's to cast, at each step
+    precision.cast_frozen_weights_once(nn.Linear(8, 4).requires_grad_(False), None)  # fp32: nothing

@@ -427,6 +427,7 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
     # tokens of their own to every row and keep padded ones.
     packed = spec.method in packing.PACKABLE
     compute = precision.training_dtype(device)  # bf16 autocast or fp32, see workers/precision.py
+    precision.cast_frozen_weights_once(model, compute)
     pad_id = load_base().tokenizer.pad_token_id
     points: list[StepPoint] = []
     evals: list[EvalPoint] = []

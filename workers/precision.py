@@ -70,3 +70,27 @@ def autocast(device, dtype):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def cast_frozen_weights_once(model, dtype) -> None:
+    """Under autocast, each frozen linear layer of `model` multiplies a `dtype` copy of its weight
+    made once, not one made at every forward pass. Autocast's own cache keeps only weights that
+    train, and only for one step; a frozen weight does not change during a run, so the copy is the
+    same numbers every time (the losses are identical to the bit). Outside autocast (evaluation,
+    the latency passes, the demo) the layer multiplies its fp32 weight as before. QLoRA's 4-bit
+    layers are not plain linear layers and are left as they are."""
+    if dtype is None:
+        return
+    import torch
+    from torch import nn
+    from torch.nn import functional
+
+    def forward_of(layer, copy):
+        def forward(x):
+            weight = copy if torch.is_autocast_enabled(x.device.type) else layer.weight
+            return functional.linear(x, weight, layer.bias)
+        return forward
+
+    for layer in model.modules():
+        if type(layer) is nn.Linear and not layer.weight.requires_grad:
+            layer.forward = forward_of(layer, layer.weight.detach().to(dtype))
