@@ -7,7 +7,7 @@ the latency measurement and the demo sentences stay fp32 either way.
 PEFTLAB_AUTOCAST chooses, per worker:
     auto (the default)  bf16 on a device that multiplies bf16 natively: a GPU from Ampere on (where
                         QLoRA's layers compute in bf16 already, and Trainer's `bf16=True` baseline
-                        does too) or a CPU with AVX512-BF16 or AMX (×1.3–1.4 steps/s at the same
+                        does too) or a CPU with AVX512-BF16 or AMX (×1.2–1.4 steps/s at the same
                         validation accuracy, measured in docs/performance.md); fp32 elsewhere
     bf16                bf16 on any device. Without native bf16 a CPU multiplies bf16 slower than
                         fp32: 57 against 261 GFLOP/s on one CPU measured here, about 1 against 180
