@@ -2,6 +2,7 @@
 // a grid of batch sizes × sequence lengths, once per change of model or conventions; the batch,
 // sequence and task sliders only index into that response. The whole state lives in the URL.
 import { latestFetcher, messageOf, react } from "./playground.js";
+import { precisionOf } from "./runformat.js";
 
 const root = document.getElementById("memory-root");
 const $ = (id) => document.getElementById(id);
@@ -286,9 +287,8 @@ async function drawLabRuns() {
   const predictions = new Map();
   const keyOf = (r) => {
     const p = r.params || {};
-    // Runs from before the engine recorded its precision trained in fp32.
     const q = new URLSearchParams({ method: r.method, batch_size: p.batch_size ?? 16,
-      precision: r.metrics.precision || "fp32" });
+      precision: precisionOf(r.metrics) });
     if (r.method !== "full") {
       q.set("rank", p.rank ?? 8);
       q.set("targets", (p.target_modules || ["query", "value"]).join(","));
@@ -309,7 +309,7 @@ async function drawLabRuns() {
     const b = m.memory_breakdown || {};
     const p = r.params || {};
     if (m.peak_memory_source) sources.add(m.peak_memory_source);
-    const autocast = m.precision === "bf16 autocast";
+    const autocast = precisionOf(m) === "bf16 autocast";
     const settings = (r.method === "full" ? `batch ${p.batch_size ?? 16}` :
       `batch ${p.batch_size ?? 16}, r = ${p.rank ?? 8}, ${(p.target_modules || ["query", "value"]).join("+")}`) +
       (autocast ? ", bf16 autocast" : "");

@@ -3,7 +3,7 @@
 // and the results table fill as they come. The race shown lives in the URL (?race=<id>); before
 // a race starts, the form does (?task=&steps=&seed=&lanes=full,adapter,lora,prompt).
 import { getJson, postJson } from "./runstart.js";
-import { METHOD_COLOURS, fmtAcc, fmtBytes, fmtInt, fmtMs, fmtSeconds } from "./runformat.js";
+import { METHOD_COLOURS, fmtAcc, fmtBytes, fmtInt, fmtMs, fmtSeconds, precisionOf } from "./runformat.js";
 
 const root = document.getElementById("race-root");
 const $ = (id) => document.getElementById(id);
@@ -194,7 +194,7 @@ function signedBytes(n) {
 
 // The prediction for a step in the precision the lane's run recorded (fp32 until it has).
 function predictionOf(run, lane) {
-  return run.predictions[(lane.run.metrics || {}).precision || "fp32"];
+  return run.predictions[precisionOf(lane.run.metrics)];
 }
 
 function resultRow(run, lane) {

@@ -17,9 +17,12 @@ export function fmtSeconds(s) {
 
 export const fmtMs = (x) => (x === undefined || x === null ? "—" : `${x.toFixed(1)} ms`);
 
-// The precision a finished run's training steps computed in (workers/precision.py); runs from
-// before the lab recorded it trained in fp32.
-export const fmtPrecision = (m) => (m.train_seconds === undefined ? "—" : m.precision || "fp32");
+// The precision a run's training steps computed in, as its metrics record it (workers/precision.py);
+// runs from before the lab recorded it trained in fp32.
+export const precisionOf = (m) => (m && m.precision) || "fp32";
+
+// The same for a table cell: a dash until the run has finished.
+export const fmtPrecision = (m) => (m.train_seconds === undefined ? "—" : precisionOf(m));
 
 // An accuracy (a fraction) as a percentage with one decimal.
 export const fmtAcc = (x) => (x === undefined || x === null ? "—" : `${(100 * x).toFixed(1)} %`);
