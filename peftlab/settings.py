@@ -184,6 +184,8 @@ PEFTLAB_DATASETS_PER_OWNER = env_int("PEFTLAB_DATASETS_PER_OWNER", 20)
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 BROKER_DIR = VAR_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's filesystem transport, with each message written whole before a worker can see it.
+    CELERY_BROKER_TRANSPORT = "peftlab.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
