@@ -65,14 +65,18 @@ def test_a_run_past_its_hard_time_limit_fails_and_the_worker_takes_the_next(stac
 
 
 def assert_takes_the_next_run(lab):
-    """The worker starts the next run (time limits also count a fresh process's model load, so
-    on a busy machine a short limit may end this one too: its outcome is not the point)."""
+    """The worker takes the next run, once. Time limits also count a fresh process's read of the
+    base model, so on a busy machine a short limit may end this run too before its first step
+    (a CI run saw that): a run ended by its limit was taken as well."""
     run = lab.wait_for(lab.create_run(steps=3)["id"], timeout=90)
-    assert run["attempts"] == 1 and run["points"], run
+    assert run["attempts"] == 1, run
+    assert run["points"] or "time limit of" in (run["error"] or ""), run
 
 
 def test_a_run_past_its_soft_time_limit_stops_keeps_its_points_and_the_worker_goes_on(stack):
-    lab = stack(PEFTLAB_RUN_TIME_LIMIT="10")
+    # Nice 1, not the default 10: behind three busy test processes a training process at nice 10
+    # may not reach a step in 10 s (seen on a slow CPU). The niceness is the mechanism tested.
+    lab = stack(PEFTLAB_RUN_TIME_LIMIT="10", PEFTLAB_WORKER_NICE="1")
     warm(lab)
     run_id = lab.create_run(steps=2000)["id"]
     run = lab.wait_for(run_id, timeout=90)
@@ -86,7 +90,7 @@ def test_a_run_past_its_soft_time_limit_stops_keeps_its_points_and_the_worker_go
     assert "libtorch" in maps_of(child) and "libtorch" not in maps_of(lab.procs["worker"].pid)
     # ... and trains at a lower CPU priority than the worker (and the web server) it serves.
     parent = os.getpriority(os.PRIO_PROCESS, lab.procs["worker"].pid)
-    assert os.getpriority(os.PRIO_PROCESS, child) == min(19, parent + 10)
+    assert os.getpriority(os.PRIO_PROCESS, child) == min(19, parent + 1)
     assert lab.wait_for(next_id, timeout=90)["attempts"] == 1
 
 
