@@ -5,6 +5,7 @@ each batch of new training points and evaluations and answers whether to go on (
 """
 import contextlib
 import copy
+import gc
 import math
 import os
 import random
@@ -317,12 +318,20 @@ class PeakMemory:
     """
 
     def __init__(self, device: torch.device):
+        """Made before the run's model is built: on CUDA it notes what the process holds on the
+        device already, which is not the run's (tensors of an earlier run that only a reference
+        cycle still holds, cuBLAS's workspaces)."""
         self.device = device
-        self.source = ("cuda: torch.cuda.max_memory_allocated" if device.type == "cuda" else
+        self.source = ("cuda: torch.cuda.max_memory_allocated, less what the process held before "
+                       "the run" if device.type == "cuda" else
                        "cpu: parameters + gradients + optimizer state + largest step's activations, "
                        "counted from the tensors")
         self._stop = threading.Event()
         self._rss_peak = 0
+        if device.type == "cuda":
+            gc.collect()
+            _allocate_cublas_workspaces(device)
+            self._held_before = torch.cuda.memory_allocated(device)
 
     def __enter__(self):
         if self.device.type == "cuda":
@@ -345,11 +354,24 @@ class PeakMemory:
 
     def result(self, breakdown: dict, activations: int) -> dict:
         if self.device.type == "cuda":
-            peak = torch.cuda.max_memory_allocated(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device) - self._held_before
             return {"peak_memory_bytes": peak, "peak_memory_source": self.source}
         counted = breakdown["params"] + breakdown["grads"] + breakdown["optimizer_state"] + activations
         return {"peak_memory_bytes": counted, "peak_memory_source": self.source,
                 "rss_growth_bytes": self._rss_peak - self._rss_start}
+
+
+def _allocate_cublas_workspaces(device: torch.device) -> None:
+    """Have cuBLAS allocate its workspaces now. It takes them from torch's allocator at the first
+    matrix product in each precision (65 MiB on an NVIDIA H100) and keeps them for the life of
+    the process, so a process's first run would otherwise count them as its own."""
+    dtypes = [torch.float32]
+    if torch.cuda.is_bf16_supported(including_emulation=False):
+        dtypes.append(torch.bfloat16)
+    for dtype in dtypes:
+        x = torch.ones(8, 8, device=device, dtype=dtype, requires_grad=True)
+        (x @ x).sum().backward()
+    torch.cuda.synchronize(device)
 
 
 def measure_latency(model: nn.Module, batch: dict, repeats: int = 3) -> tuple[float, torch.Tensor]:
@@ -418,6 +440,7 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
     train_data = train_subset(train_data, params.get("train_examples"), spec.seed)
     eval_every = params["eval_every"]
 
+    memory = PeakMemory(device)
     torch.manual_seed(spec.seed)
     model = build_model(spec, len(task.labels), device)
     trainable, total = count_params(model)
@@ -436,7 +459,7 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
     cancelled = False
     activations = ActivationMeter(model)
     model.train()
-    with PeakMemory(device) as memory:
+    with memory:
         started = last_flush = time.perf_counter()
         try:
             for step in range(1, spec.steps + 1):
@@ -451,14 +474,15 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
                     with activations.step(*batch["input_ids"].shape), precision.autocast(device, compute):
                         loss = model(**batch).loss
                 activations.end_step()
-                if not math.isfinite(loss.item()):
-                    raise TrainingError(f"the loss became {loss.item()} at step {step}; "
+                value = loss.item()  # read once: on a GPU each read waits for the device
+                if not math.isfinite(value):
+                    raise TrainingError(f"the loss became {value} at step {step}; "
                                         "try a smaller learning rate")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 now = time.perf_counter()
-                points.append(StepPoint(step, loss.item(), now - started))
+                points.append(StepPoint(step, value, now - started))
                 evaluated = step == spec.steps or (eval_every and step % eval_every == 0)
                 if evaluated:
                     last_eval = EvalPoint(step, *evaluate(model, val_data, device))

@@ -5,10 +5,12 @@ weights, their gradients and AdamW's state stay fp32: what Trainer's `bf16=True`
 the latency measurement and the demo sentences stay fp32 either way.
 
 PEFTLAB_AUTOCAST chooses, per worker:
-    auto (the default)  bf16 on a device that multiplies bf16 natively: a GPU from Ampere on (where
-                        QLoRA's layers compute in bf16 already, and Trainer's `bf16=True` baseline
-                        does too) or a CPU with AVX512-BF16 or AMX (×1.2–1.4 steps/s at the same
-                        validation accuracy, measured in docs/performance.md); fp32 elsewhere
+    auto (the default)  bf16 on a CPU that multiplies bf16 natively, with AVX512-BF16 or AMX
+                        (×1.2–1.4 steps/s at the same validation accuracy, measured in
+                        docs/performance.md); fp32 on other CPUs and on a GPU. On an NVIDIA H100
+                        the small base model's steps are bound by kernel launches, not arithmetic,
+                        and autocast's casts add launches: bf16 ran at 0.66× the fp32 steps/s for
+                        LoRA and 0.81× for full fine-tuning (docs/performance.md, "On a GPU")
     bf16                bf16 on any device. Without native bf16 a CPU multiplies bf16 slower than
                         fp32: 57 against 261 GFLOP/s on one CPU measured here, about 1 against 180
                         on another
@@ -32,12 +34,10 @@ class PrecisionError(ValueError):
     pass
 
 
-def native_bf16(device) -> bool:
-    """Whether the device multiplies bf16 matrices in hardware."""
+def cpu_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware."""
     import torch
 
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
@@ -53,7 +53,7 @@ def training_dtype(device, chosen: str | None = None):
     import torch
 
     chosen = chosen or choice()
-    if chosen == "bf16" or (chosen == "auto" and native_bf16(device)):
+    if chosen == "bf16" or (chosen == "auto" and device.type == "cpu" and cpu_native_bf16()):
         return torch.bfloat16
     return None
 

@@ -247,8 +247,13 @@ def _train(claim: scheduler.Claim, device) -> str:
         return _finish(claim, Run.FAILED, error=f"training failed: {type(exc).__name__}: {exc}")
     finally:
         if device.type == "cuda":
+            import gc
+
             import torch
 
+            # The run's tensors that only a reference cycle holds go first, so that their blocks
+            # go back to the device with the cache.
+            gc.collect()
             torch.cuda.empty_cache()
 
     cancelled = metrics.pop("cancelled")
