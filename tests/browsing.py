@@ -29,6 +29,12 @@ def plot_data(page, element_id: str, trace: int = 0, key: str = "x"):
                          " return d && d[i] ? Array.from(d[i][k]) : null; }", [element_id, trace, key])
 
 
+def ring_anchors(page, element_id: str) -> list[tuple]:
+    """(x, y) in data units of each chosen-point ring of a chart (static/js/playground.js `ring`)."""
+    shapes = page.evaluate(f"() => document.getElementById('{element_id}').layout.shapes || []")
+    return [(s["xanchor"], s["yanchor"]) for s in shapes if s.get("xsizemode") == "pixel"]
+
+
 def query(page) -> dict:
     """The page's query string as a dict of single values (playgrounds keep their state there)."""
     return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}

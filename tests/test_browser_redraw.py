@@ -5,7 +5,7 @@ redraw costs 8-25 ms in headless Chromium, docs/performance.md)."""
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import api_requests, slide, wait_ready
+from .browsing import api_requests, ring_anchors, slide, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,6 +42,40 @@ def test_the_adapter_diagram_redraws_its_shapes_without_recomputing_the_chart(pa
     expect(page.locator("#bottleneck-value")).not_to_have_text("64")
     assert page.evaluate(width) != before
     assert page.evaluate("() => document.getElementById('diagram').calcdata === window.__calcdata")
+
+
+KEEP_CALCDATA = "(ids) => { window.__calc = Object.fromEntries(ids.map((id) => [id, document.getElementById(id).calcdata])); }"
+SAME_CALCDATA = "(ids) => ids.filter((id) => document.getElementById(id).calcdata === window.__calc[id])"
+
+
+def test_a_slider_that_moves_only_a_chosen_point_moves_its_ring_without_redrawing_the_chart(page):
+    # P14: the block size moves the chosen-B rings of the error and overhead curves (their curves
+    # do not depend on it) and redraws the charts whose bars it changes.
+    page.goto("/playgrounds/qlora/")
+    wait_ready(page, "qlora-root")
+    charts = ["mse-chart", "bits-chart", "error-chart", "levels-chart"]
+    page.evaluate(KEEP_CALCDATA, charts)
+    slide(page, "#block-slider", 6)  # B = 1024
+    page.wait_for_function("() => document.getElementById('block-value').textContent === '1024'")
+    assert [x for x, _ in ring_anchors(page, "mse-chart")] == [1024]
+    assert [x for x, _ in ring_anchors(page, "bits-chart")] == [1024]
+    assert page.evaluate(SAME_CALCDATA, charts) == ["mse-chart", "bits-chart"]
+    # The double quantisation toggle moves the overhead ring to the other curve.
+    (_, single), = ring_anchors(page, "bits-chart")
+    page.locator("#dq-check").click()
+    page.wait_for_function(f"() => document.getElementById('bits-chart').layout.shapes[0].yanchor !== {single}")
+    assert page.evaluate(SAME_CALCDATA, ["bits-chart"]) == ["bits-chart"]
+
+    # P20: the rank moves the ring on the count curve, which only d changes.
+    page.goto("/playgrounds/freeze-attach-merge/?d=4096&r=8")
+    wait_ready(page, "fam-root")
+    page.evaluate(KEEP_CALCDATA, ["count-chart"])
+    assert ring_anchors(page, "count-chart") == [(8, 2 * 4096 * 8)]
+    page.locator("#r-slider").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#r-value")).to_have_text("16")
+    assert ring_anchors(page, "count-chart") == [(16, 2 * 4096 * 16)]
+    assert page.evaluate(SAME_CALCDATA, ["count-chart"]) == ["count-chart"]
 
 
 def test_the_low_rank_lab_draws_a_task_seen_before_without_a_request(page):

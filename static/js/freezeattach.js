@@ -1,6 +1,6 @@
 // P20 Freeze, attach, merge. One request brings the counts for every d × r on the sliders; the
 // animation and the sliders only index into it. The state (step, d, r) lives in the query string.
-import { latestFetcher, react } from "./playground.js";
+import { latestFetcher, moveShapes, react, ring } from "./playground.js";
 
 const root = document.getElementById("fam-root");
 const $ = (id) => document.getElementById(id);
@@ -188,9 +188,14 @@ function fmtBytes(b) {
   return `${b} bytes`;
 }
 
+// The chosen rank on the curve: the r slider moves only this ring.
+function countRing() {
+  return [ring(cur().r, at("lora"))];
+}
+
 function drawChart() {
   const t = data.table;
-  const { d, r } = cur();
+  const { d } = cur();
   const ranks = t.ranks.filter((_, j) => t.lora[state.d][j] !== null);
   const counts = t.lora[state.d].filter((v) => v !== null);
   react("count-chart", [
@@ -199,9 +204,8 @@ function drawChart() {
     { x: [ranks[0], ranks[ranks.length - 1]], y: [t.full[state.d], t.full[state.d]], mode: "lines",
       name: "full update ΔW: d²", line: { color: FROZEN, width: 3, dash: "dash" },
       hovertemplate: "d² = %{y:,}<extra>full</extra>" },
-    { x: [r], y: [at("lora")], mode: "markers", name: `r = ${fmtInt.format(r)}`,
-      marker: { size: 14, symbol: "circle-open", color: "#222", line: { width: 2 } }, hoverinfo: "skip" },
   ], {
+    shapes: countRing(),
     margin: { l: 70, r: 10, t: 10, b: 100 },
     legend: { orientation: "h", x: 0, y: -0.3, yanchor: "top" },
     xaxis: { title: { text: "rank r (log scale)" }, type: "log", tickvals: ranks },
@@ -257,11 +261,14 @@ function syncControls() {
   rSlider.value = state.r;
 }
 
-function draw() {
+// `chart`: "all" redraws the count chart (its curves read d), "ring" moves only its chosen-r ring,
+// false leaves it (the step does not change it).
+function draw({ chart = "all" } = {}) {
   drawReadouts();
   drawDiagram();
   stepText();
-  drawChart();
+  if (chart === "all") drawChart();
+  else if (chart === "ring") moveShapes("count-chart", countRing());
   writeUrl();
   root.dataset.ready = "1";
 }
@@ -269,7 +276,7 @@ function draw() {
 function goTo(step) {
   state.step = Math.min(Math.max(step, 1), STEPS);
   stepSlider.value = state.step;
-  draw();
+  draw({ chart: false });
 }
 
 function stop() {
@@ -318,6 +325,6 @@ dSlider.addEventListener("input", () => {
   rSlider.value = state.r;
   draw();
 });
-rSlider.addEventListener("input", () => { if (data) { state.r = Number(rSlider.value); draw(); } });
+rSlider.addEventListener("input", () => { if (data) { state.r = Number(rSlider.value); draw({ chart: "ring" }); } });
 
 start();

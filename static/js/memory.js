@@ -1,7 +1,7 @@
 // P2 Memory calculator. The server computes every component for four methods, and activations on
 // a grid of batch sizes × sequence lengths, once per change of model or conventions; the batch,
 // sequence and task sliders only index into that response. The whole state lives in the URL.
-import { latestFetcher, messageOf, react } from "./playground.js";
+import { latestFetcher, messageOf, moveShapes, react, ring } from "./playground.js";
 import { precisionOf } from "./runformat.js";
 
 const root = document.getElementById("memory-root");
@@ -198,34 +198,53 @@ function drawWorking() {
   $("working-table").innerHTML = rows.join("");
 }
 
-function drawStorage() {
+// N on both lines (the tasks slider moves only these dots).
+function storageDots() {
   const st = data.storage;
   const i = view.n;
+  const dot = { radius: 5.5, fill: "#1d2330", color: "#1d2330", width: 1 };
+  return [ring(st.tasks[i], st.full_copies[i] / 1e9, dot),
+    ring(st.tasks[i], st.base_plus_adapters[i] / 1e9, dot)];
+}
+
+function drawStorage() {
+  const st = data.storage;
   // Plotly.react itself: Plotly hides a tick label of this chart that would cross its edge.
   Plotly.react("storage-chart", [
     { x: st.tasks, y: st.full_copies.map((v) => v / 1e9), mode: "lines", name: "N full copies",
       line: { color: "#3a5bd9" }, hovertemplate: "N = %{x}: %{y:.4g} GB<extra>full copies</extra>" },
     { x: st.tasks, y: st.base_plus_adapters.map((v) => v / 1e9), mode: "lines", name: "base + N adapters",
       line: { color: "#e07b39" }, hovertemplate: "N = %{x}: %{y:.4g} GB<extra>base + adapters</extra>" },
-    { x: [st.tasks[i], st.tasks[i]], y: [st.full_copies[i] / 1e9, st.base_plus_adapters[i] / 1e9],
-      mode: "markers", name: `N = ${st.tasks[i]}`, marker: { size: 11, color: "#1d2330" }, hoverinfo: "skip" },
   ], {
+    shapes: storageDots(),
     margin: { l: 70, r: 10, t: 10, b: 50 },
     legend: { orientation: "h", y: -0.25 },
     xaxis: { title: { text: "number of tasks N" } },
     yaxis: { title: { text: "disk (GB, log scale)" }, type: "log" },
   }, PLOT_CONFIG);
+  storageReadouts();
+}
+
+function moveStorageDots() {
+  moveShapes("storage-chart", storageDots());
+  storageReadouts();
+}
+
+function storageReadouts() {
+  const st = data.storage;
+  const i = view.n;
   $("tasks-value").textContent = st.tasks[i];
   $("copies-total").textContent = fmtBytes(st.full_copies[i]);
   $("adapters-total").textContent = fmtBytes(st.base_plus_adapters[i]);
   $("storage-formulas").textContent = `${st.copy_formula}; ${st.adapter_formula}.`;
 }
 
-// Each part and the view settings it reads: a change redraws only the parts that read it.
+// Each part, the view settings it reads, and for the storage chart the settings that only move
+// its dots: a change redraws only the parts that read it (new data redraws them all).
 const PARTS = [
   [drawChart, ["b", "s", "zoom"]],
   [drawWorking, ["b", "s", "show"]],
-  [drawStorage, ["n"]],
+  [drawStorage, [], moveStorageDots, ["n"]],
 ];
 
 // `changed`: the view settings that changed (none given: every part).
@@ -234,7 +253,11 @@ function drawView(changed = null) {
   zoom.checked = view.zoom;
   $("batch-value").textContent = data.batches[view.b];
   $("seq-value").textContent = data.seqs[view.s];
-  for (const [drawPart, reads] of PARTS) if (!changed || reads.some((k) => changed.includes(k))) drawPart();
+  const reads = (keys) => !changed || keys.some((k) => changed.includes(k));
+  for (const [drawPart, partKeys, move, moveKeys] of PARTS) {
+    if (reads(partKeys)) drawPart();
+    else if (move && reads(moveKeys)) move();
+  }
   writeUrl();
 }
 

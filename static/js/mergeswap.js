@@ -2,7 +2,7 @@
 // measured latency, the merge's logit difference, predictions on the demo sentences merged and
 // unmerged) and the storage story for several models; every control only indexes into it. The
 // state lives in the query string.
-import { latestFetcher, messageOf, react } from "./playground.js";
+import { latestFetcher, messageOf, moveShapes, react, ring } from "./playground.js";
 
 const root = document.getElementById("swap-root");
 const $ = (id) => document.getElementById(id);
@@ -196,23 +196,35 @@ async function startRun() {
 
 // --- storage of N tasks ----------------------------------------------------------------------------
 
-function drawStorage() {
-  const model = data.storage[state.model];
-  const s = model.ranks[state.rank];
+const storageOf = () => data.storage[state.model].ranks[state.rank];
+
+// N on both curves (the tasks slider moves only these rings).
+function storageRings() {
+  const s = storageOf();
   const i = state.n - 1;
+  return [ring(state.n, s.full_copies[i], { radius: 6 }), ring(state.n, s.base_plus_adapters[i], { radius: 6 })];
+}
+
+function drawStorage() {
+  const s = storageOf();
   react("storage-chart", [
     { x: s.tasks, y: s.full_copies, mode: "lines", name: "N full fine-tuned copies", line: { color: BASE, width: 3 },
       hovertemplate: "N = %{x}: %{y:.3s}B<extra>copies</extra>" },
     { x: s.tasks, y: s.base_plus_adapters, mode: "lines", name: "one base + N LoRA adapters", line: { color: ADAPTER, width: 3 },
       hovertemplate: "N = %{x}: %{y:.3s}B<extra>base + adapters</extra>" },
-    { x: [state.n, state.n], y: [s.full_copies[i], s.base_plus_adapters[i]], mode: "markers", name: `N = ${state.n}`,
-      marker: { size: 12, symbol: "circle-open", color: "#222", line: { width: 2 } }, hoverinfo: "skip" },
   ], {
+    shapes: storageRings(),
     margin: { l: 70, r: 10, t: 10, b: 90 },
     legend: { orientation: "h", x: 0, y: -0.22, yanchor: "top" },
     xaxis: { title: { text: "number of tasks N" }, range: [0, data.tasks_max + 1] },
     yaxis: { title: { text: "storage, bytes (log scale)" }, type: "log", dtick: 1, exponentformat: "SI" },
   }, PLOT_CONFIG);
+  storageReadouts();
+}
+
+function storageReadouts() {
+  const s = storageOf();
+  const i = state.n - 1;
   $("tasks-value").textContent = state.n;
   $("copies-bytes").textContent = fmtBytes(s.full_copies[i]);
   $("shared-bytes").textContent = fmtBytes(s.base_plus_adapters[i]);
@@ -282,7 +294,13 @@ adapterSelect.addEventListener("change", () => { state.run = Number(adapterSelec
 mergeToggle.addEventListener("change", () => { state.merged = mergeToggle.checked; draw(); });
 modelSelect.addEventListener("change", () => { state.model = modelSelect.value; draw(); });
 rankSelect.addEventListener("change", () => { state.rank = rankSelect.value; draw(); });
-tasksSlider.addEventListener("input", () => { state.n = Number(tasksSlider.value); draw(); });
+// N moves only the storage chart's rings and its numbers.
+tasksSlider.addEventListener("input", () => {
+  state.n = Number(tasksSlider.value);
+  moveShapes("storage-chart", storageRings());
+  storageReadouts();
+  writeUrl();
+});
 $("start-run").addEventListener("click", () => { if (data) startRun(); });
 
 start();

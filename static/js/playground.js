@@ -44,3 +44,31 @@ const TEMPLATE = { layout: { xaxis: AXES, yaxis: AXES } };
 export function react(el, traces, layout, config) {
   return Plotly.react(el, traces, { template: TEMPLATE, ...layout }, config);
 }
+
+// A chart's chosen point (the slider's value on a curve) as a layout shape rather than a trace: a
+// ring of `radius` pixels anchored at (x, y) in data units. Moving it is Plotly.relayout of the
+// shapes alone (about 0.2 ms in headless Chromium here) instead of a redraw of the chart (7-20
+// ms), for a slider that moves only the ring. The ring is a 16-sided path: Plotly 4.1's circle
+// shape sized in pixels is drawn off its anchor on a log axis, a path is not.
+const RING_SIDES = 16;
+function ringPath(radius) {
+  const corners = Array.from({ length: RING_SIDES }, (_, k) => {
+    const a = (2 * Math.PI * k) / RING_SIDES;
+    return `${(radius * Math.cos(a)).toFixed(2)},${(radius * Math.sin(a)).toFixed(2)}`;
+  });
+  return `M${corners.join("L")}Z`;
+}
+// `fill`: a colour fills it (a dot). No legend entry: a shape in the legend makes every move of it
+// redraw the whole chart (10 ms instead of 0.1 on P14's error curves).
+export function ring(x, y, { radius = 7, color = "#222", width = 2, fill = null } = {}) {
+  return {
+    type: "path", xref: "x", yref: "y", xsizemode: "pixel", ysizemode: "pixel", xanchor: x, yanchor: y,
+    path: ringPath(radius), line: { color, width }, layer: "above",
+    ...(fill ? { fillcolor: fill } : {}),
+  };
+}
+
+// Redraw only the layout shapes of the chart `el` (a ring moved, say): nothing is recomputed.
+export function moveShapes(el, shapes) {
+  return Plotly.relayout(el, { shapes });
+}

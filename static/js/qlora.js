@@ -1,6 +1,6 @@
 // P14 NF4 and double quantisation. One request brings every block size, sample size and model
 // size; the sliders and toggles only index into it. The state lives in the query string.
-import { react } from "./playground.js";
+import { moveShapes, react, ring } from "./playground.js";
 
 const root = document.getElementById("qlora-root");
 const $ = (id) => document.getElementById(id);
@@ -86,6 +86,11 @@ function drawLevels() {
   }), PLOT_CONFIG);
 }
 
+// The chosen block size on the chosen code's curve (the block slider moves only this ring).
+function mseRing() {
+  return [ring(data.blocksizes[state.block], data.error.mse[state.code][state.sample][state.block])];
+}
+
 function drawMse() {
   const e = data.error;
   const traces = [];
@@ -97,10 +102,8 @@ function drawMse() {
       name: `${data.codes[c].label} + double quant`, line: { color: COLORS[c], dash: "dot" },
       hovertemplate: "B = %{x}: MSE %{y}<extra>" + data.codes[c].label + " + DQ</extra>" });
   }
-  traces.push({ x: [data.blocksizes[state.block]], y: [e.mse[state.code][state.sample][state.block]],
-    mode: "markers", name: "chosen B", marker: { size: 14, color: "#222", symbol: "circle-open", line: { width: 2 } },
-    hoverinfo: "skip" });
   react("mse-chart", traces, layout("block size B (weights, log scale)", "mean squared error (σ² = 1)", {
+    shapes: mseRing(),
     xaxis: { title: { text: "block size B (weights, log scale)" }, type: "log", tickvals: data.blocksizes },
     yaxis: { title: { text: "MSE (weights' σ² = 1)" }, rangemode: "tozero", automargin: true },
     margin: { l: 65, r: 10, t: 60, b: 50 },
@@ -122,6 +125,13 @@ function drawErrors() {
   }), PLOT_CONFIG);
 }
 
+// The chosen block size on the curve of the chosen scales (the block slider and the double
+// quantisation toggle move only this ring).
+function bitsRing() {
+  const b = data.bits;
+  return [ring(data.blocksizes[state.block], (state.dq ? b.overhead_dq : b.overhead)[state.block])];
+}
+
 function drawBits() {
   const b = data.bits;
   react("bits-chart", [
@@ -129,10 +139,8 @@ function drawBits() {
       line: { color: MUTED }, hovertemplate: "B = %{x}: %{y} bits<extra></extra>" },
     { x: data.blocksizes, y: b.overhead_dq, mode: "lines+markers", name: "double quantised",
       line: { color: COLORS.nf4 }, hovertemplate: "B = %{x}: %{y} bits<extra></extra>" },
-    { x: [data.blocksizes[state.block]], y: [(state.dq ? b.overhead_dq : b.overhead)[state.block]],
-      mode: "markers", name: "chosen", marker: { size: 14, color: "#222", symbol: "circle-open", line: { width: 2 } },
-      hoverinfo: "skip" },
   ], layout("block size B (weights, log scale)", "scale overhead (bits per weight)", {
+    shapes: bitsRing(),
     xaxis: { title: { text: "block size B (weights, log scale)" }, type: "log", tickvals: data.blocksizes },
     yaxis: { title: { text: "overhead (bits/weight, log)" }, type: "log", dtick: 1, automargin: true },
     margin: { l: 65, r: 10, t: 40, b: 50 },
@@ -201,19 +209,25 @@ function drawNotes() {
   $("note-saving").textContent = data.bits.dq_saving_at_64;
 }
 
-// Each chart and the settings it reads: a change redraws only the charts that read it.
+// Each chart, the settings its traces read, and for a chart with a chosen-point ring, the ring and
+// the settings that only move it: a change redraws only the charts that read it, and moves a ring
+// where that is all it changes.
 const CHARTS = [
   [drawLevels, ["sample", "block", "code"]],
-  [drawMse, ["sample", "block", "code"]],
+  [drawMse, ["sample", "code"], "mse-chart", mseRing, ["block"]],
   [drawErrors, ["sample", "block", "code"]],
-  [drawBits, ["block", "dq"]],
+  [drawBits, [], "bits-chart", bitsRing, ["block", "dq"]],
   [drawMemory, ["model", "block", "dq"]],
 ];
 
 // `changed`: the settings that changed (none given: every chart).
 function draw(changed = null) {
   drawReadouts();
-  for (const [drawChart, reads] of CHARTS) if (!changed || reads.some((k) => changed.includes(k))) drawChart();
+  const reads = (keys) => !changed || keys.some((k) => changed.includes(k));
+  for (const [drawChart, traceKeys, id, rings, ringKeys] of CHARTS) {
+    if (reads(traceKeys)) drawChart();
+    else if (rings && reads(ringKeys)) moveShapes(id, rings());
+  }
   writeUrl();
   root.dataset.ready = "1";
 }
