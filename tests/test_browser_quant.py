@@ -95,6 +95,11 @@ def test_it_expands_the_adapter_bottleneck_and_counts_it_as_m_and_d_move(page):
     page.keyboard.press("ArrowRight")  # m = 128, by keyboard
     expect(page.locator("#per-adapter")).to_have_text("262,144")
     assert page.evaluate(bottleneck_width) == pytest.approx(2 * w64)
+    # The chosen-m ring sits on the chosen model's share curve.
+    [(m, share)] = ring_anchors(page, "share-chart")
+    curve = page.evaluate("() => document.getElementById('share-chart')"
+                          ".data[Number(document.getElementById('model-select').value)]")
+    assert m == 128 and share == pytest.approx(curve["y"][curve["x"].index(128)])
 
     layer = plot_data(page, "layer-chart", 0, "y")
     slide(page, "#hidden-slider", 0)  # d = 256
@@ -145,6 +150,7 @@ def test_it_fits_every_rank_and_shows_the_plateau_at_the_true_rank(page):
     page.locator("#r-slider").focus()
     page.keyboard.press("ArrowRight")
     expect(page.locator("#r-value")).to_have_text("4")
+    assert [x for x, _ in ring_anchors(page, "error-chart")] == [4]  # the ring moved along the curve
     assert page.locator("#train-error").inner_text() != train
     assert page.evaluate("() => document.getElementById('heatmap-fit').data[0].z") != fit
     heldout = plot_data(page, "error-chart", 4, "y")

@@ -1,6 +1,6 @@
 // P8 Adapter block. One request brings the counts for every d × m on the sliders and every
 // model; the controls only index into it. The state lives in the query string.
-import { react } from "./playground.js";
+import { moveShapes, react, ring } from "./playground.js";
 
 const root = document.getElementById("adapter-root");
 const $ = (id) => document.getElementById(id);
@@ -123,18 +123,24 @@ function drawLayer() {
   }, PLOT_CONFIG);
 }
 
+const shareKey = () => (state.bias ? "share_with_biases" : "share");
+
+// The chosen m on the chosen model's curve (none where m > d); the m slider moves only this ring.
+function shareRing() {
+  const chosen = data.models[state.model][shareKey()][state.m];
+  return chosen === null ? [] : [ring(data.bottlenecks[state.m], 100 * chosen)];
+}
+
 function drawShare() {
-  const key = state.bias ? "share_with_biases" : "share";
+  const key = shareKey();
   const traces = data.models.map((model, i) => ({
     x: data.bottlenecks, y: model[key].map((v) => (v === null ? null : 100 * v)),
     mode: "lines+markers", name: `${model.name} (d = ${fmtInt.format(model.hidden)}, L = ${model.layers})`,
     line: { width: i === state.model ? 3.5 : 1.5 },
     hovertemplate: "m = %{x}: %{y:.3g}%<extra>" + model.name + "</extra>",
   }));
-  const chosen = data.models[state.model][key][state.m];
-  traces.push({ x: [data.bottlenecks[state.m]], y: [chosen === null ? null : 100 * chosen], mode: "markers",
-    name: "chosen m", marker: { size: 14, symbol: "circle-open", color: "#222", line: { width: 2 } }, hoverinfo: "skip" });
   react("share-chart", traces, {
+    shapes: shareRing(),
     margin: { l: 70, r: 10, t: 10, b: 50 },
     legend: { x: 0.01, y: 0.99, bgcolor: "rgba(255,255,255,0.8)" },
     xaxis: { title: { text: "bottleneck size m (log scale)" }, type: "log", tickvals: data.bottlenecks },
@@ -170,18 +176,24 @@ function drawNotes() {
   $("bert-large-total").textContent = fmtInt.format(large.total);
 }
 
-// Each chart and the settings it reads: a change redraws only the charts that read it.
+// Each chart, the settings its traces read, and for the share chart the setting that only moves
+// its chosen-m ring: a change redraws only the charts that read it, and moves the ring where that
+// is all it changes.
 const CHARTS = [
   [drawDiagram, ["d", "m"]],
   [drawLayer, ["d", "m"]],
-  [drawShare, ["model", "m", "bias"]],
+  [drawShare, ["model", "bias"], "share-chart", shareRing, ["m"]],
 ];
 
 // `changed`: the settings that changed (none given: every chart).
 function draw(changed = null) {
   mSlider.max = maxM(state.d);
   drawReadouts();
-  for (const [drawChart, reads] of CHARTS) if (!changed || reads.some((k) => changed.includes(k))) drawChart();
+  const reads = (keys) => !changed || keys.some((k) => changed.includes(k));
+  for (const [drawChart, traceKeys, id, rings, ringKeys] of CHARTS) {
+    if (reads(traceKeys)) drawChart();
+    else if (rings && reads(ringKeys)) moveShapes(id, rings());
+  }
   writeUrl();
   root.dataset.ready = "1";
 }

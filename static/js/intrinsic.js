@@ -1,7 +1,7 @@
 // P7 Intrinsic dimension. The server trains one network per subspace size d once per seed and
 // returns every accuracy, loss curve and d_90; the d slider only picks an index into that
 // response, so it costs no request. The state lives in the query string.
-import { latestFetcher, react } from "./playground.js";
+import { latestFetcher, moveShapes, react, ring } from "./playground.js";
 
 const root = document.getElementById("intrinsic-root");
 const apiUrl = root.dataset.apiUrl;
@@ -61,9 +61,8 @@ function drawStatic() {
       text: [`d₉₀ = ${fmtInt.format(data.d90)}`], textposition: "bottom right",
       marker: { size: 14, symbol: "star", color: BAR }, hoverinfo: "skip" });
   }
-  traces.push({ x: [dims[index]], y: [100 * data.accuracy[index]], mode: "markers", name: "chosen d",
-    marker: { size: 18, color: "rgba(0,0,0,0)", line: { color: "#111", width: 2 } }, hoverinfo: "skip" });
   react("accuracy-chart", traces, {
+    shapes: chosenRing(),
     margin: { l: 60, r: 10, t: 10, b: 50 },
     legend: { orientation: "h", y: -0.25 },
     xaxis: { title: { text: "subspace dimension d (trainable numbers, log scale)" }, type: "log",
@@ -72,11 +71,15 @@ function drawStatic() {
   }, PLOT_CONFIG);
 }
 
+// The chosen d on the accuracy curve (the slider moves only this ring).
+function chosenRing() {
+  return [ring(data.dimensions[index], 100 * data.accuracy[index], { radius: 9, color: "#111" })];
+}
+
 function drawIndex() {
   const i = index;
   const d = data.dimensions[i];
-  const last = document.getElementById("accuracy-chart").data.length - 1;
-  Plotly.restyle("accuracy-chart", { x: [[d]], y: [[100 * data.accuracy[i]]] }, [last]);
+  moveShapes("accuracy-chart", chosenRing());
 
   const curve = data.losses[i];
   const full = data.losses[data.losses.length - 1];

@@ -1,7 +1,7 @@
 // P6 Lottery ticket. The server trains every network once per (seed, scope) and returns the
 // accuracies and masks at every sparsity of its grid; the sparsity slider and the layer menu only
 // pick indices into that response, so they cost no request. The state lives in the query string.
-import { latestFetcher, react } from "./playground.js";
+import { latestFetcher, moveShapes, react, ring } from "./playground.js";
 
 const root = document.getElementById("lottery-root");
 const apiUrl = root.dataset.apiUrl;
@@ -81,11 +81,9 @@ function drawStatic() {
     { x: [Math.min(...kept), 100], y: [100 * data.dense_accuracy, 100 * data.dense_accuracy],
       mode: "lines", name: "dense network", line: { color: COLORS.dense, dash: "dash" },
       hoverinfo: "skip" },
-    { x: [kept[index]], y: [100 * data.ticket[index]], mode: "markers", name: "chosen sparsity",
-      marker: { size: 16, color: "rgba(0,0,0,0)", line: { color: "#111", width: 2 } },
-      hoverinfo: "skip" },
   ];
   react("accuracy-chart", traces, {
+    shapes: chosenRing(),
     margin: { l: 60, r: 10, t: 10, b: 50 },
     legend: { orientation: "h", y: -0.25 },
     xaxis: { title: { text: "weights kept (% of all weights, log scale)" }, type: "log",
@@ -107,10 +105,15 @@ function drawStatic() {
   }, PLOT_CONFIG);
 }
 
+// The chosen sparsity on the lottery-ticket curve (the slider moves only this ring).
+function chosenRing() {
+  const kept = (100 * data.remaining[index]) / data.total_weights;
+  return [ring(kept, 100 * data.ticket[index], { radius: 8, color: "#111" })];
+}
+
 function drawIndex() {
   const i = index;
-  const kept = data.remaining.map((n) => (100 * n) / data.total_weights);
-  Plotly.restyle("accuracy-chart", { x: [[kept[i]]], y: [[100 * data.ticket[i]]] }, [4]);
+  moveShapes("accuracy-chart", chosenRing());
 
   const mask = data.masks[i][layer];
   const w0 = data.initial_weights[layer];

@@ -1,7 +1,7 @@
 // P9 Low-rank approximation. The server computes every reconstruction, error and count once per
 // matrix; the rank slider only picks an index into that response, so sliding costs no request.
 // The whole state lives in the query string, so a link reopens exactly this view.
-import { latestFetcher, react } from "./playground.js";
+import { latestFetcher, moveShapes, react, ring } from "./playground.js";
 
 const root = document.getElementById("lowrank-root");
 const apiUrl = root.dataset.apiUrl;
@@ -93,22 +93,27 @@ function drawMatrix() {
   react("heatmap-original", heatmap(data.matrix), HEATMAP_LAYOUT, PLOT_CONFIG);
 }
 
-function drawRank() {
-  const r = rank;
-  const ranks = data.errors.map((_, i) => i);
-  react("heatmap-recon", heatmap(data.reconstructions[r]), HEATMAP_LAYOUT, PLOT_CONFIG);
+// The chosen rank on the error curve, a dot that the rank slider moves.
+const rankDot = () => [ring(rank, data.errors[rank], { radius: 6.5, fill: ACCENT, color: ACCENT, width: 1 })];
 
+// The error curve depends on the matrix only; the rank moves its dot (drawRank).
+function drawErrorCurve() {
   react("error-chart", [
-    { x: ranks, y: data.errors, mode: "lines+markers", name: "error", line: { color: MUTED },
+    { x: data.errors.map((_, i) => i), y: data.errors, mode: "lines+markers", name: "error", line: { color: MUTED },
       hovertemplate: "r = %{x}: %{y}<extra></extra>" },
-    { x: [r], y: [data.errors[r]], mode: "markers", name: `r = ${r}`,
-      marker: { size: 13, color: ACCENT }, hoverinfo: "skip" },
   ], {
+    shapes: rankDot(),
     margin: { l: 50, r: 10, t: 10, b: 40 },
     showlegend: false,
     xaxis: { title: { text: "rank r" } },
     yaxis: { title: { text: "relative error" }, rangemode: "tozero" },
   }, PLOT_CONFIG);
+}
+
+function drawRank() {
+  const r = rank;
+  react("heatmap-recon", heatmap(data.reconstructions[r]), HEATMAP_LAYOUT, PLOT_CONFIG);
+  moveShapes("error-chart", rankDot());
 
   // The bars that M_r keeps are coloured; the ones it drops are grey.
   react("sv-chart", [{
@@ -140,6 +145,7 @@ function show(body, wantedRank) {
   rank = Math.min(Math.max(Number.isInteger(wantedRank) ? wantedRank : 1, 0), maxRank);
   slider.value = rank;
   drawMatrix();
+  drawErrorCurve();
   drawRank();
   writeUrl();
   root.dataset.ready = "1";

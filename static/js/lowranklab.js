@@ -1,7 +1,7 @@
 // P16 Low-rank lab. The server fits every rank r on every sample size n for one task (true
 // rank k, noise σ, seed); changing the task fetches once, while n and r only index into the
 // response. The state lives in the query string.
-import { latestFetcher, react } from "./playground.js";
+import { latestFetcher, moveShapes, react, ring } from "./playground.js";
 
 const root = document.getElementById("lab-root");
 const $ = (id) => document.getElementById(id);
@@ -89,7 +89,12 @@ function drawTask() {
 }
 
 // The circle on the error curve at rank r: the error chart's last trace.
-const rankMarker = () => ({ x: [view.r], y: [data.heldout_mse[view.n][view.r]], name: `r = ${view.r}` });
+// The true rank's band, and the chosen r on the new-examples curve (r alone moves only the ring).
+function errorShapes() {
+  const k = data.settings.true_rank;
+  return [{ type: "rect", x0: k - 0.5, x1: k + 0.5, yref: "paper", y0: 0, y1: 1, fillcolor: "#e5e8ef",
+    line: { width: 0 }, layer: "below" }, ring(view.r, data.heldout_mse[view.n][view.r])];
+}
 
 // The curves depend on the task and n; r only moves the circle (drawRank).
 function drawCurves() {
@@ -107,15 +112,12 @@ function drawCurves() {
       line: { color: TRAIN, dash: "dash" }, hovertemplate: "r = %{x}: %{y}<extra>training</extra>" },
     { x: [data.ranks[0], data.ranks[data.ranks.length - 1]], y: [data.noise_floor, data.noise_floor], mode: "lines",
       name: "noise floor σ²", line: { color: "#222", dash: "dot", width: 1 }, hoverinfo: "skip" },
-    { ...rankMarker(), mode: "markers", marker: { size: 14, symbol: "circle-open", color: "#222", line: { width: 2 } },
-      hoverinfo: "skip" },
   );
   const top = Math.max(...data.heldout_mse[n], ...data.train_mse[n]);
   react("error-chart", traces, {
     margin: { l: 60, r: 10, t: 25, b: 50 },
     legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top" },
-    shapes: [{ type: "rect", x0: k - 0.5, x1: k + 0.5, yref: "paper", y0: 0, y1: 1, fillcolor: "#e5e8ef",
-      line: { width: 0 }, layer: "below" }],
+    shapes: errorShapes(),
     annotations: [{ x: k, yref: "paper", y: 1, text: `k = ${k}`, showarrow: false, yanchor: "bottom", font: { size: 11 } }],
     xaxis: { title: { text: "LoRA rank r" }, dtick: 2 },
     yaxis: { title: { text: "mean squared error per output" }, range: [0, Math.min(top, 3 * data.heldout_mse[n][0]) * 1.05] },
@@ -141,11 +143,9 @@ function drawView() {
   drawRank();
 }
 
-// r alone: move the circle along the curve, redraw the fit.
+// r alone: move the ring along the curve, redraw the fit.
 function moveRank() {
-  const m = rankMarker();
-  const error = document.getElementById("error-chart");
-  Plotly.restyle(error, { x: [m.x], y: [m.y], name: [m.name] }, [error.data.length - 1]);
+  moveShapes("error-chart", errorShapes());
   drawRank();
 }
 
