@@ -1,7 +1,7 @@
 // P12 Zero start. The server trains every option (scaling × start × rank) for every step once per
 // (α, learning rate, seed); the step slider and the radio buttons only index that response.
 // State lives in the query string.
-import { react } from "./playground.js";
+import { moveShapes, react, ring } from "./playground.js";
 
 const root = document.getElementById("zero-root");
 const $ = (id) => document.getElementById(id);
@@ -58,10 +58,12 @@ function radios(fieldId, name, options, current, onChange) {
 const trajectory = (scaling, init, r) => data.trajectories[scaling][init][String(r)];
 const steps = () => Array.from({ length: data.steps + 1 }, (_, i) => i);
 
-// The marker at the current step: the last of a line chart's traces but its extras.
-const MARKER = () => Object.keys(data.inits).length;
-const markerAt = (key) => ({ x: [state.step], y: [trajectory(state.scaling, state.init, state.r)[key][state.step]],
-                             name: `step ${state.step}` });
+// The current step on the chosen initialisation's line: a dot that the step slider moves.
+const stepDot = (key) => {
+  const colour = INIT_COLOURS[state.init];
+  return [ring(state.step, trajectory(state.scaling, state.init, state.r)[key][state.step],
+    { radius: 6, fill: colour, color: colour, width: 1 })];
+};
 
 function lineChart(id, key, yTitle, extra = []) {
   const xs = steps();
@@ -71,9 +73,8 @@ function lineChart(id, key, yTitle, extra = []) {
             dash: init === "both_zero" ? "dot" : "solid" },
     hovertemplate: `${label}, step %{x}: %{y:.4g}<extra></extra>`,
   }));
-  traces.push({ ...markerAt(key), mode: "markers", marker: { size: 12, color: INIT_COLOURS[state.init] },
-                hoverinfo: "skip" });
   react(id, [...traces, ...extra], {
+    shapes: stepDot(key),
     margin: { l: 55, r: 10, t: 10, b: 45 },
     height: 380,
     legend: { orientation: "h", x: 0, y: -0.22, yanchor: "top", font: { size: 11 } },
@@ -83,8 +84,7 @@ function lineChart(id, key, yTitle, extra = []) {
 }
 
 function moveMarker(id, key) {
-  const m = markerAt(key);
-  Plotly.restyle(id, { x: [m.x], y: [m.y], name: [m.name] }, [MARKER()]);
+  moveShapes(id, stepDot(key));
 }
 
 function heatmap(id, z, limit) {
