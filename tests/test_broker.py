@@ -19,9 +19,12 @@ def channel_of(transport, folder):
     return connection.default_channel
 
 
-def reading_while_writing(monkeypatch, module, reader):
-    """Make `module`'s serializer, which runs while the message's file is open, first let the
-    worker's channel take what it finds in the queue."""
+def put_while_reading(tmp_path, monkeypatch, transport, module):
+    """Put one message on a queue through `transport`, with a second channel (the worker) taking
+    what it finds in the queue while the message's file is open: `module`'s serializer runs then.
+    Returns what the worker saw then, and the worker's channel."""
+    writer = channel_of(transport, tmp_path / "q")
+    reader = channel_of(transport, tmp_path / "q")
     seen = []
     serialize = module.dumps
 
@@ -35,26 +38,21 @@ def reading_while_writing(monkeypatch, module, reader):
         return serialize(payload)
 
     monkeypatch.setattr(module, "dumps", dumps)
-    return seen
+    writer._put("cpu", {"run": 1})
+    return seen, reader
 
 
 def test_kombus_own_channel_loses_a_message_read_while_it_is_written(tmp_path, monkeypatch):
     # What peftlab/broker.py is for: the stock channel hands out the empty file, and the message
     # is gone from the queue.
-    writer = channel_of(filesystem.Transport, tmp_path / "q")
-    reader = channel_of(filesystem.Transport, tmp_path / "q")
-    seen = reading_while_writing(monkeypatch, filesystem, reader)
-    writer._put("cpu", {"run": 1})
+    seen, reader = put_while_reading(tmp_path, monkeypatch, filesystem.Transport, filesystem)
     assert seen == ["a message it could not read"]
     with pytest.raises(Empty):
         reader._get("cpu")
 
 
 def test_the_lab_channel_shows_a_message_only_when_it_is_whole(tmp_path, monkeypatch):
-    writer = channel_of(broker.Transport, tmp_path / "q")
-    reader = channel_of(broker.Transport, tmp_path / "q")
-    seen = reading_while_writing(monkeypatch, broker, reader)
-    writer._put("cpu", {"run": 1})
+    seen, reader = put_while_reading(tmp_path, monkeypatch, broker.Transport, broker)
     assert seen == ["nothing"]
     assert reader._get("cpu") == {"run": 1}
     assert not list((tmp_path / "q").iterdir())  # no partial file is left behind

@@ -1,6 +1,6 @@
 // P8 Adapter block. One request brings the counts for every d × m on the sliders and every
 // model; the controls only index into it. The state lives in the query string.
-import { moveShapes, react, ring } from "./playground.js";
+import { moveShapes, react, redrawChanged, ring } from "./playground.js";
 
 const root = document.getElementById("adapter-root");
 const $ = (id) => document.getElementById(id);
@@ -182,18 +182,14 @@ function drawNotes() {
 const CHARTS = [
   [drawDiagram, ["d", "m"]],
   [drawLayer, ["d", "m"]],
-  [drawShare, ["model", "bias"], "share-chart", shareRing, ["m"]],
+  [drawShare, ["model", "bias"], () => moveShapes("share-chart", shareRing()), ["m"]],
 ];
 
 // `changed`: the settings that changed (none given: every chart).
 function draw(changed = null) {
   mSlider.max = maxM(state.d);
   drawReadouts();
-  const reads = (keys) => !changed || keys.some((k) => changed.includes(k));
-  for (const [drawChart, traceKeys, id, rings, ringKeys] of CHARTS) {
-    if (reads(traceKeys)) drawChart();
-    else if (rings && reads(ringKeys)) moveShapes(id, rings());
-  }
+  redrawChanged(CHARTS, changed);
   writeUrl();
   root.dataset.ready = "1";
 }

@@ -88,7 +88,6 @@ function drawTask() {
   react("heatmap-true", heatmap(data.delta), HEATMAP_LAYOUT, PLOT_CONFIG);
 }
 
-// The circle on the error curve at rank r: the error chart's last trace.
 // The true rank's band, and the chosen r on the new-examples curve (r alone moves only the ring).
 function errorShapes() {
   const k = data.settings.true_rank;
@@ -96,7 +95,7 @@ function errorShapes() {
     line: { width: 0 }, layer: "below" }, ring(view.r, data.heldout_mse[view.n][view.r])];
 }
 
-// The curves depend on the task and n; r only moves the circle (drawRank).
+// The curves depend on the task and n; r only moves the ring (moveRank).
 function drawCurves() {
   const { n } = view;
   const k = data.settings.true_rank;

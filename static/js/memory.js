@@ -1,7 +1,7 @@
 // P2 Memory calculator. The server computes every component for four methods, and activations on
 // a grid of batch sizes × sequence lengths, once per change of model or conventions; the batch,
 // sequence and task sliders only index into that response. The whole state lives in the URL.
-import { latestFetcher, messageOf, moveShapes, react, ring } from "./playground.js";
+import { latestFetcher, messageOf, moveShapes, react, redrawChanged, ring } from "./playground.js";
 import { precisionOf } from "./runformat.js";
 
 const root = document.getElementById("memory-root");
@@ -253,11 +253,7 @@ function drawView(changed = null) {
   zoom.checked = view.zoom;
   $("batch-value").textContent = data.batches[view.b];
   $("seq-value").textContent = data.seqs[view.s];
-  const reads = (keys) => !changed || keys.some((k) => changed.includes(k));
-  for (const [drawPart, partKeys, move, moveKeys] of PARTS) {
-    if (reads(partKeys)) drawPart();
-    else if (move && reads(moveKeys)) move();
-  }
+  redrawChanged(PARTS, changed);
   writeUrl();
 }
 

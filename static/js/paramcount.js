@@ -2,7 +2,7 @@
 // the sliders and the model menu only index into it. The lab's finished LoRA runs come from
 // /api/runs, each with its measured count and the formula's prediction stored by the worker.
 // State (r, d, model) lives in the query string.
-import { react } from "./playground.js";
+import { react, redrawChanged } from "./playground.js";
 
 const root = document.getElementById("paramcount-root");
 const $ = (id) => document.getElementById(id);
@@ -207,7 +207,7 @@ const PARTS = [
 
 // `changed`: the settings that changed (none given: every part).
 function drawAll(changed = null) {
-  for (const [drawPart, reads] of PARTS) if (!changed || reads.some((k) => changed.includes(k))) drawPart();
+  redrawChanged(PARTS, changed);
   writeUrl();
 }
 

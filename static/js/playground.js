@@ -72,3 +72,14 @@ export function ring(x, y, { radius = 7, color = "#222", width = 2, fill = null 
 export function moveShapes(el, shapes) {
   return Plotly.relayout(el, { shapes });
 }
+
+// Redraw what a change of settings touches. Each part is [draw, keys] or [draw, keys, move,
+// moveKeys]: `draw` runs when a setting in `keys` changed, else `move` (a cheaper update, such as
+// moving a ring) when one in `moveKeys` did. `changed` null: every part is drawn.
+export function redrawChanged(parts, changed) {
+  const touches = (keys) => !changed || keys.some((k) => changed.includes(k));
+  for (const [draw, keys, move, moveKeys] of parts) {
+    if (touches(keys)) draw();
+    else if (move && touches(moveKeys)) move();
+  }
+}

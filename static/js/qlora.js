@@ -1,6 +1,6 @@
 // P14 NF4 and double quantisation. One request brings every block size, sample size and model
 // size; the sliders and toggles only index into it. The state lives in the query string.
-import { moveShapes, react, ring } from "./playground.js";
+import { moveShapes, react, redrawChanged, ring } from "./playground.js";
 
 const root = document.getElementById("qlora-root");
 const $ = (id) => document.getElementById(id);
@@ -214,20 +214,16 @@ function drawNotes() {
 // where that is all it changes.
 const CHARTS = [
   [drawLevels, ["sample", "block", "code"]],
-  [drawMse, ["sample", "code"], "mse-chart", mseRing, ["block"]],
+  [drawMse, ["sample", "code"], () => moveShapes("mse-chart", mseRing()), ["block"]],
   [drawErrors, ["sample", "block", "code"]],
-  [drawBits, [], "bits-chart", bitsRing, ["block", "dq"]],
+  [drawBits, [], () => moveShapes("bits-chart", bitsRing()), ["block", "dq"]],
   [drawMemory, ["model", "block", "dq"]],
 ];
 
 // `changed`: the settings that changed (none given: every chart).
 function draw(changed = null) {
   drawReadouts();
-  const reads = (keys) => !changed || keys.some((k) => changed.includes(k));
-  for (const [drawChart, traceKeys, id, rings, ringKeys] of CHARTS) {
-    if (reads(traceKeys)) drawChart();
-    else if (rings && reads(ringKeys)) moveShapes(id, rings());
-  }
+  redrawChanged(CHARTS, changed);
   writeUrl();
   root.dataset.ready = "1";
 }
