@@ -5,6 +5,9 @@ import { latestFetcher, react } from "./playground.js";
 
 const root = document.getElementById("cost-root");
 const $ = (id) => document.getElementById(id);
+// Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
+// in an onsubmit attribute: the Content-Security-Policy allows no inline script.
+$("cost-form").addEventListener("submit", (event) => event.preventDefault());
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 
 const KEYS = ["tokens", "gpu", "utilisation", "price", "bytes_per_param"];

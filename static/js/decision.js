@@ -6,6 +6,9 @@ import { getJson, postJson } from "./runstart.js";
 const root = document.getElementById("decide-root");
 const apiUrl = root.dataset.apiUrl;
 const $ = (id) => document.getElementById(id);
+// Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
+// in an onsubmit attribute: the Content-Security-Policy allows no inline script.
+$("decide-form").addEventListener("submit", (event) => event.preventDefault());
 const SVGNS = "http://www.w3.org/2000/svg";
 const BOX_W = 154, BOX_H = 58, COL = 160, ROW = 84, PAD = 20;
 

@@ -5,6 +5,9 @@ import { react } from "./playground.js";
 
 const root = document.getElementById("forward-root");
 const $ = (id) => document.getElementById(id);
+// Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
+// in an onsubmit attribute: the Content-Security-Policy allows no inline script.
+$("example-form").addEventListener("submit", (event) => event.preventDefault());
 const rankSlider = $("rank-slider");
 const alphaSlider = $("alpha-slider");
 const inputs = { d: $("d-input"), seed: $("seed-input") };

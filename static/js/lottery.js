@@ -6,6 +6,9 @@ import { latestFetcher, moveShapes, react, ring } from "./playground.js";
 const root = document.getElementById("lottery-root");
 const apiUrl = root.dataset.apiUrl;
 const $ = (id) => document.getElementById(id);
+// Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
+// in an onsubmit attribute: the Content-Security-Policy allows no inline script.
+$("lottery-form").addEventListener("submit", (event) => event.preventDefault());
 
 const HEAVY_KEYS = ["seed", "scope"];
 const inputs = { seed: $("seed-input"), scope: $("scope-select") };

@@ -6,6 +6,9 @@ import { precisionOf } from "./runformat.js";
 
 const root = document.getElementById("memory-root");
 const $ = (id) => document.getElementById(id);
+// Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
+// in an onsubmit attribute: the Content-Security-Policy allows no inline script.
+$("memory-form").addEventListener("submit", (event) => event.preventDefault());
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 
 const CONFIG_KEYS = ["arch", "layers", "hidden", "heads", "vocab", "ffn"];

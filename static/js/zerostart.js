@@ -5,6 +5,9 @@ import { moveShapes, react, ring } from "./playground.js";
 
 const root = document.getElementById("zero-root");
 const $ = (id) => document.getElementById(id);
+// Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
+// in an onsubmit attribute: the Content-Security-Policy allows no inline script.
+$("problem-form").addEventListener("submit", (event) => event.preventDefault());
 const stepSlider = $("step-slider");
 const inputs = { alpha: $("alpha-input"), lr: $("lr-input"), seed: $("seed-input") };
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
