@@ -1,11 +1,18 @@
-"""Who sees which runs: the one rule, applied wherever a run or a batch is read or acted on.
+"""Who sees which runs, and who may act on them: the two rules, applied wherever a run, a batch
+or a dataset is read or changed.
 
+Seeing:
 - an anonymous visitor sees the public runs (no class), as on a lab without classes;
 - a student sees only their own runs;
 - a teacher sees every run of their classes, and the public runs.
 
-A run outside what a request may see is answered exactly like a missing one ("there is no run
-N", 404): its existence is not disclosed.
+Acting (cancel, delete: any state change on a run, race, sweep or dataset) needs more than seeing:
+- the owner acts on their own (the student, the teacher, or the visitor's browser session);
+- the teacher of the owner's class acts on the runs and datasets of their class.
+A public run is seen by everyone and acted on by its owner alone.
+
+A run outside what a request may see, or act on, is answered exactly like a missing one ("there
+is no run N", 404): its existence is not disclosed, and nothing changes.
 
 Uploaded datasets (simulations.models.Dataset, task ``upload-<id>``) are private to fewer people:
 - the one who uploaded it (student, teacher or visitor's browser session) sees and uses it;
@@ -26,8 +33,19 @@ _ON_UPLOAD = Q(task__startswith=Dataset.TASK_PREFIX)
 
 def _public_runs(viewer: Viewer) -> Q:
     """Runs of no class that this viewer may see: all but others' runs on their uploads."""
-    mine = Q(owner=viewer.owner) if viewer.owner else Q(pk__in=[])
-    return Q(classroom__isnull=True) & (~_ON_UPLOAD | mine)
+    return Q(classroom__isnull=True) & (~_ON_UPLOAD | _own(viewer))
+
+
+def _own(viewer: Viewer) -> Q:
+    """What carries this viewer's owner key; a visitor without a session owns nothing."""
+    return Q(owner=viewer.owner) if viewer.owner else Q(pk__in=[])
+
+
+def _actable(viewer: Viewer) -> Q:
+    """Runs or datasets this viewer may change: their own, and a teacher's classes' ones."""
+    if viewer.kind == TEACHER:
+        return _own(viewer) | Q(classroom__teacher=viewer.user)
+    return _own(viewer)
 
 
 def visible_runs(request) -> QuerySet[Run]:
@@ -49,6 +67,24 @@ def visible_batches(request) -> QuerySet[Batch]:
     return Batch.objects.filter(pk__in=visible_runs(request).filter(batch__isnull=False).values("batch"))
 
 
+def actable_runs(request) -> QuerySet[Run]:
+    """The runs this request may cancel (or otherwise change): a subset of `visible_runs`."""
+    return Run.objects.filter(_actable(viewer_of(request)))
+
+
+def actable_run(request, run_id: int) -> Run | None:
+    return actable_runs(request).filter(pk=run_id).first()
+
+
+def may_act_on_run(request, run: Run) -> bool:
+    return actable_runs(request).filter(pk=run.pk).exists()
+
+
+def actable_batches(request) -> QuerySet[Batch]:
+    """Races and sweeps this request may cancel (their lanes share one submitter)."""
+    return Batch.objects.filter(pk__in=actable_runs(request).filter(batch__isnull=False).values("batch"))
+
+
 def datasets_of(viewer: Viewer) -> QuerySet[Dataset]:
     """The uploaded datasets `viewer` may see and train on (see the module's docstring)."""
     if viewer.kind == TEACHER:
@@ -63,6 +99,12 @@ def datasets_of(viewer: Viewer) -> QuerySet[Dataset]:
 
 def visible_datasets(request) -> QuerySet[Dataset]:
     return datasets_of(viewer_of(request))
+
+
+def actable_datasets(viewer: Viewer) -> QuerySet[Dataset]:
+    """The datasets `viewer` may delete: who uploaded it, and the teacher of its class (a
+    student sees their teacher's uploads but may not delete them)."""
+    return Dataset.objects.filter(_actable(viewer))
 
 
 def task_checker(viewer: Viewer):

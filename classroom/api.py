@@ -7,6 +7,8 @@ forms on the dashboard page (classroom/views.py)."""
 from ninja import Router
 from ninja.errors import HttpError
 
+from simulations.api_errors import Error
+
 from .dashboard import dashboard
 from .models import Classroom, normalize_code
 from .viewer import TEACHER, viewer_of
@@ -22,7 +24,7 @@ def teachers_classroom(request, code: str) -> Classroom | None:
     return Classroom.objects.filter(code=normalize_code(code), teacher=viewer.user).first()
 
 
-@router.get("/{code}/dashboard", response={200: dict, 404: dict},
+@router.get("/{code}/dashboard", response={200: dict, 404: Error},
             summary="A class's students and their runs, the leaderboard per method, its queued runs")
 def class_dashboard(request, code: str):
     classroom = teachers_classroom(request, code)

@@ -10,14 +10,19 @@ import secrets
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, models, transaction
-from django.db.models.functions import Lower
 
 from workers import methods
+
+from . import names
 
 # No 0/O, 1/I/L: a code read off a projector is typed right the first time.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 6
 NICKNAME_MAX = 32
+# Between a nickname's skeleton and the student's id in the keys of students who joined, before
+# keys existed, under a nickname that looks like an earlier one of their class (migration 0003).
+# No nickname holds a line end, so no skeleton does.
+KEY_CLASH_SEPARATOR = "\n"
 
 
 def new_code() -> str:
@@ -45,6 +50,10 @@ class Classroom(models.Model):
         default=2, validators=[MinValueValidator(1), MaxValueValidator(100)])
     daily_runs_per_student = models.PositiveIntegerField(
         default=20, validators=[MinValueValidator(1), MaxValueValidator(10_000)])
+    # A run's estimated worker minutes (workers/run_cost.py): what one student's run may hold the
+    # worker for. The default fits every method's default run and the flagship exercises.
+    max_run_minutes = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(600)])
     submissions_paused = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -74,15 +83,25 @@ class Classroom(models.Model):
 
 class Student(models.Model):
     classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, related_name="students")
-    nickname = models.CharField(max_length=NICKNAME_MAX)
+    nickname = models.CharField(max_length=NICKNAME_MAX)  # as typed: what the teacher sees
+    # What nicknames are compared by: names.skeleton(nickname), so that "Ana", "ANA", "Аna" (with
+    # a Cyrillic А) and "Ａｎａ" are one nickname of the class. A text: NFKC and the skeleton can
+    # make a nickname several times longer.
+    nickname_key = models.TextField(editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["nickname", "id"]
-        constraints = [models.UniqueConstraint(Lower("nickname"), "classroom", name="one_nickname_per_class")]
+        constraints = [models.UniqueConstraint(fields=["classroom", "nickname_key"],
+                                               name="one_lookalike_nickname_per_class")]
 
     def __str__(self):
         return f"{self.nickname} in {self.classroom.code}"
+
+    def save(self, *args, **kwargs):
+        if not self.nickname_key:
+            self.nickname_key = names.skeleton(self.nickname)
+        return super().save(*args, **kwargs)
 
     @property
     def owner(self) -> str:

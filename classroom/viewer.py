@@ -24,7 +24,7 @@ class Viewer:
     @property
     def owner(self) -> str:
         """The key that runs, quotas and rate limits are counted under; a visitor without a
-        session yet has none (see `owner_key`)."""
+        session yet has none (see `establish_owner`)."""
         if self.kind == TEACHER:
             return f"teacher:{self.user.pk}"
         if self.kind == STUDENT:
@@ -58,9 +58,10 @@ def viewer_of(request) -> Viewer:
     return viewer
 
 
-def owner_key(request) -> str:
+def establish_owner(request) -> str:
     """The viewer's owner key, creating the session of an anonymous visitor who has none yet
-    (their runs, quotas and rate limits are counted per browser session)."""
+    (their runs, quotas and rate limits are counted per browser session). Called only once what
+    they submit is accepted and stored, so that a refused request leaves no session behind."""
     viewer = viewer_of(request)
     if viewer.owner:
         return viewer.owner
@@ -74,10 +75,6 @@ def join(request, student: Student) -> None:
     request.session.cycle_key()  # a fresh session id for the new identity
     request.session[SESSION_STUDENT] = student.pk
     request._peftlab_viewer = None
-
-
-def current_student_id(request) -> int | None:
-    return request.session.get(SESSION_STUDENT)
 
 
 def leave(request) -> None:

@@ -6,14 +6,15 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_POST
 
-from . import ratelimit
+from . import names, ratelimit
 from .forms import JoinForm, NewClassroomForm, SettingsForm
-from .models import Classroom, Student
+from .models import KEY_CLASH_SEPARATOR, Classroom, Student
 from .refusals import Refused
 from .viewer import SESSION_STUDENT, TEACHER, join, leave, viewer_of
 
@@ -30,17 +31,26 @@ def _refused(request, template: str, context: dict, exc: Refused):
 
 
 # --- students ---------------------------------------------------------------------------------
+def _lookalikes(classroom: Classroom, key: str):
+    """The students of the class whose nickname has this key, and those who had joined under
+    lookalikes of each other before keys existed (migration 0003 gave the later ones this key, a
+    line end and their id)."""
+    return classroom.students.filter(Q(nickname_key=key) | Q(nickname_key__startswith=key + KEY_CLASH_SEPARATOR))
+
+
 def _find_or_create_student(request, classroom: Classroom, nickname: str) -> Student | None:
-    """The student to be: new, or this browser's own student of that nickname; None when another
-    browser holds the nickname."""
-    existing = classroom.students.filter(nickname__iexact=nickname).first()
-    if existing is not None:
+    """The student to be: new, or this browser's own student of a nickname that looks like this
+    one ("ana" or "Аna" for "Ana", names.skeleton); None when another browser holds it."""
+    key = names.skeleton(nickname)
+    existing = list(_lookalikes(classroom, key))
+    if existing:
         mine = set(request.session.get(SESSION_PAST_STUDENTS, [])) | {request.session.get(SESSION_STUDENT)}
-        return existing if existing.pk in mine else None
+        own = sorted((s for s in existing if s.pk in mine), key=lambda s: (s.nickname != nickname, s.pk))
+        return own[0] if own else None
     try:
         with transaction.atomic():
-            return Student.objects.create(classroom=classroom, nickname=nickname)
-    except IntegrityError:  # someone took it a moment ago
+            return Student.objects.create(classroom=classroom, nickname=nickname, nickname_key=key)
+    except IntegrityError:  # someone took it (or a lookalike) a moment ago
         return None
 
 
@@ -64,6 +74,7 @@ def join_view(request):
     code, nickname = form.cleaned_data["code"], form.cleaned_data["nickname"]
     classroom = Classroom.objects.filter(code=code).first()
     if classroom is None:
+        ratelimit.wrong_join_code(request)
         form.add_error("code", f"there is no class with the code {code}; check it with your teacher")
         return render(request, "classroom/join.html", context, status=404)
     student = _find_or_create_student(request, classroom, nickname)
@@ -91,11 +102,15 @@ class LoginView(auth_views.LoginView):
         return {**super().get_context_data(**kwargs), "signup_open": settings.PEFTLAB_TEACHER_SIGNUP}
 
     def post(self, request, *args, **kwargs):
+        username = request.POST.get("username", "")
         try:
-            ratelimit.login_attempt(request, request.POST.get("username", ""))
+            ratelimit.login_attempt(request, username)
         except Refused as exc:
             return _refused(request, self.template_name, self.get_context_data(form=self.get_form()), exc)
-        return super().post(request, *args, **kwargs)
+        response = super().post(request, *args, **kwargs)
+        if not request.user.is_authenticated:  # the form said no: one more failure to count
+            ratelimit.login_failed(request, username)
+        return response
 
 
 class LogoutView(auth_views.LogoutView):
@@ -109,7 +124,7 @@ def signup_view(request):
     form = UserCreationForm(request.POST or None)
     if request.method == "POST":
         try:
-            ratelimit.login_attempt(request, "")
+            ratelimit.signup_attempt(request)
         except Refused as exc:
             return _refused(request, "classroom/signup.html", {"form": form}, exc)
         if form.is_valid():

@@ -175,12 +175,26 @@ PEFTLAB_TEACHER_SIGNUP = env_bool("PEFTLAB_TEACHER_SIGNUP", False)
 PEFTLAB_PUBLIC_MAX_STEPS = env_int("PEFTLAB_PUBLIC_MAX_STEPS", 2000)
 PEFTLAB_PUBLIC_MAX_CONCURRENT = env_int("PEFTLAB_PUBLIC_MAX_CONCURRENT", 16)
 PEFTLAB_PUBLIC_DAILY_RUNS = env_int("PEFTLAB_PUBLIC_DAILY_RUNS", 50)
-# Rate limits, per student, teacher or browser session, per minute.
+# A visitor's run budget: its estimated worker minutes (workers/run_cost.py; a class sets its own).
+PEFTLAB_PUBLIC_MAX_RUN_MINUTES = env_float("PEFTLAB_PUBLIC_MAX_RUN_MINUTES", 5)
+# Rate limits, per student, teacher or browser session, per minute; sign-ins per account and
+# client address, failures only.
 PEFTLAB_SUBMISSIONS_PER_MINUTE = env_int("PEFTLAB_SUBMISSIONS_PER_MINUTE", 10)
 PEFTLAB_JOINS_PER_MINUTE = env_int("PEFTLAB_JOINS_PER_MINUTE", 10)
 PEFTLAB_LOGINS_PER_MINUTE = env_int("PEFTLAB_LOGINS_PER_MINUTE", 10)
 # Uploaded CSV datasets kept per student, teacher or browser session (README "Train on your own CSV").
 PEFTLAB_DATASETS_PER_OWNER = env_int("PEFTLAB_DATASETS_PER_OWNER", 20)
+# Visitors (no class, not signed in) are also counted per client address: a client that keeps
+# no cookies is a new session on every request. Generous, for a workshop behind one address;
+# students count per student and use none of it (classroom/ratelimit.py).
+PEFTLAB_ADDRESS_SUBMISSIONS_PER_MINUTE = env_int("PEFTLAB_ADDRESS_SUBMISSIONS_PER_MINUTE", 60)
+PEFTLAB_ADDRESS_WRONG_JOINS_PER_MINUTE = env_int("PEFTLAB_ADDRESS_WRONG_JOINS_PER_MINUTE", 20)
+PEFTLAB_ADDRESS_MAX_CONCURRENT = env_int("PEFTLAB_ADDRESS_MAX_CONCURRENT", 32)
+PEFTLAB_ADDRESS_DAILY_RUNS = env_int("PEFTLAB_ADDRESS_DAILY_RUNS", 200)
+PEFTLAB_ADDRESS_DATASETS = env_int("PEFTLAB_ADDRESS_DATASETS", 60)
+# Proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated: the TLS
+# proxy in front of a class instance); from anyone else the header is ignored.
+PEFTLAB_TRUSTED_PROXIES = env_list("PEFTLAB_TRUSTED_PROXIES", [])
 
 # --- Celery (read by peftlab/celery_app.py under the CELERY_ namespace) ---
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")

@@ -11,7 +11,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import FileResponse, HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware
-from ninja import Field, NinjaAPI, Query, Schema
+from ninja import Field, NinjaAPI, Query
 from ninja.errors import HttpError, ValidationError
 from pydantic import ConfigDict, create_model
 
@@ -21,12 +21,71 @@ from workers import artifacts, datasets, methods
 from workers.tasks import BrokerUnavailable
 
 from . import liveness, sse
+from .api_errors import Error, StrictBody
 from .cancelling import request_cancel
 from .sending import send_on_commit
 from .models import Run
 
-api = NinjaAPI(title="PEFT Lab API", version="1", urls_namespace="api",
-               description="Real parameter-efficient fine-tuning runs of all-MiniLM-L6-v2.")
+
+def _refusal(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+# The refusals every operation of a kind shares, added to its OpenAPI answers where its decorator
+# has not declared them (each decorator declares what its own code raises: 404, 409, 429 ...).
+SHARED_REFUSALS = {
+    400: _refusal("A parameter or the body failed validation; the error names it"),
+    403: _refusal("CSRF check failed: send the csrftoken cookie back in the X-CSRFToken header"),
+    413: _refusal("The request body is larger than the server accepts"),
+}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again, where the lab knows",
+                               "schema": {"type": "integer", "minimum": 1}}}
+_ANNOTATIONS = {"type", "title", "description", "default", "examples"}
+
+
+def _may_fail_validation(parameter: dict) -> bool:
+    """Whether a parameter can be refused: anything but free text (a number, a boolean, a
+    bounded or enumerated string) is checked by ninja or by the operation's own code."""
+    schema = parameter.get("schema", {})
+    return schema.get("type") != "string" or bool(set(schema) - _ANNOTATIONS)
+
+
+class LabAPI(NinjaAPI):
+    """The lab's NinjaAPI: its OpenAPI document lists every status an operation can answer.
+
+    Besides what each decorator declares, an operation answers
+    - 400 when it has a body or a parameter that can fail validation (ValidationError, below);
+    - 403 on POST and DELETE: the CSRF refusal of _require_csrf;
+    - 413 on POST: a body over DATA_UPLOAD_MAX_MEMORY_SIZE, which the CSRF check meets reading a
+      form body even where the operation itself takes none;
+    and its 429 and 503 answers may carry Retry-After (Refused's retry_after).
+    """
+
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault("Error", Error.json_schema())
+        for operations in schema["paths"].values():
+            for method, operation in operations.items():
+                responses = operation["responses"]
+                shared = []
+                if "requestBody" in operation or any(map(_may_fail_validation, operation.get("parameters", ()))):
+                    shared.append(400)
+                if method in ("post", "delete"):
+                    shared.append(403)
+                if method == "post":
+                    shared.append(413)
+                for status in shared:  # ninja keys the answers by int
+                    responses.setdefault(status, SHARED_REFUSALS[status])
+                for status in (429, 503):
+                    if status in responses:
+                        responses[status].setdefault("headers", RETRY_AFTER)
+                operation["responses"] = dict(sorted(responses.items(), key=lambda item: int(item[0])))
+        return schema
+
+
+api = LabAPI(title="PEFT Lab API", version="1", urls_namespace="api",
+             description="Real parameter-efficient fine-tuning runs of all-MiniLM-L6-v2.")
 
 
 # Playground routers: one module per playground family, each mounted under /api/playgrounds.
@@ -117,20 +176,20 @@ RunParams = create_model(
 RunParams.__doc__ = "Method parameters; each method accepts only its own (see GET /api/methods)."
 
 
-class RunIn(Schema):
-    model_config = ConfigDict(strict=True)
-    method: str = Field(..., description="one of GET /api/methods", max_length=32)
-    task: str = Field(..., description="one of GET /api/tasks", max_length=64)
+class RunIn(StrictBody):
+    # The enum and minLength are documented, not enforced here: validate_run refuses any other
+    # method or task with a message that lists the choices.
+    method: str = Field(..., description="one of GET /api/methods", max_length=32,
+                        json_schema_extra={"enum": list(methods.METHODS)})
+    task: str = Field(..., description="one of GET /api/tasks: a shipped task, or an uploaded CSV "
+                                       "this visitor may use (upload-<id>)", max_length=64,
+                      json_schema_extra={"minLength": 1})
     steps: int = Field(100, ge=1, le=methods.MAX_STEPS, description="optimizer steps")
     seed: int = Field(0, ge=0, lt=2**31)
     params: RunParams = Field(default_factory=RunParams)
 
 
-class Error(Schema):
-    error: str
-
-
-@api.get("/methods", summary="Methods, their parameters, defaults and bounds")
+@api.get("/methods", response={200: list}, summary="Methods, their parameters, defaults and bounds")
 def list_methods(request):
     common = {"steps": {"minimum": 1, "maximum": methods.MAX_STEPS, "default": 100},
               "seed": {"minimum": 0, "maximum": 2**31 - 1, "default": 0}}
@@ -147,8 +206,9 @@ def tasks_for(request) -> list[dict]:
     return shipped + uploaded
 
 
-@api.get("/tasks", summary="The tasks a run can train on: the shipped ones, and the uploaded CSVs this "
-                           "visitor may use (task upload-<id>)")
+@api.get("/tasks", response={200: list},
+         summary="The tasks a run can train on: the shipped ones, and the uploaded CSVs this visitor may use "
+                 "(task upload-<id>)")
 def list_tasks(request):
     return tasks_for(request)
 
@@ -173,7 +233,7 @@ def create_run(request, payload: RunIn):
     return 201, run.summary()
 
 
-@api.get("/runs", summary="Recent runs, newest first (without their points)")
+@api.get("/runs", response={200: list, 400: Error}, summary="Recent runs, newest first (without their points)")
 def list_runs(request, limit: int = Query(50, ge=1, le=500)):
     liveness.check_now_and_then()
     return [run.summary() for run in access.visible_runs(request)[:limit]]
@@ -195,11 +255,14 @@ def get_run(request, run_id: int):
     points = [p.as_dict() for p in run.shown_points()]
     last_step = points[-1]["step"] if points else 0
     return {**run.summary(), "points": points, "evals": [e.as_dict() for e in run.shown_evals()],
+            "may_cancel": access.may_act_on_run(request, run),
             # Where the events stream should resume to follow on from these points.
             "last_event_id": sse.event_id(run.attempt, last_step)}
 
 
 @api.get("/runs/{run_id}/adapter", response={200: None, 404: Error, 409: Error},
+         openapi_extra={"responses": {200: {"description": "The zip", "content": {
+             "application/zip": {"schema": {"type": "string", "format": "binary"}}}}}},
          summary="Download what the run trained, as a zip (peft's format where peft has the method)")
 def download_adapter(request, run_id: int):
     run = _get_run(request, run_id)
@@ -216,7 +279,10 @@ def download_adapter(request, run_id: int):
           summary="Ask a queued or running run to stop")
 def cancel_run(request, run_id: int):
     _require_csrf(request)
-    run = _get_run(request, run_id)
+    # Acting needs more than seeing: the owner, or the teacher of the owner's class.
+    run = access.actable_run(request, run_id)
+    if run is None:
+        raise HttpError(404, f"there is no run {run_id}")
     if not request_cancel(run_id):
         run.refresh_from_db()
         raise HttpError(409, f"run {run_id} has already finished ({run.status})")

@@ -7,13 +7,14 @@ import json
 import re
 
 from django.http import HttpResponse
-from ninja import Query, Router
+from ninja import Router
 from ninja.errors import HttpError
 
 from classroom import access
 from workers import datasets, methods, notebook
 
 from . import pareto
+from .api_errors import Error, checked_query
 from .models import Run
 
 router = Router(tags=["runs"])
@@ -21,6 +22,8 @@ router = Router(tags=["runs"])
 MAX_COMPARED = 8  # curves beyond this many stop being readable on one chart
 PARETO_LIMIT = 1000  # the newest succeeded runs of a task that the Pareto view plots
 RUN_IDS = re.compile(r"^\d{1,12}(,\d{1,12})*$")
+# `runs` as sent: RUN_IDS once its spaces are taken out, at most MAX_COMPARED ids.
+RUNS_PATTERN = rf"^ *[0-9]( *[0-9]){{0,11}}( *, *[0-9]( *[0-9]){{0,11}}){{0,{MAX_COMPARED - 1}}} *$"
 
 # The costs the Pareto view plots against validation accuracy: a run's metric, its label, its unit.
 COSTS = {
@@ -55,7 +58,9 @@ def _code_args(run: Run) -> tuple:
     return _spec(run), run.pk, metrics, run.device
 
 
-@router.get("/runs/{run_id}/script.py", response={200: None, 404: dict, 409: dict},
+@router.get("/runs/{run_id}/script.py", response={200: None, 404: Error, 409: Error},
+            openapi_extra={"responses": {200: {"description": "The script", "content": {
+                "text/x-python": {"schema": {"type": "string"}}}}}},
             summary="A standalone Python script (transformers + peft) that reproduces the run")
 def run_script(request, run_id: int):
     run = _run(request, run_id)
@@ -64,7 +69,9 @@ def run_script(request, run_id: int):
     return response
 
 
-@router.get("/runs/{run_id}/notebook.ipynb", response={200: None, 404: dict, 409: dict},
+@router.get("/runs/{run_id}/notebook.ipynb", response={200: None, 404: Error, 409: Error},
+            openapi_extra={"responses": {200: {"description": "The notebook", "content": {
+                "application/x-ipynb+json": {"schema": {"type": "object"}}}}}},
             summary="A Jupyter notebook (nbformat 4) that reproduces the run")
 def run_notebook(request, run_id: int):
     run = _run(request, run_id)
@@ -84,9 +91,10 @@ def _run_ids(text: str) -> list[int]:
     return ids
 
 
-@router.get("/compare", response={200: dict, 400: dict, 404: dict, 409: dict},
+@router.get("/compare", response={200: dict, 400: Error, 404: Error, 409: Error},
             summary="Finished runs side by side: their points, evaluations and metrics")
-def compare(request, runs: str = Query("", description="run ids separated by commas, e.g. 3,7,9")):
+def compare(request, runs: str = checked_query(..., description=f"run ids separated by commas, e.g. 3,7,9; "
+                                                                f"at most {MAX_COMPARED}", pattern=RUNS_PATTERN)):
     ids = _run_ids(runs)
     found = {run.pk: run for run in access.visible_runs(request).filter(pk__in=ids)}
     missing = [i for i in ids if i not in found]
@@ -110,10 +118,11 @@ def _cost_point(run: Run, metric: str):
     return value
 
 
-@router.get("/pareto", response={200: dict, 400: dict},
+@router.get("/pareto", response={200: dict, 400: Error},
             summary="Every succeeded run of a task: validation accuracy against its costs, and the "
                     "Pareto front for each cost")
-def pareto_view(request, task: str = Query(..., max_length=64, description="one of GET /api/tasks")):
+def pareto_view(request, task: str = checked_query(..., max_length=64, description="one of GET /api/tasks",
+                                                   minLength=1)):
     if not (datasets.is_shipped(task) or access.may_use_task(request)(task)):
         raise HttpError(400, f"unknown task {task!r}; choose from {datasets.task_names()}")
     query = access.visible_runs(request).filter(task=task, status=Run.SUCCEEDED).order_by("-id")

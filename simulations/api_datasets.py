@@ -14,13 +14,14 @@ from django.core.files.uploadhandler import FileUploadHandler
 from django.db import transaction
 from django.db.models import Count
 from django.http.multipartparser import MultiPartParserError
-from ninja import Query, Router, Schema
+from ninja import Query, Router
 from ninja.errors import HttpError
 
-from classroom import access, ratelimit
-from classroom.viewer import STUDENT, TEACHER, viewer_of
+from classroom import access, quotas
+from classroom.viewer import viewer_of
 
 from . import uploads
+from .api_errors import Error
 from .models import Dataset, DatasetExample
 
 router = Router(tags=["datasets"])
@@ -40,10 +41,6 @@ MULTIPART = {"requestBody": {"required": True, "content": {"multipart/form-data"
         "name": {"type": "string", "maxLength": uploads.MAX_NAME_CHARS,
                  "description": "the dataset's name (default: the file's name)"},
     }}}}}}
-
-
-class Error(Schema):
-    error: str
 
 
 class _FileTooLarge(MultiPartParserError):
@@ -93,20 +90,14 @@ def _owner_label(viewer, dataset: Dataset) -> str:
     return "your teacher"
 
 
-def _describe(viewer, dataset: Dataset) -> dict:
-    return {**dataset.summary(), "uploaded_by": _owner_label(viewer, dataset),
-            "may_delete": _may_delete(viewer, dataset)}
+def _describe(viewer, dataset: Dataset, may_delete: bool | None = None) -> dict:
+    """The dataset as the API shows it to `viewer`; `may_delete` when the caller already knows."""
+    if may_delete is None:
+        may_delete = access.actable_datasets(viewer).filter(pk=dataset.pk).exists()
+    return {**dataset.summary(), "uploaded_by": _owner_label(viewer, dataset), "may_delete": may_delete}
 
 
-def _may_delete(viewer, dataset: Dataset) -> bool:
-    """Who uploaded it, or the teacher of the class it belongs to."""
-    if viewer.owner and dataset.owner == viewer.owner:
-        return True
-    return (viewer.kind == TEACHER and dataset.classroom_id is not None
-            and dataset.classroom.teacher_id == viewer.user.pk)
-
-
-@router.post("", response={201: dict, 400: Error, 403: Error, 409: Error, 413: Error, 429: Error},
+@router.post("", response={201: dict, 400: Error, 403: Error, 409: Error, 413: Error, 429: Error, 503: Error},
              openapi_extra=MULTIPART, summary="Upload a CSV (text,label) as a dataset to train on")
 def create_dataset(request):
     from .api import _require_csrf
@@ -127,7 +118,7 @@ def create_dataset(request):
     except (MultiPartParserError, SuspiciousOperation) as exc:
         raise HttpError(400, f"send the file as multipart/form-data with the fields file and name "
                              f"({type(exc).__name__})") from None
-    owner = ratelimit.submission(request)  # an upload counts as a submission
+    submitter = quotas.submitter(request)  # an upload counts as a submission
     if not files:
         raise HttpError(400, "choose a CSV file to upload (the form field 'file')")
     if len(files) > 1:
@@ -139,27 +130,23 @@ def create_dataset(request):
     except uploads.UploadError as exc:
         _refuse(exc)
     sides = uploads.split(parsed)
-    viewer = viewer_of(request)
-    limit = settings.PEFTLAB_DATASETS_PER_OWNER
     with transaction.atomic():
-        if limit and Dataset.objects.filter(owner=owner).count() >= limit:
-            raise HttpError(409, f"you have {limit} uploaded datasets, the most this lab keeps per person: "
-                                 "delete one (DELETE /api/datasets/<id>, or the Delete button) first")
+        submitter.check_dataset()
         dataset = Dataset.objects.create(
-            name=name, file_name=(upload.name or "")[:255], owner=owner, labels=parsed.labels,
-            classroom=viewer.classroom if viewer.kind == STUDENT else None,
-            student=viewer.student if viewer.kind == STUDENT else None,
+            name=name, file_name=(upload.name or "")[:255], labels=parsed.labels, **submitter.dataset_fields(),
             train_size=sides.count(uploads.TRAIN), val_size=sides.count(uploads.VAL))
         DatasetExample.objects.bulk_create(
             [DatasetExample(dataset=dataset, position=i, split=side, text=text, label=label)
              for i, ((text, label), side) in enumerate(zip(parsed.rows, sides))], batch_size=500)
-    return 201, _describe(viewer, dataset)
+    return 201, _describe(viewer_of(request), dataset, may_delete=True)
 
 
-@router.get("", response={200: list}, summary="The uploaded datasets this visitor may see, newest first")
+@router.get("", response={200: list, 400: Error}, summary="The uploaded datasets this visitor may see, newest first")
 def list_datasets(request, limit: int = Query(50, ge=1, le=200)):
     viewer = viewer_of(request)
-    return [_describe(viewer, d) for d in access.datasets_of(viewer).select_related("student", "classroom")[:limit]]
+    shown = list(access.datasets_of(viewer).select_related("student", "classroom")[:limit])
+    deletable = set(access.actable_datasets(viewer).filter(pk__in=[d.pk for d in shown]).values_list("pk", flat=True))
+    return [_describe(viewer, d, d.pk in deletable) for d in shown]
 
 
 def _get(request, dataset_id: int) -> Dataset:
@@ -189,8 +176,9 @@ def delete_dataset(request, dataset_id: int):
     from .api import _require_csrf
 
     _require_csrf(request)
-    dataset = _get(request, dataset_id)
-    if not _may_delete(viewer_of(request), dataset):
-        raise HttpError(403, "only who uploaded this dataset (or the teacher of their class) may delete it")
+    # Only who uploaded it, or the teacher of its class; anyone else finds no such dataset.
+    dataset = access.actable_datasets(viewer_of(request)).filter(pk=dataset_id).first()
+    if dataset is None:
+        raise HttpError(404, f"there is no dataset {dataset_id}")
     dataset.delete()
     return 204, None

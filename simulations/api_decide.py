@@ -5,12 +5,20 @@ from ninja import Router
 from ninja.errors import HttpError
 
 from . import decision
+from .api_errors import Error
 
 router = Router(tags=["playgrounds"])
 
+# The answers come as ?q1=yes&q2=no..., one optional parameter per question; any other parameter
+# or answer is refused with 400 (decision.validate).
+QUESTION_PARAMETERS = [{"name": key, "in": "query", "required": False, "description": question["text"],
+                        "schema": {"type": "string", "enum": list(decision.ANSWERS)}}
+                       for key, question in decision.QUESTIONS.items()]
 
-@router.get("/decision-tree", summary="The method decision tree, the path for the given answers, "
-            "and the seeds' scenarios with the tree's recommendation")
+
+@router.get("/decision-tree", response={200: dict, 400: Error}, openapi_extra={"parameters": QUESTION_PARAMETERS},
+            summary="The method decision tree, the path for the given answers, "
+                    "and the seeds' scenarios with the tree's recommendation")
 def decision_tree(request: HttpRequest):
     answers = {k: v for k, v in request.GET.items()}
     try:

@@ -10,14 +10,14 @@ GET  /api/experiments          recent experiments (?kind=, ?task=, ?finished=tru
 import re
 
 from django.db.models import Prefetch
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router
 from ninja.errors import HttpError
-from pydantic import ConfigDict
 
 from classroom import access, quotas
 from workers import base_model, datasets, methods
 
 from . import experiments
+from .api_errors import Error, StrictBody, checked_query
 from .batches import BatchRequestError, batch_status, create_batch
 from .models import Batch, Run
 
@@ -25,20 +25,32 @@ router = Router(tags=["experiments"])
 KIND_OF_BATCH = {v: k for k, v in experiments.BATCH_KINDS.items()}
 
 
-class ExperimentIn(Schema):
-    model_config = ConfigDict(strict=True, extra="forbid")
-    kind: str = Field(..., description="rank (P23: ranks × training-set sizes) or targets (P24)", max_length=16)
-    task: str = Field(..., description="one of GET /api/tasks", max_length=64)
+KINDS = list(experiments.BATCH_KINDS)
+# A rank and a training-set size as the method registry bounds them (validate_run checks each run).
+RANKS = {"minimum": methods.RANK.minimum, "maximum": methods.RANK.maximum}
+TRAIN_SIZES = {"minimum": methods.TRAIN_EXAMPLES.minimum, "maximum": methods.TRAIN_EXAMPLES.maximum}
+
+
+def _list_of(most: int, items: dict) -> dict:
+    return {"minItems": 1, "maxItems": most, "uniqueItems": True, "items": {"type": "integer", **items}}
+
+
+class ExperimentIn(StrictBody):
+    # The enums, lengths and bounds besides max_length, ge and le are documented, not enforced
+    # here: experiments.plan and validate_run refuse anything else with a message of their own.
+    kind: str = Field(..., description="rank (P23: ranks × training-set sizes) or targets (P24)", max_length=16,
+                      json_schema_extra={"enum": KINDS})
+    task: str = Field(..., description="one of GET /api/tasks", max_length=64, json_schema_extra={"minLength": 1})
     steps: int = Field(experiments.DEFAULT_STEPS, ge=1, le=methods.MAX_STEPS, description="steps per run")
     seed: int = Field(0, ge=0, lt=2**31)
-    ranks: list[int] | None = Field(None, description=f"rank sweep: the ranks (default {list(experiments.DEFAULT_RANKS)})")
+    ranks: list[int] | None = Field(None, json_schema_extra=_list_of(experiments.MAX_RANKS, RANKS),
+                                    description=f"rank sweep: the ranks (default {list(experiments.DEFAULT_RANKS)})")
     train_sizes: list[int] | None = Field(None, description="rank sweep: one or two training-set sizes "
-                                          f"(default {experiments.SMALL_TRAIN_EXAMPLES} and the whole split)")
-    rank: int | None = Field(None, description=f"targets: the rank of every run (default {experiments.DEFAULT_TARGET_RANK})")
-
-
-class Error(Schema):
-    error: str
+                                          f"(default {experiments.SMALL_TRAIN_EXAMPLES} and the whole split), "
+                                          "each at most the task's training split",
+                                          json_schema_extra=_list_of(experiments.MAX_SIZES, TRAIN_SIZES))
+    rank: int | None = Field(None, json_schema_extra=RANKS,
+                             description=f"targets: the rank of every run (default {experiments.DEFAULT_TARGET_RANK})")
 
 
 def _task(request, name: str) -> datasets.Task:
@@ -113,7 +125,7 @@ def _experiment(batch: Batch) -> dict:
             "runs": [_run_row(kind, r) for r in runs]}
 
 
-@router.post("", response={201: dict, 400: Error, 403: Error, 409: Error, 429: Error},
+@router.post("", response={201: dict, 400: Error, 403: Error, 409: Error, 413: Error, 429: Error, 503: Error},
              summary="Queue a rank sweep or a target-module sweep")
 def create_experiment(request, payload: ExperimentIn):
     from .api import _require_csrf
@@ -135,7 +147,9 @@ def create_experiment(request, payload: ExperimentIn):
 
 @router.get("/plan", response={200: dict, 400: Error},
             summary="The runs an experiment would queue, with their expected trainable parameters")
-def plan_experiment(request, kind: str, task: str, rank: int | None = None):
+def plan_experiment(request, kind: str = checked_query(..., enum=KINDS),
+                    task: str = checked_query(..., description="one of GET /api/tasks", minLength=1),
+                    rank: int | None = checked_query(None, description="targets: the rank of every run", **RANKS)):
     task_ = _task(request, task)
     lanes, config = _plan(kind, task_, rank=rank)
     rows = []
@@ -158,7 +172,8 @@ def get_experiment(request, experiment_id: int):
 
 
 @router.get("", response={200: list, 400: Error}, summary="Recent experiments, newest first")
-def list_experiments(request, kind: str | None = None, task: str | None = None, finished: bool = False,
+def list_experiments(request, kind: str | None = checked_query(None, enum=KINDS),
+                     task: str | None = None, finished: bool = False,
                      limit: int = Query(10, ge=1, le=50)):
     batches = access.visible_batches(request).filter(kind__in=list(KIND_OF_BATCH))
     if kind is not None:

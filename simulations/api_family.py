@@ -7,6 +7,7 @@ from ninja.errors import HttpError
 from workers import base_model
 
 from . import family, spectrum
+from .api_errors import Error, checked_query
 from .rounding import significant
 
 router = Router(tags=["playgrounds"])
@@ -19,8 +20,12 @@ def _models() -> list[tuple[str, str, family.Dims, str]]:
     return [own, *family.REFERENCE_MODELS]
 
 
-@router.get("/family-map", summary="P15: where each PEFT method trains, and how many parameters")
-def family_map(request, model: str | None = None):
+MODEL_KEYS = ["minilm", *(key for key, *_ in family.REFERENCE_MODELS)]  # _models()' keys
+
+
+@router.get("/family-map", response={200: dict, 400: Error},
+            summary="P15: where each PEFT method trains, and how many parameters")
+def family_map(request, model: str | None = checked_query(None, enum=MODEL_KEYS)):
     """Every method's trainable count (head excluded) on every model at every value of its size
     setting and every target set; the parts of a block each method trains, with what it does
     there; and whether it merges and adds latency. `model`, when given, must be one of the keys;
@@ -66,7 +71,8 @@ def family_map(request, model: str | None = None):
     }
 
 
-@router.get("/method-spectrum", summary="P19: reported GLUE gaps and quality against trainable share")
+@router.get("/method-spectrum", response={200: dict},
+            summary="P19: reported GLUE gaps and quality against trainable share")
 def method_spectrum(request):
     """Seed 004's GLUE comparison (RoBERTa-base) with computed counts, seed 000's LoRA rank table
     with computed shares, the seeds' quoted trainable shares beside the counts, and the notes on

@@ -7,7 +7,10 @@ from ninja.errors import HttpError
 from workers import base_model
 
 from . import lora
+from .api_errors import Error, checked_query
 from .rounding import significant
+
+SEED = {"minimum": 0, "maximum": 2**31 - 1}  # lora.validate_forward and validate_zero_start
 
 router = Router(tags=["playgrounds"])
 
@@ -24,7 +27,7 @@ def _base_model_config() -> lora.ModelConfig:
 
 # --- P11 ----------------------------------------------------------------------------------------
 
-@router.get("/parameter-counter", summary="P11: LoRA parameter counts per matrix and per model")
+@router.get("/parameter-counter", response={200: dict}, summary="P11: LoRA parameter counts per matrix and per model")
 def parameter_counter(request):
     """Counts for every rank r = 1 … 256.
 
@@ -93,8 +96,10 @@ def parameter_counter(request):
 
 # --- P10 ----------------------------------------------------------------------------------------
 
-@router.get("/lora-forward", summary="P10: the LoRA forward path on a small seeded example")
-def lora_forward(request, d: int = 8, seed: int = 0):
+@router.get("/lora-forward", response={200: dict, 400: Error},
+            summary="P10: the LoRA forward path on a small seeded example")
+def lora_forward(request, d: int = checked_query(8, minimum=lora.FORWARD_D_MIN, maximum=lora.FORWARD_D_MAX),
+                 seed: int = checked_query(0, **SEED)):
     """W, x and Wx; for every r = 1 … d: A, B, Ax and BAx; and for every r and every α on the
     grid the adapter's output (α/r)·BAx and h = Wx + (α/r)·BAx (update[r-1][i] and h[r-1][i] are
     rank r, α = alphas[i]), so the sliders only index."""
@@ -119,8 +124,11 @@ def lora_forward(request, d: int = 8, seed: int = 0):
 
 # --- P12 ----------------------------------------------------------------------------------------
 
-@router.get("/zero-start", summary="P12: LoRA training from B = 0, from A = B = 0, across ranks")
-def zero_start(request, alpha: float = 8, lr: float = 0.01, seed: int = 0):
+@router.get("/zero-start", response={200: dict, 400: Error},
+            summary="P12: LoRA training from B = 0, from A = B = 0, across ranks")
+def zero_start(request, alpha: float = checked_query(8, minimum=lora.ALPHA_MIN, maximum=lora.ALPHA_MAX),
+               lr: float = checked_query(0.01, minimum=lora.LR_MIN, maximum=lora.LR_MAX),
+               seed: int = checked_query(0, **SEED)):
     """Every trajectory for every scaling × init × rank: ‖ΔW‖_F, loss and gradient norms per
     step, and (for the α/r scaling) ΔW itself per step, rounded, against the target update ΔW*.
     Arrays are indexed by step 0 … steps."""

@@ -2,12 +2,13 @@
 import json
 from dataclasses import asdict
 
-from ninja import Router
+from ninja import Query, Router
 from ninja.errors import HttpError
 
 from workers import base_model
 
 from . import cost, memory
+from .api_errors import Error, checked_query
 
 router = Router(tags=["playgrounds"])
 
@@ -35,13 +36,43 @@ def _targets(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
-@router.get("/memory-calculator", summary="P2: training memory by component, method and setting")
-def memory_calculator(request, preset: str = "llama-7b", arch: str = "llama", layers: int = 32,
-                      hidden: int = 4096, heads: int = 32, kv_heads: int | None = None,
-                      vocab: int = 32000, ffn: int = 11008, params: float | None = None,
-                      master: bool = True, optimizer: str = "adam32", quant: str = "nf4-dq",
-                      checkpointing: bool = False, flash: bool = False, rank: int = 16,
-                      targets: str = "query,value", lm_logits: bool = True):
+def _targets_pattern(names, at_least_one: bool) -> str:
+    """What _targets reads as names among `names` only: items separated by commas, each a name or
+    empty, spaces around them ignored (and at least one name, when `at_least_one`)."""
+    name = "(" + "|".join(names) + ")"
+    if at_least_one:
+        return rf"^(\s*,)*\s*{name}\s*(,\s*({name}\s*)?)*$"
+    return rf"^\s*({name}\s*)?(,\s*({name}\s*)?)*$"
+
+
+CUSTOM_ONLY = "custom preset only: "
+
+
+# arch … ffn only count for the custom preset, so their bounds (memory.validate) are described, not
+# declared: another preset ignores them. rank is also at most the smaller side of the targeted
+# matrices, and hidden a multiple of heads, which the schema cannot say.
+@router.get("/memory-calculator", response={200: dict, 400: Error},
+            summary="P2: training memory by component, method and setting")
+def memory_calculator(request, preset: str = checked_query("llama-7b", enum=["custom", MINILM, *memory.PRESETS]),
+                      arch: str = Query("llama", description=CUSTOM_ONLY + ", ".join(memory.ARCHS)),
+                      layers: int = Query(32, description=CUSTOM_ONLY + "1 to 200"),
+                      hidden: int = Query(4096, description=CUSTOM_ONLY + "8 to 65536, a multiple of heads"),
+                      heads: int = Query(32, description=CUSTOM_ONLY + "1 to 1024"),
+                      kv_heads: int | None = Query(None, description=CUSTOM_ONLY + "grouped-query attention"),
+                      vocab: int = Query(32000, description=CUSTOM_ONLY + "2 to 1000000"),
+                      ffn: int = Query(11008, description=CUSTOM_ONLY + "8 to 262144"),
+                      # int(params) must lie in [1e5, 1e13]; NaN and infinity have no int.
+                      params: float | None = checked_query(None, allow_inf_nan=False, minimum=1e5,
+                                                           exclusiveMaximum=1e13 + 1),
+                      master: bool = True, optimizer: str = checked_query("adam32", enum=list(memory.OPTIMIZERS)),
+                      quant: str = checked_query("nf4-dq", enum=list(memory.QUANTS)),
+                      checkpointing: bool = False, flash: bool = False,
+                      rank: int = checked_query(16, description="at most the smaller side of the targeted matrices",
+                                                minimum=1),
+                      targets: str = checked_query("query,value", description="one or more of "
+                                                   + ", ".join(memory.TARGETS) + ", separated by commas",
+                                                   pattern=_targets_pattern(memory.TARGETS, at_least_one=True)),
+                      lm_logits: bool = True):
     """Every component for four methods (full fp32, full mixed, LoRA, QLoRA).
 
     A preset other than "custom" fixes the config; "custom" takes arch … ffn. `params` (a count)
@@ -95,9 +126,16 @@ _LAB_TARGETS = {"query": "query", "key": "key", "value": "value", "attention_out
                 "ffn": "ffn"}
 
 
-@router.get("/memory-calculator/lab", summary="P2: the prediction for a run of the lab's engine")
-def memory_lab(request, method: str = "lora", batch_size: int = 16, rank: int = 8,
-               targets: str = "query,value", num_labels: int = 2, precision: str = "fp32"):
+@router.get("/memory-calculator/lab", response={200: dict, 400: Error},
+            summary="P2: the prediction for a run of the lab's engine")
+def memory_lab(request, method: str = checked_query("lora", enum=list(memory.LAB_METHODS)),
+               batch_size: int = checked_query(16, minimum=1, maximum=256),
+               rank: int = Query(8, description="lora, qlora and dora: 1 to the smaller side of the targeted matrices"),
+               targets: str = checked_query("query,value", description="any of " + ", ".join(_LAB_TARGETS)
+                                            + ", separated by commas; lora, qlora and dora need one",
+                                            pattern=_targets_pattern(_LAB_TARGETS, at_least_one=False)),
+               num_labels: int = checked_query(2, minimum=1, maximum=1000),
+               precision: str = checked_query("fp32", enum=list(memory.LAB_PRECISIONS))):
     """Predicted bytes (params, grads, optimizer_state, activations, total) for a run on
     all-MiniLM-L6-v2 as the engine trains it (AdamW; steps in fp32 or under bf16 autocast, as
     `precision` says), at a padded length of LAB_SEQ."""
@@ -118,9 +156,14 @@ def memory_lab(request, method: str = "lora", batch_size: int = 16, rank: int = 
 
 
 # --- P1 Cost of fine-tuning --------------------------------------------------------------------
-@router.get("/cost-of-fine-tuning", summary="P1: GPU-hours, cost and checkpoint size by model size")
-def cost_of_fine_tuning(request, tokens: float = 500e6, gpu: str = "a100", utilisation: float = 0.4,
-                        price: float = 25 / 8, bytes_per_param: int = 2):
+@router.get("/cost-of-fine-tuning", response={200: dict, 400: Error},
+            summary="P1: GPU-hours, cost and checkpoint size by model size")
+def cost_of_fine_tuning(request, tokens: float = checked_query(500e6, minimum=1e3, maximum=1e13),
+                        gpu: str = checked_query("a100", enum=list(cost.GPUS)),
+                        utilisation: float = checked_query(0.4, minimum=0.01, maximum=1),
+                        price: float = checked_query(25 / 8, description="dollars per GPU-hour",
+                                                     minimum=0.01, maximum=1000),
+                        bytes_per_param: int = checked_query(2, enum=[2, 4])):
     """One fine-tuning run per model (6·N·D FLOPs), and totals[t-1][r-1] for t tasks × r runs."""
     settings = cost.Settings(tokens=tokens, gpu=gpu, utilisation=utilisation, price=price,
                              bytes_per_param=bytes_per_param)

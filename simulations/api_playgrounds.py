@@ -4,6 +4,7 @@ from ninja import Router, Schema
 from ninja.errors import HttpError
 
 from . import lowrank
+from .api_errors import Error, checked_query
 from .rounding import significant
 
 router = Router(tags=["playgrounds"])
@@ -52,10 +53,15 @@ def _entries(a: np.ndarray) -> list:
     return np.round(a, 4).tolist()
 
 
-@router.get("/low-rank", response=LowRankOut,
+# The bounds are documented here and enforced by lowrank.validate_settings, whose messages say
+# what was sent; true_rank is also at most size, which the schema cannot say.
+@router.get("/low-rank", response={200: LowRankOut, 400: Error},
             summary="P9: a matrix and its best rank-r approximations")
-def low_rank(request, kind: str = "lowrank", size: int = 24, seed: int = 1, true_rank: int = 3,
-             noise: float = 0.05):
+def low_rank(request, kind: str = checked_query("lowrank", enum=list(lowrank.KINDS)),
+             size: int = checked_query(24, minimum=lowrank.SIZE_MIN, maximum=lowrank.SIZE_MAX),
+             seed: int = checked_query(1, minimum=0, maximum=lowrank.SEED_MAX),
+             true_rank: int = checked_query(3, description="at most size", minimum=1, maximum=lowrank.SIZE_MAX),
+             noise: float = checked_query(0.05, minimum=0, maximum=lowrank.NOISE_MAX)):
     """A test matrix and, for every rank r = 0 … size, its truncated-SVD reconstruction M_r.
 
     Lists indexed by r have size + 1 entries. errors[r] = ‖M − M_r‖_F / ‖M‖_F, energy[r] =

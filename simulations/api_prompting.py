@@ -15,6 +15,7 @@ from ninja.errors import HttpError
 from workers import base_model
 
 from . import prompting
+from .api_errors import Error, checked_query
 
 router = Router(tags=["playgrounds"])
 
@@ -44,6 +45,13 @@ def count_tokens(text: str) -> int:
     return len(_tokenizer().encode(text, add_special_tokens=False).ids)
 
 
+def _query_parameter():
+    # check_query collapses runs of spaces, then refuses an empty query or one over QUERY_MAX_CHARS.
+    return checked_query(None, description=f"a review of one line, at most {prompting.QUERY_MAX_CHARS} "
+                         "characters (default: the page's example)", pattern=r"\S",
+                         maxLength=prompting.QUERY_MAX_CHARS)
+
+
 def _query(query: str | None) -> str:
     try:
         return prompting.check_query(prompting.DEFAULT_QUERY if query is None else query)
@@ -57,8 +65,9 @@ def _reported(*keys: str) -> list[dict]:
 
 # --- P3 -------------------------------------------------------------------------------------------
 
-@router.get("/in-context-learning", summary="P3: few-shot prompts, their tokens, and reported accuracy")
-def in_context_learning(request, query: str | None = None):
+@router.get("/in-context-learning", response={200: dict, 400: Error},
+            summary="P3: few-shot prompts, their tokens, and reported accuracy")
+def in_context_learning(request, query: str | None = _query_parameter()):
     """The prompt for every k = 0 … len(pool), its token count, and for each context window the
     largest k whose prompt (query included) still leaves room for the answer. SuperGLUE rows are
     reported results (Brown et al. 2020, via seed 000) with the few-shot gain computed here."""
@@ -120,8 +129,9 @@ def in_context_learning(request, query: str | None = None):
 
 # --- P4 -------------------------------------------------------------------------------------------
 
-@router.get("/prompt-sensitivity", summary="P4: every prompt format, and contextual calibration")
-def prompt_sensitivity(request, query: str | None = None):
+@router.get("/prompt-sensitivity", response={200: dict, 400: Error},
+            summary="P4: every prompt format, and contextual calibration")
+def prompt_sensitivity(request, query: str | None = _query_parameter()):
     """Every combination of label words × separator × instruction × ordering with its exact prompt
     and token count; the calibration grid calibrated[b][r] for content-free p(Positive) = bias[b]
     and raw p(Positive) = raw[r], with each step (divide, sum, renormalise)."""
@@ -170,8 +180,13 @@ def prompt_sensitivity(request, query: str | None = None):
 
 # --- P5 -------------------------------------------------------------------------------------------
 
-@router.get("/chain-of-thought", summary="P5: a word problem answered directly and step by step")
-def chain_of_thought(request, problem: str = "bakery", values: str | None = None):
+@router.get("/chain-of-thought", response={200: dict, 400: Error},
+            summary="P5: a word problem answered directly and step by step")
+def chain_of_thought(request, problem: str = checked_query("bakery", enum=list(prompting.PROBLEMS_BY_KEY)),
+                     values: str | None = checked_query(
+                         None, description="the problem's numbers in order, separated by commas (as many as it "
+                                           f"takes, each {prompting.VALUE_MIN} to {prompting.VALUE_MAX})",
+                         pattern=r"^\s*\d{1,6}\s*(,\s*\d{1,6}\s*)*$")):
     """For every problem (the chosen one with `values`, the others at their own numbers): the
     steps computed exactly, and per mode (direct, few-shot CoT, zero-shot CoT) the prompt, the
     written answer and their token counts. `values` lists the chosen problem's numbers in order."""

@@ -8,6 +8,7 @@ from ninja.errors import HttpError
 from workers.base_model import dimensions
 
 from . import adapter_block, lowrank_lab, params, quantization as quant
+from .api_errors import Error, checked_query
 from .rounding import significant
 
 router = Router(tags=["playgrounds"])
@@ -18,8 +19,9 @@ def _centers(edges: np.ndarray) -> list:
 
 
 # --- P14 ---------------------------------------------------------------------------------------
-@router.get("/qlora", summary="P14: NF4 against int4, double quantisation, memory by model size")
-def qlora(request, seed: int = 0):
+@router.get("/qlora", response={200: dict, 400: Error},
+            summary="P14: NF4 against int4, double quantisation, memory by model size")
+def qlora(request, seed: int = checked_query(0, minimum=0, maximum=quant.SEED_MAX)):
     """Everything P14 draws, for all block sizes, sample sizes and model sizes at once.
 
     Arrays under "error" are indexed [sample size][block size] (and [bin] for histograms), in the
@@ -100,8 +102,8 @@ def _adapter_models() -> list[tuple[str, int, int, float]]:
     ]
 
 
-@router.get("/adapter-block", summary="P8: the Houlsby adapter's bottleneck, counted")
-def adapter_block_data(request, bottleneck: int = 64):
+@router.get("/adapter-block", response={200: dict, 400: Error}, summary="P8: the Houlsby adapter's bottleneck, counted")
+def adapter_block_data(request, bottleneck: int = checked_query(64, enum=list(adapter_block.BOTTLENECKS))):
     """Counts for every hidden size d × bottleneck m of the sliders, and the models' shares.
 
     Grids are indexed [d][m] in the order of "hidden_sizes" and "bottlenecks"; an m larger than
@@ -160,8 +162,11 @@ def _clean(a) -> list:
     return significant(np.where(np.abs(a) < 1e-12, 0.0, a))
 
 
-@router.get("/low-rank-lab", summary="P16: fit a rank-r update to a task of true rank k")
-def low_rank_lab(request, true_rank: int = 3, noise: float = 0.3, seed: int = 1):
+@router.get("/low-rank-lab", response={200: dict, 400: Error},
+            summary="P16: fit a rank-r update to a task of true rank k")
+def low_rank_lab(request, true_rank: int = checked_query(3, minimum=1, maximum=lowrank_lab.TRUE_RANK_MAX),
+                 noise: float = checked_query(0.3, minimum=0, maximum=lowrank_lab.NOISE_MAX),
+                 seed: int = checked_query(1, minimum=0, maximum=lowrank_lab.SEED_MAX)):
     """Every sample size n and rank r for one task: curves indexed [n][r], fits [n][r][i][j]."""
     try:
         res = lowrank_lab.run_lab(true_rank, noise, seed)

@@ -1,23 +1,31 @@
 """P17's instant mode: a simulated race from curves fitted to real runs (simulations/race_sim.py)."""
-from ninja import Query, Router
+from ninja import Router
 from ninja.errors import HttpError
 
 from workers import datasets
 from workers.methods import METHODS
 
 from . import race_sim
+from .api_errors import Error, checked_query
 
 router = Router(tags=["playgrounds"])
 
 DEFAULT_LANES = ("full", "adapter", "lora", "prompt")
 MAX_LANES = 6
 MAX_POINTS = 200  # per lane: the chart needs no more
+_FITTED = race_sim.shipped()
+# `methods` as simulated_race reads it: 1 to MAX_LANES method names separated by commas (empty
+# items skipped); each must also have been fitted on the task, which the schema cannot say.
+_METHOD = "(" + "|".join(METHODS) + ")"
+METHODS_PATTERN = rf"^,*{_METHOD}(,+{_METHOD}){{0,{MAX_LANES - 1}}},*$"
 
 
-@router.get("/four-method-race/simulated",
+@router.get("/four-method-race/simulated", response={200: dict, 400: Error},
             summary="P17: a simulated race, from curves fitted to real runs of the lab (labelled simulated)")
-def simulated_race(request, task: str = "sentiment", steps: int = Query(None),
-                   methods: str = ",".join(DEFAULT_LANES)):
+def simulated_race(request, task: str = checked_query("sentiment", enum=list(_FITTED["tasks"])),
+                   steps: int = checked_query(None, description="default: every step the fits cover",
+                                              minimum=1, maximum=_FITTED["about"]["steps"]),
+                   methods: str = checked_query(",".join(DEFAULT_LANES), pattern=METHODS_PATTERN)):
     shipped = race_sim.shipped()
     if task not in shipped["tasks"]:
         if datasets.is_sourced(task):  # by its shape alone: whether it exists is not said

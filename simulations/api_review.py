@@ -9,12 +9,12 @@ from .chapters import CHAPTERS
 router = Router(tags=["playgrounds"])
 
 
-@router.get("/quiz", summary="P21: a quiz per chapter, with an explanation for every choice")
+@router.get("/quiz", response={200: list}, summary="P21: a quiz per chapter, with an explanation for every choice")
 def quiz(request):
     titles = {str(ch.number): ch.title for ch in CHAPTERS}
     return [{"chapter": int(n), "title": titles[n], "questions": qs} for n, qs in quizzes.as_json().items()]
 
 
-@router.get("/cheat-sheet", summary="P22: the formulas to remember, with worked examples")
+@router.get("/cheat-sheet", response={200: list}, summary="P22: the formulas to remember, with worked examples")
 def cheat_sheet(request):
     return cheatsheet.rows(base_model.dimensions())

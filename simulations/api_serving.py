@@ -7,6 +7,7 @@ from classroom import access
 from workers import base_model, datasets
 
 from . import lora, serving
+from .api_errors import Error, checked_query
 from .adapter_block import bert_total
 from .api_memory import minilm
 from .models import Run
@@ -38,8 +39,9 @@ def _run_json(run: Run, dims, labels: dict[str, int], base_bytes: int) -> dict:
     }
 
 
-@router.get("/merge-and-swap", summary="P13: the lab's trained adapters, merged and swapped")
-def merge_and_swap(request, limit: int = 50):
+@router.get("/merge-and-swap", response={200: dict, 400: Error},
+            summary="P13: the lab's trained adapters, merged and swapped")
+def merge_and_swap(request, limit: int = checked_query(50, minimum=1, maximum=RUNS_LIMIT_MAX)):
     """The newest `limit` succeeded runs of a mergeable method with saved adapters, each with its
     size on disk, measured latency unmerged and merged, the largest logit change the merge made,
     and its predictions on the demo sentences; the base model's size; the storage of N tasks for
@@ -70,7 +72,7 @@ def merge_and_swap(request, limit: int = 50):
     }
 
 
-@router.get("/freeze-attach-merge", summary="P20: one frozen matrix, a LoRA side-car, the merge")
+@router.get("/freeze-attach-merge", response={200: dict}, summary="P20: one frozen matrix, a LoRA side-car, the merge")
 def freeze_attach_merge(request):
     """For every hidden size d and rank r on the sliders: d² against 2·d·r, the share, bytes;
     GPT-3's whole-model reduction by rank; the reported figures of seed 002."""

@@ -15,6 +15,7 @@ from ninja import Router
 from ninja.errors import HttpError
 
 from . import intrinsic, lottery, tinynet
+from .api_errors import Error, checked_query
 from .rounding import significant
 
 router = Router(tags=["playgrounds"])
@@ -100,8 +101,10 @@ def _lottery_json(seed: int, scope: str) -> dict:
     }
 
 
-@router.get("/lottery-ticket", summary="P6: accuracy against sparsity for pruned, ticket and random")
-def lottery_ticket(request, seed: int = 0, scope: str = "global"):
+@router.get("/lottery-ticket", response={200: dict, 400: Error},
+            summary="P6: accuracy against sparsity for pruned, ticket and random")
+def lottery_ticket(request, seed: int = checked_query(0, minimum=0, maximum=lottery.SEED_MAX),
+                   scope: str = checked_query("global", enum=list(lottery.SCOPES))):
     """Train 2→32→32→3 on the spirals, then at each sparsity of the grid: prune without
     retraining, the lottery ticket (IMP, rewound to θ0, retrained), and a random-mask control.
 
@@ -156,8 +159,9 @@ def _intrinsic_json(seed: int) -> dict:
     }
 
 
-@router.get("/intrinsic-dimension", summary="P7: accuracy of training in a random d-dim subspace")
-def intrinsic_dimension(request, seed: int = 0):
+@router.get("/intrinsic-dimension", response={200: dict, 400: Error},
+            summary="P7: accuracy of training in a random d-dim subspace")
+def intrinsic_dimension(request, seed: int = checked_query(0, minimum=0, maximum=intrinsic.SEED_MAX)):
     """Train 2→32→32→3 as θ = θ0 + P·z with z ∈ R^d for each d of the grid (the last is D), and
     once ordinarily. Lists indexed by d: accuracy, train_accuracy, fractions (d/D), losses."""
     try:

@@ -47,6 +47,9 @@ class Run(models.Model):
     # worker's scheduler reads both when it picks the next run.
     owner = models.CharField(max_length=64, blank=True, default="", db_index=True)
     max_concurrent = models.PositiveSmallIntegerField(default=0)
+    # The submitter's network address as a keyed hash (classroom/ratelimit.py address_key): a
+    # visitor's quotas also count per address, since a browser session is only a cookie.
+    client = models.CharField(max_length=32, blank=True, default="", db_index=True)
     # The class and student a run belongs to; both empty for a public run (an anonymous
     # visitor's or a teacher's). They decide who sees the run (classroom/access.py).
     classroom = models.ForeignKey("classroom.Classroom", null=True, blank=True, on_delete=models.CASCADE,
@@ -173,6 +176,7 @@ class Dataset(models.Model):
     file_name = models.CharField(max_length=255, blank=True, default="")
     # Who uploaded it, with the same keys as Run.owner; the class and student for a student's.
     owner = models.CharField(max_length=64, db_index=True)
+    client = models.CharField(max_length=32, blank=True, default="", db_index=True)  # as Run.client
     classroom = models.ForeignKey("classroom.Classroom", null=True, blank=True, on_delete=models.CASCADE,
                                   related_name="datasets")
     student = models.ForeignKey("classroom.Student", null=True, blank=True, on_delete=models.CASCADE,

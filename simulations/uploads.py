@@ -1,8 +1,9 @@
 """A learner's own CSV, checked before anything is stored: the rules of POST /api/datasets.
 
-Pure Python (standard library only, no Django): `parse_csv(raw)` takes the file's bytes and
-returns its examples and labels, or raises UploadError with the HTTP status and a message the
-learner can act on (it names the line, the byte, the column or the count that is wrong).
+Pure Python (no Django): `parse_csv(raw)` takes the file's bytes and returns its examples and
+labels, or raises UploadError with the HTTP status and a message the learner can act on (it names
+the line, the byte, the column, the character or the count that is wrong). Which characters a
+label or a name may not hold, and when two labels look alike, is classroom/names.py's.
 `split` draws the seeded train/validation split that is stored with the examples.
 
 Cells are kept exactly as written. Nothing here (nor anywhere in the lab) evaluates a cell: a
@@ -18,6 +19,8 @@ import io
 import random
 import re
 from dataclasses import dataclass
+
+from classroom import names
 
 MAX_BYTES = 2_000_000  # the file, as uploaded (413 past it)
 MAX_ROWS = 5_000  # examples, the header not counted
@@ -126,13 +129,33 @@ def _has_control(value: str) -> bool:
     return _CONTROL.search(value) is not None
 
 
+def _check_label(label: str, line: int, seen: dict[str, tuple[str, int]]) -> None:
+    """A label holds no invisible or bidi control character (names.refuse_hidden), and a new
+    label does not look like an earlier one: `seen` maps each label's skeleton to the label and
+    its first line, and gets this one."""
+    try:
+        names.refuse_hidden(label, f"line {line}: the label {label!r}",
+                            remedy="delete it from the file and upload it again")
+    except names.HiddenCharacter as exc:
+        raise UploadError(400, str(exc)) from None
+    key = names.skeleton(label)
+    other, other_line = seen.setdefault(key, (label, line))
+    if other != label:
+        raise UploadError(400, (
+            f"line {line}: the label {label!r} looks like the label {other!r} of line {other_line}, a "
+            f"learner could take them for one, but they are two texts that differ only in case, width "
+            f"or lookalike characters ({names.difference(label, other)}). Write one label the same way "
+            "on every line, or rename one of the two."))
+
+
 def parse_csv(raw: bytes) -> ParsedCsv:
     """The examples of an uploaded CSV with the header ``text,label``, or UploadError.
 
     Checked in this order: size (413), empty, UTF-8 (a byte-order mark is fine), the header,
-    every row (two non-empty cells; text and label lengths), the number of rows, then the labels
-    (at least MIN_LABELS, at most MAX_LABELS, each with MIN_PER_LABEL examples). The text is kept
-    as written (surrounding spaces trimmed); so is a label.
+    every row (two non-empty cells; text and label lengths; a new label without an invisible or
+    bidi control character and not looking like an earlier one), the number of rows, then the
+    labels (at least MIN_LABELS, at most MAX_LABELS, each with MIN_PER_LABEL examples). The text is
+    kept as written (surrounding spaces trimmed); so is a label.
     """
     check_size(len(raw))
     if not raw.strip():
@@ -148,6 +171,7 @@ def parse_csv(raw: bytes) -> ParsedCsv:
         _check_header(header)
         rows: list[tuple[str, int]] = []
         labels: dict[str, int] = {}
+        lookalikes: dict[str, tuple[str, int]] = {}  # skeleton: (label, first line)
         count = 0
         for row in reader:
             line = reader.line_num
@@ -174,6 +198,8 @@ def parse_csv(raw: bytes) -> ParsedCsv:
             if _has_control(text) or _has_control(label):
                 raise UploadError(400, f"line {line}: a cell holds a control character (such as a NUL "
                                        "byte); is this really a text file?")
+            if label not in labels:
+                _check_label(label, line, lookalikes)
             index = labels.setdefault(label, len(labels))
             if len(labels) > MAX_LABELS:
                 raise UploadError(400, (
@@ -214,7 +240,12 @@ def clean_name(name: str | None, file_name: str | None = None) -> str:
         raise UploadError(400, f"the name has {len(value)} characters; at most {MAX_NAME_CHARS}")
     if _has_control(value) or "\n" in value or "\r" in value or "\t" in value:
         raise UploadError(400, "the name must be one line of text")
-    return value
+    remedy = ("type the name without that character" if (name or "").strip()
+              else "type a name for the dataset, or rename the file without that character")
+    try:
+        return names.refuse_hidden(value, f"the name {value!r}", remedy=remedy)
+    except names.HiddenCharacter as exc:
+        raise UploadError(400, str(exc)) from None
 
 
 def split(parsed: ParsedCsv, seed: int = SPLIT_SEED) -> list[str]:

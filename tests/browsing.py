@@ -67,3 +67,14 @@ def default_precision() -> str:
     from workers import precision
 
     return precision.name(precision.training_dtype(torch.device("cpu"), "auto"))
+
+
+def cancel_from_page(page, run_id: int) -> int:
+    """Cancel a run that the page's browser started, as its Cancel button does (only the browser
+    that started a run, or its teacher, may cancel it); returns the status (202, or 409 if it
+    had already finished)."""
+    return page.evaluate("""async (id) => {
+        const token = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1];
+        const r = await fetch(`/api/runs/${id}/cancel`, { method: "POST", body: "{}",
+            headers: { "Content-Type": "application/json", "X-CSRFToken": token } });
+        return r.status; }""", run_id)

@@ -17,6 +17,14 @@ def browser() -> Client:
     return client
 
 
+def visitor_owner(client: Client) -> str:
+    """The owner key of a visitor's browser, its session made as a first submission makes it."""
+    session = client.session
+    session["visitor"] = True
+    session.save()
+    return f"session:{session.session_key}"
+
+
 def teacher(username: str) -> "get_user_model()":
     return get_user_model().objects.create_user(username, password=PASSWORD)
 

@@ -56,6 +56,16 @@ def pytest_runtest_teardown(item, nextitem):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_counters_and_quick_passwords(settings, tmp_path):
+    """Each in-process test starts with empty rate-limit counters (the Django cache holds only
+    those): every request of a test process comes from 127.0.0.1, and per-address counts would
+    otherwise carry from one test to the next. Passwords hash quickly."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": str(tmp_path)}}
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _no_connection_left_in_asgirefs_thread():
     """asyncio.run in a test sends the ORM's async calls to asgiref's one global thread, whose
     database connection outlives the test: closed after each test, so that nothing it holds

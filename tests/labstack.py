@@ -3,10 +3,12 @@
 A Lab gets its own var/ folder (SQLite database, filesystem broker, adapters) or, for the class
 topology, its own PostgreSQL database and Redis database number.
 """
+import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -38,8 +40,10 @@ class Lab:
         self.env = {k: v for k, v in os.environ.items() if k not in _LAB_VARIABLES}
         self.env.update({"PEFTLAB_VAR_DIR": str(var_dir), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
                          "PEFTLAB_LOG_LEVEL": "WARNING", "PEFTLAB_SSE_POLL_MS": "100",
-                         # Tests submit many runs a minute from one client; rate limits have their own.
-                         "PEFTLAB_SUBMISSIONS_PER_MINUTE": "0", **env})
+                         # Tests submit many runs a minute from one client and address; rate
+                         # limits and per-address quotas have tests of their own.
+                         "PEFTLAB_SUBMISSIONS_PER_MINUTE": "0", "PEFTLAB_ADDRESS_SUBMISSIONS_PER_MINUTE": "0",
+                         "PEFTLAB_ADDRESS_MAX_CONCURRENT": "0", "PEFTLAB_ADDRESS_DAILY_RUNS": "0", **env})
         self.var_dir = var_dir
         self.procs: dict[str, subprocess.Popen] = {}
         self.client = httpx.Client(base_url=self.base_url, timeout=30)
@@ -134,11 +138,18 @@ class Lab:
         raise TimeoutError(f"run {run_id} is still {run['status']} after {timeout}s:\n{self.logs()}")
 
     def cancel_unfinished(self, timeout=120) -> None:
-        """Cancel every queued or training run the lab lists, and wait until each has ended."""
+        """Cancel every queued or training run the lab lists, whoever started it (a page's own
+        browser session, which alone may cancel it through the API), and wait until each has
+        ended: the flags POST /api/runs/<id>/cancel sets, written into the embedded lab's SQLite
+        database (simulations/cancelling.py)."""
         runs = self.client.get("/api/runs", params={"limit": 500}).json()
         busy = [run["id"] for run in runs if run["status"] not in FINISHED]
-        for run_id in busy:
-            self.post(f"/api/runs/{run_id}/cancel", {})  # 409 if it ended meanwhile: fine
+        if busy:
+            marks = ",".join("?" * len(busy))
+            with contextlib.closing(sqlite3.connect(self.var_dir / "peftlab.sqlite3", timeout=30)) as db, db:
+                db.execute(f"UPDATE simulations_run SET status = 'cancelled', cancel_requested = 1 "
+                           f"WHERE status = 'queued' AND id IN ({marks})", busy)
+                db.execute(f"UPDATE simulations_run SET cancel_requested = 1 WHERE id IN ({marks})", busy)
         for run_id in busy:
             self.wait_for(run_id, timeout=timeout)
 

@@ -26,11 +26,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def fresh(settings, tmp_path, monkeypatch):
-    """A cache of its own per test (rate-limit counters), quick password hashing, no broker."""
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": str(tmp_path)}}
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def fresh(monkeypatch):
+    """No broker (each test has its own rate-limit counters: tests/conftest.py)."""
     monkeypatch.setattr(tasks.train_run, "apply_async", lambda *a, **kw: None)
 
 
@@ -86,7 +83,8 @@ def test_a_student_joins_with_the_code_and_a_nickname_and_the_header_says_so(roo
     ("{code}", "", 400, "This field is required"),
     ("{code}", "    ", 400, "This field is required"),
     ("{code}", "x" * 33, 400, "at most 32 characters"),
-    ("{code}", "bell\x07", 400, "a nickname is letters, digits"),
+    ("{code}", "bell\x07", 400, "the nickname contains a control character (U+0007)"),
+    ("{code}", "private\ue000", 400, "a nickname is letters, digits"),
 ])
 def test_a_bad_join_says_what_is_wrong_and_joins_nothing(room, code, nickname, status, message):
     client = browser()
@@ -317,9 +315,18 @@ def test_submissions_are_rate_limited_per_student_with_retry_after(room, setting
     assert post_json(other, "/api/runs", RUN).status_code == 201
 
 
+def _visitor() -> "Client":
+    """A browser with a visitor's session, as a first submission leaves it."""
+    client = browser()
+    session = client.session
+    session["visitor"] = True
+    session.save()
+    return client
+
+
 def test_joins_are_rate_limited_per_browser(room, settings):
     settings.PEFTLAB_JOINS_PER_MINUTE = 2
-    client = browser()
+    client = _visitor()
     assert join(client, "WRONG2", "Ana").status_code == 404
     assert join(client, "WRONG3", "Ana").status_code == 404
     response = join(client, room.code, "Ana")
@@ -329,16 +336,44 @@ def test_joins_are_rate_limited_per_browser(room, settings):
     assert join(browser(), room.code, "Ana").status_code == 302
 
 
-def test_sign_ins_are_rate_limited_per_browser_and_per_account(ada, settings):
+def test_wrong_codes_are_limited_per_address_for_clients_without_cookies(room, settings):
+    """Fresh sessions cannot reset the count: every client without a session from one address
+    shares it; joins with the right code use none of it, and no refused request leaves a session."""
+    from django.contrib.sessions.models import Session
+
+    limit = settings.PEFTLAB_ADDRESS_WRONG_JOINS_PER_MINUTE
+    for i in range(limit):
+        assert join(browser(), f"WRONG{i}", "Ana").status_code == 404
+    sessions = Session.objects.count()
+    for code in ("WRONGX", room.code):
+        response = join(browser(), code, "Ana")
+        assert response.status_code == 429 and "wrong class codes from your network address" in response.content.decode()
+    assert Session.objects.count() == sessions == 0 and Student.objects.count() == 0
+    # Another address is not held back.
+    assert browser().post("/join/", {"code": room.code, "nickname": "Ana"}, REMOTE_ADDR="203.0.113.7").status_code == 302
+
+
+def test_a_class_joining_from_one_address_is_never_held_back(room, settings):
+    for i in range(2 * settings.PEFTLAB_ADDRESS_WRONG_JOINS_PER_MINUTE):
+        assert join(browser(), room.code, f"student {i}").status_code == 302
+
+
+def test_failed_sign_ins_count_per_account_and_address(ada, settings):
     settings.PEFTLAB_LOGINS_PER_MINUTE = 2
-    client = browser()
-    for _ in range(2):
-        assert client.post("/teachers/login/", {"username": "ada", "password": "guess"}).status_code == 200
-    response = client.post("/teachers/login/", {"username": "ada", "password": PASSWORD})
-    assert response.status_code == 429 and "Retry-After" in response
-    # A guesser who drops its cookies is still counted for the account.
+    for _ in range(2):  # a guesser without cookies, from one address
+        assert browser().post("/teachers/login/", {"username": "ada", "password": "guess"}).status_code == 200
     response = browser().post("/teachers/login/", {"username": "ADA", "password": PASSWORD})
-    assert response.status_code == 429 and "sign-in attempts for this account" in response.content.decode()
+    assert response.status_code == 429 and "Retry-After" in response
+    assert "failed sign-ins for this account from your network address" in response.content.decode()
+    # The teacher, elsewhere, still signs in: failures from one address lock no one else out.
+    teacher_elsewhere = browser()
+    response = teacher_elsewhere.post("/teachers/login/", {"username": "ada", "password": PASSWORD},
+                                      REMOTE_ADDR="203.0.113.7")
+    assert response.status_code == 302
+    # and a right password is no failure: it uses none of the count.
+    for _ in range(3):
+        assert browser().post("/teachers/login/", {"username": "ada", "password": PASSWORD},
+                              REMOTE_ADDR="203.0.113.8").status_code == 302
 
 
 # --- the dashboard -------------------------------------------------------------------------------
@@ -426,8 +461,8 @@ def test_pause_and_resume_from_the_dashboard(room, ada):
 def test_the_settings_form_saves_good_values_and_explains_bad_ones(room, ada):
     client = teacher_browser(ada)
     url = f"/classes/{room.code}/"
-    good = {"allowed_methods": ["lora", "bitfit"], "max_steps": 300, "max_concurrent_per_student": 4,
-            "daily_runs_per_student": 12}
+    good = {"allowed_methods": ["lora", "bitfit"], "max_steps": 300, "max_run_minutes": 20,
+            "max_concurrent_per_student": 4, "daily_runs_per_student": 12}
     response = client.post(url, good)
     assert response.status_code == 302 and response["Location"] == f"{url}?saved=1"
     room.refresh_from_db()

@@ -13,6 +13,8 @@ from simulations.models import Point, Run
 from workers import scheduler, tasks
 from workers.scheduler import Waiting, pick
 
+from .classrooms import visitor_owner
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -155,7 +157,7 @@ def test_the_stream_resets_a_browser_that_saw_an_earlier_attempt(settings):
 
 
 def test_a_run_cancelled_while_queued_is_never_started(csrf_client):
-    run = queued()
+    run = queued(visitor_owner(csrf_client))
     # Every worker is down: the cancel is a flag in the database, answered at once.
     assert csrf_client.post(f"/api/runs/{run.pk}/cancel").status_code == 202
     # When its message arrives at last, nothing starts.

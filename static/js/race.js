@@ -60,7 +60,9 @@ function setState(state) {
   root.dataset.state = state;
   const running = state === "running";
   $("race-start").disabled = running;
-  $("race-cancel").disabled = !running;
+  // Only who started the race (or their teacher) may cancel it; others watch.
+  $("race-cancel").disabled = !running || race?.may_cancel === false;
+  $("race-cancel").title = race?.may_cancel === false ? "Only who started this race, or their teacher, can cancel it." : "";
   for (const el of $("race-form").querySelectorAll("select, input")) el.disabled = running;
 }
 

@@ -240,7 +240,10 @@ function showRunState(run, lastPoint) {
   $("run-title").dataset.status = run.status;
   showProgress(run, lastPoint);
   showMetrics(run);
-  $("cancel-button").disabled = !["queued", "running"].includes(run.status);
+  // Only who started the run (or their teacher) may cancel it; others watch.
+  const mine = run.may_cancel !== false;
+  $("cancel-button").disabled = !mine || !["queued", "running"].includes(run.status);
+  $("cancel-button").title = mine ? "" : "Only who started this run, or their teacher, can cancel it.";
   root.dataset.runStatus = run.status;
 }
 
