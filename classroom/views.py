@@ -79,7 +79,7 @@ def join_view(request):
         return render(request, "classroom/join.html", context, status=404)
     student = _find_or_create_student(request, classroom, nickname)
     if student is None:
-        form.add_error("nickname", "that nickname is taken in this class; choose another")
+        form.add_error("nickname", "that nickname, or one that looks the same, is taken in this class; choose another")
         return render(request, "classroom/join.html", context, status=409)
     past = request.session.get(SESSION_PAST_STUDENTS, [])
     join(request, student)

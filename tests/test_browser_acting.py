@@ -17,6 +17,7 @@ def test_another_visitor_watches_a_public_run_but_cannot_cancel_it(page, embedde
     button = page.locator("#cancel-button")
     expect(button).to_be_disabled()
     expect(button).to_have_attribute("title", "Only who started this run, or their teacher, can cancel it.")
+    expect(page.locator("#cancel-note")).to_have_text("Only who started this run, or their teacher, can cancel it.")
     # The API says the same to this browser, and would not cancel it.
     expect_console_error(page, r"status of 404 .*/api/runs/\d+/cancel")
     status = page.evaluate("""async (id) => {
@@ -30,3 +31,4 @@ def test_another_visitor_watches_a_public_run_but_cannot_cancel_it(page, embedde
     # Its owner can.
     assert embedded_lab.post(f"/api/runs/{run['id']}/cancel", {}).status_code == 202
     expect(page.locator("#run-title")).to_have_attribute("data-status", "cancelled", timeout=60_000)
+    expect(page.locator("#cancel-note")).to_be_hidden()  # a finished run needs no reason

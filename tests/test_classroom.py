@@ -100,7 +100,7 @@ def test_a_taken_nickname_is_refused_to_another_browser_in_any_case(room):
     other = browser()
     response = join(other, room.code, "ANA")
     assert response.status_code == 409
-    assert "that nickname is taken in this class" in response.content.decode()
+    assert "that nickname, or one that looks the same, is taken in this class" in response.content.decode()
     assert Student.objects.count() == 1 and "classroom_student" not in other.session
     # The same nickname in another class is another student.
     assert join(other, classroom(room.teacher, "Second").code, "Ana").status_code == 302

@@ -52,11 +52,13 @@ def test_a_browser_streaming_through_a_web_server_restart_misses_and_repeats_no_
         page.goto(f"/train/?run={run_id}")
         # Points drawn so far (0 until Plotly has drawn the chart at all).
         drawn = "() => { const c = document.getElementById('loss-chart'); return c.data && c.data[0] ? c.data[0].x.length : 0; }"
-        page.wait_for_function(f"({drawn})() >= 8", timeout=60_000)
+        # A function, not an expression: Playwright polls an expression with eval, which the
+        # Content-Security-Policy forbids the page.
+        page.wait_for_function(f"() => ({drawn})() >= 8", timeout=60_000)
         lab.stop("web")
         time.sleep(1.5)
         lab.start("web")
-        page.wait_for_function(f"({drawn})() >= 50", timeout=120_000)
+        page.wait_for_function(f"() => ({drawn})() >= 50", timeout=120_000)
         page.wait_for_timeout(1500)  # anything repeated would arrive now
         xs = page.evaluate("() => Array.from(document.getElementById('loss-chart').data[0].x)")
         assert xs == list(range(1, 51))

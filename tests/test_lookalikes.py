@@ -127,7 +127,7 @@ def test_a_lookalike_of_a_taken_nickname_is_taken(room, lookalike):
     other = browser()
     response = join(other, room.code, lookalike)
     assert response.status_code == 409
-    assert "that nickname is taken in this class" in page(response)
+    assert "that nickname, or one that looks the same, is taken in this class" in page(response)
     assert list(Student.objects.all()) == [ana] and "classroom_student" not in other.session
     # In another class it is another student, stored as typed.
     second = classroom(room.teacher, "Second")

@@ -240,10 +240,14 @@ function showRunState(run, lastPoint) {
   $("run-title").dataset.status = run.status;
   showProgress(run, lastPoint);
   showMetrics(run);
-  // Only who started the run (or their teacher) may cancel it; others watch.
+  // Only who started the run (or their teacher) may cancel it; others watch, and are told why.
   const mine = run.may_cancel !== false;
-  $("cancel-button").disabled = !mine || !["queued", "running"].includes(run.status);
-  $("cancel-button").title = mine ? "" : "Only who started this run, or their teacher, can cancel it.";
+  const active = ["queued", "running"].includes(run.status);
+  const why = "Only who started this run, or their teacher, can cancel it.";
+  $("cancel-button").disabled = !mine || !active;
+  $("cancel-button").title = mine ? "" : why;
+  $("cancel-note").textContent = why;
+  $("cancel-note").hidden = mine || !active;
   root.dataset.runStatus = run.status;
 }
 
