@@ -43,7 +43,7 @@ class Limits:
     def of_classroom(cls, classroom: Classroom) -> "Limits":
         return cls(classroom.max_steps, classroom.max_concurrent_per_student, classroom.daily_runs_per_student,
                    tuple(classroom.allowed_methods), classroom.submissions_paused, f"the class {classroom.name}",
-                   classroom.max_run_minutes, " or ask your teacher to raise it on the class dashboard")
+                   classroom.max_run_minutes, ", or ask your teacher to raise it on the class dashboard")
 
     @classmethod
     def public(cls) -> "Limits":
@@ -160,8 +160,6 @@ class Submitter:
                                f"(asked for {steps}){limits.ask}")
         for spec in specs:
             check_budget(spec, limits)
-        if not (limits.max_concurrent or limits.daily_runs):
-            return
         # A visitor without a session yet has no runs, but may still ask for too many at once.
         mine = Run.objects.filter(owner=self.owner) if self.owner else Run.objects.none()
         self._check_counts(mine, count, limits.max_concurrent, limits.daily_runs, "you have", limits.where,
@@ -198,6 +196,10 @@ class Submitter:
     @staticmethod
     def _check_counts(runs, count: int, max_concurrent: int, daily_runs: int, who: str, where: str,
                       ask: str) -> None:
+        """Refuse `count` more of `runs` past `max_concurrent` queued or running, or past
+        `daily_runs` today (0: no such limit)."""
+        if not (max_concurrent or daily_runs):
+            return
         today = _start_of_day()
         counts = runs.aggregate(  # both counts in one query
             active=Count("pk", filter=Q(status__in=[Run.QUEUED, Run.RUNNING])),
