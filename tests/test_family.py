@@ -1,9 +1,11 @@
 """P15 family map and P19 method spectrum: simulations/family.py, simulations/spectrum.py and
 their endpoints.
 
-Seed documents are in ../shared/seeds/: 000 = prompting/LoRA/adapters lecture, 001 = LoRA & PEFT
-chapters (ch7: the PEFT family), 004 = PEFT derivations + the GLUE comparison (RoBERTa-base).
+Source documents ("seed" below): 000 = prompting/LoRA/adapters lecture, 001 = LoRA & PEFT chapters
+(ch7: the PEFT family), 004 = PEFT derivations + the GLUE comparison (RoBERTa-base). The lines the
+tests quote from them are kept in tests/fixtures/source_lines.json.
 """
+import json
 from pathlib import Path
 
 import pytest
@@ -13,11 +15,18 @@ from simulations.adapter_block import BERT_BASE, BERT_LARGE
 from simulations.lora import ROBERTA_BASE as ROBERTA_CONFIG
 from workers import base_model
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+SOURCE_LINES = json.loads((Path(__file__).resolve().parent / "fixtures" / "source_lines.json").read_text())
 
 
-def seed_lines(number: str) -> list[str]:
-    return next(SEEDS.glob(f"{number}_*.txt")).read_text().splitlines()
+def source_line(document: str, number: int) -> str:
+    """Line `number` (from 1) of source document `document`, as kept in the fixture."""
+    return SOURCE_LINES["documents"][document][str(number)]
+
+
+def source_lines(document: str) -> list[str]:
+    """The kept lines of a source document, in order."""
+    kept = SOURCE_LINES["documents"][document]
+    return [kept[n] for n in sorted(kept, key=int)]
 
 
 # --- family.py ---------------------------------------------------------------------------------
@@ -123,7 +132,7 @@ def test_it_says_what_merges_and_what_adds_latency():
 def test_it_quotes_the_adapter_latency_from_seed_004():
     # seed 004 Q&A: "Adapters add 1-3% latency per block ... with parallel adapters this drops
     # to under 1%."
-    text = "\n".join(seed_lines("004"))
+    text = "\n".join(source_lines("004"))
     assert "Adapters add 1-3% latency per block" in text and "drops to under 1%" in text
     assert family.ADAPTER_LATENCY_PCT == {"serial": (1, 3), "parallel_below": 1}
     assert "1–3% latency per block" in family.adapter_latency_text()
@@ -137,11 +146,10 @@ def test_it_shows_ia3_scaling_folds_into_the_weights():
 
 def test_the_glue_table_holds_what_seed_004_says():
     # Every quote stands on the line the table names.
-    lines = seed_lines("004")
     for row in spectrum.GLUE_ROBERTA_BASE:
         for line, quote in row.quotes:
-            assert quote in lines[line - 1], (row.method, line, quote)
-    assert "With RoBERTa-base on GLUE" in lines[88]
+            assert quote in source_line("004", line), (row.method, line, quote)
+    assert "With RoBERTa-base on GLUE" in source_line("004", 89)
     lora = spectrum.GLUE_BY_METHOD["lora"]
     assert lora.gap == (-0.1, 0.1) and "within 0.1 points" in lora.quotes[0][1]
     assert spectrum.GLUE_BY_METHOD["prompt"].gap == (3.0, 4.0)  # "leaves 3-4 points"
@@ -175,7 +183,7 @@ def test_it_computes_each_glue_point_on_roberta_base():
 
 
 def test_the_rank_table_holds_what_seed_000_says():
-    lines = seed_lines("000")
+    lines = source_lines("000")
     for rank, quoted, _, _, quality in spectrum.RANK_QUALITY_GPT3:
         assert any(line.startswith(f"| r = {rank} | {quoted} | {quality} |") for line in lines), rank
 
@@ -190,8 +198,7 @@ def test_it_computes_the_rank_tables_per_matrix_counts():
 
 def test_the_share_tables_hold_what_the_seeds_say():
     for q in spectrum.SHARE_TABLES:
-        lines = seed_lines(q.source.split()[1])
-        assert q.quote in lines[q.line - 1], (q.source, q.line, q.quote)
+        assert q.quote in source_line(q.source.split()[1], q.line), (q.source, q.line, q.quote)
 
 
 def test_it_finds_the_knob_values_behind_quoted_shares():
