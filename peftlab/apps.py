@@ -22,4 +22,4 @@ def plotly_installed(app_configs=None, **kwargs):
         return []
     return [checks.Error(f"Plotly's bundle ({PLOTLY}) is not installed",
                          hint="run `make setup`: its `npm ci` installs the version pinned in package-lock.json",
-                         id="peftlab.E001")]
+                         id="peftlab.E002")]

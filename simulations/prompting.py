@@ -382,11 +382,6 @@ def calibration_grid(raw=RAW_GRID, bias=BIAS_GRID) -> dict[str, np.ndarray]:
             "calibrated_pos": q_pos / total, "calibrated_neg": q_neg / total}
 
 
-def calibrated_threshold(bias_pos: float) -> float:
-    """The raw p(Positive) at which the calibrated answer flips: p = bias, not 0.5."""
-    return bias_pos
-
-
 # --- P5: word problems, solved step by step -------------------------------------------------------
 
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,

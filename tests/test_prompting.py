@@ -168,7 +168,8 @@ def test_calibration_undoes_the_bias_and_leaves_an_unbiased_model_alone():
     # A raw answer equal to the content-free one is calibrated to 50/50; a bias of 0.5 changes nothing.
     assert prompting.calibrate(0.7, 0.7).calibrated == pytest.approx((0.5, 0.5))
     assert prompting.calibrate(0.83, 0.5).calibrated == pytest.approx((0.83, 0.17))
-    assert prompting.calibrated_threshold(0.7) == 0.7
+    # The calibrated answer flips where the raw p(Positive) equals the bias, not at 0.5.
+    assert prompting.calibrate(0.69, 0.7).calibrated[0] < 0.5 < prompting.calibrate(0.71, 0.7).calibrated[0]
     with pytest.raises(ValueError, match="strictly between"):
         prompting.calibrate(0.5, 0.0)
     with pytest.raises(ValueError, match="raw probability"):

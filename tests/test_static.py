@@ -72,4 +72,4 @@ def test_the_lab_says_so_when_plotly_is_not_installed(settings, tmp_path):
     settings.STATICFILES_DIRS = [d for d in settings.STATICFILES_DIRS if not isinstance(d, tuple)] + [
         ("vendor/plotly", tmp_path)]  # an empty node_modules package
     [error] = plotly_installed()
-    assert error.id == "peftlab.E001" and "make setup" in error.hint
+    assert error.id == "peftlab.E002" and "make setup" in error.hint
