@@ -28,15 +28,21 @@ def test_a_message_redelivered_after_the_visibility_timeout_does_not_train_the_r
     assert lab.wait_for(other, timeout=120)["status"] == "succeeded"
     assert lab.run(run_id)["status"] == "running"
 
+    def logs():
+        return (lab.var_dir / "worker.log").read_text() + (lab.var_dir / "worker2.log").read_text()
+
     def deliveries():
-        logs = (lab.var_dir / "worker.log").read_text() + (lab.var_dir / "worker2.log").read_text()
-        return Counter(re.findall(r"Task workers\.train_run\[([0-9a-f-]+)\] received", logs))
+        return Counter(re.findall(r"Task workers\.train_run\[([0-9a-f-]+)\] received", logs()))
 
     deadline = time.monotonic() + 90
     while max(deliveries().values()) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert max(deliveries().values()) >= 2, deliveries()  # a message came a second time ...
-    time.sleep(1)  # ... and its worker has answered it
+    answered = f"message for run {run_id}: nothing to start"  # ... and its worker has answered it
+    deadline = time.monotonic() + 60
+    while answered not in logs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert answered in logs(), logs()[-3000:]
     assert lab.post(f"/api/runs/{run_id}/cancel", {}).status_code == 202
     run = lab.wait_for(run_id, timeout=60)
     assert (run["status"], run["attempts"]) == ("cancelled", 1), run  # ... and trained nothing twice

@@ -1,7 +1,7 @@
 """The registry of fine-tuning methods: names, the parameters a user may set, their bounds.
 
 The API, the training page, the docs and the tests all read this one registry. It imports no
-torch: the web layer validates requests with it. How each method is built lives in engine.py.
+torch: the web layer validates requests with it. How each method is built lives in builders.py.
 """
 import math
 from collections.abc import Callable
