@@ -6,7 +6,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test setup migrate clean
+.PHONY: run test test-fast setup migrate clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ run: migrate
 TEST_PROCESSES ?= 3
 test: setup
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
+
+# The tiers that start no process, browser or service (under a minute): the math, the API in
+# process, the engine's quick tests. `make test` runs these and the rest.
+test-fast: setup
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not slow and not browser and not services" $(PYTEST_ARGS)
 
 clean:
 	rm -rf var .pytest_cache screenshots

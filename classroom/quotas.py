@@ -80,6 +80,21 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
 
 
+def estimated_seconds(spec: methods.RunSpec) -> float:
+    """The run's estimated worker time (workers/run_cost.py) on its task."""
+    return run_cost.cost_of(spec.method).seconds(spec.steps, spec.params["batch_size"],
+                                                 spec.params.get("eval_every", 0), _val_size(spec.task))
+
+
+def limits_of(viewer: Viewer) -> Limits:
+    """The limits a viewer's runs are held to: their class's, a teacher's, or the public ones."""
+    if viewer.kind == STUDENT:
+        return Limits.of_classroom(viewer.classroom)
+    if viewer.kind == TEACHER:
+        return Limits.teacher()
+    return Limits.public()
+
+
 def check_budget(spec: methods.RunSpec, limits: Limits) -> None:
     """Refuse a run whose estimated worker time is past the run budget, saying what would fit."""
     if not limits.run_minutes:
@@ -89,7 +104,7 @@ def check_budget(spec: methods.RunSpec, limits: Limits) -> None:
     batch = spec.params["batch_size"]
     eval_every = spec.params.get("eval_every", 0)
     val_size = _val_size(spec.task)
-    seconds = cost.seconds(spec.steps, batch, eval_every, val_size)
+    seconds = estimated_seconds(spec)
     if seconds <= budget:
         return
     fits = []
@@ -112,12 +127,7 @@ class Submitter:
 
     def __init__(self, request, owner: str):
         self.request, self.viewer, self.owner = request, viewer_of(request), owner
-        if self.viewer.kind == STUDENT:
-            self.limits = Limits.of_classroom(self.viewer.classroom)
-        elif self.viewer.kind == TEACHER:
-            self.limits = Limits.teacher()
-        else:
-            self.limits = Limits.public()
+        self.limits = limits_of(self.viewer)
         self.client = ratelimit.address_key(request)
 
     def may_use_task(self, task: str) -> bool:

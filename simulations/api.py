@@ -17,11 +17,12 @@ from pydantic import ConfigDict, create_model
 
 from classroom import access, quotas
 from classroom.refusals import Refused
-from workers import artifacts, datasets, methods
+from classroom.viewer import viewer_of
+from workers import artifacts, datasets, methods, run_cost
 from workers.tasks import BrokerUnavailable
 
 from . import liveness, sse
-from .api_errors import Error, StrictBody
+from .api_errors import Error, StrictBody, checked_query
 from .cancelling import request_cancel
 from .sending import send_on_commit
 from .models import Run
@@ -231,6 +232,23 @@ def create_run(request, payload: RunIn):
                                  **submitter.run_fields())
         send_on_commit([run])
     return 201, run.summary()
+
+
+@api.get("/runs/estimate", response={200: dict, 400: Error},
+         summary="A run's estimated worker time, before it is queued, and the run budget of whoever asks")
+def estimate_run(request, method: str = checked_query(..., max_length=32, enum=list(methods.METHODS)),
+                 task: str = Query(..., min_length=1, max_length=64),
+                 steps: int = Query(100, ge=1, le=methods.MAX_STEPS),
+                 batch_size: int = Query(methods.BATCH_SIZE.default, ge=1, le=methods.BATCH_SIZE.maximum),
+                 eval_every: int = Query(methods.EVAL_EVERY.default, ge=0, le=methods.EVAL_EVERY.maximum)):
+    try:
+        spec = methods.validate_run(method, task, steps, 0, {"batch_size": batch_size, "eval_every": eval_every},
+                                    may_use_task=access.may_use_task(request))
+    except methods.RunRequestError as exc:
+        raise HttpError(400, str(exc)) from None
+    limits = quotas.limits_of(viewer_of(request))
+    return {"seconds": round(quotas.estimated_seconds(spec), 1), "machine": run_cost.machine(),
+            "budget_seconds": limits.run_minutes * 60 or None, "where": limits.where}
 
 
 @api.get("/runs", response={200: list, 400: Error}, summary="Recent runs, newest first (without their points)")

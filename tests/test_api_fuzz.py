@@ -46,6 +46,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 _TASK = "a task is a shipped one or an upload (upload-<id>) that only some visitors may use"
 POSITIVE_OFF = {
     "POST /api/runs": _TASK + "; and each method takes only its own params",
+    "GET /api/runs/estimate": _TASK,
     "POST /api/races": _TASK,
     "POST /api/experiments": _TASK,
     "GET /api/experiments/plan": _TASK,

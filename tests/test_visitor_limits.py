@@ -164,3 +164,26 @@ def test_a_class_sets_its_own_budget_and_a_teacher_has_none(sent):
     # A teacher's own runs: only the registry's bounds.
     huge = {"method": "full", "task": "sentiment", "steps": 2000, "params": {"batch_size": 256}}
     assert post(dashboard, "/api/runs", huge).status_code == 201
+
+
+def test_the_estimate_says_a_runs_worker_time_and_the_callers_budget_before_it_is_queued():
+    visitor = cookieless()
+    small = visitor.get("/api/runs/estimate?method=lora&task=sentiment").json()
+    lora = run_cost.cost_of("lora")
+    assert small["seconds"] == pytest.approx(lora.seconds(100, 16, 25, 200), abs=0.05)
+    assert small["budget_seconds"] == 300 and small["machine"] == run_cost.machine()
+    big = visitor.get("/api/runs/estimate?method=full&task=sentiment&steps=2000&batch_size=256").json()
+    assert big["seconds"] > big["budget_seconds"]
+    # The estimate is the one the budget refuses by: the refusal gives the same minutes.
+    refused = post(visitor, "/api/runs", {"method": "full", "task": "sentiment", "steps": 2000,
+                                          "params": {"batch_size": 256}}).json()["error"]
+    assert f"about {big['seconds'] / 60:.0f} min" in refused
+    assert Session.objects.count() == 0  # asking stores nothing
+    room = classroom(teacher("ada"), max_run_minutes=3)
+    student, _ = student_browser(room, "Ana")
+    assert student.get("/api/runs/estimate?method=lora&task=sentiment").json()["budget_seconds"] == 180
+    assert teacher_browser(teacher("bob")).get("/api/runs/estimate?method=lora&task=sentiment").json()[
+        "budget_seconds"] is None
+    for bad in ("method=nope&task=sentiment", "method=lora&task=nope", "task=sentiment", "method=lora&task=sentiment&steps=0"):
+        response = visitor.get(f"/api/runs/estimate?{bad}")
+        assert response.status_code == 400 and response.json()["error"], bad

@@ -93,6 +93,34 @@ function readForm() {
            seed: Number($("f-seed").value), params };
 }
 
+// ---- the run's estimated worker time, before it is queued (GET /api/runs/estimate) -------------
+function fmtDuration(seconds) {
+  return seconds < 90 ? `${Math.max(1, Math.round(seconds))} s` : `${(seconds / 60).toFixed(1)} min`;
+}
+
+let estimateTimer = null;
+function showEstimate() {
+  clearTimeout(estimateTimer);
+  estimateTimer = setTimeout(async () => {
+    const f = readForm();
+    const q = new URLSearchParams({ method: f.method, task: f.task, steps: f.steps });
+    for (const name of ["batch_size", "eval_every"]) if (Number.isFinite(f.params[name])) q.set(name, f.params[name]);
+    const el = $("estimate");
+    try {
+      const e = await api(`${root.dataset.estimateUrl}?${q}`);
+      const time = `Estimated worker time: about ${fmtDuration(e.seconds)} (from runs measured on ${e.machine})`;
+      if (e.budget_seconds === null) el.textContent = `${time}.`;
+      else if (e.seconds <= e.budget_seconds) el.textContent = `${time}; ${e.where} allows ${fmtDuration(e.budget_seconds)} per run.`;
+      else el.textContent = `${time}: over the ${fmtDuration(e.budget_seconds)} ${e.where} allows per run. Fewer steps or a smaller batch fit.`;
+      const over = e.budget_seconds !== null && e.seconds > e.budget_seconds;
+      el.classList.toggle("error", over);
+      el.classList.toggle("muted", !over);
+    } catch (err) {
+      el.textContent = "";  // the form's own check says what is wrong when Train is pressed
+    }
+  }, 200);
+}
+
 // ---- the chart -------------------------------------------------------------------------------
 // Three series: the training loss per step, and at each evaluation the validation loss (same
 // axis) and accuracy (right axis). `steps` is the run's length; without a run the axes hide.
@@ -266,6 +294,7 @@ function fillForm(run) {
       $(`p-${name}`).value = value;
     }
   }
+  showEstimate();
 }
 
 async function openRun(id) {
@@ -388,8 +417,11 @@ async function init() {
   fillTasks(new URLSearchParams(location.search).get("task"));
   $("f-method").addEventListener("change", showMethod);
   $("f-task").addEventListener("change", showTask);
+  form.addEventListener("input", showEstimate);
+  form.addEventListener("change", showEstimate);
   showMethod();
   showTask();
+  showEstimate();
   drawChart([], [], "training loss");
   await refreshRuns();
   const wanted = new URLSearchParams(location.search).get("run");
