@@ -104,7 +104,7 @@ def check_budget(spec: methods.RunSpec, limits: Limits) -> None:
     batch = spec.params["batch_size"]
     eval_every = spec.params.get("eval_every", 0)
     val_size = _val_size(spec.task)
-    seconds = estimated_seconds(spec)
+    seconds = cost.seconds(spec.steps, batch, eval_every, val_size)  # as estimated_seconds(spec)
     if seconds <= budget:
         return
     fits = []

@@ -46,6 +46,12 @@ def _targets_pattern(names, at_least_one: bool) -> str:
 
 
 CUSTOM_ONLY = "custom preset only: "
+NUM_LABELS_MAX = 1000
+
+
+def _custom_bounds(name: str) -> str:
+    low, high = memory.CUSTOM_BOUNDS[name]
+    return f"{CUSTOM_ONLY}{low} to {high}"
 
 
 # arch … ffn only count for the custom preset, so their bounds (memory.validate) are described, not
@@ -55,15 +61,15 @@ CUSTOM_ONLY = "custom preset only: "
             summary="P2: training memory by component, method and setting")
 def memory_calculator(request, preset: str = checked_query("llama-7b", enum=["custom", MINILM, *memory.PRESETS]),
                       arch: str = Query("llama", description=CUSTOM_ONLY + ", ".join(memory.ARCHS)),
-                      layers: int = Query(32, description=CUSTOM_ONLY + "1 to 200"),
-                      hidden: int = Query(4096, description=CUSTOM_ONLY + "8 to 65536, a multiple of heads"),
-                      heads: int = Query(32, description=CUSTOM_ONLY + "1 to 1024"),
+                      layers: int = Query(32, description=_custom_bounds("layers")),
+                      hidden: int = Query(4096, description=_custom_bounds("hidden") + ", a multiple of heads"),
+                      heads: int = Query(32, description=_custom_bounds("heads")),
                       kv_heads: int | None = Query(None, description=CUSTOM_ONLY + "grouped-query attention"),
-                      vocab: int = Query(32000, description=CUSTOM_ONLY + "2 to 1000000"),
-                      ffn: int = Query(11008, description=CUSTOM_ONLY + "8 to 262144"),
-                      # int(params) must lie in [1e5, 1e13]; NaN and infinity have no int.
-                      params: float | None = checked_query(None, allow_inf_nan=False, minimum=1e5,
-                                                           exclusiveMaximum=1e13 + 1),
+                      vocab: int = Query(32000, description=_custom_bounds("vocab")),
+                      ffn: int = Query(11008, description=_custom_bounds("ffn")),
+                      # int(params) must lie in [PARAMS_MIN, PARAMS_MAX]; NaN and infinity have no int.
+                      params: float | None = checked_query(None, allow_inf_nan=False, minimum=memory.PARAMS_MIN,
+                                                           exclusiveMaximum=memory.PARAMS_MAX + 1),
                       master: bool = True, optimizer: str = checked_query("adam32", enum=list(memory.OPTIMIZERS)),
                       quant: str = checked_query("nf4-dq", enum=list(memory.QUANTS)),
                       checkpointing: bool = False, flash: bool = False,
@@ -129,12 +135,12 @@ _LAB_TARGETS = {"query": "query", "key": "key", "value": "value", "attention_out
 @router.get("/memory-calculator/lab", response={200: dict, 400: Error},
             summary="P2: the prediction for a run of the lab's engine")
 def memory_lab(request, method: str = checked_query("lora", enum=list(memory.LAB_METHODS)),
-               batch_size: int = checked_query(16, minimum=1, maximum=256),
+               batch_size: int = checked_query(16, minimum=1, maximum=memory.LAB_BATCH_MAX),
                rank: int = Query(8, description="lora, qlora and dora: 1 to the smaller side of the targeted matrices"),
                targets: str = checked_query("query,value", description="any of " + ", ".join(_LAB_TARGETS)
                                             + ", separated by commas; lora, qlora and dora need one",
                                             pattern=_targets_pattern(_LAB_TARGETS, at_least_one=False)),
-               num_labels: int = checked_query(2, minimum=1, maximum=1000),
+               num_labels: int = checked_query(2, minimum=1, maximum=NUM_LABELS_MAX),
                precision: str = checked_query("fp32", enum=list(memory.LAB_PRECISIONS))):
     """Predicted bytes (params, grads, optimizer_state, activations, total) for a run on
     all-MiniLM-L6-v2 as the engine trains it (AdamW; steps in fp32 or under bf16 autocast, as
@@ -143,8 +149,8 @@ def memory_lab(request, method: str = checked_query("lora", enum=list(memory.LAB
     unknown = [t for t in lab_targets if t not in _LAB_TARGETS]
     if unknown:
         raise HttpError(400, f"targets must be among {', '.join(_LAB_TARGETS)} (got {unknown})")
-    if not 1 <= num_labels <= 1000:
-        raise HttpError(400, f"num_labels must be between 1 and 1000 (got {num_labels})")
+    if not 1 <= num_labels <= NUM_LABELS_MAX:
+        raise HttpError(400, f"num_labels must be between 1 and {NUM_LABELS_MAX} (got {num_labels})")
     try:
         pred = memory.lab_prediction(minilm(), method, batch_size, rank,
                                      [_LAB_TARGETS[t] for t in lab_targets], num_labels,
@@ -158,11 +164,13 @@ def memory_lab(request, method: str = checked_query("lora", enum=list(memory.LAB
 # --- P1 Cost of fine-tuning --------------------------------------------------------------------
 @router.get("/cost-of-fine-tuning", response={200: dict, 400: Error},
             summary="P1: GPU-hours, cost and checkpoint size by model size")
-def cost_of_fine_tuning(request, tokens: float = checked_query(500e6, minimum=1e3, maximum=1e13),
+def cost_of_fine_tuning(request, tokens: float = checked_query(500e6, minimum=cost.TOKENS_RANGE[0],
+                                                               maximum=cost.TOKENS_RANGE[1]),
                         gpu: str = checked_query("a100", enum=list(cost.GPUS)),
-                        utilisation: float = checked_query(0.4, minimum=0.01, maximum=1),
+                        utilisation: float = checked_query(0.4, minimum=cost.UTILISATION_RANGE[0],
+                                                           maximum=cost.UTILISATION_RANGE[1]),
                         price: float = checked_query(25 / 8, description="dollars per GPU-hour",
-                                                     minimum=0.01, maximum=1000),
+                                                     minimum=cost.PRICE_RANGE[0], maximum=cost.PRICE_RANGE[1]),
                         bytes_per_param: int = checked_query(2, enum=[2, 4])):
     """One fine-tuning run per model (6·N·D FLOPs), and totals[t-1][r-1] for t tasks × r runs."""
     settings = cost.Settings(tokens=tokens, gpu=gpu, utilisation=utilisation, price=price,

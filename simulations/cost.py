@@ -70,15 +70,23 @@ class Settings:
     bytes_per_param: int = 2
 
 
+# The settings' bounds (`validate` holds them; the API's document states them).
+TOKENS_RANGE = (1e3, 1e13)
+UTILISATION_RANGE = (0.01, 1.0)
+PRICE_RANGE = (0.01, 1000.0)  # dollars per GPU-hour
+
+
 def validate(s: Settings) -> None:
-    if not 1e3 <= s.tokens <= 1e13:
-        raise ValueError(f"tokens must be between 1e3 and 1e13 (got {s.tokens:g})")
+    if not TOKENS_RANGE[0] <= s.tokens <= TOKENS_RANGE[1]:
+        raise ValueError(f"tokens must be between {TOKENS_RANGE[0]:g} and {TOKENS_RANGE[1]:g} (got {s.tokens:g})")
     if s.gpu not in GPUS:
         raise ValueError(f"gpu must be one of {', '.join(GPUS)} (got {s.gpu!r})")
-    if not 0.01 <= s.utilisation <= 1.0:
-        raise ValueError(f"utilisation must be between 0.01 and 1 (got {s.utilisation:g})")
-    if not 0.01 <= s.price <= 1000:
-        raise ValueError(f"price must be between 0.01 and 1000 dollars per GPU-hour (got {s.price:g})")
+    if not UTILISATION_RANGE[0] <= s.utilisation <= UTILISATION_RANGE[1]:
+        raise ValueError(f"utilisation must be between {UTILISATION_RANGE[0]:g} and {UTILISATION_RANGE[1]:g} "
+                         f"(got {s.utilisation:g})")
+    if not PRICE_RANGE[0] <= s.price <= PRICE_RANGE[1]:
+        raise ValueError(f"price must be between {PRICE_RANGE[0]:g} and {PRICE_RANGE[1]:g} dollars per GPU-hour "
+                         f"(got {s.price:g})")
     if s.bytes_per_param not in (2, 4):
         raise ValueError(f"bytes_per_param must be 2 (fp16/bf16) or 4 (fp32) (got {s.bytes_per_param})")
 

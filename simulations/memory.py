@@ -277,19 +277,25 @@ METHODS = {"full-fp32": "Full FT, fp32", "full-mixed": "Full FT, mixed precision
            "lora": "LoRA (16-bit base)", "qlora": "QLoRA (NF4 base)"}
 
 
+# What a custom model may be (the bounds `validate` holds it to; the API's document states them).
+CUSTOM_BOUNDS = {"layers": (1, 200), "hidden": (8, 65536), "heads": (1, 1024), "vocab": (2, 1_000_000),
+                 "ffn": (8, 262144)}
+PARAMS_MIN, PARAMS_MAX = 1e5, 1e13  # a parameter count given instead of a config
+LAB_BATCH_MAX = 256  # the registry's batch-size bound
+
+
 def validate(model: Model, s: Settings) -> None:
     """Raise ValueError with a message a person can act on."""
     if model.arch not in ARCHS:
         raise ValueError(f"arch must be one of {', '.join(ARCHS)} (got {model.arch!r})")
-    for name, lo, hi in (("layers", 1, 200), ("hidden", 8, 65536), ("heads", 1, 1024),
-                         ("vocab", 2, 1_000_000), ("ffn", 8, 262144)):
+    for name, (lo, hi) in CUSTOM_BOUNDS.items():
         v = getattr(model, name)
         if not lo <= v <= hi:
             raise ValueError(f"{name} must be between {lo} and {hi} (got {v})")
     if model.hidden % model.heads:
         raise ValueError(f"hidden ({model.hidden}) must be a multiple of heads ({model.heads})")
-    if model.params is not None and not 1e5 <= model.params <= 1e13:
-        raise ValueError(f"params must be between 1e5 and 1e13 (got {model.params:g})")
+    if model.params is not None and not PARAMS_MIN <= model.params <= PARAMS_MAX:
+        raise ValueError(f"params must be between {PARAMS_MIN:g} and {PARAMS_MAX:g} (got {model.params:g})")
     if s.quant not in QUANTS:
         raise ValueError(f"quant must be one of {', '.join(QUANTS)} (got {s.quant!r})")
     if s.optimizer not in OPTIMIZERS:
@@ -465,8 +471,8 @@ def lab_prediction(model: Model, method: str, batch: int, rank: int, targets, nu
     """
     if method not in LAB_METHODS:
         raise ValueError(f"method must be one of {', '.join(LAB_METHODS)} (got {method!r})")
-    if not 1 <= batch <= 256:
-        raise ValueError(f"batch_size must be between 1 and 256 (got {batch})")
+    if not 1 <= batch <= LAB_BATCH_MAX:
+        raise ValueError(f"batch_size must be between 1 and {LAB_BATCH_MAX} (got {batch})")
     if not 1 <= seq <= 4096:
         raise ValueError(f"seq must be between 1 and 4096 (got {seq})")
     targets = tuple(targets or ())

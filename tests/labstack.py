@@ -53,6 +53,15 @@ class Lab:
         subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True,
                        stdout=subprocess.DEVNULL)
 
+    def create_teacher(self, username: str, password: str) -> str:
+        """A teacher account, as a host makes one (`manage.py createsuperuser`); returns the name."""
+        self.env["DJANGO_SUPERUSER_PASSWORD"] = password
+        try:
+            self.manage("createsuperuser", "--noinput", "--username", username, "--email", f"{username}@example.org")
+        finally:
+            del self.env["DJANGO_SUPERUSER_PASSWORD"]
+        return username
+
     def start(self, process: str = "all", name: str | None = None, **env) -> subprocess.Popen:
         """Start `manage.py lab <process>`, known as `name` (several workers), with extra env."""
         name = name or process

@@ -17,12 +17,7 @@ RUN_TIMEOUT_MS = 300_000  # a 3-step run, the worker's first model load included
 
 @pytest.fixture
 def teacher_account(embedded_lab):
-    embedded_lab.env["DJANGO_SUPERUSER_PASSWORD"] = PASSWORD
-    try:
-        embedded_lab.manage("createsuperuser", "--noinput", "--username", "ms-rivera", "--email", "r@example.org")
-    finally:
-        del embedded_lab.env["DJANGO_SUPERUSER_PASSWORD"]
-    return "ms-rivera"
+    return embedded_lab.create_teacher("ms-rivera", PASSWORD)
 
 
 @pytest.fixture

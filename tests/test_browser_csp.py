@@ -114,12 +114,7 @@ def visitors(browser, embedded_lab):
 
 @pytest.fixture
 def teacher_account(embedded_lab):
-    embedded_lab.env["DJANGO_SUPERUSER_PASSWORD"] = PASSWORD
-    try:
-        embedded_lab.manage("createsuperuser", "--noinput", "--username", "mr-okafor", "--email", "o@example.org")
-    finally:
-        del embedded_lab.env["DJANGO_SUPERUSER_PASSWORD"]
-    return "mr-okafor"
+    return embedded_lab.create_teacher("mr-okafor", PASSWORD)
 
 
 def test_every_page_works_under_the_content_security_policy(visitors, teacher_account):
