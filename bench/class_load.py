@@ -29,7 +29,7 @@ viewer must then hold exactly once every point its run's current attempt has in 
 (all steps for a run that finished, the steps written so far for one cancelled at the end).
 
 Point delivery lag: this script reads the point table (one connection of its own) when the worker
-signals a commit (simulations/notify.py's Redis channel) and at least every 50 ms, and notes when
+signals a commit (peftlab/runs/notify.py's Redis channel) and at least every 50 ms, and notes when
 each point became visible; a point's lag is when a viewer received it minus that (the true lag,
 from the commit, is ~1 ms longer; up to 50 ms where a signal was lost).
 """
@@ -66,9 +66,9 @@ from tests.labstack import FINISHED, Lab  # noqa: E402
 DOC = ROOT / "docs" / "performance.md"
 LOGS = Path(tempfile.gettempdir()) / "peftlab-class-load-logs"  # the last run's web and worker logs
 REDIS_URL = "redis://127.0.0.1:6379/9"
-NOTIFY_CHANNEL = "peftlab:runs"  # simulations/notify.py: the worker publishes a run's id after each commit
+NOTIFY_CHANNEL = "peftlab:runs"  # peftlab/runs/notify.py: the worker publishes a run's id after each commit
 TARGET_P95 = 0.100  # seconds
-ATTEMPT_STRIDE = 1_000_000  # simulations/sse.py: event id = (attempt - 1) * stride + step
+ATTEMPT_STRIDE = 1_000_000  # peftlab/runs/sse.py: event id = (attempt - 1) * stride + step
 API_KINDS = ("POST /api/runs", "GET /api/runs/<id>", "GET /api/runs")
 
 
@@ -216,7 +216,7 @@ class Observer:
     """The bench's own view of the database (one connection, outside any limit): when each point
     became visible, and each second the web and worker memory and the database's connections.
 
-    It reads the new points whenever the worker says a run changed (simulations/notify.py's Redis
+    It reads the new points whenever the worker says a run changed (peftlab/runs/notify.py's Redis
     channel, published after each commit: ~1 ms after it) and at least every 50 ms."""
 
     def __init__(self, dsn: str, web_pid: int, worker_pid: int):
@@ -506,7 +506,7 @@ def start_lab(var_dir: Path, database: str, args) -> tuple[Lab, str]:
     lab.manage("migrate", "--noinput")
     made = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c",
-         "from django.contrib.auth import get_user_model; from classroom.models import Classroom; "
+         "from django.contrib.auth import get_user_model; from peftlab.classroom.models import Classroom; "
          "u = get_user_model().objects.create_user('teacher', password='a long load-test passphrase 9'); "
          "print(Classroom.objects.create(teacher=u, name='Load test').code)"],
         cwd=ROOT, env=lab.env, check=True, capture_output=True, text=True)

@@ -5,7 +5,7 @@
 Starts the embedded lab as `make run` does (`collectstatic`, then `manage.py lab all`, DEBUG off)
 in a temporary folder and drives Debian's Chromium (headless, 1280×900):
 
-1. Interaction latency: on each playground's own page (the list comes from simulations/chapters.py),
+1. Interaction latency: on each playground's own page (the list comes from peftlab/pages/chapters.py),
    for each of its sliders (or, without one, its first select or number box), `--inputs` steps,
    each one step from the last (turning back at the ends), each an `input` then a `change` event
    as a click on the slider's track or an arrow key fires them (some sliders only relabel on
@@ -160,7 +160,7 @@ def course():
     # lab's own settings would create a var/ folder here.
     if not settings.configured:
         settings.configure(BASE_DIR=ROOT)
-    from simulations.chapters import CHAPTERS
+    from peftlab.pages.chapters import CHAPTERS
 
     playgrounds = [pg for ch in CHAPTERS for pg in ch.playgrounds if pg.live]
     return CHAPTERS, playgrounds

@@ -279,7 +279,7 @@ def streaming_settings(args) -> tuple[str, str]:
     notify = ROOT / "simulations" / "notify.py"
     if notify.exists():
         every = re.search(r"^FILE_POLL_SECONDS = ([\d.]+)", notify.read_text(), re.M)
-        poll += ("; the worker's signal after each commit (simulations/notify.py; in the embedded lab a "
+        poll += ("; the worker's signal after each commit (peftlab/runs/notify.py; in the embedded lab a "
                  f"file per run whose size the web process checks every {every.group(1) if every else '?'} s) "
                  "wakes a stream before its poll")
     engine = (ROOT / "workers" / "engine.py").read_text()

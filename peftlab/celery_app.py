@@ -11,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "peftlab.settings")
 
 app = Celery("peftlab")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["workers"])
+app.autodiscover_tasks(["peftlab.runs"])
 
 
 class RecoverRuns(bootsteps.StartStopStep):
@@ -21,7 +21,7 @@ class RecoverRuns(bootsteps.StartStopStep):
     requires = {"celery.worker.consumer.tasks:Tasks"}
 
     def start(self, consumer):
-        from workers.tasks import recover_runs
+        from peftlab.runs.tasks import recover_runs
 
         try:
             recover_runs()
@@ -48,7 +48,7 @@ def _prepare_filesystem_broker(sender, **_):
 @signals.worker_process_init.connect
 def _in_each_child(**_):
     """A pool child: its memory cap, priority and torch threads, and the base model read in the
-    background while it waits for its first run (how a run reacts to signals: workers/tasks.py)."""
+    background while it waits for its first run (how a run reacts to signals: peftlab/runs/tasks.py)."""
     from django.conf import settings
 
     if settings.PEFTLAB_WORKER_MEMORY_MB:
@@ -78,7 +78,7 @@ def _tell_the_children(**_):
 
     from billiard.process import active_children
 
-    from simulations.models import Run
+    from peftlab.runs.models import Run
 
     children = {child.pid for child in active_children()}
     training = Run.objects.filter(status=Run.RUNNING, worker=socket.gethostname(), worker_pid__in=children)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_float, env_int, env_list, env_str
+from peftlab.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PEFTLAB_VAR_DIR", str(BASE_DIR / "var")))
@@ -47,9 +47,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "peftlab.apps.StaticFiles",
-    "simulations",
-    "workers",
-    "classroom",
+    "peftlab.runs",
+    "peftlab.classroom",
 ]
 
 MIDDLEWARE = [
@@ -81,7 +80,7 @@ TEMPLATES = [
         "OPTIONS": {"context_processors": [
             "django.template.context_processors.request",
             "django.contrib.auth.context_processors.auth",
-            "classroom.context_processors.classroom",
+            "peftlab.classroom.context_processors.classroom",
         ]},
     }
 ]
@@ -104,7 +103,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # views' and the workers' in tests) locks whole tables across them ("table is locked").
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 # A web process shares a pool of PostgreSQL connections among its requests and event streams (a
-# stream holds one only while it reads, simulations/sse.py) instead of opening one per request and
+# stream holds one only while it reads, peftlab/runs/sse.py) instead of opening one per request and
 # holding one per open stream: 200 students following their runs would pass PostgreSQL's 100.
 # `lab web` sets it (10 per process); a worker never pools: a pool must not cross the fork of its
 # training processes. A fixed size, opened in full with the process's first request: a pool that
@@ -186,7 +185,7 @@ PEFTLAB_LOGINS_PER_MINUTE = env_int("PEFTLAB_LOGINS_PER_MINUTE", 10)
 PEFTLAB_DATASETS_PER_OWNER = env_int("PEFTLAB_DATASETS_PER_OWNER", 20)
 # Visitors (no class, not signed in) are also counted per client address: a client that keeps
 # no cookies is a new session on every request. Generous, for a workshop behind one address;
-# students count per student and use none of it (classroom/ratelimit.py).
+# students count per student and use none of it (peftlab/classroom/ratelimit.py).
 PEFTLAB_ADDRESS_SUBMISSIONS_PER_MINUTE = env_int("PEFTLAB_ADDRESS_SUBMISSIONS_PER_MINUTE", 60)
 PEFTLAB_ADDRESS_WRONG_JOINS_PER_MINUTE = env_int("PEFTLAB_ADDRESS_WRONG_JOINS_PER_MINUTE", 20)
 PEFTLAB_ADDRESS_MAX_CONCURRENT = env_int("PEFTLAB_ADDRESS_MAX_CONCURRENT", 32)
@@ -251,7 +250,7 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     }
 
 # Where the worker signals a run's new points to the web server's event streams
-# (simulations/notify.py): the Redis of the cache or the broker, else files under var/.
+# (peftlab/runs/notify.py): the Redis of the cache or the broker, else files under var/.
 PEFTLAB_NOTIFY_URL = next((url for url in (CELERY_BROKER_URL, _CACHE_URL)
                            if url.startswith(("redis://", "rediss://", "unix://"))), "")
 PEFTLAB_NOTIFY_DIR = VAR_DIR / "notify"
@@ -263,7 +262,7 @@ PEFTLAB_RUN_QUEUE = env_str("PEFTLAB_RUN_QUEUE", "cpu")
 PEFTLAB_ARTIFACTS_DIR = Path(env_str("PEFTLAB_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
 # A training process writes a heartbeat this often (a thread, so also while it loads or
 # evaluates); a running run without one for PEFTLAB_STALE_RUN_SECONDS has lost its worker and is
-# failed (simulations/liveness.py).
+# failed (peftlab/runs/liveness.py).
 PEFTLAB_HEARTBEAT_SECONDS = env_float("PEFTLAB_HEARTBEAT_SECONDS", 5.0)
 PEFTLAB_STALE_RUN_SECONDS = env_float("PEFTLAB_STALE_RUN_SECONDS", 60.0)
 # Intra-op threads for a worker's torch (0: torch's default, every core). Set it to
@@ -271,7 +270,7 @@ PEFTLAB_STALE_RUN_SECONDS = env_float("PEFTLAB_STALE_RUN_SECONDS", 60.0)
 # threads make every step several times slower.
 PEFTLAB_TORCH_THREADS = env_int("PEFTLAB_TORCH_THREADS", 0)
 # How often an event stream reads the database when no signal of a change came (milliseconds;
-# the worker's signal, simulations/notify.py, makes it read at once).
+# the worker's signal, peftlab/runs/notify.py, makes it read at once).
 PEFTLAB_SSE_POLL_MS = env_int("PEFTLAB_SSE_POLL_MS", 1000)
 
 LOGGING = {

@@ -1,9 +1,10 @@
 from django.urls import include, path
 
-from simulations import sse, views, views_compare
-from simulations.api import api
+from peftlab.runs import sse
+from peftlab.pages import views, compare as views_compare
+from peftlab.api.runs import api
 
-from .health import healthz
+from peftlab.health import healthz
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,6 +18,6 @@ urlpatterns = [
     path("api/runs/<int:run_id>/events", sse.run_events, name="run-events"),
     path("api/races/<int:race_id>/events", sse.race_events, name="race-events"),
     path("api/", api.urls),
-    # Teachers, classes, joining (classroom/urls.py).
-    path("", include("classroom.urls")),
+    # Teachers, classes, joining (peftlab/classroom/urls.py).
+    path("", include("peftlab.classroom.urls")),
 ]

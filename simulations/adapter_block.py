@@ -10,7 +10,7 @@ biases it is 2·d·m + m + d (`simulations.params.adapter_params`); the page sho
 """
 from dataclasses import dataclass
 
-from .params import Dims, adapter_params, adapter_weight_params, bert_encoder_params
+from simulations.params import Dims, adapter_params, adapter_weight_params, bert_encoder_params
 
 HIDDEN_SIZES = (256, 384, 512, 768, 1024, 2048, 4096, 12288)
 BOTTLENECKS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)

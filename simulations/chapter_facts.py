@@ -6,7 +6,7 @@ figure it reproduces.
 """
 from functools import cache
 
-from . import memory, params, quantization
+from simulations import memory, params, quantization
 
 _GPT3 = memory.with_params(memory.PRESETS["gpt3-175b"], 175e9)
 _LLAMA7 = memory.with_params(memory.PRESETS["llama-7b"], 7e9)

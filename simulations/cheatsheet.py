@@ -1,6 +1,6 @@
 """P22: the formulas to remember, each with a worked example computed here from
 simulations.params (never typed), and the seed figure it reproduces."""
-from . import params, quantization
+from simulations import params, quantization
 
 GPT3 = 175e9  # parameters (seed 000)
 BYTES = {"fp32": 4, "fp16": 2}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .memory import fmt_count
+from simulations.memory import fmt_count
 
 # (key, label, parameters): the sizes of seed 000's table, plus GPT-3 6.7B for its "6.7B → 175B".
 MODELS = (

@@ -1,7 +1,7 @@
 """P23 rank against data size and P24 target modules: which runs an experiment is made of, what
 each is expected to train, and what a finished run measured. Pure python, no Django.
 
-An experiment is a batch of ordinary LoRA runs (simulations/batches.py queues them). A rank sweep
+An experiment is a batch of ordinary LoRA runs (peftlab/runs/batches.py queues them). A rank sweep
 trains every rank on every training-set size (the `train_examples` run parameter, a seeded,
 class-balanced subset, so the small set lies inside the large one); a target sweep trains one
 rank on growing sets of target modules. The trainable-parameter count of every lane comes from
@@ -9,7 +9,7 @@ simulations/params.py before it runs; the worker measures it again from the mode
 """
 from dataclasses import dataclass
 
-from . import params as formulas
+from simulations import params as formulas
 
 METHOD = "lora"
 # Batch.kind for each experiment kind the API takes.

@@ -5,15 +5,15 @@ checked against); this module only lays out which settings each method sweeps, w
 transformer block each one trains, and what each costs at inference (facts from the seeds).
 Counts leave out the classifier head: every method in the lab's runs trains the same head.
 
-No Django imports: simulations/api_family.py serialises what this returns.
+No Django imports: peftlab/playgrounds/family.py serialises what this returns.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from .adapter_block import BERT_BASE, BERT_LARGE
-from .lora import TARGET_SETS
-from .params import Dims, bert_encoder_params, trainable_params
+from simulations.adapter_block import BERT_BASE, BERT_LARGE
+from simulations.lora import TARGET_SETS
+from simulations.params import Dims, bert_encoder_params, trainable_params
 
 # Liu et al. 2019: BERT-base's shape with a 50,265-token vocabulary, 514 positions, one token
 # type (the same numbers as simulations/lora.py's ROBERTA_BASE, as Dims for params.py).

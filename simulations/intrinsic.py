@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import tinynet
+from simulations import tinynet
 
 DIMENSIONS = (1, 2, 5, 10, 20, 50, 100, 200, 500)  # the subspace sizes d; "full" D is added
 THRESHOLD = 0.90  # d_90: the smallest d reaching 90 % of full training's accuracy

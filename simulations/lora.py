@@ -1,6 +1,6 @@
 """P10–P12, the LoRA chapter: parameter counts, the forward path and the zero start.
 
-Pure numpy, no Django: the API (simulations/api_lora.py) validates and serialises.
+Pure numpy, no Django: the API (peftlab/playgrounds/lora.py) validates and serialises.
 
 LoRA (Hu et al. 2021) keeps a pretrained d_out×d_in matrix W frozen and trains its update as a
 product of two thin matrices, A (r×d_in) and B (d_out×r), scaled by α/r:
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .params import Dims, bert_encoder_params, lora_matrix_params, lora_model_params
+from simulations.params import Dims, bert_encoder_params, lora_matrix_params, lora_model_params
 
 # --- P11 parameter counter ----------------------------------------------------------------------
 

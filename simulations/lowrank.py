@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .params import lora_matrix_params
+from simulations.params import lora_matrix_params
 
 # The kinds of test matrix: (label, what it shows). The page builds its menu from these.
 KINDS = {

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .params import lora_matrix_params
+from simulations.params import lora_matrix_params
 
 SIZE = 20  # d_in = d_out
 TRUE_RANK_MAX = 8

@@ -37,9 +37,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import quantization
-from .params import (Dims, bert_encoder_params, classifier_head_params, lora_matrix_params,
-                     trainable_params)
+from simulations import quantization
+from simulations.params import (
+    Dims,
+    bert_encoder_params,
+    classifier_head_params,
+    lora_matrix_params,
+    trainable_params,
+)
 
 GB = 1e9
 GPU_LINES = (("24 GB (RTX 4090)", 24e9), ("48 GB (RTX A6000)", 48e9), ("80 GB (A100 / H100)", 80e9))

@@ -5,7 +5,7 @@ time: the smaller the better) and is no less accurate (the larger the better), a
 better on at least one of the two. The front is every run that nothing dominates. Two runs with
 exactly the same cost and accuracy do not dominate each other: both are on the front.
 
-Pure Python, no Django: simulations/api_compare.py serialises what this returns.
+Pure Python, no Django: peftlab/api/compare.py serialises what this returns.
 """
 import math
 from typing import Hashable, NamedTuple

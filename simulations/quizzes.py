@@ -7,7 +7,7 @@ Pure Python; the page embeds QUIZZES as JSON and checks answers in the browser (
 import hashlib
 from dataclasses import asdict, dataclass
 
-from . import params, prompting
+from simulations import params, prompting
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """P13 Merge and swap and P20 Freeze, attach, merge: serving many tasks from one base model.
 
-Pure arithmetic, no Django: the API (simulations/api_serving.py) adds the lab's measured runs.
+Pure arithmetic, no Django: the API (peftlab/playgrounds/serving.py) adds the lab's measured runs.
 Every count comes from simulations/params.py and every byte figure from simulations/memory.py,
 the places where those formulas live; this module picks the cases the two pages show.
 
@@ -10,9 +10,9 @@ training, W' = W + (α/r)·B·A has W's shape, so a merged adapter costs nothing
 """
 from dataclasses import replace
 
-from . import lora, memory
-from .adapter_block import BERT_LARGE, bert_total
-from .params import Dims, adapter_weight_params, classifier_head_params, lora_model_params
+from simulations import lora, memory
+from simulations.adapter_block import BERT_LARGE, bert_total
+from simulations.params import Dims, adapter_weight_params, classifier_head_params, lora_model_params
 
 GB = memory.GB
 FP16_BYTES = 2  # the seeds' convention for stored weights ("a 7B model in 16-bit is 14 GB")

@@ -7,14 +7,14 @@ the seed file) and the line they stand on. Trainable counts are computed with si
 for the settings the seed names; where the seeds disagree with each other or with the count, the
 notes say so with the computed value.
 
-No Django imports: simulations/api_family.py serialises what this returns.
+No Django imports: peftlab/playgrounds/family.py serialises what this returns.
 """
 from dataclasses import dataclass, field
 
-from .adapter_block import BERT_BASE, BERT_LARGE
-from .family import BY_KEY, ROBERTA_BASE, count, encoder_total
-from .lora import GPT3_175B, TARGET_SETS
-from .params import Dims, adapter_weight_params, lora_matrix_params
+from simulations.adapter_block import BERT_BASE, BERT_LARGE
+from simulations.family import BY_KEY, ROBERTA_BASE, count, encoder_total
+from simulations.lora import GPT3_175B, TARGET_SETS
+from simulations.params import Dims, adapter_weight_params, lora_matrix_params
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@ clients that enforce CSRF and send the token back, as a page's JavaScript does).
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from classroom.models import Classroom, Student
-from simulations.models import Batch, Run
+from peftlab.classroom.models import Classroom, Student
+from peftlab.runs.models import Batch, Run
 from workers import methods
 
 PASSWORD = "a long enough passphrase 42"

@@ -5,8 +5,8 @@ import re
 import pytest
 from playwright.sync_api import sync_playwright
 
-from .browsing import CHROMIUM_ARGS, SCREENSHOTS
-from .labstack import Lab, postgres_database, redis_url
+from tests.browsing import CHROMIUM_ARGS, SCREENSHOTS
+from tests.labstack import Lab, postgres_database, redis_url
 
 # The fault tests' `stack` fixture (tests/test_faults_*.py).
 pytest_plugins = ["tests.faultstack"]
@@ -175,7 +175,7 @@ def csrf_client():
 @pytest.fixture
 def sent(monkeypatch):
     """Messages to the broker, recorded instead of sent: (run id, queue) in the order sent."""
-    from workers import tasks
+    from peftlab.runs import tasks
 
     calls = []
     monkeypatch.setattr(tasks.train_run, "apply_async", lambda args, queue, **_: calls.append((args[0], queue)))

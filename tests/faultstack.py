@@ -4,7 +4,7 @@ read back from it."""
 import psycopg
 import pytest
 
-from .labstack import Lab, PrivateRedis, postgres_database, redis_url
+from tests.labstack import Lab, PrivateRedis, postgres_database, redis_url
 
 QUICK = {"PEFTLAB_HEARTBEAT_SECONDS": "0.5"}
 

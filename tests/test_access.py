@@ -1,12 +1,12 @@
-"""Who sees what (classroom/access.py), through every endpoint that reads or acts on a run or a
+"""Who sees what (peftlab/classroom/access.py), through every endpoint that reads or acts on a run or a
 batch: an anonymous visitor sees the public runs; a student only their own; a teacher every run
 of their classes and the public ones. Anything else is a 404 that reads like a missing run."""
 import pytest
 from asgiref.sync import async_to_sync
 
-from simulations.models import Batch, Run
+from peftlab.runs.models import Batch, Run
 
-from .classrooms import browser, classroom, race_of, run_of, student_browser, teacher, teacher_browser
+from tests.classrooms import browser, classroom, race_of, run_of, student_browser, teacher, teacher_browser
 
 pytestmark = pytest.mark.django_db
 
@@ -114,7 +114,7 @@ MERGE_METRICS = {"merge_max_abs_diff": 1e-6, "latency_ms": 2.0, "latency_merged_
 
 def test_the_merge_and_swap_page_lists_only_visible_adapters(world):
     clients, _ = world
-    from classroom.models import Student
+    from peftlab.classroom.models import Student
 
     ana = Student.objects.get(nickname="Ana")
     mine, public = run_of(ana, metrics=MERGE_METRICS).pk, run_of(None, metrics=MERGE_METRICS).pk

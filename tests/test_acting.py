@@ -1,4 +1,4 @@
-"""Who may act (classroom/access.py): every state-changing endpoint, taken from the OpenAPI
+"""Who may act (peftlab/classroom/access.py): every state-changing endpoint, taken from the OpenAPI
 document and the URL configuration so that a new one cannot be left out, against every kind of
 caller. Seeing is not enough: the owner (a student, a teacher, a visitor's browser session) and
 the teacher of the owner's class act; anyone else gets the 404 a missing thing gets, and nothing
@@ -9,13 +9,13 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from classroom.forms import SettingsForm
-from classroom.models import Classroom
-from simulations.api import api
-from simulations.models import Batch, Dataset, Run
+from peftlab.classroom.forms import SettingsForm
+from peftlab.classroom.models import Classroom
+from peftlab.api.runs import api
+from peftlab.runs.models import Batch, Dataset, Run
 from workers import methods
 
-from .classrooms import browser, classroom, student_browser, teacher, teacher_browser
+from tests.classrooms import browser, classroom, student_browser, teacher, teacher_browser
 
 pytestmark = pytest.mark.django_db
 

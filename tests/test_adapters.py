@@ -7,7 +7,7 @@ import torch
 
 from workers import adapters, base_model, engine
 
-from .training import logits, mean_loss, sentiment_batches
+from tests.training import logits, mean_loss, sentiment_batches
 
 pytestmark = pytest.mark.slow
 

@@ -5,12 +5,12 @@ import re
 import pytest
 from django.test import Client
 
-from simulations import uploads
-from simulations.api_datasets import BODY_SLACK
-from simulations.models import Point, Run
+from peftlab.runs import uploads
+from peftlab.api.datasets import BODY_SLACK
+from peftlab.runs.models import Point, Run
 from workers.methods import METHODS
 
-from .classrooms import visitor_owner
+from tests.classrooms import visitor_owner
 
 pytestmark = pytest.mark.django_db
 
@@ -156,7 +156,7 @@ def test_it_serves_an_openapi_schema_generated_from_the_validators(client):
 
 
 def test_it_renders_every_chapter_page(client):
-    from simulations.chapters import CHAPTERS
+    from peftlab.pages.chapters import CHAPTERS
 
     home = client.get("/").content.decode()
     for chapter in CHAPTERS:

@@ -86,7 +86,7 @@ def settings_for_fuzz(settings, tmp_path):
 @pytest.fixture
 def one_training_per_playground(monkeypatch):
     """P6 and P7 answer every seed with seed 0's result (cached as usual: it is the real one)."""
-    from simulations import api_sparsity
+    from peftlab.playgrounds import sparsity as api_sparsity
 
     lottery, intrinsic = api_sparsity._lottery, api_sparsity._intrinsic
     monkeypatch.setattr(api_sparsity, "_lottery", lambda seed, scope: lottery(0, scope))

@@ -1,8 +1,8 @@
-"""simulations.batches: validate every lane, store a batch in one transaction, dispatch on commit."""
+"""peftlab.runs.batches: validate every lane, store a batch in one transaction, dispatch on commit."""
 import pytest
 
-from simulations.batches import BatchRequestError, batch_status, create_batch, lanes_of
-from simulations.models import Batch, Run
+from peftlab.runs.batches import BatchRequestError, batch_status, create_batch, lanes_of
+from peftlab.runs.models import Batch, Run
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import torch
 
 from workers import base_model, bitfit, engine
 
-from .training import logits, mean_loss, sentiment_batches
+from tests.training import logits, mean_loss, sentiment_batches
 
 pytestmark = pytest.mark.slow
 

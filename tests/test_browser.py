@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from simulations.chapters import CHAPTERS
+from peftlab.pages.chapters import CHAPTERS
 
-from .browsing import default_precision, expect_console_error, plot_data, ring_anchors, shot
+from tests.browsing import default_precision, expect_console_error, plot_data, ring_anchors, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import expect_console_error, shot
+from tests.browsing import expect_console_error, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

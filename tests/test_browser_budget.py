@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from workers import run_cost
 
-from .browsing import expect_console_error, shot
+from tests.browsing import expect_console_error, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

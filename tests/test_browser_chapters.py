@@ -5,9 +5,9 @@ right, and the visitor's progress is remembered. At phone width nothing overflow
 import pytest
 from playwright.sync_api import expect
 
-from simulations.chapters import CHAPTERS
+from peftlab.pages.chapters import CHAPTERS
 
-from .browsing import shot
+from tests.browsing import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

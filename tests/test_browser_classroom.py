@@ -7,8 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import shot
-from .classrooms import PASSWORD
+from tests.browsing import shot
+from tests.classrooms import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -12,11 +12,11 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from peftlab.csp import POLICY
-from simulations.chapters import CHAPTERS
+from peftlab.pages.chapters import CHAPTERS
 
-from .browsing import shot
-from .classrooms import PASSWORD
-from .test_csp import site_urls
+from tests.browsing import shot
+from tests.classrooms import PASSWORD
+from tests.test_csp import site_urls
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import cancel_from_page, shot
+from tests.browsing import cancel_from_page, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 READY = '#decide-root[data-ready="1"]'

@@ -4,7 +4,7 @@ finish, ?experiment=<id> reopening it, and the latest finished one shown by defa
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import expect_console_error, plot_data, shot
+from tests.browsing import expect_console_error, plot_data, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 READY = '#exp-root[data-ready="1"]'

@@ -7,7 +7,7 @@ URL holds the whole state.
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import SCREENSHOTS, plot_data, query, shot, wait_ready
+from tests.browsing import SCREENSHOTS, plot_data, query, shot, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -4,7 +4,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import shot
+from tests.browsing import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

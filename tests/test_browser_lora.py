@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import expect_console_error, plot_data, query, ring_anchors, shot, wait_ready
+from tests.browsing import expect_console_error, plot_data, query, ring_anchors, shot, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

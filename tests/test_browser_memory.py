@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import expect_console_error, plot_data, shot
+from tests.browsing import expect_console_error, plot_data, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from simulations import prompting
 
-from .browsing import api_requests, plot_data, query, shot, slide, wait_ready
+from tests.browsing import api_requests, plot_data, query, shot, slide, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ another request, that the URL holds the state and that a reload restores it."""
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import plot_data, query, ring_anchors, shot, slide
+from tests.browsing import plot_data, query, ring_anchors, shot, slide
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import SCREENSHOTS, plot_data, shot
+from tests.browsing import SCREENSHOTS, plot_data, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

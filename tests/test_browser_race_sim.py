@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 
 from simulations import race_sim
 
-from .browsing import api_requests, expect_console_error, plot_data, shot
+from tests.browsing import api_requests, expect_console_error, plot_data, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ redraw costs 8-25 ms in headless Chromium, docs/performance.md)."""
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import api_requests, ring_anchors, slide, wait_ready
+from tests.browsing import api_requests, ring_anchors, slide, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -2,7 +2,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import shot
+from tests.browsing import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -7,8 +7,17 @@ real LoRA runs trained by the lab's worker. Every control only indexes the one r
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import (SCREENSHOTS, api_requests, cancel_from_page, plot_data, query, ring_anchors, shot, slide,
-                       wait_ready)
+from tests.browsing import (
+    SCREENSHOTS,
+    api_requests,
+    cancel_from_page,
+    plot_data,
+    query,
+    ring_anchors,
+    shot,
+    slide,
+    wait_ready,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

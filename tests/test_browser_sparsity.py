@@ -7,7 +7,7 @@ settings that need new training runs (seed, scope) fetch once. The URL holds the
 import pytest
 from playwright.sync_api import expect
 
-from .browsing import plot_data, query, ring_anchors, shot, slide, wait_ready
+from tests.browsing import plot_data, query, ring_anchors, shot, slide, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

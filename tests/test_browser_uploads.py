@@ -6,9 +6,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from simulations import uploads
+from peftlab.runs import uploads
 
-from .browsing import ROOT, expect_console_error, shot
+from tests.browsing import ROOT, expect_console_error, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from simulations import chapter_facts, quizzes
-from simulations.chapters import CHAPTERS
+from peftlab.pages.chapters import CHAPTERS
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from .labstack import FINISHED, ROOT, Lab, postgres_database, redis_url
+from tests.labstack import FINISHED, ROOT, Lab, postgres_database, redis_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 

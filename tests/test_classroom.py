@@ -12,15 +12,24 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from classroom import dashboard as dash
-from classroom import models as classroom_models
-from classroom.models import CODE_ALPHABET, Classroom, Student
-from simulations import liveness
-from simulations.models import Batch, Run
-from workers import methods, tasks
+from peftlab.classroom import dashboard as dash
+from peftlab.classroom import models as classroom_models
+from peftlab.classroom.models import CODE_ALPHABET, Classroom, Student
+from peftlab.runs import liveness
+from peftlab.runs.models import Batch, Run
+from workers import methods
+from peftlab.runs import tasks
 
-from .classrooms import (PASSWORD, browser, classroom, join, run_of, student_browser, teacher,
-                         teacher_browser)
+from tests.classrooms import (
+    PASSWORD,
+    browser,
+    classroom,
+    join,
+    run_of,
+    student_browser,
+    teacher,
+    teacher_browser,
+)
 
 pytestmark = pytest.mark.django_db
 

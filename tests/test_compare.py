@@ -8,8 +8,8 @@ import math
 import pytest
 from django.test import Client
 
-from simulations.api_compare import COSTS, MAX_COMPARED
-from simulations.models import EvalPoint, Point, Run
+from peftlab.api.compare import COSTS, MAX_COMPARED
+from peftlab.runs.models import EvalPoint, Point, Run
 from simulations.pareto import pareto_front
 from workers import datasets, methods, notebook
 

@@ -11,9 +11,9 @@ from django.test import Client
 from django.urls import URLResolver, get_resolver, reverse
 
 from peftlab.csp import POLICY
-from simulations.chapters import CHAPTERS
+from peftlab.pages.chapters import CHAPTERS
 
-from .classrooms import classroom, teacher, teacher_browser
+from tests.classrooms import classroom, teacher, teacher_browser
 
 pytestmark = pytest.mark.django_db
 

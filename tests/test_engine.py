@@ -10,7 +10,7 @@ from simulations import params as formulas
 from workers import base_model, datasets, engine
 from workers.methods import validate_run
 
-from .training import poison_head
+from tests.training import poison_head
 
 pytestmark = pytest.mark.slow
 

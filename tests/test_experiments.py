@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from simulations import experiments
-from simulations.models import Batch, EvalPoint, Point, Run
+from peftlab.runs.models import Batch, EvalPoint, Point, Run
 from workers import base_model, datasets, engine
 from workers.methods import RunRequestError, validate_run
 from workers.subsets import balanced_subset

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from .faultstack import steps_of, stored_points
+from tests.faultstack import steps_of, stored_points
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 

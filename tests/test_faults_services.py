@@ -10,8 +10,8 @@ from collections import Counter
 import httpx
 import pytest
 
-from .faultstack import steps_of
-from .labstack import Lab
+from tests.faultstack import steps_of
+from tests.labstack import Lab
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 

@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
-from .faultstack import steps_of, stored_points
-from .labstack import Lab
+from tests.faultstack import steps_of, stored_points
+from tests.labstack import Lab
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 

@@ -1,5 +1,5 @@
 """`manage.py lab`: the environment each of its processes gets."""
-from simulations.management.commands.lab import lab_environment
+from peftlab.runs.management.commands.lab import lab_environment
 
 
 def test_the_web_server_runs_numpy_on_one_blas_thread_unless_told_otherwise(monkeypatch):

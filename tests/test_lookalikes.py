@@ -2,7 +2,7 @@
 letters is the nickname it looks like, and nicknames, class names, dataset names and labels
 refuse invisible and bidi control characters with a 400 that names the character.
 
-The key is classroom/names.py's skeleton (NFKC, case folding, Unicode's confusables skeleton);
+The key is peftlab/classroom/names.py's skeleton (NFKC, case folding, Unicode's confusables skeleton);
 the refusals go through real requests (a browser-like client, CSRF enforced), and each leaves
 the tables as they were."""
 import pytest
@@ -10,11 +10,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from classroom import names
-from classroom.models import Classroom, Student
-from simulations.models import Dataset, DatasetExample
+from peftlab.classroom import names
+from peftlab.classroom.models import Classroom, Student
+from peftlab.runs.models import Dataset, DatasetExample
 
-from .classrooms import browser, classroom, join, student_browser, teacher, teacher_browser
+from tests.classrooms import browser, classroom, join, student_browser, teacher, teacher_browser
 
 pytestmark = pytest.mark.django_db
 

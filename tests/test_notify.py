@@ -1,16 +1,16 @@
 """A run's change reaches its event streams by a signal, not at their next database poll
-(simulations/notify.py): through files in the embedded lab, through Redis pub/sub in the class
+(peftlab/runs/notify.py): through files in the embedded lab, through Redis pub/sub in the class
 topology. Streams here poll once every ten minutes, so only the signal can wake them in time."""
 import asyncio
 import threading
 
 import pytest
 
-from simulations import notify, sse
-from simulations.models import Run
-from workers import scheduler, tasks
+from peftlab.runs import notify, sse
+from peftlab.runs.models import Run
+from peftlab.runs import scheduler, tasks
 
-from .labstack import redis_db
+from tests.labstack import redis_db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

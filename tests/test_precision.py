@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from workers import checks, engine, precision
+from peftlab.runs import checks
+from workers import engine, precision
 from workers.methods import validate_run
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from simulations import prompting
-from simulations.api_prompting import count_tokens
+from peftlab.playgrounds.prompting import count_tokens
 
 
 def words(text: str) -> int:

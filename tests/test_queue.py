@@ -8,12 +8,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django.utils import timezone as dj_timezone
 
-from simulations import liveness, sse
-from simulations.models import Point, Run
-from workers import scheduler, tasks
-from workers.scheduler import Waiting, pick
+from peftlab.runs import liveness, sse
+from peftlab.runs.models import Point, Run
+from peftlab.runs import scheduler, tasks
+from peftlab.runs.scheduler import Waiting, pick
 
-from .classrooms import visitor_owner
+from tests.classrooms import visitor_owner
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from simulations import params, race_sim
-from simulations.api_race_sim import DEFAULT_LANES
+from peftlab.playgrounds.race_sim import DEFAULT_LANES
 from workers import base_model, datasets
 from workers.methods import METHODS, validate_run
 

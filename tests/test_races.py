@@ -6,9 +6,9 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import Client
 
-from simulations import races, sse
-from simulations.models import Batch, EvalPoint, Point, Run
-from workers import tasks
+from peftlab.runs import races, sse
+from peftlab.runs.models import Batch, EvalPoint, Point, Run
+from peftlab.runs import tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +85,7 @@ def test_posts_need_the_csrf_token(sent):
 def test_an_unknown_race_is_404_and_a_sweep_is_not_a_race(csrf_client, sent):
     assert csrf_client.get("/api/races/999").status_code == 404
     assert csrf_client.get("/api/races/999/events").status_code == 404
-    from simulations.batches import create_batch
+    from peftlab.runs.batches import create_batch
 
     sweep = create_batch(Batch.RANK_SWEEP, "sentiment", 3, 0, [("lora", {})])
     assert csrf_client.get(f"/api/races/{sweep.pk}").status_code == 404

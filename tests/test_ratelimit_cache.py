@@ -9,18 +9,18 @@ import uuid
 import pytest
 import redis
 
-from classroom.ratelimit import hit
-from classroom.refusals import RateLimited
+from peftlab.classroom.ratelimit import hit
+from peftlab.classroom.refusals import RateLimited
 
-from .labstack import ROOT, redis_db
+from tests.labstack import ROOT, redis_db
 
 REDIS = f"redis://127.0.0.1:6379/{redis_db(12)}"
 
 OTHER_PROCESS = """
 import django
 django.setup()
-from classroom.ratelimit import hit
-from classroom.refusals import RateLimited
+from peftlab.classroom.ratelimit import hit
+from peftlab.classroom.refusals import RateLimited
 try:
     hit("test", "{who}", 3, "tests", window=3600)
     print("allowed")

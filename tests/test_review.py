@@ -18,7 +18,7 @@ def test_every_question_has_one_right_answer_and_every_choice_says_why():
 
 
 def test_every_teaching_chapter_has_a_quiz():
-    from simulations.chapters import CHAPTERS
+    from peftlab.pages.chapters import CHAPTERS
 
     assert {ch.number for ch in CHAPTERS if ch.number != 10} <= set(quizzes.QUIZZES)
 

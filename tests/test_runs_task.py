@@ -5,11 +5,12 @@ import zipfile
 import pytest
 import torch
 
-from simulations.models import EvalPoint, Point, Run
-from workers import artifacts, engine, tasks
+from peftlab.runs.models import EvalPoint, Point, Run
+from workers import artifacts, engine
+from peftlab.runs import tasks
 from workers.methods import validate_run
 
-from .training import poison_head
+from tests.training import poison_head
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

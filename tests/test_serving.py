@@ -9,8 +9,8 @@ chapters, 002 = the LoRA (2021) paper page, 003 = "LoRA and the efficiency revol
 import pytest
 
 from simulations import memory, serving
-from simulations.api_memory import minilm
-from simulations.models import Run
+from peftlab.playgrounds.memory import minilm
+from peftlab.runs.models import Run
 from workers import base_model, datasets, demo
 
 API = "/api/playgrounds"

@@ -252,7 +252,7 @@ def test_it_rejects_a_bad_intrinsic_seed():
 # --- the endpoints -------------------------------------------------------------------------------
 @pytest.fixture
 def fresh_cache(settings, tmp_path):
-    from simulations import api_sparsity
+    from peftlab.playgrounds import sparsity as api_sparsity
     settings.VAR_DIR = tmp_path
     api_sparsity._lottery.cache_clear()
     api_sparsity._intrinsic.cache_clear()
@@ -295,7 +295,7 @@ def test_it_answers_a_second_request_from_the_cache(client, fresh_cache, monkeyp
     monkeypatch.setattr(intrinsic, "run_intrinsic", lambda *a: pytest.fail("recomputed"))
     assert client.get("/api/playgrounds/intrinsic-dimension", {"seed": 3}).json() == first
     # A new process (empty in-memory cache) reads the file.
-    from simulations import api_sparsity
+    from peftlab.playgrounds import sparsity as api_sparsity
     api_sparsity._intrinsic.cache_clear()
     assert client.get("/api/playgrounds/intrinsic-dimension", {"seed": 3}).json() == first
 

@@ -5,7 +5,7 @@ import pytest
 
 from peftlab.apps import PLOTLY, plotly_installed
 
-from .labstack import Lab
+from tests.labstack import Lab
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Limits a client cannot reset by dropping its cookies (classroom/ratelimit.py, quotas.py), and
+"""Limits a client cannot reset by dropping its cookies (peftlab/classroom/ratelimit.py, quotas.py), and
 run budgets by estimated worker time (workers/run_cost.py), through real requests."""
 import json
 import math
@@ -7,10 +7,10 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.test import Client
 
-from simulations.models import Run
+from peftlab.runs.models import Run
 from workers import methods, run_cost
 
-from .classrooms import classroom, student_browser, teacher, teacher_browser
+from tests.classrooms import classroom, student_browser, teacher, teacher_browser
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ import json
 import zipfile
 from pathlib import Path
 
-from . import base_model
-from .methods import RunSpec
+from workers import base_model
+from workers.methods import RunSpec
 
 # torch, safetensors and the builders are imported inside the functions that need them: the web
 # layer imports this module for zip_folder and must not load torch.
@@ -26,7 +26,7 @@ def save(model, spec: RunSpec, labels: list[str], directory: Path) -> int:
     """Write the run's trained part and manifest to `directory`; return the bytes on disk."""
     from safetensors.torch import save_file
 
-    from . import builders
+    from workers import builders
 
     directory.mkdir(parents=True, exist_ok=True)
     if spec.method in builders.PEFT_METHODS or spec.method == "full":
@@ -44,7 +44,7 @@ def load_trained(directory: Path, device=None):
     import torch
     from safetensors.torch import load_file
 
-    from . import builders, engine
+    from workers import builders, engine
 
     manifest = json.loads((directory / MANIFEST).read_text())
     spec = RunSpec(method=manifest["method"], task=manifest["task"], steps=manifest["steps"],
@@ -60,7 +60,7 @@ def load_trained(directory: Path, device=None):
         from peft import PeftModel
 
         if spec.method == "qlora":
-            from . import quantize
+            from workers import quantize
 
             compute = torch.bfloat16 if device.type == "cuda" else torch.float32
             model = quantize.quantize_4bit(model, compute, device)

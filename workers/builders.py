@@ -7,8 +7,8 @@ builds the methods it has and that work on this encoder; the lab's own modules b
 """
 import torch
 
-from . import base_model
-from .methods import RunSpec
+from workers import base_model
+from workers.methods import RunSpec
 
 
 def _peft(model, config):
@@ -39,7 +39,7 @@ def dora(model, spec, device):
 
 
 def qlora(model, spec, device):
-    from . import quantize
+    from workers import quantize
 
     # bf16 compute where the GPU has it (QLoRA's setting); the CPU computes in fp32.
     compute = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -47,7 +47,7 @@ def qlora(model, spec, device):
 
 
 def adapter(model, spec, device):
-    from . import adapters
+    from workers import adapters
 
     return adapters.attach_adapters(model, spec.params["bottleneck"], spec.seed)
 
@@ -64,7 +64,7 @@ def prompt(model, spec, device):
 
 
 def prefix(model, spec, device):
-    from . import prefix as prefixes
+    from workers import prefix as prefixes
 
     return prefixes.attach_prefixes(model, spec.params["virtual_tokens"], spec.seed)
 
@@ -80,7 +80,7 @@ def ia3(model, spec, device):
 
 
 def bitfit(model, spec, device):
-    from . import bitfit as bias_terms
+    from workers import bitfit as bias_terms
 
     return bias_terms.apply_bitfit(model)
 

@@ -5,7 +5,7 @@ that merging B·A into W leaves the answer unchanged, without loading torch in t
 The sentences are written for this purpose and appear in neither split of the shipped tasks.
 torch is imported inside the functions: the web layer may read DEMO_SENTENCES.
 """
-from . import datasets
+from workers import datasets
 
 # (text, the label a person would give it), per built-in task.
 DEMO_SENTENCES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -42,7 +42,7 @@ def logits(model, task_name: str, device):
     """The model's logits on the task's demo sentences, in eval mode, as a CPU float tensor."""
     import torch
 
-    from .engine import MAX_TOKENS, load_base
+    from workers.engine import MAX_TOKENS, load_base
 
     texts = [text for text, _ in sentences(task_name)]
     encoded = load_base().tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,

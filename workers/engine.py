@@ -19,8 +19,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import base_model, datasets, packing, precision
-from .methods import RunSpec
+from workers import base_model, datasets, packing, precision
+from workers.methods import RunSpec
 
 MAX_TOKENS = 128  # every shipped example is far shorter; a guard for uploaded text
 # Points reach the caller (one database transaction) at least this often, the first at once and
@@ -124,7 +124,7 @@ def build_classifier(num_labels: int, seed: int) -> nn.Module:
 
 def apply_method(model: nn.Module, spec: RunSpec, device: torch.device | None = None) -> nn.Module:
     """Wrap the model for the method; afterwards only the method's parameters require grad."""
-    from .builders import BUILDERS
+    from workers.builders import BUILDERS
 
     return BUILDERS[spec.method](model, spec, device or torch.device("cpu"))
 
@@ -168,7 +168,7 @@ def train_subset(data: Encoded, size: int | None, seed: int) -> Encoded:
     """The run's training examples: the whole split, or a seeded class-balanced subset."""
     if size is None or size >= len(data.labels):
         return data
-    from .subsets import balanced_subset
+    from workers.subsets import balanced_subset
 
     idx = balanced_subset(data.labels, size, seed)
     return Encoded(ids=[data.ids[i] for i in idx], labels=[data.labels[i] for i in idx])
@@ -230,7 +230,7 @@ def make_optimizer(spec: RunSpec, params: list, device: torch.device) -> torch.o
     """AdamW at the run's learning rate: torch's fused kernel, one pass over every tensor instead
     of a Python loop over them; QLoRA on CUDA keeps bitsandbytes' paged AdamW (workers/quantize.py)."""
     if spec.method == "qlora" and device.type == "cuda":
-        from .quantize import make_optimizer as paged
+        from workers.quantize import make_optimizer as paged
 
         return paged(params, spec.params["lr"], device)
     return torch.optim.AdamW(params, lr=spec.params["lr"], fused=True)
@@ -399,8 +399,8 @@ def inference_metrics(model: nn.Module, spec: RunSpec, val: Encoded, device) -> 
     """Latency of the trained model; for mergeable methods merged against unmerged, with the
     largest logit difference between the two; for adapters, against the base without them.
     Also the predictions on the task's demo sentences (workers/demo.py), merged and unmerged."""
-    from . import demo
-    from .builders import MERGEABLE
+    from workers import demo
+    from workers.builders import MERGEABLE
 
     batch = collate(val.ids[:LATENCY_BATCH], val.labels[:LATENCY_BATCH], device)
     seconds, before = measure_latency(model, batch)
@@ -414,7 +414,7 @@ def inference_metrics(model: nn.Module, spec: RunSpec, val: Encoded, device) -> 
         out["merge_max_abs_diff"] = (before - after).abs().max().item()
         demo_merged = demo.logits(merged, spec.task, device)
     elif spec.method == "adapter":
-        from .adapters import adapters_disabled
+        from workers.adapters import adapters_disabled
 
         with adapters_disabled(model):
             out["latency_base_ms"] = 1000 * measure_latency(model, batch)[0]
@@ -431,7 +431,7 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
     the same call as the training point of its step; it returns False to cancel. A cancelled run
     returns its metrics so far with "cancelled": True and saves nothing.
     """
-    from . import artifacts
+    from workers import artifacts
 
     device = device or pick_device()
     task = datasets.load_task(spec.task)

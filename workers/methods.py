@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import base_model, datasets
+from workers import base_model, datasets
 
 MAX_STEPS = 2000
 MAX_RANK = 256
@@ -197,7 +197,7 @@ def validate_run(method: str, task: str, steps: Any, seed: Any, params: Any, *,
     """Check a run request against the registry and return it with defaults filled in.
 
     `task` is a shipped task, or an uploaded one (``upload-<id>``) where `may_use_task(task)`
-    says the person asking may use it (the web layer's rule, classroom/access.py); without
+    says the person asking may use it (the web layer's rule, peftlab/classroom/access.py); without
     `may_use_task` only the shipped tasks are known. ANY_TASK accepts every existing upload (for
     a run that was checked when it was submitted)."""
     if method not in METHODS:

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from . import base_model, datasets, precision
-from .methods import METHODS, RunSpec
+from workers import base_model, datasets, precision
+from workers.methods import METHODS, RunSpec
 
 HERE = Path(__file__).resolve().parent
 MAX_TOKENS = 128  # engine.MAX_TOKENS (engine imports torch, so the value is restated; a test checks)

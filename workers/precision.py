@@ -23,7 +23,7 @@ import contextlib
 import os
 
 # torch is imported inside the functions that use it: the web process reads `choice` for
-# `manage.py check` (workers/checks.py) and never imports torch.
+# `manage.py check` (peftlab/runs/checks.py) and never imports torch.
 CHOICES = ("auto", "bf16", "off")
 SETTING = "PEFTLAB_AUTOCAST"
 # What a run's metrics record under "precision".

@@ -1,6 +1,6 @@
 """What a run will cost the worker, estimated before it is queued (torch-free: the web layer reads it).
 
-The run budgets (classroom/quotas.py) bound this estimate rather than the steps alone: 2000 steps
+The run budgets (peftlab/classroom/quotas.py) bound this estimate rather than the steps alone: 2000 steps
 of LoRA at batch 16 and 2000 steps of full fine-tuning at batch 256 are the same number of steps
 and a hundredfold apart in worker time. Per method, measured on a CPU by bench/run_cost.py and
 kept in workers/data/run_cost.json with that CPU named:

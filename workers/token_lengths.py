@@ -6,7 +6,7 @@ model's tokenizer.json with the `tokenizers` library alone (no torch, no transfo
 """
 from functools import cache
 
-from . import base_model, datasets
+from workers import base_model, datasets
 
 MAX_TOKENS = 128  # the engine truncates here (workers/engine.py MAX_TOKENS)
 

@@ -1,8 +1,0 @@
-"""The header's "class <name> · <nickname> · leave" (or the teacher's links) on every page."""
-from .viewer import viewer_of
-
-
-def classroom(request):
-    if not hasattr(request, "session"):
-        return {}
-    return {"viewer": viewer_of(request)}

@@ -1,0 +1,130 @@
+"""What a teacher's dashboard shows, as one JSON document (GET /api/classes/{code}/dashboard,
+polled by the page every two seconds): every student's runs with their progress, a leaderboard
+per method, and the class's place in the queue.
+
+Every number is read from the runs' rows: status and steps as the worker writes them, accuracy
+and time from the metrics each finished run measured.
+"""
+from datetime import datetime, timedelta
+
+from django.urls import reverse
+from django.utils import timezone
+
+from peftlab.runs.models import Run
+from workers import methods
+from peftlab.runs.scheduler import pick, queue_state
+
+from peftlab.classroom.models import Classroom
+
+RUNS_PER_STUDENT = 20  # the newest runs listed per student (the count says how many in all)
+
+
+def _label(method: str) -> str:
+    return methods.METHODS[method].label if method in methods.METHODS else method
+
+
+def _number(value):
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def run_row(run: Run) -> dict:
+    m = run.metrics or {}
+    return {
+        "id": run.pk, "method": run.method, "label": _label(run.method), "task": run.task,
+        "status": run.status, "steps": run.steps, "steps_done": run.steps_done,
+        "progress": round(run.steps_done / run.steps, 4) if run.steps else 0,
+        "queue": run.queue, "batch": run.batch_id, "error": run.error,
+        "val_accuracy": _number(m.get("val_accuracy")), "train_seconds": _number(m.get("train_seconds")),
+        "created_at": run.created_at.isoformat(), "url": f"{reverse('train')}?run={run.pk}",
+        "student": run.student_id,
+    }
+
+
+def leaderboard(runs: list[Run], nicknames: dict[int, str]) -> list[dict]:
+    """Per method, among its succeeded runs: the best validation accuracy and the fastest
+    training (ties go to the earlier run)."""
+    rows = []
+    for name in methods.METHODS:
+        done = [r for r in runs if r.method == name and r.status == Run.SUCCEEDED]
+        if not done:
+            continue
+        scored = [r for r in done if _number(r.metrics.get("val_accuracy")) is not None]
+        timed = [r for r in done if _number(r.metrics.get("train_seconds")) is not None]
+        best = max(scored, key=lambda r: (r.metrics["val_accuracy"], -r.pk), default=None)
+        fastest = min(timed, key=lambda r: (r.metrics["train_seconds"], r.pk), default=None)
+        rows.append({
+            "method": name, "label": _label(name), "runs": len(done),
+            "best_accuracy": best and {"run": best.pk, "student": nicknames.get(best.student_id),
+                                       "value": best.metrics["val_accuracy"]},
+            "fastest": fastest and {"run": fastest.pk, "student": nicknames.get(fastest.student_id),
+                                    "seconds": fastest.metrics["train_seconds"]},
+        })
+    return rows
+
+
+def queue_order(queue: str) -> list[int]:
+    """The queued runs of one Celery queue in the order the workers' fair scheduler would start
+    them (workers/scheduler.pick), if no run ended early: round the owners, each within their
+    limit. An estimate: a run that ends or is cancelled changes what comes next."""
+    waiting, running, last_start = queue_state(queue)
+    clock = max([timezone.now(), *last_start.values()])
+    order = []
+    while waiting:
+        chosen = pick(waiting, running, last_start)
+        if chosen is None:
+            # Everyone waiting is at their limit: their running runs end, one round each.
+            running = {owner: n - 1 for owner, n in running.items() if n > 1}
+            continue
+        run = next(w for w in waiting if w.id == chosen)
+        waiting.remove(run)
+        order.append(run.id)
+        running[run.owner] = running.get(run.owner, 0) + 1
+        clock += timedelta(microseconds=1)
+        last_start[run.owner] = clock
+    return order
+
+
+def _queue(classroom: Classroom, nicknames: dict[int, str]) -> list[dict]:
+    mine = {r.pk: r for r in Run.objects.filter(classroom=classroom, status=Run.QUEUED)}
+    rows = []
+    for queue in sorted({r.queue for r in mine.values()}):
+        for position, run_id in enumerate(queue_order(queue), start=1):
+            if run_id in mine:
+                run = mine[run_id]
+                rows.append({"position": position, "queue": queue, "run": run.pk, "method": run.method,
+                             "label": _label(run.method), "steps": run.steps,
+                             "student": nicknames.get(run.student_id), "created_at": run.created_at.isoformat()})
+    return rows
+
+
+def settings_of(classroom: Classroom) -> dict:
+    return {"allowed_methods": classroom.allowed_methods, "max_steps": classroom.max_steps,
+            "max_concurrent_per_student": classroom.max_concurrent_per_student,
+            "daily_runs_per_student": classroom.daily_runs_per_student,
+            "submissions_paused": classroom.submissions_paused}
+
+
+def dashboard(classroom: Classroom, now: datetime | None = None) -> dict:
+    students = list(classroom.students.order_by("nickname", "id"))
+    nicknames = {s.pk: s.nickname for s in students}
+    runs = list(Run.objects.filter(classroom=classroom).order_by("-id"))
+    by_student: dict[int, list[Run]] = {}
+    for run in runs:
+        by_student.setdefault(run.student_id, []).append(run)
+    counts = {status: 0 for status, _ in Run.STATUSES}
+    for run in runs:
+        counts[run.status] += 1
+    return {
+        "classroom": {"name": classroom.name, "code": classroom.code, "settings": settings_of(classroom),
+                      "join_url": reverse("classroom:join")},
+        "students": [{
+            "id": s.pk, "nickname": s.nickname, "joined_at": s.created_at.isoformat(),
+            "total_runs": len(by_student.get(s.pk, [])),
+            "active_runs": sum(r.status in (Run.QUEUED, Run.RUNNING) for r in by_student.get(s.pk, [])),
+            "runs": [run_row(r) for r in by_student.get(s.pk, [])[:RUNS_PER_STUDENT]],
+        } for s in students],
+        "leaderboard": leaderboard(runs, nicknames),
+        "queue": _queue(classroom, nicknames),
+        "counts": counts,
+        "updated_at": (now or timezone.now()).isoformat(),
+    }

@@ -1,0 +1,77 @@
+"""The forms of the class pages: join, create a class, its settings."""
+from django import forms
+
+from simulations import experiments
+from peftlab.runs import races
+from workers import methods
+
+from peftlab.classroom import names
+from peftlab.classroom.models import CODE_LENGTH, NICKNAME_MAX, Classroom, normalize_code
+
+
+def _refuse_hidden(text: str, what: str) -> str:
+    """`text`, or the form error that names its invisible or bidi control character."""
+    try:
+        return names.refuse_hidden(text, what)
+    except names.HiddenCharacter as exc:
+        raise forms.ValidationError(str(exc)) from None
+
+
+class JoinForm(forms.Form):
+    code = forms.CharField(label="Class code", max_length=2 * CODE_LENGTH, strip=True,
+                           widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters",
+                                                         "spellcheck": "false", "placeholder": "e.g. K7QX2M"}))
+    nickname = forms.CharField(label="Your nickname", max_length=NICKNAME_MAX, strip=True,
+                               help_text=f"1 to {NICKNAME_MAX} characters; your teacher and only your "
+                                         "teacher sees it beside your runs.",
+                               widget=forms.TextInput(attrs={"autocomplete": "nickname"}))
+
+    def clean_code(self):
+        return normalize_code(self.cleaned_data["code"])
+
+    def clean_nickname(self):
+        nickname = " ".join(self.cleaned_data["nickname"].split())
+        if not nickname:
+            raise forms.ValidationError("type a nickname")
+        _refuse_hidden(nickname, "the nickname")
+        if any(not ch.isprintable() for ch in nickname):
+            raise forms.ValidationError("a nickname is letters, digits, spaces and punctuation")
+        return nickname
+
+
+class NewClassroomForm(forms.ModelForm):
+    class Meta:
+        model = Classroom
+        fields = ["name"]
+        labels = {"name": "Name of the class"}
+        widgets = {"name": forms.TextInput(attrs={"placeholder": "e.g. NLP seminar, Tuesday group"})}
+
+    def clean_name(self):
+        return _refuse_hidden(self.cleaned_data["name"], "the name of the class")
+
+
+class SettingsForm(forms.ModelForm):
+    allowed_methods = forms.MultipleChoiceField(
+        label="Methods students may run", widget=forms.CheckboxSelectMultiple,
+        choices=[(m.name, m.label) for m in methods.METHODS.values()])
+
+    class Meta:
+        model = Classroom
+        fields = ["allowed_methods", "max_steps", "max_run_minutes", "max_concurrent_per_student",
+                  "daily_runs_per_student"]
+        labels = {"max_steps": "Maximum steps per run",
+                  "max_run_minutes": "Worker minutes per run (estimated)",
+                  "max_concurrent_per_student": "Runs queued or running at once, per student",
+                  "daily_runs_per_student": "Runs per student per day"}
+        help_texts = {"max_steps": f"1 to {methods.MAX_STEPS}.",
+                      "max_run_minutes": "1 to 600. Estimated before a run is queued from its steps, batch size, "
+                                         "evaluations and its method's measured speed on the CPU worker; a run "
+                                         "estimated past it is refused with the settings that would fit.",
+                      "max_concurrent_per_student": (
+                          f"A race queues one run per lane ({len(races.DEFAULT_METHODS)} by default) and the "
+                          f"default rank sweep {len(experiments.DEFAULT_RANKS) * experiments.MAX_SIZES} runs: "
+                          "a student needs that many at once to start one."),
+                      "daily_runs_per_student": "Counted from midnight, server time; a race or a sweep "
+                                                "counts every run."}
+        widgets = {f: forms.NumberInput(attrs={"min": 1}) for f in
+                   ("max_steps", "max_run_minutes", "max_concurrent_per_student", "daily_runs_per_student")}
