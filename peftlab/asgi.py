@@ -11,7 +11,7 @@ application = get_asgi_application()
 # all of the process's requests: seconds of CPU on a busy machine) and the broker sender.
 from django.urls import get_resolver  # noqa: E402 - after the Django setup above
 
-from peftlab.runs.tasks import prepare_dispatch  # noqa: E402
+from peftlab.runs.lifecycle import prepare_dispatch  # noqa: E402
 
 get_resolver().url_patterns  # noqa: B018 - imported on first access
 prepare_dispatch()

@@ -21,7 +21,7 @@ class RecoverRuns(bootsteps.StartStopStep):
     requires = {"celery.worker.consumer.tasks:Tasks"}
 
     def start(self, consumer):
-        from peftlab.runs.tasks import recover_runs
+        from peftlab.runs.lifecycle import recover_runs
 
         try:
             recover_runs()

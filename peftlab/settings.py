@@ -262,7 +262,7 @@ PEFTLAB_RUN_QUEUE = env_str("PEFTLAB_RUN_QUEUE", "cpu")
 PEFTLAB_ARTIFACTS_DIR = Path(env_str("PEFTLAB_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
 # A training process writes a heartbeat this often (a thread, so also while it loads or
 # evaluates); a running run without one for PEFTLAB_STALE_RUN_SECONDS has lost its worker and is
-# failed (peftlab/runs/liveness.py).
+# failed (peftlab/runs/lifecycle.py, fail_lost_runs).
 PEFTLAB_HEARTBEAT_SECONDS = env_float("PEFTLAB_HEARTBEAT_SECONDS", 5.0)
 PEFTLAB_STALE_RUN_SECONDS = env_float("PEFTLAB_STALE_RUN_SECONDS", 60.0)
 # Intra-op threads for a worker's torch (0: torch's default, every core). Set it to

@@ -2,7 +2,7 @@ from django.urls import include, path
 
 from peftlab.runs import sse
 from peftlab.pages import views, compare as views_compare
-from peftlab.api.runs import api
+from peftlab.api.lab import api
 
 from peftlab.health import healthz
 

@@ -175,8 +175,8 @@ def csrf_client():
 @pytest.fixture
 def sent(monkeypatch):
     """Messages to the broker, recorded instead of sent: (run id, queue) in the order sent."""
-    from peftlab.runs import tasks
+    from peftlab.runs import lifecycle
 
     calls = []
-    monkeypatch.setattr(tasks.train_run, "apply_async", lambda args, queue, **_: calls.append((args[0], queue)))
+    monkeypatch.setattr(lifecycle, "send_message", lambda run: calls.append((run.pk, run.queue)))
     return calls

@@ -150,7 +150,7 @@ class Lab:
         """Cancel every queued or training run the lab lists, whoever started it (a page's own
         browser session, which alone may cancel it through the API), and wait until each has
         ended: the flags POST /api/runs/<id>/cancel sets, written into the embedded lab's SQLite
-        database (peftlab/runs/cancelling.py)."""
+        database (peftlab/runs/lifecycle.py)."""
         runs = self.client.get("/api/runs", params={"limit": 500}).json()
         busy = [run["id"] for run in runs if run["status"] not in FINISHED]
         if busy:

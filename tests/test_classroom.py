@@ -15,10 +15,9 @@ from django.utils import timezone
 from peftlab.classroom import dashboard as dash
 from peftlab.classroom import models as classroom_models
 from peftlab.classroom.models import CODE_ALPHABET, Classroom, Student
-from peftlab.runs import liveness
+from peftlab.runs import lifecycle
 from peftlab.runs.models import Batch, Run
 from workers import methods
-from peftlab.runs import tasks
 
 from tests.classrooms import (
     PASSWORD,
@@ -37,7 +36,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch):
     """No broker (each test has its own rate-limit counters: tests/conftest.py)."""
-    monkeypatch.setattr(tasks.train_run, "apply_async", lambda *a, **kw: None)
+    monkeypatch.setattr(lifecycle, "send_message", lambda run: None)
 
 
 @pytest.fixture
@@ -294,7 +293,7 @@ def test_a_students_submission_takes_the_same_few_queries_however_many_runs_they
 
 
 def test_a_students_run_list_takes_the_same_few_queries_however_many_runs_it_shows(room, monkeypatch):
-    monkeypatch.setattr(liveness, "due", lambda: False)  # its look for lost runs, every few seconds
+    monkeypatch.setattr(lifecycle, "due", lambda: False)  # its look for lost runs, every few seconds
     client, ana = student_browser(room, "Ana")
     counted = []
     for shown in (1, 12):

@@ -3,7 +3,7 @@ and against what the engine measures on real (short) runs."""
 import pytest
 
 from simulations import memory
-from peftlab.playgrounds.memory import minilm
+from workers.base_model import memory_model as minilm
 from workers import engine, precision, token_lengths
 from workers.methods import METHODS, validate_run
 

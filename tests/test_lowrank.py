@@ -129,7 +129,7 @@ def test_it_rejects_matrices_it_cannot_approximate():
         svd_reconstructions(np.array([[1.0, np.nan], [0.0, 1.0]]))
 
 
-# The endpoint: needs the router mounted at /api/playgrounds in peftlab/api/runs.py.
+# The endpoint: needs the router mounted at /api/playgrounds in peftlab/api/lab.py.
 
 def test_it_serves_every_reconstruction_as_json(client):
     resp = client.get(URL, {"kind": "lowrank", "size": 8, "seed": 2, "true_rank": 2, "noise": 0.1})

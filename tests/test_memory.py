@@ -151,7 +151,7 @@ def test_it_refuses_bad_settings():
 
 
 def test_it_predicts_a_lab_run_of_minilm():
-    from peftlab.playgrounds.memory import minilm
+    from workers.base_model import memory_model as minilm
 
     m = minilm()
     assert (m.layers, m.hidden, m.heads) == (6, 384, 12)

@@ -8,7 +8,7 @@ import pytest
 
 from peftlab.runs import notify, sse
 from peftlab.runs.models import Run
-from peftlab.runs import scheduler, tasks
+from peftlab.runs import lifecycle
 
 from tests.labstack import redis_db
 
@@ -56,7 +56,7 @@ def test_a_signal_that_cannot_be_sent_is_no_error(settings, tmp_path):
 
 def test_the_stream_sends_each_reported_point_at_once(carrier):
     run = Run.objects.create(method="lora", task="sentiment", steps=3, params={}, status=Run.RUNNING, attempts=1)
-    reporter = tasks._Reporter(scheduler.Claim(run.pk, 1))
+    reporter = lifecycle.Reporter(lifecycle.Claim(run.pk, 1))
     point = lambda step: type("P", (), {"step": step, "loss": 1.0 / step, "elapsed": 0.1 * step})  # noqa: E731
 
     async def scenario():

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django.utils import timezone as dj_timezone
 
-from peftlab.runs import liveness, sse
+from peftlab.runs import lifecycle, sse
 from peftlab.runs.models import Point, Run
-from peftlab.runs import scheduler, tasks
+from peftlab.runs import scheduler
 from peftlab.runs.scheduler import Waiting, pick
 
 from tests.classrooms import visitor_owner
@@ -52,19 +52,19 @@ def test_claim_interleaves_students_whatever_the_order_they_submitted_in():
     late = [queued("student:2", 2) for _ in range(2)]
     order = []
     for _ in range(4):
-        got = scheduler.claim(flood[0].pk, task_id="t", device="cpu")
+        got = lifecycle.claim(flood[0].pk, task_id="t", device="cpu")
         order.append(got.run_id)
     assert order == [flood[0].pk, late[0].pk, flood[1].pk, late[1].pk]
     # Both students are at their limit of 2: the next message starts nothing.
-    assert scheduler.claim(flood[2].pk, task_id="t", device="cpu") is None
+    assert lifecycle.claim(flood[2].pk, task_id="t", device="cpu") is None
     Run.objects.filter(pk=flood[0].pk).update(status=Run.SUCCEEDED)
-    assert scheduler.claim(flood[2].pk, task_id="t", device="cpu").run_id == flood[2].pk
+    assert lifecycle.claim(flood[2].pk, task_id="t", device="cpu").run_id == flood[2].pk
 
 
 def test_a_run_on_another_queue_is_not_picked():
     gpu = queued(queue="gpu")
     cpu = queued(queue="cpu")
-    assert scheduler.claim(gpu.pk, task_id="t", device="cpu").run_id == gpu.pk
+    assert lifecycle.claim(gpu.pk, task_id="t", device="cpu").run_id == gpu.pk
     assert Run.objects.get(pk=cpu.pk).status == Run.QUEUED
 
 
@@ -83,13 +83,13 @@ def running(attempts=1, pid=None, heartbeat=None, **fields):
 
 def test_a_duplicate_message_never_trains_a_live_run_twice():
     run = running(pid=os.getpid())
-    assert scheduler.claim(run.pk, task_id="again", device="cpu") is None
+    assert lifecycle.claim(run.pk, task_id="again", device="cpu") is None
     assert Run.objects.get(pk=run.pk).attempts == 1
 
 
 def test_a_redelivered_message_of_a_dead_attempt_starts_the_next_attempt():
     run = running(pid=dead_pid())
-    got = scheduler.claim(run.pk, task_id="again", device="cpu")
+    got = lifecycle.claim(run.pk, task_id="again", device="cpu")
     assert (got.run_id, got.attempt) == (run.pk, 2)
     run.refresh_from_db()
     assert run.status == Run.RUNNING and run.worker_pid == os.getpid() and run.task_id == "again"
@@ -97,22 +97,22 @@ def test_a_redelivered_message_of_a_dead_attempt_starts_the_next_attempt():
 
 def test_a_run_that_killed_its_worker_three_times_ends_failed():
     run = running(attempts=Run.MAX_ATTEMPTS, pid=dead_pid())
-    assert scheduler.claim(run.pk, task_id="again", device="cpu") is None
+    assert lifecycle.claim(run.pk, task_id="again", device="cpu") is None
     run.refresh_from_db()
     assert run.status == Run.FAILED and "3 times" in run.error and "not tried again" in run.error
 
 
 def test_a_superseded_attempt_cannot_finish_the_run():
     run = running(attempts=2)
-    assert tasks._finish(scheduler.Claim(run.pk, 1), Run.SUCCEEDED) == "superseded"
+    assert lifecycle.finish(lifecycle.Claim(run.pk, 1), Run.SUCCEEDED) == "superseded"
     assert Run.objects.get(pk=run.pk).status == Run.RUNNING
-    assert tasks._finish(scheduler.Claim(run.pk, 2), Run.SUCCEEDED) == Run.SUCCEEDED
+    assert lifecycle.finish(lifecycle.Claim(run.pk, 2), Run.SUCCEEDED) == Run.SUCCEEDED
 
 
 def test_a_superseded_attempt_is_told_to_stop_and_its_points_stay_apart():
     run = running(attempts=2)
-    old = tasks._Reporter(scheduler.Claim(run.pk, 1))
-    new = tasks._Reporter(scheduler.Claim(run.pk, 2))
+    old = lifecycle.Reporter(lifecycle.Claim(run.pk, 1))
+    new = lifecycle.Reporter(lifecycle.Claim(run.pk, 2))
     point = type("P", (), {"step": 1, "loss": 0.5, "elapsed": 0.1})
     assert old([point], []) is False
     assert new([point], []) is True
@@ -125,7 +125,7 @@ def test_the_web_fails_a_run_whose_heartbeat_is_stale(settings):
     settings.PEFTLAB_STALE_RUN_SECONDS = 30
     lost = running(heartbeat=dj_timezone.now() - timedelta(seconds=31))
     alive = running(heartbeat=dj_timezone.now() - timedelta(seconds=5))
-    assert liveness.fail_lost_runs() == 1
+    assert lifecycle.fail_lost_runs() == 1
     lost.refresh_from_db()
     alive.refresh_from_db()
     assert lost.status == Run.FAILED and "stopped reporting for over 30" in lost.error
@@ -161,6 +161,6 @@ def test_a_run_cancelled_while_queued_is_never_started(csrf_client):
     # Every worker is down: the cancel is a flag in the database, answered at once.
     assert csrf_client.post(f"/api/runs/{run.pk}/cancel").status_code == 202
     # When its message arrives at last, nothing starts.
-    assert scheduler.claim(run.pk, task_id="late", device="cpu") is None
+    assert lifecycle.claim(run.pk, task_id="late", device="cpu") is None
     run.refresh_from_db()
     assert (run.status, run.attempts, run.started_at) == (Run.CANCELLED, 0, None)

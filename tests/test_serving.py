@@ -9,7 +9,7 @@ chapters, 002 = the LoRA (2021) paper page, 003 = "LoRA and the efficiency revol
 import pytest
 
 from simulations import memory, serving
-from peftlab.playgrounds.memory import minilm
+from workers.base_model import memory_model as minilm
 from peftlab.runs.models import Run
 from workers import base_model, datasets, demo
 

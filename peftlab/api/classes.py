@@ -1,6 +1,6 @@
 """GET /api/classes/{code}/dashboard: the live state of a class, for its teacher only.
 
-Mounted by peftlab/api/runs.py. Anyone else (another teacher, a student, a visitor) gets the
+Mounted by peftlab/api/lab.py. Anyone else (another teacher, a student, a visitor) gets the
 same 404 as for a code that does not exist. The dashboard's actions are POSTs elsewhere: cancel
 is POST /api/runs/{id}/cancel (a teacher sees every run of their classes), pause and settings are
 forms on the dashboard page (peftlab/classroom/views.py)."""

@@ -21,6 +21,7 @@ from peftlab.classroom import access, quotas
 from peftlab.classroom.viewer import viewer_of
 
 from peftlab.runs import uploads
+from peftlab.api.csrf import require_csrf
 from peftlab.api.errors import Error
 from peftlab.runs.models import Dataset, DatasetExample
 
@@ -100,14 +101,12 @@ def _describe(viewer, dataset: Dataset, may_delete: bool | None = None) -> dict:
 @router.post("", response={201: dict, 400: Error, 403: Error, 409: Error, 413: Error, 429: Error, 503: Error},
              openapi_extra=MULTIPART, summary="Upload a CSV (text,label) as a dataset to train on")
 def create_dataset(request):
-    from peftlab.api.runs import _require_csrf
-
     length = _content_length(request)
     if length > uploads.MAX_BYTES + BODY_SLACK:
         _refuse(uploads.size_error(length))  # refused before the body is read
     try:
         request.upload_handlers = [_CappedUpload(request)]
-        _require_csrf(request)  # reads the form, through the handler above
+        require_csrf(request)  # reads the form, through the handler above
         files = request.FILES.getlist("file")
         name = request.POST.get("name")
     except _FileTooLarge as exc:
@@ -173,9 +172,7 @@ def get_dataset(request, dataset_id: int):
 @router.delete("/{dataset_id}", response={204: None, 403: Error, 404: Error},
                summary="Delete a dataset (who uploaded it, or the teacher of its class)")
 def delete_dataset(request, dataset_id: int):
-    from peftlab.api.runs import _require_csrf
-
-    _require_csrf(request)
+    require_csrf(request)
     # Only who uploaded it, or the teacher of its class; anyone else finds no such dataset.
     dataset = access.actable_datasets(viewer_of(request)).filter(pk=dataset_id).first()
     if dataset is None:

@@ -17,6 +17,7 @@ from peftlab.classroom import access, quotas
 from workers import base_model, datasets, methods
 
 from simulations import experiments
+from peftlab.api.csrf import require_csrf
 from peftlab.api.errors import Error, StrictBody, checked_query
 from peftlab.runs.batches import BatchRequestError, batch_status, create_batch
 from peftlab.runs.models import Batch, Run
@@ -128,9 +129,7 @@ def _experiment(batch: Batch) -> dict:
 @router.post("", response={201: dict, 400: Error, 403: Error, 409: Error, 413: Error, 429: Error, 503: Error},
              summary="Queue a rank sweep or a target-module sweep")
 def create_experiment(request, payload: ExperimentIn):
-    from peftlab.api.runs import _require_csrf
-
-    _require_csrf(request)
+    require_csrf(request)
     submitter = quotas.submitter(request)
     task = _task(request, payload.task)
     lanes, config = _plan(payload.kind, task, ranks=payload.ranks, train_sizes=payload.train_sizes,

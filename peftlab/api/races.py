@@ -10,9 +10,10 @@ from peftlab.classroom import access, quotas
 from workers import methods
 
 from peftlab.runs import races
+from peftlab.api.csrf import require_csrf
 from peftlab.api.errors import Error, StrictBody
 from peftlab.runs.batches import BatchRequestError
-from peftlab.runs.cancelling import request_cancel
+from peftlab.runs.lifecycle import request_cancel
 from peftlab.runs.models import Batch, Run
 
 router = Router(tags=["races"])
@@ -54,9 +55,7 @@ def race_options(request):
 @router.post("", response={201: dict, 400: Error, 403: Error, 409: Error, 413: Error, 429: Error, 503: Error},
              summary="Start a race: one run per method")
 def create_race(request, payload: RaceIn):
-    from peftlab.api.runs import _require_csrf
-
-    _require_csrf(request)
+    require_csrf(request)
     submitter = quotas.submitter(request)
     try:
         batch = races.start_race(payload.task, payload.steps, payload.seed, payload.methods, submitter)
@@ -76,9 +75,7 @@ def get_race(request, race_id: int):
 @router.post("/{race_id}/cancel", response={202: dict, 403: Error, 404: Error, 409: Error},
              summary="Cancel every lane that has not finished")
 def cancel_race(request, race_id: int):
-    from peftlab.api.runs import _require_csrf
-
-    _require_csrf(request)
+    require_csrf(request)
     batch = _get_race(request, race_id, act=True)
     # Last lanes first: the queued ones go before the worker could claim one of them.
     lanes = batch.runs.exclude(status__in=Run.FINISHED).order_by("-lane")

@@ -64,7 +64,7 @@ def leaderboard(runs: list[Run], nicknames: dict[int, str]) -> list[dict]:
 
 def queue_order(queue: str) -> list[int]:
     """The queued runs of one Celery queue in the order the workers' fair scheduler would start
-    them (workers/scheduler.pick), if no run ended early: round the owners, each within their
+    them (peftlab/runs/scheduler.pick), if no run ended early: round the owners, each within their
     limit. An estimate: a run that ends or is cancelled changes what comes next."""
     waiting, running, last_start = queue_state(queue)
     clock = max([timezone.now(), *last_start.values()])

@@ -15,16 +15,8 @@ router = Router(tags=["playgrounds"])
 MINILM = "minilm"
 
 
-def minilm() -> memory.Model:
-    """all-MiniLM-L6-v2 as the lab ships it, read from its own config.json."""
-    dims = base_model.dimensions()
-    heads = json.loads((base_model.model_path() / "config.json").read_text())["num_attention_heads"]
-    return memory.Model(base_model.NAME, "encoder", dims.layers, dims.hidden, heads, dims.vocab,
-                        dims.intermediate)
-
-
 def presets() -> dict[str, memory.Model]:
-    return {MINILM: minilm(), **memory.PRESETS}
+    return {MINILM: base_model.memory_model(), **memory.PRESETS}
 
 
 def _model_json(model: memory.Model) -> dict:
@@ -152,7 +144,7 @@ def memory_lab(request, method: str = checked_query("lora", enum=list(memory.LAB
     if not 1 <= num_labels <= NUM_LABELS_MAX:
         raise HttpError(400, f"num_labels must be between 1 and {NUM_LABELS_MAX} (got {num_labels})")
     try:
-        pred = memory.lab_prediction(minilm(), method, batch_size, rank,
+        pred = memory.lab_prediction(base_model.memory_model(), method, batch_size, rank,
                                      [_LAB_TARGETS[t] for t in lab_targets], num_labels,
                                      precision=precision)
     except ValueError as e:

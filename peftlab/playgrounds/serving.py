@@ -9,7 +9,6 @@ from workers import base_model, datasets
 from simulations import lora, serving
 from peftlab.api.errors import Error, checked_query
 from simulations.adapter_block import bert_total
-from peftlab.playgrounds.memory import minilm
 from peftlab.runs.models import Run
 
 router = Router(tags=["playgrounds"])
@@ -61,7 +60,7 @@ def merge_and_swap(request, limit: int = checked_query(50, minimum=1, maximum=RU
         "base": {"name": base_model.NAME, "params": bert_total(dims),
                  "file_bytes": base_bytes, "file": weights.name},
         "illustration": serving.illustration(dims, tasks),
-        "storage": serving.storage_story(serving.storage_models(minilm())),
+        "storage": serving.storage_story(serving.storage_models(base_model.memory_model())),
         "storage_ranks": list(serving.STORAGE_RANKS),
         "storage_targets": list(serving.STORAGE_TARGETS),
         "tasks_max": serving.TASKS_MAX,

@@ -13,7 +13,7 @@ from django.db import transaction
 from workers import methods
 
 from peftlab.runs.models import Batch, Run
-from peftlab.runs.sending import send_on_commit
+from peftlab.runs.lifecycle import send_on_commit
 
 MAX_LANES = 24  # a guard for sweeps; a race allows fewer (peftlab.api.races)
 

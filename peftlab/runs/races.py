@@ -10,7 +10,7 @@ from functools import cache
 
 from django.urls import reverse
 
-from workers import datasets, methods, token_lengths
+from workers import base_model, datasets, methods, token_lengths
 
 from simulations import family, memory
 from peftlab.runs.batches import batch_status, create_batch, lanes_of
@@ -38,12 +38,6 @@ def start_race(task: str, steps: int, seed: int, lane_methods, submitter=None) -
 
 
 @cache
-def _minilm() -> memory.Model:
-    from peftlab.playgrounds.memory import minilm
-
-    return minilm()
-
-
 def task_shape(task: str) -> tuple[int, int]:
     """(tokens of the task's longest training example, number of labels): read once per race, as
     an uploaded task is read from the database each time."""
@@ -57,7 +51,7 @@ def prediction(method: str, params: dict, task: str, shape: tuple[int, int] | No
     activations), the activations at the padded length of the task's longest training example
     (the widest batch a run can see)."""
     seq, labels = shape or task_shape(task)
-    p = memory.lab_run_prediction(_minilm(), method, params, labels, seq=seq, precision=precision)
+    p = memory.lab_run_prediction(base_model.memory_model(), method, params, labels, seq=seq, precision=precision)
     return {"peak_memory_bytes": p["total"], "trainable_params": p["trainable"], "seq": seq,
             "breakdown": {k: p[k] for k in ("params", "grads", "optimizer_state", "activations")},
             "activation_formula": p["activation_formula"]}

@@ -1,4 +1,4 @@
-"""Which run a worker trains next, and claiming it: fair between the people who submit runs.
+"""Which run a worker trains next (lifecycle.claim starts it): fair between the people who submit runs.
 
 A Celery message says "a run on this queue may start"; the worker does not simply train the run
 the message names (first come, first served, so one student's 50 runs would hold the queue).
@@ -65,81 +65,10 @@ def queue_state(queue: str) -> tuple[list[Waiting], dict[str, int], dict[str, da
     return waiting, running, last_start
 
 
-def _lock_for_pick() -> None:
+def lock_for_pick() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PICK_LOCK])
-
-
-def attempt_is_dead(run: Run) -> bool:
-    """Whether the process training `run` is gone: on this machine, its pid is not alive; on
-    another, it has not reported for PEFTLAB_STALE_RUN_SECONDS."""
-    if run.worker == socket.gethostname() and run.worker_pid:
-        return not _process_alive(run.worker_pid)
-    stale = timezone.now() - timezone.timedelta(seconds=settings.PEFTLAB_STALE_RUN_SECONDS)
-    return run.heartbeat_at is None or run.heartbeat_at < stale
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether `pid` runs: a zombie (killed, not yet reaped because its parent died too) is dead."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return True
-
-
-@dataclass(frozen=True)
-class Claim:
-    run_id: int
-    attempt: int
-
-
-def _start(run_id: int, task_id: str, device: str) -> Claim | None:
-    """Start the run's next attempt (queued, or running on a dead process); a run past
-    MAX_ATTEMPTS ends failed instead. None when someone else got it first."""
-    run = Run.objects.filter(pk=run_id).first()
-    if run is None:
-        return None
-    attempt = run.attempts + 1
-    if attempt > Run.MAX_ATTEMPTS:
-        Run.objects.filter(pk=run_id, status=run.status, attempts=run.attempts).update(
-            status=Run.FAILED, finished_at=timezone.now(),
-            error=f"the run stopped its worker {run.attempts} times (killed, out of memory or past "
-                  "its time limit) and is not tried again; its points so far are kept")
-        return None
-    now = timezone.now()
-    started = Run.objects.filter(pk=run_id, status=run.status, attempts=run.attempts).update(
-        status=Run.RUNNING, attempts=attempt, started_at=run.started_at or now, heartbeat_at=now,
-        steps_done=0, device=device, worker=socket.gethostname(), worker_pid=os.getpid(), task_id=task_id)
-    return Claim(run_id, attempt) if started else None
-
-
-def claim(hint: int, task_id: str, device: str) -> Claim | None:
-    """What this message trains, claimed: the run it names again if that run's last attempt died
-    (a redelivery after its worker was lost), else the fairest queued run of its queue (None if
-    there is none)."""
-    with transaction.atomic():
-        _lock_for_pick()
-        named = Run.objects.filter(pk=hint).first()
-        if named is None:
-            return None
-        if named.status == Run.RUNNING and attempt_is_dead(named):
-            return _start(hint, task_id, device)
-        # Otherwise the message is a slot on its queue, whoever's run it named: that run may be
-        # training already (picked through another message, or this is a duplicate delivery),
-        # finished or cancelled; a waiting run takes the slot.
-        chosen = pick(*queue_state(named.queue))
-        return _start(chosen, task_id, device) if chosen is not None else None
 
 
 def next_waiting(queue: str) -> Run | None:

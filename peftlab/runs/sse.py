@@ -6,7 +6,7 @@ them and whenever. Events: "point" {step, loss, elapsed} with id = step; "eval" 
 val_accuracy} just before the point of its step; "progress" when the status or step count changes;
 a final "status" with the whole run.
 
-A run whose worker died is trained again from step 1 as its next attempt (peftlab/runs/scheduler.py).
+A run whose worker died is trained again from step 1 as its next attempt (peftlab/runs/lifecycle.py).
 The stream then sends "attempt" {attempt}: the browser drops what it drew and the new attempt's
 points follow. Event ids of attempt a are (a - 1) * ATTEMPT_STRIDE + step, so that the id of a
 first attempt is its step, and a browser resuming from an earlier attempt's id gets the reset.
@@ -28,7 +28,7 @@ from django.http import Http404, StreamingHttpResponse
 
 from peftlab.classroom import access
 
-from peftlab.runs import liveness, notify
+from peftlab.runs import lifecycle, notify
 from peftlab.runs.models import Batch, EvalPoint, Point, Run
 
 KEEPALIVE_SECONDS = 15
@@ -100,8 +100,8 @@ class _Quiet:
 
 
 async def _look_for_lost_runs() -> None:
-    if liveness.due():
-        await sync_to_async(liveness.fail_lost_runs)()
+    if lifecycle.due():
+        await sync_to_async(lifecycle.fail_lost_runs)()
 
 
 async def _stream(run_id: int, after: int):

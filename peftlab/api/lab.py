@@ -1,0 +1,130 @@
+"""The lab's one JSON API: the NinjaAPI object, the routers it mounts, the statuses its OpenAPI
+document lists for every operation, and the one place where an error becomes an answer.
+
+django-ninja serves it and writes /api/openapi.json from the same code that validates requests.
+"""
+from importlib import import_module
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from ninja import NinjaAPI
+from ninja.errors import HttpError, ValidationError
+
+from peftlab.api.errors import Error
+from peftlab.classroom.refusals import Refused
+from peftlab.runs.lifecycle import BrokerUnavailable
+
+def _refusal(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+# The refusals every operation of a kind shares, added to its OpenAPI answers where its decorator
+# has not declared them (each decorator declares what its own code raises: 404, 409, 429 ...).
+SHARED_REFUSALS = {
+    400: _refusal("A parameter or the body failed validation; the error names it"),
+    403: _refusal("CSRF check failed: send the csrftoken cookie back in the X-CSRFToken header"),
+    413: _refusal("The request body is larger than the server accepts"),
+}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again, where the lab knows",
+                               "schema": {"type": "integer", "minimum": 1}}}
+_ANNOTATIONS = {"type", "title", "description", "default", "examples"}
+
+
+def _may_fail_validation(parameter: dict) -> bool:
+    """Whether a parameter can be refused: anything but free text (a number, a boolean, a
+    bounded or enumerated string) is checked by ninja or by the operation's own code."""
+    schema = parameter.get("schema", {})
+    return schema.get("type") != "string" or bool(set(schema) - _ANNOTATIONS)
+
+
+class LabAPI(NinjaAPI):
+    """The lab's NinjaAPI: its OpenAPI document lists every status an operation can answer.
+
+    Besides what each decorator declares, an operation answers
+    - 400 when it has a body or a parameter that can fail validation (ValidationError, below);
+    - 403 on POST and DELETE: the CSRF refusal of peftlab/api/csrf.py;
+    - 413 on POST: a body over DATA_UPLOAD_MAX_MEMORY_SIZE, which the CSRF check meets reading a
+      form body even where the operation itself takes none;
+    and its 429 and 503 answers may carry Retry-After (Refused's retry_after).
+    """
+
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault("Error", Error.json_schema())
+        for operations in schema["paths"].values():
+            for method, operation in operations.items():
+                responses = operation["responses"]
+                shared = []
+                if "requestBody" in operation or any(map(_may_fail_validation, operation.get("parameters", ()))):
+                    shared.append(400)
+                if method in ("post", "delete"):
+                    shared.append(403)
+                if method == "post":
+                    shared.append(413)
+                for status in shared:  # ninja keys the answers by int
+                    responses.setdefault(status, SHARED_REFUSALS[status])
+                for status in (429, 503):
+                    if status in responses:
+                        responses[status].setdefault("headers", RETRY_AFTER)
+                operation["responses"] = dict(sorted(responses.items(), key=lambda item: int(item[0])))
+        return schema
+
+
+api = LabAPI(title="PEFT Lab API", version="1", urls_namespace="api",
+             description="Real parameter-efficient fine-tuning runs of all-MiniLM-L6-v2.")
+
+
+# Routers: the runs, then one module per playground family under /api/playgrounds, then the rest.
+ROUTERS = (
+    ("", "peftlab.api.runs"),  # methods, tasks, runs
+    *(("/playgrounds", f"peftlab.playgrounds.{name}") for name in (
+        "decide", "lowrank", "quant", "memory", "sparsity", "review", "lora", "family", "prompting",
+        "serving", "race_sim")),
+    ("/races", "peftlab.api.races"),
+    ("", "peftlab.api.compare"),  # compare, Pareto, a run's code
+    ("/experiments", "peftlab.api.experiments"),
+    ("/classes", "peftlab.api.classes"),
+    ("/datasets", "peftlab.api.datasets"),
+)
+for _prefix, _module in ROUTERS:
+    api.add_router(_prefix, import_module(_module).router)
+
+
+def _readable(errors: list[dict]) -> str:
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "payload"))
+    message = first.get("msg", "invalid value")
+    return f"{where}: {message}" if where else message
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request, exc: ValidationError):
+    return api.create_response(request, {"error": _readable(exc.errors)}, status=400)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request, exc):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return api.create_response(request, {"error": f"request body is larger than {limit} bytes"}, status=413)
+
+
+@api.exception_handler(BrokerUnavailable)
+def _broker_down(request, exc):
+    return api.create_response(request, {"error": (
+        f"{exc}: nothing was queued; try again in a minute")}, status=503)
+
+
+@api.exception_handler(Refused)
+def _refused(request, exc: Refused):
+    """A quota, a class setting or a rate limit said no (peftlab/classroom/quotas.py, ratelimit.py)."""
+    response = api.create_response(request, {"error": exc.message}, status=exc.status)
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    return api.create_response(request, {"error": str(exc)}, status=exc.status_code)
+
