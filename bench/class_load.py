@@ -68,7 +68,7 @@ LOGS = Path(tempfile.gettempdir()) / "peftlab-class-load-logs"  # the last run's
 REDIS_URL = "redis://127.0.0.1:6379/9"
 NOTIFY_CHANNEL = "peftlab:runs"  # peftlab/runs/notify.py: the worker publishes a run's id after each commit
 TARGET_P95 = 0.100  # seconds
-ATTEMPT_STRIDE = 1_000_000  # peftlab/runs/sse.py: event id = (attempt - 1) * stride + step
+ATTEMPT_STRIDE = 1_000_000  # peftlab/api/events.py: event id = (attempt - 1) * stride + step
 API_KINDS = ("POST /api/runs", "GET /api/runs/<id>", "GET /api/runs")
 
 

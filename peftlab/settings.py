@@ -103,7 +103,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # views' and the workers' in tests) locks whole tables across them ("table is locked").
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 # A web process shares a pool of PostgreSQL connections among its requests and event streams (a
-# stream holds one only while it reads, peftlab/runs/sse.py) instead of opening one per request and
+# stream holds one only while it reads, peftlab/api/events.py) instead of opening one per request and
 # holding one per open stream: 200 students following their runs would pass PostgreSQL's 100.
 # `lab web` sets it (10 per process); a worker never pools: a pool must not cross the fork of its
 # training processes. A fixed size, opened in full with the process's first request: a pool that

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from peftlab.runs import sse
+from peftlab.api import events as sse
 from peftlab.pages import views, compare as views_compare
 from peftlab.api.lab import api
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from django.test import Client
 
-from peftlab.runs import uploads
+from peftlab.api import uploads
 from peftlab.api.datasets import BODY_SLACK
 from peftlab.runs.models import Point, Run
 from workers.methods import METHODS

@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from peftlab.runs import uploads
+from peftlab.api import uploads
 
 from tests.browsing import ROOT, expect_console_error, shot
 

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from peftlab.runs import notify, sse
+from peftlab.runs import notify
+from peftlab.api import events as sse
 from peftlab.runs.models import Run
 from peftlab.runs import lifecycle
 

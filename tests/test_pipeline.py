@@ -83,7 +83,7 @@ def connections(url: str) -> int:
 
 
 def test_many_streams_share_the_web_process_pool_of_connections(class_lab):
-    # A stream holds a connection only while it reads (peftlab/runs/sse.py): twelve streams on a
+    # A stream holds a connection only while it reads (peftlab/api/events.py): twelve streams on a
     # web process with a pool of three (conftest's class_lab) never hold twelve.
     streams, steps = 12, 30
     pool = int(class_lab.env["PEFTLAB_DB_POOL_SIZE"])

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django.utils import timezone as dj_timezone
 
-from peftlab.runs import lifecycle, sse
+from peftlab.runs import lifecycle
+from peftlab.api import events as sse
 from peftlab.runs.models import Point, Run
 from peftlab.runs import scheduler
 from peftlab.runs.scheduler import Waiting, pick

@@ -6,7 +6,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import Client
 
-from peftlab.runs import races, sse
+from peftlab.runs import races
+from peftlab.api import events as sse
 from peftlab.runs.models import Batch, EvalPoint, Point, Run
 from peftlab.runs import tasks
 

@@ -1,7 +1,7 @@
 """Train on your own CSV: every validation rule of POST /api/datasets with its exact status and
 nothing stored on a refusal; who sees and may train on an upload; a real training run on one.
 
-The checks themselves are peftlab/runs/uploads.py (pure); these tests go through the API with a
+The checks themselves are peftlab/api/uploads.py (pure); these tests go through the API with a
 browser-like client (CSRF enforced), so the status, the message and the empty tables are what a
 learner gets."""
 import json
@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.wsgi import get_wsgi_application
 from django.test import Client
 
-from peftlab.runs import uploads
+from peftlab.api import uploads
 from peftlab.runs.models import Dataset, DatasetExample, Run
 from workers import datasets
 from peftlab.runs import tasks

@@ -1,7 +1,7 @@
 """Train on your own CSV: POST /api/datasets, GET /api/datasets, GET and DELETE /api/datasets/{id}.
 
 An upload is read into memory (never more than uploads.MAX_BYTES of it), checked by
-peftlab/runs/uploads.py, and stored in the database with its seeded train/validation split, or
+peftlab/api/uploads.py, and stored in the database with its seeded train/validation split, or
 refused with {"error": ...} and nothing stored. The dataset is then the task ``upload-<id>`` for
 whoever may see it (peftlab/classroom/access.py): POST /api/runs, races and sweeps take it by that name.
 """
@@ -20,7 +20,7 @@ from ninja.errors import HttpError
 from peftlab.classroom import access, quotas
 from peftlab.classroom.viewer import viewer_of
 
-from peftlab.runs import uploads
+from peftlab.api import uploads
 from peftlab.api.csrf import require_csrf
 from peftlab.api.errors import Error
 from peftlab.runs.models import Dataset, DatasetExample

@@ -1,7 +1,7 @@
 """POST /api/races, GET /api/races/{id}, POST /api/races/{id}/cancel (P17, the four-method race).
 
 The race's event stream, GET /api/races/{id}/events, is a plain Django view beside the run
-stream (peftlab/runs/sse.py race_events): SSE needs a streaming response that ninja does not give.
+stream (peftlab/api/events.py race_events): SSE needs a streaming response that ninja does not give.
 """
 from ninja import Field, Router
 from ninja.errors import HttpError

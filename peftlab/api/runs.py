@@ -17,7 +17,8 @@ from peftlab.api.csrf import require_csrf
 from peftlab.api.errors import Error, StrictBody, checked_query
 from peftlab.classroom import access, quotas
 from peftlab.classroom.viewer import viewer_of
-from peftlab.runs import lifecycle, sse
+from peftlab.runs import lifecycle
+from peftlab.api import events as sse
 from peftlab.runs.models import Run
 from workers import artifacts, datasets, methods, run_cost
 

@@ -55,11 +55,11 @@ def train(request):
 
 
 def upload_rules(request) -> dict:
-    """The rules of peftlab/runs/uploads.py, as the upload panel states them, and who will see an
+    """The rules of peftlab/api/uploads.py, as the upload panel states them, and who will see an
     upload (peftlab/classroom/access.py)."""
     from peftlab.classroom.viewer import STUDENT, TEACHER, viewer_of
 
-    from peftlab.runs import uploads
+    from peftlab.api import uploads
 
     kind = viewer_of(request).kind
     return {"max_mb": f"{uploads.MAX_BYTES / 1_000_000:g}", "max_rows": uploads.MAX_ROWS,

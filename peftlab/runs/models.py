@@ -165,7 +165,7 @@ class EvalPoint(models.Model):
 
 
 class Dataset(models.Model):
-    """A learner's own CSV (POST /api/datasets), checked by peftlab/runs/uploads.py and kept in the
+    """A learner's own CSV (POST /api/datasets), checked by peftlab/api/uploads.py and kept in the
     database (not on disk: a worker on another machine shares only the database). Its task name
     is ``upload-<id>``; runs, races and sweeps train on it like on a shipped task
     (peftlab/runs/task_source.py). Who sees it: peftlab/classroom/access.py `visible_datasets`."""
