@@ -10,6 +10,8 @@ from celery import Celery, bootsteps, signals
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "peftlab.settings")
 
 app = Celery("peftlab")
+# The default app of every thread: peftlab/runs/lifecycle.py sends through celery.current_app.
+app.set_default()
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["peftlab.runs"])
 

@@ -11,7 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from peftlab.classroom.forms import SettingsForm
 from peftlab.classroom.models import Classroom
-from peftlab.api.lab import api
+from peftlab.urls import api
 from peftlab.runs.models import Batch, Dataset, Run
 from workers import methods
 

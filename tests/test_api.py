@@ -287,3 +287,11 @@ def test_the_schema_allows_only_what_the_code_accepts(client):
                 if int(status) >= 400:
                     assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}, (
                         method, template, status)
+
+
+def test_every_operation_id_is_unique_wherever_its_module_lives():
+    from peftlab.urls import api
+
+    ids = [op["operationId"] for path in api.get_openapi_schema()["paths"].values() for op in path.values()]
+    assert len(ids) == len(set(ids)) > 40
+    assert "create_run" in ids and not any("." in i or i.startswith("peftlab") for i in ids)

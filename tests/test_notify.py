@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from peftlab.runs import notify
-from peftlab.api import events as sse
+from peftlab.api import events
 from peftlab.runs.models import Run
 from peftlab.runs import lifecycle
 
@@ -61,7 +61,7 @@ def test_the_stream_sends_each_reported_point_at_once(carrier):
     point = lambda step: type("P", (), {"step": step, "loss": 1.0 / step, "elapsed": 0.1 * step})  # noqa: E731
 
     async def scenario():
-        stream = sse._stream(run.pk, 0)
+        stream = events._stream(run.pk, 0)
         assert (await anext(stream)).startswith("retry:")
         assert "event: progress" in await asyncio.wait_for(anext(stream), WITHIN)
         for step in (1, 2):

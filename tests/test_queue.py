@@ -9,9 +9,8 @@ import pytest
 from django.utils import timezone as dj_timezone
 
 from peftlab.runs import lifecycle
-from peftlab.api import events as sse
+from peftlab.api import events
 from peftlab.runs.models import Point, Run
-from peftlab.runs import scheduler
 from peftlab.runs.scheduler import Waiting, pick
 
 from tests.classrooms import visitor_owner
@@ -134,14 +133,14 @@ def test_the_web_fails_a_run_whose_heartbeat_is_stale(settings):
 
 
 async def read_stream(run_id, after):
-    events = []
-    async for chunk in sse._stream(run_id, after):
+    seen = []
+    async for chunk in events._stream(run_id, after):
         for block in chunk.strip().split("\n\n"):
             lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
             if "event" in lines:
-                events.append((lines["event"], lines.get("id")))
-        if events and events[-1][0] == "status":
-            return events
+                seen.append((lines["event"], lines.get("id")))
+        if seen and seen[-1][0] == "status":
+            return seen
 
 
 def test_the_stream_resets_a_browser_that_saw_an_earlier_attempt(settings):
@@ -149,7 +148,7 @@ def test_the_stream_resets_a_browser_that_saw_an_earlier_attempt(settings):
     run = queued(status=Run.FAILED, attempts=2, finished_at=dj_timezone.now())
     for attempt, steps in ((1, 4), (2, 2)):
         Point.objects.bulk_create([Point(run=run, attempt=attempt, step=s, loss=1.0, elapsed=s) for s in range(1, steps + 1)])
-    stride = sse.ATTEMPT_STRIDE
+    stride = events.ATTEMPT_STRIDE
     # Resuming from attempt 1's third point: the reset, then attempt 2 from its first step.
     assert asyncio.run(read_stream(run.pk, 3)) == [
         ("attempt", str(stride)), ("point", str(stride + 1)), ("point", str(stride + 2)), ("status", str(stride + 2))]

@@ -7,7 +7,7 @@ from asgiref.sync import async_to_sync
 from django.test import Client
 
 from peftlab.runs import races
-from peftlab.api import events as sse
+from peftlab.api import events
 from peftlab.runs.models import Batch, EvalPoint, Point, Run
 from peftlab.runs import tasks
 
@@ -111,22 +111,22 @@ def test_cancel_stops_every_unfinished_lane_and_only_those(csrf_client, sent):
 
 # --- the race stream ------------------------------------------------------------------------
 def test_the_cursor_round_trips_and_ignores_what_it_does_not_know():
-    assert sse.format_cursor({13: 7, 12: 40}) == "12:40.13:7"
-    assert sse.parse_cursor("12:40.13:7", [12, 13, 14]) == {12: 40, 13: 7, 14: 0}
-    assert sse.parse_cursor("12:40.99:5.x:y.13", [12, 13]) == {12: 40, 13: 0}
-    assert sse.parse_cursor(None, [5]) == {5: 0}
+    assert events.format_cursor({13: 7, 12: 40}) == "12:40.13:7"
+    assert events.parse_cursor("12:40.13:7", [12, 13, 14]) == {12: 40, 13: 7, 14: 0}
+    assert events.parse_cursor("12:40.99:5.x:y.13", [12, 13]) == {12: 40, 13: 0}
+    assert events.parse_cursor(None, [5]) == {5: 0}
 
 
 def _read(batch, cursor):
     async def collect():
-        return [chunk async for chunk in sse._race_stream(batch, cursor, races.describe_race)]
+        return [chunk async for chunk in events._race_stream(batch, cursor, races.describe_race)]
 
-    events = []
+    seen = []
     for chunk in async_to_sync(collect)():
         fields = dict(line.split(": ", 1) for line in chunk.strip().splitlines() if ": " in line)
         if "event" in fields:
-            events.append((fields["event"], fields.get("id"), json.loads(fields["data"])))
-    return events
+            seen.append((fields["event"], fields.get("id"), json.loads(fields["data"])))
+    return seen
 
 
 def test_the_race_stream_resumes_every_lane_from_its_cursor(csrf_client, sent, settings):
@@ -140,13 +140,13 @@ def test_the_race_stream_resumes_every_lane_from_its_cursor(csrf_client, sent, s
     Run.objects.filter(pk__in=[a, b]).update(status=Run.SUCCEEDED, steps_done=4)
     batch = Batch.objects.get()
 
-    events = _read(batch, sse.parse_cursor(f"{a}:2.{b}:3", [a, b]))
-    points = [(e[2]["run"], e[2]["step"]) for e in events if e[0] == "point"]
+    seen = _read(batch, events.parse_cursor(f"{a}:2.{b}:3", [a, b]))
+    points = [(e[2]["run"], e[2]["step"]) for e in seen if e[0] == "point"]
     assert sorted(points) == [(a, 3), (a, 4), (b, 4)]
-    assert [e[0] for e in events] == ["point", "eval", "point", "status", "point", "status", "race"]
-    assert events[1][2] == {"run": a, "lane": 0, "step": 4, "val_loss": 0.5, "val_accuracy": 0.75}
-    assert events[-1][1] == f"{a}:4.{b}:4" and events[-1][2]["status"] == "succeeded"
+    assert [e[0] for e in seen] == ["point", "eval", "point", "status", "point", "status", "race"]
+    assert seen[1][2] == {"run": a, "lane": 0, "step": 4, "val_loss": 0.5, "val_accuracy": 0.75}
+    assert seen[-1][1] == f"{a}:4.{b}:4" and seen[-1][2]["status"] == "succeeded"
     # Resuming from any event's id gives exactly what came after it.
-    middle = events[2][1]
-    rest = _read(batch, sse.parse_cursor(middle, [a, b]))
+    middle = seen[2][1]
+    rest = _read(batch, events.parse_cursor(middle, [a, b]))
     assert [(e[2]["run"], e[2]["step"]) for e in rest if e[0] == "point"] == [(b, 4)]

@@ -1,9 +1,9 @@
-"""The lab's one JSON API: the NinjaAPI object, the routers it mounts, the statuses its OpenAPI
-document lists for every operation, and the one place where an error becomes an answer.
+"""The lab's one JSON API: the NinjaAPI class, the statuses its OpenAPI document lists for every
+operation, and the one place where an error becomes an answer. peftlab/urls.py mounts the routers.
 
 django-ninja serves it and writes /api/openapi.json from the same code that validates requests.
 """
-from importlib import import_module
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -49,6 +49,11 @@ class LabAPI(NinjaAPI):
     and its 429 and 503 answers may carry Retry-After (Refused's retry_after).
     """
 
+    def get_openapi_operation_id(self, operation) -> str:
+        """The operation's function name: unique across the API (tests/api checks), and the same
+        wherever its module lives."""
+        return operation.view_func.__name__
+
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         schema.setdefault("components", {}).setdefault("schemas", {}).setdefault("Error", Error.json_schema())
@@ -71,26 +76,6 @@ class LabAPI(NinjaAPI):
         return schema
 
 
-api = LabAPI(title="PEFT Lab API", version="1", urls_namespace="api",
-             description="Real parameter-efficient fine-tuning runs of all-MiniLM-L6-v2.")
-
-
-# Routers: the runs, then one module per playground family under /api/playgrounds, then the rest.
-ROUTERS = (
-    ("", "peftlab.api.runs"),  # methods, tasks, runs
-    *(("/playgrounds", f"peftlab.playgrounds.{name}") for name in (
-        "decide", "lowrank", "quant", "memory", "sparsity", "review", "lora", "family", "prompting",
-        "serving", "race_sim")),
-    ("/races", "peftlab.api.races"),
-    ("", "peftlab.api.compare"),  # compare, Pareto, a run's code
-    ("/experiments", "peftlab.api.experiments"),
-    ("/classes", "peftlab.api.classes"),
-    ("/datasets", "peftlab.api.datasets"),
-)
-for _prefix, _module in ROUTERS:
-    api.add_router(_prefix, import_module(_module).router)
-
-
 def _readable(errors: list[dict]) -> str:
     first = errors[0]
     where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "payload"))
@@ -98,25 +83,21 @@ def _readable(errors: list[dict]) -> str:
     return f"{where}: {message}" if where else message
 
 
-@api.exception_handler(ValidationError)
-def _validation_error(request, exc: ValidationError):
+def _validation_error(api, request, exc: ValidationError):
     return api.create_response(request, {"error": _readable(exc.errors)}, status=400)
 
 
-@api.exception_handler(RequestDataTooBig)
-def _too_big(request, exc):
+def _too_big(api, request, exc):
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return api.create_response(request, {"error": f"request body is larger than {limit} bytes"}, status=413)
 
 
-@api.exception_handler(BrokerUnavailable)
-def _broker_down(request, exc):
+def _broker_down(api, request, exc):
     return api.create_response(request, {"error": (
         f"{exc}: nothing was queued; try again in a minute")}, status=503)
 
 
-@api.exception_handler(Refused)
-def _refused(request, exc: Refused):
+def _refused(api, request, exc: Refused):
     """A quota, a class setting or a rate limit said no (peftlab/classroom/quotas.py, ratelimit.py)."""
     response = api.create_response(request, {"error": exc.message}, status=exc.status)
     if exc.retry_after is not None:
@@ -124,7 +105,20 @@ def _refused(request, exc: Refused):
     return response
 
 
-@api.exception_handler(HttpError)
-def _http_error(request, exc: HttpError):
+def _http_error(api, request, exc: HttpError):
     return api.create_response(request, {"error": str(exc)}, status=exc.status_code)
 
+
+HANDLERS = {ValidationError: _validation_error, RequestDataTooBig: _too_big, BrokerUnavailable: _broker_down,
+            Refused: _refused, HttpError: _http_error}
+
+
+def lab_api(routers) -> LabAPI:
+    """The API with its answers to errors, and `routers` ((prefix, router) pairs) mounted."""
+    api = LabAPI(title="PEFT Lab API", version="1", urls_namespace="api",
+                 description="Real parameter-efficient fine-tuning runs of all-MiniLM-L6-v2.")
+    for kind, handler in HANDLERS.items():
+        api.add_exception_handler(kind, partial(handler, api))
+    for prefix, router in routers:
+        api.add_router(prefix, router)
+    return api

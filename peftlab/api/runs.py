@@ -18,9 +18,9 @@ from peftlab.api.errors import Error, StrictBody, checked_query
 from peftlab.classroom import access, quotas
 from peftlab.classroom.viewer import viewer_of
 from peftlab.runs import lifecycle
-from peftlab.api import events as sse
+from peftlab.api import events
 from peftlab.runs.models import Run
-from workers import artifacts, datasets, methods, run_cost
+from workers import artifacts, methods, run_cost
 
 router = Router(tags=["runs"])
 
@@ -64,21 +64,11 @@ def list_methods(request):
     return [{**m.describe(), **common} for m in methods.METHODS.values()]
 
 
-def tasks_for(request) -> list[dict]:
-    """The shipped tasks, then the uploaded datasets this request may train on (newest first)."""
-    shipped = [{**t, "uploaded": False} for t in datasets.list_tasks()]
-    uploaded = [{"name": d.task_name, "title": d.name,
-                 "description": f"Uploaded CSV \u201c{d.file_name or d.name}\u201d.",
-                 "labels": d.labels, "train_size": d.train_size, "val_size": d.val_size,
-                 "uploaded": True, "dataset": d.pk} for d in access.visible_datasets(request)]
-    return shipped + uploaded
-
-
 @router.get("/tasks", response={200: list},
-         summary="The tasks a run can train on: the shipped ones, and the uploaded CSVs this visitor may use "
-                 "(task upload-<id>)")
+            summary="The tasks a run can train on: the shipped ones, and the uploaded CSVs this visitor may use "
+                    "(task upload-<id>)")
 def list_tasks(request):
-    return tasks_for(request)
+    return access.usable_tasks(request)
 
 
 @router.post("/runs", response={201: dict, 400: Error, 403: Error, 409: Error, 413: Error, 429: Error, 503: Error},
@@ -142,7 +132,7 @@ def get_run(request, run_id: int):
     return {**run.summary(), "points": points, "evals": [e.as_dict() for e in run.shown_evals()],
             "may_cancel": access.may_act_on_run(request, run),
             # Where the events stream should resume to follow on from these points.
-            "last_event_id": sse.event_id(run.attempt, last_step)}
+            "last_event_id": events.event_id(run.attempt, last_step)}
 
 
 @router.get("/runs/{run_id}/adapter", response={200: None, 404: Error, 409: Error},

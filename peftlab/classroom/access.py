@@ -25,6 +25,7 @@ that its examples (a finished run stores a few validation sentences) never reach
 from django.db.models import Q, QuerySet
 
 from peftlab.runs.models import Batch, Dataset, Run
+from workers import datasets
 
 from peftlab.classroom.viewer import STUDENT, TEACHER, Viewer, viewer_of
 
@@ -121,3 +122,13 @@ def task_checker(viewer: Viewer):
 
 def may_use_task(request):
     return task_checker(viewer_of(request))
+
+
+def usable_tasks(request) -> list[dict]:
+    """The shipped tasks, then the uploaded datasets this request may train on (newest first)."""
+    shipped = [{**t, "uploaded": False} for t in datasets.list_tasks()]
+    uploaded = [{"name": d.task_name, "title": d.name,
+                 "description": f"Uploaded CSV \u201c{d.file_name or d.name}\u201d.",
+                 "labels": d.labels, "train_size": d.train_size, "val_size": d.val_size,
+                 "uploaded": True, "dataset": d.pk} for d in visible_datasets(request)]
+    return shipped + uploaded

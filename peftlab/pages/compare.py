@@ -2,6 +2,7 @@
 from django.shortcuts import render
 
 from peftlab.api.compare import COSTS, MAX_COMPARED
+from peftlab.classroom import access
 
 
 def compare(request):
@@ -10,8 +11,6 @@ def compare(request):
 
 
 def pareto(request):
-    from peftlab.api.runs import tasks_for
-
-    tasks = tasks_for(request)  # the shipped tasks and the visitor's uploads
+    tasks = access.usable_tasks(request)  # the shipped tasks and the visitor's uploads
     return render(request, "simulations/pareto.html", {
         "tasks": tasks, "costs": [{"key": k, **v} for k, v in COSTS.items()]})

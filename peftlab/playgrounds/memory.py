@@ -1,5 +1,4 @@
 """JSON endpoints of P2, the memory calculator: validate, call simulations.memory, serialise."""
-import json
 from dataclasses import asdict
 
 from ninja import Query, Router

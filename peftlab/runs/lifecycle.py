@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from functools import reduce
 from operator import or_
 
+from celery import current_app as celery_app
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from peftlab.celery_app import app as celery_app
 from peftlab.runs import notify, scheduler
 from peftlab.runs.models import Batch, EvalPoint, Point, Run
 
@@ -271,7 +271,7 @@ def fail_lost_runs() -> int:
     stale = timezone.now() - timezone.timedelta(seconds=settings.PEFTLAB_STALE_RUN_SECONDS)
     lost = list(Run.objects.filter(status=Run.RUNNING, heartbeat_at__lt=stale).values_list("pk", "queue"))
     failed = 0
-    for pk, queue in lost:
+    for pk, _queue in lost:
         failed += Run.objects.filter(pk=pk, status=Run.RUNNING, heartbeat_at__lt=stale).update(
             status=Run.FAILED, finished_at=timezone.now(),
             error=f"the worker running this stopped reporting for over {settings.PEFTLAB_STALE_RUN_SECONDS} s "

@@ -11,15 +11,11 @@ runs are waiting, so a run passed over is picked up by a later message.
 """
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
 
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count, Max
-from django.utils import timezone
 
 from peftlab.runs.models import Run
 
