@@ -5,7 +5,7 @@ web server and the worker cost (CPU, memory) and how many PostgreSQL connections
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 .venv/bin/python bench/class_load.py \
         [--levels 1,10,60,200] [--students 30] [--duration 75] [--steps 20] [--write]
 
-The lab runs as docker-compose.yml hosts a class, natively (as tests/test_class_topology.py
+The lab runs as docker-compose.yml hosts a class, natively (as tests/topology/test_class_topology.py
 does): `manage.py lab web` (gunicorn, uvicorn worker class, WEB_CONCURRENCY processes) and one
 `manage.py lab worker` on the gpu queue (one run at a time), a fresh PostgreSQL database on
 127.0.0.1:5432 that the lab reaches as a role of its own (not a superuser, as in the compose file:
@@ -61,7 +61,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from bench.report import cpu_name, cpu_seconds, descendants, write_section  # noqa: E402
-from tests.labstack import FINISHED, Lab  # noqa: E402
+from tests.support.labstack import FINISHED, Lab
 
 DOC = ROOT / "docs" / "performance.md"
 LOGS = Path(tempfile.gettempdir()) / "peftlab-class-load-logs"  # the last run's web and worker logs

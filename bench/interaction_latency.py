@@ -35,8 +35,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from bench.report import PERFORMANCE, browser_machine, p95, write_section  # noqa: E402
 from peftlab.apps import PLOTLY  # noqa: E402
-from tests.browsing import CHROMIUM_ARGS  # noqa: E402
-from tests.labstack import Lab  # noqa: E402
+from tests.support.browsing import CHROMIUM_ARGS
+from tests.support.labstack import Lab
 
 HEADING = "## Interaction latency and page weight"
 VIEWPORT = {"width": 1280, "height": 900}

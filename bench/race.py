@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.report import cpu_name, cpu_seconds, write_section  # noqa: E402
-from tests.labstack import Lab  # noqa: E402
+from tests.support.labstack import Lab
 
 MEASUREMENTS = ROOT / "docs" / "measurements.md"
 

@@ -43,8 +43,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from bench.report import PERFORMANCE, browser_machine, p95, write_section  # noqa: E402
-from tests.browsing import CHROMIUM_ARGS  # noqa: E402
-from tests.labstack import FINISHED, Lab  # noqa: E402
+from tests.support.browsing import CHROMIUM_ARGS
+from tests.support.labstack import FINISHED, Lab
 
 HEADING = "## Time to first point and streaming latency"
 

@@ -1,7 +1,7 @@
 """The figures a chapter's own text quotes, computed from the lab's formulas (never typed into a
 template), formatted as the text shows them. Chapter number → {name: text}.
 
-Pure Python: the chapter pages render these; tests/test_chapters.py checks each against the seed
+Pure Python: the chapter pages render these; tests/unit/test_chapters.py checks each against the seed
 figure it reproduces.
 """
 from functools import cache

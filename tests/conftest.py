@@ -5,11 +5,11 @@ import re
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.browsing import CHROMIUM_ARGS, SCREENSHOTS
-from tests.labstack import Lab, postgres_database, redis_url
+from tests.support.browsing import CHROMIUM_ARGS, SCREENSHOTS
+from tests.support.labstack import Lab, postgres_database, redis_url
 
 # The fault tests' `stack` fixture (tests/test_faults_*.py).
-pytest_plugins = ["tests.faultstack"]
+pytest_plugins = ["tests.support.faultstack"]
 
 # The suite checks the default precision (auto: bf16 where the CPU multiplies bf16 natively, fp32
 # elsewhere; workers/precision.py) in what runs
@@ -24,7 +24,7 @@ def pytest_collection_modifyitems(items):
 
 
 def pytest_configure(config):
-    """This process's share of the cores for the models tests train here (tests/parallel.py)."""
+    """This process's share of the cores for the models tests train here (tests/support/parallel.py)."""
     if threads := int(os.environ.get("PEFTLAB_TORCH_THREADS") or 0):
         import torch
 

@@ -12,7 +12,7 @@ AdamW at the run's learning rate, and evaluation on the whole validation split
 every `eval_every` steps and at the end. On the CPU its losses are those of the lab's run of the
 same configuration, for every method but QLoRA (there transformers quantizes the base while
 loading it, the lab quantizes its cached copy in memory: the losses differ in the third decimal).
-tests/test_browser_compare.py checks it for a LoRA run of the embedded lab.
+tests/browser/test_browser_compare.py checks it for a LoRA run of the embedded lab.
 
 Where peft has the method and it runs on this encoder (LoRA, DoRA, QLoRA, prompt tuning, IA3),
 the code calls peft. For the others (the Houlsby adapter and BitFit, which peft lacks, and prefix
@@ -52,7 +52,7 @@ LAB_CODE = {
     "bitfit": ("bitfit.py", ("apply_bitfit",)),
 }
 # Methods whose training batches the engine packs (packing.PACKABLE, restated: that module imports
-# torch; tests/test_packing.py checks they agree), and the definitions the script copies for it.
+# torch; tests/engine/test_packing.py checks they agree), and the definitions the script copies for it.
 PACKED_METHODS = frozenset({"full", "lora", "dora", "qlora", "adapter", "ia3", "bitfit"})
 PACKING_CODE = ("packing.py", ("ROW_TOKENS", "PackedBatch", "fit_rows", "pack", "attention_mask",
                                "classifier_of", "forward"))

@@ -18,7 +18,7 @@ and removes the padding instead:
   dropout and head, as BertForSequenceClassification does with `hidden[:, 0]`.
 
 So logits, loss and gradients are those of the padded batch up to float rounding (summation order
-inside the attention's softmax and matmuls); tests/test_packing.py checks it for each method.
+inside the attention's softmax and matmuls); tests/engine/test_packing.py checks it for each method.
 What differs in training mode is only which random numbers dropout draws (its masks have another
 shape), a different draw from the same distribution.
 

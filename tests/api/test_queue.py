@@ -1,0 +1,166 @@
+"""The queue's rules in-process: fair picking, attempts, lost runs, the stream of a retried run.
+The same rules with real processes, brokers and faults: tests/test_faults_*.py."""
+import asyncio
+import os
+import subprocess
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.utils import timezone as dj_timezone
+
+from peftlab.runs import lifecycle
+from peftlab.api import events
+from peftlab.runs.models import Point, Run
+from peftlab.runs.scheduler import Waiting, pick
+
+from tests.support.classrooms import visitor_owner
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def test_pick_serves_the_owner_with_fewest_runs_training_not_the_first_to_submit():
+    waiting = [Waiting(i, "student:1", 0) for i in range(1, 51)] + [Waiting(51, "student:2", 0)]
+    assert pick(waiting, running={"student:1": 1}, last_start={"student:1": T0}) == 51
+
+
+def test_pick_goes_round_the_owners_by_who_was_served_longest_ago():
+    waiting = [Waiting(1, "a", 0), Waiting(2, "b", 0), Waiting(3, "c", 0)]
+    last = {"a": T0 + timedelta(seconds=30), "b": T0 + timedelta(seconds=10), "c": T0 + timedelta(seconds=20)}
+    assert pick(waiting, running={}, last_start=last) == 2
+    # Someone never served goes first; among equals, the older run.
+    assert pick(waiting + [Waiting(4, "d", 0)], running={}, last_start=last) == 4
+    assert pick(waiting, running={}, last_start={}) == 1
+
+
+def test_pick_passes_over_an_owner_at_their_limit():
+    waiting = [Waiting(1, "a", 1), Waiting(2, "a", 1), Waiting(3, "b", 2)]
+    assert pick(waiting, running={"a": 1, "b": 1}, last_start={}) == 3
+    assert pick(waiting, running={"a": 1, "b": 2}, last_start={}) is None
+    # 0 means no limit.
+    assert pick([Waiting(5, "c", 0)], running={"c": 40}, last_start={}) == 5
+
+
+def queued(owner="", max_concurrent=0, **fields):
+    return Run.objects.create(method="lora", task="sentiment", steps=5, params={}, owner=owner,
+                              max_concurrent=max_concurrent, **fields)
+
+
+def test_claim_interleaves_students_whatever_the_order_they_submitted_in():
+    flood = [queued("student:1", 2) for _ in range(6)]
+    late = [queued("student:2", 2) for _ in range(2)]
+    order = []
+    for _ in range(4):
+        got = lifecycle.claim(flood[0].pk, task_id="t", device="cpu")
+        order.append(got.run_id)
+    assert order == [flood[0].pk, late[0].pk, flood[1].pk, late[1].pk]
+    # Both students are at their limit of 2: the next message starts nothing.
+    assert lifecycle.claim(flood[2].pk, task_id="t", device="cpu") is None
+    Run.objects.filter(pk=flood[0].pk).update(status=Run.SUCCEEDED)
+    assert lifecycle.claim(flood[2].pk, task_id="t", device="cpu").run_id == flood[2].pk
+
+
+def test_a_run_on_another_queue_is_not_picked():
+    gpu = queued(queue="gpu")
+    cpu = queued(queue="cpu")
+    assert lifecycle.claim(gpu.pk, task_id="t", device="cpu").run_id == gpu.pk
+    assert Run.objects.get(pk=cpu.pk).status == Run.QUEUED
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def running(attempts=1, pid=None, heartbeat=None, **fields):
+    import socket
+
+    return queued(status=Run.RUNNING, attempts=attempts, worker=socket.gethostname(),
+                  worker_pid=pid or os.getpid(), heartbeat_at=heartbeat or dj_timezone.now(), **fields)
+
+
+def test_a_duplicate_message_never_trains_a_live_run_twice():
+    run = running(pid=os.getpid())
+    assert lifecycle.claim(run.pk, task_id="again", device="cpu") is None
+    assert Run.objects.get(pk=run.pk).attempts == 1
+
+
+def test_a_redelivered_message_of_a_dead_attempt_starts_the_next_attempt():
+    run = running(pid=dead_pid())
+    got = lifecycle.claim(run.pk, task_id="again", device="cpu")
+    assert (got.run_id, got.attempt) == (run.pk, 2)
+    run.refresh_from_db()
+    assert run.status == Run.RUNNING and run.worker_pid == os.getpid() and run.task_id == "again"
+
+
+def test_a_run_that_killed_its_worker_three_times_ends_failed():
+    run = running(attempts=Run.MAX_ATTEMPTS, pid=dead_pid())
+    assert lifecycle.claim(run.pk, task_id="again", device="cpu") is None
+    run.refresh_from_db()
+    assert run.status == Run.FAILED and "3 times" in run.error and "not tried again" in run.error
+
+
+def test_a_superseded_attempt_cannot_finish_the_run():
+    run = running(attempts=2)
+    assert lifecycle.finish(lifecycle.Claim(run.pk, 1), Run.SUCCEEDED) == "superseded"
+    assert Run.objects.get(pk=run.pk).status == Run.RUNNING
+    assert lifecycle.finish(lifecycle.Claim(run.pk, 2), Run.SUCCEEDED) == Run.SUCCEEDED
+
+
+def test_a_superseded_attempt_is_told_to_stop_and_its_points_stay_apart():
+    run = running(attempts=2)
+    old = lifecycle.Reporter(lifecycle.Claim(run.pk, 1))
+    new = lifecycle.Reporter(lifecycle.Claim(run.pk, 2))
+    point = type("P", (), {"step": 1, "loss": 0.5, "elapsed": 0.1})
+    assert old([point], []) is False
+    assert new([point], []) is True
+    assert sorted(Point.objects.filter(run=run).values_list("attempt", "step")) == [(1, 1), (2, 1)]
+    run.refresh_from_db()
+    assert [p.attempt for p in run.shown_points()] == [2]
+
+
+def test_the_web_fails_a_run_whose_heartbeat_is_stale(settings):
+    settings.PEFTLAB_STALE_RUN_SECONDS = 30
+    lost = running(heartbeat=dj_timezone.now() - timedelta(seconds=31))
+    alive = running(heartbeat=dj_timezone.now() - timedelta(seconds=5))
+    assert lifecycle.fail_lost_runs() == 1
+    lost.refresh_from_db()
+    alive.refresh_from_db()
+    assert lost.status == Run.FAILED and "stopped reporting for over 30" in lost.error
+    assert alive.status == Run.RUNNING
+
+
+async def read_stream(run_id, after):
+    seen = []
+    async for chunk in events._stream(run_id, after):
+        for block in chunk.strip().split("\n\n"):
+            lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+            if "event" in lines:
+                seen.append((lines["event"], lines.get("id")))
+        if seen and seen[-1][0] == "status":
+            return seen
+
+
+def test_the_stream_resets_a_browser_that_saw_an_earlier_attempt(settings):
+    settings.PEFTLAB_SSE_POLL_MS = 10
+    run = queued(status=Run.FAILED, attempts=2, finished_at=dj_timezone.now())
+    for attempt, steps in ((1, 4), (2, 2)):
+        Point.objects.bulk_create([Point(run=run, attempt=attempt, step=s, loss=1.0, elapsed=s) for s in range(1, steps + 1)])
+    stride = events.ATTEMPT_STRIDE
+    # Resuming from attempt 1's third point: the reset, then attempt 2 from its first step.
+    assert asyncio.run(read_stream(run.pk, 3)) == [
+        ("attempt", str(stride)), ("point", str(stride + 1)), ("point", str(stride + 2)), ("status", str(stride + 2))]
+    # Resuming inside attempt 2: no reset, no duplicate.
+    assert asyncio.run(read_stream(run.pk, stride + 1)) == [("point", str(stride + 2)), ("status", str(stride + 2))]
+
+
+def test_a_run_cancelled_while_queued_is_never_started(csrf_client):
+    run = queued(visitor_owner(csrf_client))
+    # Every worker is down: the cancel is a flag in the database, answered at once.
+    assert csrf_client.post(f"/api/runs/{run.pk}/cancel").status_code == 202
+    # When its message arrives at last, nothing starts.
+    assert lifecycle.claim(run.pk, task_id="late", device="cpu") is None
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.started_at) == (Run.CANCELLED, 0, None)
