@@ -10,7 +10,6 @@ const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const BASE = "#3a5bd9";
 const ADAPTER = "#e07b2a";
 const MERGED = "#8a5bd9";
-const MUTED = "#9aa3b2";
 const LABEL_COLORS = ["#b3261e", "#1f8a4c", "#3a5bd9", "#a86200", "#6b4fbb", "#00838f"];
 const fmtInt = new Intl.NumberFormat("en-US");
 const fmtPct = (x) => `${(100 * x).toPrecision(3)} %`;

@@ -115,7 +115,7 @@ function showEstimate() {
       const over = e.budget_seconds !== null && e.seconds > e.budget_seconds;
       el.classList.toggle("error", over);
       el.classList.toggle("muted", !over);
-    } catch (err) {
+    } catch {
       el.textContent = "";  // the form's own check says what is wrong when Train is pressed
     }
   }, 200);
