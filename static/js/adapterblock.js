@@ -1,13 +1,13 @@
 // P8 Adapter block. One request brings the counts for every d × m on the sliders and every
 // model; the controls only index into it. The state lives in the query string.
+import { $, ACCENT, PLOT_CONFIG, errorBox, getJson, indexOfValue, readQuery, writeQuery } from "./lab.js";
 import { moveShapes, react, redrawChanged, ring } from "./playground.js";
+import { fmtInt } from "./format.js";
 
+const showError = errorBox("adapter-error");
 const root = document.getElementById("adapter-root");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const FROZEN = "#9aa3b2";
 const TRAINED = "#e07b2a";
-const fmtInt = new Intl.NumberFormat("en-US");
 const fmtPct = (x) => `${(100 * x).toPrecision(3)}%`;
 
 const hiddenSlider = $("hidden-slider");
@@ -16,11 +16,6 @@ const modelSelect = $("model-select");
 const biasCheck = $("bias-check");
 let data = null;
 const state = { d: 0, m: 0, model: 0, bias: false };
-
-function showError(message) {
-  $("adapter-error").textContent = message;
-  $("adapter-error").hidden = !message;
-}
 
 // The largest m index that is still a bottleneck of d (m ≤ d).
 function maxM(d) {
@@ -35,17 +30,13 @@ function writeUrl() {
     d: data.hidden_sizes[state.d], m: data.bottlenecks[state.m], model: state.model,
     biases: state.bias ? "1" : "0",
   });
-  history.replaceState(null, "", `?${p}`);
+  writeQuery(p);
 }
 
 function readUrl() {
-  const q = new URLSearchParams(location.search);
-  const find = (list, v, fallback) => {
-    const i = list.map(String).indexOf(String(v));
-    return i >= 0 ? i : list.indexOf(fallback);
-  };
-  state.d = find(data.hidden_sizes, q.get("d"), data.defaults.hidden);
-  state.m = Math.min(find(data.bottlenecks, q.get("m"), data.defaults.bottleneck), maxM(state.d));
+  const q = readQuery();
+  state.d = indexOfValue(data.hidden_sizes, q.get("d"), data.defaults.hidden);
+  state.m = Math.min(indexOfValue(data.bottlenecks, q.get("m"), data.defaults.bottleneck), maxM(state.d));
   const model = Number(q.get("model"));
   state.model = Number.isInteger(model) && model >= 0 && model < data.models.length && q.has("model")
     ? model : data.defaults.model;
@@ -84,17 +75,17 @@ function drawDiagram() {
     trapezoid(1.75, h, 0.25, half),
     bar(0, half, FROZEN),
     // The shortcut around the adapter: h is added back to its output.
-    { type: "path", path: `M ${half} 4 C 0.85 4, 0.85 0, ${half} 0`, line: { color: "#3a5bd9", width: 2, dash: "dot" } },
+    { type: "path", path: `M ${half} 4 C 0.85 4, 0.85 0, ${half} 0`, line: { color: ACCENT, width: 2, dash: "dot" } },
   ];
   const down = data.weights[state.d][state.m] / 2;
   const note = (y, text, x = 0, anchor = "center") => ({ x, y, text, showarrow: false, xanchor: anchor,
     font: { size: 12 }, bgcolor: "rgba(255,255,255,0.85)" });
   const annotations = [
-    note(4.35, `input h: d = ${fmtInt.format(d)}`),
-    note(3, `W<sub>down</sub>: d × m = ${fmtInt.format(down)}`),
-    note(2.4, `bottleneck, nonlinearity f: m = ${fmtInt.format(m)}`),
-    note(1, `W<sub>up</sub>: m × d = ${fmtInt.format(down)} (starts at 0)`),
-    note(-0.35, `output h + W<sub>up</sub> f(W<sub>down</sub> h): d = ${fmtInt.format(d)}`),
+    note(4.35, `input h: d = ${fmtInt(d)}`),
+    note(3, `W<sub>down</sub>: d × m = ${fmtInt(down)}`),
+    note(2.4, `bottleneck, nonlinearity f: m = ${fmtInt(m)}`),
+    note(1, `W<sub>up</sub>: m × d = ${fmtInt(down)} (starts at 0)`),
+    note(-0.35, `output h + W<sub>up</sub> f(W<sub>down</sub> h): d = ${fmtInt(d)}`),
     note(2, "+ h", 0.97, "right"),
   ];
   react("diagram", DIAGRAM_FRAME, {
@@ -135,7 +126,7 @@ function drawShare() {
   const key = shareKey();
   const traces = data.models.map((model, i) => ({
     x: data.bottlenecks, y: model[key].map((v) => (v === null ? null : 100 * v)),
-    mode: "lines+markers", name: `${model.name} (d = ${fmtInt.format(model.hidden)}, L = ${model.layers})`,
+    mode: "lines+markers", name: `${model.name} (d = ${fmtInt(model.hidden)}, L = ${model.layers})`,
     line: { width: i === state.model ? 3.5 : 1.5 },
     hovertemplate: "m = %{x}: %{y:.3g}%<extra>" + model.name + "</extra>",
   }));
@@ -152,15 +143,15 @@ function drawReadouts() {
   const model = data.models[state.model];
   const w = data.weights[state.d][state.m];
   const wb = data.with_biases[state.d][state.m];
-  $("hidden-value").textContent = fmtInt.format(data.hidden_sizes[state.d]);
-  $("bottleneck-value").textContent = fmtInt.format(data.bottlenecks[state.m]);
-  $("per-adapter").textContent = fmtInt.format(w);
-  $("per-adapter-bias").textContent = fmtInt.format(wb);
-  $("per-layer").textContent = fmtInt.format(data.adapters_per_layer * (state.bias ? wb : w));
-  $("model-row-label").textContent = `${model.name}: ${model.adapters} adapters at d = ${fmtInt.format(model.hidden)}`;
+  $("hidden-value").textContent = fmtInt(data.hidden_sizes[state.d]);
+  $("bottleneck-value").textContent = fmtInt(data.bottlenecks[state.m]);
+  $("per-adapter").textContent = fmtInt(w);
+  $("per-adapter-bias").textContent = fmtInt(wb);
+  $("per-layer").textContent = fmtInt(data.adapters_per_layer * (state.bias ? wb : w));
+  $("model-row-label").textContent = `${model.name}: ${model.adapters} adapters at d = ${fmtInt(model.hidden)}`;
   const total = (state.bias ? model.with_biases : model.weights)[state.m];
   const share = (state.bias ? model.share_with_biases : model.share)[state.m];
-  $("model-trainable").textContent = total === null ? "m > d" : fmtInt.format(total);
+  $("model-trainable").textContent = total === null ? "m > d" : fmtInt(total);
   $("model-share").textContent = share === null ? "—" : fmtPct(share);
 }
 
@@ -168,12 +159,12 @@ function drawNotes() {
   const s = data.seed_check;
   const d1024 = data.hidden_sizes.indexOf(1024);
   const m64 = data.bottlenecks.indexOf(64);
-  $("seed-131k").textContent = fmtInt.format(data.weights[d1024][m64]);
+  $("seed-131k").textContent = fmtInt(data.weights[d1024][m64]);
   $("seed-two").textContent = fmtPct(s.two_per_layer_share);
   $("seed-one").textContent = fmtPct(s.one_per_layer_share);
-  $("seed-bert-adapters").textContent = fmtInt.format(s.bert_large_adapters);
+  $("seed-bert-adapters").textContent = fmtInt(s.bert_large_adapters);
   const large = data.models.find((x) => x.name === "BERT-large");
-  $("bert-large-total").textContent = fmtInt.format(large.total);
+  $("bert-large-total").textContent = fmtInt(large.total);
 }
 
 // Each chart, the settings its traces read, and for the share chart the setting that only moves
@@ -196,10 +187,7 @@ function draw(changed = null) {
 
 async function start() {
   try {
-    const resp = await fetch(root.dataset.apiUrl);
-    const body = await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error((body && body.error) || `The server answered ${resp.status}.`);
-    data = body;
+    data = await getJson(root.dataset.apiUrl);
   } catch (err) {
     showError(`Could not load the adapter counts: ${err.message}`);
     return;

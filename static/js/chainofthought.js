@@ -2,27 +2,20 @@
 // every mode's prompt, written answer and token counts; the problem menu and the mode only
 // index it. Changing a problem's numbers fetches once: the server redoes the arithmetic.
 // The state lives in the query string.
+import { $, ACCENT, GOOD, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, react } from "./playground.js";
+import { fmtInt } from "./format.js";
 
+const showError = errorBox("cot-error");
 const root = document.getElementById("cot-root");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const ACCENT = "#3a5bd9";
 const ORANGE = "#e07b2a";
 const MUTED = "#9aa3b2";
-const GOOD = "#1f8a4c";
-const fmtInt = new Intl.NumberFormat("en-US");
 
 const problemSelect = $("problem-select");
 const modeInputs = [...document.querySelectorAll('input[name="mode"]')];
 let data = null;
 const state = { problem: null, mode: "few_shot_cot" };
 const fetchLatest = latestFetcher(root);
-
-function showError(message) {
-  $("cot-error").textContent = message;
-  $("cot-error").hidden = !message;
-}
 
 const current = () => data.problems.find((p) => p.key === state.problem);
 const valuesOf = (p) => p.quantities.map((q) => q.value).join(",");
@@ -32,7 +25,7 @@ function writeUrl() {
   const p = new URLSearchParams({ problem: state.problem, mode: state.mode });
   const values = valuesOf(current());
   if (values !== defaultValues.get(state.problem)) p.set("values", values);
-  history.replaceState(null, "", `?${p}`);
+  writeQuery(p);
 }
 
 function buildNumbers() {
@@ -135,12 +128,12 @@ function draw() {
   $("mode-help").textContent = cot
     ? `${p.steps.length} intermediate results are written down before the answer; each is a short, one-operation step.`
     : `One jump: all ${p.steps.length} operations must happen inside the forward pass that writes the first token of “${p.answer}”.`;
-  $("answer").textContent = `${fmtInt.format(p.answer)} ${p.unit}`;
+  $("answer").textContent = `${fmtInt(p.answer)} ${p.unit}`;
   $("step-count").textContent = cot ? p.steps.length : "0";
-  $("prompt-tokens").textContent = fmtInt.format(m.prompt_tokens);
-  $("output-tokens").textContent = fmtInt.format(m.output_tokens);
+  $("prompt-tokens").textContent = fmtInt(m.prompt_tokens);
+  $("output-tokens").textContent = fmtInt(m.output_tokens);
   const direct = p.modes.direct.output_tokens;
-  $("output-ratio").textContent = `${fmtInt.format(m.output_tokens)} vs ${fmtInt.format(direct)}`;
+  $("output-ratio").textContent = `${fmtInt(m.output_tokens)} vs ${fmtInt(direct)}`;
   const modes = Object.keys(data.modes);
   const label = { direct: "direct", few_shot_cot: "CoT from<br>an example", zero_shot_cot: "zero-shot<br>CoT" };
   const outline = modes.map((k) => (k === state.mode ? 3 : 0));
@@ -194,7 +187,7 @@ async function resolve() {
 }
 
 async function start() {
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   try {
     const body = await fetchLatest(apiUrl(q.get("problem"), q.get("values")));
     if (body) show(body, q);

@@ -1,4 +1,6 @@
 // P22: render the cheat sheet rows the server computed.
+import { getJson } from "./lab.js";
+
 const table = document.getElementById("cheat-sheet");
 
 function format(value) {
@@ -8,7 +10,7 @@ function format(value) {
 }
 
 async function init() {
-  const rows = await (await fetch(table.dataset.apiUrl)).json();
+  const rows = await getJson(table.dataset.apiUrl);
   const cell = (text) => { const td = document.createElement("td"); td.textContent = text; return td; };
   table.tBodies[0].replaceChildren(...rows.map((row) => {
     const tr = document.createElement("tr");

@@ -1,12 +1,12 @@
 // A teacher's class dashboard: GET /api/classes/<code>/dashboard every two seconds, drawn into
 // the runs table (with a cancel button per unfinished run: POST /api/runs/<id>/cancel), the
 // leaderboard and the queue. Nicknames are the students' own text: always set as textContent.
-import { getJson, postJson } from "./runstart.js";
-import { fmtAcc, fmtSeconds } from "./runformat.js";
+import { $, errorBox, getJson, postJson } from "./lab.js";
+import { fmtAcc, fmtSeconds } from "./format.js";
 
+const showError = errorBox("dash-error");
 const POLL_MS = 2000;
 const root = document.getElementById("dash-root");
-const $ = (id) => document.getElementById(id);
 
 function cell(row, text, className) {
   const td = row.insertCell();
@@ -55,11 +55,6 @@ function cancelButton(run) {
     }
   });
   return button;
-}
-
-function showError(message) {
-  $("dash-error").textContent = message;
-  $("dash-error").hidden = !message;
 }
 
 function drawRuns(students) {

@@ -1,14 +1,14 @@
 // The compare page: pick finished runs (the selection is the URL's ?runs=3,7,9), and see their
 // loss and validation accuracy overlaid and their measurements in one table. One request,
 // GET /api/compare, brings every selected run with its points.
-import { latestFetcher, messageOf } from "./playground.js";
-import { fmtAcc, fmtBytes, fmtInt, fmtMs, fmtPrecision, fmtSeconds } from "./runformat.js";
+import { $, ACCENT, BAD, GOOD, MUTED, PLOT_CONFIG, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
+import { latestFetcher } from "./playground.js";
+import { fmtAcc, fmtBytes, fmtInt, fmtMs, fmtPrecision, fmtSeconds } from "./format.js";
 
+const showError = errorBox("compare-error");
 const root = document.getElementById("compare-root");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
 // One colour per selected run, in the order they were ticked (two LoRA runs need two colours).
-const RUN_COLOURS = ["#3a5bd9", "#e07b2a", "#1f8a4c", "#9333ea", "#b3261e", "#0891b2", "#b45309", "#4a5160"];
+const RUN_COLOURS = [ACCENT, "#e07b2a", GOOD, "#9333ea", BAD, "#0891b2", "#b45309", "#4a5160"];
 const FINISHED = ["succeeded", "failed", "cancelled"];
 const maxRuns = Number(root.dataset.maxRuns);
 const fetchLatest = latestFetcher(root);
@@ -16,19 +16,13 @@ const fetchLatest = latestFetcher(root);
 let finished = []; // run summaries offered as checkboxes
 let selected = []; // run ids, in the order ticked
 
-function showError(message) {
-  $("compare-error").textContent = message || "";
-  $("compare-error").hidden = !message;
-}
-
 function readUrl() {
-  const raw = new URLSearchParams(location.search).get("runs") || "";
+  const raw = readQuery().get("runs") || "";
   return [...new Set(raw.split(",").map((x) => x.trim()).filter((x) => /^\d+$/.test(x)).map(Number))];
 }
 
 function writeUrl() {
-  const query = selected.length ? `?runs=${selected.join(",")}` : "";
-  history.replaceState(null, "", `${location.pathname}${query}`);
+  writeQuery(selected.length ? `runs=${selected.join(",")}` : "");
 }
 
 const colourOf = (id) => RUN_COLOURS[selected.indexOf(id) % RUN_COLOURS.length];
@@ -55,7 +49,7 @@ function drawPicks() {
 
 // ---- the charts ------------------------------------------------------------------------------
 function emptyNote(text) {
-  return [{ text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#5b6474" } }];
+  return [{ text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: MUTED } }];
 }
 
 function drawCharts(runs) {
@@ -166,9 +160,7 @@ $("run-picks").addEventListener("change", (event) => {
 async function init() {
   selected = readUrl().slice(0, maxRuns);
   drawCharts([]);
-  const response = await fetch("/api/runs?limit=200");
-  const body = await response.json().catch(() => null);
-  if (!response.ok) throw new Error(messageOf(body, response.status));
+  const body = await getJson("/api/runs?limit=200");
   finished = body.filter((r) => FINISHED.includes(r.status));
   await show();
   root.dataset.ready = "1";

@@ -1,20 +1,19 @@
 // P1 Cost of fine-tuning. The server computes each model's GPU-hours, cost and checkpoint, and
 // the totals for every (tasks, runs) pair, once per change of the run settings; the two sliders
 // only index into that response. The whole state lives in the URL.
+import { $, ACCENT, GOOD, MUTED, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, react } from "./playground.js";
 
+const showError = errorBox("cost-error");
 const root = document.getElementById("cost-root");
-const $ = (id) => document.getElementById(id);
 // Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
 // in an onsubmit attribute: the Content-Security-Policy allows no inline script.
 $("cost-form").addEventListener("submit", (event) => event.preventDefault());
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
 
 const KEYS = ["tokens", "gpu", "utilisation", "price", "bytes_per_param"];
 const inputs = { tokens: $("tokens-input"), gpu: $("gpu-select"), utilisation: $("utilisation-input"),
   price: $("price-input"), bytes_per_param: $("bytes-select") };
 const sliders = { t: $("tasks-slider"), r: $("runs-slider") };
-const errorBox = $("cost-error");
 
 let data = null;
 let view = { t: 9, r: 0 };
@@ -24,11 +23,6 @@ const fmtHours = (x) => (x >= 100 ? Math.round(x).toLocaleString("en-US") : x.to
 function fmtBytes(b) {
   if (b >= 1e12) return `${(b / 1e12).toFixed(2)} TB`;
   return `${(b / 1e9).toFixed(1)} GB`;
-}
-
-function showError(message) {
-  errorBox.textContent = message;
-  errorBox.hidden = !message;
 }
 
 const fetchLatest = latestFetcher(root);
@@ -65,7 +59,7 @@ function writeUrl() {
   const p = paramsFromForm();
   p.set("t", view.t);
   p.set("r", view.r);
-  history.replaceState(null, "", `?${p}`);
+  writeQuery(p);
 }
 
 function drawHours() {
@@ -75,9 +69,9 @@ function drawHours() {
   react("hours-chart", [
     { type: "bar", name: "this formula", x, y: m.map((row) => row.gpu_hours),
       text: m.map((row) => `${row.formula}<br>checkpoint: ${row.checkpoint_formula}`), textposition: "none",
-      marker: { color: "#3a5bd9" }, hovertemplate: "<b>%{x}</b><br>%{text}<extra></extra>" },
+      marker: { color: ACCENT }, hovertemplate: "<b>%{x}</b><br>%{text}<extra></extra>" },
     { type: "scatter", mode: "markers", name: "seed 000's table", x: seeded.map((row) => row.label),
-      y: seeded.map((row) => row.seed_gpu_hours), marker: { symbol: "diamond", size: 12, color: "#5b6474" },
+      y: seeded.map((row) => row.seed_gpu_hours), marker: { symbol: "diamond", size: 12, color: MUTED },
       hovertemplate: "seed 000: %{y} GPU-hours<extra></extra>" },
   ], {
     margin: { l: 70, r: 10, t: 10, b: 60 },
@@ -96,7 +90,7 @@ function drawTotals() {
     { type: "bar", name: "compute cost ($)", x, y: m.map((row) => row.total_cost[t][r]),
       marker: { color: "#e07b39" }, hovertemplate: "%{x}: $%{y:,.0f}<extra>compute</extra>" },
     { type: "bar", name: "disk for the checkpoints (GB)", x, y: m.map((row) => row.storage_bytes[t] / 1e9),
-      marker: { color: "#1f8a4c" }, hovertemplate: "%{x}: %{y:,.4g} GB<extra>checkpoints</extra>" },
+      marker: { color: GOOD }, hovertemplate: "%{x}: %{y:,.4g} GB<extra>checkpoints</extra>" },
   ], {
     barmode: "group",
     margin: { l: 70, r: 10, t: 10, b: 60 },
@@ -145,7 +139,7 @@ async function reload() {
 }
 
 async function start() {
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   const params = new URLSearchParams();
   for (const k of KEYS) if (q.has(k)) params.set(k, q.get(k));
   for (const k of ["t", "r"]) if (q.has(k)) view[k] = Number(q.get(k));

@@ -1,11 +1,11 @@
 // P18 Decision tree. The server walks the tree (simulations/decision.py) for the answers in the URL
 // and returns the tree, the path and the scenario table; this file only draws them. On a leaf the
 // lab can train, a button starts a real run of that method (its defaults) on the learner's task.
-import { getJson, postJson } from "./runstart.js";
+import { $, errorBox, getJson, postJson, readQuery, writeQuery } from "./lab.js";
 
+const showError = errorBox("decide-error");
 const root = document.getElementById("decide-root");
 const apiUrl = root.dataset.apiUrl;
-const $ = (id) => document.getElementById(id);
 // Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
 // in an onsubmit attribute: the Content-Security-Policy allows no inline script.
 $("decide-form").addEventListener("submit", (event) => event.preventDefault());
@@ -18,12 +18,12 @@ let chosenTask = null;
 
 function readUrl() {
   answers = {};
-  for (const [k, v] of new URLSearchParams(location.search)) if (/^q\d+$/.test(k)) answers[k] = v;
+  for (const [k, v] of readQuery()) if (/^q\d+$/.test(k)) answers[k] = v;
 }
 
 function writeUrl(used) {
   const params = new URLSearchParams(used);
-  history.replaceState(null, "", `${location.pathname}${params.toString() ? "?" + params : ""}`);
+  writeQuery(params);
 }
 
 function esc(s) {
@@ -155,16 +155,14 @@ function drawScenarios(rows) {
   }).join("");
 }
 
-function showError(msg) {
-  $("decide-error").textContent = msg;
-  $("decide-error").hidden = !msg;
-}
-
 async function update() {
-  const resp = await fetch(`${apiUrl}?${new URLSearchParams(answers)}`);
-  const body = await resp.json().catch(() => null);
-  if (!resp.ok) {
-    showError((body && body.error) || `The server answered ${resp.status}.`);
+  let body;
+  try {
+    body = await getJson(`${apiUrl}?${new URLSearchParams(answers)}`);
+  } catch (err) {
+    // Answers the server refuses: say why, and start again from no answers.
+    if (!Object.keys(answers).length) throw err;
+    showError(err.message);
     answers = {};
     return update();
   }

@@ -3,12 +3,11 @@
 // state in the URL (?experiment=<id>). Without one in the URL the page shows the latest finished
 // experiment of its kind, or, if none has run, the runs it would queue (their expected trainable
 // parameters come from the server's formula) and empty charts that say so.
-import { getJson, postJson } from "./runstart.js";
+import { $, ACCENT, GOOD, MUTED, errorBox, getJson, postJson, readQuery, writeQuery } from "./lab.js";
+import { fmtInt } from "./format.js";
 
 const POLL_MS = 2000;
-export const PLOT_CONFIG = { displaylogo: false, responsive: true };
-export const COLOURS = ["#3a5bd9", "#d9733a", "#1f8a4c", "#8a3ab9"];
-export const fmtInt = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"));
+export const COLOURS = [ACCENT, "#d9733a", GOOD, "#8a3ab9"];
 export const fmtPct = (x) => (x === null || x === undefined ? "—" : `${(100 * x).toFixed(1)}%`);
 export const fmtNum = (x) => (x === null || x === undefined ? "—" : Number(x).toFixed(3));
 
@@ -20,7 +19,7 @@ export const succeeded = (exp) => (exp ? exp.runs.filter((r) => r.status === "su
 
 // An annotation in the middle of an empty chart.
 export function emptyNote(text) {
-  return [{ text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 15, color: "#5b6474" } }];
+  return [{ text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 15, color: MUTED } }];
 }
 
 // Ticks 1, 2, 5 × 10^k spanning [low, high], labelled 10k, 20k, 1M...: a log axis that reads plainly.
@@ -39,19 +38,15 @@ export function logTicks(low, high) {
 // page: {kind, readOptions(): extra body fields, fillOptions(URLSearchParams), draw(exp|null)}
 export function experimentPage(page) {
   const root = document.getElementById("exp-root");
-  const $ = (id) => document.getElementById(id);
   let timer = null;
   let shown = null; // the experiment on screen
 
-  function setError(msg) {
-    $("exp-error").textContent = msg || "";
-    $("exp-error").hidden = !msg;
-  }
+  const setError = errorBox("exp-error");
 
   function writeUrl(id) {
-    const params = new URLSearchParams(location.search);
+    const params = readQuery();
     params.set("experiment", id);
-    history.replaceState(null, "", `?${params}`);
+    writeQuery(params);
   }
 
   function drawTable(rows, planned) {
@@ -126,7 +121,7 @@ export function experimentPage(page) {
   }
 
   async function init() {
-    const params = new URLSearchParams(location.search);
+    const params = readQuery();
     const tasks = await getJson("/api/tasks");
     $("exp-task").innerHTML = tasks.map((t) => `<option value="${esc(t.name)}">${esc(t.title)} (${t.train_size} train)</option>`).join("");
     if (params.get("task") && tasks.some((t) => t.name === params.get("task"))) $("exp-task").value = params.get("task");

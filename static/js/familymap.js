@@ -1,17 +1,16 @@
 // P15 PEFT family map. One request brings every method's count on every model at every slider
 // value, the parts each method trains and what it does there; the controls only index into it.
 // The state lives in the query string.
+import { $, ACCENT, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, react } from "./playground.js";
+import { fmtInt, fmtShare } from "./format.js";
 
+const showError = errorBox("family-error");
 const root = document.getElementById("family-root");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const FROZEN = "#c9ced8";
 const TRAINED = "#e07b2a";
-const HEAD = "#3a5bd9";
+const HEAD = ACCENT;
 const OTHER = "#8d9bb5";
-const fmtInt = new Intl.NumberFormat("en-US");
-const fmtPct = (x) => (x >= 0.01 ? `${(100 * x).toPrecision(3)}%` : `${(100 * x).toPrecision(2)}%`);
 
 const modelSelect = $("model-select");
 const targetsSelect = $("targets-select");
@@ -48,11 +47,6 @@ const SIDE = {
 // Bias chips: at the lower left corner of each part that has a bias.
 const BIASED = ["q", "k", "v", "o", "ffn_up", "ffn_down", "ln1", "ln2"];
 
-function showError(message) {
-  $("family-error").textContent = message;
-  $("family-error").hidden = !message;
-}
-
 const model = () => data.models[state.model];
 const methodOf = (key) => data.methods.find((m) => m.key === key);
 const method = () => methodOf(state.method);
@@ -66,11 +60,11 @@ function countOf(m, field = "counts") {
 function writeUrl() {
   const p = new URLSearchParams({ model: model().key, method: state.method, targets: state.targets });
   for (const [param, short] of Object.entries(KNOB_QUERY)) p.set(short, state.knobs[param]);
-  history.replaceState(null, "", `?${p}`);
+  writeQuery(p);
 }
 
 function readUrl() {
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   const mi = data.models.findIndex((m) => m.key === (q.get("model") || data.defaults.model));
   state.model = mi >= 0 ? mi : 0;
   state.method = methodOf(q.get("method")) ? q.get("method") : data.defaults.method;
@@ -223,8 +217,8 @@ function drawCounts() {
   react("count-chart", [{
     type: "bar", orientation: "h", y: names, x: rows.map((r) => r.n),
     marker: { color: rows.map((r) => (r.m.key === state.method ? TRAINED : OTHER)) },
-    text: rows.map((r) => fmtPct(r.share)), textposition: "outside", cliponaxis: false,
-    customdata: rows.map((r) => [fmtInt.format(r.n), fmtPct(r.share)]),
+    text: rows.map((r) => fmtShare(r.share)), textposition: "outside", cliponaxis: false,
+    customdata: rows.map((r) => [fmtInt(r.n), fmtShare(r.share)]),
     hovertemplate: "%{y}: %{customdata[0]} trainable, %{customdata[1]} of the model<extra></extra>",
     name: "trainable parameters",
   }], {
@@ -237,10 +231,10 @@ function drawCounts() {
 function drawReadouts() {
   const m = method();
   const mod = model();
-  $("trainable").textContent = fmtInt.format(countOf(m));
-  $("share").textContent = fmtPct(countOf(m, "shares"));
+  $("trainable").textContent = fmtInt(countOf(m));
+  $("share").textContent = fmtShare(countOf(m, "shares"));
   $("total-label").textContent = `Whole model (${mod.label})`;
-  $("total").textContent = fmtInt.format(mod.total);
+  $("total").textContent = fmtInt(mod.total);
   $("mergeable").textContent = m.mergeable;
   $("latency").textContent = m.latency;
   $("prefix-ratio").textContent = mod.prefix_over_prompt;

@@ -1,16 +1,15 @@
 // P20 Freeze, attach, merge. One request brings the counts for every d × r on the sliders; the
 // animation and the sliders only index into it. The state (step, d, r) lives in the query string.
+import { $, ACCENT, PLOT_CONFIG, errorBox, indexOfValue, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, moveShapes, react, ring } from "./playground.js";
+import { fmtInt, fmtSize } from "./format.js";
 
+const showError = errorBox("fam-error");
 const root = document.getElementById("fam-root");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const FROZEN = "#9aa3b2";
 const TRAINED = "#e07b2a";
-const ACCENT = "#3a5bd9";
 const MERGED = "#8a5bd9";
 const SVG_NS = "http://www.w3.org/2000/svg";
-const fmtInt = new Intl.NumberFormat("en-US");
 const fmtPct = (x) => `${(100 * x).toPrecision(3)} %`;
 const STEPS = 5;
 const PLAY_MS = 2800;
@@ -37,11 +36,6 @@ const H_X = 560;
 const VEC_W = 18;
 const MIN_THIN = 3;
 const COUNTER = { x: W_X, y: 462, w: 470, h: 16 };
-
-function showError(message) {
-  $("fam-error").textContent = message;
-  $("fam-error").hidden = !message;
-}
 
 function el(name, attrs = {}, parent = null, text = null) {
   const node = document.createElementNS(SVG_NS, name);
@@ -125,9 +119,9 @@ function drawDiagram() {
   parts.B.setAttribute("width", thin);
   parts.mid.setAttribute("d", `M ${W_X + SIDE} ${LOW} L ${B_X - 4} ${LOW}`);
   parts.lowOut.setAttribute("d", `M ${B_X + thin} ${LOW} H ${PLUS.x} V ${MID + PLUS.r + 4}`);
-  parts.aLabel.textContent = `A: ${fmtInt.format(r)} × ${fmtInt.format(d)}${s === 2 ? " (random)" : ""}`;
-  parts.bLabel.textContent = `B: ${fmtInt.format(d)} × ${fmtInt.format(r)}${s === 2 ? " (all zeros)" : ""}`;
-  parts.wSub.textContent = `${fmtInt.format(d)} × ${fmtInt.format(d)}${s === 5 ? "" : ", frozen"}`;
+  parts.aLabel.textContent = `A: ${fmtInt(r)} × ${fmtInt(d)}${s === 2 ? " (random)" : ""}`;
+  parts.bLabel.textContent = `B: ${fmtInt(d)} × ${fmtInt(r)}${s === 2 ? " (all zeros)" : ""}`;
+  parts.wSub.textContent = `${fmtInt(d)} × ${fmtInt(d)}${s === 5 ? "" : ", frozen"}`;
   parts.mergedNote.classList.toggle("off", s !== 5);
   parts.wLabel.textContent = s === 5 ? "W′" : "W";
   parts.W.setAttribute("fill", s === 5 ? MERGED : FROZEN);
@@ -144,9 +138,9 @@ function drawDiagram() {
   const collapsed = s >= 4;
   parts.counter.style.transform = `scaleX(${collapsed ? Math.max(share, 0.004) : 1})`;
   parts.counter.setAttribute("fill", collapsed ? TRAINED : FROZEN);
-  const full = fmtInt.format(data.table.full[state.d]);
+  const full = fmtInt(data.table.full[state.d]);
   parts.counterText.textContent = collapsed
-    ? `2·d·r = ${fmtInt.format(at("lora"))} trained, ${fmtPct(share)} of d² = ${full}`
+    ? `2·d·r = ${fmtInt(at("lora"))} trained, ${fmtPct(share)} of d² = ${full}`
     : `full fine-tuning would train all d² = ${full}`;
   parts.counterText2.textContent = s === 5 ? "merged: W′ serves d² weights, exactly as W did" : "";
 }
@@ -158,11 +152,11 @@ function stepText() {
   $("step-title").textContent = `Step ${state.step} of ${STEPS}: ${li.querySelector("strong").textContent.replace(".", "")}`;
   const { d, r } = cur();
   const extra = {
-    1: `W holds ${fmtInt.format(data.table.full[state.d])} pretrained numbers; none of them will change.`,
-    2: `A has ${fmtInt.format(at("factor"))} random entries and B ${fmtInt.format(at("factor"))} zeros, so B·A = 0 to start.`,
-    3: `The side path narrows ${fmtInt.format(d)} numbers to ${fmtInt.format(r)} and widens them back.`,
-    4: `${fmtInt.format(at("lora"))} trainable numbers instead of ${fmtInt.format(data.table.full[state.d])}: ${fmtInt.format(Math.round(at("fewer")))} times fewer.`,
-    5: `The merged matrix has ${fmtInt.format(data.table.full[state.d])} entries, as W had: no extra layer, no extra latency.`,
+    1: `W holds ${fmtInt(data.table.full[state.d])} pretrained numbers; none of them will change.`,
+    2: `A has ${fmtInt(at("factor"))} random entries and B ${fmtInt(at("factor"))} zeros, so B·A = 0 to start.`,
+    3: `The side path narrows ${fmtInt(d)} numbers to ${fmtInt(r)} and widens them back.`,
+    4: `${fmtInt(at("lora"))} trainable numbers instead of ${fmtInt(data.table.full[state.d])}: ${fmtInt(Math.round(at("fewer")))} times fewer.`,
+    5: `The merged matrix has ${fmtInt(data.table.full[state.d])} entries, as W had: no extra layer, no extra latency.`,
   }[state.step];
   $("step-caption").textContent = `${li.textContent.replace(/\s+/g, " ").trim()} ${extra}`;
 }
@@ -171,21 +165,15 @@ function drawReadouts() {
   const { d, r } = cur();
   const t = data.table;
   $("step-value").textContent = `${state.step} / ${STEPS}`;
-  $("d-value").textContent = fmtInt.format(d);
-  $("r-value").textContent = fmtInt.format(r);
-  $("full-count").textContent = fmtInt.format(t.full[state.d]);
-  $("lora-count").textContent = fmtInt.format(at("lora"));
+  $("d-value").textContent = fmtInt(d);
+  $("r-value").textContent = fmtInt(r);
+  $("full-count").textContent = fmtInt(t.full[state.d]);
+  $("lora-count").textContent = fmtInt(at("lora"));
   $("share").textContent = fmtPct(at("share"));
-  $("fewer").textContent = `${fmtInt.format(Math.round(at("fewer") * 10) / 10)}×`;
-  $("full-bytes").textContent = fmtBytes(t.full_bytes[state.d]);
-  $("lora-bytes").textContent = fmtBytes(at("lora_bytes"));
-  $("break-even").textContent = fmtInt.format(t.break_even[state.d]);
-}
-
-function fmtBytes(b) {
-  const units = [["GB", 1e9], ["MB", 1e6], ["kB", 1e3]];
-  for (const [unit, size] of units) if (b >= size) return `${(b / size).toPrecision(3)} ${unit}`;
-  return `${b} bytes`;
+  $("fewer").textContent = `${fmtInt(Math.round(at("fewer") * 10) / 10)}×`;
+  $("full-bytes").textContent = fmtSize(t.full_bytes[state.d]);
+  $("lora-bytes").textContent = fmtSize(at("lora_bytes"));
+  $("break-even").textContent = fmtInt(t.break_even[state.d]);
 }
 
 // The chosen rank on the curve: the r slider moves only this ring.
@@ -209,35 +197,31 @@ function drawChart() {
     margin: { l: 70, r: 10, t: 10, b: 100 },
     legend: { orientation: "h", x: 0, y: -0.3, yanchor: "top" },
     xaxis: { title: { text: "rank r (log scale)" }, type: "log", tickvals: ranks },
-    yaxis: { title: { text: `trainable numbers, d = ${fmtInt.format(d)}` }, type: "log", dtick: 1, exponentformat: "SI" },
+    yaxis: { title: { text: `trainable numbers, d = ${fmtInt(d)}` }, type: "log", dtick: 1, exponentformat: "SI" },
   }, PLOT_CONFIG);
 }
 
 function drawTables() {
   $("reported-table").tBodies[0].innerHTML = data.reported.map((row) =>
-    `<tr><td>${row.qualifier ? `${row.qualifier} ` : ""}${fmtInt.format(row.value)} ${row.unit} ${row.what}</td>`
+    `<tr><td>${row.qualifier ? `${row.qualifier} ` : ""}${fmtInt(row.value)} ${row.unit} ${row.what}</td>`
     + `<td>${row.model}</td><td>reported by ${row.paper} in seed ${row.seed}</td></tr>`).join("");
   $("gpt3-name").textContent = data.gpt3.name;
-  $("gpt3-layers").textContent = fmtInt.format(data.gpt3.layers);
-  $("gpt3-total").textContent = fmtInt.format(data.gpt3.total);
+  $("gpt3-layers").textContent = fmtInt(data.gpt3.layers);
+  $("gpt3-total").textContent = fmtInt(data.gpt3.total);
   $("gpt3-table").tBodies[0].innerHTML = data.gpt3.rows.map((row) =>
-    `<tr><td>${row.rank}</td><td class="num">${fmtInt.format(row.lora_params)}</td>`
-    + `<td class="num">${fmtInt.format(Math.round(row.reduction))}×</td></tr>`).join("");
+    `<tr><td>${row.rank}</td><td class="num">${fmtInt(row.lora_params)}</td>`
+    + `<td class="num">${fmtInt(Math.round(row.reduction))}×</td></tr>`).join("");
 }
 
 function writeUrl() {
   const { d, r } = cur();
-  history.replaceState(null, "", `?${new URLSearchParams({ step: state.step, d, r })}`);
+  writeQuery(new URLSearchParams({ step: state.step, d, r }));
 }
 
 function readUrl() {
-  const q = new URLSearchParams(location.search);
-  const find = (list, v, fallback) => {
-    const i = list.map(String).indexOf(String(v));
-    return i >= 0 ? i : list.indexOf(fallback);
-  };
-  state.d = find(data.table.hidden, q.get("d"), data.defaults.d);
-  state.r = find(data.table.ranks, q.get("r"), data.defaults.r);
+  const q = readQuery();
+  state.d = indexOfValue(data.table.hidden, q.get("d"), data.defaults.d);
+  state.r = indexOfValue(data.table.ranks, q.get("r"), data.defaults.r);
   if (data.table.lora[state.d][state.r] === null) state.r = maxR();
   const step = Number(q.get("step"));
   state.step = Number.isInteger(step) && step >= 1 && step <= STEPS ? step : 1;

@@ -1,16 +1,14 @@
 // P3 In-context learning. One request brings the prompt and its token count for every k and
 // the fit for every window; the mode, k and window only index it. A new query review fetches
 // once (its tokens must be counted by the server). The state lives in the query string.
+import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, react } from "./playground.js";
+import { fmtInt } from "./format.js";
 
+const showError = errorBox("icl-error");
 const root = document.getElementById("icl-root");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const ACCENT = "#3a5bd9";
 const ORANGE = "#e07b2a";
 const MUTED = "#9aa3b2";
-const BAD = "#b3261e";
-const fmtInt = new Intl.NumberFormat("en-US");
 const fmtParams = (n) => (n >= 1e12 ? `${n / 1e12}T` : n >= 1e9 ? `${n / 1e9}B` : `${n / 1e6}M`);
 
 const kSlider = $("k-slider");
@@ -20,11 +18,6 @@ const modeInputs = [...document.querySelectorAll('input[name="mode"]')];
 let data = null;
 const state = { mode: "few", k: 8, window: "gpt3" };
 const fetchLatest = latestFetcher(root);
-
-function showError(message) {
-  $("icl-error").textContent = message;
-  $("icl-error").hidden = !message;
-}
 
 function currentK() {
   if (state.mode === "zero") return 0;
@@ -39,7 +32,7 @@ function currentWindow() {
 function writeUrl() {
   const p = new URLSearchParams({ mode: state.mode, k: state.k, window: state.window });
   if (data.query !== data.default_query) p.set("query", data.query);
-  history.replaceState(null, "", `?${p}`);
+  writeQuery(p);
 }
 
 function readUrl(q) {
@@ -56,7 +49,7 @@ function syncControls() {
   kSlider.disabled = state.mode !== "few";
   for (const input of modeInputs) input.checked = input.value === state.mode;
   if (!windowSelect.options.length) {
-    for (const w of data.windows) windowSelect.add(new Option(`${w.label}: ${fmtInt.format(w.size)} tokens`, w.key));
+    for (const w of data.windows) windowSelect.add(new Option(`${w.label}: ${fmtInt(w.size)} tokens`, w.key));
   }
   windowSelect.value = state.window;
   queryInput.maxLength = data.query_max_chars;
@@ -76,10 +69,10 @@ function drawBudget(k, w) {
     part("instruction and layout", rest, MUTED),
     part(`${k} example${k === 1 ? "" : "s"}`, exampleTokens, ORANGE),
     part("query", data.query_tokens, ACCENT),
-    part("answer", data.answer_tokens, "#1f8a4c"),
+    part("answer", data.answer_tokens, GOOD),
     part("free", free, "#e5e8ef"),
     // The window edge is a shape; this empty trace gives it a legend entry.
-    { type: "scatter", mode: "lines", x: [null], y: [null], name: `${w.label} window: ${fmtInt.format(w.size)}`,
+    { type: "scatter", mode: "lines", x: [null], y: [null], name: `${w.label} window: ${fmtInt(w.size)}`,
       line: { color: BAD, width: 2, dash: "dot" }, hoverinfo: "skip" },
   ];
   const top = Math.max(w.size, used);
@@ -111,10 +104,10 @@ function drawTokens(k, w) {
   }, PLOT_CONFIG);
   const all = data.ks[data.ks.length - 1];
   $("fit-text").textContent = w.fits === -1
-    ? `${w.label} (${fmtInt.format(w.size)} tokens) cannot hold even the zero-shot prompt.`
+    ? `${w.label} (${fmtInt(w.size)} tokens) cannot hold even the zero-shot prompt.`
     : w.fits === all
-      ? `All ${all} examples of the pool fit in ${w.label}'s ${fmtInt.format(w.size)} tokens. At this pool's average of ${data.mean_example_tokens} tokens per example, about ${fmtInt.format(w.estimated_fit)} would. Red bars (if any) no longer leave room for the answer.`
-      : `${w.label} (${fmtInt.format(w.size)} tokens, ${w.source}) holds at most ${w.fits} examples; with more, the query or the answer would be cut off. Red bars do not fit.`;
+      ? `All ${all} examples of the pool fit in ${w.label}'s ${fmtInt(w.size)} tokens. At this pool's average of ${data.mean_example_tokens} tokens per example, about ${fmtInt(w.estimated_fit)} would. Red bars (if any) no longer leave room for the answer.`
+      : `${w.label} (${fmtInt(w.size)} tokens, ${w.source}) holds at most ${w.fits} examples; with more, the query or the answer would be cut off. Red bars do not fit.`;
 }
 
 function drawSuperglue() {
@@ -171,8 +164,8 @@ function fillStatic() {
   const s = data.seed;
   const items = [
     `Its traced forward pass: ${s.trace.k} examples × ${s.trace.per_example} tokens + a ${s.trace.query}-token query = ${s.trace.computed} tokens (the seed says ${s.trace.total}).`,
-    `Its inference cost: ${s.cost.k} examples × ${s.cost.per_example} tokens = ${fmtInt.format(s.cost.computed)} extra tokens on every call (the seed says ${fmtInt.format(s.cost.extra)}).`,
-    `“${s.gpt3_fit[0]}–${s.gpt3_fit[1]} short examples” in ${fmtInt.format(s.gpt3_window)} tokens means ${s.gpt3_per_example[0]}–${s.gpt3_per_example[1]} tokens per example; “~${s.fit_4k}” in ${fmtInt.format(s.window_4k)} tokens means ${s.k4_per_example}. Examples of the first size would fit ${s.k4_at_gpt3_sizes[0]}–${s.k4_at_gpt3_sizes[1]} times in ${fmtInt.format(s.window_4k)} tokens: the seed's two figures assume different example lengths.`,
+    `Its inference cost: ${s.cost.k} examples × ${s.cost.per_example} tokens = ${fmtInt(s.cost.computed)} extra tokens on every call (the seed says ${fmtInt(s.cost.extra)}).`,
+    `“${s.gpt3_fit[0]}–${s.gpt3_fit[1]} short examples” in ${fmtInt(s.gpt3_window)} tokens means ${s.gpt3_per_example[0]}–${s.gpt3_per_example[1]} tokens per example; “~${s.fit_4k}” in ${fmtInt(s.window_4k)} tokens means ${s.k4_per_example}. Examples of the first size would fit ${s.k4_at_gpt3_sizes[0]}–${s.k4_at_gpt3_sizes[1]} times in ${fmtInt(s.window_4k)} tokens: the seed's two figures assume different example lengths.`,
     `This pool's reviews cost ${data.mean_example_tokens} WordPiece tokens each on average, layout included: shorter than the seed's ~100.`,
   ];
   $("seed-checks").replaceChildren(...items.map((t) => { const li = document.createElement("li"); li.textContent = t; return li; }));
@@ -184,14 +177,14 @@ function draw() {
   $("prompt-text").textContent = data.prompts[k];
   $("k-value").textContent = k;
   const used = data.tokens[k] + data.answer_tokens;
-  $("prompt-tokens").textContent = fmtInt.format(data.tokens[k]);
-  $("example-tokens").textContent = fmtInt.format(data.tokens[k] - data.tokens[0]);
+  $("prompt-tokens").textContent = fmtInt(data.tokens[k]);
+  $("example-tokens").textContent = fmtInt(data.tokens[k] - data.tokens[0]);
   const left = w.size - data.tokens[k];
-  $("room-left").textContent = left >= data.answer_tokens ? `${fmtInt.format(left)} tokens` : `none: ${fmtInt.format(used - w.size)} over`;
+  $("room-left").textContent = left >= data.answer_tokens ? `${fmtInt(left)} tokens` : `none: ${fmtInt(used - w.size)} over`;
   $("room-left").classList.toggle("over", left < data.answer_tokens);
   const all = data.ks[data.ks.length - 1];
-  $("fits").textContent = w.fits === all ? `all ${all} (≈${fmtInt.format(w.estimated_fit)})` : String(Math.max(w.fits, 0));
-  $("extra-call").textContent = fmtInt.format(data.extra_tokens[k]);
+  $("fits").textContent = w.fits === all ? `all ${all} (≈${fmtInt(w.estimated_fit)})` : String(Math.max(w.fits, 0));
+  $("extra-call").textContent = fmtInt(data.extra_tokens[k]);
   drawBudget(k, w);
   drawTokens(k, w);
 }
@@ -213,7 +206,7 @@ function apiUrl(query) {
 }
 
 async function start() {
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   try {
     const body = await fetchLatest(apiUrl(q.get("query")));
     if (!body) return;

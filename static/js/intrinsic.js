@@ -1,20 +1,19 @@
 // P7 Intrinsic dimension. The server trains one network per subspace size d once per seed and
 // returns every accuracy, loss curve and d_90; the d slider only picks an index into that
 // response, so it costs no request. The state lives in the query string.
+import { $, ACCENT, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, moveShapes, react, ring } from "./playground.js";
+import { fmtInt } from "./format.js";
 
+const showError = errorBox("intrinsic-error");
 const root = document.getElementById("intrinsic-root");
 const apiUrl = root.dataset.apiUrl;
-const $ = (id) => document.getElementById(id);
 // Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
 // in an onsubmit attribute: the Content-Security-Policy allows no inline script.
 $("intrinsic-form").addEventListener("submit", (event) => event.preventDefault());
 
 const seedInput = $("seed-input");
 const slider = $("d-slider");
-const errorBox = $("intrinsic-error");
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const ACCENT = "#3a5bd9";
 const FULL = "#2a9d5c";
 const BAR = "#d9822b";
 const MUTED = "#9aa3b2";
@@ -22,16 +21,10 @@ const MUTED = "#9aa3b2";
 let data = null;
 let index = 0; // into data.dimensions
 
-const fmtInt = new Intl.NumberFormat("en-US");
 const pct = (x, digits = 1) => `${(100 * x).toFixed(digits)} %`;
 // Shares span from ~1e-7 to 1: show significant digits, not a fixed number of decimals.
 const share = (x) => `${Number((100 * x).toPrecision(2))} %`;
-const millions = (n) => `${fmtInt.format(n / 1e6)}M`;
-
-function showError(message) {
-  errorBox.textContent = message;
-  errorBox.hidden = !message;
-}
+const millions = (n) => `${fmtInt(n / 1e6)}M`;
 
 const fetchLatest = latestFetcher(root);
 
@@ -41,7 +34,7 @@ function fetchData(params) {
 
 function writeUrl() {
   const params = new URLSearchParams({ seed: data.settings.seed, d: data.dimensions[index] });
-  history.replaceState(null, "", `?${params}`);
+  writeQuery(params);
 }
 
 function drawStatic() {
@@ -61,7 +54,7 @@ function drawStatic() {
   if (data.d90 !== null) {
     const i90 = dims.indexOf(data.d90);
     traces.push({ x: [data.d90], y: [100 * data.accuracy[i90]], mode: "markers+text", name: "d₉₀",
-      text: [`d₉₀ = ${fmtInt.format(data.d90)}`], textposition: "bottom right",
+      text: [`d₉₀ = ${fmtInt(data.d90)}`], textposition: "bottom right",
       marker: { size: 14, symbol: "star", color: BAR }, hoverinfo: "skip" });
   }
   react("accuracy-chart", traces, {
@@ -69,7 +62,7 @@ function drawStatic() {
     margin: { l: 60, r: 10, t: 10, b: 50 },
     legend: { orientation: "h", y: -0.25 },
     xaxis: { title: { text: "subspace dimension d (trainable numbers, log scale)" }, type: "log",
-             range: xRange, tickvals: dims, ticktext: dims.map((d) => fmtInt.format(d)) },
+             range: xRange, tickvals: dims, ticktext: dims.map((d) => fmtInt(d)) },
     yaxis: { title: { text: "test accuracy (%)" }, range: [0, 105] },
   }, PLOT_CONFIG);
 }
@@ -87,10 +80,10 @@ function drawIndex() {
   const curve = data.losses[i];
   const full = data.losses[data.losses.length - 1];
   const steps = curve.map((_, t) => t + 1);
-  const traces = [{ x: steps, y: curve, mode: "lines", name: `d = ${fmtInt.format(d)}`,
+  const traces = [{ x: steps, y: curve, mode: "lines", name: `d = ${fmtInt(d)}`,
                     line: { color: ACCENT, width: 2.5 }, hovertemplate: "step %{x}: %{y}<extra></extra>" }];
   if (i !== data.losses.length - 1) {
-    traces.push({ x: steps, y: full, mode: "lines", name: `d = D = ${fmtInt.format(data.total_params)}`,
+    traces.push({ x: steps, y: full, mode: "lines", name: `d = D = ${fmtInt(data.total_params)}`,
                   line: { color: MUTED, dash: "dot" }, hovertemplate: "step %{x}: %{y}<extra></extra>" });
   }
   // Plotly.react itself: Plotly hides a tick label of this chart that would cross its edge.
@@ -101,8 +94,8 @@ function drawIndex() {
     yaxis: { title: { text: "training loss (cross-entropy, nats)" }, type: "log", dtick: 1 },
   }, PLOT_CONFIG);
 
-  $("d-value").textContent = fmtInt.format(d);
-  $("d-fraction").textContent = `${fmtInt.format(d)} of ${fmtInt.format(data.total_params)} (${share(data.fractions[i])})`;
+  $("d-value").textContent = fmtInt(d);
+  $("d-fraction").textContent = `${fmtInt(d)} of ${fmtInt(data.total_params)} (${share(data.fractions[i])})`;
   $("acc-d").textContent = pct(data.accuracy[i]);
   $("train-acc-d").textContent = pct(data.train_accuracy[i]);
 }
@@ -114,17 +107,17 @@ function drawSummary() {
   $("acc-bar").textContent = pct(data.bar);
   const d90Text = data.d90 === null
     ? "not reached on this grid"
-    : `${fmtInt.format(data.d90)} (${share(data.d90_fraction)} of D)`;
+    : `${fmtInt(data.d90)} (${share(data.d90_fraction)} of D)`;
   $("d90").textContent = d90Text;
   $("d90-text").textContent = d90Text;
   const f = data.seed_facts;
-  $("seed-d90").textContent = fmtInt.format(f.roberta_d90);
+  $("seed-d90").textContent = fmtInt(f.roberta_d90);
   $("seed-share").textContent = share(f.roberta_fraction);
   document.querySelectorAll(".seed-params").forEach((el) => { el.textContent = millions(f.roberta_params); });
-  $("seed-range").textContent = `${fmtInt.format(f.subspace_range[0])}–${fmtInt.format(f.subspace_range[1])}`;
+  $("seed-range").textContent = `${fmtInt(f.subspace_range[0])}–${fmtInt(f.subspace_range[1])}`;
   $("large-params").textContent = millions(f.roberta_large_params);
   $("large-share").textContent = share(f.roberta_large_fraction);
-  $("net-params").textContent = fmtInt.format(data.network.params);
+  $("net-params").textContent = fmtInt(data.network.params);
   $("net-sizes").textContent = data.network.sizes.join(" → ");
 }
 
@@ -165,7 +158,7 @@ async function reload() {
 }
 
 async function start() {
-  const query = new URLSearchParams(location.search);
+  const query = readQuery();
   const params = new URLSearchParams();
   if (query.has("seed")) params.set("seed", query.get("seed"));
   const wantedD = query.has("d") ? Number(query.get("d")) : 10;

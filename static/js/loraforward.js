@@ -1,41 +1,34 @@
 // P10 LoRA forward path. The server computes the example for every rank and every α on its grid
 // (Wx, Ax, BAx, (α/r)·BAx and h); the r and α sliders only index that response. d and the seed
 // fetch a new example. State (d, seed, r, alpha) lives in the query string.
+import { $, ACCENT, GOOD, PLOT_CONFIG, WARN, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
 import { react } from "./playground.js";
+import { fmtInt } from "./format.js";
 
+const showError = errorBox("forward-error");
 const root = document.getElementById("forward-root");
-const $ = (id) => document.getElementById(id);
 // Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
 // in an onsubmit attribute: the Content-Security-Policy allows no inline script.
 $("example-form").addEventListener("submit", (event) => event.preventDefault());
 const rankSlider = $("rank-slider");
 const alphaSlider = $("alpha-slider");
 const inputs = { d: $("d-input"), seed: $("seed-input") };
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const fmtInt = new Intl.NumberFormat("en-US");
-const COLOURS = { Wx: "#9aa3b2", update: "#a86200", h: "#3a5bd9", x: "#1f8a4c" };
+const COLOURS = { Wx: "#9aa3b2", update: WARN, h: ACCENT, x: GOOD };
 
 let data = null;
 let rank = 2; // r itself (1 … d)
 let alpha = 8; // α itself, a value of data.alphas
 let requestSeq = 0;
 
-function showError(message) {
-  $("forward-error").textContent = message;
-  $("forward-error").hidden = !message;
-}
-
 async function fetchExample(params) {
   const seq = ++requestSeq;
-  const resp = await fetch(`${root.dataset.apiUrl}?${params}`);
-  const body = await resp.json().catch(() => null);
-  if (!resp.ok) throw new Error(body?.error ?? `The server answered ${resp.status}.`);
+  const body = await getJson(`${root.dataset.apiUrl}?${params}`);
   return seq === requestSeq ? body : null;
 }
 
 function writeUrl() {
   const params = new URLSearchParams({ d: data.settings.d, seed: data.settings.seed, r: rank, alpha });
-  history.replaceState(null, "", `?${params}`);
+  writeQuery(params);
 }
 
 const indices = (n) => Array.from({ length: n }, (_, i) => i + 1);
@@ -115,8 +108,8 @@ function drawScaled() {
   $("rank-value").textContent = rank;
   $("alpha-value").textContent = alpha;
   $("scale").textContent = String(data.scale[ri][ai]);
-  $("params-full").textContent = fmtInt.format(data.params_full);
-  $("params-lora").textContent = fmtInt.format(data.params_lora[ri]);
+  $("params-full").textContent = fmtInt(data.params_full);
+  $("params-lora").textContent = fmtInt(data.params_lora[ri]);
   $("shapes").innerHTML = [
     `x: ${d}`,
     `frozen: W (${d}×${d}) · x → Wx: ${d}`,
@@ -166,7 +159,7 @@ async function reload() {
 }
 
 async function start() {
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   const params = new URLSearchParams();
   for (const key of ["d", "seed"]) if (q.has(key)) params.set(key, q.get(key));
   const wanted = { r: Number(q.get("r")), alpha: q.has("alpha") ? Number(q.get("alpha")) : 8 };

@@ -1,11 +1,13 @@
 // P6 Lottery ticket. The server trains every network once per (seed, scope) and returns the
 // accuracies and masks at every sparsity of its grid; the sparsity slider and the layer menu only
 // pick indices into that response, so they cost no request. The state lives in the query string.
+import { $, ACCENT, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, moveShapes, react, ring } from "./playground.js";
+import { fmtInt } from "./format.js";
 
+const showError = errorBox("lottery-error");
 const root = document.getElementById("lottery-root");
 const apiUrl = root.dataset.apiUrl;
-const $ = (id) => document.getElementById(id);
 // Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
 // in an onsubmit attribute: the Content-Security-Policy allows no inline script.
 $("lottery-form").addEventListener("submit", (event) => event.preventDefault());
@@ -14,23 +16,15 @@ const HEAVY_KEYS = ["seed", "scope"];
 const inputs = { seed: $("seed-input"), scope: $("scope-select") };
 const slider = $("sparsity-slider");
 const layerSelect = $("layer-select");
-const errorBox = $("lottery-error");
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const COLORS = { pruned: "#9aa3b2", ticket: "#3a5bd9", random: "#d9822b", dense: "#2a9d5c" };
-const CLASS_COLORS = ["#3a5bd9", "#d9822b", "#2a9d5c"];
+const COLORS = { pruned: "#9aa3b2", ticket: ACCENT, random: "#d9822b", dense: "#2a9d5c" };
+const CLASS_COLORS = [ACCENT, "#d9822b", "#2a9d5c"];
 
 let data = null;
 let index = 0; // into data.sparsities
 let layer = 1; // into data.layers
 
-const fmtInt = new Intl.NumberFormat("en-US");
 const pct = (x, digits = 1) => `${(100 * x).toFixed(digits)} %`;
 const sparsityText = (s) => `${+(100 * s).toFixed(1)} %`;
-
-function showError(message) {
-  errorBox.textContent = message;
-  errorBox.hidden = !message;
-}
 
 const fetchLatest = latestFetcher(root);
 
@@ -64,7 +58,7 @@ function writeUrl() {
   for (const key of HEAVY_KEYS) params.set(key, data.settings[key]);
   params.set("s", +(100 * data.sparsities[index]).toFixed(1));
   params.set("layer", layer + 1);
-  history.replaceState(null, "", `?${params}`);
+  writeQuery(params);
 }
 
 function drawStatic() {
@@ -139,8 +133,8 @@ function drawIndex() {
 
   const layerKept = mask.flat().filter(Boolean).length;
   $("sparsity-value").textContent = sparsityText(data.sparsities[i]);
-  $("kept").textContent = `${fmtInt.format(data.remaining[i])} of ${fmtInt.format(data.total_weights)}` +
-    ` (this layer: ${fmtInt.format(layerKept)} of ${fmtInt.format(fanIn * fanOut)})`;
+  $("kept").textContent = `${fmtInt(data.remaining[i])} of ${fmtInt(data.total_weights)}` +
+    ` (this layer: ${fmtInt(layerKept)} of ${fmtInt(fanIn * fanOut)})`;
   $("acc-dense").textContent = pct(data.dense_accuracy);
   $("acc-pruned").textContent = pct(data.pruned[i]);
   $("acc-ticket").textContent = pct(data.ticket[i]);
@@ -168,9 +162,9 @@ function drawSummary() {
   $("verdict").textContent = text;
   $("seed-vgg").textContent = sparsityText(data.seed_facts.vgg19_pruned);
   $("seed-share").textContent =
-    `${fmtInt.format(data.seed_facts.ticket_weights)} of ${fmtInt.format(data.seed_facts.dense_weights)} ` +
+    `${fmtInt(data.seed_facts.ticket_weights)} of ${fmtInt(data.seed_facts.dense_weights)} ` +
     `(${sparsityText(data.seed_facts.ticket_share)})`;
-  $("net-params").textContent = fmtInt.format(data.network.params);
+  $("net-params").textContent = fmtInt(data.network.params);
   $("net-sizes").textContent = data.network.sizes.join(" → ");
 }
 
@@ -210,7 +204,7 @@ async function reload() {
 }
 
 async function start() {
-  const query = new URLSearchParams(location.search);
+  const query = readQuery();
   const params = new URLSearchParams();
   for (const key of HEAVY_KEYS) if (query.has(key)) params.set(key, query.get(key));
   const wanted = {

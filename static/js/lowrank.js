@@ -1,11 +1,13 @@
 // P9 Low-rank approximation. The server computes every reconstruction, error and count once per
 // matrix; the rank slider only picks an index into that response, so sliding costs no request.
 // The whole state lives in the query string, so a link reopens exactly this view.
+import { $, ACCENT, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, moveShapes, react, ring } from "./playground.js";
+import { fmtInt } from "./format.js";
 
+const showError = errorBox("lowrank-error");
 const root = document.getElementById("lowrank-root");
 const apiUrl = root.dataset.apiUrl;
-const $ = (id) => document.getElementById(id);
 // Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
 // in an onsubmit attribute: the Content-Security-Policy allows no inline script.
 $("matrix-form").addEventListener("submit", (event) => event.preventDefault());
@@ -19,22 +21,13 @@ const inputs = {
   noise: $("noise-input"),
 };
 const slider = $("rank-slider");
-const errorBox = $("lowrank-error");
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const MUTED = "#9aa3b2";
-const ACCENT = "#3a5bd9";
 
 let data = null; // the last good response
 let rank = null; // the current r, an index into data's per-rank lists
 
-const fmtInt = new Intl.NumberFormat("en-US");
 const fmtPct = new Intl.NumberFormat("en-US", { style: "percent", maximumSignificantDigits: 3 });
 const fmtNum = (x) => (x === 0 ? "0" : x.toPrecision(3));
-
-function showError(message) {
-  errorBox.textContent = message;
-  errorBox.hidden = !message;
-}
 
 const fetchLatest = latestFetcher(root);
 
@@ -70,7 +63,7 @@ function writeUrl() {
   const params = new URLSearchParams();
   for (const key of MATRIX_KEYS) params.set(key, data.settings[key]);
   params.set("r", rank);
-  history.replaceState(null, "", `?${params}`);
+  writeQuery(params);
 }
 
 function heatmap(z) {
@@ -135,7 +128,7 @@ function drawRank() {
   $("recon-error").textContent = fmtNum(data.errors[r]);
   $("energy").textContent = fmtPct.format(data.energy[r]);
   $("param-count").textContent =
-    `${fmtInt.format(data.params_factors[r])} vs ${fmtInt.format(data.params_full)}`;
+    `${fmtInt(data.params_factors[r])} vs ${fmtInt(data.params_full)}`;
   $("param-ratio").textContent = fmtPct.format(data.params_ratio[r]);
   $("break-even").textContent = data.break_even_rank;
 }
@@ -167,7 +160,7 @@ async function reload(params, wantedRank) {
 }
 
 async function start() {
-  const query = new URLSearchParams(location.search);
+  const query = readQuery();
   const params = new URLSearchParams();
   for (const key of MATRIX_KEYS) if (query.has(key)) params.set(key, query.get(key));
   const wantedRank = query.has("r") ? Number(query.get("r")) : undefined;

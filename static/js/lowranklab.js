@@ -1,15 +1,14 @@
 // P16 Low-rank lab. The server fits every rank r on every sample size n for one task (true
 // rank k, noise σ, seed); changing the task fetches once, while n and r only index into the
 // response. The state lives in the query string.
+import { $, ACCENT, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, moveShapes, react, ring } from "./playground.js";
+import { fmtInt } from "./format.js";
 
+const showError = errorBox("lab-error");
 const root = document.getElementById("lab-root");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const ACCENT = "#3a5bd9";
 const TRAIN = "#e07b2a";
 const MUTED = "#9aa3b2";
-const fmtInt = new Intl.NumberFormat("en-US");
 const fmt = (x) => (x === 0 ? "0" : Number(x).toPrecision(3));
 
 const kSlider = $("k-slider");
@@ -19,11 +18,6 @@ const nSlider = $("n-slider");
 const rSlider = $("r-slider");
 let data = null;
 const view = { n: null, r: null };
-
-function showError(message) {
-  $("lab-error").textContent = message;
-  $("lab-error").hidden = !message;
-}
 
 const fetchLatest = latestFetcher(root);
 
@@ -50,7 +44,7 @@ function writeUrl() {
   const s = data.settings;
   const p = new URLSearchParams({ true_rank: s.true_rank, noise: s.noise, seed: s.seed,
     n: data.sample_sizes[view.n], r: view.r });
-  history.replaceState(null, "", `?${p}`);
+  writeQuery(p);
 }
 
 function syncControls() {
@@ -105,7 +99,7 @@ function drawCurves() {
     legendgroup: "others", hovertemplate: `n = ${size}, r = %{x}: %{y}<extra></extra>`,
   })).filter((_, i) => i !== n);
   traces.push(
-    { x: data.ranks, y: data.heldout_mse[n], mode: "lines+markers", name: `new examples (n = ${fmtInt.format(data.sample_sizes[n])})`,
+    { x: data.ranks, y: data.heldout_mse[n], mode: "lines+markers", name: `new examples (n = ${fmtInt(data.sample_sizes[n])})`,
       line: { color: ACCENT, width: 3 }, hovertemplate: "r = %{x}: %{y}<extra>new examples</extra>" },
     { x: data.ranks, y: data.train_mse[n], mode: "lines+markers", name: "training examples",
       line: { color: TRAIN, dash: "dash" }, hovertemplate: "r = %{x}: %{y}<extra>training</extra>" },
@@ -121,7 +115,7 @@ function drawCurves() {
     xaxis: { title: { text: "LoRA rank r" }, dtick: 2 },
     yaxis: { title: { text: "mean squared error per output" }, range: [0, Math.min(top, 3 * data.heldout_mse[n][0]) * 1.05] },
   }, PLOT_CONFIG);
-  $("n-value").textContent = fmtInt.format(data.sample_sizes[n]);
+  $("n-value").textContent = fmtInt(data.sample_sizes[n]);
   $("noise-floor").textContent = fmt(data.noise_floor);
   $("best-rank").textContent = data.best_rank[n];
 }
@@ -134,7 +128,7 @@ function drawRank() {
   $("train-error").textContent = fmt(data.train_mse[n][r]);
   $("heldout-error").textContent = fmt(data.heldout_mse[n][r]);
   $("update-error").textContent = fmt(data.update_error[n][r]);
-  $("param-count").textContent = `${fmtInt.format(data.params[r])} vs ${fmtInt.format(data.params_full)}`;
+  $("param-count").textContent = `${fmtInt(data.params[r])} vs ${fmtInt(data.params_full)}`;
 }
 
 function drawView() {
@@ -180,7 +174,7 @@ async function reload() {
 }
 
 async function start() {
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   const params = new URLSearchParams();
   for (const key of ["true_rank", "noise", "seed"]) if (q.has(key)) params.set(key, q.get(key));
   const wanted = { n: q.get("n"), r: q.get("r") };

@@ -1,15 +1,15 @@
 // P2 Memory calculator. The server computes every component for four methods, and activations on
 // a grid of batch sizes × sequence lengths, once per change of model or conventions; the batch,
 // sequence and task sliders only index into that response. The whole state lives in the URL.
-import { latestFetcher, messageOf, moveShapes, react, redrawChanged, ring } from "./playground.js";
-import { precisionOf } from "./runformat.js";
+import { $, ACCENT, BAD, GOOD, INK, PLOT_CONFIG, WARN, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
+import { latestFetcher, moveShapes, react, redrawChanged, ring } from "./playground.js";
+import { fmtInt, precisionOf } from "./format.js";
 
+const showError = errorBox("memory-error");
 const root = document.getElementById("memory-root");
-const $ = (id) => document.getElementById(id);
 // Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
 // in an onsubmit attribute: the Content-Security-Policy allows no inline script.
 $("memory-form").addEventListener("submit", (event) => event.preventDefault());
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
 
 const CONFIG_KEYS = ["arch", "layers", "hidden", "heads", "vocab", "ffn"];
 const inputs = {
@@ -22,18 +22,17 @@ const checks = { master: $("master-check"), checkpointing: $("checkpointing-chec
   flash: $("flash-check"), lm_logits: $("logits-check") };
 const sliders = { b: $("batch-slider"), s: $("seq-slider"), n: $("tasks-slider") };
 const zoom = $("zoom-check");
-const errorBox = $("memory-error");
 
 // Component keys in stacking order, with the legend's name and a colour.
 const COMPONENTS = [
-  ["weights", "weights", "#3a5bd9"],
+  ["weights", "weights", ACCENT],
   ["quant_constants", "quantization constants", "#8ea2ee"],
   ["unquantized", "unquantized parts", "#5d7be0"],
   ["adapter", "LoRA A, B", "#e07b39"],
-  ["gradients", "gradients", "#1f8a4c"],
+  ["gradients", "gradients", GOOD],
   ["master", "fp32 master weights", "#7a4fb8"],
   ["adam_m", "Adam m", "#c9a227"],
-  ["adam_v", "Adam v", "#a86200"],
+  ["adam_v", "Adam v", WARN],
   ["activations", "activations", "#9aa3b2"],
 ];
 
@@ -45,19 +44,6 @@ function fmtBytes(b) {
   if (b >= 1e9) return `${(b / 1e9).toFixed(1)} GB`;
   if (b >= 1e6) return `${(b / 1e6).toFixed(1)} MB`;
   return `${(b / 1e3).toFixed(1)} kB`;
-}
-const fmtInt = new Intl.NumberFormat("en-US");
-
-function showError(message) {
-  errorBox.textContent = message;
-  errorBox.hidden = !message;
-}
-
-async function getJson(url, signal) {
-  const resp = await fetch(url, { signal });
-  const body = await resp.json().catch(() => null);
-  if (!resp.ok) throw new Error(messageOf(body, resp.status));
-  return body;
 }
 
 const fetchLatest = latestFetcher(root);
@@ -106,7 +92,7 @@ function syncControls() {
   inputs.preset.value = settings.preset;
   for (const k of CONFIG_KEYS) inputs[k].value = model[k];
   inputs.params.value = settings.params ?? "";
-  $("config-params").textContent = `${fmtInt.format(model.config_params)} parameters`;
+  $("config-params").textContent = `${fmtInt(model.config_params)} parameters`;
   for (const k of ["optimizer", "quant", "rank"]) inputs[k].value = settings[k];
   for (const [k, c] of Object.entries(checks)) c.checked = settings[k];
   for (const input of box.querySelectorAll("input")) input.checked = settings.targets.includes(input.value);
@@ -140,7 +126,7 @@ function writeUrl() {
   for (const k of ["b", "s", "n"]) p.set(k, view[k]);
   if (view.zoom) p.set("zoom", "1");
   p.set("show", view.show);
-  history.replaceState(null, "", `?${p}`);
+  writeQuery(p);
 }
 
 const partsOf = (m) => Object.fromEntries(m.parts.map((p) => [p.key, p]));
@@ -168,7 +154,7 @@ function drawChart() {
   const dashes = ["dot", "dash", "dashdot"];
   data.gpu_lines.forEach((g, i) => traces.push({
     type: "scatter", mode: "lines", name: `one ${g.label} GPU`, x, y: x.map(() => g.bytes / 1e9),
-    line: { color: "#b3261e", width: 2, dash: dashes[i % dashes.length] },
+    line: { color: BAD, width: 2, dash: dashes[i % dashes.length] },
     hovertemplate: `${g.label}<extra></extra>` }));
   react("memory-chart", traces, {
     barmode: "stack",
@@ -186,7 +172,7 @@ function drawChart() {
     const fit = lines.find((g) => total <= g.bytes);
     return `<tr><td>${m.label}</td><td class="num" data-method="${m.key}">${fmtBytes(total)}</td>` +
       `<td>${fit ? `fits one ${fit.label}` : `more than one ${lines[lines.length - 1].label}`}</td>` +
-      `<td class="num">${fmtInt.format(m.trainable)} trainable</td></tr>`;
+      `<td class="num">${fmtInt(m.trainable)} trainable</td></tr>`;
   });
   $("totals-table").innerHTML = `<tr><th>method</th><th>total</th><th>one GPU?</th><th>parameters</th></tr>${rows.join("")}`;
 }
@@ -205,7 +191,7 @@ function drawWorking() {
 function storageDots() {
   const st = data.storage;
   const i = view.n;
-  const dot = { radius: 5.5, fill: "#1d2330", color: "#1d2330", width: 1 };
+  const dot = { radius: 5.5, fill: INK, color: INK, width: 1 };
   return [ring(st.tasks[i], st.full_copies[i] / 1e9, dot),
     ring(st.tasks[i], st.base_plus_adapters[i] / 1e9, dot)];
 }
@@ -215,7 +201,7 @@ function drawStorage() {
   // Plotly.react itself: Plotly hides a tick label of this chart that would cross its edge.
   Plotly.react("storage-chart", [
     { x: st.tasks, y: st.full_copies.map((v) => v / 1e9), mode: "lines", name: "N full copies",
-      line: { color: "#3a5bd9" }, hovertemplate: "N = %{x}: %{y:.4g} GB<extra>full copies</extra>" },
+      line: { color: ACCENT }, hovertemplate: "N = %{x}: %{y:.4g} GB<extra>full copies</extra>" },
     { x: st.tasks, y: st.base_plus_adapters.map((v) => v / 1e9), mode: "lines", name: "base + N adapters",
       line: { color: "#e07b39" }, hovertemplate: "N = %{x}: %{y:.4g} GB<extra>base + adapters</extra>" },
   ], {
@@ -351,7 +337,7 @@ async function drawLabRuns() {
 
 // --- wiring ----------------------------------------------------------------------------------------
 async function start() {
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   const params = new URLSearchParams();
   for (const k of ["preset", ...CONFIG_KEYS, "params", "master", "optimizer", "quant",
     "checkpointing", "flash", "lm_logits", "rank", "targets"]) if (q.has(k)) params.set(k, q.get(k));

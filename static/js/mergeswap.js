@@ -2,17 +2,16 @@
 // measured latency, the merge's logit difference, predictions on the demo sentences merged and
 // unmerged) and the storage story for several models; every control only indexes into it. The
 // state lives in the query string.
-import { latestFetcher, messageOf, moveShapes, react, ring } from "./playground.js";
+import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, WARN, errorBox, postJson, readQuery, writeQuery } from "./lab.js";
+import { latestFetcher, moveShapes, react, ring } from "./playground.js";
+import { fmtInt, fmtSize } from "./format.js";
 
+const showError = errorBox("swap-error");
 const root = document.getElementById("swap-root");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const BASE = "#3a5bd9";
+const BASE = ACCENT;
 const ADAPTER = "#e07b2a";
 const MERGED = "#8a5bd9";
-const MUTED = "#9aa3b2";
-const LABEL_COLORS = ["#b3261e", "#1f8a4c", "#3a5bd9", "#a86200", "#6b4fbb", "#00838f"];
-const fmtInt = new Intl.NumberFormat("en-US");
+const LABEL_COLORS = [BAD, GOOD, ACCENT, WARN, "#6b4fbb", "#00838f"];
 const fmtPct = (x) => `${(100 * x).toPrecision(3)} %`;
 const fmtSci = (x) => (x === 0 ? "0" : Number(x).toExponential(1));
 
@@ -23,17 +22,6 @@ const rankSelect = $("rank-select");
 const tasksSlider = $("tasks-slider");
 let data = null;
 const state = { run: null, merged: false, model: null, rank: null, n: null };
-
-function showError(message) {
-  $("swap-error").textContent = message;
-  $("swap-error").hidden = !message;
-}
-
-function fmtBytes(b) {
-  const units = [["TB", 1e12], ["GB", 1e9], ["MB", 1e6], ["kB", 1e3]];
-  for (const [unit, size] of units) if (b >= size) return `${(b / size).toPrecision(3)} ${unit}`;
-  return `${fmtInt.format(b)} bytes`;
-}
 
 const runLabel = (r) => `#${r.id} ${r.method} · ${r.task} · r = ${r.rank}`;
 const current = () => data.runs.find((r) => r.id === state.run);
@@ -48,11 +36,11 @@ function writeUrl() {
   p.set("model", state.model);
   p.set("rank", state.rank);
   p.set("n", state.n);
-  history.replaceState(null, "", `?${p}`);
+  writeQuery(p);
 }
 
 function readUrl() {
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   const run = Number(q.get("run"));
   state.run = data.runs.some((r) => r.id === run) ? run : (data.runs[0] ? data.runs[0].id : null);
   state.merged = q.get("merged") === "1";
@@ -98,17 +86,17 @@ function drawRun() {
     + `${fmtSci(demo.max_abs_logit_diff)}, ` + (run.merge_exact
       ? "float32 rounding: the merged and the unmerged model compute the same function."
       : `more than rounding explains: ${run.method} does not store W′ exactly as W + (α/r)·B·A.`);
-  $("adapter-size").textContent = fmtBytes(run.adapter_bytes);
-  $("adapter-formula").textContent = fmtBytes(run.adapter_tensor_bytes_formula);
+  $("adapter-size").textContent = fmtSize(run.adapter_bytes);
+  $("adapter-formula").textContent = fmtSize(run.adapter_tensor_bytes_formula);
   $("adapter-share").textContent = fmtPct(run.adapter_share_of_base);
-  $("full-size").textContent = fmtBytes(run.full_bytes_formula);
+  $("full-size").textContent = fmtSize(run.full_bytes_formula);
   $("latency-label").textContent = state.merged ? "Latency merged (measured)" : "Latency unmerged (measured)";
   $("latency-now").textContent = `${(state.merged ? run.latency_merged_ms : run.latency_ms).toFixed(1)} ms`;
   $("merge-diff").textContent = fmtSci(run.merge_max_abs_diff);
   $("demo-diff").textContent = fmtSci(demo.max_abs_logit_diff);
   $("val-acc").textContent = run.val_accuracy === null ? "—" : fmtPct(run.val_accuracy);
   $("run-detail").textContent = `${run.method} on ${run.task}, rank ${run.rank}, α = ${run.alpha}, `
-    + `targets ${run.targets.join(", ")}, ${fmtInt.format(run.steps)} steps, seed ${run.seed}, trained on ${run.device || "?"}.`;
+    + `targets ${run.targets.join(", ")}, ${fmtInt(run.steps)} steps, seed ${run.seed}, trained on ${run.device || "?"}.`;
   drawRunCharts();
 }
 
@@ -169,22 +157,12 @@ function drawIllustration() {
   }, PLOT_CONFIG);
 }
 
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
 async function startRun() {
   const button = $("start-run");
   button.disabled = true;
   $("start-status").textContent = "Queueing a LoRA run…";
   try {
-    const resp = await fetch(root.dataset.runsUrl, {
-      method: "POST", body: JSON.stringify(data.start_run),
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-    });
-    const body = await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error(messageOf(body, resp.status));
+    const body = await postJson(root.dataset.runsUrl, data.start_run);
     $("start-status").textContent = `Run #${body.id} is queued; opening it on the training page.`;
     location.assign(`${root.dataset.trainUrl}?run=${body.id}`);
   } catch (err) {
@@ -226,17 +204,17 @@ function storageReadouts() {
   const s = storageOf();
   const i = state.n - 1;
   $("tasks-value").textContent = state.n;
-  $("copies-bytes").textContent = fmtBytes(s.full_copies[i]);
-  $("shared-bytes").textContent = fmtBytes(s.base_plus_adapters[i]);
-  $("one-adapter").textContent = fmtBytes(s.adapter_bytes);
-  $("adapter-params").textContent = fmtInt.format(s.adapter_params);
+  $("copies-bytes").textContent = fmtSize(s.full_copies[i]);
+  $("shared-bytes").textContent = fmtSize(s.base_plus_adapters[i]);
+  $("one-adapter").textContent = fmtSize(s.adapter_bytes);
+  $("adapter-params").textContent = fmtInt(s.adapter_params);
   $("saving").textContent = `${s.saving[i].toPrecision(3)}×`;
 }
 
 function drawText() {
   $("notes").innerHTML = data.notes.map((n) => `<li><strong>${escapeHtml(n.source)}.</strong> ${escapeHtml(n.text)}</li>`).join("");
   $("reported").innerHTML = data.reported.map((r) => `<li>${r.qualifier ? `${r.qualifier} ` : ""}`
-    + `${fmtInt.format(r.value)} ${r.unit} ${escapeHtml(r.what)} (${escapeHtml(r.model)}): reported by `
+    + `${fmtInt(r.value)} ${r.unit} ${escapeHtml(r.what)} (${escapeHtml(r.model)}): reported by `
     + `${escapeHtml(r.paper)} in seed ${r.seed}, not measured here.</li>`).join("");
   const added = data.reported.find((r) => r.key === "added_latency");
   $("latency-note").textContent = "Measured by the worker at the end of each run: the median of several forward passes "

@@ -2,33 +2,30 @@
 // the sliders and the model menu only index into it. The lab's finished LoRA runs come from
 // /api/runs, each with its measured count and the formula's prediction stored by the worker.
 // State (r, d, model) lives in the query string.
+import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, WARN, getJson, readQuery, writeQuery } from "./lab.js";
 import { react, redrawChanged } from "./playground.js";
+import { fmtInt, fmtShare } from "./format.js";
 
 const root = document.getElementById("paramcount-root");
-const $ = (id) => document.getElementById(id);
 const rankSlider = $("rank-slider");
 const hiddenSlider = $("hidden-slider");
 const modelSelect = $("model-select");
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const ACCENT = "#3a5bd9";
 const MUTED = "#9aa3b2";
-const SET_COLOURS = ["#3a5bd9", "#1f8a4c", "#a86200", "#b3261e"];
+const SET_COLOURS = [ACCENT, GOOD, WARN, BAD];
 const TARGET_LABELS = { query: "Q", key: "K", value: "V", attention_output: "O", ffn: "FFN" };
 
-const fmtInt = new Intl.NumberFormat("en-US");
 const fmtCompact = new Intl.NumberFormat("en-US", { notation: "compact", maximumSignificantDigits: 3 });
-const fmtPct = (x) => `${(x * 100).toPrecision(x * 100 >= 1 ? 3 : 2)}%`;
 
 let data = null;
 const state = { r: 8, d: 4096, model: null };
 
 function writeUrl() {
   const params = new URLSearchParams({ r: state.r, d: state.d, model: state.model });
-  history.replaceState(null, "", `?${params}`);
+  writeQuery(params);
 }
 
 function readUrl() {
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   const r = Number(q.get("r"));
   const d = Number(q.get("d"));
   if (data.ranks.includes(r)) state.r = r;
@@ -46,13 +43,13 @@ function drawMatrix() {
   const j = rankIndex();
   const pm = data.per_matrix;
   $("rank-value").textContent = state.r;
-  $("hidden-value").textContent = fmtInt.format(state.d);
-  $("full-count").textContent = fmtInt.format(pm.full[i]);
-  $("lora-count").textContent = fmtInt.format(pm.lora[i][j]);
-  $("share").textContent = fmtPct(pm.share[i][j]);
+  $("hidden-value").textContent = fmtInt(state.d);
+  $("full-count").textContent = fmtInt(pm.full[i]);
+  $("lora-count").textContent = fmtInt(pm.lora[i][j]);
+  $("share").textContent = fmtShare(pm.share[i][j]);
   $("break-even-text").textContent =
     `From r = ${pm.break_even[i]} on, A and B together hold at least as many numbers as the ` +
-    `${fmtInt.format(state.d)} × ${fmtInt.format(state.d)} matrix itself.`;
+    `${fmtInt(state.d)} × ${fmtInt(state.d)} matrix itself.`;
 
   react("share-chart", [
     { x: data.ranks, y: pm.share[i].map((s) => s * 100), mode: "lines", name: `2r/d, d = ${state.d}`,
@@ -75,7 +72,7 @@ function drawModels() {
     name,
     x: labels,
     y: data.models.map((m) => m.counts[name][j]),
-    customdata: data.models.map((m) => fmtPct(m.share[name][j])),
+    customdata: data.models.map((m) => fmtShare(m.share[name][j])),
     marker: { color: SET_COLOURS[k % SET_COLOURS.length] },
     hovertemplate: `%{x}, ${name}: %{y:,} parameters (%{customdata} of the model)<extra></extra>`,
   }));
@@ -93,14 +90,14 @@ function drawTable() {
   const j = rankIndex();
   const m = currentModel();
   $("model-facts").textContent =
-    `d = ${fmtInt.format(m.hidden)}, ${m.layers} layers, FFN width ${fmtInt.format(m.intermediate)}` +
-    ` (${m.ffn_matrices} FFN matrices per layer), ${fmtInt.format(m.total_params)} parameters in all ` +
+    `d = ${fmtInt(m.hidden)}, ${m.layers} layers, FFN width ${fmtInt(m.intermediate)}` +
+    ` (${m.ffn_matrices} FFN matrices per layer), ${fmtInt(m.total_params)} parameters in all ` +
     `(≈ ${fmtCompact.format(m.total_params)}). Source: ${m.source}.`;
   const body = $("targets-table").tBodies[0];
   body.replaceChildren(...Object.entries(data.target_sets).map(([name, targets]) => {
     const tr = document.createElement("tr");
     const modules = targets.map((t) => TARGET_LABELS[t] ?? t).join(", ");
-    const cells = [name, modules, fmtInt.format(m.counts[name][j]), fmtPct(m.share[name][j])];
+    const cells = [name, modules, fmtInt(m.counts[name][j]), fmtShare(m.share[name][j])];
     cells.forEach((text, k) => {
       const td = document.createElement("td");
       td.textContent = text;
@@ -115,14 +112,14 @@ function drawNotes() {
   const g = data.notes.gpt3;
   const rows = g.rows.map((row) =>
     `${row.targets}: the seed says ${fmtCompact.format(row.seed_figure)}, the formula gives ` +
-    `${fmtInt.format(row.formula)} (the seed's figure is what r ≈ ${row.rank_matching_seed} would give)`);
+    `${fmtInt(row.formula)} (the seed's figure is what r ≈ ${row.rank_matching_seed} would give)`);
   $("gpt3-note").innerHTML = "";
   const gTitle = document.createElement("p");
   gTitle.innerHTML = `<strong>GPT-3 175B at r = ${g.rank}.</strong> Seed ${g.seed} says LoRA on ` +
     `Q, K, V and O of all ${g.layers} layers trains about ${fmtCompact.format(g.qkvo_prose)} ` +
     `parameters, and its table of target sets gives the figures below. Its own per-matrix count, ` +
-    `${fmtInt.format(g.per_matrix_r8)} (2·d·r), times 4 matrices and ${g.layers} layers is ` +
-    `${fmtInt.format(g.qkvo_formula)}. The lab shows 2·d·r × matrices × layers:`;
+    `${fmtInt(g.per_matrix_r8)} (2·d·r), times 4 matrices and ${g.layers} layers is ` +
+    `${fmtInt(g.qkvo_formula)}. The lab shows 2·d·r × matrices × layers:`;
   const list = document.createElement("ul");
   for (const text of rows) {
     const li = document.createElement("li");
@@ -136,9 +133,9 @@ function drawNotes() {
   $("llama-note").innerHTML = "";
   const p = document.createElement("p");
   p.innerHTML = `<strong>LLaMA-7B at r = ${l.rank}, all seven projections.</strong> Seed ${l.seed} ` +
-    `shows ${fmtInt.format(l.seed_figure)} trainable parameters. With d = ${fmtInt.format(llama.hidden)}, ` +
-    `${llama.layers} layers and a gated FFN of width ${fmtInt.format(llama.intermediate)}, ` +
-    `Σ r·(d_in + d_out) × layers gives ${fmtInt.format(l.formula)}; the lab shows the formula.`;
+    `shows ${fmtInt(l.seed_figure)} trainable parameters. With d = ${fmtInt(llama.hidden)}, ` +
+    `${llama.layers} layers and a gated FFN of width ${fmtInt(llama.intermediate)}, ` +
+    `Σ r·(d_in + d_out) × layers gives ${fmtInt(l.formula)}; the lab shows the formula.`;
   const q = document.createElement("p");
   q.innerHTML = `<strong>LLaMA-7B, Q and V.</strong> Seed ${l.qv_seed} lists these counts; ` +
     `2·d·r × 2 matrices × ${llama.layers} layers gives half of each. The quoted figures are ` +
@@ -147,7 +144,7 @@ function drawNotes() {
   for (const row of l.qv_rows) {
     const li = document.createElement("li");
     li.textContent = `r = ${row.rank}: the seed says ${fmtCompact.format(row.seed_figure)}, ` +
-      `Q and V give ${fmtInt.format(row.formula)}, Q, K, V and O give ${fmtInt.format(row.formula_qkvo)}`;
+      `Q and V give ${fmtInt(row.formula)}, Q, K, V and O give ${fmtInt(row.formula_qkvo)}`;
     qList.append(li);
   }
   $("llama-note").append(p, q, qList);
@@ -158,9 +155,7 @@ async function loadRuns() {
   $("base-model-name").textContent = base.label;
   let runs;
   try {
-    const resp = await fetch(root.dataset.runsUrl);
-    if (!resp.ok) throw new Error(`the server answered ${resp.status}`);
-    runs = await resp.json();
+    runs = await getJson(root.dataset.runsUrl);
   } catch (err) {
     $("runs-error").textContent = `Could not load the lab's runs: ${err.message}`;
     $("runs-error").hidden = false;
@@ -181,8 +176,8 @@ async function loadRuns() {
     link.href = `/train/?run=${run.id}`;
     link.textContent = `#${run.id}`;
     const cells = [link, run.task, String(run.params.rank), targets,
-      Number.isFinite(predicted) ? fmtInt.format(predicted) : "not stored",
-      fmtInt.format(measured)];
+      Number.isFinite(predicted) ? fmtInt(predicted) : "not stored",
+      fmtInt(measured)];
     cells.forEach((c, k) => {
       const td = document.createElement("td");
       td.append(c);
@@ -212,8 +207,7 @@ function drawAll(changed = null) {
 }
 
 async function start() {
-  const resp = await fetch(root.dataset.apiUrl);
-  data = await resp.json();
+  data = await getJson(root.dataset.apiUrl);
   readUrl();
   rankSlider.max = data.ranks.length - 1;
   hiddenSlider.max = data.hidden_sizes.length - 1;

@@ -2,13 +2,13 @@
 // parameters, peak memory or training time) on a log axis, the front (from the server's
 // simulations/pareto.py) drawn as a line. One request per task brings all three costs and fronts;
 // the cost buttons only redraw. State in the URL: ?task=sentiment&x=params.
+import { $, INK, METHOD_COLOURS, MUTED, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher } from "./playground.js";
-import { METHOD_COLOURS, fmtAcc, fmtBytes, fmtInt, fmtSeconds } from "./runformat.js";
+import { fmtAcc, fmtBytes, fmtInt, fmtSeconds } from "./format.js";
 
+const showError = errorBox("pareto-error");
 const root = document.getElementById("pareto-root");
 const chart = document.getElementById("pareto-chart");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const MIB = 1024 * 1024;
 const fetchLatest = latestFetcher(root);
 
@@ -21,20 +21,15 @@ const AXES = {
 
 let data = null;
 
-function showError(message) {
-  $("pareto-error").textContent = message || "";
-  $("pareto-error").hidden = !message;
-}
-
 function current() {
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   const task = [...$("pareto-task").options].some((o) => o.value === q.get("task")) ? q.get("task") : $("pareto-task").value;
   const x = AXES[q.get("x")] ? q.get("x") : "params";
   return { task, x };
 }
 
 function writeUrl(task, x) {
-  history.replaceState(null, "", `${location.pathname}?task=${encodeURIComponent(task)}&x=${x}`);
+  writeQuery(`task=${encodeURIComponent(task)}&x=${x}`);
 }
 
 const runText = (r, axis) => `Run ${r.id} · ${r.label} · ${r.steps} steps · seed ${r.seed}<br>`
@@ -53,15 +48,15 @@ function draw() {
       x: mine.map((r) => axis.value(r)), y: mine.map((r) => r.val_accuracy), customdata: mine.map((r) => r.id),
       text: mine.map((r) => runText(r, axis)), hovertemplate: "%{text}<extra></extra>",
       mode: "markers", type: "scatter", name: mine[0].label,
-      marker: { size: 12, color: METHOD_COLOURS[m] || "#5b6474", line: { color: "#fff", width: 1 } },
+      marker: { size: 12, color: METHOD_COLOURS[m] || MUTED, line: { color: "#fff", width: 1 } },
     };
   });
   if (front.length) {
     traces.push({
       x: front.map((r) => axis.value(r)), y: front.map((r) => r.val_accuracy), customdata: front.map((r) => r.id),
       text: front.map((r) => runText(r, axis)), hovertemplate: "<b>on the front</b><br>%{text}<extra></extra>",
-      mode: "lines+markers", type: "scatter", name: "Pareto front", line: { color: "#1d2330", width: 2 },
-      marker: { size: 18, symbol: "circle-open", color: "#1d2330", line: { width: 2 } },
+      mode: "lines+markers", type: "scatter", name: "Pareto front", line: { color: INK, width: 2 },
+      marker: { size: 18, symbol: "circle-open", color: INK, line: { width: 2 } },
     });
   }
   const empty = !runs.length;
@@ -71,7 +66,7 @@ function draw() {
     xaxis: { title: { text: axis.title }, type: "log", automargin: true },
     yaxis: { title: { text: "validation accuracy (%)" }, tickformat: ".0%", automargin: true },
     annotations: empty ? [{ text: "No succeeded run of this task yet: train one, and it appears here", showarrow: false,
-      xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#5b6474" } }] : [],
+      xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: MUTED } }] : [],
   }, PLOT_CONFIG);
   const item = (r) => `<li><a href="/train/?run=${r.id}">Run ${r.id}</a>
     ${r.label}, ${r.steps} steps: ${fmtAcc(r.val_accuracy)} for ${axis.text(r)}</li>`;

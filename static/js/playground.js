@@ -1,13 +1,6 @@
-// What every playground's page does the same way: fetch its data (only the newest answer
-// counts) and turn an API error into a sentence.
-
-// The API answers {"error": "..."}; ninja's own default is {"detail": ...}: accept both.
-export function messageOf(body, status) {
-  const msg = body && (body.error ?? body.detail);
-  if (typeof msg === "string") return msg;
-  if (Array.isArray(msg)) return msg.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
-  return `The server answered ${status}.`;
-}
+// What the playgrounds' pages do the same way: fetch their data (only the newest answer counts),
+// draw charts with a chosen point and redraw only what a change of settings touches.
+import { messageOf } from "./lab.js";
 
 // A fetcher for one playground: each call aborts the one before it, resolves to the JSON body,
 // to null when a newer call superseded it, and throws the server's message on an error.

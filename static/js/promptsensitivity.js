@@ -2,15 +2,14 @@
 // combination's exact prompt and token count, and the calibration arithmetic for every slider
 // setting (computed in Python); the controls only index it. A new query review fetches once.
 // The state lives in the query string.
+import { $, ACCENT, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, react } from "./playground.js";
+import { fmtInt } from "./format.js";
 
+const showError = errorBox("sens-error");
 const root = document.getElementById("sens-root");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const ACCENT = "#3a5bd9";
 const ORANGE = "#e07b2a";
 const MUTED = "#9aa3b2";
-const fmtInt = new Intl.NumberFormat("en-US");
 const f4 = (x) => Number(x).toFixed(4);
 const f2 = (x) => Number(x).toFixed(2);
 
@@ -23,11 +22,6 @@ let data = null;
 const state = { labels: null, separator: null, instruction: null, ordering: null, raw: 0, bias: 0 };
 const fetchLatest = latestFetcher(root);
 
-function showError(message) {
-  $("sens-error").textContent = message;
-  $("sens-error").hidden = !message;
-}
-
 const cal = () => data.calibration;
 const key = () => CHOICES.map((c) => state[c]).join("|");
 
@@ -36,7 +30,7 @@ function writeUrl() {
   p.set("raw", f2(cal().raw[state.raw]));
   p.set("bias", f2(cal().bias[state.bias]));
   if (data.query !== data.default_query) p.set("query", data.query);
-  history.replaceState(null, "", `?${p}`);
+  writeQuery(p);
 }
 
 function nearest(list, value) {
@@ -119,7 +113,7 @@ function fillStatic() {
 function drawFormat() {
   const f = data.formats[key()];
   $("format-prompt").textContent = f.prompt;
-  $("format-tokens").textContent = fmtInt.format(f.tokens);
+  $("format-tokens").textContent = fmtInt(f.tokens);
   const labels = data.orderings[state.ordering];
   $("last-label").textContent = labels[labels.length - 1];
 }
@@ -185,7 +179,7 @@ function apiUrl(query) {
 }
 
 async function start() {
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   try {
     const body = await fetchLatest(apiUrl(q.get("query")));
     if (body) show(body, q);
@@ -199,7 +193,7 @@ async function start() {
 async function newQuery() {
   try {
     const body = await fetchLatest(apiUrl(queryInput.value));
-    if (body) { showError(""); show(body, new URLSearchParams(location.search)); }
+    if (body) { showError(""); show(body, readQuery()); }
   } catch (err) {
     showError(err.message);
   }

@@ -1,13 +1,13 @@
 // P14 NF4 and double quantisation. One request brings every block size, sample size and model
 // size; the sliders and toggles only index into it. The state lives in the query string.
+import { $, ACCENT, PLOT_CONFIG, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
 import { moveShapes, react, redrawChanged, ring } from "./playground.js";
+import { fmtInt } from "./format.js";
 
+const showError = errorBox("qlora-error");
 const root = document.getElementById("qlora-root");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const COLORS = { nf4: "#3a5bd9", int4: "#d9823a" };
+const COLORS = { nf4: ACCENT, int4: "#d9823a" };
 const MUTED = "#9aa3b2";
-const fmtInt = new Intl.NumberFormat("en-US");
 const fmt = (x, digits = 3) => Number(x).toPrecision(digits);
 const gb = (x) => `${Number(x).toFixed(1)} GB`;
 
@@ -16,18 +16,13 @@ const dqCheck = $("dq-check");
 let data = null;
 const state = { code: "nf4", block: 0, sample: 0, model: 0, dq: true };
 
-function showError(message) {
-  $("qlora-error").textContent = message;
-  $("qlora-error").hidden = !message;
-}
-
 function writeUrl() {
   const p = new URLSearchParams({
     code: state.code, blocksize: data.blocksizes[state.block],
     samples: data.sample_sizes[state.sample], model: data.memory.models[state.model],
     dq: state.dq ? "1" : "0",
   });
-  history.replaceState(null, "", `?${p}`);
+  writeQuery(p);
 }
 
 // A link's value if it is one of the choices, else the default's index.
@@ -37,7 +32,7 @@ function indexOf(list, value, fallback) {
 }
 
 function readUrl() {
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   const d = data.defaults;
   state.code = ["nf4", "int4"].includes(q.get("code")) ? q.get("code") : d.code;
   state.block = indexOf(data.blocksizes, q.get("blocksize"), d.blocksize);
@@ -175,7 +170,7 @@ function drawReadouts() {
   const m = data.memory;
   document.querySelectorAll(".code-name").forEach((el) => { el.textContent = data.codes[state.code].label; });
   $("block-value").textContent = data.blocksizes[state.block];
-  $("sample-value").textContent = fmtInt.format(data.sample_sizes[state.sample]);
+  $("sample-value").textContent = fmtInt(data.sample_sizes[state.sample]);
   $("model-value").textContent = m.models[state.model];
   $("mse-code").textContent = fmt(e.mse[state.code][state.sample][state.block]);
   $("mse-other").textContent = `${fmt(e.mse[other][state.sample][state.block])} (${data.codes[other].label})`;
@@ -186,7 +181,7 @@ function drawReadouts() {
   $("model-name").textContent = m.models[state.model];
   $("mem-fp16").textContent = gb(m.fp16_gb[state.model]);
   $("mem-4bit").textContent = gb((state.dq ? m.nf4_dq_gb : m.nf4_gb)[state.model][state.block]);
-  $("scale-count").textContent = fmtInt.format(m.scale_constants[state.model][state.block]);
+  $("scale-count").textContent = fmtInt(m.scale_constants[state.model][state.block]);
   const B = data.blocksizes[state.block];
   const b = data.bits;
   $("overhead-formula").textContent = `${b.scale_bits}/${B} = ${fmt(b.overhead[state.block])} bits per weight`;
@@ -204,7 +199,7 @@ function drawNotes() {
   $("note-65-nf4").textContent = gb(m.nf4_gb[i65][m.b64_index]);
   $("note-65-dq").textContent = gb(m.nf4_dq_gb[i65][m.b64_index]);
   $("note-70").textContent = gb(m.llama2_70b_4bit_gb);
-  $("note-7b-count").textContent = fmtInt.format(m.scales_7b_b64);
+  $("note-7b-count").textContent = fmtInt(m.scales_7b_b64);
   $("note-7b-mb").textContent = m.scales_7b_b64_mb;
   $("note-saving").textContent = data.bits.dq_saving_at_64;
 }
@@ -230,10 +225,7 @@ function draw(changed = null) {
 
 async function start() {
   try {
-    const resp = await fetch(root.dataset.apiUrl);
-    const body = await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error((body && body.error) || `The server answered ${resp.status}.`);
-    data = body;
+    data = await getJson(root.dataset.apiUrl);
   } catch (err) {
     showError(`Could not load the quantisation data: ${err.message}`);
     return;

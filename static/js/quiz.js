@@ -1,6 +1,7 @@
 // P21 and each chapter page: the quizzes. Answers are checked against the JSON the server sent
 // and kept in this browser (progress.js), so they survive reloads. On the P21 page ?chapter=N
 // focuses a chapter; on a chapter page (data-chapter on the root) only its quiz is shown.
+import { getJson, readQuery, writeQuery } from "./lab.js";
 import { answers as load, forgetAnswers, saveAnswer } from "./progress.js";
 
 const root = document.getElementById("quiz-root");
@@ -72,7 +73,7 @@ document.getElementById("quiz-progress").addEventListener("click", (event) => {
   const link = event.target.closest("a[data-chapter]");
   if (!link) return;
   event.preventDefault();
-  history.replaceState(null, "", `?chapter=${link.dataset.chapter}`);
+  writeQuery(`chapter=${link.dataset.chapter}`);
   focusChapter(link.dataset.chapter, true);
 });
 
@@ -82,11 +83,10 @@ document.getElementById("quiz-reset").addEventListener("click", () => {
 });
 
 async function init() {
-  const response = await fetch(root.dataset.apiUrl);
-  quizzes = await response.json();
+  quizzes = await getJson(root.dataset.apiUrl);
   if (root.dataset.chapter) quizzes = quizzes.filter((q) => String(q.chapter) === root.dataset.chapter);
   render();
-  const chapter = new URLSearchParams(location.search).get("chapter");
+  const chapter = readQuery().get("chapter");
   if (chapter) focusChapter(chapter, true);
   root.dataset.ready = "1";
 }

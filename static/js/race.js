@@ -2,12 +2,11 @@
 // (/api/races/<id>/events) brings every lane's points, evaluations and final status; the charts
 // and the results table fill as they come. The race shown lives in the URL (?race=<id>); before
 // a race starts, the form does (?task=&steps=&seed=&lanes=full,adapter,lora,prompt).
-import { getJson, postJson } from "./runstart.js";
-import { METHOD_COLOURS, fmtAcc, fmtBytes, fmtInt, fmtMs, fmtSeconds, precisionOf } from "./runformat.js";
+import { $, METHOD_COLOURS, MUTED, PLOT_CONFIG, errorBox, getJson, postJson, readQuery, writeQuery } from "./lab.js";
+import { fmtAcc, fmtBytes, fmtInt, fmtMs, fmtSeconds, precisionOf } from "./format.js";
 
+const showError = errorBox("race-error");
 const root = document.getElementById("race-root");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const LANES = 4; // the page's lane selects; the API takes 1 to options.max_lanes
 const DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
 
@@ -53,7 +52,7 @@ function formToUrl() {
   if (race) return;
   const f = readForm();
   const q = new URLSearchParams({ task: f.task, steps: f.steps, seed: f.seed, lanes: f.methods.join(",") });
-  history.replaceState(null, "", `?${q}`);
+  writeQuery(q);
 }
 
 function setState(state) {
@@ -64,11 +63,6 @@ function setState(state) {
   $("race-cancel").disabled = !running || race?.may_cancel === false;
   $("race-cancel").title = race?.may_cancel === false ? "Only who started this race, or their teacher, can cancel it." : "";
   for (const el of $("race-form").querySelectorAll("select, input")) el.disabled = running;
-}
-
-function showError(message) {
-  $("race-error").hidden = !message;
-  $("race-error").textContent = message || "";
 }
 
 // ---- lanes: colours, names ---------------------------------------------------------------------
@@ -108,7 +102,7 @@ function axisLayout(chart, title, ytitle, extra = {}) {
     legend: { orientation: "h", x: 0, xanchor: "left", yref: "container", y: 4, yanchor: "bottom", font: { size: 12 } },
     showlegend: true,
     annotations: race ? [] : [{ text: "Press Start race: the curves draw here as the lanes train", showarrow: false,
-      xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#5b6474" } }],
+      xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: MUTED } }],
   };
 }
 
@@ -318,7 +312,7 @@ function showRace(body) {
   // A reopened race's points come again from the start of the stream; only the statuses are kept.
   lanes = race.runs.map((run) => ({ run, points: [], evals: [], status: run.status, steps_done: 0 }));
   fillForm({ task: race.task, steps: race.steps, seed: race.seed, methods: race.methods });
-  history.replaceState(null, "", `?race=${race.id}`);
+  writeQuery(`race=${race.id}`);
   setState("running");
   drawCharts();
   drawDiagrams();
@@ -367,7 +361,7 @@ async function init() {
   $("race-lanes").innerHTML = [...Array(LANES).keys()].map(laneSelect).join("");
   $("race-steps").min = 1;
   $("race-steps").max = options.max_steps;
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   fillForm({
     task: q.get("task") || options.default_task,
     steps: q.get("steps") || options.default_steps,

@@ -1,12 +1,11 @@
 // P17's instant mode: when no worker is free, the same lanes as a simulated race, drawn from
 // curves fitted to real runs of the lab (GET /api/playgrounds/four-method-race/simulated). It
 // reads the race form's task, budget and lanes; it never writes to the real race's charts.
+import { $, METHOD_COLOURS, PLOT_CONFIG } from "./lab.js";
 import { latestFetcher } from "./playground.js";
-import { METHOD_COLOURS, fmtAcc, fmtBytes, fmtInt, fmtSeconds } from "./runformat.js";
+import { fmtAcc, fmtBytes, fmtInt, fmtSeconds } from "./format.js";
 
 const root = document.getElementById("race-sim");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const fetchLatest = latestFetcher(root);
 
 function laneMethods() {

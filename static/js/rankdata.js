@@ -1,9 +1,10 @@
 // P23 Rank against data size: a rank sweep (every rank at each training-set size) drawn as its
 // runs finish. Accuracy against r (log axis, one line per size); training against validation
 // loss to show where a rank overfits the small set. static/js/experiment.js does the rest.
-import { COLOURS, PLOT_CONFIG, emptyNote, experimentPage, fmtInt, succeeded } from "./experiment.js";
+import { $, PLOT_CONFIG } from "./lab.js";
+import { fmtInt } from "./format.js";
+import { COLOURS, emptyNote, experimentPage, succeeded } from "./experiment.js";
 
-const $ = (id) => document.getElementById(id);
 const parseList = (text) => text.split(/[\s,]+/).filter(Boolean).map(Number);
 
 function bySize(exp) {

@@ -1,21 +1,14 @@
 // P19 Method spectrum. One request brings the seeds' reported figures with the lab's counts;
 // the method toggles only hide and show traces. The hidden methods live in the query string.
+import { $, METHOD_COLOURS, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher } from "./playground.js";
+import { fmtInt } from "./format.js";
 
+const showError = errorBox("spectrum-error");
 const root = document.getElementById("spectrum-root");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const COLOURS = { full: "#4a5160", lora: "#e07b2a", dora: "#c2410c", adapter: "#3a5bd9", prefix: "#16a34a",
-  prompt: "#9333ea", ia3: "#0891b2", bitfit: "#b45309" };
-const fmtInt = new Intl.NumberFormat("en-US");
 const fmtPct = (x) => `${Number((100 * x).toPrecision(3))}%`;
 let data = null;
 const hidden = new Set();
-
-function showError(message) {
-  $("spectrum-error").textContent = message;
-  $("spectrum-error").hidden = !message;
-}
 
 const shown = (key) => !hidden.has(key);
 const label = (key) => data.methods.find((m) => m.key === key).label;
@@ -23,7 +16,7 @@ const label = (key) => data.methods.find((m) => m.key === key).label;
 function writeUrl() {
   const p = new URLSearchParams();
   if (hidden.size) p.set("hide", [...hidden].join(","));
-  history.replaceState(null, "", p.size ? `?${p}` : location.pathname);
+  writeQuery(p);
 }
 
 function legendBelow(extra = {}) {
@@ -37,11 +30,11 @@ function drawGlue() {
   const traces = scored.map((p) => ({
     x: [p.trainable], y: [p.gap_mid], mode: "markers", name: p.label,
     error_y: { type: "data", symmetric: false, array: [p.gap[1] - p.gap_mid], arrayminus: [p.gap_mid - p.gap[0]],
-      color: COLOURS[p.method], thickness: 2, width: 6 },
+      color: METHOD_COLOURS[p.method], thickness: 2, width: 6 },
     // Bubble area ∝ trainable share; full fine-tuning (100%) is capped so it does not cover the rest.
-    marker: { color: COLOURS[p.method], opacity: 0.75, line: { color: "#222", width: 1 },
+    marker: { color: METHOD_COLOURS[p.method], opacity: 0.75, line: { color: "#222", width: 1 },
       size: Math.min(46, 12 + 30 * Math.sqrt(Math.min(p.share, maxShare) / maxShare)) },
-    customdata: [[fmtInt.format(p.trainable), fmtPct(p.share), p.setting, p.quotes.map((q) => `“${q.text}” (line ${q.line})`).join("<br>")]],
+    customdata: [[fmtInt(p.trainable), fmtPct(p.share), p.setting, p.quotes.map((q) => `“${q.text}” (line ${q.line})`).join("<br>")]],
     hovertemplate: `<b>${p.label}</b>: %{customdata[2]}<br>%{customdata[0]} trainable (%{customdata[1]})<br>`
       + `${p.gap[0]} to ${p.gap[1]} points behind full fine-tuning<br>%{customdata[3]}<extra></extra>`,
   }));
@@ -49,9 +42,9 @@ function drawGlue() {
   const annotations = [];
   for (const p of pts.filter((q) => !q.gap)) {
     shapes.push({ type: "line", x0: p.trainable, x1: p.trainable, yref: "paper", y0: 0, y1: 1,
-      line: { color: COLOURS[p.method], dash: "dot", width: 2 } });
+      line: { color: METHOD_COLOURS[p.method], dash: "dot", width: 2 } });
     annotations.push({ x: Math.log10(p.trainable), yref: "paper", y: 0.98, text: `${p.label}: no figure`,
-      showarrow: false, xanchor: "left", font: { size: 11, color: COLOURS[p.method] }, bgcolor: "rgba(255,255,255,0.85)" });
+      showarrow: false, xanchor: "left", font: { size: 11, color: METHOD_COLOURS[p.method] }, bgcolor: "rgba(255,255,255,0.85)" });
   }
   Plotly.react("glue-chart", traces, {
     margin: { l: 60, r: 15, t: 10, b: 60 }, shapes, annotations, legend: legendBelow(),
@@ -66,10 +59,10 @@ function drawRank() {
   Plotly.react("rank-chart", [{
     x: rows.map((r) => 100 * r.share), y: mid, mode: "lines+markers+text", name: "LoRA (seed 000, GPT-3)",
     text: rows.map((r) => `r = ${r.rank}`), textposition: "bottom right", cliponaxis: false,
-    line: { color: COLOURS.lora }, marker: { size: 10, color: COLOURS.lora },
+    line: { color: METHOD_COLOURS.lora }, marker: { size: 10, color: METHOD_COLOURS.lora },
     error_y: { type: "data", symmetric: false, array: rows.map((r, i) => r.quality[1] - mid[i]),
-      arrayminus: rows.map((r, i) => mid[i] - r.quality[0]), color: COLOURS.lora, width: 6 },
-    customdata: rows.map((r) => [fmtInt.format(r.per_matrix), r.seed_count, r.seed_quality]),
+      arrayminus: rows.map((r, i) => mid[i] - r.quality[0]), color: METHOD_COLOURS.lora, width: 6 },
+    customdata: rows.map((r) => [fmtInt(r.per_matrix), r.seed_count, r.seed_quality]),
     hovertemplate: "r = %{text}: %{customdata[0]} per matrix (seed: %{customdata[1]})<br>"
       + "quality vs full FT: %{customdata[2]} (reported)<extra></extra>",
   }], {
@@ -88,8 +81,8 @@ function drawShares() {
   const traces = rows.map((q) => ({
     x: q.kind === "range" ? [q.low, q.high] : [q.high], y: q.kind === "range" ? [y(q), y(q)] : [y(q)],
     mode: q.kind === "range" ? "lines+markers" : "markers", name: q.source, legendgroup: q.source,
-    showlegend: false, line: { color: COLOURS[q.method], width: 8 },
-    marker: { color: COLOURS[q.method], size: 12, symbol: symbol[q.kind] },
+    showlegend: false, line: { color: METHOD_COLOURS[q.method], width: 8 },
+    marker: { color: METHOD_COLOURS[q.method], size: 12, symbol: symbol[q.kind] },
     hovertemplate: `${q.quote.replaceAll("|", " ").trim()} (line ${q.line})<extra>${q.source}</extra>`,
   }));
   const computed = data.glue.points.filter((p) => methods.includes(p.method));
@@ -116,15 +109,15 @@ function fillTables() {
   $("glue-source").textContent = data.glue.source;
   $("share-model").textContent = data.glue.model;
   $("rank-source").textContent = data.rank_quality.source;
-  $("rank-hidden").textContent = fmtInt.format(data.rank_quality.hidden);
+  $("rank-hidden").textContent = fmtInt(data.rank_quality.hidden);
   const bitfit = data.glue.points.find((p) => !p.gap);
   $("bitfit-note").textContent = `${bitfit.label} (${fmtPct(bitfit.share)}) is drawn as a dotted line: `
     + `the seed gives no figure, only “${bitfit.quotes[1].text}”.`;
   $("notes").replaceChildren(...data.notes.map((n) => Object.assign(document.createElement("li"), { textContent: n.text })));
   $("gpt3-table").tBodies[0].replaceChildren(...data.gpt3_table.map((r) => {
     const tr = document.createElement("tr");
-    const formula = r.formula !== null ? fmtInt.format(r.formula)
-      : `${r.tokens_at_gpt3_width.toFixed(1)} tokens' worth at d = ${fmtInt.format(data.rank_quality.hidden)}`;
+    const formula = r.formula !== null ? fmtInt(r.formula)
+      : `${r.tokens_at_gpt3_width.toFixed(1)} tokens' worth at d = ${fmtInt(data.rank_quality.hidden)}`;
     tr.append(...[r.label, r.seed, `${Number((100 * r.seed_share).toPrecision(2))}%`, formula]
       .map((t) => Object.assign(document.createElement("td"), { textContent: t })));
     return tr;
@@ -153,7 +146,7 @@ async function start() {
     if (!body) return;
     data = body;
     const known = new Set(data.methods.map((m) => m.key));
-    for (const key of (new URLSearchParams(location.search).get("hide") || "").split(",")) if (known.has(key)) hidden.add(key);
+    for (const key of (readQuery().get("hide") || "").split(",")) if (known.has(key)) hidden.add(key);
     buildToggles();
     fillTables();
     drawGlue();

@@ -1,9 +1,10 @@
 // P24 Target modules: LoRA at one rank on Q, QV, QKVO and QKVO+FFN, drawn as its runs finish:
 // measured trainable parameters (log axis) against final validation accuracy, each point
 // labelled. static/js/experiment.js does the rest.
-import { COLOURS, PLOT_CONFIG, emptyNote, experimentPage, fmtInt, logTicks, succeeded } from "./experiment.js";
+import { $, PLOT_CONFIG } from "./lab.js";
+import { fmtInt } from "./format.js";
+import { COLOURS, emptyNote, experimentPage, logTicks, succeeded } from "./experiment.js";
 
-const $ = (id) => document.getElementById(id);
 
 function draw(exp) {
   const runs = succeeded(exp).sort((a, b) => a.trainable_params - b.trainable_params);

@@ -1,33 +1,17 @@
 // The training page: a form built from GET /api/methods, runs started over POST /api/runs, and
 // the loss streamed from /api/runs/<id>/events into a Plotly chart. The page state (which run is
 // shown) lives in the URL: ?run=<id>.
+import { $, ACCENT, GOOD, MUTED, PLOT_CONFIG, getJson, postJson, readQuery, requestJson, writeQuery } from "./lab.js";
+import { fmtBytes, fmtInt, fmtMs, fmtPrecision, fmtSeconds } from "./format.js";
 import { showReproduce } from "./reproduce.js";
-import { fmtBytes, fmtInt, fmtMs, fmtPrecision, fmtSeconds } from "./runformat.js";
 
 const root = document.getElementById("train-root");
 const form = document.getElementById("run-form");
 const chart = document.getElementById("loss-chart");
-const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
 
 let methods = [];
 let tasks = [];
 let current = null; // {id, steps, source: EventSource|null}
-
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-async function api(url, options = {}) {
-  const response = await fetch(url, {
-    ...options,
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), ...(options.headers || {}) },
-  });
-  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
-  return body;
-}
 
 // ---- the form, from the registry -------------------------------------------------------------
 function paramInput(p) {
@@ -107,7 +91,7 @@ function showEstimate() {
     for (const name of ["batch_size", "eval_every"]) if (Number.isFinite(f.params[name])) q.set(name, f.params[name]);
     const el = $("estimate");
     try {
-      const e = await api(`${root.dataset.estimateUrl}?${q}`);
+      const e = await getJson(`${root.dataset.estimateUrl}?${q}`);
       const time = `Estimated worker time: about ${fmtDuration(e.seconds)} (from runs measured on ${e.machine})`;
       if (e.budget_seconds === null) el.textContent = `${time}.`;
       else if (e.seconds <= e.budget_seconds) el.textContent = `${time}; ${e.where} allows ${fmtDuration(e.budget_seconds)} per run.`;
@@ -115,7 +99,7 @@ function showEstimate() {
       const over = e.budget_seconds !== null && e.seconds > e.budget_seconds;
       el.classList.toggle("error", over);
       el.classList.toggle("muted", !over);
-    } catch (err) {
+    } catch {
       el.textContent = "";  // the form's own check says what is wrong when Train is pressed
     }
   }, 200);
@@ -136,15 +120,15 @@ function drawChart(points, evals, title, steps) {
     legend: { orientation: "h", x: 0, y: -0.22 },
     showlegend: shown,
     annotations: points.length ? [] : [{ text: steps ? "Waiting for the first step…" : "No run yet: press Train, or open a past run",
-      showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#5b6474" } }],
+      showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: MUTED } }],
   };
   const traces = [
     { x: points.map((p) => p.step), y: points.map((p) => p.loss), mode: "lines", name: "training loss",
-      line: { color: "#3a5bd9", width: 2 } },
+      line: { color: ACCENT, width: 2 } },
     { x: evals.map((e) => e.step), y: evals.map((e) => e.val_loss), mode: "lines+markers", name: "validation loss",
       line: { color: "#d97a3a", width: 2 } },
     { x: evals.map((e) => e.step), y: evals.map((e) => e.val_accuracy), mode: "lines+markers",
-      name: "validation accuracy", yaxis: "y2", line: { color: "#1f8a4c", width: 2, dash: "dot" } },
+      name: "validation accuracy", yaxis: "y2", line: { color: GOOD, width: 2, dash: "dot" } },
   ];
   lastEvalStep = evals.length ? evals[evals.length - 1].step : 0;
   Plotly.react(chart, traces, layout, PLOT_CONFIG);
@@ -299,10 +283,10 @@ function fillForm(run) {
 
 async function openRun(id) {
   stopStream();
-  const run = await api(`/api/runs/${id}`);
+  const run = await getJson(`/api/runs/${id}`);
   fillForm(run);
   current = { id: run.id, steps: run.steps, source: null };
-  history.replaceState(null, "", `?run=${run.id}`);
+  writeQuery(`run=${run.id}`);
   drawChart(run.points, run.evals, `${run.method} on ${run.task} · lr ${run.params.lr}`, run.steps);
   const last = run.points.length ? run.points[run.points.length - 1] : null;
   showRunState(run, last);
@@ -311,7 +295,7 @@ async function openRun(id) {
 }
 
 async function refreshRuns() {
-  const runs = await api(`${root.dataset.runsUrl}?limit=30`);
+  const runs = await getJson(`${root.dataset.runsUrl}?limit=30`);
   $("runs").innerHTML = runs.length ? runs.map((r) => `<li><a href="?run=${r.id}" data-run="${r.id}">Run ${r.id}</a>
     ${r.method} · ${r.task} · ${r.steps} steps · <span class="status-${r.status}">${r.status}</span>
     ${r.metrics && r.metrics.val_accuracy !== undefined && r.metrics.val_accuracy !== null ? ` · ${(100 * r.metrics.val_accuracy).toFixed(1)} %` : ""}</li>`).join("")
@@ -321,14 +305,6 @@ async function refreshRuns() {
 // ---- your own CSV ----------------------------------------------------------------------------
 // POST /api/datasets (multipart); a refusal's message is shown as the server wrote it.
 const uploadForm = $("upload-form");
-
-async function sendUpload(method, url, body) {
-  const response = await fetch(url, { method, body, headers: { "X-CSRFToken": csrfToken() } });
-  if (response.status === 204) return null;
-  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
-  return answer;
-}
 
 uploadForm.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -341,8 +317,8 @@ uploadForm.addEventListener("submit", async (event) => {
   $("upload-button").disabled = true;
   uploadForm.dataset.state = "sending";
   try {
-    const dataset = await sendUpload("POST", root.dataset.datasetsUrl, new FormData(uploadForm));
-    tasks = await api(root.dataset.tasksUrl);
+    const dataset = await requestJson(root.dataset.datasetsUrl, { method: "POST", body: new FormData(uploadForm) });
+    tasks = await getJson(root.dataset.tasksUrl);
     fillTasks(dataset.task);
     showTask();
     $("upload-status").textContent = `“${dataset.name}” uploaded: ${dataset.train_size} training and `
@@ -363,8 +339,8 @@ $("delete-upload").addEventListener("click", async () => {
   if (!t || !t.uploaded || !window.confirm(`Delete the uploaded dataset “${t.title}”? Its runs stay.`)) return;
   $("upload-error").textContent = "";
   try {
-    await sendUpload("DELETE", `${root.dataset.datasetsUrl}/${t.dataset}`);
-    tasks = await api(root.dataset.tasksUrl);
+    await requestJson(`${root.dataset.datasetsUrl}/${t.dataset}`, { method: "DELETE" });
+    tasks = await getJson(root.dataset.tasksUrl);
     fillTasks();
     showTask();
     $("upload-status").textContent = `“${t.title}” deleted.`;
@@ -379,7 +355,7 @@ form.addEventListener("submit", async (event) => {
   $("form-error").textContent = "";
   $("train-button").disabled = true;
   try {
-    const run = await api(root.dataset.runsUrl, { method: "POST", body: JSON.stringify(readForm()) });
+    const run = await postJson(root.dataset.runsUrl, readForm());
     await openRun(run.id);
     refreshRuns();
   } catch (err) {
@@ -392,7 +368,7 @@ form.addEventListener("submit", async (event) => {
 $("cancel-button").addEventListener("click", async () => {
   if (!current) return;
   try {
-    await api(`/api/runs/${current.id}/cancel`, { method: "POST", body: "{}" });
+    await postJson(`/api/runs/${current.id}/cancel`, {});
     $("progress-text").textContent = "cancelling…";
   } catch (err) {
     $("form-error").textContent = err.message;
@@ -411,10 +387,10 @@ $("runs").addEventListener("click", (event) => {
 });
 
 async function init() {
-  [methods, tasks] = await Promise.all([api(root.dataset.methodsUrl), api(root.dataset.tasksUrl)]);
+  [methods, tasks] = await Promise.all([getJson(root.dataset.methodsUrl), getJson(root.dataset.tasksUrl)]);
   $("f-method").innerHTML = methods.map((m) => `<option value="${m.name}">${m.label}</option>`).join("");
-  $("f-method").value = new URLSearchParams(location.search).get("method") || "lora";
-  fillTasks(new URLSearchParams(location.search).get("task"));
+  $("f-method").value = readQuery().get("method") || "lora";
+  fillTasks(readQuery().get("task"));
   $("f-method").addEventListener("change", showMethod);
   $("f-task").addEventListener("change", showTask);
   form.addEventListener("input", showEstimate);
@@ -424,7 +400,7 @@ async function init() {
   showEstimate();
   drawChart([], [], "training loss");
   await refreshRuns();
-  const wanted = new URLSearchParams(location.search).get("run");
+  const wanted = readQuery().get("run");
   if (wanted) await openRun(wanted);
   root.dataset.ready = "1";
 }

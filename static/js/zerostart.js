@@ -1,44 +1,40 @@
 // P12 Zero start. The server trains every option (scaling × start × rank) for every step once per
 // (α, learning rate, seed); the step slider and the radio buttons only index that response.
 // State lives in the query string.
+import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, WARN, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
 import { moveShapes, react, ring } from "./playground.js";
 
+const showError = errorBox("zero-error");
 const root = document.getElementById("zero-root");
-const $ = (id) => document.getElementById(id);
 // Its fields redraw as they change: Enter in one must not submit the form (a reload). Here, not
 // in an onsubmit attribute: the Content-Security-Policy allows no inline script.
 $("problem-form").addEventListener("submit", (event) => event.preventDefault());
 const stepSlider = $("step-slider");
 const inputs = { alpha: $("alpha-input"), lr: $("lr-input"), seed: $("seed-input") };
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const INIT_COLOURS = { lora: "#3a5bd9", both_zero: "#b3261e", both_random: "#a86200" };
-const SCALING_COLOURS = { alpha_over_r: "#3a5bd9", alpha: "#9aa3b2" };
+const INIT_COLOURS = { lora: ACCENT, both_zero: BAD, both_random: WARN };
+const SCALING_COLOURS = { alpha_over_r: ACCENT, alpha: "#9aa3b2" };
 const fmt = (x) => (x === 0 ? "0 (exactly)" : x.toPrecision(4));
 
 let data = null;
 const state = { init: "lora", r: 4, scaling: "alpha_over_r", step: 10 };
 let requestSeq = 0;
 
-function showError(message) {
-  $("zero-error").textContent = message;
-  $("zero-error").hidden = !message;
-}
-
 async function fetchRuns(params) {
   const seq = ++requestSeq;
   root.dataset.loading = "1";
-  const resp = await fetch(`${root.dataset.apiUrl}?${params}`);
-  const body = await resp.json().catch(() => null);
-  if (seq === requestSeq) root.dataset.loading = "0";
-  if (!resp.ok) throw new Error(body?.error ?? `The server answered ${resp.status}.`);
-  return seq === requestSeq ? body : null;
+  try {
+    const body = await getJson(`${root.dataset.apiUrl}?${params}`);
+    return seq === requestSeq ? body : null;
+  } finally {
+    if (seq === requestSeq) root.dataset.loading = "0";
+  }
 }
 
 function writeUrl() {
   const s = data.settings;
   const params = new URLSearchParams({ alpha: s.alpha, lr: s.lr, seed: s.seed, init: state.init,
                                        r: state.r, scaling: state.scaling, step: state.step });
-  history.replaceState(null, "", `?${params}`);
+  writeQuery(params);
 }
 
 function radios(fieldId, name, options, current, onChange) {
@@ -133,7 +129,7 @@ function drawStep() {
 function draw() {
   lineChart("norm-chart", "norm", "‖ΔW‖ (Frobenius)", [{
     x: [0, data.steps], y: [data.target_norm, data.target_norm], mode: "lines", name: "‖ΔW*‖",
-    line: { color: "#1f8a4c", dash: "dash", width: 1.5 }, hoverinfo: "skip",
+    line: { color: GOOD, dash: "dash", width: 1.5 }, hoverinfo: "skip",
   }]);
   lineChart("loss-chart", "loss", "loss ½‖ΔW − ΔW*‖²");
   heatmap("heat-target", data.target, targetLimit());
@@ -188,7 +184,7 @@ async function reload() {
 }
 
 async function start() {
-  const q = new URLSearchParams(location.search);
+  const q = readQuery();
   const params = new URLSearchParams();
   for (const key of Object.keys(inputs)) if (q.has(key)) params.set(key, q.get(key));
   if (q.has("init")) state.init = q.get("init");

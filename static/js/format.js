@@ -1,5 +1,5 @@
-// How the run pages write a run's measurements: bytes, counts, seconds, percentages. Shared by
-// the training page, the compare page and the Pareto view.
+// How the pages write numbers: a run's measurements (bytes, seconds, percentages) and counts with
+// thousands separators. A dash stands for a missing value.
 export function fmtBytes(n) {
   if (n === null || n === undefined) return "—";
   const units = ["B", "KB", "MB", "GB"];
@@ -8,7 +8,18 @@ export function fmtBytes(n) {
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
+// A count with thousands separators: 1,234,567.
 export const fmtInt = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"));
+
+// A size in bytes with decimal units and three significant digits: 1.50 GB, 312 kB, 512 bytes.
+export function fmtSize(b) {
+  const units = [["TB", 1e12], ["GB", 1e9], ["MB", 1e6], ["kB", 1e3]];
+  for (const [unit, size] of units) if (b >= size) return `${(b / size).toPrecision(3)} ${unit}`;
+  return `${fmtInt(b)} bytes`;
+}
+
+// A share (a fraction) as a percentage with three significant digits, two under 1 %: 12.5%, 0.42%.
+export const fmtShare = (x) => `${(100 * x).toPrecision(x >= 0.01 ? 3 : 2)}%`;
 
 export function fmtSeconds(s) {
   if (!isFinite(s)) return "—";
@@ -27,6 +38,3 @@ export const fmtPrecision = (m) => (m.train_seconds === undefined ? "—" : prec
 // An accuracy (a fraction) as a percentage with one decimal.
 export const fmtAcc = (x) => (x === undefined || x === null ? "—" : `${(100 * x).toFixed(1)} %`);
 
-// One colour per method on the run pages, far enough apart to tell nine methods apart.
-export const METHOD_COLOURS = { full: "#4a5160", lora: "#e07b2a", dora: "#b3261e", qlora: "#7c2d12",
-  adapter: "#3a5bd9", prefix: "#16a34a", prompt: "#9333ea", ia3: "#0891b2", bitfit: "#c9a000" };

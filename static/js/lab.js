@@ -1,0 +1,84 @@
+// What every page of the lab does the same way: find its elements, show an error, draw a Plotly
+// chart with the lab's settings and colours, talk JSON to the API and keep its state in the URL.
+// Playground-only helpers (the newest-answer fetcher, rings, partial redraws) are in playground.js,
+// number formats in format.js.
+
+export const $ = (id) => document.getElementById(id);
+
+// The error box with this id (or this element): the returned function shows a message in it, and
+// hides it for an empty one.
+export function errorBox(idOrElement) {
+  const box = typeof idOrElement === "string" ? $(idOrElement) : idOrElement;
+  return (message) => {
+    box.textContent = message || "";
+    box.hidden = !message;
+  };
+}
+
+// Every chart: no Plotly logo, and it follows its container's width.
+export const PLOT_CONFIG = { displaylogo: false, responsive: true };
+
+// A colour static/css/lab.css names in :root (`cssColor("--accent")`), so that the charts use the
+// page's own colours. The stylesheet is loaded before any module runs.
+export function cssColor(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+export const ACCENT = cssColor("--accent");
+export const GOOD = cssColor("--good");
+export const BAD = cssColor("--bad");
+export const WARN = cssColor("--warn");
+export const MUTED = cssColor("--muted");
+export const INK = cssColor("--ink");
+
+// One colour per training method, keyed by the method's name (GET /api/methods), far enough apart
+// to tell nine methods apart: the run pages' legends and the method spectrum use the same ones.
+export const METHOD_COLOURS = { full: "#4a5160", lora: "#e07b2a", dora: "#b3261e", qlora: "#7c2d12",
+  adapter: "#3a5bd9", prefix: "#16a34a", prompt: "#9333ea", ia3: "#0891b2", bitfit: "#c9a000" };
+
+// The API answers {"error": "..."}; ninja's own default is {"detail": ...}: accept both.
+export function messageOf(body, status) {
+  const msg = body && (body.error ?? body.detail);
+  if (typeof msg === "string") return msg;
+  if (Array.isArray(msg)) return msg.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
+  return `The server answered ${status}.`;
+}
+
+// Django's CSRF token (the csrftoken cookie), which a POST sends back as X-CSRFToken.
+export function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+// fetch() for the API: a request other than GET carries the CSRF token; resolves to the JSON body
+// (null for 204 No Content) and throws the server's message (messageOf) on an error status.
+export async function requestJson(url, options = {}) {
+  const method = (options.method || "GET").toUpperCase();
+  const headers = { ...(method === "GET" ? {} : { "X-CSRFToken": csrfToken() }), ...options.headers };
+  const resp = await fetch(url, { ...options, headers });
+  if (resp.status === 204) return null;
+  const body = await resp.json().catch(() => null);
+  if (!resp.ok) throw new Error(messageOf(body, resp.status));
+  return body;
+}
+
+// GET url; `signal` aborts it.
+export const getJson = (url, signal) => requestJson(url, signal ? { signal } : {});
+
+// POST `body` as JSON.
+export const postJson = (url, body) => requestJson(url, {
+  method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+});
+
+// A page's state in its query string: read it, and replace it (no history entry) with `params`
+// (URLSearchParams, or a query string without its "?"; empty: the bare path).
+export const readQuery = () => new URLSearchParams(location.search);
+export function writeQuery(params) {
+  const query = String(params);
+  history.replaceState(null, "", query ? `?${query}` : location.pathname);
+}
+
+// The index in `list` of the query's value `value` (compared as text), else of `fallback`.
+export function indexOfValue(list, value, fallback) {
+  const i = list.map(String).indexOf(String(value));
+  return i >= 0 ? i : list.indexOf(fallback);
+}
