@@ -8,7 +8,7 @@ P_v of shape n×d (n virtual tokens, d hidden size). The layer's keys and values
 learned; the queries, the sequence length of the output and the position ids are unchanged.
 
 Trainable: n·2·d per layer (the count without peft's optional reparametrisation MLP), plus the
-classifier head. Saved as `prefix_model.safetensors` + `adapter_config.json` by workers/artifacts.py.
+classifier head. Saved as `trained.safetensors` (every tensor that trained) by workers/artifacts.py.
 """
 import torch
 from torch import nn

@@ -1,4 +1,4 @@
-"""The course outline: chapters and the playgrounds (P1–P24 of DESIGN.md) they hold.
+"""The course outline: chapters and the playgrounds (P1–P24) they hold.
 
 A playground is live when its template exists under templates/simulations/playgrounds/; until
 then its page says that it is coming. This is the one list the home page and the URLs read.

@@ -1,6 +1,6 @@
 """Uploaded datasets as tasks: ``upload-<id>`` read from the database for workers/datasets.py.
 
-The simulations app registers `UPLOADED` when Django starts (SimulationsConfig.ready), in the web
+The runs app registers `UPLOADED` when Django starts (RunsConfig.ready), in the web
 processes and in every worker alike, so `datasets.load_task("upload-7")` works wherever a run is
 validated or trained, while workers/datasets.py itself imports no Django. Who may *use* an
 upload is decided by the web layer (peftlab/classroom/access.py), never here.

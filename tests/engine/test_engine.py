@@ -196,7 +196,7 @@ def test_it_counts_the_base_encoder_as_the_formula_does():
     expected = formulas.bert_encoder_params(dims.vocab, dims.max_positions, dims.token_types,
                                             dims.hidden, dims.intermediate, dims.layers)
     assert sum(p.numel() for p in engine.load_base().encoder.parameters()) == expected
-    assert round(expected / 1e6, 1) == 22.7  # the figure DESIGN.md quotes for all-MiniLM-L6-v2
+    assert round(expected / 1e6, 1) == 22.7  # the model card's 22.7M for all-MiniLM-L6-v2
 
 
 def test_on_cuda_the_peak_leaves_out_what_the_process_held_before_the_run(monkeypatch):

@@ -156,7 +156,7 @@ def test_it_predicts_a_lab_run_of_minilm():
     m = minilm()
     assert (m.layers, m.hidden, m.heads) == (6, 384, 12)
     full = memory.lab_prediction(m, "full", 16, 0, [])
-    # 22.7M parameters (DESIGN.md) in fp32 with AdamW: 16 bytes each before activations.
+    # 22.7M parameters (its model card) in fp32 with AdamW: 16 bytes each before activations.
     assert full["trainable"] == pytest.approx(22.7e6, rel=0.01)
     assert full["params"] + full["grads"] + full["optimizer_state"] == 16 * full["trainable"]
     lora = memory.lab_prediction(m, "lora", 16, 8, ["query", "value"])
