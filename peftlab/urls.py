@@ -3,7 +3,7 @@ pages. The one place that knows every part of the web layer."""
 from django.urls import include, path
 
 from peftlab.api import classes, compare, datasets, events, experiments, races, runs
-from peftlab.api.lab import lab_api
+from peftlab.api.lab import PLAYGROUNDS, lab_api
 from peftlab.health import healthz
 from peftlab.pages import compare as compare_pages
 from peftlab.pages import views
@@ -12,7 +12,7 @@ from peftlab.playgrounds import (
 
 api = lab_api([
     ("", runs.router),  # methods, tasks, runs
-    *(("/playgrounds", module.router) for module in (
+    *((PLAYGROUNDS, module.router) for module in (
         decide, lowrank, quant, memory, sparsity, review, lora, family, prompting, serving, race_sim)),
     ("/races", races.router),
     ("", compare.router),  # compare, Pareto, a run's code

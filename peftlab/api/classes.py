@@ -5,9 +5,9 @@ same 404 as for a code that does not exist. The dashboard's actions are POSTs el
 is POST /api/runs/{id}/cancel (a teacher sees every run of their classes), pause and settings are
 forms on the dashboard page (peftlab/classroom/views.py)."""
 from ninja import Router
-from ninja.errors import HttpError
 
 from peftlab.api.errors import Error
+from peftlab.errors import NotFound
 
 from peftlab.classroom.dashboard import dashboard
 from peftlab.classroom.models import Classroom, normalize_code
@@ -29,5 +29,5 @@ def teachers_classroom(request, code: str) -> Classroom | None:
 def class_dashboard(request, code: str):
     classroom = teachers_classroom(request, code)
     if classroom is None:
-        raise HttpError(404, f"there is no class {code!r} of yours; sign in as its teacher")
+        raise NotFound(f"there is no class {code!r} of yours; sign in as its teacher")
     return dashboard(classroom)

@@ -8,9 +8,9 @@ import re
 
 from django.http import HttpResponse
 from ninja import Router
-from ninja.errors import HttpError
 
 from peftlab.classroom import access
+from peftlab.errors import Conflict, Invalid, NotFound
 from workers import datasets, methods, notebook
 
 from simulations import pareto
@@ -40,7 +40,7 @@ def _label(method: str) -> str:
 def _run(request, run_id: int) -> Run:
     run = access.visible_run(request, run_id)
     if run is None:  # missing, or not this visitor's to see
-        raise HttpError(404, f"there is no run {run_id}")
+        raise NotFound(f"there is no run {run_id}")
     return run
 
 
@@ -50,7 +50,7 @@ def _spec(run: Run) -> methods.RunSpec:
         return methods.validate_run(run.method, run.task, run.steps, run.seed, run.params,
                                     may_use_task=methods.ANY_TASK)
     except methods.RunRequestError as exc:
-        raise HttpError(409, f"run {run.pk} cannot be reproduced here: {exc}") from None
+        raise Conflict(f"run {run.pk} cannot be reproduced here: {exc}") from None
 
 
 def _code_args(run: Run) -> tuple:
@@ -84,10 +84,10 @@ def run_notebook(request, run_id: int):
 def _run_ids(text: str) -> list[int]:
     text = (text or "").replace(" ", "")
     if not RUN_IDS.match(text):
-        raise HttpError(400, "runs must be run ids separated by commas, such as runs=3,7,9")
+        raise Invalid("runs must be run ids separated by commas, such as runs=3,7,9")
     ids = list(dict.fromkeys(int(x) for x in text.split(",")))
     if len(ids) > MAX_COMPARED:
-        raise HttpError(400, f"compare at most {MAX_COMPARED} runs at a time (got {len(ids)})")
+        raise Invalid(f"compare at most {MAX_COMPARED} runs at a time (got {len(ids)})")
     return ids
 
 
@@ -99,12 +99,12 @@ def compare(request, runs: str = checked_query(..., description=f"run ids separa
     found = {run.pk: run for run in access.visible_runs(request).filter(pk__in=ids)}
     missing = [i for i in ids if i not in found]
     if missing:
-        raise HttpError(404, f"there is no run {missing[0]}")
+        raise NotFound(f"there is no run {missing[0]}")
     out = []
     for run_id in ids:
         run = found[run_id]
         if not run.finished:
-            raise HttpError(409, f"run {run_id} is {run.status}; only finished runs can be compared")
+            raise Conflict(f"run {run_id} is {run.status}; only finished runs can be compared")
         out.append({**run.summary(), "label": _label(run.method),
                     "points": [p.as_dict() for p in run.shown_points()],
                     "evals": [e.as_dict() for e in run.shown_evals()]})
@@ -124,7 +124,7 @@ def _cost_point(run: Run, metric: str):
 def pareto_view(request, task: str = checked_query(..., max_length=64, description="one of GET /api/tasks",
                                                    minLength=1)):
     if not (datasets.is_shipped(task) or access.may_use_task(request)(task)):
-        raise HttpError(400, f"unknown task {task!r}; choose from {datasets.task_names()}")
+        raise Invalid(f"unknown task {task!r}; choose from {datasets.task_names()}")
     query = access.visible_runs(request).filter(task=task, status=Run.SUCCEEDED).order_by("-id")
     runs = [r for r in query[:PARETO_LIMIT]
             if isinstance(r.metrics.get("val_accuracy"), (int, float))]

@@ -6,7 +6,8 @@ and proves that every state-changing operation refuses a request without the tok
 """
 from django.http import HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware
-from ninja.errors import HttpError
+
+from peftlab.errors import NotAllowed
 
 MESSAGE = ("CSRF check failed: load any page to get the csrftoken cookie and send it back in the "
            "X-CSRFToken header")
@@ -15,4 +16,4 @@ MESSAGE = ("CSRF check failed: load any page to get the csrftoken cookie and sen
 def require_csrf(request: HttpRequest) -> None:
     reason = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
     if reason is not None:
-        raise HttpError(403, MESSAGE)
+        raise NotAllowed(MESSAGE)

@@ -15,10 +15,10 @@ from django.db import transaction
 from django.db.models import Count
 from django.http.multipartparser import MultiPartParserError
 from ninja import Query, Router
-from ninja.errors import HttpError
 
 from peftlab.classroom import access, quotas
 from peftlab.classroom.viewer import viewer_of
+from peftlab.errors import Invalid, NotFound, TooLarge
 
 from peftlab.api import uploads
 from peftlab.api.csrf import require_csrf
@@ -79,10 +79,6 @@ def _content_length(request) -> int:
         return 0
 
 
-def _refuse(exc: uploads.UploadError):
-    raise HttpError(exc.status, exc.message) from None
-
-
 def _owner_label(viewer, dataset: Dataset) -> str:
     if dataset.owner == viewer.owner:
         return "you"
@@ -103,31 +99,28 @@ def _describe(viewer, dataset: Dataset, may_delete: bool | None = None) -> dict:
 def create_dataset(request):
     length = _content_length(request)
     if length > uploads.MAX_BYTES + BODY_SLACK:
-        _refuse(uploads.size_error(length))  # refused before the body is read
+        raise uploads.size_error(length)  # refused before the body is read
     try:
         request.upload_handlers = [_CappedUpload(request)]
         require_csrf(request)  # reads the form, through the handler above
         files = request.FILES.getlist("file")
         name = request.POST.get("name")
     except _FileTooLarge as exc:
-        _refuse(uploads.size_error(exc.size))
+        raise uploads.size_error(exc.size) from None
     except RequestDataTooBig:
-        raise HttpError(413, f"the form fields besides the file are larger than "
-                             f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes") from None
+        raise TooLarge(f"the form fields besides the file are larger than "
+                       f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes") from None
     except (MultiPartParserError, SuspiciousOperation) as exc:
-        raise HttpError(400, f"send the file as multipart/form-data with the fields file and name "
-                             f"({type(exc).__name__})") from None
+        raise Invalid(f"send the file as multipart/form-data with the fields file and name "
+                      f"({type(exc).__name__})") from None
     submitter = quotas.submitter(request)  # an upload counts as a submission
     if not files:
-        raise HttpError(400, "choose a CSV file to upload (the form field 'file')")
+        raise Invalid("choose a CSV file to upload (the form field 'file')")
     if len(files) > 1:
-        raise HttpError(400, f"one CSV file at a time (got {len(files)})")
+        raise Invalid(f"one CSV file at a time (got {len(files)})")
     upload = files[0]
-    try:
-        parsed = uploads.parse_csv(upload.read())
-        name = uploads.clean_name(name, upload.name)
-    except uploads.UploadError as exc:
-        _refuse(exc)
+    parsed = uploads.parse_csv(upload.read())  # or UploadError, UploadTooLarge
+    name = uploads.clean_name(name, upload.name)
     sides = uploads.split(parsed)
     with transaction.atomic():
         submitter.check_dataset()
@@ -151,7 +144,7 @@ def list_datasets(request, limit: int = Query(50, ge=1, le=200)):
 def _get(request, dataset_id: int) -> Dataset:
     dataset = access.visible_datasets(request).select_related("student", "classroom").filter(pk=dataset_id).first()
     if dataset is None:
-        raise HttpError(404, f"there is no dataset {dataset_id}")
+        raise NotFound(f"there is no dataset {dataset_id}")
     return dataset
 
 
@@ -176,6 +169,6 @@ def delete_dataset(request, dataset_id: int):
     # Only who uploaded it, or the teacher of its class; anyone else finds no such dataset.
     dataset = access.actable_datasets(viewer_of(request)).filter(pk=dataset_id).first()
     if dataset is None:
-        raise HttpError(404, f"there is no dataset {dataset_id}")
+        raise NotFound(f"there is no dataset {dataset_id}")
     dataset.delete()
     return 204, None

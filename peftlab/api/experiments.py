@@ -11,9 +11,9 @@ import re
 
 from django.db.models import Prefetch
 from ninja import Field, Query, Router
-from ninja.errors import HttpError
 
 from peftlab.classroom import access, quotas
+from peftlab.errors import Invalid, NotFound
 from workers import base_model, datasets, methods
 
 from simulations import experiments
@@ -61,14 +61,7 @@ def _task(request, name: str) -> datasets.Task:
             raise datasets.UnknownTask(name)
         return datasets.load_task(name)
     except datasets.UnknownTask:
-        raise HttpError(400, f"unknown task {name!r}; choose from {datasets.task_names()}") from None
-
-
-def _plan(kind: str, task: datasets.Task, **options):
-    try:
-        return experiments.plan(kind, task.train_size, **options)
-    except experiments.ExperimentRequestError as exc:
-        raise HttpError(400, str(exc)) from None
+        raise Invalid(f"unknown task {name!r}; choose from {datasets.task_names()}") from None
 
 
 def _expected(params: dict, task: str) -> int:
@@ -132,15 +125,15 @@ def create_experiment(request, payload: ExperimentIn):
     require_csrf(request)
     submitter = quotas.submitter(request)
     task = _task(request, payload.task)
-    lanes, config = _plan(payload.kind, task, ranks=payload.ranks, train_sizes=payload.train_sizes,
-                          rank=payload.rank)
+    lanes, config = experiments.plan(payload.kind, task.train_size, ranks=payload.ranks,
+                                     train_sizes=payload.train_sizes, rank=payload.rank)
     try:
         batch = create_batch(experiments.BATCH_KINDS[payload.kind], task.name, payload.steps, payload.seed,
                              [(experiments.METHOD, lane.params) for lane in lanes], config=config,
                              submitter=submitter)
     except BatchRequestError as exc:
         # "lane 3: rank must be..." names a run the learner never numbered: say only what is wrong.
-        raise HttpError(400, re.sub(r"^lane \d+: ", "", str(exc))) from None
+        raise Invalid(re.sub(r"^lane \d+: ", "", str(exc))) from None
     return 201, _experiment(batch)
 
 
@@ -150,15 +143,11 @@ def plan_experiment(request, kind: str = checked_query(..., enum=KINDS),
                     task: str = checked_query(..., description="one of GET /api/tasks", minLength=1),
                     rank: int | None = checked_query(None, description="targets: the rank of every run", **RANKS)):
     task_ = _task(request, task)
-    lanes, config = _plan(kind, task_, rank=rank)
+    lanes, config = experiments.plan(kind, task_.train_size, rank=rank)
     rows = []
     for lane in lanes:
-        try:
-            expected = _expected(lane.params, task_.name)
-        except methods.RunRequestError as exc:
-            raise HttpError(400, str(exc)) from None
         rows.append({**_lane_fields(kind, lane.params),
-                     "trainable_params_expected": expected})
+                     "trainable_params_expected": _expected(lane.params, task_.name)})
     return {"kind": kind, "task": task_.name, "steps": experiments.DEFAULT_STEPS, "config": config, "runs": rows}
 
 
@@ -166,7 +155,7 @@ def plan_experiment(request, kind: str = checked_query(..., enum=KINDS),
 def get_experiment(request, experiment_id: int):
     batch = access.visible_batches(request).filter(pk=experiment_id, kind__in=list(KIND_OF_BATCH)).first()
     if batch is None:
-        raise HttpError(404, f"there is no experiment {experiment_id}")
+        raise NotFound(f"there is no experiment {experiment_id}")
     return _experiment(batch)
 
 
@@ -177,7 +166,7 @@ def list_experiments(request, kind: str | None = checked_query(None, enum=KINDS)
     batches = access.visible_batches(request).filter(kind__in=list(KIND_OF_BATCH))
     if kind is not None:
         if kind not in experiments.BATCH_KINDS:
-            raise HttpError(400, f"unknown experiment kind {kind!r}; choose from {sorted(experiments.BATCH_KINDS)}")
+            raise Invalid(f"unknown experiment kind {kind!r}; choose from {sorted(experiments.BATCH_KINDS)}")
         batches = batches.filter(kind=experiments.BATCH_KINDS[kind])
     if task is not None:
         batches = batches.filter(task=task)

@@ -9,10 +9,15 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
+from pydantic import ValidationError as PydanticValidationError
 
 from peftlab.api.errors import Error
-from peftlab.classroom.refusals import Refused
-from peftlab.runs.lifecycle import BrokerUnavailable
+from peftlab.errors import LabError
+from simulations import experiments
+from workers import datasets, methods
+
+PLAYGROUNDS = "/playgrounds"  # the prefix peftlab/urls.py mounts every playground's router under
+
 
 def _refusal(description: str) -> dict:
     return {"description": description,
@@ -46,7 +51,7 @@ class LabAPI(NinjaAPI):
     - 403 on POST and DELETE: the CSRF refusal of peftlab/api/csrf.py;
     - 413 on POST: a body over DATA_UPLOAD_MAX_MEMORY_SIZE, which the CSRF check meets reading a
       form body even where the operation itself takes none;
-    and its 429 and 503 answers may carry Retry-After (Refused's retry_after).
+    and its 429 and 503 answers may carry Retry-After (LabError's retry_after).
     """
 
     def get_openapi_operation_id(self, operation) -> str:
@@ -92,25 +97,50 @@ def _too_big(api, request, exc):
     return api.create_response(request, {"error": f"request body is larger than {limit} bytes"}, status=413)
 
 
-def _broker_down(api, request, exc):
-    return api.create_response(request, {"error": (
-        f"{exc}: nothing was queued; try again in a minute")}, status=503)
-
-
-def _refused(api, request, exc: Refused):
-    """A quota, a class setting or a rate limit said no (peftlab/classroom/quotas.py, ratelimit.py)."""
+def _lab_error(api, request, exc: LabError):
+    """Every refusal of the lab's own code (peftlab/errors.py): its message, its kind's status and,
+    where the lab knows how long to wait, Retry-After."""
     response = api.create_response(request, {"error": exc.message}, status=exc.status)
     if exc.retry_after is not None:
         response["Retry-After"] = str(exc.retry_after)
     return response
 
 
+def _invalid(api, request, exc: Exception):
+    """A request error of the engine or the math, which import nothing of the web project:
+    400 with its message, as an Invalid would be."""
+    return api.create_response(request, {"error": str(exc)}, status=400)
+
+
+def _playground_math(api, request, exc: ValueError):
+    """A ValueError inside a playground's operation (/api/playgrounds/...) is its math
+    (simulations/) refusing a parameter: every function there checks its arguments and raises
+    ValueError with a message for the learner, and the playground routers pass it on unchanged,
+    so 400 with that message. Anywhere else a ValueError that no one turned into a LabError is a
+    bug, answered 500 like any other. (A pydantic ValidationError is a ValueError too: a
+    response that does not fit its schema, a bug wherever it happens.)"""
+    playgrounds = api.get_root_path({}) + PLAYGROUNDS.strip("/") + "/"
+    if request.path.startswith(playgrounds) and not isinstance(exc, PydanticValidationError):
+        return _invalid(api, request, exc)
+    raise exc
+
+
 def _http_error(api, request, exc: HttpError):
+    """What ninja itself refuses with HttpError (the lab's own code raises LabError)."""
     return api.create_response(request, {"error": str(exc)}, status=exc.status_code)
 
 
-HANDLERS = {ValidationError: _validation_error, RequestDataTooBig: _too_big, BrokerUnavailable: _broker_down,
-            Refused: _refused, HttpError: _http_error}
+# Every error that becomes an answer, in this one table; ninja picks the entry nearest the
+# exception's class (RunRequestError is a ValueError: its own entry wins over ValueError's).
+HANDLERS = {
+    LabError: _lab_error,
+    # The framework's: a parameter or body that failed validation, a body over the size limit,
+    # and HttpError for what ninja raises itself.
+    ValidationError: _validation_error, RequestDataTooBig: _too_big, HttpError: _http_error,
+    # The engine's and the math's request errors, wherever an operation lets them through.
+    methods.RunRequestError: _invalid, experiments.ExperimentRequestError: _invalid, datasets.UnknownTask: _invalid,
+    ValueError: _playground_math,
+}
 
 
 def lab_api(routers) -> LabAPI:

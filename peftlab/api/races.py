@@ -4,15 +4,14 @@ The race's event stream, GET /api/races/{id}/events, is a plain Django view besi
 stream (peftlab/api/events.py race_events): SSE needs a streaming response that ninja does not give.
 """
 from ninja import Field, Router
-from ninja.errors import HttpError
 
 from peftlab.classroom import access, quotas
+from peftlab.errors import Conflict, NotFound
 from workers import methods
 
 from peftlab.runs import races
 from peftlab.api.csrf import require_csrf
 from peftlab.api.errors import Error, StrictBody
-from peftlab.runs.batches import BatchRequestError
 from peftlab.runs.lifecycle import request_cancel
 from peftlab.runs.models import Batch, Run
 
@@ -38,7 +37,7 @@ def _get_race(request, race_id: int, act: bool = False) -> Batch:
     batches = access.actable_batches(request) if act else access.visible_batches(request)
     batch = batches.filter(pk=race_id, kind=Batch.RACE).first()
     if batch is None:
-        raise HttpError(404, f"there is no race {race_id}")
+        raise NotFound(f"there is no race {race_id}")
     return batch
 
 
@@ -57,10 +56,7 @@ def race_options(request):
 def create_race(request, payload: RaceIn):
     require_csrf(request)
     submitter = quotas.submitter(request)
-    try:
-        batch = races.start_race(payload.task, payload.steps, payload.seed, payload.methods, submitter)
-    except BatchRequestError as exc:
-        raise HttpError(400, str(exc)) from None
+    batch = races.start_race(payload.task, payload.steps, payload.seed, payload.methods, submitter)
     return 201, races.describe_race(batch)
 
 
@@ -81,5 +77,5 @@ def cancel_race(request, race_id: int):
     lanes = batch.runs.exclude(status__in=Run.FINISHED).order_by("-lane")
     cancelled = sorted(run.pk for run in lanes if request_cancel(run.pk))
     if not cancelled:
-        raise HttpError(409, f"every lane of race {race_id} has already finished")
+        raise Conflict(f"every lane of race {race_id} has already finished")
     return 202, {**races.describe_race(batch), "cancelled": cancelled}

@@ -10,13 +10,13 @@ from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse
 from ninja import Field, Query, Router
-from ninja.errors import HttpError
 from pydantic import ConfigDict, create_model
 
 from peftlab.api.csrf import require_csrf
 from peftlab.api.errors import Error, StrictBody, checked_query
 from peftlab.classroom import access, quotas
 from peftlab.classroom.viewer import viewer_of
+from peftlab.errors import Conflict, NotFound
 from peftlab.runs import lifecycle
 from peftlab.api import events
 from peftlab.runs.models import Run
@@ -76,12 +76,8 @@ def list_tasks(request):
 def create_run(request, payload: RunIn):
     require_csrf(request)
     submitter = quotas.submitter(request)
-    try:
-        spec = methods.validate_run(payload.method, payload.task, payload.steps, payload.seed,
-                                    payload.params.model_dump(exclude_unset=True),
-                                    may_use_task=submitter.may_use_task)
-    except methods.RunRequestError as exc:
-        raise HttpError(400, str(exc)) from None
+    spec = methods.validate_run(payload.method, payload.task, payload.steps, payload.seed,
+                                payload.params.model_dump(exclude_unset=True), may_use_task=submitter.may_use_task)
     with transaction.atomic():
         submitter.check([spec])
         run = Run.objects.create(method=spec.method, task=spec.task, steps=spec.steps,
@@ -98,11 +94,8 @@ def estimate_run(request, method: str = checked_query(..., max_length=32, enum=l
                  steps: int = Query(100, ge=1, le=methods.MAX_STEPS),
                  batch_size: int = Query(methods.BATCH_SIZE.default, ge=1, le=methods.BATCH_SIZE.maximum),
                  eval_every: int = Query(methods.EVAL_EVERY.default, ge=0, le=methods.EVAL_EVERY.maximum)):
-    try:
-        spec = methods.validate_run(method, task, steps, 0, {"batch_size": batch_size, "eval_every": eval_every},
-                                    may_use_task=access.may_use_task(request))
-    except methods.RunRequestError as exc:
-        raise HttpError(400, str(exc)) from None
+    spec = methods.validate_run(method, task, steps, 0, {"batch_size": batch_size, "eval_every": eval_every},
+                                may_use_task=access.may_use_task(request))
     limits = quotas.limits_of(viewer_of(request))
     return {"seconds": round(quotas.estimated_seconds(spec), 1), "machine": run_cost.machine(),
             "budget_seconds": limits.run_minutes * 60 or None, "where": limits.where}
@@ -119,7 +112,7 @@ def _get_run(request, run_id: int) -> Run:
     lifecycle.check_now_and_then()
     run = access.visible_run(request, run_id)
     if run is None:
-        raise HttpError(404, f"there is no run {run_id}")
+        raise NotFound(f"there is no run {run_id}")
     return run
 
 
@@ -143,8 +136,8 @@ def download_adapter(request, run_id: int):
     run = _get_run(request, run_id)
     folder = Path(settings.PEFTLAB_ARTIFACTS_DIR) / str(run.pk)
     if run.status != Run.SUCCEEDED or not folder.is_dir():
-        raise HttpError(409, f"run {run_id} has nothing to download ({run.status}); only a "
-                             "succeeded run saves what it trained")
+        raise Conflict(f"run {run_id} has nothing to download ({run.status}); only a "
+                       "succeeded run saves what it trained")
     archive = artifacts.zip_folder(folder)
     return FileResponse(archive.open("rb"), as_attachment=True,
                         filename=f"peftlab-run-{run.pk}-{run.method}.zip", content_type="application/zip")
@@ -157,9 +150,9 @@ def cancel_run(request, run_id: int):
     # Acting needs more than seeing: the owner, or the teacher of the owner's class.
     run = access.actable_run(request, run_id)
     if run is None:
-        raise HttpError(404, f"there is no run {run_id}")
+        raise NotFound(f"there is no run {run_id}")
     if not lifecycle.request_cancel(run_id):
         run.refresh_from_db()
-        raise HttpError(409, f"run {run_id} has already finished ({run.status})")
+        raise Conflict(f"run {run_id} has already finished ({run.status})")
     run.refresh_from_db()
     return 202, run.summary()

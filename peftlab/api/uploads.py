@@ -1,9 +1,10 @@
 """A learner's own CSV, checked before anything is stored: the rules of POST /api/datasets.
 
 Pure Python (no Django): `parse_csv(raw)` takes the file's bytes and returns its examples and
-labels, or raises UploadError with the HTTP status and a message the learner can act on (it names
-the line, the byte, the column, the character or the count that is wrong). Which characters a
-label or a name may not hold, and when two labels look alike, is peftlab/classroom/names.py's.
+labels, or raises UploadError (Invalid, 400) or UploadTooLarge (TooLarge, 413) with a message the
+learner can act on (it names the line, the byte, the column, the character or the count that is
+wrong). Which characters a label or a name may not hold, and when two labels look alike, is
+peftlab/classroom/names.py's.
 `split` draws the seeded train/validation split that is stored with the examples.
 
 Cells are kept exactly as written. Nothing here (nor anywhere in the lab) evaluates a cell: a
@@ -21,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from peftlab.classroom import names
+from peftlab.errors import Invalid, TooLarge
 
 MAX_BYTES = 2_000_000  # the file, as uploaded (413 past it)
 MAX_ROWS = 5_000  # examples, the header not counted
@@ -36,13 +38,12 @@ SPLIT_SEED = 0
 TRAIN, VAL = "train", "val"
 
 
-class UploadError(ValueError):
-    """An upload that is refused; nothing is stored. `status` is the HTTP status to answer."""
+class UploadError(Invalid):
+    """An upload whose file or name breaks a rule; nothing is stored."""
 
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+
+class UploadTooLarge(TooLarge):
+    """A file larger than MAX_BYTES; nothing is stored."""
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,13 @@ def _mb(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
-def size_error(size: int) -> UploadError:
+def size_error(size: int) -> UploadTooLarge:
     """413 for a file of `size` bytes (past MAX_BYTES)."""
     shown = _mb(size)
     if float(shown.split()[0]) * 1_000_000 <= MAX_BYTES:  # "2.0 MB; at most 2 MB" would puzzle
         shown = f"{size:,} bytes"
-    return UploadError(413, f"the file is {shown}; at most {MAX_BYTES / 1_000_000:g} MB "
-                            f"({MAX_BYTES:,} bytes). Keep fewer rows (at most {MAX_ROWS:,}) or shorter texts.")
+    return UploadTooLarge(f"the file is {shown}; at most {MAX_BYTES / 1_000_000:g} MB "
+                          f"({MAX_BYTES:,} bytes). Keep fewer rows (at most {MAX_ROWS:,}) or shorter texts.")
 
 
 def check_size(size: int) -> None:
@@ -89,9 +90,9 @@ def _decode(raw: bytes) -> str:
     except UnicodeDecodeError as exc:
         position = exc.start + (3 if bom else 0)
         line = raw.count(b"\n", 0, position) + 1
-        raise UploadError(400, (
+        raise UploadError(
             f"the file is not UTF-8 (byte 0x{raw[position]:02x} at position {position}, line {line}). "
-            "Save it as \"CSV UTF-8\" (Excel, LibreOffice and Google Sheets all offer it).")) from None
+            "Save it as \"CSV UTF-8\" (Excel, LibreOffice and Google Sheets all offer it).") from None
 
 
 def _check_header(header: list[str]) -> None:
@@ -113,8 +114,8 @@ def _check_header(header: list[str]) -> None:
     hint = ""
     if len(got) == 1 and any(sep in got[0] for sep in (";", "\t", "|")):
         hint = " The file seems separated by something other than commas: save it with commas."
-    raise UploadError(400, f"the first line must be the header text,label (got {shown!r}): "
-                           f"{'; '.join(parts)}.{hint}")
+    raise UploadError(f"the first line must be the header text,label (got {shown!r}): "
+                      f"{'; '.join(parts)}.{hint}")
 
 
 def _clean_cell(value: str) -> str:
@@ -137,15 +138,15 @@ def _check_label(label: str, line: int, seen: dict[str, tuple[str, int]]) -> Non
         names.refuse_hidden(label, f"line {line}: the label {label!r}",
                             remedy="delete it from the file and upload it again")
     except names.HiddenCharacter as exc:
-        raise UploadError(400, str(exc)) from None
+        raise UploadError(str(exc)) from None
     key = names.skeleton(label)
     other, other_line = seen.setdefault(key, (label, line))
     if other != label:
-        raise UploadError(400, (
+        raise UploadError(
             f"line {line}: the label {label!r} looks like the label {other!r} of line {other_line}, a "
             f"learner could take them for one, but they are two texts that differ only in case, width "
             f"or lookalike characters ({names.difference(label, other)}). Write one label the same way "
-            "on every line, or rename one of the two."))
+            "on every line, or rename one of the two.")
 
 
 def parse_csv(raw: bytes) -> ParsedCsv:
@@ -159,7 +160,7 @@ def parse_csv(raw: bytes) -> ParsedCsv:
     """
     check_size(len(raw))
     if not raw.strip():
-        raise UploadError(400, "the file is empty: it needs the header text,label and one example per line")
+        raise UploadError("the file is empty: it needs the header text,label and one example per line")
     content = _decode(raw)
     reader = csv.reader(io.StringIO(content, newline=""), strict=True)
     try:
@@ -167,7 +168,7 @@ def parse_csv(raw: bytes) -> ParsedCsv:
         while header is not None and not any(cell.strip() for cell in header):
             header = next(reader, None)  # blank lines before the header
         if header is None:
-            raise UploadError(400, "the file is empty: it needs the header text,label and one example per line")
+            raise UploadError("the file is empty: it needs the header text,label and one example per line")
         _check_header(header)
         rows: list[tuple[str, int]] = []
         labels: dict[str, int] = {}
@@ -181,48 +182,48 @@ def parse_csv(raw: bytes) -> ParsedCsv:
             if count > MAX_ROWS:
                 continue  # counted, to say how many there are
             if len(row) != 2:
-                raise UploadError(400, (
+                raise UploadError(
                     f"line {line}: {len(row)} cells, expected 2 (text,label). A text that contains "
-                    "a comma must be in double quotes: \"Good, but slow\",positive"))
+                    "a comma must be in double quotes: \"Good, but slow\",positive")
             text, label = _clean_cell(row[0]), _clean_cell(row[1])
             if not text:
-                raise UploadError(400, f"line {line}: the text is empty")
+                raise UploadError(f"line {line}: the text is empty")
             if not label:
-                raise UploadError(400, f"line {line}: the label is empty")
+                raise UploadError(f"line {line}: the label is empty")
             if len(text) > MAX_TEXT_CHARS:
-                raise UploadError(400, f"line {line}: the text has {len(text):,} characters; at most "
-                                       f"{MAX_TEXT_CHARS:,} (the model reads the first 128 tokens anyway)")
+                raise UploadError(f"line {line}: the text has {len(text):,} characters; at most "
+                                  f"{MAX_TEXT_CHARS:,} (the model reads the first 128 tokens anyway)")
             if len(label) > MAX_LABEL_CHARS:
-                raise UploadError(400, f"line {line}: the label has {len(label):,} characters; at most "
-                                       f"{MAX_LABEL_CHARS}")
+                raise UploadError(f"line {line}: the label has {len(label):,} characters; at most "
+                                  f"{MAX_LABEL_CHARS}")
             if _has_control(text) or _has_control(label):
-                raise UploadError(400, f"line {line}: a cell holds a control character (such as a NUL "
-                                       "byte); is this really a text file?")
+                raise UploadError(f"line {line}: a cell holds a control character (such as a NUL "
+                                  "byte); is this really a text file?")
             if label not in labels:
                 _check_label(label, line, lookalikes)
             index = labels.setdefault(label, len(labels))
             if len(labels) > MAX_LABELS:
-                raise UploadError(400, (
+                raise UploadError(
                     f"the file has more than {MAX_LABELS} different labels ({label!r} on line {line} "
-                    f"is the {_ordinal(MAX_LABELS + 1)}); at most {MAX_LABELS}"))
+                    f"is the {_ordinal(MAX_LABELS + 1)}); at most {MAX_LABELS}")
             rows.append((text, index))
     except csv.Error as exc:
-        raise UploadError(400, f"line {reader.line_num}: not valid CSV ({exc})") from None
+        raise UploadError(f"line {reader.line_num}: not valid CSV ({exc})") from None
     if count == 0:
-        raise UploadError(400, "the file is empty: it has the header text,label but no examples")
+        raise UploadError("the file is empty: it has the header text,label but no examples")
     if count > MAX_ROWS:
-        raise UploadError(400, f"the file has {count:,} examples; at most {MAX_ROWS:,}")
+        raise UploadError(f"the file has {count:,} examples; at most {MAX_ROWS:,}")
     parsed = ParsedCsv(rows=rows, labels=list(labels))
     if len(parsed.labels) < MIN_LABELS:
-        raise UploadError(400, (
+        raise UploadError(
             f"every example has the label {parsed.labels[0]!r}: a classifier needs at least "
-            f"{MIN_LABELS} different labels to learn anything"))
+            f"{MIN_LABELS} different labels to learn anything")
     short = [(label, n) for label, n in zip(parsed.labels, parsed.counts()) if n < MIN_PER_LABEL]
     if short:
         listed = ", ".join(f"{label!r} has {n}" for label, n in short)
-        raise UploadError(400, (
+        raise UploadError(
             f"each label needs at least {MIN_PER_LABEL} examples, so that both the training and the "
-            f"validation split have some: {listed}"))
+            f"validation split have some: {listed}")
     return parsed
 
 
@@ -235,17 +236,17 @@ def clean_name(name: str | None, file_name: str | None = None) -> str:
             value = value[:-4]
         value = value.strip()[:MAX_NAME_CHARS]
     if not value:
-        raise UploadError(400, "give the dataset a name")
+        raise UploadError("give the dataset a name")
     if len(value) > MAX_NAME_CHARS:
-        raise UploadError(400, f"the name has {len(value)} characters; at most {MAX_NAME_CHARS}")
+        raise UploadError(f"the name has {len(value)} characters; at most {MAX_NAME_CHARS}")
     if _has_control(value) or "\n" in value or "\r" in value or "\t" in value:
-        raise UploadError(400, "the name must be one line of text")
+        raise UploadError("the name must be one line of text")
     remedy = ("type the name without that character" if (name or "").strip()
               else "type a name for the dataset, or rename the file without that character")
     try:
         return names.refuse_hidden(value, f"the name {value!r}", remedy=remedy)
     except names.HiddenCharacter as exc:
-        raise UploadError(400, str(exc)) from None
+        raise UploadError(str(exc)) from None
 
 
 def split(parsed: ParsedCsv, seed: int = SPLIT_SEED) -> list[str]:

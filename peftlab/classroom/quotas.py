@@ -7,8 +7,8 @@ limits (settings PEFTLAB_PUBLIC_*), per browser session and, since a session is 
 per client address too (PEFTLAB_ADDRESS_*); a teacher only to the registry's bounds. A race or a
 sweep counts all its runs. Each run's estimated cost (workers/run_cost.py: steps, batch size,
 evaluations and the method's measured speed) must fit the run budget, so that 2000 steps of full
-fine-tuning at batch 256 cannot hold the only worker for an hour. Each refusal is a `Refused`
-with its status and a message that says how to fit; nothing is stored.
+fine-tuning at batch 256 cannot hold the only worker for an hour. Each refusal is a LabError
+(peftlab/errors.py) of the kind that fits, with a message that says how to fit; nothing is stored.
 """
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,13 +17,14 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from peftlab.errors import Conflict, Invalid, NotAllowed, TooMany
+
 from peftlab.runs.models import Dataset, Run
 from peftlab.runs.task_source import dataset_id
 from workers import datasets, methods, run_cost
 
 from peftlab.classroom import access, ratelimit
 from peftlab.classroom.models import Classroom, Student
-from peftlab.classroom.refusals import Refused
 from peftlab.classroom.viewer import ANONYMOUS, STUDENT, TEACHER, Viewer, establish_owner, viewer_of
 
 
@@ -115,9 +116,9 @@ def check_budget(spec: methods.RunSpec, limits: Limits) -> None:
     if eval_every and cost.seconds(spec.steps, batch, 0, val_size) <= budget:
         fits.append("fewer evaluations (eval_every 0 evaluates only at the end)")
     advice = ("; to fit, use " + ", or ".join(fits)) if fits else "; no setting of this method fits it"
-    raise Refused(400, f"{_label(spec.method)} for {spec.steps} steps at batch {batch} would take about "
-                       f"{_minutes(seconds)} of the worker (estimated from runs measured on {run_cost.machine()}); "
-                       f"{limits.where} allows {limits.run_minutes:g} min per run{advice}{limits.ask}.")
+    raise Invalid(f"{_label(spec.method)} for {spec.steps} steps at batch {batch} would take about "
+                  f"{_minutes(seconds)} of the worker (estimated from runs measured on {run_cost.machine()}); "
+                  f"{limits.where} allows {limits.run_minutes:g} min per run{advice}{limits.ask}.")
 
 
 class Submitter:
@@ -145,7 +146,7 @@ class Submitter:
                 "client": self.client, "max_concurrent": self.limits.max_concurrent}
 
     def check(self, specs: list[methods.RunSpec]) -> None:
-        """Raise Refused unless every run of `specs` may be queued now. Call it inside the
+        """Raise a LabError unless every run of `specs` may be queued now. Call it inside the
         transaction that stores the runs (SQLite's IMMEDIATE transactions and, on PostgreSQL,
         the student's row lock make two submissions of one student count one after the other)."""
         limits, count = self.limits, len(specs)
@@ -156,18 +157,18 @@ class Submitter:
                        .get(pk=self.viewer.student.pk))
             limits = self.limits = Limits.of_classroom(student.classroom)
         if limits.paused:
-            raise Refused(409, f"your teacher has paused new runs in {limits.where}; runs already queued "
-                               "still train. Try again when they resume submissions.")
+            raise Conflict(f"your teacher has paused new runs in {limits.where}; runs already queued "
+                           "still train. Try again when they resume submissions.")
         if limits.allowed_methods is not None:
             refused = [s.method for s in specs if s.method not in limits.allowed_methods]
             if refused:
                 allowed = ", ".join(_label(m) for m in limits.allowed_methods) or "no method"
-                raise Refused(403, f"{_label(refused[0])} is not allowed in {limits.where}; "
-                                   f"your teacher allows: {allowed}")
+                raise NotAllowed(f"{_label(refused[0])} is not allowed in {limits.where}; "
+                                 f"your teacher allows: {allowed}")
         steps = max(s.steps for s in specs)
         if steps > limits.max_steps:
-            raise Refused(400, f"{limits.where} allows at most {limits.max_steps} steps per run "
-                               f"(asked for {steps}){limits.ask}")
+            raise Invalid(f"{limits.where} allows at most {limits.max_steps} steps per run "
+                          f"(asked for {steps}){limits.ask}")
         for spec in specs:
             check_budget(spec, limits)
         # A visitor without a session yet has no runs, but may still ask for too many at once.
@@ -183,19 +184,19 @@ class Submitter:
                                "; a class joined with its code has limits of its own")
 
     def check_dataset(self) -> None:
-        """Raise Refused unless one more uploaded dataset may be kept: PEFTLAB_DATASETS_PER_OWNER
+        """Raise Conflict unless one more uploaded dataset may be kept: PEFTLAB_DATASETS_PER_OWNER
         per person and, for visitors, PEFTLAB_ADDRESS_DATASETS per client address."""
         limit = settings.PEFTLAB_DATASETS_PER_OWNER
         if limit and self.owner and Dataset.objects.filter(owner=self.owner).count() >= limit:
-            raise Refused(409, f"you have {limit} uploaded datasets, the most this lab keeps per person: "
-                               "delete one (DELETE /api/datasets/<id>, or the Delete button) first")
+            raise Conflict(f"you have {limit} uploaded datasets, the most this lab keeps per person: "
+                           "delete one (DELETE /api/datasets/<id>, or the Delete button) first")
         limit = settings.PEFTLAB_ADDRESS_DATASETS
         if (limit and self.viewer.kind == ANONYMOUS
                 and Dataset.objects.filter(client=self.client, classroom__isnull=True,
                                            owner__startswith="session:").count() >= limit):
-            raise Refused(409, f"visitors from your network address keep {limit} uploaded datasets, the most "
-                               "this lab keeps per address outside a class: delete one of yours first, or "
-                               "join your class with its code")
+            raise Conflict(f"visitors from your network address keep {limit} uploaded datasets, the most "
+                           "this lab keeps per address outside a class: delete one of yours first, or "
+                           "join your class with its code")
 
     def dataset_fields(self) -> dict:
         """What an accepted upload stores about who sent it (a visitor's session is made here)."""
@@ -217,20 +218,20 @@ class Submitter:
         if max_concurrent:
             active = counts["active"]
             if active + count > max_concurrent:
-                raise Refused(429, f"{who} {active} runs queued or running, and {_these(count)} would "
-                                   f"make {active + count}; {where} allows {max_concurrent} "
-                                   f"at a time. Wait for one to finish, or cancel one{ask}.")
+                raise TooMany(f"{who} {active} runs queued or running, and {_these(count)} would "
+                              f"make {active + count}; {where} allows {max_concurrent} "
+                              f"at a time. Wait for one to finish, or cancel one{ask}.")
         if daily_runs:
             used = counts["used"]
             if used + count > daily_runs:
                 tomorrow = today + timedelta(days=1)
                 wait = int((tomorrow - timezone.now()).total_seconds()) + 1
-                raise Refused(429, f"{who} queued {used} runs today, and {_these(count)} would make "
-                                   f"{used + count}; {where} allows {daily_runs} a day. "
-                                   f"The count starts again at midnight ({settings.TIME_ZONE}){ask}.",
+                raise TooMany(f"{who} queued {used} runs today, and {_these(count)} would make "
+                              f"{used + count}; {where} allows {daily_runs} a day. "
+                              f"The count starts again at midnight ({settings.TIME_ZONE}){ask}.",
                               retry_after=wait)
 
 
 def submitter(request) -> Submitter:
-    """Who submits, counted against the submission rate limits (raises RateLimited)."""
+    """Who submits, counted against the submission rate limits (raises TooMany)."""
     return Submitter(request, ratelimit.submission(request))

@@ -24,8 +24,8 @@ from functools import cache
 from django.conf import settings
 from django.core.cache import cache as counters
 
-from peftlab.classroom.refusals import RateLimited, Refused
 from peftlab.classroom.viewer import ANONYMOUS, viewer_of
+from peftlab.errors import TooMany, Unavailable
 
 WINDOW = 60  # seconds
 
@@ -65,14 +65,14 @@ def _key(scope: str, who: str, window: int) -> str:
     return f"ratelimit:{scope}:{who}:{int(time.time() // window)}"
 
 
-def _unavailable(exc: Exception) -> Refused:
-    return Refused(503, f"the lab cannot count requests right now ({type(exc).__name__}); "
-                        "try again in a minute", retry_after=30)
+def _unavailable(exc: Exception) -> Unavailable:
+    return Unavailable(f"the lab cannot count requests right now ({type(exc).__name__}); "
+                       "try again in a minute", retry_after=30)
 
 
-def _refusal(limit: int, what: str, window: int) -> RateLimited:
+def _refusal(limit: int, what: str, window: int) -> TooMany:
     retry_after = int(window - time.time() % window) + 1
-    return RateLimited(f"too many {what}: at most {limit} a minute; try again in {retry_after} seconds", retry_after)
+    return TooMany(f"too many {what}: at most {limit} a minute; try again in {retry_after} seconds", retry_after)
 
 
 def count(scope: str, who: str, window: int = WINDOW) -> int:
@@ -90,14 +90,14 @@ def count(scope: str, who: str, window: int = WINDOW) -> int:
 
 
 def hit(scope: str, who: str, limit: int, what: str, window: int = WINDOW) -> None:
-    """Count one `scope` action by `who`; raise RateLimited past `limit` in the window (0: no
+    """Count one `scope` action by `who`; raise TooMany past `limit` in the window (0: no
     limit). `what` names the action in the message ("run submissions")."""
     if limit > 0 and count(scope, who, window) > limit:
         raise _refusal(limit, what, window)
 
 
 def check(scope: str, who: str, limit: int, what: str, window: int = WINDOW) -> None:
-    """Raise RateLimited if `who` has already used up `limit` in this window; counts nothing
+    """Raise TooMany if `who` has already used up `limit` in this window; counts nothing
     (for limits on failures, counted with `count` once an attempt has failed)."""
     if limit <= 0:
         return

@@ -15,15 +15,15 @@ from django.views.decorators.http import require_POST
 from peftlab.classroom import names, ratelimit
 from peftlab.classroom.forms import JoinForm, NewClassroomForm, SettingsForm
 from peftlab.classroom.models import KEY_CLASH_SEPARATOR, Classroom, Student
-from peftlab.classroom.refusals import Refused
 from peftlab.classroom.viewer import SESSION_STUDENT, TEACHER, join, leave, viewer_of
+from peftlab.errors import LabError
 
 # Students this browser has been, so that leaving and joining again with the same nickname gets
 # the same student back (another browser cannot take it over).
 SESSION_PAST_STUDENTS = "classroom_past_students"
 
 
-def _refused(request, template: str, context: dict, exc: Refused):
+def _refused(request, template: str, context: dict, exc: LabError):
     response = render(request, template, {**context, "refusal": exc.message}, status=exc.status)
     if exc.retry_after is not None:
         response["Retry-After"] = str(exc.retry_after)
@@ -67,7 +67,7 @@ def join_view(request):
         return render(request, "classroom/join.html", context, status=400)
     try:
         ratelimit.join_attempt(request)
-    except Refused as exc:
+    except LabError as exc:
         return _refused(request, "classroom/join.html", context, exc)
     if not form.is_valid():
         return render(request, "classroom/join.html", context, status=400)
@@ -105,7 +105,7 @@ class LoginView(auth_views.LoginView):
         username = request.POST.get("username", "")
         try:
             ratelimit.login_attempt(request, username)
-        except Refused as exc:
+        except LabError as exc:
             return _refused(request, self.template_name, self.get_context_data(form=self.get_form()), exc)
         response = super().post(request, *args, **kwargs)
         if not request.user.is_authenticated:  # the form said no: one more failure to count
@@ -125,7 +125,7 @@ def signup_view(request):
     if request.method == "POST":
         try:
             ratelimit.signup_attempt(request)
-        except Refused as exc:
+        except LabError as exc:
             return _refused(request, "classroom/signup.html", {"form": form}, exc)
         if form.is_valid():
             user = form.save()

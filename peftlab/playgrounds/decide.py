@@ -2,7 +2,6 @@
 answers given in the query (?q1=yes&q2=no...)."""
 from django.http import HttpRequest
 from ninja import Router
-from ninja.errors import HttpError
 
 from simulations import decision
 from peftlab.api.errors import Error
@@ -21,8 +20,5 @@ QUESTION_PARAMETERS = [{"name": key, "in": "query", "required": False, "descript
                     "and the seeds' scenarios with the tree's recommendation")
 def decision_tree(request: HttpRequest):
     answers = {k: v for k, v in request.GET.items()}
-    try:
-        result = decision.recommend(answers)
-    except ValueError as exc:
-        raise HttpError(400, str(exc))
+    result = decision.recommend(answers)
     return {"tree": decision.tree(), "result": result, "scenarios": decision.scenario_table()}

@@ -2,12 +2,12 @@
 math in simulations/family.py and simulations/spectrum.py and serialise. Each page fetches once:
 the response holds every count its sliders and toggles can reach."""
 from ninja import Router
-from ninja.errors import HttpError
 
 from workers import base_model
 
 from simulations import family, spectrum
 from peftlab.api.errors import Error, checked_query
+from peftlab.errors import Invalid
 from simulations.rounding import significant
 
 router = Router(tags=["playgrounds"])
@@ -33,7 +33,7 @@ def family_map(request, model: str | None = checked_query(None, enum=MODEL_KEYS)
     models = _models()
     keys = [key for key, *_ in models]
     if model is not None and model not in keys:
-        raise HttpError(400, f"model must be one of {', '.join(keys)} (got {model!r})")
+        raise Invalid(f"model must be one of {', '.join(keys)} (got {model!r})")
     out_models = []
     for key, label, dims, source in models:
         total = family.encoder_total(dims)

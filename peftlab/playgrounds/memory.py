@@ -2,12 +2,12 @@
 from dataclasses import asdict
 
 from ninja import Query, Router
-from ninja.errors import HttpError
 
 from workers import base_model
 
 from simulations import cost, memory
 from peftlab.api.errors import Error, checked_query
+from peftlab.errors import Invalid
 
 router = Router(tags=["playgrounds"])
 
@@ -82,15 +82,12 @@ def memory_calculator(request, preset: str = checked_query("llama-7b", enum=["cu
     elif preset in known:
         model = known[preset]
     else:
-        raise HttpError(400, f"preset must be custom or one of {', '.join(known)} (got {preset!r})")
+        raise Invalid(f"preset must be custom or one of {', '.join(known)} (got {preset!r})")
     model = memory.with_params(model, params)
     settings = memory.Settings(master_weights=master, optimizer=optimizer, quant=quant,
                                checkpointing=checkpointing, flash=flash, rank=rank,
                                targets=_targets(targets), lm_logits=lm_logits)
-    try:
-        est = memory.estimate(model, settings)
-    except ValueError as e:
-        raise HttpError(400, str(e)) from None
+    est = memory.estimate(model, settings)
     return {
         "settings": {"preset": preset, "params": params, "master": master, "optimizer": optimizer,
                      "quant": quant, "checkpointing": checkpointing, "flash": flash, "rank": rank,
@@ -139,15 +136,12 @@ def memory_lab(request, method: str = checked_query("lora", enum=list(memory.LAB
     lab_targets = _targets(targets)
     unknown = [t for t in lab_targets if t not in _LAB_TARGETS]
     if unknown:
-        raise HttpError(400, f"targets must be among {', '.join(_LAB_TARGETS)} (got {unknown})")
+        raise Invalid(f"targets must be among {', '.join(_LAB_TARGETS)} (got {unknown})")
     if not 1 <= num_labels <= NUM_LABELS_MAX:
-        raise HttpError(400, f"num_labels must be between 1 and {NUM_LABELS_MAX} (got {num_labels})")
-    try:
-        pred = memory.lab_prediction(base_model.memory_model(), method, batch_size, rank,
-                                     [_LAB_TARGETS[t] for t in lab_targets], num_labels,
-                                     precision=precision)
-    except ValueError as e:
-        raise HttpError(400, str(e)) from None
+        raise Invalid(f"num_labels must be between 1 and {NUM_LABELS_MAX} (got {num_labels})")
+    pred = memory.lab_prediction(base_model.memory_model(), method, batch_size, rank,
+                                 [_LAB_TARGETS[t] for t in lab_targets], num_labels,
+                                 precision=precision)
     return {"method": method, "batch_size": batch_size, "rank": rank, "targets": list(lab_targets),
             **pred}
 
@@ -166,10 +160,7 @@ def cost_of_fine_tuning(request, tokens: float = checked_query(500e6, minimum=co
     """One fine-tuning run per model (6·N·D FLOPs), and totals[t-1][r-1] for t tasks × r runs."""
     settings = cost.Settings(tokens=tokens, gpu=gpu, utilisation=utilisation, price=price,
                              bytes_per_param=bytes_per_param)
-    try:
-        rows = cost.table(settings)
-    except ValueError as e:
-        raise HttpError(400, str(e)) from None
+    rows = cost.table(settings)
     return {
         "settings": {"tokens": tokens, "gpu": gpu, "utilisation": utilisation, "price": price,
                      "bytes_per_param": bytes_per_param},

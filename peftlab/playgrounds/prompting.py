@@ -10,12 +10,12 @@ from functools import cache
 
 import numpy as np
 from ninja import Router
-from ninja.errors import HttpError
 
 from workers import base_model
 
 from simulations import prompting
 from peftlab.api.errors import Error, checked_query
+from peftlab.errors import Invalid
 
 router = Router(tags=["playgrounds"])
 
@@ -53,10 +53,7 @@ def _query_parameter():
 
 
 def _query(query: str | None) -> str:
-    try:
-        return prompting.check_query(prompting.DEFAULT_QUERY if query is None else query)
-    except ValueError as e:
-        raise HttpError(400, str(e)) from None
+    return prompting.check_query(prompting.DEFAULT_QUERY if query is None else query)
 
 
 def _reported(*keys: str) -> list[dict]:
@@ -191,24 +188,18 @@ def chain_of_thought(request, problem: str = checked_query("bakery", enum=list(p
     steps computed exactly, and per mode (direct, few-shot CoT, zero-shot CoT) the prompt, the
     written answer and their token counts. `values` lists the chosen problem's numbers in order."""
     if problem not in prompting.PROBLEMS_BY_KEY:
-        raise HttpError(400, f"problem must be one of {', '.join(prompting.PROBLEMS_BY_KEY)}")
+        raise Invalid(f"problem must be one of {', '.join(prompting.PROBLEMS_BY_KEY)}")
     chosen = prompting.PROBLEMS_BY_KEY[problem]
     out = []
     for p in prompting.PROBLEMS:
         numbers = prompting.default_values(p)
         if p is chosen and values is not None:
-            try:
-                given = prompting.parse_values(values)
-            except ValueError as e:
-                raise HttpError(400, str(e)) from None
+            given = prompting.parse_values(values)
             if len(given) != len(numbers):
-                raise HttpError(400, f"{p.key} takes {len(numbers)} values "
-                                     f"({', '.join(numbers)}), got {len(given)}")
+                raise Invalid(f"{p.key} takes {len(numbers)} values "
+                              f"({', '.join(numbers)}), got {len(given)}")
             numbers = dict(zip(numbers, given))
-        try:
-            solved = prompting.chain_of_thought(p, numbers, count_tokens)
-        except ValueError as e:
-            raise HttpError(400, str(e)) from None
+        solved = prompting.chain_of_thought(p, numbers, count_tokens)
         out.append({"key": p.key, "title": p.title, "unit": p.unit,
                     "quantities": [{"name": n, "label": label, "value": numbers[n]}
                                    for n, label, _ in p.quantities],

@@ -3,12 +3,12 @@ and P16 low-rank lab. Each validates, calls the math in simulations/, and serial
 the page needs in one response; the page's sliders then only index into it."""
 import numpy as np
 from ninja import Router
-from ninja.errors import HttpError
 
 from workers.base_model import dimensions
 
 from simulations import adapter_block, lowrank_lab, params, quantization as quant
 from peftlab.api.errors import Error, checked_query
+from peftlab.errors import Invalid
 from simulations.rounding import significant
 
 router = Router(tags=["playgrounds"])
@@ -27,10 +27,7 @@ def qlora(request, seed: int = checked_query(0, minimum=0, maximum=quant.SEED_MA
     Arrays under "error" are indexed [sample size][block size] (and [bin] for histograms), in the
     order of "sample_sizes" and "blocksizes"; memory arrays [model][block size].
     """
-    try:
-        study = quant.error_study(seed)
-    except ValueError as e:
-        raise HttpError(400, str(e)) from None
+    study = quant.error_study(seed)
     table = quant.memory_table()
     b64 = quant.BLOCKSIZES.index(64)
     return {
@@ -110,8 +107,8 @@ def adapter_block_data(request, bottleneck: int = checked_query(64, enum=list(ad
     d is not a bottleneck, so its entries are null. `bottleneck` only checks a link's m.
     """
     if bottleneck not in adapter_block.BOTTLENECKS:
-        raise HttpError(400, f"bottleneck must be one of {', '.join(map(str, adapter_block.BOTTLENECKS))} "
-                             f"(got {bottleneck})")
+        raise Invalid(f"bottleneck must be one of {', '.join(map(str, adapter_block.BOTTLENECKS))} "
+                      f"(got {bottleneck})")
     ds, ms = adapter_block.HIDDEN_SIZES, adapter_block.BOTTLENECKS
 
     def grid(fn):
@@ -168,10 +165,7 @@ def low_rank_lab(request, true_rank: int = checked_query(3, minimum=1, maximum=l
                  noise: float = checked_query(0.3, minimum=0, maximum=lowrank_lab.NOISE_MAX),
                  seed: int = checked_query(1, minimum=0, maximum=lowrank_lab.SEED_MAX)):
     """Every sample size n and rank r for one task: curves indexed [n][r], fits [n][r][i][j]."""
-    try:
-        res = lowrank_lab.run_lab(true_rank, noise, seed)
-    except ValueError as e:
-        raise HttpError(400, str(e)) from None
+    res = lowrank_lab.run_lab(true_rank, noise, seed)
     return {
         "settings": {"true_rank": true_rank, "noise": noise, "seed": seed},
         "limits": {"true_rank": [1, lowrank_lab.TRUE_RANK_MAX], "noise": [0.0, lowrank_lab.NOISE_MAX],

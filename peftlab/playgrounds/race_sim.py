@@ -1,12 +1,12 @@
 """P17's instant mode: a simulated race from curves fitted to real runs (simulations/race_sim.py)."""
 from ninja import Router
-from ninja.errors import HttpError
 
 from workers import datasets
 from workers.methods import METHODS
 
 from simulations import race_sim
 from peftlab.api.errors import Error, checked_query
+from peftlab.errors import Invalid
 
 router = Router(tags=["playgrounds"])
 
@@ -29,23 +29,23 @@ def simulated_race(request, task: str = checked_query("sentiment", enum=list(_FI
     shipped = race_sim.shipped()
     if task not in shipped["tasks"]:
         if datasets.is_sourced(task):  # by its shape alone: whether it exists is not said
-            raise HttpError(400, f"an uploaded task ({task}) has no fitted runs to simulate; the instant "
-                                 f"race covers {', '.join(shipped['tasks'])}. Start a real race instead.")
-        raise HttpError(400, f"unknown task {task!r}; choose from {datasets.task_names()}")
+            raise Invalid(f"an uploaded task ({task}) has no fitted runs to simulate; the instant "
+                          f"race covers {', '.join(shipped['tasks'])}. Start a real race instead.")
+        raise Invalid(f"unknown task {task!r}; choose from {datasets.task_names()}")
     lanes = [m for m in methods.split(",") if m]
     unknown = [m for m in lanes if m not in METHODS]
     if unknown or not 1 <= len(lanes) <= MAX_LANES:
-        raise HttpError(400, f"methods must be 1 to {MAX_LANES} of {sorted(METHODS)} (got {methods!r})")
+        raise Invalid(f"methods must be 1 to {MAX_LANES} of {sorted(METHODS)} (got {methods!r})")
     fitted = shipped["tasks"][task]
     missing = [m for m in lanes if m not in fitted]
     if missing:
-        raise HttpError(400, f"no real run of {', '.join(missing)} on {task} has been fitted yet, so it cannot "
-                             f"be simulated; simulated methods: {', '.join(fitted)}. Start a real race instead.")
+        raise Invalid(f"no real run of {', '.join(missing)} on {task} has been fitted yet, so it cannot "
+                      f"be simulated; simulated methods: {', '.join(fitted)}. Start a real race instead.")
     fitted_steps = shipped["about"]["steps"]
     steps = fitted_steps if steps is None else steps
     if not 1 <= steps <= fitted_steps:
-        raise HttpError(400, f"steps must be 1 to {fitted_steps}: the simulation only covers the steps "
-                             f"its real runs trained (got {steps})")
+        raise Invalid(f"steps must be 1 to {fitted_steps}: the simulation only covers the steps "
+                      f"its real runs trained (got {steps})")
     every = max(1, steps // MAX_POINTS)
     return {
         "simulated": True,

@@ -1,13 +1,13 @@
 """JSON endpoints of chapter 6, serving many tasks: P13 merge-and-swap and P20
 freeze-attach-merge. Each answers everything its page needs in one response."""
 from ninja import Router
-from ninja.errors import HttpError
 
 from peftlab.classroom import access
 from workers import base_model, datasets
 
 from simulations import lora, serving
 from peftlab.api.errors import Error, checked_query
+from peftlab.errors import Invalid
 from simulations.adapter_block import bert_total
 from peftlab.runs.models import Run
 
@@ -46,7 +46,7 @@ def merge_and_swap(request, limit: int = checked_query(50, minimum=1, maximum=RU
     and its predictions on the demo sentences; the base model's size; the storage of N tasks for
     several models and ranks; an illustration by formula for when no run exists yet."""
     if not 1 <= limit <= RUNS_LIMIT_MAX:
-        raise HttpError(400, f"limit must be between 1 and {RUNS_LIMIT_MAX} (got {limit})")
+        raise Invalid(f"limit must be between 1 and {RUNS_LIMIT_MAX} (got {limit})")
     dims = base_model.dimensions()
     tasks = {t["name"]: len(t["labels"]) for t in datasets.list_tasks()}
     merged = access.visible_runs(request).filter(status=Run.SUCCEEDED, metrics__has_key=MERGE_KEYS[0])

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from ninja import Router
-from ninja.errors import HttpError
 
 from simulations import intrinsic, lottery, tinynet
 from peftlab.api.errors import Error, checked_query
@@ -111,10 +110,7 @@ def lottery_ticket(request, seed: int = checked_query(0, minimum=0, maximum=lott
     Lists indexed by sparsity: pruned, ticket, random (test accuracy), remaining (weights kept),
     masks[s][layer] (0/1 matrices, fan_in × fan_out).
     """
-    try:
-        lottery.validate_settings(seed, scope)
-    except ValueError as e:
-        raise HttpError(400, str(e)) from None
+    lottery.validate_settings(seed, scope)
     return _lottery(seed, scope)
 
 
@@ -164,8 +160,5 @@ def _intrinsic_json(seed: int) -> dict:
 def intrinsic_dimension(request, seed: int = checked_query(0, minimum=0, maximum=intrinsic.SEED_MAX)):
     """Train 2→32→32→3 as θ = θ0 + P·z with z ∈ R^d for each d of the grid (the last is D), and
     once ordinarily. Lists indexed by d: accuracy, train_accuracy, fractions (d/D), losses."""
-    try:
-        intrinsic.validate_settings(seed)
-    except ValueError as e:
-        raise HttpError(400, str(e)) from None
+    intrinsic.validate_settings(seed)
     return _intrinsic(seed)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from django.conf import settings
 from django.db import transaction
 
+from peftlab.errors import Invalid
 from workers import methods
 
 from peftlab.runs.models import Batch, Run
@@ -18,8 +19,8 @@ from peftlab.runs.lifecycle import send_on_commit
 MAX_LANES = 24  # a guard for sweeps; a race allows fewer (peftlab.api.races)
 
 
-class BatchRequestError(ValueError):
-    """A batch request that cannot be accepted; the message is shown to the person who sent it."""
+class BatchRequestError(Invalid):
+    """A batch request that cannot be accepted (400); the message is shown to the person who sent it."""
 
 
 def validate_lanes(task: str, steps, seed, lanes: Sequence[tuple[str, dict]],
@@ -50,7 +51,7 @@ def create_batch(kind: str, task: str, steps, seed, lanes: Sequence[tuple[str, d
     config: what the caller wants kept about the request (shown back by its API).
     submitter: who queues it (peftlab.classroom.quotas.Submitter): checked against their quotas with all
     the lanes counted, and recorded on every run; None for the lab's own use (public, unchecked).
-    Raises BatchRequestError, or peftlab.classroom.refusals.Refused from the quotas (nothing stored).
+    Raises BatchRequestError, or the quotas' LabError (peftlab/errors.py; nothing stored).
     """
     if kind not in dict(Batch.KINDS):
         raise BatchRequestError(f"unknown batch kind {kind!r}; choose from {sorted(dict(Batch.KINDS))}")

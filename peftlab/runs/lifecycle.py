@@ -30,6 +30,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from peftlab.errors import Unavailable
 from peftlab.runs import notify, scheduler
 from peftlab.runs.models import Batch, EvalPoint, Point, Run
 
@@ -41,8 +42,9 @@ TRAIN_TASK = "workers.train_run"
 
 
 # --- sending: a message per queued run, once its row is committed -------------------------------
-class BrokerUnavailable(Exception):
-    """The broker did not take the message (Redis down, say)."""
+class BrokerUnavailable(Unavailable):
+    """The broker did not take the message (Redis down, say). The API answers 503 with the message;
+    where a run may stay queued instead, dispatch_or_keep catches it."""
 
 
 def send_message(run: Run) -> None:
@@ -57,7 +59,8 @@ def dispatch(run: Run) -> None:
     try:
         send_message(run)
     except Exception as exc:  # noqa: BLE001 - any broker failure
-        raise BrokerUnavailable(f"the job queue is not reachable ({type(exc).__name__})") from exc
+        raise BrokerUnavailable(f"the job queue is not reachable ({type(exc).__name__}): nothing was queued; "
+                                "try again in a minute") from exc
 
 
 def prepare_dispatch() -> None:

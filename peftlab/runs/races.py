@@ -30,7 +30,7 @@ def eval_every(steps: int) -> int:
 
 def start_race(task: str, steps: int, seed: int, lane_methods, submitter=None) -> Batch:
     """Queue one run per method, each at its registry defaults; raises BatchRequestError, or
-    peftlab.classroom.refusals.Refused when the submitter may not queue it (see create_batch)."""
+    the quotas' LabError when the submitter may not queue it (see create_batch)."""
     lane_methods = list(lane_methods)
     lanes = [(m, {"eval_every": eval_every(steps)}) for m in lane_methods]
     return create_batch(Batch.RACE, task, steps, seed, lanes, max_lanes=MAX_LANES,

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from peftlab.classroom.ratelimit import hit
-from peftlab.classroom.refusals import RateLimited
+from peftlab.errors import TooMany
 
 from tests.support.labstack import ROOT, redis_db
 
@@ -20,11 +20,11 @@ OTHER_PROCESS = """
 import django
 django.setup()
 from peftlab.classroom.ratelimit import hit
-from peftlab.classroom.refusals import RateLimited
+from peftlab.errors import TooMany
 try:
     hit("test", "{who}", 3, "tests", window=3600)
     print("allowed")
-except RateLimited as exc:
+except TooMany as exc:
     print("refused", exc.retry_after)
 """
 
@@ -51,7 +51,7 @@ def test_two_processes_count_into_one_window(backend, settings, tmp_path):
     hit("test", who, 3, "tests", window=3600)
     hit("test", who, 3, "tests", window=3600)
     assert other_process(who, **env) == "allowed"  # the third
-    with pytest.raises(RateLimited) as refused:  # the fourth, back here
+    with pytest.raises(TooMany) as refused:  # the fourth, back here
         hit("test", who, 3, "tests", window=3600)
     assert refused.value.status == 429 and 0 < refused.value.retry_after <= 3601
     assert other_process(who, **env).startswith("refused")
