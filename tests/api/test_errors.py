@@ -22,7 +22,7 @@ from simulations.experiments import ExperimentRequestError
 from workers.datasets import UnknownTask
 from workers.methods import RunRequestError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STATUSES = {errors.Invalid: 400, errors.NotAllowed: 403, errors.NotFound: 404, errors.Conflict: 409,
             errors.TooLarge: 413, errors.TooMany: 429, errors.Unavailable: 503}
 BY_NAME = {kind.__name__: kind for kind in errors.KINDS}
