@@ -85,8 +85,7 @@ def test_it_compares_runs_picked_by_checkbox_and_keeps_the_selection_in_the_url(
     expect(page.locator("#compare-table thead th[data-run]")).to_have_count(2)
     assert query(page) == {"runs": f"{ids[0]},{ids[2]}"}
     page.set_viewport_size(PHONE)
-    page.wait_for_timeout(300)
-    shot(page, "compare-phone")
+    shot(page, "compare-phone", settle_ms=300)
 
 
 def test_a_run_that_does_not_exist_is_said_so_on_the_compare_page(page, runs):
@@ -114,8 +113,7 @@ def test_the_pareto_view_plots_every_run_and_a_click_opens_the_run(page, runs):
     title = page.evaluate("() => document.getElementById('pareto-chart').layout.xaxis.title.text")
     assert title == "peak memory (MB = 2²⁰ bytes, log scale)"
     page.set_viewport_size(PHONE)
-    page.wait_for_timeout(300)
-    shot(page, "pareto-phone")
+    shot(page, "pareto-phone", settle_ms=300)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.wait_for_timeout(300)
 
@@ -142,6 +140,5 @@ def test_the_pareto_view_plots_every_run_and_a_click_opens_the_run(page, runs):
         page.locator("#notebook-link").click()
     assert download.value.suggested_filename.endswith(".ipynb")
     page.set_viewport_size(PHONE)
-    page.wait_for_timeout(300)
     section.scroll_into_view_if_needed()
-    shot(page, "run-reproduce-phone")
+    shot(page, "run-reproduce-phone", settle_ms=300)

@@ -39,8 +39,7 @@ def test_a_tiny_rank_sweep_fills_the_charts_as_its_runs_finish(page):
     assert len(plot_data(page, "loss-chart", 1, "y")) == 2  # the training loss at each rank
     shot(page, "rank-vs-data-1280")
     page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(300)
-    shot(page, "rank-vs-data-390")
+    shot(page, "rank-vs-data-390", settle_ms=300)
 
     # The URL reopens it; without one, the latest finished sweep shows.
     url = page.url
@@ -66,8 +65,7 @@ def test_a_target_sweep_plots_accuracy_against_parameters(page):
     assert plot_data(page, "targets-chart", 0, "text") == ["Q", "QV", "QKVO", "QKVO+FFN"]
     shot(page, "target-modules-1280")
     page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(300)
-    shot(page, "target-modules-390")
+    shot(page, "target-modules-390", settle_ms=300)
 
 
 def test_bad_input_says_why(page):

@@ -99,8 +99,7 @@ def test_it_steps_through_freeze_attach_merge_and_restores_the_step_from_the_url
     expect(page.locator("#play")).to_have_text("Play")
     assert "off" in car.get_attribute("class")
     expect(page.locator("#diagram")).to_contain_text("W′ = W + (α/r)·B·A")
-    page.wait_for_timeout(1300)
-    shot(page, "freeze-attach-merge-step5")
+    shot(page, "freeze-attach-merge-step5", settle_ms=1300)
 
     # d and r sliders change the counts and the chart.
     curve = plot_data(page, "count-chart", 0, "y")

@@ -14,12 +14,14 @@ def expect_console_error(page, pattern: str) -> None:
     page.expected_console_errors.append(pattern)
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, settle_ms: int = 0) -> None:
     """A full-page screenshot under screenshots/, for a person to look at (no test reads it back).
     Each costs about a second of CPU on a long page; `.ci/run` turns them off with
     PEFTLAB_SCREENSHOTS=0."""
     if os.environ.get("PEFTLAB_SCREENSHOTS") == "0":
         return
+    if settle_ms:  # a resize's or a transition's last frame, for the picture only
+        page.wait_for_timeout(settle_ms)
     # Finished CSS transitions (the progress bar's), so the picture shows the settled page.
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, animations="disabled")
 
