@@ -135,10 +135,10 @@ def test_copying_a_definition_the_lab_does_not_have_fails_loudly():
 
 
 def test_the_constants_restated_from_the_engine_agree_with_it():
-    from workers import engine
+    from workers import training
 
-    assert notebook.MAX_TOKENS == engine.MAX_TOKENS
-    assert notebook.EVAL_BATCH == engine.EVAL_BATCH
+    assert notebook.MAX_TOKENS == training.MAX_TOKENS
+    assert notebook.EVAL_BATCH == training.EVAL_BATCH
 
 
 def test_the_notebook_is_nbformat_4_and_its_code_cells_run_in_order_as_one_program():

@@ -42,7 +42,7 @@ def logits(model, task_name: str, device):
     """The model's logits on the task's demo sentences, in eval mode, as a CPU float tensor."""
     import torch
 
-    from workers.engine import MAX_TOKENS, load_base
+    from workers.training import MAX_TOKENS, load_base
 
     texts = [text for text, _ in sentences(task_name)]
     encoded = load_base().tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,

@@ -8,7 +8,7 @@ from functools import cache
 
 from workers import base_model, datasets
 
-MAX_TOKENS = 128  # the engine truncates here (workers/engine.py MAX_TOKENS)
+MAX_TOKENS = 128  # the engine truncates here (workers/training.py MAX_TOKENS)
 
 
 @cache
