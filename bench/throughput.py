@@ -55,7 +55,7 @@ from torch import nn  # noqa: E402
 from torch.utils import flop_counter  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
-from workers import adapters, base_model, packing, precision, quantize, training  # noqa: E402
+from workers import adapters, base_model, constants, packing, precision, quantize, training  # noqa: E402
 from workers.methods import validate_run  # noqa: E402
 
 TASK = "sentiment"
@@ -237,7 +237,7 @@ class RecordingCollator:
 def hf_dataset(tokenizer) -> list[dict]:
     """The train split tokenized once, up front, as a plain list (the `datasets` library is not installed)."""
     task = training.datasets.load_task(TASK)
-    encoded = tokenizer([e.text for e in task.train], truncation=True, max_length=training.MAX_TOKENS)
+    encoded = tokenizer([e.text for e in task.train], truncation=True, max_length=constants.MAX_TOKENS)
     return [{**{k: encoded[k][i] for k in encoded}, "label": e.label} for i, e in enumerate(task.train)]
 
 

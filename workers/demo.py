@@ -6,6 +6,7 @@ The sentences are written for this purpose and appear in neither split of the sh
 torch is imported inside the functions: the web layer may read DEMO_SENTENCES.
 """
 from workers import datasets
+from workers.constants import MAX_TOKENS
 
 # (text, the label a person would give it), per built-in task.
 DEMO_SENTENCES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -42,7 +43,7 @@ def logits(model, task_name: str, device):
     """The model's logits on the task's demo sentences, in eval mode, as a CPU float tensor."""
     import torch
 
-    from workers.training import MAX_TOKENS, load_base
+    from workers.training import load_base
 
     texts = [text for text, _ in sentences(task_name)]
     encoded = load_base().tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,

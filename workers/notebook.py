@@ -35,11 +35,10 @@ from importlib import metadata
 from pathlib import Path
 
 from workers import base_model, datasets, precision
+from workers.constants import EVAL_BATCH, MAX_TOKENS
 from workers.methods import METHODS, RunSpec
 
 HERE = Path(__file__).resolve().parent
-MAX_TOKENS = 128  # training.MAX_TOKENS (engine imports torch, so the value is restated; a test checks)
-EVAL_BATCH = 64  # training.EVAL_BATCH, likewise
 COMMENT_WIDTH = 99
 LOG_LINES = 20  # about this many training-loss lines are printed over a run
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes")

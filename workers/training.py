@@ -20,14 +20,13 @@ import torch
 from torch import nn
 
 from workers import base_model, datasets, packing, precision
+from workers.constants import EVAL_BATCH, MAX_TOKENS
 from workers.methods import RunSpec
 
-MAX_TOKENS = 128  # every shipped example is far shorter; a guard for uploaded text
 # Points reach the caller (one database transaction) at least this often, the first at once and
 # the last at the end: a learner sees the curve start within a step, and a GPU's hundred steps a
 # second cost five writes, not a hundred.
 FLUSH_SECONDS = 0.2
-EVAL_BATCH = 64
 LATENCY_BATCH = 32
 
 
