@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from workers import training  # noqa: E402
+from workers import classifier, training  # noqa: E402
 from workers.methods import METHODS, validate_run  # noqa: E402
 
 BASELINE = "lora"
@@ -35,7 +35,7 @@ def main():
         torch.set_num_threads(args.threads)
     device = training.pick_device()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    training.load_base()  # read once, before any timing
+    classifier.load_base()  # read once, before any timing
     rows = []
     for method in args.methods.split(","):
         spec = validate_run(method, args.task, args.steps, 0, {"eval_every": 0})

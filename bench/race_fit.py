@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from simulations import race_sim  # noqa: E402
-from workers import datasets, training  # noqa: E402
+from workers import classifier, datasets, training  # noqa: E402
 from workers.methods import METHODS, validate_run  # noqa: E402
 
 KEPT_METRICS = ("trainable_params", "trainable_percent", "total_params", "peak_memory_bytes",
@@ -38,7 +38,7 @@ def main():
     parser.add_argument("--methods", default=",".join(first + [m for m in METHODS if m not in first]))
     args = parser.parse_args()
     device = training.pick_device()
-    training.load_base()
+    classifier.load_base()
     about = {"steps": args.steps, "eval_every": args.eval_every, "seed": 0, "date": date.today().isoformat(),
              "note": args.note,
              "device": torch.cuda.get_device_name(device) if device.type == "cuda"

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from workers import precision, run_cost, training  # noqa: E402
+from workers import classifier, datasets, encoding, precision, run_cost, training  # noqa: E402
+from workers.measure import evaluate  # noqa: E402 (by name: measure() below takes the module's)
 from workers.methods import METHODS, validate_run  # noqa: E402
 
 BATCHES = (4, 16, 64)
@@ -62,15 +63,15 @@ def one_run(method: str, task: str, steps: int, batch: int, device) -> tuple[flo
 def one_evaluation(method: str, task: str, device) -> tuple[float, int]:
     """The median of three evaluations of the method's model on the validation split, and its size."""
     spec = validate_run(method, task, 1, 0, {})
-    labels = training.datasets.load_task(task).labels
-    model = training.build_model(spec, len(labels), device)
-    _, val = training.encode_task(task)
+    labels = datasets.load_task(task).labels
+    model = classifier.build_model(spec, len(labels), device)
+    _, val = encoding.encode_task(task)
     compute = precision.training_dtype(device)
     times = []
     for _ in range(3):
         start = time.perf_counter()
         with precision.autocast(device, compute):
-            training.evaluate(model, val, device)
+            evaluate(model, val, device)
         times.append(time.perf_counter() - start)
     return statistics.median(times), len(val.labels)
 
@@ -103,7 +104,7 @@ def main():
     parser.add_argument("--write", action="store_true", help="store the fits in workers/data/run_cost.json")
     args = parser.parse_args()
     device = training.pick_device()
-    training.load_base()  # read once, before any timing
+    classifier.load_base()  # read once, before any timing
     one_run("lora", args.task, 8, 8, device)  # warm-up: first-call costs of every kernel
     costs = {}
     for method in args.methods.split(","):
@@ -113,7 +114,7 @@ def main():
     print(f"### Run cost on `{args.task}` ({args.steps} steps at batch {', '.join(map(str, BATCHES))}) — {machine}\n")
     print("| method | fixed (s) | per step (ms) | per example (ms) | per val example (ms) | default run (s) | 2000 steps, batch 256 (min) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    val_size = len(training.datasets.load_task(args.task).val)
+    val_size = len(datasets.load_task(args.task).val)
     for method, c in costs.items():
         model = run_cost.Cost(**c)
         default = validate_run(method, args.task, 100, 0, {}).params

@@ -4,7 +4,7 @@ import pytest
 
 from simulations import memory
 from peftlab.playgrounds.memory import minilm
-from workers import precision, token_lengths, training
+from workers import encoding, measure, precision, token_lengths, training
 from workers.methods import METHODS, validate_run
 
 
@@ -72,7 +72,7 @@ def test_it_refuses_what_it_cannot_predict():
 
 
 def test_the_token_length_reader_agrees_with_the_engine():
-    train, _ = training.encode_task("sentiment")
+    train, _ = encoding.encode_task("sentiment")
     assert token_lengths.longest_train_example("sentiment") == max(len(ids) for ids in train.ids)
 
 
@@ -87,11 +87,11 @@ def test_the_prediction_matches_the_engines_measured_peak(method, autocast, monk
     activations alone within 25 % (autograd keeps a few tensors the formula does not name: the
     embeddings' LayerNorm input, reshaped copies)."""
     # The validation pass at the end runs without gradients: it adds nothing to the peak.
-    monkeypatch.setattr(training, "evaluate", lambda *args: (0.0, 0.0))
+    monkeypatch.setattr(measure, "evaluate", lambda *args: (0.0, 0.0))
     monkeypatch.setenv(precision.SETTING, autocast)
     spec = validate_run(method, "sentiment", 1, 0, {"batch_size": 8, "eval_every": 0})
-    train, _ = training.encode_task("sentiment")
-    stream = training.batches(train, 8, spec.seed)
+    train, _ = encoding.encode_task("sentiment")
+    stream = encoding.batches(train, 8, spec.seed)
     width = max(max(len(ids) for ids in next(stream)[0]) for _ in range(spec.steps))
     measured = training.train(spec, lambda points, evals: False)  # stop at the end: no save, no latency
     got = measured["memory_breakdown"]

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from peftlab.runs import checks
-from workers import precision, training
+from workers import classifier, precision, training
 from workers.methods import validate_run
 
 
@@ -51,7 +51,7 @@ def test_an_unknown_setting_is_refused_by_manage_py_check_and_by_the_engine(monk
 def linear_outputs(monkeypatch) -> list[tuple[bool, torch.dtype]]:
     """(training?, output dtype) of every linear layer's forward pass in the next training.train."""
     seen = []
-    build = training.build_model
+    build = classifier.build_model
 
     def build_model(*args, **kwargs):
         model = build(*args, **kwargs)
@@ -60,7 +60,7 @@ def linear_outputs(monkeypatch) -> list[tuple[bool, torch.dtype]]:
                 module.register_forward_hook(lambda m, i, out: seen.append((m.training, out.dtype)))
         return model
 
-    monkeypatch.setattr(training, "build_model", build_model)
+    monkeypatch.setattr(classifier, "build_model", build_model)
     return seen
 
 

