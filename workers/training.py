@@ -53,6 +53,34 @@ def make_optimizer(spec: RunSpec, params: list, device: torch.device) -> torch.o
     return torch.optim.AdamW(params, lr=spec.params["lr"], fused=True)
 
 
+@dataclass
+class _Run:
+    """What a run's loop works with, built before its first step."""
+    device: torch.device
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    memory: measure.PeakMemory
+    activations: measure.ActivationMeter
+    compute: torch.dtype | None  # the training steps' autocast dtype; None: fp32
+    packed: bool
+    pad_id: int
+    labels: list[str]
+    train_data: encoding.Encoded
+    val_data: encoding.Encoded
+    trainable: int
+    total: int
+
+
+@dataclass
+class _Done:
+    """Where the loop stopped: its last step, the real tokens it trained on, its last evaluation."""
+    step: int = 0
+    tokens: int = 0
+    last_eval: EvalPoint | None = None
+    cancelled: bool = False
+    seconds: float = 0.0
+
+
 def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bool],
           save_dir: Path | None = None, device: torch.device | None = None) -> dict:
     """Fine-tune the base model as `spec` says; return the run's metrics.
@@ -61,95 +89,123 @@ def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bo
     the same call as the training point of its step; it returns False to cancel. A cancelled run
     returns its metrics so far with "cancelled": True and saves nothing.
     """
-    device = device or pick_device()
+    run = _prepare(spec, device or pick_device())
+    with run.memory:
+        done = _loop(spec, run, report)
+    breakdown = measure.memory_breakdown(run.model, run.optimizer)
+    if done.last_eval is None or done.last_eval.step != done.step:
+        done.last_eval = EvalPoint(done.step, *measure.evaluate(run.model, run.val_data, run.device))
+    metrics = _metrics(run, done, breakdown)
+    if not done.cancelled:
+        if save_dir is not None:
+            metrics["adapter_bytes"] = artifacts.save(run.model, spec, run.labels, save_dir)
+        metrics.update(measure.inference_metrics(run.model, spec, run.val_data, run.device))
+    return metrics
+
+
+def _prepare(spec: RunSpec, device: torch.device) -> _Run:
+    """The run's data, model and optimizer; the memory meter is made before the model is built
+    (measure.PeakMemory says why)."""
     task = datasets.load_task(spec.task)
     train_data, val_data = encoding.encode_task(spec.task)
-    params = spec.params
-    train_data = encoding.train_subset(train_data, params.get("train_examples"), spec.seed)
-    eval_every = params["eval_every"]
-
+    train_data = encoding.train_subset(train_data, spec.params.get("train_examples"), spec.seed)
     memory = measure.PeakMemory(device)
     torch.manual_seed(spec.seed)
     model = classifier.build_model(spec, len(task.labels), device)
     trainable, total = measure.count_params(model)
     optimizer = make_optimizer(spec, [p for p in model.parameters() if p.requires_grad], device)
-    stream = encoding.batches(train_data, min(params["batch_size"], len(train_data.labels)), spec.seed)
-    # Packed batches (no padding computed) where the method allows; prompt and prefix tuning add
-    # tokens of their own to every row and keep padded ones.
-    packed = spec.method in packing.PACKABLE
     compute = precision.training_dtype(device)  # bf16 autocast or fp32, see workers/precision.py
     precision.cast_frozen_weights_once(model, compute)
-    pad_id = classifier.load_base().tokenizer.pad_token_id
-    points: list[StepPoint] = []
-    evals: list[EvalPoint] = []
-    last_eval = None
-    tokens = 0
-    cancelled = False
     activations = measure.ActivationMeter(model)
     model.train()
-    with memory:
-        started = last_flush = time.perf_counter()
-        try:
-            for step in range(1, spec.steps + 1):
-                ids, labels = next(stream)
-                tokens += sum(len(x) for x in ids)  # real tokens, however the batch is laid out
-                if packed:
-                    batch = packing.pack(ids, labels, device, pad_id)
-                    with activations.step(*batch.input_ids.shape), precision.autocast(device, compute):
-                        loss = packing.forward(model, batch)[0]
-                else:
-                    batch = encoding.collate(ids, labels, device)
-                    with activations.step(*batch["input_ids"].shape), precision.autocast(device, compute):
-                        loss = model(**batch).loss
-                activations.end_step()
-                value = loss.item()  # read once: on a GPU each read waits for the device
-                if not math.isfinite(value):
-                    raise TrainingError(f"the loss became {value} at step {step}; "
-                                        "try a smaller learning rate")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                now = time.perf_counter()
-                points.append(StepPoint(step, value, now - started))
-                evaluated = step == spec.steps or (eval_every and step % eval_every == 0)
-                if evaluated:
-                    last_eval = EvalPoint(step, *measure.evaluate(model, val_data, device))
-                    evals.append(last_eval)
-                if evaluated or step == 1 or now - last_flush >= FLUSH_SECONDS:
-                    go_on = report(points, evals)
-                    points, evals, last_flush = [], [], time.perf_counter()
-                    if not go_on:
-                        cancelled = True
-                        break
-        except BaseException:
-            # Out of memory, a time limit, a bad loss: the steps measured since the last report
-            # are stored all the same.
-            if points:
-                report(points, evals)
-            raise
-        train_seconds = time.perf_counter() - started
-    breakdown = measure.memory_breakdown(model, optimizer)
-    if last_eval is None or last_eval.step != step:
-        last_eval = EvalPoint(step, *measure.evaluate(model, val_data, device))
+    # Packed batches (no padding computed) where the method allows; prompt and prefix tuning add
+    # tokens of their own to every row and keep padded ones.
+    return _Run(device=device, model=model, optimizer=optimizer, memory=memory,
+                activations=activations, compute=compute, packed=spec.method in packing.PACKABLE,
+                pad_id=classifier.load_base().tokenizer.pad_token_id, labels=list(task.labels),
+                train_data=train_data, val_data=val_data, trainable=trainable, total=total)
 
-    metrics = {
-        "trainable_params": trainable,
-        "total_params": total,
-        "trainable_percent": 100.0 * trainable / total,
-        **memory.result(breakdown, activations.peak),
-        "memory_breakdown": {**breakdown, "activations": activations.peak},
-        "train_seconds": round(train_seconds, 3),
-        "precision": precision.name(compute),
-        "steps_per_second": round(step / train_seconds, 3),
-        "tokens_per_second": round(tokens / train_seconds, 1),
-        "train_examples": len(train_data.labels),
-        "val_accuracy": last_eval.val_accuracy,
-        "val_loss": last_eval.val_loss,
+
+def _loop(spec: RunSpec, run: _Run, report) -> _Done:
+    """The training steps, evaluating every `eval_every` steps and at the last, reporting points
+    as train() says; it stops early when the report cancels."""
+    eval_every = spec.params["eval_every"]
+    size = min(spec.params["batch_size"], len(run.train_data.labels))
+    stream = encoding.batches(run.train_data, size, spec.seed)
+    done = _Done()
+    points: list[StepPoint] = []
+    evals: list[EvalPoint] = []
+    started = last_flush = time.perf_counter()
+    try:
+        for step in range(1, spec.steps + 1):
+            ids, labels = next(stream)
+            done.step = step
+            done.tokens += sum(len(x) for x in ids)  # real tokens, however the batch is laid out
+            value = _step(run, ids, labels, step)
+            now = time.perf_counter()
+            points.append(StepPoint(step, value, now - started))
+            evaluated = step == spec.steps or (eval_every and step % eval_every == 0)
+            if evaluated:
+                done.last_eval = EvalPoint(step, *measure.evaluate(run.model, run.val_data, run.device))
+                evals.append(done.last_eval)
+            if evaluated or step == 1 or now - last_flush >= FLUSH_SECONDS:
+                go_on = report(points, evals)
+                points, evals, last_flush = [], [], time.perf_counter()
+                if not go_on:
+                    done.cancelled = True
+                    break
+    except BaseException:
+        # Out of memory, a time limit, a bad loss: the steps measured since the last report
+        # are stored all the same.
+        if points:
+            report(points, evals)
+        raise
+    done.seconds = time.perf_counter() - started
+    return done
+
+
+def _step(run: _Run, ids: list[list[int]], labels: list[int], step: int) -> float:
+    """One optimizer step on the batch; its loss."""
+    loss = _loss(run, ids, labels)
+    value = loss.item()  # read once: on a GPU each read waits for the device
+    if not math.isfinite(value):
+        raise TrainingError(f"the loss became {value} at step {step}; try a smaller learning rate")
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    return value
+
+
+def _loss(run: _Run, ids: list[list[int]], labels: list[int]) -> torch.Tensor:
+    """The batch's forward pass, packed or padded, its saved activations measured."""
+    autocast = precision.autocast(run.device, run.compute)
+    if run.packed:
+        batch = packing.pack(ids, labels, run.device, run.pad_id)
+        with run.activations.step(*batch.input_ids.shape), autocast:
+            loss = packing.forward(run.model, batch)[0]
+    else:
+        batch = encoding.collate(ids, labels, run.device)
+        with run.activations.step(*batch["input_ids"].shape), autocast:
+            loss = run.model(**batch).loss
+    run.activations.end_step()
+    return loss
+
+
+def _metrics(run: _Run, done: _Done, breakdown: dict) -> dict:
+    """The run's metrics, before its artifacts are saved and its inference is measured."""
+    return {
+        "trainable_params": run.trainable,
+        "total_params": run.total,
+        "trainable_percent": 100.0 * run.trainable / run.total,
+        **run.memory.result(breakdown, run.activations.peak),
+        "memory_breakdown": {**breakdown, "activations": run.activations.peak},
+        "train_seconds": round(done.seconds, 3),
+        "precision": precision.name(run.compute),
+        "steps_per_second": round(done.step / done.seconds, 3),
+        "tokens_per_second": round(done.tokens / done.seconds, 1),
+        "train_examples": len(run.train_data.labels),
+        "val_accuracy": done.last_eval.val_accuracy,
+        "val_loss": done.last_eval.val_loss,
         "adapter_bytes": None,
-        "cancelled": cancelled,
+        "cancelled": done.cancelled,
     }
-    if not cancelled:
-        if save_dir is not None:
-            metrics["adapter_bytes"] = artifacts.save(model, spec, list(task.labels), save_dir)
-        metrics.update(measure.inference_metrics(model, spec, val_data, device))
-    return metrics
