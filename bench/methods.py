@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from workers import engine  # noqa: E402
+from workers import classifier, training  # noqa: E402
 from workers.methods import METHODS, validate_run  # noqa: E402
 
 BASELINE = "lora"
@@ -33,14 +33,14 @@ def main():
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = engine.pick_device()
+    device = training.pick_device()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    engine.load_base()  # read once, before any timing
+    classifier.load_base()  # read once, before any timing
     rows = []
     for method in args.methods.split(","):
         spec = validate_run(method, args.task, args.steps, 0, {"eval_every": 0})
         with tempfile.TemporaryDirectory() as folder:
-            m = engine.train(spec, lambda points, evals: True, save_dir=Path(folder) / "run", device=device)
+            m = training.train(spec, lambda points, evals: True, save_dir=Path(folder) / "run", device=device)
         rows.append((method, m))
         print(f"{method}: {m['steps_per_second']} steps/s", file=sys.stderr)
     base = dict(rows)[BASELINE]["steps_per_second"] if BASELINE in dict(rows) else None

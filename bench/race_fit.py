@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from simulations import race_sim  # noqa: E402
-from workers import datasets, engine  # noqa: E402
+from workers import classifier, datasets, training  # noqa: E402
 from workers.methods import METHODS, validate_run  # noqa: E402
 
 KEPT_METRICS = ("trainable_params", "trainable_percent", "total_params", "peak_memory_bytes",
@@ -37,8 +37,8 @@ def main():
     first = ["full", "adapter", "lora", "prompt"]  # the race's default lanes
     parser.add_argument("--methods", default=",".join(first + [m for m in METHODS if m not in first]))
     args = parser.parse_args()
-    device = engine.pick_device()
-    engine.load_base()
+    device = training.pick_device()
+    classifier.load_base()
     about = {"steps": args.steps, "eval_every": args.eval_every, "seed": 0, "date": date.today().isoformat(),
              "note": args.note,
              "device": torch.cuda.get_device_name(device) if device.type == "cuda"
@@ -55,7 +55,7 @@ def main():
                 return True
 
             with tempfile.TemporaryDirectory() as folder:
-                metrics = engine.train(spec, report, save_dir=Path(folder) / "run", device=device)
+                metrics = training.train(spec, report, save_dir=Path(folder) / "run", device=device)
             kept = {k: metrics[k] for k in KEPT_METRICS if k in metrics}
             fits[task][method] = race_sim.fit_lane(method, points, evals, kept)
             print(f"{task}/{method}: loss rmse {fits[task][method].loss.rmse:.3f}, "

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from workers import engine, precision, run_cost  # noqa: E402
+from workers import classifier, datasets, encoding, precision, run_cost, training  # noqa: E402
+from workers.measure import evaluate  # noqa: E402 (by name: measure() below takes the module's)
 from workers.methods import METHODS, validate_run  # noqa: E402
 
 BATCHES = (4, 16, 64)
@@ -53,7 +54,7 @@ def one_run(method: str, task: str, steps: int, batch: int, device) -> tuple[flo
 
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        engine.train(spec, report, save_dir=Path(folder) / "run", device=device)
+        training.train(spec, report, save_dir=Path(folder) / "run", device=device)
         wall = time.perf_counter() - start
     gaps = [b - a for a, b in zip(elapsed[2:-2], elapsed[3:-1])]  # steps 4 .. steps-1
     return wall, statistics.median(gaps)
@@ -62,15 +63,15 @@ def one_run(method: str, task: str, steps: int, batch: int, device) -> tuple[flo
 def one_evaluation(method: str, task: str, device) -> tuple[float, int]:
     """The median of three evaluations of the method's model on the validation split, and its size."""
     spec = validate_run(method, task, 1, 0, {})
-    labels = engine.datasets.load_task(task).labels
-    model = engine.build_model(spec, len(labels), device)
-    _, val = engine.encode_task(task)
+    labels = datasets.load_task(task).labels
+    model = classifier.build_model(spec, len(labels), device)
+    _, val = encoding.encode_task(task)
     compute = precision.training_dtype(device)
     times = []
     for _ in range(3):
         start = time.perf_counter()
         with precision.autocast(device, compute):
-            engine.evaluate(model, val, device)
+            evaluate(model, val, device)
         times.append(time.perf_counter() - start)
     return statistics.median(times), len(val.labels)
 
@@ -102,8 +103,8 @@ def main():
     parser.add_argument("--check", default="lora,full", help="methods whose estimate is checked on a real run")
     parser.add_argument("--write", action="store_true", help="store the fits in workers/data/run_cost.json")
     args = parser.parse_args()
-    device = engine.pick_device()
-    engine.load_base()  # read once, before any timing
+    device = training.pick_device()
+    classifier.load_base()  # read once, before any timing
     one_run("lora", args.task, 8, 8, device)  # warm-up: first-call costs of every kernel
     costs = {}
     for method in args.methods.split(","):
@@ -113,7 +114,7 @@ def main():
     print(f"### Run cost on `{args.task}` ({args.steps} steps at batch {', '.join(map(str, BATCHES))}) — {machine}\n")
     print("| method | fixed (s) | per step (ms) | per example (ms) | per val example (ms) | default run (s) | 2000 steps, batch 256 (min) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    val_size = len(engine.datasets.load_task(args.task).val)
+    val_size = len(datasets.load_task(args.task).val)
     for method, c in costs.items():
         model = run_cost.Cost(**c)
         default = validate_run(method, args.task, 100, 0, {}).params
@@ -129,7 +130,7 @@ def main():
         estimated = run_cost.Cost(**costs[method]).seconds(80, 32, 20, val_size)
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
-            engine.train(spec, lambda points, evals: True, save_dir=Path(folder) / "run", device=device)
+            training.train(spec, lambda points, evals: True, save_dir=Path(folder) / "run", device=device)
             measured = time.perf_counter() - start
         print(f"| {method} | {estimated:.1f} | {measured:.1f} | {measured / estimated:.2f} |")
     if args.write:

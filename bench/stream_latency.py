@@ -282,9 +282,9 @@ def streaming_settings(args) -> tuple[str, str]:
         poll += ("; the worker's signal after each commit (peftlab/runs/notify.py; in the embedded lab a "
                  f"file per run whose size the web process checks every {every.group(1) if every else '?'} s) "
                  "wakes a stream before its poll")
-    engine = (ROOT / "workers" / "engine.py").read_text()
+    engine = (ROOT / "workers" / "training.py").read_text()
     seconds = re.search(r"^FLUSH_SECONDS = ([\d.]+)", engine, re.M)
-    flush = (f"workers/engine.py writes points at least every FLUSH_SECONDS = "
+    flush = (f"workers/training.py writes points at least every FLUSH_SECONDS = "
              f"{seconds.group(1) if seconds else '?'} s and at each evaluation"
              + (", the first step's at once" if "step == 1" in engine else ""))
     return poll, flush

@@ -8,7 +8,7 @@ For each method, three trainers train the same model (all-MiniLM-L6-v2 + a 2-lab
 data (the `sentiment` task's train split; accuracy on its validation split), batch 16, the same
 number of steps, the method's default learning rate from the registry, seed 0:
 
-- lab:  `workers.engine.train` exactly as a worker calls it (eval_every 0: one evaluation, at the end),
+- lab:  `workers.training.train` exactly as a worker calls it (eval_every 0: one evaluation, at the end),
         in the precision PEFTLAB_AUTOCAST gives it (workers/precision.py; set it to compare).
 - hf-a: `transformers.Trainer` as most scripts use it: `AutoModelForSequenceClassification`, peft's
         `get_peft_model` (LoRA / prompt tuning / NF4 + LoRA), fp32, `DataCollatorWithPadding`, random
@@ -29,7 +29,7 @@ attention (`_scaled_dot_product_flash_attention_for_cpu`), which FlopCounterMode
 is counted with its own formula for SDPA. The optimizer's element-wise work is not counted (it is
 not matmul work). The machine's matmul peak is one 2048² @ 2048² `torch.mm`, best of 5, fp32 and bf16.
 
---levers measures changes to the lab's engine one at a time (workers/engine.py is not edited: each
+--levers measures changes to the lab's engine one at a time (the engine's modules are not edited: each
 lever is patched in for one run and restored).
 """
 import argparse
@@ -55,7 +55,8 @@ from torch import nn  # noqa: E402
 from torch.utils import flop_counter  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
-from workers import adapters, base_model, engine, packing, precision, quantize  # noqa: E402
+from workers import (adapters, base_model, classifier, constants, datasets, encoding, measure,  # noqa: E402
+                     packing, precision, quantize, training)
 from workers.methods import validate_run  # noqa: E402
 
 TASK = "sentiment"
@@ -173,10 +174,10 @@ def _sync(device):
 def lab_batches(spec) -> list[tuple[int, int, int]]:
     """(rows, padded width, real tokens) of the batches train() computes, from the same stream:
     packed (workers/packing.py) for the methods the engine packs, else padded."""
-    data, _ = engine.encode_task(spec.task)
-    data = engine.train_subset(data, spec.params.get("train_examples"), spec.seed)
-    stream = engine.batches(data, min(spec.params["batch_size"], len(data.labels)), spec.seed)
-    pad_id = engine.load_base().tokenizer.pad_token_id
+    data, _ = encoding.encode_task(spec.task)
+    data = encoding.train_subset(data, spec.params.get("train_examples"), spec.seed)
+    stream = encoding.batches(data, min(spec.params["batch_size"], len(data.labels)), spec.seed)
+    pad_id = classifier.load_base().tokenizer.pad_token_id
     out = []
     for _ in range(spec.steps):
         ids, labels = next(stream)
@@ -197,11 +198,11 @@ def run_lab(method: str, steps: int, warmup: int, device, count_flops: bool = Tr
         return True
 
     with tempfile.TemporaryDirectory() as folder:
-        metrics = engine.train(spec, report, save_dir=Path(folder) / "run", device=device)
+        metrics = training.train(spec, report, save_dir=Path(folder) / "run", device=device)
     result = _timing(times, lab_batches(spec), warmup)
     result.update(trainer="lab", trainable=metrics["trainable_params"], val_accuracy=metrics["val_accuracy"])
     if count_flops:
-        model = engine.build_model(spec, len(engine.datasets.load_task(TASK).labels), device)
+        model = classifier.build_model(spec, len(datasets.load_task(TASK).labels), device)
         result["flops"], result["fit_error"] = flops_of_steps(model, result["shapes"], device)
         del model
     return result
@@ -236,8 +237,8 @@ class RecordingCollator:
 
 def hf_dataset(tokenizer) -> list[dict]:
     """The train split tokenized once, up front, as a plain list (the `datasets` library is not installed)."""
-    task = engine.datasets.load_task(TASK)
-    encoded = tokenizer([e.text for e in task.train], truncation=True, max_length=engine.MAX_TOKENS)
+    task = datasets.load_task(TASK)
+    encoded = tokenizer([e.text for e in task.train], truncation=True, max_length=constants.MAX_TOKENS)
     return [{**{k: encoded[k][i] for k in encoded}, "label": e.label} for i, e in enumerate(task.train)]
 
 
@@ -297,12 +298,12 @@ def run_hf(method: str, steps: int, warmup: int, device, best_flags: bool) -> di
         with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its summary dict; the table owns stdout
             trainer.train()
     result = _timing(times, collator.batches, warmup)
-    result.update(trainer="hf-b" if best_flags else "hf-a", trainable=engine.count_params(model)[0])
+    result.update(trainer="hf-b" if best_flags else "hf-a", trainable=measure.count_params(model)[0])
     # FLOPs before the evaluation: a bitsandbytes 4-bit layer may repack its weight for inference
     # the first time it runs in eval mode without grad (see workers/quantize.py).
     result["flops"], result["fit_error"] = flops_of_steps(model, result["shapes"], device)
-    _, val = engine.encode_task(TASK)
-    result["val_accuracy"] = engine.evaluate(model, val, device)[1]  # as the lab evaluates
+    _, val = encoding.encode_task(TASK)
+    result["val_accuracy"] = measure.evaluate(model, val, device)[1]  # as the lab evaluates
     del trainer, model
     return result
 
@@ -310,7 +311,7 @@ def run_hf(method: str, steps: int, warmup: int, device, best_flags: bool) -> di
 # --- levers: one change to the lab's engine at a time ------------------------------------------
 
 def grouped_batches(data, batch_size, seed, group=8):
-    """engine.batches, but every `group` batches' worth of an epoch's shuffled examples are sorted
+    """encoding.batches, but every `group` batches' worth of an epoch's shuffled examples are sorted
     by length, cut into batches, and those batches shuffled: far less padding (8 % of the tokens
     instead of 32 % on sentiment at batch 16), but batches of similar lengths."""
     rng = random.Random(seed)
@@ -343,7 +344,7 @@ def adamw(**flags):
 
 
 class NoActivationMeter:
-    """engine.ActivationMeter without the saved-tensor hooks (the CPU peak loses its activations)."""
+    """measure.ActivationMeter without the saved-tensor hooks (the CPU peak loses its activations)."""
 
     def __init__(self, model):
         self.peak = 0
@@ -359,7 +360,7 @@ def unfrozen_base():
     """Counterfactual: the base keeps requires_grad=True (autograd computes its gradients), while
     the optimizer still gets only the method's parameters, as if the builders did not freeze it."""
     built = {}
-    build, make = engine.build_model, engine.make_optimizer
+    build, make = classifier.build_model, training.make_optimizer
 
     def build_model(spec, num_labels, device):
         built["model"] = build(spec, num_labels, device)
@@ -372,7 +373,7 @@ def unfrozen_base():
                 p.requires_grad_(True)
         return optimizer
 
-    return [(engine, "build_model", build_model), (engine, "make_optimizer", make_optimizer)]
+    return [(classifier, "build_model", build_model), (training, "make_optimizer", make_optimizer)]
 
 
 def rows_of(row_tokens: int):
@@ -393,11 +394,11 @@ def lever_patches() -> dict[str, list]:
     device multiplies bf16 natively and fp32 elsewhere), or its packed rows' width changed."""
     return {
         "baseline (engine as is)": [],
-        "length groups of 8 batches": [(engine, "batches", grouped_batches)],
-        "AdamW for-loop (not fused)": [(engine, "make_optimizer", adamw(foreach=False))],
-        "AdamW foreach (not fused)": [(engine, "make_optimizer", adamw(foreach=True))],
-        "activation meter on every step": [(engine.ActivationMeter, "step", every_step_meter)],
-        "no activation meter": [(engine, "ActivationMeter", NoActivationMeter)],
+        "length groups of 8 batches": [(encoding, "batches", grouped_batches)],
+        "AdamW for-loop (not fused)": [(training, "make_optimizer", adamw(foreach=False))],
+        "AdamW foreach (not fused)": [(training, "make_optimizer", adamw(foreach=True))],
+        "activation meter on every step": [(measure.ActivationMeter, "step", every_step_meter)],
+        "no activation meter": [(measure, "ActivationMeter", NoActivationMeter)],
         "base not frozen (counterfactual)": unfrozen_base(),
         "bf16 autocast (PEFTLAB_AUTOCAST=bf16)": [(precision, "choice", lambda: "bf16")],
         "fp32 (PEFTLAB_AUTOCAST=off)": [(precision, "choice", lambda: "off")],
@@ -447,9 +448,9 @@ def run_levers(methods: list[str], steps: int, warmup: int, device, only: str = 
 
 
 def tokenize_cost() -> float:
-    """Seconds to tokenize the task once (what engine.encode_task caches per process)."""
+    """Seconds to tokenize the task once (what encoding.encode_task caches per process)."""
     start = time.perf_counter()
-    engine._encode(engine.datasets.load_task(TASK))
+    encoding._encode(datasets.load_task(TASK))
     return time.perf_counter() - start
 
 
@@ -527,9 +528,9 @@ def main():
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    device = engine.pick_device()
-    engine.load_base()  # read once, before any timing
-    engine.encode_task(TASK)
+    device = training.pick_device()
+    classifier.load_base()  # read once, before any timing
+    encoding.encode_task(TASK)
     started = time.perf_counter()
     peaks, sizes, runs = {}, {}, {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
@@ -561,8 +562,8 @@ def main():
     if args.levers or args.only_levers:
         lever_rows = run_levers(args.lever_methods.split(","), args.steps, warmup, device, args.lever_names)
         out += ["### Levers inside the lab's engine", "",
-                f"Each row is `engine.train` with one change patched in (workers/engine.py itself unchanged). "
-                f"Tokenizing: `engine.encode_task` already tokenizes a shipped task once per process "
+                f"Each row is `training.train` with one change patched in (the engine's modules themselves unchanged). "
+                f"Tokenizing: `encoding.encode_task` already tokenizes a shipped task once per process "
                 f"({1000 * tokenize_cost():.0f} ms for `{TASK}`, never inside the loop).", "",
                 lever_table(lever_rows), ""]
     out.append(f"Whole benchmark: {time.perf_counter() - started:.0f} s.")

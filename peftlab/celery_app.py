@@ -66,9 +66,9 @@ def _in_each_child(**_):
         torch.set_num_threads(settings.PEFTLAB_TORCH_THREADS)
     import threading
 
-    from workers import engine
+    from workers import classifier
 
-    threading.Thread(target=engine.warm_up, name="warm-up", daemon=True).start()
+    threading.Thread(target=classifier.warm_up, name="warm-up", daemon=True).start()
 
 
 @signals.worker_shutting_down.connect

@@ -44,7 +44,7 @@ def load_trained(directory: Path, device=None):
     import torch
     from safetensors.torch import load_file
 
-    from workers import builders, engine
+    from workers import builders, classifier
 
     manifest = json.loads((directory / MANIFEST).read_text())
     spec = RunSpec(method=manifest["method"], task=manifest["task"], steps=manifest["steps"],
@@ -55,7 +55,7 @@ def load_trained(directory: Path, device=None):
         from transformers import BertForSequenceClassification
 
         return BertForSequenceClassification.from_pretrained(directory).to(device)
-    model = engine.build_classifier(num_labels, spec.seed)
+    model = classifier.build_classifier(num_labels, spec.seed)
     if spec.method in builders.PEFT_METHODS:
         from peft import PeftModel
 

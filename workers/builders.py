@@ -1,6 +1,6 @@
 """How each method of the registry (methods.py) turns the base classifier into what it trains.
 
-Every builder takes the fresh classifier from engine.build_classifier, the validated RunSpec and
+Every builder takes the fresh classifier from classifier.build_classifier, the validated RunSpec and
 the device, and returns the model with exactly the method's parameters requiring grad. peft
 builds the methods it has and that work on this encoder; the lab's own modules build the others
 (adapters.py, bitfit.py, prefix.py).

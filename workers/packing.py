@@ -1,6 +1,6 @@
 """Packed (unpadded) training batches: the same examples, in the same batch, without padding.
 
-engine.collate pads every sequence of a batch to the batch's longest; on the `sentiment` task a
+encoding.collate pads every sequence of a batch to the batch's longest; on the `sentiment` task a
 third of the tokens the model computes are then padding. Grouping batches by length pads less but
 changes which examples share a batch (and learned worse here). Packing keeps each batch as it is
 and removes the padding instead:

@@ -2,10 +2,10 @@
 
 `transformers` builds a QLoRA base with `from_pretrained(..., quantization_config=BitsAndBytesConfig(
 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True))`, but that reads the
-weights from disk on every run. Here the fp32 model that `engine.build_classifier` made from the
+weights from disk on every run. Here the fp32 model that `classifier.build_classifier` made from the
 cached encoder is quantized in place instead:
 
-    model = quantize_4bit(engine.build_classifier(n, seed), compute_dtype, device)
+    model = quantize_4bit(classifier.build_classifier(n, seed), compute_dtype, device)
     model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, ...))
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], lr, device)
 
@@ -34,7 +34,7 @@ in its plain `Linear` LoRA layer, which trains but whose merge fails (it adds th
 the packed (out·in/2)×1 uint8 data: a size mismatch).
 
 A CPU quirk of bitsandbytes 0.50 that this module switches off: on a CPU with AVX512-BF16,
-`Linear4bit.forward` in eval mode without grad (what `engine.evaluate` does) permanently repacks
+`Linear4bit.forward` in eval mode without grad (what `measure.evaluate` does) permanently repacks
 its weight into a layout for bitsandbytes' CPU inference kernel, dequantizing the double-quantized
 absmax into bf16 (the state stops being `nested`, and holds more bytes). After that, eval logits
 differ from the training path's (≈4e-4), and a training forward fails ("a view of a leaf Variable

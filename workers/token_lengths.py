@@ -7,8 +7,7 @@ model's tokenizer.json with the `tokenizers` library alone (no torch, no transfo
 from functools import cache
 
 from workers import base_model, datasets
-
-MAX_TOKENS = 128  # the engine truncates here (workers/engine.py MAX_TOKENS)
+from workers.constants import MAX_TOKENS
 
 
 @cache

@@ -15,7 +15,7 @@ router = Router(tags=["playgrounds"])
 
 RUNS_LIMIT_MAX = 200
 # A run whose metrics hold these was a mergeable method that saved its adapter, measured the
-# merge and predicted the demo sentences (workers/engine.py inference_metrics).
+# merge and predicted the demo sentences (workers/measure.py inference_metrics).
 MERGE_KEYS = ("merge_max_abs_diff", "latency_merged_ms", "adapter_bytes")
 
 

@@ -88,9 +88,9 @@ class RunTask(Task):
 @shared_task(name=lifecycle.TRAIN_TASK, base=RunTask, bind=True, ignore_result=True)
 def train_run(self, run_id: int) -> str:
     """Train the run this message lets start (see lifecycle.claim); return its status."""
-    from workers import engine
+    from workers import training
 
-    device = engine.pick_device()
+    device = training.pick_device()
     claim = lifecycle.claim(run_id, self.request.id or "", str(device))
     if claim is None:
         log.info("message for run %s: nothing to start", run_id)
@@ -110,16 +110,16 @@ def train_run(self, run_id: int) -> str:
 
 
 def _train(claim: Claim, device) -> str:
-    from workers import engine
+    from workers import training
 
     run = Run.objects.get(pk=claim.run_id)
     save_dir = Path(settings.PEFTLAB_ARTIFACTS_DIR) / str(run.pk)
     try:
         # Checked when it was submitted; an uploaded task needs no viewer here.
         spec = validate_run(run.method, run.task, run.steps, run.seed, run.params, may_use_task=ANY_TASK)
-        metrics = engine.train(spec, lifecycle.Reporter(claim, stopping=lambda: _shutting_down), save_dir=save_dir, device=device)
+        metrics = training.train(spec, lifecycle.Reporter(claim, stopping=lambda: _shutting_down), save_dir=save_dir, device=device)
         metrics["trainable_params_predicted"] = predicted_trainable(spec)
-    except (RunRequestError, engine.TrainingError) as exc:
+    except (RunRequestError, training.TrainingError) as exc:
         return finish(claim, Run.FAILED, error=str(exc))
     except SoftTimeLimitExceeded:
         shutil.rmtree(save_dir, ignore_errors=True)

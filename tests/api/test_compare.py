@@ -134,13 +134,6 @@ def test_copying_a_definition_the_lab_does_not_have_fails_loudly():
         notebook.lab_source("bitfit.py", ("apply_bitfit", "nothing_here"))
 
 
-def test_the_constants_restated_from_the_engine_agree_with_it():
-    from workers import engine
-
-    assert notebook.MAX_TOKENS == engine.MAX_TOKENS
-    assert notebook.EVAL_BATCH == engine.EVAL_BATCH
-
-
 def test_the_notebook_is_nbformat_4_and_its_code_cells_run_in_order_as_one_program():
     spec = spec_for("adapter", bottleneck=8)
     nb = notebook.notebook(spec, run_id=3)

@@ -8,7 +8,7 @@ from django.test import Client
 
 from simulations import experiments
 from peftlab.runs.models import Batch, EvalPoint, Point, Run
-from workers import base_model, datasets, engine
+from workers import base_model, datasets, encoding, training
 from workers.methods import RunRequestError, validate_run
 from workers.subsets import balanced_subset
 
@@ -64,15 +64,15 @@ def test_the_subset_refuses_impossible_sizes():
 
 
 def test_the_engine_trains_on_the_subset_and_keeps_the_validation_split():
-    full_train, val = engine.encode_task("sentiment")
-    sub = engine.train_subset(full_train, 32, seed=0)
+    full_train, val = encoding.encode_task("sentiment")
+    sub = encoding.train_subset(full_train, 32, seed=0)
     assert len(sub.labels) == 32 and Counter(sub.labels) == {0: 16, 1: 16}
-    assert engine.train_subset(full_train, None, seed=0) is full_train
+    assert encoding.train_subset(full_train, None, seed=0) is full_train
     spec = validate_run("lora", "sentiment", 2, 0, {"rank": 1, "train_examples": 32, "batch_size": 8,
                                                     "eval_every": 0})
-    metrics = engine.train(spec, lambda points, evals: True)
+    metrics = training.train(spec, lambda points, evals: True)
     assert metrics["train_examples"] == 32
-    assert engine.encode_task("sentiment")[1] is val and len(val.labels) == datasets.load_task("sentiment").val_size
+    assert encoding.encode_task("sentiment")[1] is val and len(val.labels) == datasets.load_task("sentiment").val_size
 
 
 # ---- plans (pure) --------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from workers import adapters, base_model, engine
+from workers import adapters, base_model, classifier, measure
 
 from tests.support.training import logits, mean_loss, sentiment_batches
 
@@ -17,7 +17,7 @@ LR = 1e-2
 
 
 def adapted(bottleneck=BOTTLENECK, seed=0):
-    return adapters.attach_adapters(engine.build_classifier(2, seed=seed), bottleneck, seed=seed)
+    return adapters.attach_adapters(classifier.build_classifier(2, seed=seed), bottleneck, seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def trained():
 
 def test_it_starts_bit_for_bit_at_the_base_model():
     batch = sentiment_batches(8)[0]
-    base = engine.build_classifier(2, seed=0)
+    base = classifier.build_classifier(2, seed=0)
     model = adapted()
     assert torch.equal(logits(model, batch), logits(base, batch))
     assert all(a.up.weight.abs().sum() == 0 and a.up.bias.abs().sum() == 0 for a in adapters._adapters(model))
@@ -65,7 +65,7 @@ def test_it_trains_the_formulas_count_of_parameters(bottleneck):
     dims = base_model.dimensions()
     d, L, labels = dims.hidden, dims.layers, 2
     model = adapted(bottleneck)
-    trainable, total = engine.count_params(model)
+    trainable, total = measure.count_params(model)
     head = d * labels + labels
     # Houlsby: 2 adapters per layer, each down d×m + m and up m×d + d.
     assert trainable == L * 2 * (2 * d * bottleneck + bottleneck + d) + head
@@ -73,7 +73,7 @@ def test_it_trains_the_formulas_count_of_parameters(bottleneck):
     assert {"classifier.weight", "classifier.bias"} <= names
     assert not any(n.startswith("bert.pooler") for n in names)
     assert len([n for n in names if ".adapter." in n]) == L * 2 * 4
-    assert total - trainable == sum(p.numel() for p in engine.load_base().encoder.parameters())
+    assert total - trainable == sum(p.numel() for p in classifier.load_base().encoder.parameters())
 
 
 def test_it_changes_only_adapter_and_head_parameters(trained):
@@ -93,7 +93,7 @@ def test_it_lowers_the_loss_on_sentiment(trained):
 
 def test_it_gives_back_the_base_model_when_disabled_even_after_training(trained):
     batch = trained.batches[0]
-    base = engine.build_classifier(2, seed=0)
+    base = classifier.build_classifier(2, seed=0)
     base.classifier.load_state_dict(trained.model.classifier.state_dict())  # the trained head
     assert not torch.equal(logits(trained.model, batch), logits(base, batch))
     with adapters.adapters_disabled(trained.model):

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from workers import base_model, bitfit, engine
+from workers import base_model, bitfit, classifier, measure
 
 from tests.support.training import logits, mean_loss, sentiment_batches
 
@@ -26,7 +26,7 @@ def expected_names(layers: int) -> set[str]:
 def trained():
     """A BitFit classifier trained STEPS AdamW steps on four sentiment batches."""
     batches = sentiment_batches()
-    model = bitfit.apply_bitfit(engine.build_classifier(2, seed=0))
+    model = bitfit.apply_bitfit(classifier.build_classifier(2, seed=0))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     loss_before = mean_loss(model, batches)
     torch.manual_seed(0)
@@ -44,10 +44,10 @@ def trained():
 def test_it_trains_exactly_the_encoder_biases_and_the_head():
     dims = base_model.dimensions()
     d, f, L, labels = dims.hidden, dims.intermediate, dims.layers, 2
-    model = bitfit.apply_bitfit(engine.build_classifier(2, seed=0))
+    model = bitfit.apply_bitfit(classifier.build_classifier(2, seed=0))
     names = {n for n, p in model.named_parameters() if p.requires_grad}
     assert names == expected_names(L)
-    trainable, _ = engine.count_params(model)
+    trainable, _ = measure.count_params(model)
     # embeddings LN bias + per layer (q,k,v,o biases 4d + attention LN d + FFN in f + FFN out d
     # + output LN d) + pooler bias + head.
     assert trainable == d + L * (4 * d + d + f + d + d) + d + (d * labels + labels)
@@ -56,8 +56,8 @@ def test_it_trains_exactly_the_encoder_biases_and_the_head():
 
 def test_it_starts_at_the_base_model():
     batch = sentiment_batches(8)[0]
-    model = bitfit.apply_bitfit(engine.build_classifier(2, seed=0))
-    assert torch.equal(logits(model, batch), logits(engine.build_classifier(2, seed=0), batch))
+    model = bitfit.apply_bitfit(classifier.build_classifier(2, seed=0))
+    assert torch.equal(logits(model, batch), logits(classifier.build_classifier(2, seed=0), batch))
 
 
 def test_it_changes_only_biases_and_head(trained):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from simulations import params as formulas
-from workers import base_model, datasets, engine
+from workers import base_model, classifier, datasets, encoding, measure, training
 from workers.methods import validate_run
 
 from tests.support.training import poison_head
@@ -30,13 +30,13 @@ def collect():
 
 
 def sample_batch(n=8):
-    train, _ = engine.encode_task("sentiment")
-    return engine.collate(train.ids[:n], train.labels[:n], torch.device("cpu"))
+    train, _ = encoding.encode_task("sentiment")
+    return encoding.collate(train.ids[:n], train.labels[:n], torch.device("cpu"))
 
 
 def test_it_lowers_the_loss_on_sentiment():
     points, report = collect()
-    metrics = engine.train(lora_spec(steps=60, lr=3e-3, eval_every=0), report)
+    metrics = training.train(lora_spec(steps=60, lr=3e-3, eval_every=0), report)
     first = sum(p.loss for p in points[:10]) / 10
     last = sum(p.loss for p in points[-10:]) / 10
     assert [p.step for p in points] == list(range(1, 61))
@@ -49,12 +49,12 @@ def test_it_lowers_the_loss_on_sentiment():
 @pytest.mark.parametrize("rank", [1, 8])
 def test_it_counts_trainable_parameters_as_the_formula_and_peft_do(targets, rank):
     spec = lora_spec(rank=rank, target_modules=targets)
-    model = engine.apply_method(engine.build_classifier(2, 0), spec)
+    model = classifier.apply_method(classifier.build_classifier(2, 0), spec)
     dims = base_model.dimensions()
     shapes = [s for t in targets for s in dims.target_shapes(t)]
     head = formulas.classifier_head_params(dims.hidden, 2)
     expected = formulas.lora_model_params(shapes, dims.layers, rank, head)
-    trainable, _ = engine.count_params(model)
+    trainable, _ = measure.count_params(model)
     peft_trainable, _ = model.get_nb_trainable_parameters()
     assert trainable == peft_trainable == expected
     if targets == ["query", "value"]:
@@ -63,7 +63,7 @@ def test_it_counts_trainable_parameters_as_the_formula_and_peft_do(targets, rank
 
 
 def test_it_starts_exactly_at_the_base_model_because_b_is_zero():
-    model = engine.apply_method(engine.build_classifier(2, 0), lora_spec(rank=8)).eval()
+    model = classifier.apply_method(classifier.build_classifier(2, 0), lora_spec(rank=8)).eval()
     batch = sample_batch()
     with torch.no_grad():
         adapted = model(**batch).logits
@@ -76,7 +76,7 @@ def test_it_starts_exactly_at_the_base_model_because_b_is_zero():
 
 def test_it_changes_only_lora_and_head_parameters():
     spec = lora_spec(steps=5, rank=4)
-    model = engine.apply_method(engine.build_classifier(2, 0), spec)
+    model = classifier.apply_method(classifier.build_classifier(2, 0), spec)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model.train()
@@ -93,31 +93,31 @@ def test_it_changes_only_lora_and_head_parameters():
 
 
 def test_it_pads_each_batch_only_to_its_longest_sequence():
-    train, _ = engine.encode_task("sentiment")
+    train, _ = encoding.encode_task("sentiment")
     lengths = [len(x) for x in train.ids]
     short = sorted(range(len(lengths)), key=lengths.__getitem__)[:4]
-    batch = engine.collate([train.ids[i] for i in short], [train.labels[i] for i in short], "cpu")
+    batch = encoding.collate([train.ids[i] for i in short], [train.labels[i] for i in short], "cpu")
     assert batch["input_ids"].shape[1] == max(lengths[i] for i in short) < max(lengths)
     assert batch["attention_mask"].sum() == sum(lengths[i] for i in short)
 
 
 def test_each_epoch_draws_every_full_batch_once_and_the_next_epoch_reshuffles():
-    train, _ = engine.encode_task("sentiment")
+    train, _ = encoding.encode_task("sentiment")
     size = 16
     epoch = len(train.labels) // size
-    stream = engine.batches(train, size, seed=3)
+    stream = encoding.batches(train, size, seed=3)
     drawn = [next(stream) for _ in range(2 * epoch)]
     first = sorted(map(tuple, (ids for batch, _ in drawn[:epoch] for ids in batch)))
     assert all(len(batch) == size for batch, _ in drawn)
     assert first == sorted(map(tuple, train.ids))  # 800 examples: every one once
-    again = engine.batches(train, size, seed=3)
+    again = encoding.batches(train, size, seed=3)
     assert [next(again) for _ in range(2 * epoch)] == drawn
     assert drawn[epoch:] != drawn[:epoch]
 
 
 def test_it_reads_the_base_weights_from_disk_once_per_process(monkeypatch):
-    engine.load_base()
-    loads = engine.disk_loads
+    classifier.load_base()
+    loads = classifier.disk_loads
 
     def no_disk(*args, **kwargs):
         raise AssertionError("the base model was read from disk again")
@@ -125,9 +125,9 @@ def test_it_reads_the_base_weights_from_disk_once_per_process(monkeypatch):
     import transformers
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", no_disk)
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", no_disk)
-    engine.train(lora_spec(steps=2), collect()[1])
-    engine.train(lora_spec(steps=2, rank=2), collect()[1])
-    assert engine.disk_loads == loads == 1
+    training.train(lora_spec(steps=2), collect()[1])
+    training.train(lora_spec(steps=2, rank=2), collect()[1])
+    assert classifier.disk_loads == loads == 1
 
 
 def test_a_run_that_arrives_while_the_warm_up_reads_waits_for_that_read(monkeypatch):
@@ -139,12 +139,12 @@ def test_a_run_that_arrives_while_the_warm_up_reads_waits_for_that_read(monkeypa
         time.sleep(0.3)
         return object()
 
-    monkeypatch.setattr(engine, "_read_base", slow_read)
-    warming = threading.Thread(target=engine.warm_up, name="warm-up")
+    monkeypatch.setattr(classifier, "_read_base", slow_read)
+    warming = threading.Thread(target=classifier.warm_up, name="warm-up")
     warming.start()
     while not reads:
         time.sleep(0.01)
-    base = engine.load_base()  # during the read
+    base = classifier.load_base()  # during the read
     warming.join()
     assert reads == ["warm-up"] and base is slow_read()
 
@@ -152,8 +152,8 @@ def test_a_run_that_arrives_while_the_warm_up_reads_waits_for_that_read(monkeypa
 def test_it_gives_the_same_curve_for_the_same_seed():
     first, report1 = collect()
     second, report2 = collect()
-    engine.train(lora_spec(steps=8, dropout=0.1), report1)
-    engine.train(lora_spec(steps=8, dropout=0.1), report2)
+    training.train(lora_spec(steps=8, dropout=0.1), report1)
+    training.train(lora_spec(steps=8, dropout=0.1), report2)
     assert [p.loss for p in first] == [p.loss for p in second]
 
 
@@ -164,26 +164,26 @@ def test_it_stops_when_the_report_says_cancel():
         calls.append(batch)
         return False
 
-    metrics = engine.train(lora_spec(steps=500), cancel_at_once)
+    metrics = training.train(lora_spec(steps=500), cancel_at_once)
     assert metrics["cancelled"] is True
     assert len(calls) == 1 and calls[0][-1].step < 500
 
 
 def test_it_fails_with_a_readable_message_when_the_loss_is_not_finite(monkeypatch):
     poison_head(monkeypatch)
-    with pytest.raises(engine.TrainingError, match="loss became nan at step 1; try a smaller learning rate"):
-        engine.train(lora_spec(steps=3), collect()[1])
+    with pytest.raises(training.TrainingError, match="loss became nan at step 1; try a smaller learning rate"):
+        training.train(lora_spec(steps=3), collect()[1])
 
 
 def test_it_saves_the_adapter_and_reports_its_size(tmp_path):
-    metrics = engine.train(lora_spec(steps=2), collect()[1], save_dir=tmp_path / "run")
+    metrics = training.train(lora_spec(steps=2), collect()[1], save_dir=tmp_path / "run")
     files = {p.name: p.stat().st_size for p in (tmp_path / "run").iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "peftlab.json"} <= set(files)
     assert metrics["adapter_bytes"] == sum(files.values())
 
 
 def test_it_measures_time_memory_and_accuracy():
-    metrics = engine.train(lora_spec(steps=5), collect()[1])
+    metrics = training.train(lora_spec(steps=5), collect()[1])
     assert metrics["train_seconds"] > 0 and metrics["steps_per_second"] > 0
     assert metrics["peak_memory_bytes"] > 0
     assert 0.0 <= metrics["val_accuracy"] <= 1.0
@@ -195,7 +195,7 @@ def test_it_counts_the_base_encoder_as_the_formula_does():
     dims = base_model.dimensions()
     expected = formulas.bert_encoder_params(dims.vocab, dims.max_positions, dims.token_types,
                                             dims.hidden, dims.intermediate, dims.layers)
-    assert sum(p.numel() for p in engine.load_base().encoder.parameters()) == expected
+    assert sum(p.numel() for p in classifier.load_base().encoder.parameters()) == expected
     assert round(expected / 1e6, 1) == 22.7  # the model card's 22.7M for all-MiniLM-L6-v2
 
 
@@ -203,12 +203,12 @@ def test_on_cuda_the_peak_leaves_out_what_the_process_held_before_the_run(monkey
     # The allocator's figures stand in for a GPU's: 100 bytes held from before, cuBLAS's
     # workspaces 65 more, a peak of 1,165 during the run.
     allocated = {"bytes": 100}
-    monkeypatch.setattr(engine, "_allocate_cublas_workspaces", lambda device: allocated.update(bytes=165))
-    monkeypatch.setattr(engine.gc, "collect", lambda: allocated.update(collected=True))
+    monkeypatch.setattr(measure, "_allocate_cublas_workspaces", lambda device: allocated.update(bytes=165))
+    monkeypatch.setattr(measure.gc, "collect", lambda: allocated.update(collected=True))
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: allocated["bytes"])
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: None)
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: 1165)
-    memory = engine.PeakMemory(torch.device("cuda"))
+    memory = measure.PeakMemory(torch.device("cuda"))
     with memory:
         pass
     assert allocated["collected"]
@@ -216,8 +216,8 @@ def test_on_cuda_the_peak_leaves_out_what_the_process_held_before_the_run(monkey
 
 
 def test_it_counts_activation_memory_that_grows_with_the_batch():
-    small = engine.train(lora_spec(steps=2, batch_size=4), collect()[1])
-    large = engine.train(lora_spec(steps=2, batch_size=32), collect()[1])
+    small = training.train(lora_spec(steps=2, batch_size=4), collect()[1])
+    large = training.train(lora_spec(steps=2, batch_size=32), collect()[1])
     acts_small = small["memory_breakdown"]["activations"]
     acts_large = large["memory_breakdown"]["activations"]
     assert 0 < acts_small < acts_large

@@ -4,7 +4,7 @@ import pytest
 
 from simulations import memory
 from workers.base_model import memory_model as minilm
-from workers import engine, precision, token_lengths
+from workers import encoding, measure, precision, token_lengths, training
 from workers.methods import METHODS, validate_run
 
 
@@ -72,8 +72,7 @@ def test_it_refuses_what_it_cannot_predict():
 
 
 def test_the_token_length_reader_agrees_with_the_engine():
-    assert token_lengths.MAX_TOKENS == engine.MAX_TOKENS
-    train, _ = engine.encode_task("sentiment")
+    train, _ = encoding.encode_task("sentiment")
     assert token_lengths.longest_train_example("sentiment") == max(len(ids) for ids in train.ids)
 
 
@@ -88,13 +87,13 @@ def test_the_prediction_matches_the_engines_measured_peak(method, autocast, monk
     activations alone within 25 % (autograd keeps a few tensors the formula does not name: the
     embeddings' LayerNorm input, reshaped copies)."""
     # The validation pass at the end runs without gradients: it adds nothing to the peak.
-    monkeypatch.setattr(engine, "evaluate", lambda *args: (0.0, 0.0))
+    monkeypatch.setattr(measure, "evaluate", lambda *args: (0.0, 0.0))
     monkeypatch.setenv(precision.SETTING, autocast)
     spec = validate_run(method, "sentiment", 1, 0, {"batch_size": 8, "eval_every": 0})
-    train, _ = engine.encode_task("sentiment")
-    stream = engine.batches(train, 8, spec.seed)
+    train, _ = encoding.encode_task("sentiment")
+    stream = encoding.batches(train, 8, spec.seed)
     width = max(max(len(ids) for ids in next(stream)[0]) for _ in range(spec.steps))
-    measured = engine.train(spec, lambda points, evals: False)  # stop at the end: no save, no latency
+    measured = training.train(spec, lambda points, evals: False)  # stop at the end: no save, no latency
     got = measured["memory_breakdown"]
     assert measured["precision"] == {"off": precision.FP32, "bf16": precision.BF16}[autocast]
     pred = memory.lab_run_prediction(minilm(), method, spec.params, 2, seq=width, precision=measured["precision"])

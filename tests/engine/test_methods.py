@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from simulations import params as formulas
-from workers import artifacts, base_model, datasets, engine
+from workers import artifacts, base_model, classifier, datasets, encoding, measure, training
 from workers.methods import METHODS, validate_run
 
 pytestmark = pytest.mark.slow
@@ -38,8 +38,8 @@ def spec_for(method, steps=6, **params):
 
 
 def fixed_batch(n=64):
-    train, _ = engine.encode_task("sentiment")
-    return engine.collate(train.ids[-n:], train.labels[-n:], CPU)
+    train, _ = encoding.encode_task("sentiment")
+    return encoding.collate(train.ids[-n:], train.labels[-n:], CPU)
 
 
 def logits(model, batch):
@@ -66,7 +66,7 @@ def trained(request, tmp_path_factory):
     method = request.param
     spec = spec_for(method, steps=6)
     torch.manual_seed(0)
-    model = engine.build_model(spec, 2, CPU)
+    model = classifier.build_model(spec, 2, CPU)
     before = snapshot(model)
     batch, train_batch = fixed_batch(), fixed_batch(16)
     start_loss, start_logits = loss_on(model, train_batch), logits(model, batch)
@@ -97,14 +97,14 @@ def test_it_changes_only_what_the_method_trains(trained):
 
 def test_it_trains_as_many_parameters_as_the_formula_says(trained):
     spec = trained["spec"]
-    counted, total = engine.count_params(trained["model"])
+    counted, total = measure.count_params(trained["model"])
     assert counted == formulas.trainable_params(spec.method, spec.params, base_model.dimensions(), 2)
     assert total >= 22_000_000
 
 
 def test_it_starts_exactly_at_the_base_model_unless_it_adds_tokens(trained):
     method = trained["method"]
-    base = engine.build_classifier(2, 0)
+    base = classifier.build_classifier(2, 0)
     if method == "qlora":
         from workers import quantize
 
@@ -118,7 +118,7 @@ def test_it_saves_what_it_trained_and_loads_it_back(trained):
     size = artifacts.save(model, spec, ["negative", "positive"], trained["folder"])
     loaded = artifacts.load_trained(trained["folder"])
     assert torch.allclose(logits(loaded, trained["batch"]), logits(model, trained["batch"]), atol=1e-5)
-    trainable, _ = engine.count_params(model)
+    trainable, _ = measure.count_params(model)
     if spec.method not in ("full",):
         # What ships is about the trained numbers, 4 bytes each, not a copy of the model.
         assert size < 4 * trainable + 200_000
@@ -126,7 +126,7 @@ def test_it_saves_what_it_trained_and_loads_it_back(trained):
 
 @pytest.mark.parametrize("method", ["lora", "dora"])
 def test_it_merges_and_unmerges_without_changing_the_outputs(method):
-    model = engine.build_model(spec_for(method, rank=4), 2, CPU)
+    model = classifier.build_model(spec_for(method, rank=4), 2, CPU)
     layer = model.base_model.model.bert.encoder.layer[0].attention.self.query
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -147,11 +147,11 @@ def test_qlora_keeps_its_base_in_nf4_with_double_quantisation_below_fp32():
 
     from workers import quantize
 
-    model = engine.build_model(spec_for("qlora"), 2, CPU)
+    model = classifier.build_model(spec_for("qlora"), 2, CPU)
     query = model.base_model.model.bert.encoder.layer[0].attention.self.query.base_layer
     assert isinstance(query, bnb.nn.Linear4bit)
     assert query.weight.quant_type == "nf4" and query.weight.quant_state.nested
-    fp32 = engine.build_model(spec_for("lora"), 2, CPU)
+    fp32 = classifier.build_model(spec_for("lora"), 2, CPU)
     assert quantize.base_weight_bytes(model) < quantize.base_weight_bytes(fp32)
 
 
@@ -164,7 +164,7 @@ def test_it_measures_a_whole_run(method, tmp_path):
         return True
 
     spec = validate_run(method, "topic", 4, 1, {"eval_every": 2})
-    metrics = engine.train(spec, report, save_dir=tmp_path)
+    metrics = training.train(spec, report, save_dir=tmp_path)
     assert [e.step for e in evals] == [2, 4]
     assert metrics["val_accuracy"] == evals[-1].val_accuracy
     assert metrics["peak_memory_bytes"] > metrics["memory_breakdown"]["params"] > 0

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from simulations import params as formulas
-from workers import base_model, datasets, engine, methods, notebook, precision
+from workers import base_model, datasets, methods, notebook, precision, training
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def test_the_generated_lora_script_of_a_run_in_the_other_precision_gives_its_los
     bf16 = precision.training_dtype(torch.device("cpu"), "auto") is None
     monkeypatch.setenv(precision.SETTING, "bf16" if bf16 else "off")
     losses = []
-    metrics = engine.train(spec, lambda points, evals: losses.extend(p.loss for p in points) or True)
+    metrics = training.train(spec, lambda points, evals: losses.extend(p.loss for p in points) or True)
     text = notebook.script(spec, run_id=1, metrics=metrics)
     assert f"AUTOCAST = {bf16}" in text
     assert f"training steps in {'bf16 autocast' if bf16 else 'fp32'}" in text

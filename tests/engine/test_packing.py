@@ -5,7 +5,7 @@ sequence is read at its own [CLS]."""
 import pytest
 import torch
 
-from workers import engine, packing
+from workers import classifier, encoding, measure, packing, training
 from workers.methods import METHODS, validate_run
 
 pytestmark = pytest.mark.slow
@@ -16,13 +16,13 @@ ONE_ROW = 10 ** 6  # row_tokens above any batch: the whole batch in one row
 
 
 def pad_id():
-    return engine.load_base().tokenizer.pad_token_id
+    return classifier.load_base().tokenizer.pad_token_id
 
 
 def a_batch(size=16, skip=0):
     """A batch train() draws (the engine's own stream), lengths mixed as they come."""
-    train, _ = engine.encode_task("sentiment")
-    stream = engine.batches(train, size, seed=0)
+    train, _ = encoding.encode_task("sentiment")
+    stream = encoding.batches(train, size, seed=0)
     for _ in range(skip):
         next(stream)
     return next(stream)
@@ -82,7 +82,7 @@ def padded_and_packed(model, ids, labels, row_tokens):
         if packed:
             loss, logits = packing.forward(model, packing.pack(ids, labels, CPU, pad_id(), row_tokens))
         else:
-            result = model(**engine.collate(ids, labels, CPU))
+            result = model(**encoding.collate(ids, labels, CPU))
             loss, logits = result.loss, result.logits
         loss.backward()
         out.append((loss.detach(), logits.detach(), {n: p.grad.clone() for n, p in params}))
@@ -93,7 +93,7 @@ def padded_and_packed(model, ids, labels, row_tokens):
 def model(request):
     spec = validate_run(request.param, "sentiment", 1, 0, {})
     torch.manual_seed(0)
-    built = perturbed(engine.build_model(spec, 2, CPU))
+    built = perturbed(classifier.build_model(spec, 2, CPU))
     # Dropout off (its masks are random draws that differ with the layout); gradients still on.
     return built.eval()
 
@@ -113,7 +113,7 @@ def test_packed_logits_loss_and_gradients_are_the_padded_ones(model, row_tokens)
 
 def test_the_eager_attention_gets_an_additive_mask_and_the_same_logits():
     spec = validate_run("full", "sentiment", 1, 0, {})
-    built = engine.build_model(spec, 2, CPU).eval()
+    built = classifier.build_model(spec, 2, CPU).eval()
     built.set_attn_implementation("eager")
     assert built.bert.config._attn_implementation == "eager"
     ids, labels = a_batch(skip=5)
@@ -141,12 +141,12 @@ def test_train_packs_where_the_method_allows_and_counts_real_tokens(method, monk
         return real_pack(*args, **kwargs)
 
     monkeypatch.setattr(packing, "pack", spying_pack)
-    monkeypatch.setattr(engine, "evaluate", lambda *args: (0.0, 0.0))
+    monkeypatch.setattr(measure, "evaluate", lambda *args: (0.0, 0.0))
     spec = validate_run(method, "sentiment", 3, 0, {"eval_every": 0})
-    metrics = engine.train(spec, lambda points, evals: True)
+    metrics = training.train(spec, lambda points, evals: True)
     assert len(calls) == (3 if method in packing.PACKABLE else 0)
-    train, _ = engine.encode_task("sentiment")
-    stream = engine.batches(train, 16, spec.seed)
+    train, _ = encoding.encode_task("sentiment")
+    stream = encoding.batches(train, 16, spec.seed)
     real = sum(len(x) for _ in range(3) for x in next(stream)[0])
     assert metrics["tokens_per_second"] * metrics["train_seconds"] == pytest.approx(real, rel=0.01)
     assert metrics["memory_breakdown"]["activations"] > 0

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from peftlab.runs import checks
-from workers import engine, precision
+from workers import classifier, precision, training
 from workers.methods import validate_run
 
 
@@ -49,9 +49,9 @@ def test_an_unknown_setting_is_refused_by_manage_py_check_and_by_the_engine(monk
 
 
 def linear_outputs(monkeypatch) -> list[tuple[bool, torch.dtype]]:
-    """(training?, output dtype) of every linear layer's forward pass in the next engine.train."""
+    """(training?, output dtype) of every linear layer's forward pass in the next training.train."""
     seen = []
-    build = engine.build_model
+    build = classifier.build_model
 
     def build_model(*args, **kwargs):
         model = build(*args, **kwargs)
@@ -60,7 +60,7 @@ def linear_outputs(monkeypatch) -> list[tuple[bool, torch.dtype]]:
                 module.register_forward_hook(lambda m, i, out: seen.append((m.training, out.dtype)))
         return model
 
-    monkeypatch.setattr(engine, "build_model", build_model)
+    monkeypatch.setattr(classifier, "build_model", build_model)
     return seen
 
 
@@ -70,7 +70,7 @@ def test_under_bf16_the_training_steps_multiply_in_bf16_and_evaluation_stays_fp3
     monkeypatch.setenv(precision.SETTING, "bf16")
     seen = linear_outputs(monkeypatch)
     losses = []
-    metrics = engine.train(validate_run(method, "sentiment", 2, 0, {}),
+    metrics = training.train(validate_run(method, "sentiment", 2, 0, {}),
                            lambda points, evals: losses.extend(p.loss for p in points) or True)
     assert metrics["precision"] == "bf16 autocast"
     assert {dtype for training, dtype in seen if training} == {torch.bfloat16}
@@ -85,7 +85,7 @@ def test_under_bf16_a_frozen_weight_is_cast_once_per_run_and_the_losses_do_not_c
 
     def losses():
         out = []
-        engine.train(spec, lambda points, evals: out.extend(p.loss for p in points) or True)
+        training.train(spec, lambda points, evals: out.extend(p.loss for p in points) or True)
         return out
 
     called, cast = [], precision.cast_frozen_weights_once

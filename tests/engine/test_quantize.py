@@ -8,7 +8,7 @@ import torch
 from peft import LoraConfig, TaskType, get_peft_model
 from torch import nn
 
-from workers import base_model, engine
+from workers import base_model, classifier, encoding
 from workers import quantize as q4
 
 pytestmark = pytest.mark.slow
@@ -26,13 +26,13 @@ def lora(model, targets=("query", "value"), rank=8):
 
 
 def quantized(seed=0):
-    return q4.quantize_4bit(engine.build_classifier(2, seed), torch.float32, CPU)
+    return q4.quantize_4bit(classifier.build_classifier(2, seed), torch.float32, CPU)
 
 
 @pytest.fixture(scope="module")
 def batch():
-    train, _ = engine.encode_task("sentiment")
-    return engine.collate(train.ids[:16], train.labels[:16], CPU)
+    train, _ = encoding.encode_task("sentiment")
+    return encoding.collate(train.ids[:16], train.labels[:16], CPU)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -108,7 +108,7 @@ def test_it_replaces_every_encoder_linear_with_nf4_double_quantized_linear4bit()
     assert bert.embeddings.word_embeddings.weight.dtype == torch.float32
     assert sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()) == 6 * len(LINEARS_PER_LAYER)
     # The cached encoder that the next run copies is still the fp32 one.
-    cached = engine.load_base().encoder.encoder.layer[0].attention.self.query
+    cached = classifier.load_base().encoder.encoder.layer[0].attention.self.query
     assert type(cached) is nn.Linear and cached.weight.dtype == torch.float32
 
 
@@ -138,7 +138,7 @@ def footprint(model):
 
 
 def test_it_holds_the_quantized_linears_in_about_a_seventh_of_their_fp32_bytes():
-    fp32 = engine.build_classifier(2, 0)
+    fp32 = classifier.build_classifier(2, 0)
     fp32_linear, fp32_total, fp32_all = (q4.base_weight_bytes(fp32, linear_only=True),
                                          q4.base_weight_bytes(fp32), footprint(fp32))
     model = q4.quantize_4bit(fp32, torch.float32, CPU)  # in place
@@ -156,7 +156,7 @@ def test_it_holds_the_quantized_linears_in_about_a_seventh_of_their_fp32_bytes()
 
 
 def test_it_starts_near_the_fp32_model_and_exactly_at_the_4bit_base(batch):
-    fp32 = engine.build_classifier(2, 0)
+    fp32 = classifier.build_classifier(2, 0)
     fp32_logits = logits(fp32, batch)
     base = quantized()
     base_logits = logits(base, batch)
@@ -196,7 +196,7 @@ def test_it_keeps_its_4bit_layout_through_evaluation_and_trains_after_it(batch):
     model = lora(quantized()).eval()
     with torch.enable_grad():  # the path training takes through bnb.matmul_4bit
         grad_path = model(**inputs(batch)).logits.detach()
-    with torch.no_grad():  # what engine.evaluate does: eval mode, no grad
+    with torch.no_grad():  # what measure.evaluate does: eval mode, no grad
         model(**inputs(batch))
     weight = model.base_model.model.bert.encoder.layer[0].attention.self.query.base_layer.weight
     assert weight.quant_state.nested and not getattr(weight.quant_state, "packing_format_for_cpu", False)
@@ -209,8 +209,8 @@ def test_it_keeps_its_4bit_layout_through_evaluation_and_trains_after_it(batch):
 def test_it_quantizes_a_second_run_without_reading_the_weights_from_disk(monkeypatch):
     import transformers
 
-    engine.load_base()
-    loads = engine.disk_loads
+    classifier.load_base()
+    loads = classifier.disk_loads
 
     def no_disk(*args, **kwargs):
         raise AssertionError("the base weights were read from disk again")
@@ -218,9 +218,9 @@ def test_it_quantizes_a_second_run_without_reading_the_weights_from_disk(monkeyp
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", no_disk)
     monkeypatch.setattr(transformers.BertModel, "from_pretrained", no_disk)
     for seed in (1, 2):
-        model = lora(q4.quantize_4bit(engine.build_classifier(2, seed), torch.float32, CPU))
+        model = lora(q4.quantize_4bit(classifier.build_classifier(2, seed), torch.float32, CPU))
         assert model.base_model.model.bert.encoder.layer[5].attention.self.value.base_layer.weight.bnb_quantized
-    assert engine.disk_loads == loads == 1
+    assert classifier.disk_loads == loads == 1
 
 
 def test_it_merges_into_4bit_lossily_and_into_fp32_exactly(trained, batch):

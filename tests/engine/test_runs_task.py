@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from peftlab.runs.models import EvalPoint, Point, Run
-from workers import artifacts, engine
+from workers import artifacts, classifier, encoding
 from peftlab.runs import tasks
 from workers.methods import validate_run
 
@@ -59,7 +59,7 @@ def test_it_trains_a_run_once_when_its_message_comes_twice():
 def test_it_serves_the_adapter_as_a_zip_that_loads_back_to_the_same_logits(client, artifacts_dir, tmp_path):
     run = queued_run(method="dora", rank=4)
     spec = validate_run(run.method, run.task, run.steps, run.seed, run.params)
-    model = engine.build_model(spec, 2, torch.device("cpu"))
+    model = classifier.build_model(spec, 2, torch.device("cpu"))
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.requires_grad:
@@ -73,8 +73,8 @@ def test_it_serves_the_adapter_as_a_zip_that_loads_back_to_the_same_logits(clien
     unpacked = tmp_path / "download"
     zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).extractall(unpacked)
     loaded = artifacts.load_trained(unpacked)
-    train, _ = engine.encode_task("sentiment")
-    batch = engine.collate(train.ids[:8], train.labels[:8], torch.device("cpu"))
+    train, _ = encoding.encode_task("sentiment")
+    batch = encoding.collate(train.ids[:8], train.labels[:8], torch.device("cpu"))
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     model.eval()
     with torch.no_grad():

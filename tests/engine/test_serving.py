@@ -236,11 +236,11 @@ def test_freeze_attach_merge_serves_the_table_once_for_every_slider(client):
 
 @pytest.mark.slow
 def test_a_real_lora_run_predicts_the_same_demo_sentences_merged_and_unmerged(tmp_path):
-    from workers import engine
+    from workers import training
     from workers.methods import validate_run
 
     spec = validate_run("lora", "sentiment", 30, 0, {"rank": 4, "lr": 5e-3})
-    metrics = engine.train(spec, lambda points, evals: True, save_dir=tmp_path)
+    metrics = training.train(spec, lambda points, evals: True, save_dir=tmp_path)
     shown = metrics["demo"]
     assert shown["texts"] == [t for t, _ in demo.DEMO_SENTENCES["sentiment"]]
     assert shown["labels"] == ["negative", "positive"]

@@ -1,14 +1,14 @@
 """Helpers for tests that build and train models in-process."""
 import torch
 
-from workers import engine
+from workers import classifier, encoding
 
 
 def sentiment_batches(n=32, size=8):
     """The first n sentiment training examples as batches of `size`, on the CPU."""
-    train, _ = engine.encode_task("sentiment")
+    train, _ = encoding.encode_task("sentiment")
     cpu = torch.device("cpu")
-    return [engine.collate(train.ids[i:i + size], train.labels[i:i + size], cpu) for i in range(0, n, size)]
+    return [encoding.collate(train.ids[i:i + size], train.labels[i:i + size], cpu) for i in range(0, n, size)]
 
 
 @torch.no_grad()
@@ -25,7 +25,7 @@ def mean_loss(model, batches):
 
 def poison_head(monkeypatch) -> None:
     """Make every model built from now on give a NaN loss at its first step."""
-    real_build = engine.build_classifier
+    real_build = classifier.build_classifier
 
     def poisoned(num_labels, seed):
         model = real_build(num_labels, seed)
@@ -33,4 +33,4 @@ def poison_head(monkeypatch) -> None:
             model.classifier.weight.fill_(float("nan"))
         return model
 
-    monkeypatch.setattr(engine, "build_classifier", poisoned)
+    monkeypatch.setattr(classifier, "build_classifier", poisoned)

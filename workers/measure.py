@@ -1,0 +1,218 @@
+"""What a run measures: validation loss and accuracy, parameters, memory and latency."""
+import contextlib
+import gc
+import os
+import threading
+import time
+
+import torch
+from torch import nn
+
+from workers import builders, demo, encoding
+from workers.constants import EVAL_BATCH
+from workers.methods import RunSpec
+
+LATENCY_BATCH = 32
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: encoding.Encoded, device) -> tuple[float, float]:
+    """Validation (loss, accuracy) over the whole split, shortest texts first: each batch pads
+    only to the longest of similar lengths (a third fewer tokens than in file order here)."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    order = sorted(range(len(data.labels)), key=lambda i: len(data.ids[i]))
+    for start in range(0, len(order), EVAL_BATCH):
+        idx = order[start:start + EVAL_BATCH]
+        batch = encoding.collate([data.ids[i] for i in idx], [data.labels[i] for i in idx], device)
+        out = model(**batch)
+        total_loss += out.loss.item() * len(batch["labels"])
+        correct += (out.logits.argmax(-1) == batch["labels"]).sum().item()
+    model.train(was_training)
+    n = len(data.labels)
+    return total_loss / n, correct / n
+
+
+def count_params(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameters of the model as built, counted from its tensors.
+
+    A 4-bit weight packs two numbers per byte of its uint8 storage; it counts as what it holds.
+    """
+    trainable = total = 0
+    for p in model.parameters():
+        n = p.numel() * 2 if type(p).__name__ == "Params4bit" else p.numel()
+        total += n
+        trainable += n if p.requires_grad else 0
+    return trainable, total
+
+
+def tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def memory_breakdown(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Bytes of parameters (as stored: 4-bit weights packed), gradients and optimizer state."""
+    params = list(model.parameters())
+    state = [v for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
+    return {"params": tensor_bytes(params) + tensor_bytes(model.buffers()),
+            "grads": tensor_bytes(p.grad for p in params),
+            "optimizer_state": tensor_bytes(state)}
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class ActivationMeter:
+    """The bytes autograd keeps for the backward pass of one step (the activations), measured
+    from the tensors themselves with saved-tensor hooks; the largest step is the peak of the
+    batches as train() computes them (packed: real tokens only, see workers/packing.py).
+
+    Parameters that autograd saves (weights for a matmul's backward) are not activations and are
+    left out; a tensor saved twice counts once.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.params = {p.data_ptr() for p in model.parameters()}
+        self.peak = 0
+        self.measured: list[tuple[int, int]] = []  # (rows, width) of the batches measured
+        self._step: dict[int, int] | None = None
+
+    def _pack(self, tensor):
+        ptr = tensor.data_ptr()
+        if ptr not in self.params:
+            self._step[ptr] = max(self._step.get(ptr, 0), tensor.numel() * tensor.element_size())
+        return tensor
+
+    def step(self, rows: int, width: int):
+        """A context for one forward pass of a batch of `rows` rows `width` tokens wide. What
+        autograd saves grows with both (the linear layers' inputs with rows x width, attention with
+        rows x width²): a batch with no more rows and no wider than one measured cannot raise the
+        peak and is not measured (the hooks cost a Python call per saved tensor). A padded batch
+        has a fixed number of rows; a packed one as many as its sequences fill."""
+        if any(rows <= r and width <= w for r, w in self.measured):
+            self._step = None
+            return contextlib.nullcontext()
+        self.measured.append((rows, width))
+        self._step = {}
+        return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+
+    def end_step(self) -> None:
+        if self._step is not None:
+            self.peak = max(self.peak, sum(self._step.values()))
+
+
+class PeakMemory:
+    """Peak memory of a run.
+
+    On CUDA, the allocator's own peak (torch.cuda.max_memory_allocated). The CPU build of torch
+    keeps no allocator statistics, so there the peak is added up from the tensors: parameters,
+    gradients and optimizer state as allocated, plus the largest step's activations
+    (ActivationMeter). The growth of the process's resident memory during the loop is reported
+    beside it; it is the honest process-level figure but not a repeatable one (a worker's
+    allocator reuses the pages of earlier runs, so later runs grow less).
+    """
+
+    def __init__(self, device: torch.device):
+        """Made before the run's model is built: on CUDA it notes what the process holds on the
+        device already, which is not the run's (tensors of an earlier run that only a reference
+        cycle still holds, cuBLAS's workspaces)."""
+        self.device = device
+        self.source = ("cuda: torch.cuda.max_memory_allocated, less what the process held before "
+                       "the run" if device.type == "cuda" else
+                       "cpu: parameters + gradients + optimizer state + largest step's activations, "
+                       "counted from the tensors")
+        self._stop = threading.Event()
+        self._rss_peak = 0
+        if device.type == "cuda":
+            gc.collect()
+            _allocate_cublas_workspaces(device)
+            self._held_before = torch.cuda.memory_allocated(device)
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self._rss_start = self._rss_peak = _rss_bytes()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.02):
+            self._rss_peak = max(self._rss_peak, _rss_bytes())
+
+    def __exit__(self, *exc):
+        if self.device.type != "cuda":
+            self._stop.set()
+            self._thread.join()
+            self._rss_peak = max(self._rss_peak, _rss_bytes())
+
+    def result(self, breakdown: dict, activations: int) -> dict:
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device) - self._held_before
+            return {"peak_memory_bytes": peak, "peak_memory_source": self.source}
+        counted = breakdown["params"] + breakdown["grads"] + breakdown["optimizer_state"] + activations
+        return {"peak_memory_bytes": counted, "peak_memory_source": self.source,
+                "rss_growth_bytes": self._rss_peak - self._rss_start}
+
+
+def _allocate_cublas_workspaces(device: torch.device) -> None:
+    """Have cuBLAS allocate its workspaces now. It takes them from torch's allocator at the first
+    matrix product in each precision (65 MiB on an NVIDIA H100) and keeps them for the life of
+    the process, so a process's first run would otherwise count them as its own."""
+    dtypes = [torch.float32]
+    if torch.cuda.is_bf16_supported(including_emulation=False):
+        dtypes.append(torch.bfloat16)
+    for dtype in dtypes:
+        x = torch.ones(8, 8, device=device, dtype=dtype, requires_grad=True)
+        (x @ x).sum().backward()
+    torch.cuda.synchronize(device)
+
+
+def measure_latency(model: nn.Module, batch: dict, repeats: int = 3) -> tuple[float, torch.Tensor]:
+    """Median seconds of one forward pass over `batch` (after one warm-up pass), and the logits
+    of the warm-up pass (fp32)."""
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    model.eval()
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 1):
+            if batch["input_ids"].is_cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            out = model(**inputs)
+            if batch["input_ids"].is_cuda:
+                torch.cuda.synchronize()
+            if i:
+                times.append(time.perf_counter() - start)
+            else:
+                logits = out.logits.float()
+    return sorted(times)[len(times) // 2], logits
+
+
+def inference_metrics(model: nn.Module, spec: RunSpec, val: encoding.Encoded, device) -> dict:
+    """Latency of the trained model; for mergeable methods merged against unmerged, with the
+    largest logit difference between the two; for adapters, against the base without them.
+    Also the predictions on the task's demo sentences (workers/demo.py), merged and unmerged."""
+    batch = encoding.collate(val.ids[:LATENCY_BATCH], val.labels[:LATENCY_BATCH], device)
+    seconds, before = measure_latency(model, batch)
+    out = {"latency_batch": len(batch["labels"]), "latency_ms": 1000 * seconds}
+    demo_unmerged, demo_merged = demo.logits(model, spec.task, device), None
+    if spec.method in builders.MERGEABLE:
+        with torch.no_grad():
+            merged = model.merge_and_unload()
+        seconds, after = measure_latency(merged, batch)
+        out["latency_merged_ms"] = 1000 * seconds
+        out["merge_max_abs_diff"] = (before - after).abs().max().item()
+        demo_merged = demo.logits(merged, spec.task, device)
+    elif spec.method == "adapter":
+        from workers.adapters import adapters_disabled
+
+        with adapters_disabled(model):
+            out["latency_base_ms"] = 1000 * measure_latency(model, batch)[0]
+    # Predictions on a few demo sentences, before and after merging (P13 swaps them).
+    out["demo"] = demo.record(spec.task, demo_unmerged, demo_merged)
+    return out
