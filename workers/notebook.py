@@ -51,9 +51,8 @@ LAB_CODE = {
     "prefix": ("prefix.py", ("INIT_STD", "PrefixSelfAttention", "attach_prefixes")),
     "bitfit": ("bitfit.py", ("apply_bitfit",)),
 }
-# Methods whose training batches the engine packs (packing.PACKABLE, restated: that module imports
-# torch; tests/test_packing.py checks they agree), and the definitions the script copies for it.
-PACKED_METHODS = frozenset({"full", "lora", "dora", "qlora", "adapter", "ia3", "bitfit"})
+# The definitions the script copies to pack the training batches of a method whose record says
+# packable (as the engine does: packing.PACKABLE).
 PACKING_CODE = ("packing.py", ("ROW_TOKENS", "PackedBatch", "fit_rows", "pack", "attention_mask",
                                "classifier_of", "forward"))
 WHY_NOT_PEFT = {
@@ -363,7 +362,7 @@ PACKED_STEP = '''batch = pack([train_ids[i] for i in idx], [train_labels[i] for 
 
 def _packing_cells(spec: RunSpec) -> list[Cell]:
     """For the methods the engine packs: its packing code, copied from workers/packing.py."""
-    if spec.method not in PACKED_METHODS:
+    if not METHODS[spec.method].packable:
         return []
     filename, names = PACKING_CODE
     return [Cell("markdown", "The lab trains on packed batches: the same examples per batch, their tokens "
@@ -377,7 +376,7 @@ def _packing_cells(spec: RunSpec) -> list[Cell]:
 
 
 def _loop(spec: RunSpec) -> str:
-    step = PACKED_STEP if spec.method in PACKED_METHODS else PADDED_STEP
+    step = PACKED_STEP if METHODS[spec.method].packable else PADDED_STEP
     return LOOP.replace("{batch_and_loss}", step)
 
 
