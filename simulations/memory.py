@@ -366,7 +366,7 @@ LAB_WIDTH = 4  # the engine keeps its weights, gradients and AdamW state in fp32
 # (workers/precision.py): fp32, or bf16 autocast (bf16 matrix products, fp32 weights).
 LAB_PRECISIONS = ("fp32", "bf16 autocast")
 AUTOCAST_WIDTH = 2  # bytes of a bf16 element
-# The calculator's target names, as the lab's registry (workers/methods.py) spells them.
+# The calculator's target names, as the lab's registry (simulations/methods.py TARGET_MODULES) spells them.
 _LAB_TARGET_NAMES = {"query": "query", "key": "key", "value": "value", "output": "attention_output",
                      "ffn": "ffn"}
 
@@ -546,7 +546,7 @@ def lab_prediction(model: Model, method: str, batch: int, rank: int, targets, nu
 
 def lab_run_prediction(model: Model, method: str, run_params: dict, num_labels: int,
                        seq: int = LAB_SEQ, precision: str = "fp32") -> dict:
-    """lab_prediction for a run as the lab's registry describes it (workers/methods.py params:
+    """lab_prediction for a run as the lab's registry describes it (simulations/methods.py params:
     rank, target_modules with the lab's names, bottleneck, virtual_tokens, batch_size)."""
     calc_names = {lab: calc for calc, lab in _LAB_TARGET_NAMES.items()}
     targets = [calc_names[t] for t in run_params.get("target_modules", [])]
