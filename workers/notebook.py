@@ -73,15 +73,26 @@ class Cell:
     source: str
 
 
+LAB_PACKAGES = ("simulations", "workers", "peftlab")
+
+
+def _imports_the_lab(node: ast.Import | ast.ImportFrom) -> bool:
+    modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+    return any(m.split(".")[0] in LAB_PACKAGES for m in modules)
+
+
 def lab_source(filename: str, names: tuple[str, ...]) -> str:
     """The imports of one of the lab's worker modules and the named top-level definitions, as
-    written in the file (read as text: nothing is imported)."""
+    written in the file (read as text: nothing is imported). Imports of the lab's own packages
+    are left out: the script runs without the lab (packing.py reads the method registry for
+    PACKABLE, which the script does not copy)."""
     text = (HERE / filename).read_text(encoding="utf-8")
     tree = ast.parse(text)
     imports, defs, found = [], [], set()
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            imports.append(ast.get_source_segment(text, node))
+            if not _imports_the_lab(node):
+                imports.append(ast.get_source_segment(text, node))
             continue
         targets = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else [
             t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
