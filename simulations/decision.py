@@ -13,10 +13,13 @@ No Django imports: the API module serialises what this returns.
 """
 from __future__ import annotations
 
+from simulations.methods import METHODS
+
 ANSWERS = ("yes", "no")
 
-# Methods the lab can train (workers/methods.py); a leaf for any other method gets no Train link.
-TRAINABLE = ("full", "lora", "dora", "adapter", "prompt", "prefix", "ia3", "bitfit", "qlora")
+# Methods the lab can train (the registry, simulations/methods.py); a leaf for any other method
+# gets no Train link.
+TRAINABLE = tuple(METHODS)
 
 QUESTIONS = {
     "q1": {"short": "≥100 labeled examples?", "text": "Do you have at least ~100 labeled examples?",

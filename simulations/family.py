@@ -13,6 +13,7 @@ import numpy as np
 
 from simulations.adapter_block import BERT_BASE, BERT_LARGE
 from simulations.lora import TARGET_SETS
+from simulations.methods import METHODS as REGISTRY
 from simulations.params import Dims, bert_encoder_params, trainable_params
 
 # Liu et al. 2019: BERT-base's shape with a 50,265-token vocabulary, 514 positions, one token
@@ -63,8 +64,8 @@ METHODS = (
     Method("adapter", "Adapter (Houlsby)", BOTTLENECK, ("default",), "default"),
     Method("prefix", "Prefix tuning", TOKENS, ("default",), "default"),
     Method("prompt", "Prompt tuning", TOKENS, ("default",), "default"),
-    # The lab's IA3 default (workers/methods.py): keys, values and the FFN, as in Liu et al. 2022.
-    Method("ia3", "IA3", None, ("default",), "default", ("key", "value", "ffn")),
+    # The lab's IA3 default (its record's target_modules): keys, values and the FFN, as in Liu et al. 2022.
+    Method("ia3", "IA3", None, ("default",), "default", tuple(REGISTRY["ia3"].param("target_modules").default)),
     Method("bitfit", "BitFit", None, ("default",), "default"),
 )
 BY_KEY = {m.key: m for m in METHODS}

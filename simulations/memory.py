@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from simulations import quantization
+from simulations.methods import BATCH_SIZE, METHODS as LAB_REGISTRY
 from simulations.params import (
     Dims,
     bert_encoder_params,
@@ -286,7 +287,7 @@ METHODS = {"full-fp32": "Full FT, fp32", "full-mixed": "Full FT, mixed precision
 CUSTOM_BOUNDS = {"layers": (1, 200), "hidden": (8, 65536), "heads": (1, 1024), "vocab": (2, 1_000_000),
                  "ffn": (8, 262144)}
 PARAMS_MIN, PARAMS_MAX = 1e5, 1e13  # a parameter count given instead of a config
-LAB_BATCH_MAX = 256  # the registry's batch-size bound
+LAB_BATCH_MAX = int(BATCH_SIZE.maximum)  # the registry's batch-size bound
 
 
 def validate(model: Model, s: Settings) -> None:
@@ -359,13 +360,13 @@ def storage(model: Model, s: Settings, tasks_max: int = TASKS_MAX) -> dict:
 
 # --- the lab's own runs: all-MiniLM-L6-v2 as the engine trains it --------------------------------
 LAB_SEQ = 32  # dynamic padding pads each batch to its longest sentence: ~20–30 tokens here
-LAB_METHODS = ("full", "lora", "dora", "qlora", "adapter", "prompt", "prefix", "ia3", "bitfit")
+LAB_METHODS = tuple(LAB_REGISTRY)  # every method of the registry (simulations/methods.py)
 LAB_WIDTH = 4  # the engine keeps its weights, gradients and AdamW state in fp32
 # The precisions a run's training steps compute in, as the engine's metrics name them
 # (workers/precision.py): fp32, or bf16 autocast (bf16 matrix products, fp32 weights).
 LAB_PRECISIONS = ("fp32", "bf16 autocast")
 AUTOCAST_WIDTH = 2  # bytes of a bf16 element
-# The calculator's target names, as the lab's registry (workers/methods.py) spells them.
+# The calculator's target names, as the lab's registry (simulations/methods.py TARGET_MODULES) spells them.
 _LAB_TARGET_NAMES = {"query": "query", "key": "key", "value": "value", "output": "attention_output",
                      "ffn": "ffn"}
 
@@ -374,6 +375,69 @@ def lab_dims(model: Model) -> Dims:
     """The encoder as simulations.params counts it (BERT: 512 positions, 2 token types)."""
     return Dims(hidden=model.hidden, intermediate=model.ffn, layers=model.layers, vocab=model.vocab,
                 max_positions=512, token_types=2)
+
+
+@dataclass(frozen=True)
+class _LabStep:
+    """One training step's shape, for the per-method terms of lab_activation_bytes."""
+
+    b: int  # batch
+    s: int  # sequence length (with prompt tuning's virtual tokens)
+    h: int
+    f: int
+    B: int  # bytes of an fp32 element
+    H: int  # bytes of a bf16 element
+    autocast: bool
+    rank: int
+    targets: tuple[str, ...]  # the calculator's names
+    shapes: dict
+    bottleneck: int
+    virtual_tokens: int
+
+
+def _full_activations(k: _LabStep) -> tuple[float, str, str]:
+    if k.autocast:
+        return k.H * (6 * k.s * k.b * k.h + k.s * k.b * k.f), "H·(6·s·b·h + s·b·f)", ""
+    return k.B * (3 * k.s * k.b * k.h + k.s * k.b * k.f), "B·(3·s·b·h + s·b·f)", ""
+
+
+def _lora_activations(k: _LabStep, dora: bool = False) -> tuple[float, str, str]:
+    inputs = []
+    if {"query", "key", "value"} & set(k.targets):
+        inputs.append(k.h)  # one tensor: Q, K and V read the same input
+    if "output" in k.targets:
+        inputs.append(k.h)
+    if "ffn" in k.targets:
+        inputs += [k.h, k.f]
+    matrices = [o for t in k.targets for _, o in k.shapes[t]]
+    extra = k.B * k.s * k.b * (sum(inputs) + k.rank * len(matrices))
+    text = f"B·s·b·({' + '.join(map(str, inputs)) or 0} + r·{len(matrices)})"
+    if dora:
+        extra += 3 * k.B * k.s * k.b * sum(matrices)
+        text += f" + 3·B·s·b·{sum(matrices)}"
+    return extra, text, f", r = {k.rank}"
+
+
+def _ia3_activations(k: _LabStep) -> tuple[float, str, str]:
+    kv = sum(o for t in k.targets if t in ("key", "value") for _, o in k.shapes[t])
+    ffn = k.f if "ffn" in k.targets else 0
+    return k.B * k.s * k.b * (kv + ffn), f"B·s·b·({kv} + {ffn})", ""
+
+
+# What each method of the registry keeps for the backward pass beyond what every method keeps
+# (see lab_activation_bytes): (bytes a layer, the term's formula, the values of its own symbols).
+LAB_ACTIVATIONS = {
+    "full": _full_activations,
+    "lora": _lora_activations,
+    "qlora": _lora_activations,
+    "dora": lambda k: _lora_activations(k, dora=True),
+    "adapter": lambda k: (2 * k.B * (k.s * k.b * k.h + 2 * k.s * k.b * k.bottleneck), "2·B·(s·b·h + 2·s·b·m)",
+                          f", m = {k.bottleneck}"),
+    "prompt": lambda k: (0, "", ""),  # its n virtual tokens lengthen s
+    "prefix": lambda k: (2 * k.B * k.virtual_tokens * k.b * k.h, "2·B·n·b·h", f", n = {k.virtual_tokens}"),
+    "ia3": _ia3_activations,
+    "bitfit": lambda k: (0, "", ""),  # a bias's gradient needs no input
+}
 
 
 def lab_activation_bytes(model: Model, method: str, batch: int, seq: int, rank: int = 0, targets=(),
@@ -420,44 +484,14 @@ def lab_activation_bytes(model: Model, method: str, batch: int, seq: int, rank: 
     if autocast:
         through += H * (4 * h * h + 2 * h * f)
         text += " + H·(4·h² + 2·h·f)"
-    targets = tuple(targets or ())
-    shapes = model.linear_shapes()
-    extra, extra_text = 0, ""
-    if method == "full" and autocast:
-        extra, extra_text = H * (6 * s * b * h + s * b * f), "H·(6·s·b·h + s·b·f)"
-    elif method == "full":
-        extra, extra_text = B * (3 * s * b * h + s * b * f), "B·(3·s·b·h + s·b·f)"
-    elif method in ("lora", "qlora", "dora"):
-        inputs = []
-        if {"query", "key", "value"} & set(targets):
-            inputs.append(h)  # one tensor: Q, K and V read the same input
-        if "output" in targets:
-            inputs.append(h)
-        if "ffn" in targets:
-            inputs += [h, f]
-        matrices = [o for t in targets for _, o in shapes[t]]
-        extra = B * s * b * (sum(inputs) + rank * len(matrices))
-        extra_text = f"B·s·b·({' + '.join(map(str, inputs)) or 0} + r·{len(matrices)})"
-        if method == "dora":
-            extra += 3 * B * s * b * sum(matrices)
-            extra_text += f" + 3·B·s·b·{sum(matrices)}"
-    elif method == "adapter":
-        extra, extra_text = 2 * B * (s * b * h + 2 * s * b * bottleneck), "2·B·(s·b·h + 2·s·b·m)"
-    elif method == "prefix":
-        extra, extra_text = 2 * B * virtual_tokens * b * h, "2·B·n·b·h"
-    elif method == "ia3":
-        kv = sum(o for t in targets if t in ("key", "value") for _, o in shapes[t])
-        ffn = f if "ffn" in targets else 0
-        extra, extra_text = B * s * b * (kv + ffn), f"B·s·b·({kv} + {ffn})"
+    step = _LabStep(b=b, s=s, h=h, f=f, B=B, H=H, autocast=autocast, rank=rank,
+                    targets=tuple(targets or ()), shapes=model.linear_shapes(), bottleneck=bottleneck,
+                    virtual_tokens=virtual_tokens)
+    extra, extra_text, extra_values = LAB_ACTIVATIONS[method](step)
     total = L * (through + extra)
     term = text + (f" + {extra_text}" if extra_text else "")
     values = f"B = {B}, " + (f"H = {H}, " if autocast else "") + f"b = {b}, s = {s}, h = {h}, f = {f}, a = {a}"
-    if method == "prefix":
-        values += f", n = {virtual_tokens}"
-    if method in ("lora", "qlora", "dora"):
-        values += f", r = {rank}"
-    if method == "adapter":
-        values += f", m = {bottleneck}"
+    values += extra_values
     return float(total), f"{L} layers × [{term}], with {values} = {fmt_bytes(total)}"
 
 
@@ -512,7 +546,7 @@ def lab_prediction(model: Model, method: str, batch: int, rank: int, targets, nu
 
 def lab_run_prediction(model: Model, method: str, run_params: dict, num_labels: int,
                        seq: int = LAB_SEQ, precision: str = "fp32") -> dict:
-    """lab_prediction for a run as the lab's registry describes it (workers/methods.py params:
+    """lab_prediction for a run as the lab's registry describes it (simulations/methods.py params:
     rank, target_modules with the lab's names, bottleneck, virtual_tokens, batch_size)."""
     calc_names = {lab: calc for calc, lab in _LAB_TARGET_NAMES.items()}
     targets = [calc_names[t] for t in run_params.get("target_modules", [])]

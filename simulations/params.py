@@ -116,26 +116,32 @@ def bert_encoder_params(vocab: int, max_positions: int, token_types: int, hidden
     return embeddings + layers * layer + (d * d + d if pooler else 0)
 
 
+def _shapes(params: dict, dims: Dims) -> list[tuple[int, int]]:
+    return [s for t in params.get("target_modules", []) for s in dims.target_shapes(t)]
+
+
+def _full(params: dict, dims: Dims, head: int) -> int:
+    return bert_encoder_params(dims.vocab, dims.max_positions, dims.token_types, dims.hidden,
+                               dims.intermediate, dims.layers) + head
+
+
+# Each method of the registry (simulations/methods.py) by name: what it trains, given its run
+# parameters (as workers/methods.py validate_run returns them), the encoder and the head's count.
+FORMULAS = {
+    "full": _full,
+    "lora": lambda p, dims, head: lora_model_params(_shapes(p, dims), dims.layers, p["rank"], head),
+    "qlora": lambda p, dims, head: lora_model_params(_shapes(p, dims), dims.layers, p["rank"], head),
+    "dora": lambda p, dims, head: dora_model_params(_shapes(p, dims), dims.layers, p["rank"], head),
+    "adapter": lambda p, dims, head: adapter_model_params(dims.hidden, p["bottleneck"], dims.layers, head),
+    "prompt": lambda p, dims, head: prompt_params(p["virtual_tokens"], dims.hidden, head),
+    "prefix": lambda p, dims, head: prefix_params(p["virtual_tokens"], dims.hidden, dims.layers, head),
+    "ia3": lambda p, dims, head: ia3_params(p.get("target_modules", []), dims, head),
+    "bitfit": lambda p, dims, head: bitfit_params(dims, head),
+}
+
+
 def trainable_params(method: str, params: dict, dims: Dims, num_labels: int) -> int:
     """What `method` with `params` trains on this encoder with a num_labels head."""
-    head = classifier_head_params(dims.hidden, num_labels)
-    targets = params.get("target_modules", [])
-    shapes = [s for t in targets for s in dims.target_shapes(t)]
-    if method == "full":
-        return bert_encoder_params(dims.vocab, dims.max_positions, dims.token_types, dims.hidden,
-                                   dims.intermediate, dims.layers) + head
-    if method in ("lora", "qlora"):
-        return lora_model_params(shapes, dims.layers, params["rank"], head)
-    if method == "dora":
-        return dora_model_params(shapes, dims.layers, params["rank"], head)
-    if method == "adapter":
-        return adapter_model_params(dims.hidden, params["bottleneck"], dims.layers, head)
-    if method == "prompt":
-        return prompt_params(params["virtual_tokens"], dims.hidden, head)
-    if method == "prefix":
-        return prefix_params(params["virtual_tokens"], dims.hidden, dims.layers, head)
-    if method == "ia3":
-        return ia3_params(targets, dims, head)
-    if method == "bitfit":
-        return bitfit_params(dims, head)
-    raise ValueError(f"no formula for method {method!r}")
+    if method not in FORMULAS:
+        raise ValueError(f"no formula for method {method!r}")
+    return FORMULAS[method](params, dims, classifier_head_params(dims.hidden, num_labels))

@@ -1,6 +1,7 @@
 """What a run ships: its trained part, saved so that it loads back into the base model.
 
-A run's folder holds `peftlab.json` (method, task labels, parameters, base model) and:
+A run's folder holds `peftlab.json` (method, task labels, parameters, base model) and, as the
+method's record says (simulations/methods.py `saved_by`):
 - peft's own format for lora, dora, qlora, prompt and ia3 (`adapter_config.json`,
   `adapter_model.safetensors`): `PeftModel.from_pretrained` loads it onto the base classifier;
 - the whole model for full fine-tuning (`config.json`, `model.safetensors`);
@@ -13,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 from workers import base_model
-from workers.methods import RunSpec
+from workers.methods import METHODS, RunSpec
 
 # torch, safetensors and the builders are imported inside the functions that need them: the web
 # layer imports this module for zip_folder and must not load torch.
@@ -26,10 +27,8 @@ def save(model, spec: RunSpec, labels: list[str], directory: Path) -> int:
     """Write the run's trained part and manifest to `directory`; return the bytes on disk."""
     from safetensors.torch import save_file
 
-    from workers import builders
-
     directory.mkdir(parents=True, exist_ok=True)
-    if spec.method in builders.PEFT_METHODS or spec.method == "full":
+    if METHODS[spec.method].saved_by in ("peft", "transformers"):
         model.save_pretrained(directory)
     else:
         tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
@@ -51,12 +50,13 @@ def load_trained(directory: Path, device=None):
                    seed=manifest["seed"], params=manifest["params"])
     device = device or torch.device("cpu")
     num_labels = len(manifest["labels"])
-    if spec.method == "full":
+    saved_by = METHODS[spec.method].saved_by
+    if saved_by == "transformers":
         from transformers import BertForSequenceClassification
 
         return BertForSequenceClassification.from_pretrained(directory).to(device)
     model = classifier.build_classifier(num_labels, spec.seed)
-    if spec.method in builders.PEFT_METHODS:
+    if saved_by == "peft":
         from peft import PeftModel
 
         if spec.method == "qlora":

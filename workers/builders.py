@@ -1,4 +1,4 @@
-"""How each method of the registry (methods.py) turns the base classifier into what it trains.
+"""How each method of the registry (simulations/methods.py) turns the base classifier into what it trains.
 
 Every builder takes the fresh classifier from classifier.build_classifier, the validated RunSpec and
 the device, and returns the model with exactly the method's parameters requiring grad. peft
@@ -7,6 +7,7 @@ builds the methods it has and that work on this encoder; the lab's own modules b
 """
 import torch
 
+from simulations.methods import names_where
 from workers import base_model
 from workers.methods import RunSpec
 
@@ -85,11 +86,11 @@ def bitfit(model, spec, device):
     return bias_terms.apply_bitfit(model)
 
 
+# One builder per method of the registry, by its name.
 BUILDERS = {
     "full": full, "lora": lora, "dora": dora, "qlora": qlora, "adapter": adapter,
     "prompt": prompt, "prefix": prefix, "ia3": ia3, "bitfit": bitfit,
 }
-# Methods whose trained part peft saves and loads; the others are saved by artifacts.py.
-PEFT_METHODS = {"lora", "dora", "qlora", "prompt", "ia3"}
-# Methods whose update can be merged into the base weights (zero added latency).
-MERGEABLE = {"lora", "dora", "qlora"}
+# Methods whose update the engine merges into the base weights after training (zero added
+# latency): the records' `mergeable`.
+MERGEABLE = names_where(mergeable=True)

@@ -1,118 +1,25 @@
-"""The registry of fine-tuning methods: names, the parameters a user may set, their bounds.
+"""Run requests checked against the method registry (simulations/methods.py).
 
-The API, the training page, the docs and the tests all read this one registry. It imports no
-torch: the web layer validates requests with it. How each method is built lives in builders.py.
+The records (names, labels, parameters, bounds and every other fact about each method) live in
+simulations/methods.py and are re-exported here; this module adds what needs the base model and
+the datasets: validate_run and the RunSpec it returns. It imports no torch: the web layer
+validates requests with it. How each method is built lives in builders.py.
 """
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from simulations.methods import (  # noqa: F401 - re-exported: the registry as the engine and the web read it
+    ALPHA, BATCH_SIZE, BOTTLENECK, COMMON, DROPOUT, EVAL_EVERY, IA3_TARGETS, MAX_RANK, MAX_STEPS,
+    MAX_TRAIN_EXAMPLES, METHODS, MIN_TRAIN_EXAMPLES, RANK, TARGET_MODULES, TARGETS, TRAIN_EXAMPLES,
+    VIRTUAL_TOKENS, Method, Param, lr,
+)
 from workers import base_model, datasets
-
-MAX_STEPS = 2000
-MAX_RANK = 256
-MIN_TRAIN_EXAMPLES = 16
-MAX_TRAIN_EXAMPLES = 100_000  # the public bound; a task's own size is the real one
 
 
 class RunRequestError(ValueError):
     """A run request that cannot be accepted; the message is shown to the person who sent it."""
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    kind: str  # "int", "float" or "targets"
-    default: Any  # None: optional, left out of the run's params unless given
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: bool = False
-    help: str = ""
-
-    def describe(self) -> dict:
-        out = {"name": self.name, "type": self.kind, "default": self.default, "help": self.help}
-        if self.kind == "targets":
-            out["choices"] = list(base_model.TARGET_MODULES)
-        else:
-            out["minimum"], out["maximum"] = self.minimum, self.maximum
-            out["exclusive_minimum"] = self.exclusive_minimum
-        return out
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    label: str
-    summary: str
-    trains: str
-    params: tuple[Param, ...]
-    param_names: tuple[str, ...] = field(init=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "param_names", tuple(p.name for p in self.params))
-
-    def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "label": self.label,
-            "summary": self.summary,
-            "trains": self.trains,
-            "params": [p.describe() for p in self.params],
-        }
-
-
-def lr(default: float) -> Param:
-    """The learning rate: same bounds for every method, a default that suits each."""
-    return Param("lr", "float", default, 0.0, 1.0, exclusive_minimum=True, help="learning rate of AdamW")
-
-
-BATCH_SIZE = Param("batch_size", "int", 16, 1, 256, help="examples per step")
-EVAL_EVERY = Param("eval_every", "int", 25, 0, MAX_STEPS,
-                   help="evaluate on the validation split every N steps (0: only at the end)")
-RANK = Param("rank", "int", 8, 1, MAX_RANK,
-             help="rank r of B·A; never above the smaller side of an adapted matrix")
-ALPHA = Param("alpha", "float", 16.0, 0.0, 1024.0, exclusive_minimum=True,
-              help="LoRA scale: the update is (alpha/r)·B·A")
-DROPOUT = Param("dropout", "float", 0.0, 0.0, 0.9, help="dropout on the LoRA input")
-TARGETS = Param("target_modules", "targets", ["query", "value"],
-                help="which linear layers of every transformer layer are adapted")
-IA3_TARGETS = Param("target_modules", "targets", ["key", "value", "ffn"],
-                    help="which linear layers of every transformer layer get learned scales")
-BOTTLENECK = Param("bottleneck", "int", 32, 1, MAX_RANK,
-                   help="adapter bottleneck width m; never above the hidden size")
-VIRTUAL_TOKENS = Param("virtual_tokens", "int", 20, 1, 128, help="number of trained virtual tokens")
-TRAIN_EXAMPLES = Param("train_examples", "int", None, MIN_TRAIN_EXAMPLES, MAX_TRAIN_EXAMPLES,
-                        help="train on a seeded, class-balanced subset of this many training "
-                             "examples (default: the whole training split)")
-COMMON = (BATCH_SIZE, EVAL_EVERY, TRAIN_EXAMPLES)
-
-
-def _lora_params(default_lr: float) -> tuple[Param, ...]:
-    return (RANK, ALPHA, DROPOUT, TARGETS, lr(default_lr), *COMMON)
-
-
-METHODS = {m.name: m for m in (
-    Method("full", "Full fine-tuning", "Every weight of the model trains.",
-           "every weight of the encoder, and the classifier head", (lr(5e-5), *COMMON)),
-    Method("lora", "LoRA", "A low-rank update B·A beside each frozen weight; B starts at zero.",
-           "B·A on the target modules, and the classifier head", _lora_params(2e-3)),
-    Method("dora", "DoRA", "LoRA on the direction of each weight, plus a trained magnitude per column.",
-           "B·A and the magnitudes on the target modules, and the head", _lora_params(2e-3)),
-    Method("adapter", "Bottleneck adapter", "A small down/up projection after attention and after "
-           "the FFN of every layer (Houlsby); the up-projection starts at zero.",
-           "two adapters per layer, and the head", (BOTTLENECK, lr(1e-3), *COMMON)),
-    Method("prompt", "Prompt tuning", "Trained virtual token embeddings in front of the input.",
-           "the soft prompt vectors, and the head", (VIRTUAL_TOKENS, lr(3e-2), *COMMON)),
-    Method("prefix", "Prefix tuning", "Trained key/value prefixes in every attention layer.",
-           "the key/value prefixes, and the head", (VIRTUAL_TOKENS, lr(1e-2), *COMMON)),
-    Method("ia3", "IA3", "Learned scales on the keys, values and FFN activations.",
-           "the scaling vectors, and the head", (IA3_TARGETS, lr(1e-2), *COMMON)),
-    Method("bitfit", "BitFit", "Only the bias terms of the encoder train.",
-           "every bias, and the head", (lr(5e-3), *COMMON)),
-    Method("qlora", "QLoRA", "LoRA on a base quantised to 4-bit NF4 with double quantisation.",
-           "B·A on the target modules, and the head; the base is stored in 4 bits", _lora_params(2e-3)),
-)}
 
 
 def _dynamic_maximum(name: str, clean: dict, task: str) -> int | None:
@@ -166,7 +73,7 @@ def _in_bounds(param: Param, value: float, maximum: float | None = None) -> None
 
 
 def _targets(value: Any) -> list[str]:
-    known = list(base_model.TARGET_MODULES)
+    known = list(TARGET_MODULES)
     if not isinstance(value, list) or not value:
         raise RunRequestError(f"target_modules must be a non-empty list drawn from {known}")
     unknown = [v for v in value if v not in known]

@@ -50,9 +50,8 @@ LAB_CODE = {
     "prefix": ("prefix.py", ("INIT_STD", "PrefixSelfAttention", "attach_prefixes")),
     "bitfit": ("bitfit.py", ("apply_bitfit",)),
 }
-# Methods whose training batches the engine packs (packing.PACKABLE, restated: that module imports
-# torch; tests/engine/test_packing.py checks they agree), and the definitions the script copies for it.
-PACKED_METHODS = frozenset({"full", "lora", "dora", "qlora", "adapter", "ia3", "bitfit"})
+# The definitions the script copies to pack the training batches of a method whose record says
+# packable (as the engine does: packing.PACKABLE).
 PACKING_CODE = ("packing.py", ("ROW_TOKENS", "PackedBatch", "fit_rows", "pack", "attention_mask",
                                "classifier_of", "forward"))
 WHY_NOT_PEFT = {
@@ -73,15 +72,26 @@ class Cell:
     source: str
 
 
+LAB_PACKAGES = ("simulations", "workers", "peftlab")
+
+
+def _imports_the_lab(node: ast.Import | ast.ImportFrom) -> bool:
+    modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+    return any(m.split(".")[0] in LAB_PACKAGES for m in modules)
+
+
 def lab_source(filename: str, names: tuple[str, ...]) -> str:
     """The imports of one of the lab's worker modules and the named top-level definitions, as
-    written in the file (read as text: nothing is imported)."""
+    written in the file (read as text: nothing is imported). Imports of the lab's own packages
+    are left out: the script runs without the lab (packing.py reads the method registry for
+    PACKABLE, which the script does not copy)."""
     text = (HERE / filename).read_text(encoding="utf-8")
     tree = ast.parse(text)
     imports, defs, found = [], [], set()
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            imports.append(ast.get_source_segment(text, node))
+            if not _imports_the_lab(node):
+                imports.append(ast.get_source_segment(text, node))
             continue
         targets = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else [
             t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
@@ -362,7 +372,7 @@ PACKED_STEP = '''batch = pack([train_ids[i] for i in idx], [train_labels[i] for 
 
 def _packing_cells(spec: RunSpec) -> list[Cell]:
     """For the methods the engine packs: its packing code, copied from workers/packing.py."""
-    if spec.method not in PACKED_METHODS:
+    if not METHODS[spec.method].packable:
         return []
     filename, names = PACKING_CODE
     return [Cell("markdown", "The lab trains on packed batches: the same examples per batch, their tokens "
@@ -376,7 +386,7 @@ def _packing_cells(spec: RunSpec) -> list[Cell]:
 
 
 def _loop(spec: RunSpec) -> str:
-    step = PACKED_STEP if spec.method in PACKED_METHODS else PADDED_STEP
+    step = PACKED_STEP if METHODS[spec.method].packable else PADDED_STEP
     return LOOP.replace("{batch_and_loss}", step)
 
 

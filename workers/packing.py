@@ -22,7 +22,8 @@ inside the attention's softmax and matmuls); tests/engine/test_packing.py checks
 What differs in training mode is only which random numbers dropout draws (its masks have another
 shape), a different draw from the same distribution.
 
-Methods that add positions of their own to every sequence stay padded (not in PACKABLE): prompt
+Methods that add positions of their own to every sequence stay padded (their record in
+simulations/methods.py says packable=False, so they are not in PACKABLE): prompt
 tuning puts its virtual tokens in front of each row's input (one packed row would get one prompt
 for several sequences); prefix tuning (workers/prefix.py) adds its key/value positions to each
 row's attention and widens the mask itself (it might pack, as every query may see the prefix, but
@@ -38,8 +39,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-# The methods whose model sees each token independently of the row it sits in.
-PACKABLE = frozenset({"full", "lora", "dora", "qlora", "adapter", "ia3", "bitfit"})
+from simulations.methods import names_where
+
+# The methods whose model sees each token independently of the row it sits in (the records'
+# `packable`).
+PACKABLE = names_where(packable=True)
 # How wide a packed row may be (or the batch's longest sequence, if longer). Wider rows leave less
 # padding at their ends but cost attention quadratic in their width. Measured on `sentiment`
 # (sequences of 4 to 25 tokens, batch 16, one CPU thread, steps interleaved): steps/s over padded

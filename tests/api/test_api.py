@@ -136,6 +136,10 @@ def test_it_lists_methods_with_bounds_from_the_registry(client):
     rank = next(p for p in methods["lora"]["params"] if p["name"] == "rank")
     assert (rank["minimum"], rank["maximum"], rank["default"]) == (1, 256, 8)
     assert methods["lora"]["steps"]["maximum"] == 2000
+    # What the pages draw and say of each method comes with it.
+    assert all(m["colour"] == METHODS[name].colour and m["summary"] == METHODS[name].summary
+               for name, m in methods.items())
+    assert methods["bitfit"]["saved_by"] == "lab" and methods["lora"]["mergeable"]
 
 
 def test_it_lists_the_shipped_tasks(client):

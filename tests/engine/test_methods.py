@@ -1,15 +1,22 @@
-"""Every method of the registry, really trained on CPU: what trains, how much, and that it loads
-back. One table row per method; a new method gets every check (huggingface/peft's pattern)."""
+"""The method registry (simulations/methods.py), walked: every record has its builder, its
+formula, its memory-model entry, a colour and a description, and every set of methods elsewhere is
+read from the records' flags. Then every method really trained on CPU: what trains, how much,
+and that it loads back. One table row per method; a new method gets every check
+(huggingface/peft's pattern)."""
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
 
+from simulations import decision, memory
+from simulations import methods as registry
 from simulations import params as formulas
-from workers import artifacts, base_model, classifier, datasets, encoding, measure, training
+from workers import artifacts, base_model, builders, classifier, datasets, encoding, measure, notebook, packing, training
 from workers.methods import METHODS, validate_run
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 
 CPU = torch.device("cpu")
 # What each method may train, by parameter name.
@@ -27,6 +34,70 @@ TRAINS = {
 # Methods whose untrained additions are the identity (B = 0, up-projection = 0, scales = 1, or
 # nothing added); prompt and prefix tuning add attention targets, which changes the output.
 STARTS_AS_BASE = {"full", "lora", "dora", "qlora", "adapter", "ia3", "bitfit"}
+
+
+# --- the registry: one record per method, and what each record needs elsewhere -----------------
+
+def defaults(method):
+    return validate_run(method, "sentiment", 1, 0, {}).params
+
+
+def test_the_engine_and_the_web_read_the_same_records():
+    assert METHODS is registry.METHODS
+    assert all(name == m.name for name, m in METHODS.items())
+
+
+@pytest.mark.parametrize("method", list(registry.METHODS))
+def test_every_record_has_its_builder_formula_memory_entry_colour_and_description(method):
+    record = registry.METHODS[method]
+    assert callable(builders.BUILDERS[method])
+    assert record.formula is formulas.FORMULAS[method]
+    dims, head = base_model.dimensions(), formulas.classifier_head_params(base_model.dimensions().hidden, 2)
+    assert formulas.trainable_params(method, defaults(method), dims, 2) > head > 0
+    assert record.lab_activations is memory.LAB_ACTIVATIONS[method]
+    from peftlab.playgrounds.memory import minilm
+
+    predicted = memory.lab_run_prediction(minilm(), method, defaults(method), 2)
+    assert predicted["total"] > predicted["activations"] > 0
+    assert re.fullmatch(r"#[0-9a-f]{6}", record.colour)
+    for text in (record.label, record.summary, record.trains):
+        assert text.strip() and "\n" not in text
+    assert record.saved_by in ("peft", "transformers", "lab")
+    assert record.param_names == tuple(p.name for p in record.params)
+    assert {"lr", "batch_size", "eval_every", "train_examples"} <= set(record.param_names)
+
+
+def test_nothing_keyed_by_method_names_a_method_the_registry_lacks():
+    names = set(registry.METHODS)
+    assert set(builders.BUILDERS) == set(formulas.FORMULAS) == set(memory.LAB_ACTIVATIONS) == names
+    # What a generated notebook carries for the methods the lab builds and saves itself.
+    assert set(notebook.LAB_CODE) == set(notebook.WHY_NOT_PEFT) == registry.names_where(saved_by="lab")
+
+
+def test_no_two_methods_share_a_colour_or_a_label():
+    records = registry.METHODS.values()
+    assert len({m.colour for m in records}) == len({m.label for m in records}) == len(records)
+
+
+def test_the_sets_of_methods_elsewhere_are_the_records_flags():
+    records = registry.METHODS.values()
+    assert builders.MERGEABLE == {m.name for m in records if m.mergeable}
+    assert packing.PACKABLE == {m.name for m in records if m.packable}
+    assert memory.LAB_METHODS == decision.TRAINABLE == tuple(registry.METHODS)
+    # peft saves what it builds; the whole model is transformers'; the lab saves its own modules.
+    assert registry.names_where(saved_by="transformers") == {"full"}
+    assert registry.names_where(saved_by="lab") == {"adapter", "prefix", "bitfit"}
+
+
+def test_the_registry_and_the_run_validation_load_no_torch_and_simulations_nothing_of_the_lab():
+    code = ("import sys, simulations.methods, workers.methods, workers.notebook; "
+            "assert 'torch' not in sys.modules, 'torch'; "
+            "assert not {m.split('.')[0] for m in sys.modules} & {'django', 'peftlab'}")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    code = ("import importlib, pkgutil, sys, simulations; "
+            "[importlib.import_module(f'simulations.{m.name}') for m in pkgutil.iter_modules(simulations.__path__)]; "
+            "assert not {m.split('.')[0] for m in sys.modules} & {'django', 'peftlab', 'workers', 'classroom', 'torch'}")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_every_registry_method_is_in_this_table():
@@ -82,10 +153,12 @@ def trained(request, tmp_path_factory):
             "folder": tmp_path_factory.mktemp(method)}
 
 
+@slow
 def test_it_lowers_the_loss(trained):
     assert loss_on(trained["model"], trained["train_batch"]) < trained["start_loss"]
 
 
+@slow
 def test_it_changes_only_what_the_method_trains(trained):
     model, before = trained["model"], trained["before"]
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
@@ -95,6 +168,7 @@ def test_it_changes_only_what_the_method_trains(trained):
     assert all(pattern.fullmatch(n) for n in trainable), sorted(n for n in trainable if not pattern.fullmatch(n))[:5]
 
 
+@slow
 def test_it_trains_as_many_parameters_as_the_formula_says(trained):
     spec = trained["spec"]
     counted, total = measure.count_params(trained["model"])
@@ -102,6 +176,7 @@ def test_it_trains_as_many_parameters_as_the_formula_says(trained):
     assert total >= 22_000_000
 
 
+@slow
 def test_it_starts_exactly_at_the_base_model_unless_it_adds_tokens(trained):
     method = trained["method"]
     base = classifier.build_classifier(2, 0)
@@ -113,6 +188,7 @@ def test_it_starts_exactly_at_the_base_model_unless_it_adds_tokens(trained):
     assert same == (method in STARTS_AS_BASE)
 
 
+@slow
 def test_it_saves_what_it_trained_and_loads_it_back(trained):
     spec, model = trained["spec"], trained["model"]
     size = artifacts.save(model, spec, ["negative", "positive"], trained["folder"])
@@ -124,6 +200,7 @@ def test_it_saves_what_it_trained_and_loads_it_back(trained):
         assert size < 4 * trainable + 200_000
 
 
+@slow
 @pytest.mark.parametrize("method", ["lora", "dora"])
 def test_it_merges_and_unmerges_without_changing_the_outputs(method):
     model = classifier.build_model(spec_for(method, rank=4), 2, CPU)
@@ -142,6 +219,7 @@ def test_it_merges_and_unmerges_without_changing_the_outputs(method):
     assert torch.allclose(layer.base_layer.weight, base_weight, atol=1e-6)
 
 
+@slow
 def test_qlora_keeps_its_base_in_nf4_with_double_quantisation_below_fp32():
     import bitsandbytes as bnb
 
@@ -155,6 +233,7 @@ def test_qlora_keeps_its_base_in_nf4_with_double_quantisation_below_fp32():
     assert quantize.base_weight_bytes(model) < quantize.base_weight_bytes(fp32)
 
 
+@slow
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_it_measures_a_whole_run(method, tmp_path):
     evals = []
