@@ -214,7 +214,7 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Sending a run must not hang a web request while the broker is down (POST answers 503).
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-# Training runs are long jobs (each setting is exercised by tests/test_faults_*.py):
+# Training runs are long jobs (each setting is exercised by tests/faults/test_faults_*.py):
 # - a message is acknowledged when its run ends, and a worker child that dies puts it back,
 #   so a run whose process was killed is tried again (its attempts are counted, see Run);
 CELERY_TASK_ACKS_LATE = True

@@ -10,7 +10,8 @@ What each method needs beyond facts lives in one place each, keyed by the method
 - its trainable-parameter formula: simulations/params.py FORMULAS;
 - its activations in the memory model of the lab's runs: simulations/memory.py LAB_ACTIVATIONS.
 Adding a method is one record here, one builder, one formula and one memory entry;
-tests/test_methods.py checks that every record has them.
+tests/engine/test_methods.py checks that every record has them (the record does not import
+them: params.py and memory.py read the records, so the arrows run one way).
 
 No torch and no Django: the web layer, the playgrounds and the engine all import this.
 Validation that needs the base model or the datasets (workers/methods.py validate_run) is not here.
@@ -71,7 +72,7 @@ class Method:
     params: tuple[Param, ...]
     saved_by: SavedBy
     # The engine merges its trained update into the base weights after training and measures the
-    # merged model (workers/engine.py inference_metrics). IA3's scales could be folded too
+    # merged model (workers/measure.py inference_metrics). IA3's scales could be folded too
     # (simulations/family.py PROPERTIES says so); the lab does not merge them.
     mergeable: bool
     # Its model sees each token independently of the row it sits in, so the engine packs its
@@ -85,22 +86,6 @@ class Method:
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
-
-    @property
-    def formula(self):
-        """Its trainable-parameter count, (run params, Dims, the head's count) -> int:
-        simulations/params.py FORMULAS[name]."""
-        from simulations import params
-
-        return params.FORMULAS[self.name]
-
-    @property
-    def lab_activations(self):
-        """Its own term in the memory model of the lab's runs: simulations/memory.py
-        LAB_ACTIVATIONS[name] (imported here, as memory.py reads this registry)."""
-        from simulations import memory
-
-        return memory.LAB_ACTIVATIONS[self.name]
 
     def describe(self) -> dict:
         return {

@@ -8,7 +8,7 @@ from playwright.sync_api import sync_playwright
 from tests.support.browsing import CHROMIUM_ARGS, SCREENSHOTS
 from tests.support.labstack import Lab, postgres_database, redis_url
 
-# The fault tests' `stack` fixture (tests/test_faults_*.py).
+# The fault tests' `stack` fixture (tests/faults/test_faults_*.py).
 pytest_plugins = ["tests.support.faultstack"]
 
 # The suite checks the default precision (auto: bf16 where the CPU multiplies bf16 natively, fp32

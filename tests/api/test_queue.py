@@ -1,5 +1,5 @@
 """The queue's rules in-process: fair picking, attempts, lost runs, the stream of a retried run.
-The same rules with real processes, brokers and faults: tests/test_faults_*.py."""
+The same rules with real processes, brokers and faults: tests/faults/test_faults_*.py."""
 import asyncio
 import os
 import subprocess

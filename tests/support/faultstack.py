@@ -1,4 +1,4 @@
-"""The class topology for fault tests (tests/test_faults_*.py): PostgreSQL, a redis-server of
+"""The class topology for fault tests (tests/faults/test_faults_*.py): PostgreSQL, a redis-server of
 the test's own (PrivateRedis, never the machine's), `lab web` and `lab worker`; and what the tests
 read back from it."""
 import psycopg
