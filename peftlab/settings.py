@@ -81,6 +81,7 @@ TEMPLATES = [
             "django.template.context_processors.request",
             "django.contrib.auth.context_processors.auth",
             "peftlab.classroom.context_processors.classroom",
+            "peftlab.pages.context.method_colours",
         ]},
     }
 ]

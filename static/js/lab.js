@@ -30,10 +30,10 @@ export const WARN = cssColor("--warn");
 export const MUTED = cssColor("--muted");
 export const INK = cssColor("--ink");
 
-// One colour per training method, keyed by the method's name (GET /api/methods), far enough apart
-// to tell nine methods apart: the run pages' legends and the method spectrum use the same ones.
-export const METHOD_COLOURS = { full: "#4a5160", lora: "#e07b2a", dora: "#b3261e", qlora: "#7c2d12",
-  adapter: "#3a5bd9", prefix: "#16a34a", prompt: "#9333ea", ia3: "#0891b2", bitfit: "#c9a000" };
+// One colour per training method, keyed by its name, far enough apart to tell nine methods apart:
+// the run pages' legends and the method spectrum use the same ones. Each method's colour, from its record (simulations/methods.py), which the server writes into
+// every page (templates/base.html, #method-colours): the one table, the server's.
+export const METHOD_COLOURS = JSON.parse(document.getElementById("method-colours")?.textContent || "{}");
 
 // The API answers {"error": "..."}; ninja's own default is {"detail": ...}: accept both.
 export function messageOf(body, status) {

@@ -3,6 +3,8 @@ playground.js) and keep no copy of them; the colours the charts use are read fro
 import re
 from pathlib import Path
 
+import pytest
+
 JS = Path(__file__).resolve().parents[2] / "static" / "js"
 SHARED = {"lab.js", "format.js", "playground.js"}  # the modules the pages import their helpers from
 COPIES = {
@@ -45,3 +47,19 @@ def test_the_shared_modules_are_the_only_copies():
     for name in ("$", "errorBox", "PLOT_CONFIG", "cssColor", "METHOD_COLOURS", "messageOf", "getJson", "postJson"):
         assert re.search(rf"export (const|function|async function) {re.escape(name)}(?![\w$])", lab), name
     assert "export function messageOf" not in (JS / "playground.js").read_text()
+
+
+@pytest.mark.django_db
+def test_the_method_colours_are_the_records_written_into_every_page(client):
+    """lab.js METHOD_COLOURS reads #method-colours, which the server writes from the method
+    records: no page, lab.js included, keeps a colour table of its own."""
+    import json
+
+    from simulations.methods import METHODS
+
+    for url in ("/", "/playgrounds/four-method-race/", "/playgrounds/method-spectrum/"):
+        page = client.get(url).content.decode()
+        found = re.search(r'<script id="method-colours" type="application/json">(.*?)</script>', page)
+        assert found, url
+        assert json.loads(found.group(1)) == {m.name: m.colour for m in METHODS.values()}
+    assert not re.search(r"\b(lora|bitfit):\s*\"#", (JS / "lab.js").read_text())
