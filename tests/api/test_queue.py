@@ -121,6 +121,24 @@ def test_a_superseded_attempt_is_told_to_stop_and_its_points_stay_apart():
     assert [p.attempt for p in run.shown_points()] == [2]
 
 
+def test_a_worker_that_starts_or_reconnects_settles_lost_runs_and_sends_the_queue_again(settings, sent):
+    """recover_runs, the worker's first act after (re)connecting to the broker: a stale run has
+    failed, a run whose process died here goes back to the queue, and every queued run is sent
+    again, oldest first (a broker restarted without its data lost their messages)."""
+    settings.PEFTLAB_STALE_RUN_SECONDS = 30
+    stale = running(heartbeat=dj_timezone.now() - timedelta(seconds=31))
+    orphan = running(pid=dead_pid())
+    alive = running(pid=os.getpid())
+    waiting = queued()
+    lifecycle.recover_runs()
+    statuses = dict(Run.objects.values_list("pk", "status"))
+    assert statuses == {stale.pk: Run.FAILED, orphan.pk: Run.QUEUED, alive.pk: Run.RUNNING,
+                        waiting.pk: Run.QUEUED}
+    # The stale run's slot woke its queue (a message for the oldest waiting run), then every
+    # queued run went again, oldest first.
+    assert [pk for pk, _ in sent] == [waiting.pk, orphan.pk, waiting.pk]
+
+
 def test_the_web_fails_a_run_whose_heartbeat_is_stale(settings):
     settings.PEFTLAB_STALE_RUN_SECONDS = 30
     lost = running(heartbeat=dj_timezone.now() - timedelta(seconds=31))
