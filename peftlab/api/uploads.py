@@ -11,7 +11,7 @@ Cells are kept exactly as written. Nothing here (nor anywhere in the lab) evalua
 text such as ``=cmd()|' /C calc'!A0`` is a sentence like any other, stored, shown and trained on
 as those characters.
 
-The rules are the constants below; README ("Train on your own CSV") lists them for learners.
+The rules are the constants below; docs/tour.md ("Train on your own CSV") lists them for learners.
 """
 from __future__ import annotations
 

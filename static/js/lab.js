@@ -30,9 +30,9 @@ export const WARN = cssColor("--warn");
 export const MUTED = cssColor("--muted");
 export const INK = cssColor("--ink");
 
-// One colour per training method, keyed by its name, far enough apart to tell nine methods apart:
-// the run pages' legends and the method spectrum use the same ones. Each method's colour, from its record (simulations/methods.py), which the server writes into
-// every page (templates/base.html, #method-colours): the one table, the server's.
+// One colour per training method, keyed by its name: the run pages' legends and the method
+// spectrum use the same ones. They come from the method records (simulations/methods.py), which
+// the server writes into every page (templates/base.html, #method-colours).
 export const METHOD_COLOURS = JSON.parse(document.getElementById("method-colours")?.textContent || "{}");
 
 // The API answers {"error": "..."}; ninja's own default is {"detail": ...}: accept both.
