@@ -307,8 +307,6 @@ def recover_runs() -> None:
     but that is not yet stale goes back to the queue for its next attempt. Sending a run twice is
     harmless: only one claim wins.
     """
-    from peftlab.runs.liveness import fail_lost_runs
-
     fail_lost_runs()
     for run in Run.objects.filter(status=Run.RUNNING):
         if attempt_is_dead(run):
