@@ -293,7 +293,14 @@ def redis() -> RedisServer:
     with _lock:
         if _redis is None:
             started = time.monotonic()
-            _redis = RedisServer(Path(tempfile.mkdtemp(prefix="peftlab-redis-"))).start()
+            redis_server()  # fails before any folder is made when it is not installed
+            server = RedisServer(Path(tempfile.mkdtemp(prefix="peftlab-redis-")))
+            try:
+                _redis = server.start()
+            except BaseException:
+                server.stop()
+                shutil.rmtree(server.folder, ignore_errors=True)
+                raise
             timings["redis"] = time.monotonic() - started
         return _redis
 
