@@ -6,7 +6,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test test-fast lint setup migrate clean
+.PHONY: run test test-fast lint setup system-deps migrate clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@echo "==> 1/3 a Python virtual environment in $(VENV)"
@@ -28,6 +28,12 @@ node_modules/.installed: package.json package-lock.json
 
 setup: $(VENV)/.installed node_modules/.installed
 
+# The system packages the whole suite needs (Chromium, redis-server, PostgreSQL, npm,
+# docker-compose): installed with apt-get when run as root, else one line says what to install.
+# No service needs to run: the tests start Redis and PostgreSQL of their own.
+system-deps:
+	@.ci/system-deps
+
 migrate: setup
 	$(PY) manage.py migrate --noinput
 
@@ -45,12 +51,14 @@ lint: setup
 
 # Test files run in TEST_PROCESSES processes (pytest-xdist), each file whole in one of them;
 # three suit two cores: many tests wait on processes, browsers and timeouts rather than compute.
+# Each process starts its own Redis and PostgreSQL (tests/support/services.py) when a test needs them.
 TEST_PROCESSES ?= 3
-test: setup
+test: system-deps setup
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 # The tiers that start no process, browser or service (under a minute): the math, the API in
-# process, the engine's quick tests. `make test` runs these and the rest.
+# process, the engine's quick tests; they need no system package but npm. `make test` runs these
+# and the rest.
 test-fast: setup
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not slow and not browser and not services" $(PYTEST_ARGS)
 

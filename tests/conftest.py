@@ -6,7 +6,8 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.support.browsing import CHROMIUM_ARGS, SCREENSHOTS
-from tests.support.labstack import Lab, postgres_database, redis_url
+from tests.support.labstack import Lab
+from tests.support.services import postgres_database, redis_url
 
 # The fault tests' `stack` fixture (tests/faults/test_faults_*.py).
 pytest_plugins = ["tests.support.faultstack"]
@@ -112,7 +113,7 @@ def empty_lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def class_lab(tmp_path_factory):
-    """The class topology natively: PostgreSQL + Redis, `lab web` and `lab worker` apart,
+    """The class topology natively: PostgreSQL + Redis (this test process's own), `lab web` and `lab worker` apart,
     runs sent to the gpu queue (this machine has no GPU: the worker records the CPU); the web
     process pools three database connections."""
     url, drop = postgres_database()

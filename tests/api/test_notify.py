@@ -11,7 +11,7 @@ from peftlab.api import events
 from peftlab.runs.models import Run
 from peftlab.runs import lifecycle
 
-from tests.support.labstack import redis_db
+from tests.support.services import redis_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +22,7 @@ WITHIN = 20  # seconds: a bound for a hang, far below the poll
 @pytest.fixture(params=["files", pytest.param("redis", marks=pytest.mark.services)])
 def carrier(request, settings, tmp_path):
     settings.PEFTLAB_NOTIFY_DIR = tmp_path / "notify"
-    settings.PEFTLAB_NOTIFY_URL = f"redis://127.0.0.1:6379/{redis_db(12)}" if request.param == "redis" else ""
+    settings.PEFTLAB_NOTIFY_URL = redis_url() if request.param == "redis" else ""
     settings.PEFTLAB_SSE_POLL_MS = A_POLL_NEVER_REACHED_MS
     notify._publisher = None
     yield request.param

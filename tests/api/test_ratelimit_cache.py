@@ -12,9 +12,8 @@ import redis
 from peftlab.classroom.ratelimit import hit
 from peftlab.errors import TooMany
 
-from tests.support.labstack import ROOT, redis_db
-
-REDIS = f"redis://127.0.0.1:6379/{redis_db(12)}"
+from tests.support.labstack import ROOT
+from tests.support.services import redis_url
 
 OTHER_PROCESS = """
 import django
@@ -40,9 +39,10 @@ def other_process(who: str, **env) -> str:
 @pytest.mark.parametrize("backend", ["files", pytest.param("redis", marks=pytest.mark.services)])
 def test_two_processes_count_into_one_window(backend, settings, tmp_path):
     if backend == "redis":
-        redis.Redis.from_url(REDIS).flushdb()
-        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS}}
-        env = {"PEFTLAB_CACHE_URL": REDIS}
+        url = redis_url()  # a fresh database of this test process's own Redis
+        redis.Redis.from_url(url).flushdb()
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
+        env = {"PEFTLAB_CACHE_URL": url}
     else:  # what settings.py configures without PEFTLAB_CACHE_URL, under this var dir
         settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                                        "LOCATION": str(tmp_path / "cache")}}

@@ -1,10 +1,11 @@
 """The class topology for fault tests (tests/faults/test_faults_*.py): PostgreSQL, a redis-server of
-the test's own (PrivateRedis, never the machine's), `lab web` and `lab worker`; and what the tests
-read back from it."""
+the test's own (RedisServer, which a test may stop and restart), `lab web` and `lab worker`; and
+what the tests read back from it."""
 import psycopg
 import pytest
 
-from tests.support.labstack import Lab, PrivateRedis, postgres_database, redis_url
+from tests.support.labstack import Lab
+from tests.support.services import RedisServer, postgres_database, redis_url
 
 QUICK = {"PEFTLAB_HEARTBEAT_SECONDS": "0.5"}
 
@@ -13,14 +14,14 @@ QUICK = {"PEFTLAB_HEARTBEAT_SECONDS": "0.5"}
 def stack(tmp_path):
     """Starts the class topology (PostgreSQL, a private Redis, `lab web`, one `lab worker`) with
     extra settings; stops everything afterwards."""
-    redis = PrivateRedis(tmp_path).start()
+    redis = RedisServer(tmp_path / "redis").start()
     made = []
 
     def make(**env):
         url, drop = postgres_database()
         folder = tmp_path / f"lab{len(made)}"
         folder.mkdir()
-        lab = Lab(folder, DATABASE_URL=url, CELERY_BROKER_URL=redis.url, PEFTLAB_CACHE_URL=redis_url(12),
+        lab = Lab(folder, DATABASE_URL=url, CELERY_BROKER_URL=redis.url, PEFTLAB_CACHE_URL=redis_url(),
                   **{**QUICK, **env})
         made.append((lab, drop))
         lab.redis = redis

@@ -1,23 +1,21 @@
 """Real processes for integration tests: the lab as `manage.py lab ...` starts it.
 
 A Lab gets its own var/ folder (SQLite database, filesystem broker, adapters) or, for the class
-topology, its own PostgreSQL database and Redis database number.
+topology, its own PostgreSQL database and Redis database (tests/support/services.py).
 """
 import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 
-from tests.support.parallel import worker_index
+from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -25,12 +23,6 @@ FINISHED = ("succeeded", "failed", "cancelled")
 # Settings of the developer's shell must not leak into a test's lab.
 _LAB_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "PEFTLAB_RUN_QUEUE", "PEFTLAB_WORKER_QUEUES",
                   "PEFTLAB_VAR_DIR", "PEFTLAB_ARTIFACTS_DIR", "PORT", "DJANGO_SETTINGS_MODULE")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Lab:
@@ -187,65 +179,6 @@ class Lab:
                         if max_events == 0:
                             return
                     event, event_id, data = "message", None, None
-
-
-class PrivateRedis:
-    """A redis-server of the test's own on a free port, without persistence: a test may stop and
-    restart it (losing what it held, as a Redis restarted without its data does) without touching
-    the machine's Redis."""
-
-    def __init__(self, folder: Path):
-        self.port, self.folder, self.proc = free_port(), folder, None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> "PrivateRedis":
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder)], stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def postgres_database() -> tuple[str, callable]:
-    """A fresh database on the local PostgreSQL; returns its URL and a function that drops it."""
-    import psycopg
-
-    name = f"peftlab_test_{uuid.uuid4().hex[:10]}"
-    admin = "postgresql://postgres@127.0.0.1:5432/test"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop():
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return f"postgres://postgres@127.0.0.1:5432/{name}", drop
-
-
-def redis_db(db: int) -> int:
-    """The machine's Redis database `db` for this test process: parallel processes take the two
-    numbers below the previous one's (13 and 12 for gw0, 11 and 10 for gw1, ...)."""
-    return db - 2 * worker_index()
-
-
-def redis_url(db: int = 13) -> str:
-    """A database of the machine's Redis, emptied first, so tests never see stale messages."""
-    import redis
-
-    url = f"redis://127.0.0.1:6379/{redis_db(db)}"
-    redis.Redis.from_url(url).flushdb()
-    return url
 
 
 def lab_processes(var_dir: Path) -> list[str]:

@@ -13,7 +13,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.labstack import FINISHED, ROOT, Lab, postgres_database, redis_url
+from tests.support.labstack import FINISHED, ROOT, Lab
+from tests.support.services import postgres_database, redis_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -88,7 +89,7 @@ class Browser:
 def test_a_class_runs_through_the_compose_topology_started_natively(tmp_path):
     services = compose_services()
     database, drop = postgres_database()
-    here = {"DATABASE_URL": database, "CELERY_BROKER_URL": redis_url(13), "PEFTLAB_CACHE_URL": redis_url(12),
+    here = {"DATABASE_URL": database, "CELERY_BROKER_URL": redis_url(), "PEFTLAB_CACHE_URL": redis_url(),
             "PEFTLAB_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
             # No TLS proxy in front here: the classroom-LAN variant of the production settings.
             "PEFTLAB_HTTPS": "false", "PEFTLAB_HEARTBEAT_SECONDS": "0.5",

@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from tests.support.labstack import Lab, lab_processes
+from tests.support.services import postgres_admin_url
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +63,7 @@ def test_it_cancels_a_running_run_and_keeps_its_points(embedded_lab):
     assert [p["step"] for p in run["points"]] == list(range(1, len(run["points"]) + 1))
 
 
+@pytest.mark.services
 def test_it_trains_through_redis_and_postgres_on_the_gpu_queue(class_lab):
     created = class_lab.create_run(steps=10)
     assert created["queue"] == "gpu"
@@ -69,6 +71,7 @@ def test_it_trains_through_redis_and_postgres_on_the_gpu_queue(class_lab):
     assert_trained(class_lab.run(created["id"]), 10)
 
 
+@pytest.mark.services
 def test_it_streams_from_postgres_after_reconnect(class_lab):
     run_id = class_lab.create_run(steps=30)["id"]
     first = [e for e in class_lab.events(run_id, max_events=12) if e[0] == "point"]
@@ -78,10 +81,11 @@ def test_it_streams_from_postgres_after_reconnect(class_lab):
 
 def connections(url: str) -> int:
     name = url.rsplit("/", 1)[1]
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test") as conn:
+    with psycopg.connect(postgres_admin_url()) as conn:
         return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [name]).fetchone()[0]
 
 
+@pytest.mark.services
 def test_many_streams_share_the_web_process_pool_of_connections(class_lab):
     # A stream holds a connection only while it reads (peftlab/api/events.py): twelve streams on a
     # web process with a pool of three (conftest's class_lab) never hold twelve.
