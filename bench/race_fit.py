@@ -49,7 +49,7 @@ def main():
             spec = validate_run(method, task, args.steps, 0, {"eval_every": args.eval_every})
             points, evals = [], []
 
-            def report(new_points, new_evals):
+            def report(new_points, new_evals, points=points, evals=evals):
                 points.extend(vars(p) for p in new_points)
                 evals.extend(vars(e) for e in new_evals)
                 return True

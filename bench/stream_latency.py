@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +109,7 @@ def epoch(text: str | None) -> float | None:
     """A DateTimeField as SQLite holds it (UTC, no offset) -> epoch ms."""
     if not text:
         return None
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000
 
 
 # --- the lab's side ---------------------------------------------------------------------------

@@ -55,8 +55,19 @@ from torch import nn  # noqa: E402
 from torch.utils import flop_counter  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
-from workers import (adapters, base_model, classifier, constants, datasets, encoding, measure,  # noqa: E402
-                     packing, precision, quantize, training)
+from workers import (  # noqa: E402
+    adapters,
+    base_model,
+    classifier,
+    constants,
+    datasets,
+    encoding,
+    measure,
+    packing,
+    precision,
+    quantize,
+    training,
+)
 from workers.methods import validate_run  # noqa: E402
 
 TASK = "sentiment"

@@ -8,7 +8,18 @@ from peftlab.health import healthz
 from peftlab.pages import compare as compare_pages
 from peftlab.pages import views
 from peftlab.playgrounds import (
-    decide, family, lora, lowrank, memory, prompting, quant, race_sim, review, serving, sparsity)
+    decide,
+    family,
+    lora,
+    lowrank,
+    memory,
+    prompting,
+    quant,
+    race_sim,
+    review,
+    serving,
+    sparsity,
+)
 
 api = lab_api([
     ("", runs.router),  # methods, tasks, runs

@@ -38,7 +38,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from simulations import quantization
-from simulations.methods import BATCH_SIZE, METHODS as LAB_REGISTRY
+from simulations.methods import BATCH_SIZE
+from simulations.methods import METHODS as LAB_REGISTRY
 from simulations.params import (
     Dims,
     bert_encoder_params,

@@ -8,7 +8,8 @@ exactly the same cost and accuracy do not dominate each other: both are on the f
 Pure Python, no Django: peftlab/api/compare.py serialises what this returns.
 """
 import math
-from typing import Hashable, NamedTuple
+from collections.abc import Hashable
+from typing import NamedTuple
 
 
 class CostPoint(NamedTuple):

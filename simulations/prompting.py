@@ -8,10 +8,10 @@ The accuracies are *reported results* quoted in seed document 000, kept in the t
 with the paper each comes from; the lab measures none of them.
 """
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from math import floor, log10
-from typing import Callable
 
 import numpy as np
 

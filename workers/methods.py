@@ -11,9 +11,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulations.methods import (  # noqa: F401 - re-exported: the registry as the engine and the web read it
-    ALPHA, BATCH_SIZE, BOTTLENECK, COMMON, DROPOUT, EVAL_EVERY, IA3_TARGETS, MAX_RANK, MAX_STEPS,
-    MAX_TRAIN_EXAMPLES, METHODS, MIN_TRAIN_EXAMPLES, RANK, TARGET_MODULES, TARGETS, TRAIN_EXAMPLES,
-    VIRTUAL_TOKENS, Method, Param, lr,
+    ALPHA,
+    BATCH_SIZE,
+    BOTTLENECK,
+    COMMON,
+    DROPOUT,
+    EVAL_EVERY,
+    IA3_TARGETS,
+    MAX_RANK,
+    MAX_STEPS,
+    MAX_TRAIN_EXAMPLES,
+    METHODS,
+    MIN_TRAIN_EXAMPLES,
+    RANK,
+    TARGET_MODULES,
+    TARGETS,
+    TRAIN_EXAMPLES,
+    VIRTUAL_TOKENS,
+    Method,
+    Param,
+    lr,
 )
 from workers import base_model, datasets
 

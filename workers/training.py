@@ -6,9 +6,9 @@ each batch of new training points and evaluations and answers whether to go on (
 """
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 

@@ -7,11 +7,10 @@ forms on the dashboard page (peftlab/classroom/views.py)."""
 from ninja import Router
 
 from peftlab.api.errors import Error
-from peftlab.errors import NotFound
-
 from peftlab.classroom.dashboard import dashboard
 from peftlab.classroom.models import Classroom, normalize_code
 from peftlab.classroom.viewer import TEACHER, viewer_of
+from peftlab.errors import NotFound
 
 router = Router(tags=["classes"])
 

@@ -9,13 +9,12 @@ import re
 from django.http import HttpResponse
 from ninja import Router
 
+from peftlab.api.errors import Error, checked_query
 from peftlab.classroom import access
 from peftlab.errors import Conflict, Invalid, NotFound
-from workers import datasets, methods, notebook
-
-from simulations import pareto
-from peftlab.api.errors import Error, checked_query
 from peftlab.runs.models import Run
+from simulations import pareto
+from workers import datasets, methods, notebook
 
 router = Router(tags=["runs"])
 

@@ -16,13 +16,12 @@ from django.db.models import Count
 from django.http.multipartparser import MultiPartParserError
 from ninja import Query, Router
 
-from peftlab.classroom import access, quotas
-from peftlab.classroom.viewer import viewer_of
-from peftlab.errors import Invalid, NotFound, TooLarge
-
 from peftlab.api import uploads
 from peftlab.api.csrf import require_csrf
 from peftlab.api.errors import Error
+from peftlab.classroom import access, quotas
+from peftlab.classroom.viewer import viewer_of
+from peftlab.errors import Invalid, NotFound, TooLarge
 from peftlab.runs.models import Dataset, DatasetExample
 
 router = Router(tags=["datasets"])

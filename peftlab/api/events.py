@@ -27,7 +27,6 @@ from django.db import connection
 from django.http import Http404, StreamingHttpResponse
 
 from peftlab.classroom import access
-
 from peftlab.runs import lifecycle, notify
 from peftlab.runs.models import Batch, EvalPoint, Point, Run
 

@@ -12,15 +12,14 @@ import re
 from django.db.models import Prefetch
 from ninja import Field, Query, Router
 
-from peftlab.classroom import access, quotas
-from peftlab.errors import Invalid, NotFound
-from workers import base_model, datasets, methods
-
-from simulations import experiments
 from peftlab.api.csrf import require_csrf
 from peftlab.api.errors import Error, StrictBody, checked_query
+from peftlab.classroom import access, quotas
+from peftlab.errors import Invalid, NotFound
 from peftlab.runs.batches import BatchRequestError, batch_status, create_batch
 from peftlab.runs.models import Batch, Run
+from simulations import experiments
+from workers import base_model, datasets, methods
 
 router = Router(tags=["experiments"])
 KIND_OF_BATCH = {v: k for k, v in experiments.BATCH_KINDS.items()}

@@ -5,15 +5,14 @@ stream (peftlab/api/events.py race_events): SSE needs a streaming response that 
 """
 from ninja import Field, Router
 
-from peftlab.classroom import access, quotas
-from peftlab.errors import Conflict, NotFound
-from workers import methods
-
-from peftlab.runs import races
 from peftlab.api.csrf import require_csrf
 from peftlab.api.errors import Error, StrictBody
+from peftlab.classroom import access, quotas
+from peftlab.errors import Conflict, NotFound
+from peftlab.runs import races
 from peftlab.runs.lifecycle import request_cancel
 from peftlab.runs.models import Batch, Run
+from workers import methods
 
 router = Router(tags=["races"])
 

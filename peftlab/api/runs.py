@@ -12,13 +12,13 @@ from django.http import FileResponse
 from ninja import Field, Query, Router
 from pydantic import ConfigDict, create_model
 
+from peftlab.api import events
 from peftlab.api.csrf import require_csrf
 from peftlab.api.errors import Error, StrictBody, checked_query
 from peftlab.classroom import access, quotas
 from peftlab.classroom.viewer import viewer_of
 from peftlab.errors import Conflict, NotFound
 from peftlab.runs import lifecycle
-from peftlab.api import events
 from peftlab.runs.models import Run
 from workers import artifacts, methods, run_cost
 

@@ -24,10 +24,9 @@ that its examples (a finished run stores a few validation sentences) never reach
 """
 from django.db.models import Q, QuerySet
 
+from peftlab.classroom.viewer import STUDENT, TEACHER, Viewer, viewer_of
 from peftlab.runs.models import Batch, Dataset, Run
 from workers import datasets
-
-from peftlab.classroom.viewer import STUDENT, TEACHER, Viewer, viewer_of
 
 _ON_UPLOAD = Q(task__startswith=Dataset.TASK_PREFIX)
 

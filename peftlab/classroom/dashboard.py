@@ -10,11 +10,10 @@ from datetime import datetime, timedelta
 from django.urls import reverse
 from django.utils import timezone
 
-from peftlab.runs.models import Run
-from workers import methods
-from peftlab.runs.scheduler import pick, queue_state
-
 from peftlab.classroom.models import Classroom
+from peftlab.runs.models import Run
+from peftlab.runs.scheduler import pick, queue_state
+from workers import methods
 
 RUNS_PER_STUDENT = 20  # the newest runs listed per student (the count says how many in all)
 

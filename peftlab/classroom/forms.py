@@ -1,12 +1,11 @@
 """The forms of the class pages: join, create a class, its settings."""
 from django import forms
 
-from simulations import experiments
-from peftlab.runs import races
-from workers import methods
-
 from peftlab.classroom import names
 from peftlab.classroom.models import CODE_LENGTH, NICKNAME_MAX, Classroom, normalize_code
+from peftlab.runs import races
+from simulations import experiments
+from workers import methods
 
 
 def _refuse_hidden(text: str, what: str) -> str:

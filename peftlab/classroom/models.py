@@ -11,9 +11,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, models, transaction
 
-from workers import methods
-
 from peftlab.classroom import names
+from workers import methods
 
 # No 0/O, 1/I/L: a code read off a projector is typed right the first time.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"

@@ -17,15 +17,13 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from peftlab.errors import Conflict, Invalid, NotAllowed, TooMany
-
-from peftlab.runs.models import Dataset, Run
-from peftlab.runs.task_source import dataset_id
-from workers import datasets, methods, run_cost
-
 from peftlab.classroom import access, ratelimit
 from peftlab.classroom.models import Classroom, Student
 from peftlab.classroom.viewer import ANONYMOUS, STUDENT, TEACHER, Viewer, establish_owner, viewer_of
+from peftlab.errors import Conflict, Invalid, NotAllowed, TooMany
+from peftlab.runs.models import Dataset, Run
+from peftlab.runs.task_source import dataset_id
+from workers import datasets, methods, run_cost
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,9 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from workers import base_model
-
-from simulations import chapter_facts, params, quizzes
 from peftlab.pages.chapters import CHAPTERS, chapter_by_number, playgrounds_by_slug
+from simulations import chapter_facts, params, quizzes
+from workers import base_model
 
 
 @ensure_csrf_cookie
@@ -57,9 +56,8 @@ def train(request):
 def upload_rules(request) -> dict:
     """The rules of peftlab/api/uploads.py, as the upload panel states them, and who will see an
     upload (peftlab/classroom/access.py)."""
-    from peftlab.classroom.viewer import STUDENT, TEACHER, viewer_of
-
     from peftlab.api import uploads
+    from peftlab.classroom.viewer import STUDENT, TEACHER, viewer_of
 
     kind = viewer_of(request).kind
     return {"max_mb": f"{uploads.MAX_BYTES / 1_000_000:g}", "max_rows": uploads.MAX_ROWS,

@@ -3,8 +3,8 @@ answers given in the query (?q1=yes&q2=no...)."""
 from django.http import HttpRequest
 from ninja import Router
 
-from simulations import decision
 from peftlab.api.errors import Error
+from simulations import decision
 
 router = Router(tags=["playgrounds"])
 

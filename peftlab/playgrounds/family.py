@@ -3,12 +3,11 @@ math in simulations/family.py and simulations/spectrum.py and serialise. Each pa
 the response holds every count its sliders and toggles can reach."""
 from ninja import Router
 
-from workers import base_model
-
-from simulations import family, spectrum
 from peftlab.api.errors import Error, checked_query
 from peftlab.errors import Invalid
+from simulations import family, spectrum
 from simulations.rounding import significant
+from workers import base_model
 
 router = Router(tags=["playgrounds"])
 

@@ -3,11 +3,10 @@ simulations/lora.py, serialise. Each returns everything its page needs in one re
 import numpy as np
 from ninja import Router
 
-from workers import base_model
-
-from simulations import lora
 from peftlab.api.errors import Error, checked_query
+from simulations import lora
 from simulations.rounding import significant
+from workers import base_model
 
 SEED = {"minimum": 0, "maximum": 2**31 - 1}  # lora.validate_forward and validate_zero_start
 

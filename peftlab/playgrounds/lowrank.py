@@ -2,8 +2,8 @@
 import numpy as np
 from ninja import Router, Schema
 
-from simulations import lowrank
 from peftlab.api.errors import Error, checked_query
+from simulations import lowrank
 from simulations.rounding import significant
 
 router = Router(tags=["playgrounds"])

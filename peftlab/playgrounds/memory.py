@@ -3,11 +3,10 @@ from dataclasses import asdict
 
 from ninja import Query, Router
 
-from workers import base_model
-
-from simulations import cost, memory
 from peftlab.api.errors import Error, checked_query
 from peftlab.errors import Invalid
+from simulations import cost, memory
+from workers import base_model
 
 router = Router(tags=["playgrounds"])
 

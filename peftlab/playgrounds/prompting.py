@@ -11,11 +11,10 @@ from functools import cache
 import numpy as np
 from ninja import Router
 
-from workers import base_model
-
-from simulations import prompting
 from peftlab.api.errors import Error, checked_query
 from peftlab.errors import Invalid
+from simulations import prompting
+from workers import base_model
 
 router = Router(tags=["playgrounds"])
 

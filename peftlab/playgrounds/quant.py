@@ -4,12 +4,12 @@ the page needs in one response; the page's sliders then only index into it."""
 import numpy as np
 from ninja import Router
 
-from workers.base_model import dimensions
-
-from simulations import adapter_block, lowrank_lab, params, quantization as quant
 from peftlab.api.errors import Error, checked_query
 from peftlab.errors import Invalid
+from simulations import adapter_block, lowrank_lab, params
+from simulations import quantization as quant
 from simulations.rounding import significant
+from workers.base_model import dimensions
 
 router = Router(tags=["playgrounds"])
 

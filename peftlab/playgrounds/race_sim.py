@@ -1,12 +1,11 @@
 """P17's instant mode: a simulated race from curves fitted to real runs (simulations/race_sim.py)."""
 from ninja import Router
 
-from workers import datasets
-from workers.methods import METHODS
-
-from simulations import race_sim
 from peftlab.api.errors import Error, checked_query
 from peftlab.errors import Invalid
+from simulations import race_sim
+from workers import datasets
+from workers.methods import METHODS
 
 router = Router(tags=["playgrounds"])
 

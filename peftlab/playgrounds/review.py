@@ -1,10 +1,9 @@
 """The review chapter's data: the quizzes (P21) and the cheat sheet (P22)."""
 from ninja import Router
 
-from workers import base_model
-
-from simulations import cheatsheet, quizzes
 from peftlab.pages.chapters import CHAPTERS
+from simulations import cheatsheet, quizzes
+from workers import base_model
 
 router = Router(tags=["playgrounds"])
 

@@ -2,14 +2,13 @@
 freeze-attach-merge. Each answers everything its page needs in one response."""
 from ninja import Router
 
-from peftlab.classroom import access
-from workers import base_model, datasets
-
-from simulations import lora, serving
 from peftlab.api.errors import Error, checked_query
+from peftlab.classroom import access
 from peftlab.errors import Invalid
-from simulations.adapter_block import bert_total
 from peftlab.runs.models import Run
+from simulations import lora, serving
+from simulations.adapter_block import bert_total
+from workers import base_model, datasets
 
 router = Router(tags=["playgrounds"])
 

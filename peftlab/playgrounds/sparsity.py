@@ -13,8 +13,8 @@ import numpy as np
 from django.conf import settings
 from ninja import Router
 
-from simulations import intrinsic, lottery, tinynet
 from peftlab.api.errors import Error, checked_query
+from simulations import intrinsic, lottery, tinynet
 from simulations.rounding import significant
 
 router = Router(tags=["playgrounds"])

@@ -10,10 +10,9 @@ class RunsConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self):
-        from workers import datasets
-
         from peftlab.runs import checks  # noqa: F401 - registers the system checks
         from peftlab.runs.task_source import UPLOADED
+        from workers import datasets
 
         # Uploaded CSVs become tasks ("upload-<id>") for workers/datasets.py, in every process.
         datasets.register_source(UPLOADED)

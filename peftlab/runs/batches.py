@@ -11,10 +11,9 @@ from django.conf import settings
 from django.db import transaction
 
 from peftlab.errors import Invalid
-from workers import methods
-
-from peftlab.runs.models import Batch, Run
 from peftlab.runs.lifecycle import send_on_commit
+from peftlab.runs.models import Batch, Run
+from workers import methods
 
 MAX_LANES = 24  # a guard for sweeps; a race allows fewer (peftlab.api.races)
 

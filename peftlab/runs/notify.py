@@ -82,7 +82,7 @@ class Watch:
         watcher.add(self)
         try:  # a signal sent before Redis has our subscription would be lost (a poll's delay)
             await asyncio.wait_for(watcher.listening.wait(), SUBSCRIBE_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         return self
 
@@ -94,7 +94,7 @@ class Watch:
         `timeout` seconds."""
         try:
             await asyncio.wait_for(self.event.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self.event.clear()
 

@@ -10,11 +10,10 @@ from functools import cache
 
 from django.urls import reverse
 
-from workers import base_model, datasets, methods, token_lengths
-
-from simulations import family, memory
 from peftlab.runs.batches import batch_status, create_batch, lanes_of
 from peftlab.runs.models import Batch
+from simulations import family, memory
+from workers import base_model, datasets, methods, token_lengths
 
 DEFAULT_METHODS = ("full", "adapter", "lora", "prompt")
 DEFAULT_TASK = "sentiment"

@@ -12,7 +12,7 @@ runs are waiting, so a run passed over is picked up by a later message.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.db import connection
 from django.db.models import Count, Max
@@ -42,7 +42,7 @@ def pick(waiting: list[Waiting], running: dict[str, int], last_start: dict[str, 
             first_of[run.owner] = run
     if not first_of:
         return None
-    never = datetime.min.replace(tzinfo=dt_timezone.utc)
+    never = datetime.min.replace(tzinfo=UTC)
     chosen = min(first_of.values(), key=lambda r: (running.get(r.owner, 0),
                                                      last_start.get(r.owner, never), r.id))
     return chosen.id

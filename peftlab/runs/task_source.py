@@ -7,9 +7,8 @@ upload is decided by the web layer (peftlab/classroom/access.py), never here.
 """
 import re
 
-from workers import datasets
-
 from peftlab.runs.models import Dataset, DatasetExample
+from workers import datasets
 
 _NAME = re.compile(rf"{re.escape(Dataset.TASK_PREFIX)}([1-9][0-9]{{0,17}})")
 

@@ -5,7 +5,6 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from peftlab.runs.models import Batch, Run
-
 from tests.support.classrooms import (
     browser,
     classroom,

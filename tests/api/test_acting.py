@@ -11,11 +11,10 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from peftlab.classroom.forms import SettingsForm
 from peftlab.classroom.models import Classroom
-from peftlab.urls import api
 from peftlab.runs.models import Batch, Dataset, Run
-from workers import methods
-
+from peftlab.urls import api
 from tests.support.classrooms import browser, classroom, student_browser, teacher, teacher_browser
+from workers import methods
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,8 @@ from django.test import Client
 from peftlab.api import uploads
 from peftlab.api.datasets import BODY_SLACK
 from peftlab.runs.models import Point, Run
-from workers.methods import METHODS
-
 from tests.support.classrooms import visitor_owner
+from workers.methods import METHODS
 
 pytestmark = pytest.mark.django_db
 

@@ -17,8 +17,6 @@ from peftlab.classroom import models as classroom_models
 from peftlab.classroom.models import CODE_ALPHABET, Classroom, Student
 from peftlab.runs import lifecycle
 from peftlab.runs.models import Batch, Run
-from workers import methods
-
 from tests.support.classrooms import (
     PASSWORD,
     browser,
@@ -29,6 +27,7 @@ from tests.support.classrooms import (
     teacher,
     teacher_browser,
 )
+from workers import methods
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ from collections import Counter
 import pytest
 from django.test import Client
 
-from simulations import experiments
 from peftlab.runs.models import Batch, EvalPoint, Point, Run
+from simulations import experiments
 from workers import base_model, datasets, encoding, training
 from workers.methods import RunRequestError, validate_run
 from workers.subsets import balanced_subset

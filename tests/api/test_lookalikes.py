@@ -13,7 +13,6 @@ from django.db.migrations.executor import MigrationExecutor
 from peftlab.classroom import names
 from peftlab.classroom.models import Classroom, Student
 from peftlab.runs.models import Dataset, DatasetExample
-
 from tests.support.classrooms import browser, classroom, join, student_browser, teacher, teacher_browser
 
 pytestmark = pytest.mark.django_db

@@ -6,11 +6,9 @@ import threading
 
 import pytest
 
-from peftlab.runs import notify
 from peftlab.api import events
+from peftlab.runs import lifecycle, notify
 from peftlab.runs.models import Run
-from peftlab.runs import lifecycle
-
 from tests.support.services import redis_url
 
 pytestmark = pytest.mark.django_db(transaction=True)

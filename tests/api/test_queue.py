@@ -3,21 +3,20 @@ The same rules with real processes, brokers and faults: tests/faults/test_faults
 import asyncio
 import os
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone as dj_timezone
 
-from peftlab.runs import lifecycle
 from peftlab.api import events
+from peftlab.runs import lifecycle
 from peftlab.runs.models import Point, Run
 from peftlab.runs.scheduler import Waiting, pick
-
 from tests.support.classrooms import visitor_owner
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_pick_serves_the_owner_with_fewest_runs_training_not_the_first_to_submit():

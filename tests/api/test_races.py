@@ -6,10 +6,9 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import Client
 
-from peftlab.runs import races
 from peftlab.api import events
+from peftlab.runs import races, tasks
 from peftlab.runs.models import Batch, EvalPoint, Point, Run
-from peftlab.runs import tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +46,7 @@ def test_every_lane_carries_the_calculators_prediction(csrf_client, sent):
         assert bf16["breakdown"]["activations"] >= fp32["breakdown"]["activations"], r["method"]
         assert bf16["trainable_params"] == fp32["trainable_params"]
     preds = {r["method"]: r["predictions"]["fp32"] for r in got["runs"]}
-    for method, pred in preds.items():
+    for _method, pred in preds.items():
         assert pred["peak_memory_bytes"] == pytest.approx(sum(pred["breakdown"].values()))
         assert pred["seq"] > 2 and "layers" in pred["activation_formula"]
     # The formula's trainable count is the one the engine stores beside its own count.

@@ -11,7 +11,6 @@ import redis
 
 from peftlab.classroom.ratelimit import hit
 from peftlab.errors import TooMany
-
 from tests.support.labstack import ROOT
 from tests.support.services import redis_url
 

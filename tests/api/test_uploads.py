@@ -15,11 +15,10 @@ from django.core.wsgi import get_wsgi_application
 from django.test import Client
 
 from peftlab.api import uploads
-from peftlab.runs.models import Dataset, DatasetExample, Run
-from workers import datasets
 from peftlab.runs import tasks
-
+from peftlab.runs.models import Dataset, DatasetExample, Run
 from tests.support.classrooms import browser, classroom, student_browser, teacher, teacher_browser
+from workers import datasets
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 
 from peftlab.runs.models import Run
-from workers import methods, run_cost
-
 from tests.support.classrooms import classroom, student_browser, teacher, teacher_browser
+from workers import methods, run_cost
 
 pytestmark = pytest.mark.django_db
 

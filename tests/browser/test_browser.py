@@ -12,7 +12,6 @@ import pytest
 from playwright.sync_api import expect
 
 from peftlab.pages.chapters import CHAPTERS
-
 from tests.support.browsing import default_precision, expect_console_error, plot_data, ring_anchors, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -5,9 +5,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from workers import run_cost
-
 from tests.support.browsing import expect_console_error, shot
+from workers import run_cost
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

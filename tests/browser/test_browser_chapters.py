@@ -3,10 +3,10 @@ error, every control of every playground changes what it shows, the quiz answers
 right, and the visitor's progress is remembered. At phone width nothing overflows sideways.
 """
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from peftlab.pages.chapters import CHAPTERS
-
 from tests.support.browsing import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -115,7 +115,7 @@ def test_every_control_of_every_playground_in_the_chapter_changes_what_it_shows(
             try:
                 frame.wait_for_function(f"(before) => ({SETTLED})() && ({FINGERPRINT})() !== before",
                                         arg=before, timeout=CHANGE_MS)
-            except Exception:
+            except PlaywrightTimeout:
                 unchanged.append(f"{slug}: {kind} {describe(el)}")
         if not frame_controls and frame.locator("[data-run-settings] select").count():
             # Only run settings here (the race): choosing one is exploring the page too.

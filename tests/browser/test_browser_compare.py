@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.browsing import default_precision, expect_console_error, shot
 from tests.engine.test_notebook_run import printed_losses, run_script
+from tests.support.browsing import default_precision, expect_console_error, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

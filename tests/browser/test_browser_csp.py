@@ -13,7 +13,6 @@ from playwright.sync_api import expect
 
 from peftlab.csp import POLICY
 from peftlab.pages.chapters import CHAPTERS
-
 from tests.support.browsing import shot
 from tests.support.classrooms import PASSWORD
 from tests.unit.test_csp import site_urls

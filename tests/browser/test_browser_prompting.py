@@ -9,7 +9,6 @@ import pytest
 from playwright.sync_api import expect
 
 from simulations import prompting
-
 from tests.support.browsing import api_requests, plot_data, query, shot, slide, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -4,7 +4,6 @@ import pytest
 from playwright.sync_api import expect
 
 from simulations import race_sim
-
 from tests.support.browsing import api_requests, expect_console_error, plot_data, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -7,7 +7,6 @@ import pytest
 from playwright.sync_api import expect
 
 from peftlab.api import uploads
-
 from tests.support.browsing import ROOT, expect_console_error, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -5,9 +5,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from workers import adapters, base_model, classifier, measure
-
 from tests.support.training import logits, mean_loss, sentiment_batches
+from workers import adapters, base_model, classifier, measure
 
 pytestmark = pytest.mark.slow
 

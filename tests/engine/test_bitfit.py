@@ -4,9 +4,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from workers import base_model, bitfit, classifier, measure
-
 from tests.support.training import logits, mean_loss, sentiment_batches
+from workers import base_model, bitfit, classifier, measure
 
 pytestmark = pytest.mark.slow
 

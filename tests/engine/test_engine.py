@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from simulations import params as formulas
+from tests.support.training import poison_head
 from workers import base_model, classifier, datasets, encoding, measure, training
 from workers.methods import validate_run
-
-from tests.support.training import poison_head
 
 pytestmark = pytest.mark.slow
 

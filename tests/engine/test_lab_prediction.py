@@ -3,8 +3,8 @@ and against what the engine measures on real (short) runs."""
 import pytest
 
 from simulations import memory
-from workers.base_model import memory_model as minilm
 from workers import encoding, measure, precision, token_lengths, training
+from workers.base_model import memory_model as minilm
 from workers.methods import METHODS, validate_run
 
 

@@ -13,7 +13,18 @@ import torch
 from simulations import decision, memory
 from simulations import methods as registry
 from simulations import params as formulas
-from workers import artifacts, base_model, builders, classifier, datasets, encoding, measure, notebook, packing, training
+from workers import (
+    artifacts,
+    base_model,
+    builders,
+    classifier,
+    datasets,
+    encoding,
+    measure,
+    notebook,
+    packing,
+    training,
+)
 from workers.methods import METHODS, validate_run
 
 slow = pytest.mark.slow

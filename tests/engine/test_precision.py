@@ -17,7 +17,7 @@ def test_auto_is_bf16_on_a_cpu_with_native_bf16_and_fp32_elsewhere(monkeypatch):
     native = precision.cpu_native_bf16()
     assert precision.training_dtype(torch.device("cpu")) is (torch.bfloat16 if native else None)
     for native in (True, False):
-        monkeypatch.setattr(precision, "cpu_native_bf16", lambda: native)
+        monkeypatch.setattr(precision, "cpu_native_bf16", lambda native=native: native)
         assert precision.training_dtype(torch.device("cpu")) is (torch.bfloat16 if native else None)
         # On a GPU the small model's steps wait on kernel launches, which autocast adds to.
         assert precision.training_dtype(torch.device("cuda")) is None
@@ -26,8 +26,8 @@ def test_auto_is_bf16_on_a_cpu_with_native_bf16_and_fp32_elsewhere(monkeypatch):
 
 def test_a_cpu_multiplies_bf16_natively_with_avx512_bf16_or_amx(monkeypatch):
     for avx512_bf16, amx, native in [(True, False, True), (False, True, True), (False, False, False)]:
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda avx512_bf16=avx512_bf16: avx512_bf16)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
         assert precision.cpu_native_bf16() is native
 
 

@@ -5,12 +5,11 @@ import zipfile
 import pytest
 import torch
 
-from peftlab.runs.models import EvalPoint, Point, Run
-from workers import artifacts, classifier, encoding
 from peftlab.runs import tasks
-from workers.methods import validate_run
-
+from peftlab.runs.models import EvalPoint, Point, Run
 from tests.support.training import poison_head
+from workers import artifacts, classifier, encoding
+from workers.methods import validate_run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -61,7 +60,7 @@ def test_it_serves_the_adapter_as_a_zip_that_loads_back_to_the_same_logits(clien
     spec = validate_run(run.method, run.task, run.steps, run.seed, run.params)
     model = classifier.build_model(spec, 2, torch.device("cpu"))
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for _name, p in model.named_parameters():
             if p.requires_grad:
                 p.add_(torch.randn_like(p) * 0.05)  # as if trained
     artifacts.save(model, spec, ["negative", "positive"], artifacts_dir / str(run.pk))

@@ -8,10 +8,10 @@ chapters, 002 = the LoRA (2021) paper page, 003 = "LoRA and the efficiency revol
 """
 import pytest
 
-from simulations import memory, serving
-from workers.base_model import memory_model as minilm
 from peftlab.runs.models import Run
+from simulations import memory, serving
 from workers import base_model, datasets, demo
+from workers.base_model import memory_model as minilm
 
 API = "/api/playgrounds"
 
@@ -152,7 +152,7 @@ def test_record_keeps_probabilities_and_the_largest_logit_change():
 def demo_metrics(task="sentiment", diff=2e-7):
     labels = list(datasets.load_task(task).labels)
     even = [1 / len(labels)] * len(labels)
-    return {"texts": [t for t, _ in demo.sentences(task)], "expected": [l for _, l in demo.sentences(task)],
+    return {"texts": [t for t, _ in demo.sentences(task)], "expected": [label for _, label in demo.sentences(task)],
             "labels": labels, "probs": [even] * 6, "probs_merged": [even] * 6, "max_abs_logit_diff": diff}
 
 

@@ -5,7 +5,6 @@ package-lock.json): the lab draws scatter, bar and heatmap traces only."""
 import pytest
 
 from peftlab.apps import PLOTLY, plotly_installed
-
 from tests.support.labstack import Lab
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,8 @@ import re
 import pytest
 from django.test import Client
 
-from simulations import chapter_facts, quizzes
 from peftlab.pages.chapters import CHAPTERS
+from simulations import chapter_facts, quizzes
 
 pytestmark = pytest.mark.django_db
 

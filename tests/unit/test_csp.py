@@ -12,7 +12,6 @@ from django.urls import URLResolver, get_resolver, reverse
 
 from peftlab.csp import POLICY
 from peftlab.pages.chapters import CHAPTERS
-
 from tests.support.classrooms import classroom, teacher, teacher_browser
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,7 @@
 """Tests for the shipped datasets and workers.datasets (no Django, no torch)."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -124,7 +125,7 @@ def test_it_rejects_paths_as_task_names():
 def write_task(folder: Path, rows: str) -> Path:
     folder.mkdir()
     (folder / "task.json").write_text(
-        '{"name": "%s", "title": "T", "description": "D", "labels": ["a", "b"]}' % folder.name,
+        json.dumps({"name": folder.name, "title": "T", "description": "D", "labels": ["a", "b"]}),
         encoding="utf-8")
     (folder / "train.csv").write_text("text,label\nfirst,a\nsecond,b\n", encoding="utf-8")
     (folder / "val.csv").write_text(rows, encoding="utf-8")

@@ -70,7 +70,7 @@ def test_layout_centres_questions_over_their_children():
     for nid, q in decision.QUESTIONS.items():
         assert pos[nid]["x"] == (pos[q["yes"]]["x"] + pos[q["no"]]["x"]) / 2
         assert pos[q["yes"]]["y"] == pos[nid]["y"] + 1
-    xs = sorted(pos[l]["x"] for l in decision.LEAVES)
+    xs = sorted(pos[leaf]["x"] for leaf in decision.LEAVES)
     assert xs == list(map(float, range(len(decision.LEAVES))))
 
 

@@ -10,7 +10,6 @@ from simulations import lora
 from simulations.params import lora_matrix_params
 from workers import base_model
 
-
 # --- P11 parameter counter ----------------------------------------------------------------------
 
 def test_it_counts_r8_on_a_4096_matrix_as_65536_or_039_percent():
@@ -193,7 +192,7 @@ def test_it_answers_bad_forward_settings_with_400(client, query, phrase):
 def test_it_starts_lora_at_exactly_zero_and_grows():
     # 001 ch4: "ΔW = 0 at the start, exactly ... then grows smoothly as gradients push B".
     target, runs = lora.zero_start(alpha=8, lr=0.01, seed=0)
-    for r, t in runs["alpha_over_r"]["lora"].items():
+    for _r, t in runs["alpha_over_r"]["lora"].items():
         assert t.norm[0] == 0.0 and np.all(t.delta[0] == 0.0)
         assert t.grad_A[0] == 0.0 and t.grad_B[0] > 0  # A's gradient has B in it; B's has A
         assert t.norm[1] > 0 and t.norm[-1] > t.norm[1]

@@ -6,8 +6,8 @@ learning, prompt sensitivity and chain-of-thought sections give every figure che
 import numpy as np
 import pytest
 
-from simulations import prompting
 from peftlab.playgrounds.prompting import count_tokens
+from simulations import prompting
 
 
 def words(text: str) -> int:

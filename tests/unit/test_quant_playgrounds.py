@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from simulations import adapter_block, lowrank_lab, quantization as quant
+from simulations import adapter_block, lowrank_lab
+from simulations import quantization as quant
 from simulations.params import adapter_params
 
 # --- P14 NF4 and double quantisation --------------------------------------------------------

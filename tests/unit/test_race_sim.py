@@ -3,8 +3,8 @@ fits come from real runs of the lab's current engine (their measured counts matc
 import numpy as np
 import pytest
 
-from simulations import params, race_sim
 from peftlab.playgrounds.race_sim import DEFAULT_LANES
+from simulations import params, race_sim
 from workers import base_model, datasets
 from workers.methods import METHODS, validate_run
 

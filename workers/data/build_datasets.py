@@ -470,7 +470,7 @@ def build_sentiment(rng: random.Random, per_label: int) -> dict[str, list[str]]:
             pol = other(pol)
         dom = rng.choice(DOMAIN_NAMES)
         r, acc = rng.random(), 0.0
-        for maker, weight in makers:
+        for maker, weight in makers:  # noqa: B007 - the loop picks the maker used below
             acc += weight
             if r < acc:
                 break

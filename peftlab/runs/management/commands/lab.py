@@ -91,7 +91,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         while not stopping and all(p.poll() is None for p in children.values()):
             time.sleep(0.2)
-        for name, proc in children.items():
+        for _name, proc in children.items():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
