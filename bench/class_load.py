@@ -33,6 +33,7 @@ signals a commit (peftlab/runs/notify.py's Redis channel) and at least every 50 
 each point became visible; a point's lag is when a viewer received it minus that (the true lag,
 from the commit, is ~1 ms longer; up to 50 ms where a signal was lost).
 """
+
 import argparse
 import asyncio
 import importlib.metadata
@@ -113,8 +114,9 @@ class Stats:
             self.samples.append(f"{kind}: {what}")
 
 
-async def request(stats: Stats, client: httpx.AsyncClient, kind: str, method: str, url: str,
-                  ok=(200,), **kwargs) -> httpx.Response | None:
+async def request(
+    stats: Stats, client: httpx.AsyncClient, kind: str, method: str, url: str, ok=(200,), **kwargs
+) -> httpx.Response | None:
     """One timed API request; a transport error or an answer outside `ok` counts as failed."""
     started = time.perf_counter()
     try:
@@ -135,17 +137,18 @@ def csrf(client: httpx.AsyncClient) -> dict:
 async def join(client: httpx.AsyncClient, code: str, nickname: str) -> None:
     """A student joins the class in this browser (its session now is the student's)."""
     await client.get("/join/")  # the form page sets the CSRF cookie
-    answer = await client.post("/join/", data={"csrfmiddlewaretoken": client.cookies["csrftoken"],
-                                               "code": code, "nickname": nickname})
+    answer = await client.post(
+        "/join/", data={"csrfmiddlewaretoken": client.cookies["csrftoken"], "code": code, "nickname": nickname}
+    )
     if answer.status_code != 302:
         raise RuntimeError(f"{nickname} could not join: {answer.status_code} {answer.text[:300]}")
 
 
-async def student(client, stats: Stats, created: asyncio.Future, deadline: float, body: dict,
-                  list_every: int) -> None:
+async def student(client, stats: Stats, created: asyncio.Future, deadline: float, body: dict, list_every: int) -> None:
     """Queue one run, then poll it every second until it ends or the level is over (then cancel)."""
-    answer = await request(stats, client, "POST /api/runs", "POST", "/api/runs", ok=(201,), json=body,
-                           headers=csrf(client))
+    answer = await request(
+        stats, client, "POST /api/runs", "POST", "/api/runs", ok=(201,), json=body, headers=csrf(client)
+    )
     if answer is None or answer.status_code != 201:
         created.set_result(None)
         return
@@ -163,8 +166,9 @@ async def student(client, stats: Stats, created: asyncio.Future, deadline: float
         polls += 1
         if polls % list_every == 0:
             await request(stats, client, "GET /api/runs", "GET", "/api/runs")
-    await request(stats, client, "POST cancel", "POST", f"/api/runs/{run_id}/cancel", ok=(202, 409), json={},
-                  headers=csrf(client))
+    await request(
+        stats, client, "POST cancel", "POST", f"/api/runs/{run_id}/cancel", ok=(202, 409), json={}, headers=csrf(client)
+    )
 
 
 async def viewer(client, created: asyncio.Future, seen: Viewer) -> None:
@@ -179,8 +183,9 @@ async def viewer(client, created: asyncio.Future, seen: Viewer) -> None:
             headers["Last-Event-ID"] = str(last_id)
         started = time.perf_counter()
         try:
-            async with client.stream("GET", f"/api/runs/{seen.run_id}/events", headers=headers,
-                                     timeout=httpx.Timeout(30, read=60)) as response:
+            async with client.stream(
+                "GET", f"/api/runs/{seen.run_id}/events", headers=headers, timeout=httpx.Timeout(30, read=60)
+            ) as response:
                 if response.status_code != 200:
                     seen.refused += 1
                     return
@@ -236,9 +241,12 @@ class Observer:
             while not stop.is_set():
                 await signals.get_message(timeout=0.05)
                 now = time.monotonic()  # what this read returns was committed by now
-                rows = await (await conn.execute(
-                    "SELECT id, run_id, attempt, step FROM simulations_point WHERE id > %s ORDER BY id",
-                    [self.last_point])).fetchall()
+                rows = await (
+                    await conn.execute(
+                        "SELECT id, run_id, attempt, step FROM simulations_point WHERE id > %s ORDER BY id",
+                        [self.last_point],
+                    )
+                ).fetchall()
                 for pk, run_id, attempt, step in rows:
                     self.visible.setdefault((run_id, attempt, step), now)
                     self.last_point = pk
@@ -250,9 +258,11 @@ class Observer:
     async def sample(self, conn) -> None:
         for name, pid in (("web", self.web_pid), ("worker", self.worker_pid)):
             self.peak[name] = max(self.peak[name], rss_mb(pid))
-        row = await (await conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )).fetchone()
+        row = await (
+            await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).fetchone()
         self.peak["connections"] = max(self.peak["connections"], row[0])
         self.loads.append(os.getloadavg()[0])
 
@@ -261,8 +271,9 @@ async def sessions_opened(dsn: str) -> int:
     """Connections ever opened to the database (PostgreSQL 14+ counts them)."""
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await conn.execute("SELECT pg_stat_clear_snapshot()")
-        row = await (await conn.execute(
-            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()")).fetchone()
+        row = await (
+            await conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        ).fetchone()
         return row[0]
 
 
@@ -270,13 +281,18 @@ async def stored_points(dsn: str, run_ids) -> dict[int, tuple[str, set]]:
     """Each run's status and the steps of its current attempt in the database: what its viewers
     must have received."""
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        runs = await (await conn.execute(
-            "SELECT id, status, greatest(attempts, 1) FROM simulations_run WHERE id = ANY(%s)", [list(run_ids)]
-        )).fetchall()
+        runs = await (
+            await conn.execute(
+                "SELECT id, status, greatest(attempts, 1) FROM simulations_run WHERE id = ANY(%s)", [list(run_ids)]
+            )
+        ).fetchall()
         out = {}
         for run_id, status, attempt in runs:
-            steps = await (await conn.execute(
-                "SELECT step FROM simulations_point WHERE run_id = %s AND attempt = %s", [run_id, attempt])).fetchall()
+            steps = await (
+                await conn.execute(
+                    "SELECT step FROM simulations_point WHERE run_id = %s AND attempt = %s", [run_id, attempt]
+                )
+            ).fetchall()
             out[run_id] = (status, {(run_id, attempt, s) for (s,) in steps})
         return out
 
@@ -287,8 +303,9 @@ async def wait_until_idle(dsn: str, timeout=120) -> int:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         deadline = time.monotonic() + timeout
         while True:
-            row = await (await conn.execute(
-                "SELECT count(*) FROM simulations_run WHERE status IN ('queued', 'running')")).fetchone()
+            row = await (
+                await conn.execute("SELECT count(*) FROM simulations_run WHERE status IN ('queued', 'running')")
+            ).fetchone()
             if row[0] == 0 or time.monotonic() > deadline:
                 return row[0]
             await asyncio.sleep(0.5)
@@ -318,8 +335,15 @@ async def level(lab: Lab, dsn: str, code: str, viewers: int, args) -> dict:
     # One connection pool for every simulated browser (each keeps its own cookies); an unlimited
     # pool, so that every stream has its own connection as in a browser.
     transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
-    new = lambda cookies=None: httpx.AsyncClient(base_url=lab.base_url, transport=transport,  # noqa: E731
-                                                 timeout=30, cookies=cookies)
+
+    def new(cookies=None):
+        return httpx.AsyncClient(
+            base_url=lab.base_url,
+            transport=transport,
+            timeout=30,
+            cookies=cookies,
+        )
+
     students = [new() for _ in range(args.students)]
     gate = asyncio.Semaphore(8)
 
@@ -342,10 +366,20 @@ async def level(lab: Lab, dsn: str, code: str, viewers: int, args) -> dict:
     started = time.monotonic()
     deadline = started + args.duration
     created = [asyncio.get_running_loop().create_future() for _ in students]
-    body = lambda i: {"method": "lora", "task": args.task, "steps": args.steps, "seed": i,  # noqa: E731
-                      "params": {"rank": 4}}
-    working = [asyncio.create_task(student(c, stats, created[i], deadline, body(i), args.list_every))
-               for i, c in enumerate(students)]
+
+    def body(i):
+        return {
+            "method": "lora",
+            "task": args.task,
+            "steps": args.steps,
+            "seed": i,
+            "params": {"rank": 4},
+        }
+
+    working = [
+        asyncio.create_task(student(c, stats, created[i], deadline, body(i), args.list_every))
+        for i, c in enumerate(students)
+    ]
     following = [asyncio.create_task(viewer(t, created[i % args.students], seen[i])) for i, t in enumerate(tabs)]
     await asyncio.gather(*working)
     # The cancellations end every stream within a poll or a report; a stream still open long
@@ -381,17 +415,31 @@ async def level(lab: Lab, dsn: str, code: str, viewers: int, args) -> dict:
     stuck = await wait_until_idle(dsn)
     if stuck:  # the students' cancellations failed: cancel in the database, for the next level
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-            await conn.execute("UPDATE simulations_run SET status = 'cancelled', cancel_requested = true "
-                               "WHERE status = 'queued'")
+            await conn.execute(
+                "UPDATE simulations_run SET status = 'cancelled', cancel_requested = true WHERE status = 'queued'"
+            )
             await conn.execute("UPDATE simulations_run SET cancel_requested = true WHERE status = 'running'")
         await wait_until_idle(dsn)
     return {
-        "viewers": viewers, "students": args.students, "wall": wall, "stats": stats, "seen": seen,
-        "statuses": statuses, "complete": complete, "duplicates": duplicates, "missing": missing,
-        "points": sum(len(p) for _, p in stored.values()), "lags": lags, "cpu": cpu,
-        "client_cpu": (client_after.ru_utime + client_after.ru_stime) - (client_before.ru_utime + client_before.ru_stime),
-        "peak": observer.peak, "load": sum(observer.loads) / max(1, len(observer.loads)),
-        "sessions": sessions, "errors": errors, "stuck": stuck,
+        "viewers": viewers,
+        "students": args.students,
+        "wall": wall,
+        "stats": stats,
+        "seen": seen,
+        "statuses": statuses,
+        "complete": complete,
+        "duplicates": duplicates,
+        "missing": missing,
+        "points": sum(len(p) for _, p in stored.values()),
+        "lags": lags,
+        "cpu": cpu,
+        "client_cpu": (client_after.ru_utime + client_after.ru_stime)
+        - (client_before.ru_utime + client_before.ru_stime),
+        "peak": observer.peak,
+        "load": sum(observer.loads) / max(1, len(observer.loads)),
+        "sessions": sessions,
+        "errors": errors,
+        "stuck": stuck,
     }
 
 
@@ -428,8 +476,11 @@ def report(rows: list[dict], args, machine: str) -> str:
         sound = failed == 0 and r["complete"] == r["viewers"]
         met_all = sound and every and every[1] < TARGET_P95
         met_each = sound and all(p and p[1] < TARGET_P95 for p in p95s)
-        lines.append(f"| {r['viewers']} | {r['students']} | {requests} | {failed} | {ms(every)} | "
-                     + " | ".join(ms(p) for p in p95s) + f" | {'yes' if met_all else 'no'} / {'yes' if met_each else 'no'} |")
+        lines.append(
+            f"| {r['viewers']} | {r['students']} | {requests} | {failed} | {ms(every)} | "
+            + " | ".join(ms(p) for p in p95s)
+            + f" | {'yes' if met_all else 'no'} / {'yes' if met_each else 'no'} |"
+        )
     lines += [
         "",
         "| viewers | level (s) | runs trained / cancelled | points stored | viewers with every point once | "
@@ -447,7 +498,8 @@ def report(rows: list[dict], args, machine: str) -> str:
             f"{ms(percentiles(r['lags']))} | {sum(v.drops for v in r['seen'])} | "
             f"{100 * r['cpu']['web'] / r['wall']:.0f} | {web_rss:.0f} ({web_procs}) | "
             f"{100 * r['cpu']['worker'] / r['wall']:.0f} | {r['peak']['worker'][0]:.0f} | "
-            f"{r['peak']['connections']} | {r['sessions']} | {r['load']:.1f} |")
+            f"{r['peak']['connections']} | {r['sessions']} | {r['load']:.1f} |"
+        )
     lines.append("")
     return "\n".join(lines)
 
@@ -457,10 +509,12 @@ def notes(rows: list[dict]) -> str:
     out = []
     for r in rows:
         seen = r["seen"]
-        out.append(f"V={r['viewers']}: missing points {r['missing']}, duplicates {r['duplicates']}, streams refused "
-                   f"{sum(v.refused for v in seen)}, dropped {sum(v.drops for v in seen)}, load client CPU "
-                   f"{100 * r['client_cpu'] / r['wall']:.0f}% of a core, runs still queued or running 2 min "
-                   f"after the level {r['stuck']}")
+        out.append(
+            f"V={r['viewers']}: missing points {r['missing']}, duplicates {r['duplicates']}, streams refused "
+            f"{sum(v.refused for v in seen)}, dropped {sum(v.drops for v in seen)}, load client CPU "
+            f"{100 * r['client_cpu'] / r['wall']:.0f}% of a core, runs still queued or running 2 min "
+            f"after the level {r['stuck']}"
+        )
         out += [f"  failed {s}" for s in r["stats"].samples]
         out += [f"  logged {n}x {line}" for line, n in r["errors"].most_common(5)]
     return "\n".join(out)
@@ -477,7 +531,8 @@ def lab_database(limit: int) -> tuple[str, int, callable]:
     admin = "postgresql://postgres@127.0.0.1:5432/test"
     with psycopg.connect(admin, autocommit=True) as conn:
         server = int(conn.execute("SHOW max_connections").fetchone()[0]) - int(
-            conn.execute("SHOW superuser_reserved_connections").fetchone()[0])
+            conn.execute("SHOW superuser_reserved_connections").fetchone()[0]
+        )
         conn.execute(f'CREATE ROLE "{name}" LOGIN')
         conn.execute(f'CREATE DATABASE "{name}" OWNER "{name}" CONNECTION LIMIT {limit or -1}')
 
@@ -493,23 +548,44 @@ def start_lab(var_dir: Path, database: str, args) -> tuple[Lab, str]:
     """The class topology with docker-compose.yml's settings for web and gpu worker; returns the
     lab and the join code of a class made for the test."""
     redis.Redis.from_url(REDIS_URL).flushdb()
-    lab = Lab(var_dir, DATABASE_URL=database, CELERY_BROKER_URL=REDIS_URL, PEFTLAB_CACHE_URL=REDIS_URL,
-              PEFTLAB_PRODUCTION="true", DJANGO_DEBUG="false", PEFTLAB_HTTPS="false",
-              DJANGO_SECRET_KEY="class-load-bench-" + "k" * 50, PEFTLAB_RUN_QUEUE="gpu",
-              PEFTLAB_WORKER_QUEUES="gpu", PEFTLAB_WORKER_NAME="gpu", PEFTLAB_WORKER_CONCURRENCY="1",
-              PEFTLAB_RUNS_PER_CHILD="10", WEB_CONCURRENCY=str(args.web_workers),
-              PEFTLAB_ARTIFACTS_DIR=str(var_dir / "artifacts"),
-              # Lab's test value is 100 ms; a class runs the default.
-              PEFTLAB_SSE_POLL_MS=str(args.sse_poll_ms),
-              # Every student queues one run; no per-minute limit gets in the way of a burst.
-              PEFTLAB_SUBMISSIONS_PER_MINUTE="0")
+    lab = Lab(
+        var_dir,
+        DATABASE_URL=database,
+        CELERY_BROKER_URL=REDIS_URL,
+        PEFTLAB_CACHE_URL=REDIS_URL,
+        PEFTLAB_PRODUCTION="true",
+        DJANGO_DEBUG="false",
+        PEFTLAB_HTTPS="false",
+        DJANGO_SECRET_KEY="class-load-bench-" + "k" * 50,
+        PEFTLAB_RUN_QUEUE="gpu",
+        PEFTLAB_WORKER_QUEUES="gpu",
+        PEFTLAB_WORKER_NAME="gpu",
+        PEFTLAB_WORKER_CONCURRENCY="1",
+        PEFTLAB_RUNS_PER_CHILD="10",
+        WEB_CONCURRENCY=str(args.web_workers),
+        PEFTLAB_ARTIFACTS_DIR=str(var_dir / "artifacts"),
+        # Lab's test value is 100 ms; a class runs the default.
+        PEFTLAB_SSE_POLL_MS=str(args.sse_poll_ms),
+        # Every student queues one run; no per-minute limit gets in the way of a burst.
+        PEFTLAB_SUBMISSIONS_PER_MINUTE="0",
+    )
     lab.manage("migrate", "--noinput")
     made = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c",
-         "from django.contrib.auth import get_user_model; from peftlab.classroom.models import Classroom; "
-         "u = get_user_model().objects.create_user('teacher', password='a long load-test passphrase 9'); "
-         "print(Classroom.objects.create(teacher=u, name='Load test').code)"],
-        cwd=ROOT, env=lab.env, check=True, capture_output=True, text=True)
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.contrib.auth import get_user_model; from peftlab.classroom.models import Classroom; "
+            "u = get_user_model().objects.create_user('teacher', password='a long load-test passphrase 9'); "
+            "print(Classroom.objects.create(teacher=u, name='Load test').code)",
+        ],
+        cwd=ROOT,
+        env=lab.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     code = made.stdout.strip().splitlines()[-1]
     lab.start("web")
     lab.start("worker")
@@ -522,8 +598,11 @@ async def warm_up(lab: Lab, code: str, args) -> float:
     async with httpx.AsyncClient(base_url=lab.base_url, timeout=60) as client:
         await join(client, code, "warm-up")
         started = time.monotonic()
-        answer = await client.post("/api/runs", json={"method": "lora", "task": args.task, "steps": args.steps,
-                                                      "params": {"rank": 4}}, headers=csrf(client))
+        answer = await client.post(
+            "/api/runs",
+            json={"method": "lora", "task": args.task, "steps": args.steps, "params": {"rank": 4}},
+            headers=csrf(client),
+        )
         answer.raise_for_status()
         run_id = answer.json()["id"]
         while (run := (await client.get(f"/api/runs/{run_id}")).json())["status"] not in FINISHED:
@@ -545,14 +624,19 @@ def main() -> None:
     parser.add_argument("--list-every", type=int, default=5, help="GET the run list every N polls")
     parser.add_argument("--web-workers", type=int, default=4, help="WEB_CONCURRENCY (docker-compose.yml: 4)")
     parser.add_argument("--sse-poll-ms", type=int, default=1000, help="PEFTLAB_SSE_POLL_MS (settings' default)")
-    parser.add_argument("--db-connection-limit", type=int, default=0,
-                        help="at most this many connections from the lab to its database (0: only the "
-                             "server's limit): PostgreSQL's max_connections exhausted at a small scale")
+    parser.add_argument(
+        "--db-connection-limit",
+        type=int,
+        default=0,
+        help="at most this many connections from the lab to its database (0: only the "
+        "server's limit): PostgreSQL's max_connections exhausted at a small scale",
+    )
     parser.add_argument("--write", action="store_true", help=f"replace the section in {DOC.relative_to(ROOT)}")
     parser.add_argument("--doc", type=Path, default=DOC, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.command = "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 .venv/bin/python bench/class_load.py " + " ".join(
-        a for a in sys.argv[1:] if a != "--write")
+        a for a in sys.argv[1:] if a != "--write"
+    )
 
     database, connections, drop = lab_database(args.db_connection_limit)
     # The bench's own connections (superuser: outside a database's connection limit).
@@ -562,11 +646,13 @@ def main() -> None:
         try:
             lab, code = start_lab(Path(folder), database, args)
             warm = asyncio.run(warm_up(lab, code, args))
-            machine = (f"Machine: {cpu_name()}, {os.cpu_count()} threads, torch "
-                       f"{importlib.metadata.version('torch')}; the lab may open {connections} PostgreSQL connections "
-                       f"(a role of its own, not a superuser{', and a database limit' if args.db_connection_limit else ''}); "
-                       f"the load client runs on the same machine. One {args.steps}-step run through the idle "
-                       f"lab: {warm:.1f} s from POST to finished.")
+            machine = (
+                f"Machine: {cpu_name()}, {os.cpu_count()} threads, torch "
+                f"{importlib.metadata.version('torch')}; the lab may open {connections} PostgreSQL connections "
+                f"(a role of its own, not a superuser{', and a database limit' if args.db_connection_limit else ''}); "
+                f"the load client runs on the same machine. One {args.steps}-step run through the idle "
+                f"lab: {warm:.1f} s from POST to finished."
+            )
             rows = []
             for viewers in (int(v) for v in args.levels.split(",")):
                 rows.append(asyncio.run(level(lab, dsn, code, viewers, args)))

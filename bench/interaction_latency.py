@@ -20,6 +20,7 @@ in a temporary folder and drives Debian's Chromium (headless, 1280×900):
    playgrounds lazily: it is weighed at its `load` event, then again once scrolled to the end
    and every framed playground is ready.
 """
+
 import argparse
 import os
 import re
@@ -174,8 +175,10 @@ def root_selector(slug: str) -> str:
 
 def ready_js(root: str) -> str:
     """A predicate that returns the time the playground is ready (and idle), else false."""
-    return (f"() => {{ const r = document.querySelector('{root}'); return r && r.dataset.ready === '1' "
-            f"&& !document.querySelector('[data-loading=\"1\"]') ? performance.now() : false; }}")
+    return (
+        f"() => {{ const r = document.querySelector('{root}'); return r && r.dataset.ready === '1' "
+        f"&& !document.querySelector('[data-loading=\"1\"]') ? performance.now() : false; }}"
+    )
 
 
 # --- 1. interaction latency -------------------------------------------------------------------
@@ -229,18 +232,26 @@ def describe_interactions(pg, measured: list[dict]) -> list[dict]:
             for c in e["calls"]:
                 calls.setdefault(c["call"], []).append(c["ms"])
         slowest = max(calls.items(), key=lambda kv: statistics.median(kv[1]), default=None)
-        rows.append({
-            "pid": pg.pid, "slug": pg.slug, "control": m["control"]["selector"], "kind": m["control"]["kind"],
-            "n": len(ev), "median": statistics.median(ms), "p95": p95(ms),
-            "handler": statistics.median(e["handler"] for e in ev),
-            "fetches": sum(e["fetches"] for e in ev) / len(ev),
-            "fetch_median": statistics.median(fetch_ms) if fetch_ms else None,
-            "fetch_paths": sorted({u.split("?")[0] for e in ev for u in e["fetchUrls"]}),
-            "plots": sum(e["plots"] for e in ev) / len(ev),
-            # The Plotly call that takes longest (its synchronous part, median over the steps).
-            "slowest": f"`{slowest[0]}` {statistics.median(slowest[1]):.1f}" if slowest else "—",
-            "unchanged": sum(not e["changed"] for e in ev), "timed_out": sum(e["timedOut"] for e in ev),
-        })
+        rows.append(
+            {
+                "pid": pg.pid,
+                "slug": pg.slug,
+                "control": m["control"]["selector"],
+                "kind": m["control"]["kind"],
+                "n": len(ev),
+                "median": statistics.median(ms),
+                "p95": p95(ms),
+                "handler": statistics.median(e["handler"] for e in ev),
+                "fetches": sum(e["fetches"] for e in ev) / len(ev),
+                "fetch_median": statistics.median(fetch_ms) if fetch_ms else None,
+                "fetch_paths": sorted({u.split("?")[0] for e in ev for u in e["fetchUrls"]}),
+                "plots": sum(e["plots"] for e in ev) / len(ev),
+                # The Plotly call that takes longest (its synchronous part, median over the steps).
+                "slowest": f"`{slowest[0]}` {statistics.median(slowest[1]):.1f}" if slowest else "—",
+                "unchanged": sum(not e["changed"] for e in ev),
+                "timed_out": sum(e["timedOut"] for e in ev),
+            }
+        )
     return rows
 
 
@@ -258,15 +269,20 @@ class Traffic:
         cdp.send("Network.enable")
 
     def _sent(self, e):
-        self.requests.setdefault(e["requestId"], {"url": e["request"]["url"], "decoded": 0, "wire": 0,
-                                                  "encoding": "", "cached": False, "cache_control": ""})
+        self.requests.setdefault(
+            e["requestId"],
+            {"url": e["request"]["url"], "decoded": 0, "wire": 0, "encoding": "", "cached": False, "cache_control": ""},
+        )
 
     def _response(self, e):
         r = self.requests.setdefault(e["requestId"], {"url": e["response"]["url"], "decoded": 0, "wire": 0})
         headers = {k.lower(): v for k, v in e["response"]["headers"].items()}
-        r.update(status=e["response"]["status"], encoding=headers.get("content-encoding", ""),
-                 cache_control=headers.get("cache-control", ""),
-                 cached=e["response"].get("fromDiskCache", False) or e["response"].get("fromMemoryCache", False))
+        r.update(
+            status=e["response"]["status"],
+            encoding=headers.get("content-encoding", ""),
+            cache_control=headers.get("cache-control", ""),
+            cached=e["response"].get("fromDiskCache", False) or e["response"].get("fromMemoryCache", False),
+        )
 
     def _data(self, e):
         if e["requestId"] in self.requests:
@@ -279,9 +295,13 @@ class Traffic:
     def totals(self) -> dict:
         done = [r for r in self.requests.values() if "status" in r]
         plotly = [r for r in done if "plotly" in r["url"]]
-        return {"requests": len(done), "wire": sum(r["wire"] for r in done),
-                "decoded": sum(r["decoded"] for r in done),
-                "plotly_loads": len(plotly), "plotly_wire": sum(r["wire"] for r in plotly)}
+        return {
+            "requests": len(done),
+            "wire": sum(r["wire"] for r in done),
+            "decoded": sum(r["decoded"] for r in done),
+            "plotly_loads": len(plotly),
+            "plotly_wire": sum(r["wire"] for r in plotly),
+        }
 
 
 TIMING = """() => { const n = performance.getEntriesByType("navigation")[0];
@@ -309,10 +329,13 @@ def weigh(browser, base_url: str, path: str, root: str | None, frames: bool) -> 
         for y in range(0, height + VIEWPORT["height"], VIEWPORT["height"] // 2):
             page.evaluate(f"() => window.scrollTo(0, {y})")
             page.wait_for_timeout(100)
-        page.wait_for_function("""() => [...document.querySelectorAll('iframe')].every((f) => {
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('iframe')].every((f) => {
             const d = f.contentDocument; const r = d && d.querySelector('[id$="-root"], [data-ready]');
             return r && r.dataset.ready === '1' && !d.querySelector('[data-loading="1"]'); })""",
-                               timeout=180_000, polling=100)
+            timeout=180_000,
+            polling=100,
+        )
         out["frames_ready"] = page.evaluate("() => performance.now()")
         out["frames"] = page.evaluate("() => document.querySelectorAll('iframe').length")
     page.wait_for_load_state("networkidle")
@@ -325,43 +348,51 @@ def weigh(browser, base_url: str, path: str, root: str | None, frames: bool) -> 
 # --- the report -------------------------------------------------------------------------------
 def section(desc: str, load: tuple, inter_rows, skipped, weights, static_check: dict, args) -> str:
     lines = [
-        HEADING, "",
+        HEADING,
+        "",
         f"`bench/interaction_latency.py`: the embedded lab served as `make run` serves it (collectstatic, "
         f"`manage.py lab all`, DEBUG off), in headless Chromium, 1280×900. {desc}. Load average "
         f"{load[0]:.1f} before, {load[1]:.1f} after.",
     ]
     if inter_rows or skipped:
         lines += [
-            "", f"Interaction latency: on each playground's own page, {args.inputs} steps per slider, each one "
+            "",
+            f"Interaction latency: on each playground's own page, {args.inputs} steps per slider, each one "
             f"step from the last, each an `input` then a `change` event (what a click on the track or an arrow "
             f"key fires; some sliders relabel on `input` and recompute on `change`, at a drag's release); "
             f"without a slider, its first select or number box. From dispatching `input` to the playground "
             f"redrawn: its last Plotly call resolved (the call draws; the promise resolves after "
             f"`plotly_afterplot`), or its last DOM change where it draws without Plotly, API fetches included. "
-            f"Milliseconds; target p95 < 16 (one frame). \"Handler\" is the synchronous part (the event's "
-            f"listeners, Plotly drawing inside them).", "",
+            f'Milliseconds; target p95 < 16 (one frame). "Handler" is the synchronous part (the event\'s '
+            f"listeners, Plotly drawing inside them).",
+            "",
             "| playground | control | median | p95 | handler (median) | fetches / step | fetch (median ms, API) "
             "| Plotly calls / step | slowest Plotly call (median ms) |",
             "|---|---|---:|---:|---:|---:|---:|---:|---|",
         ]
     for r in inter_rows:
-        note = (f" ({r['unchanged']} of {r['n']} redrew nothing)" if r["unchanged"] else "") + \
-               (f" ({r['timed_out']} timed out)" if r["timed_out"] else "")
+        note = (f" ({r['unchanged']} of {r['n']} redrew nothing)" if r["unchanged"] else "") + (
+            f" ({r['timed_out']} timed out)" if r["timed_out"] else ""
+        )
         fetch = "—" if r["fetch_median"] is None else f"{r['fetch_median']:.0f} ({', '.join(r['fetch_paths'])})"
-        lines.append(f"| {r['pid']} {r['slug']} | `{r['control']}` ({r['kind']}){note} | {r['median']:.1f} | "
-                     f"**{r['p95']:.1f}** | {r['handler']:.1f} | {r['fetches']:.1f} | {fetch} | {r['plots']:.1f} | "
-                     f"{r['slowest']} |")
+        lines.append(
+            f"| {r['pid']} {r['slug']} | `{r['control']}` ({r['kind']}){note} | {r['median']:.1f} | "
+            f"**{r['p95']:.1f}** | {r['handler']:.1f} | {r['fetches']:.1f} | {fetch} | {r['plots']:.1f} | "
+            f"{r['slowest']} |"
+        )
     for pid, slug, why in skipped:
         lines.append(f"| {pid} {slug} | {why} | — | — | — | — | — | — | — |")
     if weights:
         lines += [
-            "", "Page weight and load time: a first visit (fresh browser context, empty cache). Bytes on the "
+            "",
+            "Page weight and load time: a first visit (fresh browser context, empty cache). Bytes on the "
             "wire (compressed, headers included) and decoded, in KiB; times in ms from navigation start; "
-            "\"ready\": the playground's root says it has drawn. A chapter frames its playgrounds lazily: "
-            "\"a → b\" is what its `load` event had fetched → after scrolling to the end with every framed "
-            "playground ready. \"Plotly\": how many times the page and its frames requested Plotly's bundle "
-            "(the browser's cache answers all but the first) and its bytes on the wire; \"charts\": Plotly "
-            "charts drawn.", "",
+            '"ready": the playground\'s root says it has drawn. A chapter frames its playgrounds lazily: '
+            '"a → b" is what its `load` event had fetched → after scrolling to the end with every framed '
+            'playground ready. "Plotly": how many times the page and its frames requested Plotly\'s bundle '
+            '(the browser\'s cache answers all but the first) and its bytes on the wire; "charts": Plotly '
+            "charts drawn.",
+            "",
             "| page | requests | wire KiB | decoded KiB | Plotly (requests, wire KiB) | charts | DOMContentLoaded "
             "| load | ready |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -369,20 +400,29 @@ def section(desc: str, load: tuple, inter_rows, skipped, weights, static_check: 
     for w in weights:
         a, t = w["at_load"], w["all"]
         if "frames" in w:
-            size = (f"{a['requests']} → {t['requests']}", f"{kb(a['wire'])} → {kb(t['wire'])}",
-                    f"{kb(a['decoded'])} → {kb(t['decoded'])}")
+            size = (
+                f"{a['requests']} → {t['requests']}",
+                f"{kb(a['wire'])} → {kb(t['wire'])}",
+                f"{kb(a['decoded'])} → {kb(t['decoded'])}",
+            )
             ready = f"{w['frames_ready']:.0f} ({w['frames']} frames, scrolled)"
         else:
             size = (str(t["requests"]), kb(t["wire"]), kb(t["decoded"]))
             ready = f"{w['ready']:.0f}" if "ready" in w else "—"
         plotly = f"{t['plotly_loads']}, {kb(t['plotly_wire'])}" if t["plotly_loads"] else "—"
-        lines.append(f"| {w['path']} | {size[0]} | {size[1]} | {size[2]} | {plotly} | {w['charts']} | "
-                     f"{w['dcl']:.0f} | {w['load']:.0f} | {ready} |")
+        lines.append(
+            f"| {w['path']} | {size[0]} | {size[1]} | {size[2]} | {plotly} | {w['charts']} | "
+            f"{w['dcl']:.0f} | {w['load']:.0f} | {ready} |"
+        )
     unused = [w["path"] for w in weights if w["all"]["plotly_loads"] and not w["charts"]]
     if weights:
         lines += ["", "Pages that load Plotly but draw no chart with it: " + (", ".join(unused) or "none") + "."]
-    lines += ["", "Compression and caching, as served to a browser that accepts gzip and brotli: "
-              + "; ".join(f"{k}: {v}" for k, v in static_check.items()) + "."]
+    lines += [
+        "",
+        "Compression and caching, as served to a browser that accepts gzip and brotli: "
+        + "; ".join(f"{k}: {v}" for k, v in static_check.items())
+        + ".",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -391,11 +431,17 @@ def check_compression(lab: Lab) -> dict:
     import httpx
 
     out = {}
-    for label, path in (("HTML page", "/chapters/1/"), ("Plotly's bundle", f"/static/{PLOTLY}"),
-                        ("lab.css", "/static/css/lab.css"), ("an API answer", "/api/methods")):
+    for label, path in (
+        ("HTML page", "/chapters/1/"),
+        ("Plotly's bundle", f"/static/{PLOTLY}"),
+        ("lab.css", "/static/css/lab.css"),
+        ("an API answer", "/api/methods"),
+    ):
         r = httpx.get(lab.base_url + path, headers={"Accept-Encoding": "gzip, br"})
-        out[label] = (f"{r.headers.get('content-encoding', 'not compressed')}, "
-                      f"{len(r.content) / 1024:,.0f} KiB, Cache-Control: {r.headers.get('cache-control', 'none')}")
+        out[label] = (
+            f"{r.headers.get('content-encoding', 'not compressed')}, "
+            f"{len(r.content) / 1024:,.0f} KiB, Cache-Control: {r.headers.get('cache-control', 'none')}"
+        )
     gz = Path(lab.var_dir) / "staticfiles" / f"{PLOTLY}.gz"
     out["collectstatic wrote its .gz"] = f"{gz.stat().st_size / 1024:,.0f} KiB" if gz.exists() else "no"
     return out
@@ -406,8 +452,12 @@ def main():
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inputs", type=int, default=30, help="input events per control")
-    parser.add_argument("--quiet-ms", type=int, default=150,
-                        help="an event is over once nothing changed for this long and nothing is in flight")
+    parser.add_argument(
+        "--quiet-ms",
+        type=int,
+        default=150,
+        help="an event is over once nothing changed for this long and nothing is in flight",
+    )
     parser.add_argument("--only", default="", help="comma-separated playground slugs (default: every one)")
     parser.add_argument("--chapters", default="", help="comma-separated chapter numbers (default: every one)")
     parser.add_argument("--skip-weight", action="store_true")
@@ -438,8 +488,11 @@ def main():
                     if not rows:
                         skipped.append((pg.pid, pg.slug, "no continuous input"))
                     for r in rows:
-                        print(f"{pg.pid} {pg.slug} {r['control']}: median {r['median']:.1f}, p95 {r['p95']:.1f} ms, "
-                              f"{r['fetches']:.1f} fetches/step", file=sys.stderr)
+                        print(
+                            f"{pg.pid} {pg.slug} {r['control']}: median {r['median']:.1f}, p95 {r['p95']:.1f} ms, "
+                            f"{r['fetches']:.1f} fetches/step",
+                            file=sys.stderr,
+                        )
                     inter_rows += rows
                 context.close()
             weights = []
@@ -450,8 +503,11 @@ def main():
                 pages += [(f"/playgrounds/{pg.slug}/", root_selector(pg.slug), False) for pg in playgrounds]
                 for path, root, frames in pages:
                     weights.append(w := weigh(browser, lab.base_url, path, root, frames))
-                    print(f"{path}: {w['all']['requests']} requests, {kb(w['all']['wire'])} KiB on the wire, "
-                          f"{kb(w['all']['decoded'])} KiB decoded, load {w['load']:.0f} ms", file=sys.stderr)
+                    print(
+                        f"{path}: {w['all']['requests']} requests, {kb(w['all']['wire'])} KiB on the wire, "
+                        f"{kb(w['all']['decoded'])} KiB decoded, load {w['load']:.0f} ms",
+                        file=sys.stderr,
+                    )
             load.append(os.getloadavg()[0])
             desc = browser_machine(browser)
         finally:

@@ -6,6 +6,7 @@ Prints a Markdown table; speeds are also given as a ratio to LoRA, the baseline 
 that the table holds on any machine. The device is named in the heading (CUDA when torch sees
 one). Figures go to docs/measurements.md.
 """
+
 import argparse
 import os
 import platform
@@ -34,7 +35,11 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     device = training.pick_device()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    )
     classifier.load_base()  # read once, before any timing
     rows = []
     for method in args.methods.split(","):
@@ -45,16 +50,20 @@ def main():
         print(f"{method}: {m['steps_per_second']} steps/s", file=sys.stderr)
     base = dict(rows)[BASELINE]["steps_per_second"] if BASELINE in dict(rows) else None
     print(f"### {args.steps} steps on `{args.task}`, batch 16, each method's default settings — {name}\n")
-    print("| method | trainable | steps/s | × LoRA | tokens/s | peak memory (MB) | params / grads / optimizer (MB) | saved (KB) | val acc | latency (ms, batch 32) | merged (ms) | merge max diff |")
+    print(
+        "| method | trainable | steps/s | × LoRA | tokens/s | peak memory (MB) | params / grads / optimizer (MB) | saved (KB) | val acc | latency (ms, batch 32) | merged (ms) | merge max diff |"
+    )
     print("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     mb = 1024 * 1024
     for method, m in rows:
         b = m["memory_breakdown"]
-        print(f"| {method} | {m['trainable_params']:,} ({m['trainable_percent']:.2f} %) | {m['steps_per_second']:.2f} | "
-              f"{m['steps_per_second'] / base:.2f} | {m['tokens_per_second']:,.0f} | {m['peak_memory_bytes'] / mb:.0f} | "
-              f"{b['params'] / mb:.0f} / {b['grads'] / mb:.1f} / {b['optimizer_state'] / mb:.1f} | "
-              f"{m['adapter_bytes'] / 1024:,.0f} | {100 * m['val_accuracy']:.1f} % | {m['latency_ms']:.1f} | "
-              f"{m.get('latency_merged_ms', float('nan')):.1f} | {m.get('merge_max_abs_diff', float('nan')):.1e} |")
+        print(
+            f"| {method} | {m['trainable_params']:,} ({m['trainable_percent']:.2f} %) | {m['steps_per_second']:.2f} | "
+            f"{m['steps_per_second'] / base:.2f} | {m['tokens_per_second']:,.0f} | {m['peak_memory_bytes'] / mb:.0f} | "
+            f"{b['params'] / mb:.0f} / {b['grads'] / mb:.1f} / {b['optimizer_state'] / mb:.1f} | "
+            f"{m['adapter_bytes'] / 1024:,.0f} | {100 * m['val_accuracy']:.1f} % | {m['latency_ms']:.1f} | "
+            f"{m.get('latency_merged_ms', float('nan')):.1f} | {m.get('merge_max_abs_diff', float('nan')):.1e} |"
+        )
     print(f"\npeak memory: {rows[0][1]['peak_memory_source']}")
 
 

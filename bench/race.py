@@ -6,6 +6,7 @@ Starts the embedded lab (`manage.py lab all`: SQLite, filesystem broker, one rea
 in a temporary folder, runs the race twice (the first in a fresh worker that still has to read
 the base model), and writes a "Race" section into docs/measurements.md.
 """
+
 import argparse
 import os
 import sys
@@ -40,30 +41,41 @@ def run_race(lab: Lab, body: dict) -> tuple[float, dict]:
 
 def section(rows, body, cores) -> str:
     mb = 1024 * 1024
-    lines = ["## Race\n",
-             f"`bench/race.py`: the race's defaults (task `{body['task'] or 'default'}`, "
-             f"{rows[0][1]['steps']} steps, batch 16, each method at its defaults, validation "
-             f"{'every ' + str(rows[0][1]['runs'][0]['params']['eval_every']) + ' steps'}), through "
-             f"the embedded lab's real worker, timed from POST /api/races to the last lane's "
-             f"finish. CPU: {cpu_name()}, {cores} cores. The CPU seconds are those of the lab's "
-             f"processes (web server and worker) during the race: what the race costs, whatever "
-             f"else runs on the machine; the load average says how busy the machine was.\n",
-             "| race | wall time (s) | CPU seconds | mean load average | lanes |", "|---|---:|---:|---:|---|"]
+    lines = [
+        "## Race\n",
+        f"`bench/race.py`: the race's defaults (task `{body['task'] or 'default'}`, "
+        f"{rows[0][1]['steps']} steps, batch 16, each method at its defaults, validation "
+        f"{'every ' + str(rows[0][1]['runs'][0]['params']['eval_every']) + ' steps'}), through "
+        f"the embedded lab's real worker, timed from POST /api/races to the last lane's "
+        f"finish. CPU: {cpu_name()}, {cores} cores. The CPU seconds are those of the lab's "
+        f"processes (web server and worker) during the race: what the race costs, whatever "
+        f"else runs on the machine; the load average says how busy the machine was.\n",
+        "| race | wall time (s) | CPU seconds | mean load average | lanes |",
+        "|---|---:|---:|---:|---|",
+    ]
     for i, (wall, race) in enumerate(rows):
         what = "fresh worker (reads the base model)" if i == 0 else "warm worker"
-        lines.append(f"| {i + 1}, {what} | {wall:.1f} | {race['cpu_seconds']:.0f} | {race['load']:.1f} | "
-                     f"{', '.join(r['method'] for r in race['runs'])} |")
-    lines += ["", "The last race, lane by lane:", "",
-              "| lane | precision | training (s) | val acc | peak memory measured (MB) | predicted (MB) | trainable |",
-              "|---|---|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {i + 1}, {what} | {wall:.1f} | {race['cpu_seconds']:.0f} | {race['load']:.1f} | "
+            f"{', '.join(r['method'] for r in race['runs'])} |"
+        )
+    lines += [
+        "",
+        "The last race, lane by lane:",
+        "",
+        "| lane | precision | training (s) | val acc | peak memory measured (MB) | predicted (MB) | trainable |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for run in rows[-1][1]["runs"]:
         m = run["metrics"]
         # The prediction in the precision the lane trained in (a run without one trained in fp32).
         trained_in = m.get("precision", "fp32")
         predicted = run["predictions"][trained_in]["peak_memory_bytes"]
-        lines.append(f"| {run['method']} | {trained_in} | {m['train_seconds']:.1f} | "
-                     f"{100 * m['val_accuracy']:.1f} % | {m['peak_memory_bytes'] / mb:.0f} | "
-                     f"{predicted / mb:.0f} | {m['trainable_params']:,} |")
+        lines.append(
+            f"| {run['method']} | {trained_in} | {m['train_seconds']:.1f} | "
+            f"{100 * m['val_accuracy']:.1f} % | {m['peak_memory_bytes'] / mb:.0f} | "
+            f"{predicted / mb:.0f} | {m['trainable_params']:,} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -86,9 +98,11 @@ def main():
                 cpu = cpu_seconds(lab_pid)
                 wall, race = run_race(lab, body)
                 race["cpu_seconds"] = cpu_seconds(lab_pid) - cpu
-                print(f"race {race['id']}: {race['status']} in {wall:.1f} s, {race['cpu_seconds']:.0f} CPU s, "
-                      + ", ".join(f"{r['method']} {r['metrics'].get('train_seconds')} s" for r in race["runs"]),
-                      file=sys.stderr)
+                print(
+                    f"race {race['id']}: {race['status']} in {wall:.1f} s, {race['cpu_seconds']:.0f} CPU s, "
+                    + ", ".join(f"{r['method']} {r['metrics'].get('train_seconds')} s" for r in race["runs"]),
+                    file=sys.stderr,
+                )
                 rows.append((wall, race))
         finally:
             lab.stop_all()

@@ -7,6 +7,7 @@ fitted loss and accuracy curves, seconds per step and the measured figures of th
 is rewritten after every run, the race's default lanes first, so an interrupted fit still ships
 what it measured (the simulated race offers only the methods it has).
 """
+
 import argparse
 import os
 import platform
@@ -24,8 +25,17 @@ from simulations import race_sim  # noqa: E402
 from workers import classifier, datasets, training  # noqa: E402
 from workers.methods import METHODS, validate_run  # noqa: E402
 
-KEPT_METRICS = ("trainable_params", "trainable_percent", "total_params", "peak_memory_bytes",
-                "adapter_bytes", "latency_ms", "latency_merged_ms", "val_accuracy", "train_seconds")
+KEPT_METRICS = (
+    "trainable_params",
+    "trainable_percent",
+    "total_params",
+    "peak_memory_bytes",
+    "adapter_bytes",
+    "latency_ms",
+    "latency_merged_ms",
+    "val_accuracy",
+    "train_seconds",
+)
 
 
 def main():
@@ -39,10 +49,16 @@ def main():
     args = parser.parse_args()
     device = training.pick_device()
     classifier.load_base()
-    about = {"steps": args.steps, "eval_every": args.eval_every, "seed": 0, "date": date.today().isoformat(),
-             "note": args.note,
-             "device": torch.cuda.get_device_name(device) if device.type == "cuda"
-             else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"}
+    about = {
+        "steps": args.steps,
+        "eval_every": args.eval_every,
+        "seed": 0,
+        "date": date.today().isoformat(),
+        "note": args.note,
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+    }
     fits = {task: {} for task in args.tasks.split(",")}
     for method in args.methods.split(","):
         for task in fits:
@@ -58,8 +74,10 @@ def main():
                 metrics = training.train(spec, report, save_dir=Path(folder) / "run", device=device)
             kept = {k: metrics[k] for k in KEPT_METRICS if k in metrics}
             fits[task][method] = race_sim.fit_lane(method, points, evals, kept)
-            print(f"{task}/{method}: loss rmse {fits[task][method].loss.rmse:.3f}, "
-                  f"acc {metrics['val_accuracy']:.3f}", file=sys.stderr)
+            print(
+                f"{task}/{method}: loss rmse {fits[task][method].loss.rmse:.3f}, acc {metrics['val_accuracy']:.3f}",
+                file=sys.stderr,
+            )
             race_sim.FIT_FILE.parent.mkdir(exist_ok=True)
             race_sim.FIT_FILE.write_text(race_sim.to_json(fits, about))
 

@@ -1,5 +1,6 @@
 """What every benchmark script here shares: the machine's description, percentiles, process-tree
 CPU seconds, and writing its own section of a Markdown document (docs/performance.md)."""
+
 import importlib.metadata
 import os
 import platform
@@ -19,8 +20,10 @@ def cpu_name() -> str:
 
 
 def browser_machine(browser) -> str:
-    return (f"CPU {cpu_name()}, {os.cpu_count()} threads, torch {importlib.metadata.version('torch')}, "
-            f"Chromium {browser.version} (headless, Playwright {importlib.metadata.version('playwright')})")
+    return (
+        f"CPU {cpu_name()}, {os.cpu_count()} threads, torch {importlib.metadata.version('torch')}, "
+        f"Chromium {browser.version} (headless, Playwright {importlib.metadata.version('playwright')})"
+    )
 
 
 def p95(values) -> float:

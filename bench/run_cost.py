@@ -11,6 +11,7 @@ the faster of two runs each) and times one evaluation on its own, then fits, per
 and the end-of-run measurements. Prints the table; `--write` stores it in
 workers/data/run_cost.json with the CPU named, for the quotas to read. Run it on an idle machine.
 """
+
 import argparse
 import json
 import os
@@ -90,9 +91,12 @@ def measure(method: str, task: str, steps: int, device) -> dict:
     # What a run pays once: everything but its warm steps (model, first steps, final evaluation,
     # end-of-run measurements).
     fixed = statistics.median(wall - steps * step[b] for b, (wall, _) in runs.items())
-    return {"fixed_seconds": round(fixed, 3), "per_step_seconds": round(per_step, 5),
-            "per_example_seconds": round(per_example, 6),
-            "per_val_example_seconds": round(evaluation / val_size, 6)}
+    return {
+        "fixed_seconds": round(fixed, 3),
+        "per_step_seconds": round(per_step, 5),
+        "per_example_seconds": round(per_example, 6),
+        "per_val_example_seconds": round(evaluation / val_size, 6),
+    }
 
 
 def main():
@@ -112,16 +116,20 @@ def main():
         print(method, costs[method], file=sys.stderr)
     machine = f"{cpu_name()}, {torch.get_num_threads()} threads, {precision.name(precision.training_dtype(device))}"
     print(f"### Run cost on `{args.task}` ({args.steps} steps at batch {', '.join(map(str, BATCHES))}) — {machine}\n")
-    print("| method | fixed (s) | per step (ms) | per example (ms) | per val example (ms) | default run (s) | 2000 steps, batch 256 (min) |")
+    print(
+        "| method | fixed (s) | per step (ms) | per example (ms) | per val example (ms) | default run (s) | 2000 steps, batch 256 (min) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     val_size = len(datasets.load_task(args.task).val)
     for method, c in costs.items():
         model = run_cost.Cost(**c)
         default = validate_run(method, args.task, 100, 0, {}).params
-        print(f"| {method} | {c['fixed_seconds']:.1f} | {1000 * c['per_step_seconds']:.1f} "
-              f"| {1000 * c['per_example_seconds']:.2f} | {1000 * c['per_val_example_seconds']:.2f} "
-              f"| {model.seconds(100, default['batch_size'], default['eval_every'], val_size):.0f} "
-              f"| {model.seconds(2000, 256, 25, val_size) / 60:.0f} |")
+        print(
+            f"| {method} | {c['fixed_seconds']:.1f} | {1000 * c['per_step_seconds']:.1f} "
+            f"| {1000 * c['per_example_seconds']:.2f} | {1000 * c['per_val_example_seconds']:.2f} "
+            f"| {model.seconds(100, default['batch_size'], default['eval_every'], val_size):.0f} "
+            f"| {model.seconds(2000, 256, 25, val_size) / 60:.0f} |"
+        )
     # The estimate against a run it was not fitted on: more steps, another batch, evaluations.
     print("\n| check: 80 steps, batch 32, evaluated every 20 | estimated (s) | measured (s) | measured / estimated |")
     print("|---|---:|---:|---:|")
@@ -134,9 +142,13 @@ def main():
             measured = time.perf_counter() - start
         print(f"| {method} | {estimated:.1f} | {measured:.1f} | {measured / estimated:.2f} |")
     if args.write:
-        run_cost.COST_FILE.write_text(json.dumps(
-            {"machine": machine, "measured": date.today().isoformat(), "task": args.task, "methods": costs},
-            indent=1) + "\n")
+        run_cost.COST_FILE.write_text(
+            json.dumps(
+                {"machine": machine, "measured": date.today().isoformat(), "task": args.task, "methods": costs},
+                indent=1,
+            )
+            + "\n"
+        )
         print(f"\nwritten to {run_cost.COST_FILE}", file=sys.stderr)
 
 

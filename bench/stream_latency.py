@@ -25,6 +25,7 @@ How the times are taken, all on this machine's wall clock (epoch ms):
   the last one. (The worker's heartbeat thread also sets heartbeat_at every 5 s; if it lands
   between a write and our read, that batch's write time is late by less than 20 ms.)
 """
+
 import argparse
 import os
 import re
@@ -128,8 +129,10 @@ class WriteWatcher(threading.Thread):
         conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5)
         while not self.stopping.wait(self.interval):
             seen = time.time() * 1000
-            rows = conn.execute("SELECT id, status, steps_done, heartbeat_at, started_at, worker_pid "
-                                "FROM simulations_run WHERE status != 'queued'").fetchall()
+            rows = conn.execute(
+                "SELECT id, status, steps_done, heartbeat_at, started_at, worker_pid "
+                "FROM simulations_run WHERE status != 'queued'"
+            ).fetchall()
             for run_id, status, steps_done, heartbeat, started, pid in rows:
                 run = self.runs.setdefault(run_id, {"batches": [], "seen_running": None})
                 run.update(status=status, started_at=epoch(started), worker_pid=pid)
@@ -192,8 +195,11 @@ def run_id_of(page) -> int:
 
 
 def wait_finished(page, timeout_ms: int) -> str:
-    page.wait_for_function(f"() => {list(FINISHED)}.includes(document.getElementById('train-root').dataset.runStatus)",
-                           timeout=timeout_ms, polling=200)
+    page.wait_for_function(
+        f"() => {list(FINISHED)}.includes(document.getElementById('train-root').dataset.runStatus)",
+        timeout=timeout_ms,
+        polling=200,
+    )
     return page.evaluate("() => document.getElementById('train-root').dataset.runStatus")
 
 
@@ -217,7 +223,9 @@ def first_point(context, watcher: WriteWatcher) -> dict:
     elapsed = {step: e for step, _t, e in bench["sse"]}
     loop_started = written - 1000 * elapsed[first_batch]
     return {
-        "run": run_id, "status": status, "worker_pid": run["worker_pid"],
+        "run": run_id,
+        "status": status,
+        "worker_pid": run["worker_pid"],
         "post": bench["post"] - offset - t0 if bench["post"] else None,
         "claimed": run["started_at"] - t0,
         "loop": loop_started - t0,
@@ -250,10 +258,16 @@ def stream(context, watcher: WriteWatcher, steps: int) -> dict:
     late = [s for s in steps_seen if written[s] > sse.get(s, float("inf"))]  # a batch we missed
     batches = watcher.runs[run_id]["batches"]
     for s in late:
-        print(f"step {s}: written {written[s]:.0f} after its arrival {sse[s]:.0f}; batches "
-              f"{[b for b in batches if abs(b[0] - s) <= 2]}", file=sys.stderr)
+        print(
+            f"step {s}: written {written[s]:.0f} after its arrival {sse[s]:.0f}; batches "
+            f"{[b for b in batches if abs(b[0] - s) <= 2]}",
+            file=sys.stderr,
+        )
     return {
-        "run": run_id, "status": status, "steps": len(steps_seen), "batches": len(batches),
+        "run": run_id,
+        "status": status,
+        "steps": len(steps_seen),
+        "batches": len(batches),
         "write_to_sse": [sse[s] - written[s] for s in steps_seen if s in sse],
         "write_to_drawn": [drawn[s] - written[s] for s in steps_seen],
         "write_to_frame": [frame[s] - written[s] for s in steps_seen if s in frame],
@@ -273,20 +287,26 @@ def streaming_settings(args) -> tuple[str, str]:
     worker's batching of points."""
     settings = (ROOT / "peftlab" / "settings.py").read_text()
     default = re.search(r'"PEFTLAB_SSE_POLL_MS", (\d+)', settings)
-    poll = (f"SSE poll interval PEFTLAB_SSE_POLL_MS = {args.sse_poll_ms} ms (set with --sse-poll-ms)"
-            if args.sse_poll_ms else
-            f"SSE poll interval PEFTLAB_SSE_POLL_MS = {default.group(1) if default else '?'} ms (the lab's default)")
+    poll = (
+        f"SSE poll interval PEFTLAB_SSE_POLL_MS = {args.sse_poll_ms} ms (set with --sse-poll-ms)"
+        if args.sse_poll_ms
+        else f"SSE poll interval PEFTLAB_SSE_POLL_MS = {default.group(1) if default else '?'} ms (the lab's default)"
+    )
     notify = ROOT / "simulations" / "notify.py"
     if notify.exists():
         every = re.search(r"^FILE_POLL_SECONDS = ([\d.]+)", notify.read_text(), re.M)
-        poll += ("; the worker's signal after each commit (peftlab/runs/notify.py; in the embedded lab a "
-                 f"file per run whose size the web process checks every {every.group(1) if every else '?'} s) "
-                 "wakes a stream before its poll")
+        poll += (
+            "; the worker's signal after each commit (peftlab/runs/notify.py; in the embedded lab a "
+            f"file per run whose size the web process checks every {every.group(1) if every else '?'} s) "
+            "wakes a stream before its poll"
+        )
     engine = (ROOT / "workers" / "training.py").read_text()
     seconds = re.search(r"^FLUSH_SECONDS = ([\d.]+)", engine, re.M)
-    flush = (f"workers/training.py writes points at least every FLUSH_SECONDS = "
-             f"{seconds.group(1) if seconds else '?'} s and at each evaluation"
-             + (", the first step's at once" if "step == 1" in engine else ""))
+    flush = (
+        f"workers/training.py writes points at least every FLUSH_SECONDS = "
+        f"{seconds.group(1) if seconds else '?'} s and at each evaluation"
+        + (", the first step's at once" if "step == 1" in engine else "")
+    )
     return poll, flush
 
 
@@ -296,7 +316,8 @@ def section(args, desc: str, load: tuple[float, float], firsts: list[dict], stre
     cold = [i for i, f in enumerate(firsts) if f["fresh_process"]]
     warm = [f for f in firsts if not f["fresh_process"]] or firsts
     lines = [
-        HEADING, "",
+        HEADING,
+        "",
         f"`bench/stream_latency.py`: the training page /train/ in Chromium against the embedded lab served "
         f"as `make run` serves it (collectstatic, `manage.py lab all`, DEBUG off), LoRA with the page's "
         f"defaults, {poll}. {desc}. Load average {load[0]:.1f} before, {load[1]:.1f} after.",
@@ -312,7 +333,8 @@ def section(args, desc: str, load: tuple[float, float], firsts: list[dict], stre
         f"Train button's submit event, median / p95 over the {len(warm)} runs in an already warm worker "
         f"process:",
         "",
-        "| stage | median / p95 (ms) |", "|---|---:|",
+        "| stage | median / p95 (ms) |",
+        "|---|---:|",
         f"| POST /api/runs answered | {stats(f['post'] for f in warm)} |",
         f"| run claimed by the worker (`started_at`, status running) | {stats(f['claimed'] for f in warm)} |",
         f"| training loop started (model built; `heartbeat_at` − `elapsed`) | {stats(f['loop'] for f in warm)} |",
@@ -326,10 +348,14 @@ def section(args, desc: str, load: tuple[float, float], firsts: list[dict], stre
         f"the first step took {stats(f['step1'] - f['loop'] for f in warm)} ms (median / p95)"
         + (f", a step of the streamed run below {stats(streamed['step_ms'])} ms. " if streamed else ". ")
         + f"Worker processes: {len(set(pids))} for {len(firsts)} runs."
-        + (f" Runs {', '.join(str(i + 1) for i in cold)} landed in a fresh pool process (the worker replaces "
-           f"its child every PEFTLAB_RUNS_PER_CHILD tasks), which reads the base model again: first point "
-           f"drawn after {', '.join(str(round(firsts[i]['drawn'])) for i in cold)} ms; left out of the "
-           f"table above." if cold else ""),
+        + (
+            f" Runs {', '.join(str(i + 1) for i in cold)} landed in a fresh pool process (the worker replaces "
+            f"its child every PEFTLAB_RUNS_PER_CHILD tasks), which reads the base model again: first point "
+            f"drawn after {', '.join(str(round(firsts[i]['drawn'])) for i in cold)} ms; left out of the "
+            f"table above."
+            if cold
+            else ""
+        ),
     ]
     if streamed:
         s = streamed
@@ -339,7 +365,8 @@ def section(args, desc: str, load: tuple[float, float], firsts: list[dict], stre
             f"{s['batches']} batches written, {s['points_per_batch']:.1f} points per batch). Per point, "
             f"milliseconds, median / p95:",
             "",
-            "| from → to | median / p95 (ms) |", "|---|---:|",
+            "| from → to | median / p95 (ms) |",
+            "|---|---:|",
             f"| written → arrived over SSE | {stats(s['write_to_sse'])} |",
             f"| arrived → drawn | {stats(s['sse_to_drawn'])} |",
             f"| **written → drawn** (target p95 < 100) | **{stats(s['write_to_drawn'])}** |",
@@ -372,15 +399,20 @@ def main():
             context = browser.new_context(base_url=lab.base_url, viewport={"width": 1280, "height": 900})
             load = [os.getloadavg()[0]]
             warmup = first_point(context, watcher)
-            print(f"throwaway run {warmup['run']}: first point drawn after {warmup['drawn']:.0f} ms "
-                  "(the worker read the base model)", file=sys.stderr)
+            print(
+                f"throwaway run {warmup['run']}: first point drawn after {warmup['drawn']:.0f} ms "
+                "(the worker read the base model)",
+                file=sys.stderr,
+            )
             firsts = []
             for _ in range(args.repeats):
                 f = first_point(context, watcher)
-                print(f"run {f['run']} (pid {f['worker_pid']}): POST {f['post']:.0f}, claimed {f['claimed']:.0f}, "
-                      f"loop {f['loop']:.0f}, step 1 {f['step1']:.0f}, written {f['written']:.0f}, "
-                      f"SSE {f['sse']:.0f}, drawn {f['drawn']:.0f} ms (clock offset {f['offset']:.1f} ms)",
-                      file=sys.stderr)
+                print(
+                    f"run {f['run']} (pid {f['worker_pid']}): POST {f['post']:.0f}, claimed {f['claimed']:.0f}, "
+                    f"loop {f['loop']:.0f}, step 1 {f['step1']:.0f}, written {f['written']:.0f}, "
+                    f"SSE {f['sse']:.0f}, drawn {f['drawn']:.0f} ms (clock offset {f['offset']:.1f} ms)",
+                    file=sys.stderr,
+                )
                 firsts.append(f)
             # A run in another pool process than the one before it paid for reading the model.
             previous = [warmup["worker_pid"]] + [f["worker_pid"] for f in firsts]
@@ -388,8 +420,11 @@ def main():
                 f["fresh_process"] = f["worker_pid"] != pid
             streamed = stream(context, watcher, args.stream_steps) if args.stream_steps else None
             if streamed:
-                print(f"stream run {streamed['run']}: {streamed['status']}, written→drawn "
-                      f"{stats(streamed['write_to_drawn'])} ms", file=sys.stderr)
+                print(
+                    f"stream run {streamed['run']}: {streamed['status']}, written→drawn "
+                    f"{stats(streamed['write_to_drawn'])} ms",
+                    file=sys.stderr,
+                )
             load.append(os.getloadavg()[0])
             desc = browser_machine(browser)
         finally:

@@ -32,6 +32,7 @@ not matmul work). The machine's matmul peak is one 2048² @ 2048² `torch.mm`, b
 --levers measures changes to the lab's engine one at a time (the engine's modules are not edited: each
 lever is patched in for one run and restored).
 """
+
 import argparse
 import contextlib
 import datetime
@@ -84,6 +85,7 @@ def log(*parts):
 
 # --- FLOPs and the matmul peak -----------------------------------------------------------------
 
+
 def _sdpa(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
     return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
 
@@ -105,16 +107,21 @@ def flop_formulas() -> dict:
     scaled_dot_product_attention (when it is taken rather than the bmm path), and bitsandbytes'
     4-bit forward product (the backward dequantizes and uses aten.mm, which is counted)."""
     quantize._bnb()  # registers torch.ops.bitsandbytes
-    return {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa,
-            torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_backward,
-            torch.ops.bitsandbytes.gemm_4bit: _gemm_4bit}
+    return {
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa,
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_backward,
+        torch.ops.bitsandbytes.gemm_4bit: _gemm_4bit,
+    }
 
 
 def step_flops(model, width: int, device) -> int:
     """FLOPs of forward + backward of one training step on a batch of BATCH rows, `width` wide."""
     ids = torch.randint(1000, 2000, (BATCH, width), device=device)  # the count depends on shapes only
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
-             "labels": torch.zeros(BATCH, dtype=torch.long, device=device)}
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "labels": torch.zeros(BATCH, dtype=torch.long, device=device),
+    }
     model.train()
     with flop_counter.FlopCounterMode(display=False, custom_mapping=flop_formulas()) as counter:
         model(**batch).loss.backward()
@@ -153,6 +160,7 @@ def matmul_peak(dtype, device, n: int = 2048, repeats: int = 5, budget_s: float 
     2048² product would take minutes. A 512² product first predicts the time at n (×(n/512)³);
     n is halved until the runs fit the budget, and the size used is reported.
     """
+
     def one(a, b):
         _sync(device)
         start = time.perf_counter()
@@ -172,7 +180,7 @@ def matmul_peak(dtype, device, n: int = 2048, repeats: int = 5, budget_s: float 
     while len(times) < repeats + 1 and time.perf_counter() - began < budget_s:
         times.append(one(a, b))
     timed = times[1:] or times
-    return 2 * n ** 3 / min(timed) / 1e9, n, len(timed)
+    return 2 * n**3 / min(timed) / 1e9, n, len(timed)
 
 
 def _sync(device):
@@ -181,6 +189,7 @@ def _sync(device):
 
 
 # --- the lab -----------------------------------------------------------------------------------
+
 
 def lab_batches(spec) -> list[tuple[int, int, int]]:
     """(rows, padded width, real tokens) of the batches train() computes, from the same stream:
@@ -222,13 +231,19 @@ def run_lab(method: str, steps: int, warmup: int, device, count_flops: bool = Tr
 def _timing(times: list[float], batches: list[tuple[int, int, int]], warmup: int) -> dict:
     """Steps/s and tokens over steps warmup+1 .. len(times); `times[i]` ends step i+1."""
     seconds = times[-1] - times[warmup - 1]
-    timed = batches[warmup:len(times)]
-    return {"seconds": seconds, "steps": len(timed), "steps_per_s": len(timed) / seconds,
-            "real_tokens": sum(b[2] for b in timed), "padded_tokens": sum(b[0] * b[1] for b in timed),
-            "shapes": [(b[0], b[1]) for b in timed]}
+    timed = batches[warmup : len(times)]
+    return {
+        "seconds": seconds,
+        "steps": len(timed),
+        "steps_per_s": len(timed) / seconds,
+        "real_tokens": sum(b[2] for b in timed),
+        "padded_tokens": sum(b[0] * b[1] for b in timed),
+        "shapes": [(b[0], b[1]) for b in timed],
+    }
 
 
 # --- Hugging Face Trainer ----------------------------------------------------------------------
+
 
 class RecordingCollator:
     """DataCollatorWithPadding, noting (rows, padded width, real tokens) of each batch it makes."""
@@ -265,17 +280,34 @@ def hf_model(method: str, spec, device):
     if method == "qlora":
         compute = torch.bfloat16 if device.type == "cuda" else torch.float32  # as the lab
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=compute, llm_int8_skip_modules=["classifier", "pooler"])
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute,
+            llm_int8_skip_modules=["classifier", "pooler"],
+        )
         kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, **kwargs)
     if method in ("lora", "qlora"):
-        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=p["rank"], lora_alpha=p["alpha"],
-                                                 lora_dropout=p["dropout"], target_modules=p["target_modules"]))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type=TaskType.SEQ_CLS,
+                r=p["rank"],
+                lora_alpha=p["alpha"],
+                lora_dropout=p["dropout"],
+                target_modules=p["target_modules"],
+            ),
+        )
     elif method == "prompt":
-        model = get_peft_model(model, PromptTuningConfig(task_type=TaskType.SEQ_CLS,
-                                                         num_virtual_tokens=p["virtual_tokens"],
-                                                         prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB))
+        model = get_peft_model(
+            model,
+            PromptTuningConfig(
+                task_type=TaskType.SEQ_CLS,
+                num_virtual_tokens=p["virtual_tokens"],
+                prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB,
+            ),
+        )
     elif method == "adapter":
         adapters.attach_adapters(model, p["bottleneck"], SEED)  # the lab's own: peft has none
     elif method != "full":
@@ -299,13 +331,28 @@ def run_hf(method: str, steps: int, warmup: int, device, best_flags: bool) -> di
 
     with tempfile.TemporaryDirectory() as folder:
         args = TrainingArguments(
-            output_dir=folder, max_steps=steps, per_device_train_batch_size=BATCH,
-            learning_rate=spec.params["lr"], report_to=[], save_strategy="no", eval_strategy="no",
-            logging_steps=10 ** 9, dataloader_num_workers=0, use_cpu=device.type != "cuda", seed=SEED,
+            output_dir=folder,
+            max_steps=steps,
+            per_device_train_batch_size=BATCH,
+            learning_rate=spec.params["lr"],
+            report_to=[],
+            save_strategy="no",
+            eval_strategy="no",
+            logging_steps=10**9,
+            dataloader_num_workers=0,
+            use_cpu=device.type != "cuda",
+            seed=SEED,
             disable_tqdm=True,  # no progress bar on stderr (it refreshes a few times a second at most)
-            **({"bf16": True, "train_sampling_strategy": "group_by_length"} if best_flags else {}))
-        trainer = Trainer(model=model, args=args, train_dataset=hf_dataset(tokenizer), data_collator=collator,
-                          processing_class=tokenizer, callbacks=[StepClock()])
+            **({"bf16": True, "train_sampling_strategy": "group_by_length"} if best_flags else {}),
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=hf_dataset(tokenizer),
+            data_collator=collator,
+            processing_class=tokenizer,
+            callbacks=[StepClock()],
+        )
         with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its summary dict; the table owns stdout
             trainer.train()
     result = _timing(times, collator.batches, warmup)
@@ -321,6 +368,7 @@ def run_hf(method: str, steps: int, warmup: int, device, best_flags: bool) -> di
 
 # --- levers: one change to the lab's engine at a time ------------------------------------------
 
+
 def grouped_batches(data, batch_size, seed, group=8):
     """encoding.batches, but every `group` batches' worth of an epoch's shuffled examples are sorted
     by length, cut into batches, and those batches shuffled: far less padding (8 % of the tokens
@@ -329,10 +377,10 @@ def grouped_batches(data, batch_size, seed, group=8):
     order = list(range(len(data.labels)))
     while True:
         rng.shuffle(order)
-        full = order[:len(order) - len(order) % batch_size]
+        full = order[: len(order) - len(order) % batch_size]
         for start in range(0, len(full), group * batch_size):
-            by_length = sorted(full[start:start + group * batch_size], key=lambda i: len(data.ids[i]))
-            cut = [by_length[i:i + batch_size] for i in range(0, len(by_length), batch_size)]
+            by_length = sorted(full[start : start + group * batch_size], key=lambda i: len(data.ids[i]))
+            cut = [by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)]
             rng.shuffle(cut)
             for idx in cut:
                 yield [data.ids[i] for i in idx], [data.labels[i] for i in idx]
@@ -351,6 +399,7 @@ def patched(obj, name, value):
 def adamw(**flags):
     def make_optimizer(spec, params, device):
         return torch.optim.AdamW(list(params), lr=spec.params["lr"], **flags)
+
     return make_optimizer
 
 
@@ -394,6 +443,7 @@ def rows_of(row_tokens: int):
 
     def packed(ids, labels, device, pad_id):
         return pack(ids, labels, device, pad_id, row_tokens=row_tokens)
+
     return packed
 
 
@@ -413,11 +463,12 @@ def lever_patches() -> dict[str, list]:
         "base not frozen (counterfactual)": unfrozen_base(),
         "bf16 autocast (PEFTLAB_AUTOCAST=bf16)": [(precision, "choice", lambda: "bf16")],
         "fp32 (PEFTLAB_AUTOCAST=off)": [(precision, "choice", lambda: "off")],
-        "frozen weights cast at every step (autocast's own)": [(precision, "cast_frozen_weights_once",
-                                                                lambda model, dtype: None)],
+        "frozen weights cast at every step (autocast's own)": [
+            (precision, "cast_frozen_weights_once", lambda model, dtype: None)
+        ],
         "packing removed (padded batches)": [(packing, "PACKABLE", frozenset())],
         "packed rows as wide as the longest sequence": [(packing, "pack", rows_of(0))],
-        "packed into one row per batch": [(packing, "pack", rows_of(10 ** 6))],
+        "packed into one row per batch": [(packing, "pack", rows_of(10**6))],
         "dropout masks drawn with torch.rand (not bernoulli_)": [(nn.Dropout, "forward", rand_dropout)],
     }
 
@@ -467,6 +518,7 @@ def tokenize_cost() -> float:
 
 # --- output ------------------------------------------------------------------------------------
 
+
 def machine(device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
@@ -478,9 +530,11 @@ def machine(device) -> str:
 
 
 def comparison_table(rows: list[dict], peaks: dict) -> str:
-    lines = ["| method | trainer | trainable | steps/s | real tokens/s | padded tokens/s | padding waste "
-             "| GFLOP/step | GFLOP/s | % fp32 peak | % bf16 peak | val acc |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| method | trainer | trainable | steps/s | real tokens/s | padded tokens/s | padding waste "
+        "| GFLOP/step | GFLOP/s | % fp32 peak | % bf16 peak | val acc |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         gflops = r["flops"] / r["seconds"] / 1e9
         lines.append(
@@ -488,13 +542,16 @@ def comparison_table(rows: list[dict], peaks: dict) -> str:
             f"{r['real_tokens'] / r['seconds']:,.0f} | {r['padded_tokens'] / r['seconds']:,.0f} | "
             f"{100 * (1 - r['real_tokens'] / r['padded_tokens']):.1f} % | {r['flops'] / r['steps'] / 1e9:.2f} | "
             f"{gflops:.1f} | {100 * gflops / peaks['fp32']:.0f} % | {100 * gflops / peaks['bf16']:.0f} % | "
-            f"{100 * r['val_accuracy']:.1f} % |")
+            f"{100 * r['val_accuracy']:.1f} % |"
+        )
     return "\n".join(lines)
 
 
 def ratio_table(rows: list[dict]) -> str:
-    lines = ["| method | lab / hf-a (target ≥ 2) | lab / hf-b (target ≥ 1.2) | val acc lab / hf-a / hf-b | trainable equal |",
-             "|---|---:|---:|---|---|"]
+    lines = [
+        "| method | lab / hf-a (target ≥ 2) | lab / hf-b (target ≥ 1.2) | val acc lab / hf-a / hf-b | trainable equal |",
+        "|---|---:|---:|---|---|",
+    ]
     for method in dict.fromkeys(r["method"] for r in rows):
         by = {r["trainer"]: r for r in rows if r["method"] == method}
         if set(by) != {"lab", "hf-a", "hf-b"}:
@@ -502,9 +559,11 @@ def ratio_table(rows: list[dict]) -> str:
         lab = by["lab"]["steps_per_s"]
         counts = {r["trainable"] for r in by.values()}
         same = "yes" if len(counts) == 1 else "NO: " + ", ".join(f"{t} {r['trainable']:,}" for t, r in by.items())
-        lines.append(f"| {method} | {lab / by['hf-a']['steps_per_s']:.2f} | {lab / by['hf-b']['steps_per_s']:.2f} | "
-                     + " / ".join(f"{100 * by[t]['val_accuracy']:.1f} %" for t in ("lab", "hf-a", "hf-b"))
-                     + f" | {same} |")
+        lines.append(
+            f"| {method} | {lab / by['hf-a']['steps_per_s']:.2f} | {lab / by['hf-b']['steps_per_s']:.2f} | "
+            + " / ".join(f"{100 * by[t]['val_accuracy']:.1f} %" for t in ("lab", "hf-a", "hf-b"))
+            + f" | {same} |"
+        )
     return "\n".join(lines)
 
 
@@ -512,8 +571,10 @@ def lever_table(rows: list[dict]) -> str:
     lines = ["| method | lever | steps/s | × baseline | padding waste | val acc |", "|---|---|---:|---:|---:|---:|"]
     base = {r["method"]: r["steps_per_s"] for r in rows if r["lever"].startswith("baseline")}
     for r in rows:
-        lines.append(f"| {r['method']} | {r['lever']} | {r['steps_per_s']:.2f} | {r['steps_per_s'] / base[r['method']]:.2f} | "
-                     f"{100 * (1 - r['real_tokens'] / r['padded_tokens']):.1f} % | {100 * r['val_accuracy']:.1f} % |")
+        lines.append(
+            f"| {r['method']} | {r['lever']} | {r['steps_per_s']:.2f} | {r['steps_per_s'] / base[r['method']]:.2f} | "
+            f"{100 * (1 - r['real_tokens'] / r['padded_tokens']):.1f} % | {100 * r['val_accuracy']:.1f} % |"
+        )
     return "\n".join(lines)
 
 
@@ -526,9 +587,14 @@ def main():
     parser.add_argument("--levers", action="store_true", help="also measure the engine's levers")
     parser.add_argument("--only-levers", action="store_true", help="measure the levers only")
     parser.add_argument("--lever-methods", default="lora,full")
-    parser.add_argument("--lever-names", default="", help="only the levers whose name contains one of "
-                        "these comma-separated words (and the baseline)")
-    parser.add_argument("--write", action="store_true", help=f"write the section '{SECTION}' of {DOC.relative_to(ROOT)}")
+    parser.add_argument(
+        "--lever-names",
+        default="",
+        help="only the levers whose name contains one of these comma-separated words (and the baseline)",
+    )
+    parser.add_argument(
+        "--write", action="store_true", help=f"write the section '{SECTION}' of {DOC.relative_to(ROOT)}"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -548,35 +614,50 @@ def main():
         peaks[name], sizes[name], runs[name] = matmul_peak(dtype, device)
     log(f"matmul peak: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 {peaks['bf16']:.1f} GFLOP/s")
 
-    out = [SECTION, "",
-           f"`bench/throughput.py`, {datetime.date.today().isoformat()}: {machine(device)}. "
-           f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python bench/throughput.py {' '.join(sys.argv[1:])}`.",
-           "",
-           f"Task `{TASK}`, batch {BATCH}, {args.steps} steps, seed {SEED}, each method's default learning rate; "
-           f"the lab's steps in {precision.name(precision.training_dtype(device))} "
-           f"(PEFTLAB_AUTOCAST={precision.choice()}, workers/precision.py); "
-           f"the first {warmup} steps are not timed. Matmul peak (n×n @ n×n `torch.mm` after a warm-up run, "
-           f"n = 2048 unless one product would take too long): "
-           + ", ".join(f"{k} {peaks[k]:.1f} GFLOP/s (n = {sizes[k]}, best of {runs[k]})" for k in peaks) + ".", ""]
+    out = [
+        SECTION,
+        "",
+        f"`bench/throughput.py`, {datetime.date.today().isoformat()}: {machine(device)}. "
+        f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python bench/throughput.py {' '.join(sys.argv[1:])}`.",
+        "",
+        f"Task `{TASK}`, batch {BATCH}, {args.steps} steps, seed {SEED}, each method's default learning rate; "
+        f"the lab's steps in {precision.name(precision.training_dtype(device))} "
+        f"(PEFTLAB_AUTOCAST={precision.choice()}, workers/precision.py); "
+        f"the first {warmup} steps are not timed. Matmul peak (n×n @ n×n `torch.mm` after a warm-up run, "
+        f"n = 2048 unless one product would take too long): "
+        + ", ".join(f"{k} {peaks[k]:.1f} GFLOP/s (n = {sizes[k]}, best of {runs[k]})" for k in peaks)
+        + ".",
+        "",
+    ]
     if not args.only_levers:
         rows = []
         for method in args.methods.split(","):
             for trainer in ("lab", "hf-a", "hf-b"):
-                r = (run_lab(method, args.steps, warmup, device) if trainer == "lab"
-                     else run_hf(method, args.steps, warmup, device, best_flags=trainer == "hf-b"))
+                r = (
+                    run_lab(method, args.steps, warmup, device)
+                    if trainer == "lab"
+                    else run_hf(method, args.steps, warmup, device, best_flags=trainer == "hf-b")
+                )
                 r["method"] = method
                 rows.append(r)
-                log(f"{method} / {trainer}: {r['trainable']:,} trainable, {r['steps_per_s']:.2f} steps/s, "
-                    f"acc {r['val_accuracy']:.3f}, FLOP fit error {r['fit_error']:.1e}")
+                log(
+                    f"{method} / {trainer}: {r['trainable']:,} trainable, {r['steps_per_s']:.2f} steps/s, "
+                    f"acc {r['val_accuracy']:.3f}, FLOP fit error {r['fit_error']:.1e}"
+                )
                 gc.collect()
         out += [comparison_table(rows, peaks), "", ratio_table(rows), ""]
     if args.levers or args.only_levers:
         lever_rows = run_levers(args.lever_methods.split(","), args.steps, warmup, device, args.lever_names)
-        out += ["### Levers inside the lab's engine", "",
-                f"Each row is `training.train` with one change patched in (the engine's modules themselves unchanged). "
-                f"Tokenizing: `encoding.encode_task` already tokenizes a shipped task once per process "
-                f"({1000 * tokenize_cost():.0f} ms for `{TASK}`, never inside the loop).", "",
-                lever_table(lever_rows), ""]
+        out += [
+            "### Levers inside the lab's engine",
+            "",
+            f"Each row is `training.train` with one change patched in (the engine's modules themselves unchanged). "
+            f"Tokenizing: `encoding.encode_task` already tokenizes a shipped task once per process "
+            f"({1000 * tokenize_cost():.0f} ms for `{TASK}`, never inside the loop).",
+            "",
+            lever_table(lever_rows),
+            "",
+        ]
     out.append(f"Whole benchmark: {time.perf_counter() - started:.0f} s.")
     text = "\n".join(out)
     print(text)

@@ -20,6 +20,10 @@ def plotly_installed(app_configs=None, **kwargs):
     """Without Plotly's bundle every page loads and no chart draws: say so at start-up."""
     if finders.find(PLOTLY):
         return []
-    return [checks.Error(f"Plotly's bundle ({PLOTLY}) is not installed",
-                         hint="run `make setup`: its `npm ci` installs the version pinned in package-lock.json",
-                         id="peftlab.E002")]
+    return [
+        checks.Error(
+            f"Plotly's bundle ({PLOTLY}) is not installed",
+            hint="run `make setup`: its `npm ci` installs the version pinned in package-lock.json",
+            id="peftlab.E002",
+        )
+    ]

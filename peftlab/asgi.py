@@ -1,4 +1,5 @@
 """ASGI entry point: the web server runs under ASGI so that the SSE stream is async."""
+
 import os
 
 from django.core.asgi import get_asgi_application

@@ -6,6 +6,7 @@ message is lost (seen as a JSONDecodeError that stopped `manage.py lab all`). He
 written under a name the worker does not read (`.part`) and renamed into place: a rename within a
 folder is atomic, so the worker sees either no file or the whole message.
 """
+
 import os
 import uuid
 from time import monotonic

@@ -1,4 +1,5 @@
 """The Celery app, configured from Django settings (CELERY_ namespace)."""
+
 import logging
 import os
 import resource

@@ -4,6 +4,7 @@ Each reader returns the default when the variable is unset and fails loudly (Imp
 when it is set to something it cannot parse: a typo in a teacher's .env must not silently fall
 back to the laptop defaults.
 """
+
 import os
 
 from django.core.exceptions import ImproperlyConfigured

@@ -31,36 +31,43 @@ class LabError(Exception):
 
 class Invalid(LabError):
     """The request asks for something the lab cannot do: a parameter, a file or a limit says no."""
+
     status = 400
 
 
 class NotAllowed(LabError):
     """This person may not do this here (a class's settings, a failed CSRF check)."""
+
     status = 403
 
 
 class NotFound(LabError):
     """There is no such thing, or none this person may see."""
+
     status = 404
 
 
 class Conflict(LabError):
     """Not in the state the request needs (a run already finished, a class paused, a full shelf)."""
+
     status = 409
 
 
 class TooLarge(LabError):
     """The request, or a file in it, is larger than the lab takes."""
+
     status = 413
 
 
 class TooMany(LabError):
     """Too many requests or runs for now: `retry_after`, where known, says when to try again."""
+
     status = 429
 
 
 class Unavailable(LabError):
     """Something the lab needs (the job queue, the request counters) is not reachable now."""
+
     status = 503
 
 

@@ -1,4 +1,5 @@
 """GET /healthz: whether this web process can reach its database (the container health check)."""
+
 from django.db import connection
 from django.http import JsonResponse
 

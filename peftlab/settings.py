@@ -3,6 +3,7 @@
 The defaults are the embedded laptop mode: SQLite under var/, a filesystem broker that needs no
 server, CPU queue. A class instance sets DATABASE_URL, CELERY_BROKER_URL and PEFTLAB_RUN_QUEUE.
 """
+
 from pathlib import Path
 
 import dj_database_url
@@ -28,8 +29,10 @@ if PRODUCTION:
     if not SECRET_KEY:
         from django.core.exceptions import ImproperlyConfigured
 
-        raise ImproperlyConfigured("PEFTLAB_PRODUCTION is set but DJANGO_SECRET_KEY is not: generate one with "
-                                   "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`")
+        raise ImproperlyConfigured(
+            "PEFTLAB_PRODUCTION is set but DJANGO_SECRET_KEY is not: generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
+        )
     if env_bool("PEFTLAB_HTTPS", True):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
         SECURE_SSL_REDIRECT = True
@@ -77,12 +80,14 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": [
-            "django.template.context_processors.request",
-            "django.contrib.auth.context_processors.auth",
-            "peftlab.classroom.context_processors.classroom",
-            "peftlab.pages.context.method_colours",
-        ]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "peftlab.classroom.context_processors.classroom",
+                "peftlab.pages.context.method_colours",
+            ]
+        },
     }
 ]
 
@@ -111,8 +116,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # grows does so one connection at a time, while a class's "Train" burst waits for them.
 PEFTLAB_DB_POOL_SIZE = env_int("PEFTLAB_DB_POOL_SIZE", 0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and PEFTLAB_DB_POOL_SIZE:
-    DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": PEFTLAB_DB_POOL_SIZE, "max_size": PEFTLAB_DB_POOL_SIZE,
-                                                "timeout": 10}}
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {"min_size": PEFTLAB_DB_POOL_SIZE, "max_size": PEFTLAB_DB_POOL_SIZE, "timeout": 10}
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A run request is a few hundred bytes; anything near this limit is abuse, answered with 400.
@@ -161,11 +167,18 @@ if _CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
 elif _CACHE_URL:
     from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured(f"PEFTLAB_CACHE_URL must be a redis:// URL (got {_CACHE_URL!r}); leave it "
-                               "unset for the file cache under PEFTLAB_VAR_DIR")
+    raise ImproperlyConfigured(
+        f"PEFTLAB_CACHE_URL must be a redis:// URL (got {_CACHE_URL!r}); leave it "
+        "unset for the file cache under PEFTLAB_VAR_DIR"
+    )
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                          "LOCATION": str(VAR_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 100_000}}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
 
 # Anyone may sign up as a teacher only where this is on (default: teachers are made with
 # `manage.py createsuperuser`).
@@ -252,8 +265,9 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 
 # Where the worker signals a run's new points to the web server's event streams
 # (peftlab/runs/notify.py): the Redis of the cache or the broker, else files under var/.
-PEFTLAB_NOTIFY_URL = next((url for url in (CELERY_BROKER_URL, _CACHE_URL)
-                           if url.startswith(("redis://", "rediss://", "unix://"))), "")
+PEFTLAB_NOTIFY_URL = next(
+    (url for url in (CELERY_BROKER_URL, _CACHE_URL) if url.startswith(("redis://", "rediss://", "unix://"))), ""
+)
 PEFTLAB_NOTIFY_DIR = VAR_DIR / "notify"
 
 # --- PEFT Lab ---

@@ -1,5 +1,6 @@
 """Every URL of the lab: the pages, the event streams, the JSON API with its routers, the class
 pages. The one place that knows every part of the web layer."""
+
 from django.urls import include, path
 
 from peftlab.api import classes, compare, datasets, events, experiments, races, runs
@@ -21,16 +22,20 @@ from peftlab.playgrounds import (
     sparsity,
 )
 
-api = lab_api([
-    ("", runs.router),  # methods, tasks, runs
-    *((PLAYGROUNDS, module.router) for module in (
-        decide, lowrank, quant, memory, sparsity, review, lora, family, prompting, serving, race_sim)),
-    ("/races", races.router),
-    ("", compare.router),  # compare, Pareto, a run's code
-    ("/experiments", experiments.router),
-    ("/classes", classes.router),
-    ("/datasets", datasets.router),
-])
+api = lab_api(
+    [
+        ("", runs.router),  # methods, tasks, runs
+        *(
+            (PLAYGROUNDS, module.router)
+            for module in (decide, lowrank, quant, memory, sparsity, review, lora, family, prompting, serving, race_sim)
+        ),
+        ("/races", races.router),
+        ("", compare.router),  # compare, Pareto, a run's code
+        ("/experiments", experiments.router),
+        ("/classes", classes.router),
+        ("/datasets", datasets.router),
+    ]
+)
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -8,6 +8,7 @@ W_up of shape d×m and m ≪ d: a bottleneck of width m with a residual connecti
 The seed document 000 counts 2·d·m parameters per adapter (the two weight matrices). With the
 biases it is 2·d·m + m + d (`simulations.params.adapter_params`); the page shows both.
 """
+
 from dataclasses import dataclass
 
 from simulations.params import Dims, adapter_params, adapter_weight_params, bert_encoder_params
@@ -17,10 +18,8 @@ BOTTLENECKS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 ADAPTERS_PER_LAYER = 2
 
 # Published configurations (Devlin et al. 2019, bert-base/large-uncased config.json).
-BERT_BASE = Dims(hidden=768, intermediate=3072, layers=12, vocab=30522, max_positions=512,
-                 token_types=2)
-BERT_LARGE = Dims(hidden=1024, intermediate=4096, layers=24, vocab=30522, max_positions=512,
-                  token_types=2)
+BERT_BASE = Dims(hidden=768, intermediate=3072, layers=12, vocab=30522, max_positions=512, token_types=2)
+BERT_LARGE = Dims(hidden=1024, intermediate=4096, layers=24, vocab=30522, max_positions=512, token_types=2)
 # GPT-3 175B (Brown et al. 2020, Table 2.1): d = 12288, 96 layers; its total is the nominal 175B.
 GPT3 = {"hidden": 12288, "layers": 96, "total": 175e9}
 
@@ -62,19 +61,26 @@ def model_share(name: str, hidden: int, layers: int, total: float, bottleneck: i
     """2·L adapters of width m on a model with hidden size d, L layers and `total` parameters."""
     validate(hidden, bottleneck)
     n = ADAPTERS_PER_LAYER * layers
-    return ModelShare(name, hidden, layers, total, n * adapter_weights(hidden, bottleneck),
-                      n * adapter_params(hidden, bottleneck))
+    return ModelShare(
+        name, hidden, layers, total, n * adapter_weights(hidden, bottleneck), n * adapter_params(hidden, bottleneck)
+    )
 
 
 def bert_total(dims: Dims) -> int:
     """A BERT encoder's parameters, counted from its configuration."""
-    return bert_encoder_params(dims.vocab, dims.max_positions, dims.token_types, dims.hidden,
-                               dims.intermediate, dims.layers)
+    return bert_encoder_params(
+        dims.vocab, dims.max_positions, dims.token_types, dims.hidden, dims.intermediate, dims.layers
+    )
 
 
 def layer_breakdown(hidden: int, bottleneck: int) -> dict[str, int]:
     """One transformer layer with its two adapters, as seed 000 tabulates it: attention 4d²,
     feed-forward 8d² (with the usual 4d inner width), two adapters 2dm each, layer norms 4d."""
     d, m = hidden, bottleneck
-    return {"attention": 4 * d * d, "adapter_1": 2 * d * m, "feed_forward": 8 * d * d,
-            "adapter_2": 2 * d * m, "layer_norms": 4 * d}
+    return {
+        "attention": 4 * d * d,
+        "adapter_1": 2 * d * m,
+        "feed_forward": 8 * d * d,
+        "adapter_2": 2 * d * m,
+        "layer_norms": 4 * d,
+    }

@@ -4,6 +4,7 @@ template), formatted as the text shows them. Chapter number → {name: text}.
 Pure Python: the chapter pages render these; tests/unit/test_chapters.py checks each against the seed
 figure it reproduces.
 """
+
 from functools import cache
 
 from simulations import memory, params, quantization
@@ -53,14 +54,19 @@ def facts() -> dict[int, dict[str, str]]:
             "ten_copies": memory.fmt_bytes(10 * seven_copy),
         },
         4: {"adapter_1024_64": _int(adapter), "adapter_ratio": f"{1024 * 1024 / adapter:g}"},
-        5: {"lora_4096_r8": _int(lora_4096), "lora_4096_share": _pct(lora_4096 / 4096**2),
-            "full_4096": _int(4096**2)},
-        6: {"seven_copy": memory.fmt_bytes(seven_copy),
+        5: {"lora_4096_r8": _int(lora_4096), "lora_4096_share": _pct(lora_4096 / 4096**2), "full_4096": _int(4096**2)},
+        6: {
+            "seven_copy": memory.fmt_bytes(seven_copy),
             "seven_lora_qv": memory.fmt_bytes(seven_lora_qv * 2),
             "hundred_copies": memory.fmt_bytes(100 * seven_copy),
-            "hundred_adapters": memory.fmt_bytes(seven_copy + 100 * seven_lora_qv * 2)},
-        7: {"nf4_bits": f"{nf4:.1f}", "nf4_dq_bits": f"{nf4_dq:.3f}",
-            "qlora_65b": memory.fmt_bytes(qlora_65b), "fp16_65b": memory.fmt_bytes(65e9 * 2)},
+            "hundred_adapters": memory.fmt_bytes(seven_copy + 100 * seven_lora_qv * 2),
+        },
+        7: {
+            "nf4_bits": f"{nf4:.1f}",
+            "nf4_dq_bits": f"{nf4_dq:.3f}",
+            "qlora_65b": memory.fmt_bytes(qlora_65b),
+            "fp16_65b": memory.fmt_bytes(65e9 * 2),
+        },
         8: {"prefix_20_32_4096": memory.fmt_count(prefix), "prompt_20_4096": _int(prompt)},
     }
 

@@ -11,6 +11,7 @@ BitFit, single 24-48 GB GPU with a 30B+ model -> QLoRA).
 
 No Django imports: the API module serialises what this returns.
 """
+
 from __future__ import annotations
 
 from simulations.methods import METHODS
@@ -22,60 +23,119 @@ ANSWERS = ("yes", "no")
 TRAINABLE = tuple(METHODS)
 
 QUESTIONS = {
-    "q1": {"short": "≥100 labeled examples?", "text": "Do you have at least ~100 labeled examples?",
-           "help": "Gradient methods need data; with a handful of examples, show them in the prompt instead.",
-           "yes": "q2", "no": "prompting"},
-    "q2": {"short": "Can change weights?", "text": "Can you change the model's weights (not only call an API)?",
-           "help": "With API access only, adaptation has to live in the input.",
-           "yes": "q3", "no": "prompt_api"},
-    "q3": {"short": "GPU memory tight?", "text": "Is GPU memory tight: does the 16-bit model, plus training state, not fit?",
-           "help": "For example a 30B+ model on one 24-48 GB GPU.",
-           "yes": "qlora", "no": "q4"},
-    "q4": {"short": "100K+ examples + cluster?", "text": "Do you have 100K+ examples and a full GPU cluster?",
-           "help": "Enough data and compute that the cost of updating every weight pays off.",
-           "yes": "full", "no": "q5"},
-    "q5": {"short": "Huge base, many tasks?", "text": "Is the base very large (>10B parameters) and shared by many tasks?",
-           "help": "Each task then needs only a few thousand numbers of storage.",
-           "yes": "prompt_large", "no": "q6"},
-    "q6": {"short": "≤ few thousand examples?", "text": "Only a few thousand labeled examples, or fewer?",
-           "help": "Small data rewards methods with a strong bias and few parameters.",
-           "yes": "bitfit", "no": "q7"},
-    "q7": {"short": "Zero added latency?", "text": "Must inference add zero latency?",
-           "help": "A real-time or latency-critical service.",
-           "yes": "lora_merged", "no": "q8"},
-    "q8": {"short": "Many tasks, BERT-style?", "text": "Many classification tasks on a BERT-style encoder?",
-           "help": "Per-task modules on one frozen encoder, with established tooling.",
-           "yes": "adapter", "no": "lora"},
+    "q1": {
+        "short": "≥100 labeled examples?",
+        "text": "Do you have at least ~100 labeled examples?",
+        "help": "Gradient methods need data; with a handful of examples, show them in the prompt instead.",
+        "yes": "q2",
+        "no": "prompting",
+    },
+    "q2": {
+        "short": "Can change weights?",
+        "text": "Can you change the model's weights (not only call an API)?",
+        "help": "With API access only, adaptation has to live in the input.",
+        "yes": "q3",
+        "no": "prompt_api",
+    },
+    "q3": {
+        "short": "GPU memory tight?",
+        "text": "Is GPU memory tight: does the 16-bit model, plus training state, not fit?",
+        "help": "For example a 30B+ model on one 24-48 GB GPU.",
+        "yes": "qlora",
+        "no": "q4",
+    },
+    "q4": {
+        "short": "100K+ examples + cluster?",
+        "text": "Do you have 100K+ examples and a full GPU cluster?",
+        "help": "Enough data and compute that the cost of updating every weight pays off.",
+        "yes": "full",
+        "no": "q5",
+    },
+    "q5": {
+        "short": "Huge base, many tasks?",
+        "text": "Is the base very large (>10B parameters) and shared by many tasks?",
+        "help": "Each task then needs only a few thousand numbers of storage.",
+        "yes": "prompt_large",
+        "no": "q6",
+    },
+    "q6": {
+        "short": "≤ few thousand examples?",
+        "text": "Only a few thousand labeled examples, or fewer?",
+        "help": "Small data rewards methods with a strong bias and few parameters.",
+        "yes": "bitfit",
+        "no": "q7",
+    },
+    "q7": {
+        "short": "Zero added latency?",
+        "text": "Must inference add zero latency?",
+        "help": "A real-time or latency-critical service.",
+        "yes": "lora_merged",
+        "no": "q8",
+    },
+    "q8": {
+        "short": "Many tasks, BERT-style?",
+        "text": "Many classification tasks on a BERT-style encoder?",
+        "help": "Per-task modules on one frozen encoder, with established tooling.",
+        "yes": "adapter",
+        "no": "lora",
+    },
 }
 
 LEAVES = {
-    "prompting": {"method": "prompting", "label": "Zero/few-shot prompting",
-                  "reason": "Too little data to train anything: put instructions and a few examples "
-                            "in the context and rely on what the model already knows."},
-    "prompt_api": {"method": "prompt", "label": "Prompt tuning",
-                   "reason": "Without the weights, train only soft prompt vectors in front of the input, "
-                             "which some API providers support."},
-    "qlora": {"method": "qlora", "label": "QLoRA",
-              "reason": "Quantise the frozen base to 4-bit NF4 and train 16-bit LoRA factors on top: "
-                        "a 65B model fine-tunes on one 48 GB GPU."},
-    "full": {"method": "full", "label": "Full fine-tuning",
-             "reason": "Maximum accuracy; with this much data and compute, the cost of training "
-                       "and storing every weight is justified."},
-    "prompt_large": {"method": "prompt", "label": "Prompt tuning",
-                     "reason": "On very large bases prompt tuning closes the gap to full fine-tuning, "
-                               "and each task stores only its soft prompt."},
-    "bitfit": {"method": "bitfit", "label": "BitFit (or prefix tuning)",
-               "reason": "Few trainable parameters and a strong bias overfit less on small data; "
-                         "prefix tuning is the other first choice here."},
-    "lora_merged": {"method": "lora", "label": "LoRA, merged",
-                    "reason": "After training, B·A is added into W: the served model is one matrix per "
-                              "layer, as fast as the original."},
-    "adapter": {"method": "adapter", "label": "Bottleneck adapter",
-                "reason": "Tiny per-task modules on one frozen encoder; they add a small serial "
-                          "sub-layer (about 1-3% latency per block)."},
-    "lora": {"method": "lora", "label": "LoRA (r = 8 to start)",
-             "reason": "The best accuracy per trained parameter; one frozen base with small swappable "
-                       "LoRA checkpoints per task, and no latency once merged."},
+    "prompting": {
+        "method": "prompting",
+        "label": "Zero/few-shot prompting",
+        "reason": "Too little data to train anything: put instructions and a few examples "
+        "in the context and rely on what the model already knows.",
+    },
+    "prompt_api": {
+        "method": "prompt",
+        "label": "Prompt tuning",
+        "reason": "Without the weights, train only soft prompt vectors in front of the input, "
+        "which some API providers support.",
+    },
+    "qlora": {
+        "method": "qlora",
+        "label": "QLoRA",
+        "reason": "Quantise the frozen base to 4-bit NF4 and train 16-bit LoRA factors on top: "
+        "a 65B model fine-tunes on one 48 GB GPU.",
+    },
+    "full": {
+        "method": "full",
+        "label": "Full fine-tuning",
+        "reason": "Maximum accuracy; with this much data and compute, the cost of training "
+        "and storing every weight is justified.",
+    },
+    "prompt_large": {
+        "method": "prompt",
+        "label": "Prompt tuning",
+        "reason": "On very large bases prompt tuning closes the gap to full fine-tuning, "
+        "and each task stores only its soft prompt.",
+    },
+    "bitfit": {
+        "method": "bitfit",
+        "label": "BitFit (or prefix tuning)",
+        "reason": "Few trainable parameters and a strong bias overfit less on small data; "
+        "prefix tuning is the other first choice here.",
+    },
+    "lora_merged": {
+        "method": "lora",
+        "label": "LoRA, merged",
+        "reason": "After training, B·A is added into W: the served model is one matrix per "
+        "layer, as fast as the original.",
+    },
+    "adapter": {
+        "method": "adapter",
+        "label": "Bottleneck adapter",
+        "reason": "Tiny per-task modules on one frozen encoder; they add a small serial "
+        "sub-layer (about 1-3% latency per block).",
+    },
+    "lora": {
+        "method": "lora",
+        "label": "LoRA (r = 8 to start)",
+        "reason": "The best accuracy per trained parameter; one frozen base with small swappable "
+        "LoRA checkpoints per task, and no latency once merged.",
+    },
 }
 
 ROOT = "q1"
@@ -135,50 +195,119 @@ def recommend(answers: dict) -> dict:
         node = nxt
     leaf = node if node in LEAVES else None
     method = LEAVES[leaf]["method"] if leaf else None
-    return {"path": path, "edges": edges, "used": used,
-            "next": None if leaf else node, "leaf": leaf, "method": method,
-            "trainable": method in TRAINABLE if method else False}
+    return {
+        "path": path,
+        "edges": edges,
+        "used": used,
+        "next": None if leaf else node,
+        "leaf": leaf,
+        "method": method,
+        "trainable": method in TRAINABLE if method else False,
+    }
 
 
 # The seeds' scenarios, each as the answers it implies; `seed_choice` is what the seed recommends,
 # `accepts` the lab method names that count as agreeing with it. The method shown on the page comes
 # from recommend(), never from this table.
 SCENARIOS = [
-    {"seed": "000", "scenario": "No labeled data at all", "seed_choice": "Zero/few-shot prompting",
-     "accepts": ["prompting"], "answers": {"q1": "no"}},
-    {"seed": "000", "scenario": "10-100 labeled examples", "seed_choice": "Few-shot + CoT prompting",
-     "accepts": ["prompting"], "answers": {"q1": "no"}},
-    {"seed": "000", "scenario": "100-10K examples, API access only", "seed_choice": "Prompt tuning",
-     "accepts": ["prompt"], "answers": {"q1": "yes", "q2": "no"}},
-    {"seed": "000", "scenario": "1K-100K examples, weight access", "seed_choice": "LoRA (r=4-16)",
-     "accepts": ["lora"],
-     "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "no", "q8": "no"}},
-    {"seed": "000", "scenario": "10+ tasks on the same base model", "seed_choice": "LoRA with adapter swapping",
-     "accepts": ["lora"],
-     "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "no", "q8": "no"}},
-    {"seed": "000", "scenario": "100K+ examples, full GPU cluster", "seed_choice": "Full fine-tuning",
-     "accepts": ["full"], "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "yes"}},
-    {"seed": "000", "scenario": "Real-time serving, latency-critical", "seed_choice": "LoRA (merged) or full FT",
-     "accepts": ["lora", "full"],
-     "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "yes"}},
-    {"seed": "000", "scenario": "Model too large for GPU memory", "seed_choice": "QLoRA",
-     "accepts": ["qlora"], "answers": {"q1": "yes", "q2": "yes", "q3": "yes"}},
-    {"seed": "004", "scenario": "GPT-style decoder fine-tuning", "seed_choice": "LoRA (q, v)",
-     "accepts": ["lora"],
-     "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "no", "q8": "no"}},
-    {"seed": "004", "scenario": "BERT-style classification, many tasks", "seed_choice": "Adapter (Pfeiffer)",
-     "accepts": ["adapter"],
-     "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "no", "q8": "yes"}},
-    {"seed": "004", "scenario": "Very large base (>10B), many tasks", "seed_choice": "Prompt tuning",
-     "accepts": ["prompt"], "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "yes"}},
-    {"seed": "004", "scenario": "Need zero inference overhead", "seed_choice": "LoRA + merge",
-     "accepts": ["lora"],
-     "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "yes"}},
-    {"seed": "004", "scenario": "Few-shot / few-thousand examples", "seed_choice": "Prefix tuning or BitFit",
-     "accepts": ["prefix", "bitfit"],
-     "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "yes"}},
-    {"seed": "004", "scenario": "Single 24-48 GB GPU, 30B+ model", "seed_choice": "QLoRA",
-     "accepts": ["qlora"], "answers": {"q1": "yes", "q2": "yes", "q3": "yes"}},
+    {
+        "seed": "000",
+        "scenario": "No labeled data at all",
+        "seed_choice": "Zero/few-shot prompting",
+        "accepts": ["prompting"],
+        "answers": {"q1": "no"},
+    },
+    {
+        "seed": "000",
+        "scenario": "10-100 labeled examples",
+        "seed_choice": "Few-shot + CoT prompting",
+        "accepts": ["prompting"],
+        "answers": {"q1": "no"},
+    },
+    {
+        "seed": "000",
+        "scenario": "100-10K examples, API access only",
+        "seed_choice": "Prompt tuning",
+        "accepts": ["prompt"],
+        "answers": {"q1": "yes", "q2": "no"},
+    },
+    {
+        "seed": "000",
+        "scenario": "1K-100K examples, weight access",
+        "seed_choice": "LoRA (r=4-16)",
+        "accepts": ["lora"],
+        "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "no", "q8": "no"},
+    },
+    {
+        "seed": "000",
+        "scenario": "10+ tasks on the same base model",
+        "seed_choice": "LoRA with adapter swapping",
+        "accepts": ["lora"],
+        "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "no", "q8": "no"},
+    },
+    {
+        "seed": "000",
+        "scenario": "100K+ examples, full GPU cluster",
+        "seed_choice": "Full fine-tuning",
+        "accepts": ["full"],
+        "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "yes"},
+    },
+    {
+        "seed": "000",
+        "scenario": "Real-time serving, latency-critical",
+        "seed_choice": "LoRA (merged) or full FT",
+        "accepts": ["lora", "full"],
+        "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "yes"},
+    },
+    {
+        "seed": "000",
+        "scenario": "Model too large for GPU memory",
+        "seed_choice": "QLoRA",
+        "accepts": ["qlora"],
+        "answers": {"q1": "yes", "q2": "yes", "q3": "yes"},
+    },
+    {
+        "seed": "004",
+        "scenario": "GPT-style decoder fine-tuning",
+        "seed_choice": "LoRA (q, v)",
+        "accepts": ["lora"],
+        "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "no", "q8": "no"},
+    },
+    {
+        "seed": "004",
+        "scenario": "BERT-style classification, many tasks",
+        "seed_choice": "Adapter (Pfeiffer)",
+        "accepts": ["adapter"],
+        "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "no", "q8": "yes"},
+    },
+    {
+        "seed": "004",
+        "scenario": "Very large base (>10B), many tasks",
+        "seed_choice": "Prompt tuning",
+        "accepts": ["prompt"],
+        "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "yes"},
+    },
+    {
+        "seed": "004",
+        "scenario": "Need zero inference overhead",
+        "seed_choice": "LoRA + merge",
+        "accepts": ["lora"],
+        "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "yes"},
+    },
+    {
+        "seed": "004",
+        "scenario": "Few-shot / few-thousand examples",
+        "seed_choice": "Prefix tuning or BitFit",
+        "accepts": ["prefix", "bitfit"],
+        "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "yes"},
+    },
+    {
+        "seed": "004",
+        "scenario": "Single 24-48 GB GPU, 30B+ model",
+        "seed_choice": "QLoRA",
+        "accepts": ["qlora"],
+        "answers": {"q1": "yes", "q2": "yes", "q3": "yes"},
+    },
 ]
 
 
@@ -187,10 +316,19 @@ def scenario_table() -> list[dict]:
     rows = []
     for s in SCENARIOS:
         r = recommend(s["answers"])
-        rows.append({"seed": s["seed"], "scenario": s["scenario"], "seed_choice": s["seed_choice"],
-                     "answers": s["answers"], "leaf": r["leaf"], "method": r["method"],
-                     "label": LEAVES[r["leaf"]]["label"], "trainable": r["trainable"],
-                     "agrees": r["method"] in s["accepts"]})
+        rows.append(
+            {
+                "seed": s["seed"],
+                "scenario": s["scenario"],
+                "seed_choice": s["seed_choice"],
+                "answers": s["answers"],
+                "leaf": r["leaf"],
+                "method": r["method"],
+                "label": LEAVES[r["leaf"]]["label"],
+                "trainable": r["trainable"],
+                "agrees": r["method"] in s["accepts"],
+            }
+        )
     return rows
 
 
@@ -199,10 +337,21 @@ def tree() -> dict:
     pos = layout()
     nodes = []
     for nid, q in QUESTIONS.items():
-        nodes.append({"id": nid, "kind": "question", "short": q["short"], "text": q["text"], "help": q["help"], **pos[nid]})
+        nodes.append(
+            {"id": nid, "kind": "question", "short": q["short"], "text": q["text"], "help": q["help"], **pos[nid]}
+        )
     for nid, leaf in LEAVES.items():
-        nodes.append({"id": nid, "kind": "leaf", "text": leaf["label"], "method": leaf["method"],
-                      "reason": leaf["reason"], "trainable": leaf["method"] in TRAINABLE, **pos[nid]})
+        nodes.append(
+            {
+                "id": nid,
+                "kind": "leaf",
+                "text": leaf["label"],
+                "method": leaf["method"],
+                "reason": leaf["reason"],
+                "trainable": leaf["method"] in TRAINABLE,
+                **pos[nid],
+            }
+        )
     edges = [{"source": nid, "target": q[a], "answer": a} for nid, q in QUESTIONS.items() for a in ANSWERS]
     depth = max(p["y"] for p in pos.values())
     width = max(p["x"] for p in pos.values())

@@ -7,6 +7,7 @@ class-balanced subset, so the small set lies inside the large one); a target swe
 rank on growing sets of target modules. The trainable-parameter count of every lane comes from
 simulations/params.py before it runs; the worker measures it again from the model.
 """
+
 from dataclasses import dataclass
 
 from simulations import params as formulas
@@ -48,8 +49,11 @@ def default_train_sizes(train_size: int) -> list[int]:
 
 
 def _whole_numbers(name: str, values, most: int) -> list[int]:
-    if (not isinstance(values, (list, tuple)) or not values
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)):
+    if (
+        not isinstance(values, (list, tuple))
+        or not values
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+    ):
         raise ExperimentRequestError(f"{name} must be a non-empty list of whole numbers (got {values!r})")
     if len(values) > most:
         raise ExperimentRequestError(f"{name} takes at most {most} values (got {len(values)})")
@@ -91,8 +95,9 @@ def plan(kind: str, train_size: int, ranks=None, train_sizes=None, rank=None) ->
         return lanes, {"ranks": sorted(ranks), "train_sizes": sorted(train_sizes)}
     if kind == "targets":
         if ranks is not None or train_sizes is not None:
-            raise ExperimentRequestError("ranks and train_sizes apply to a rank sweep; a targets "
-                                         "experiment takes one rank")
+            raise ExperimentRequestError(
+                "ranks and train_sizes apply to a rank sweep; a targets experiment takes one rank"
+            )
         rank = DEFAULT_TARGET_RANK if rank is None else rank
         return target_sweep(rank), {"rank": rank, "target_sets": list(TARGET_SETS)}
     raise ExperimentRequestError(f"unknown experiment kind {kind!r}; choose from {sorted(BATCH_KINDS)}")

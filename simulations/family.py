@@ -7,6 +7,7 @@ Counts leave out the classifier head: every method in the lab's runs trains the 
 
 No Django imports: peftlab/playgrounds/family.py serialises what this returns.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,14 +19,17 @@ from simulations.params import Dims, bert_encoder_params, trainable_params
 
 # Liu et al. 2019: BERT-base's shape with a 50,265-token vocabulary, 514 positions, one token
 # type (the same numbers as simulations/lora.py's ROBERTA_BASE, as Dims for params.py).
-ROBERTA_BASE = Dims(hidden=768, intermediate=3072, layers=12, vocab=50265, max_positions=514,
-                    token_types=1)
+ROBERTA_BASE = Dims(hidden=768, intermediate=3072, layers=12, vocab=50265, max_positions=514, token_types=1)
 
 # (key, label, dims, source); the lab's own base model is added by the caller from its config.
 REFERENCE_MODELS = (
     ("bert-base", "BERT-base", BERT_BASE, "Devlin et al. 2019: d = 768, 12 layers, FFN 3072"),
-    ("roberta-base", "RoBERTa-base", ROBERTA_BASE,
-     "Liu et al. 2019: BERT-base's shape, 50,265-token vocabulary (the model of seed 004's GLUE chart)"),
+    (
+        "roberta-base",
+        "RoBERTa-base",
+        ROBERTA_BASE,
+        "Liu et al. 2019: BERT-base's shape, 50,265-token vocabulary (the model of seed 004's GLUE chart)",
+    ),
     ("bert-large", "BERT-large", BERT_LARGE, "Devlin et al. 2019: d = 1024, 24 layers, FFN 4096"),
 )
 
@@ -73,8 +77,9 @@ BY_KEY = {m.key: m for m in METHODS}
 
 def encoder_total(dims: Dims) -> int:
     """The whole encoder's parameters (with the pooler, without a head): the 100% of every share."""
-    return bert_encoder_params(dims.vocab, dims.max_positions, dims.token_types, dims.hidden,
-                               dims.intermediate, dims.layers)
+    return bert_encoder_params(
+        dims.vocab, dims.max_positions, dims.token_types, dims.hidden, dims.intermediate, dims.layers
+    )
 
 
 def run_params(method: Method, variant: str, value: int | None) -> dict:
@@ -106,8 +111,7 @@ def counts_table(dims: Dims) -> dict[str, dict[str, list[int]]]:
     table = {}
     for method in METHODS:
         values = method.knob.values if method.knob else (None,)
-        table[method.key] = {v: [count(method.key, dims, v, x) for x in values]
-                             for v in method.variants}
+        table[method.key] = {v: [count(method.key, dims, v, x) for x in values] for v in method.variants}
     return table
 
 
@@ -138,27 +142,44 @@ PARTS = {
     "ln2": ("second LayerNorm", "base", "LayerNorm"),
     "biases": ("bias vectors", "base", "b"),
     "head": ("classifier head", "head", "head"),
-    **{f"lora_{p}": (f"B·A beside {name}", "added", "B·A")
-       for p, name in (("q", "W_Q"), ("k", "W_K"), ("v", "W_V"), ("o", "W_O"),
-                       ("ffn_up", "FFN up"), ("ffn_down", "FFN down"))},
+    **{
+        f"lora_{p}": (f"B·A beside {name}", "added", "B·A")
+        for p, name in (
+            ("q", "W_Q"),
+            ("k", "W_K"),
+            ("v", "W_V"),
+            ("o", "W_O"),
+            ("ffn_up", "FFN up"),
+            ("ffn_down", "FFN down"),
+        )
+    },
     "ia3_k": ("scale vector l_k", "added", "l_k"),
     "ia3_v": ("scale vector l_v", "added", "l_v"),
     "ia3_ffn": ("scale vectors on the FFN inputs", "added", "l_ff"),
 }
 # Which diagram parts a run-API target module covers.
-TARGET_PARTS = {"query": ("q",), "key": ("k",), "value": ("v",), "attention_output": ("o",),
-                "ffn": ("ffn_up", "ffn_down")}
+TARGET_PARTS = {
+    "query": ("q",),
+    "key": ("k",),
+    "value": ("v",),
+    "attention_output": ("o",),
+    "ffn": ("ffn_up", "ffn_down"),
+}
 PARAMETER_FREE = ("attention",)
 
 
 def _lora_text(part: str, dora: bool) -> str:
     matrix = PARTS[part][0]
     if dora:
-        return (f"DoRA splits {matrix} into a length per output column and a direction. The "
-                "direction gets a LoRA update B·A; the lengths train as one vector. Both fold back "
-                "into one matrix after training.")
-    return (f"LoRA trains A (r × d_in) and B (d_out × r) beside the frozen {matrix}: "
-            "h = Wx + (α/r)·BAx. B starts at zero, so training starts from the base model.")
+        return (
+            f"DoRA splits {matrix} into a length per output column and a direction. The "
+            "direction gets a LoRA update B·A; the lengths train as one vector. Both fold back "
+            "into one matrix after training."
+        )
+    return (
+        f"LoRA trains A (r × d_in) and B (d_out × r) beside the frozen {matrix}: "
+        "h = Wx + (α/r)·BAx. B starts at zero, so training starts from the base model."
+    )
 
 
 def highlights(method_key: str, variant: str | None = None) -> dict[str, str]:
@@ -166,33 +187,46 @@ def highlights(method_key: str, variant: str | None = None) -> dict[str, str]:
     method = BY_KEY[method_key]
     variant = variant or method.default_variant
     if method_key == "full":
-        return {p: "Every weight and bias here gets gradients and an optimizer state, and a "
-                   "whole new copy of the model is saved per task."
-                for p, (_, kind, _) in PARTS.items() if kind == "base" and p not in PARAMETER_FREE}
+        return {
+            p: "Every weight and bias here gets gradients and an optimizer state, and a "
+            "whole new copy of the model is saved per task."
+            for p, (_, kind, _) in PARTS.items()
+            if kind == "base" and p not in PARAMETER_FREE
+        }
     if method_key in ("lora", "dora"):
         parts = [p for t in TARGET_SETS[variant] for p in TARGET_PARTS[t]]
         return {f"lora_{p}": _lora_text(p, method_key == "dora") for p in parts}
     if method_key == "adapter":
-        text = ("A bottleneck in series: down to m numbers, a nonlinearity, back up to d, with a "
-                "shortcut around it. Two per block; W_up starts at zero, so the block starts as "
-                "the identity.")
+        text = (
+            "A bottleneck in series: down to m numbers, a nonlinearity, back up to d, with a "
+            "shortcut around it. Two per block; W_up starts at zero, so the block starts as "
+            "the identity."
+        )
         return {"adapter1": text, "adapter2": text}
     if method_key == "prefix":
-        return {"prefix": "n trained key vectors and n value vectors are put in front of the real "
-                          "ones in every layer: every token can attend to them. No weight changes.",
-                "attention": "Attention now runs over n extra positions in every layer."}
+        return {
+            "prefix": "n trained key vectors and n value vectors are put in front of the real "
+            "ones in every layer: every token can attend to them. No weight changes.",
+            "attention": "Attention now runs over n extra positions in every layer.",
+        }
     if method_key == "prompt":
-        return {"prompt": "n trained vectors are put in front of the input embeddings, at the "
-                          "input only. The model's weights and every deeper layer stay as they are."}
+        return {
+            "prompt": "n trained vectors are put in front of the input embeddings, at the "
+            "input only. The model's weights and every deeper layer stay as they are."
+        }
     if method_key == "ia3":
-        return {"ia3_k": "A learned vector multiplies the keys feature by feature (W_K's output).",
-                "ia3_v": "A learned vector multiplies the values feature by feature (W_V's output).",
-                "ia3_ffn": "Learned vectors multiply the inputs of the two FFN matrices, feature "
-                           "by feature (the lab's peft convention: d + 4d numbers per layer)."}
+        return {
+            "ia3_k": "A learned vector multiplies the keys feature by feature (W_K's output).",
+            "ia3_v": "A learned vector multiplies the values feature by feature (W_V's output).",
+            "ia3_ffn": "Learned vectors multiply the inputs of the two FFN matrices, feature "
+            "by feature (the lab's peft convention: d + 4d numbers per layer).",
+        }
     if method_key == "bitfit":
-        return {"biases": "Only the bias vectors train: of Q, K, V, the attention output, both "
-                          "FFN matrices, both LayerNorms, the embedding LayerNorm and the pooler. "
-                          "Every matrix stays frozen."}
+        return {
+            "biases": "Only the bias vectors train: of Q, K, V, the attention output, both "
+            "FFN matrices, both LayerNorms, the embedding LayerNorm and the pooler. "
+            "Every matrix stays frozen."
+        }
     raise ValueError(f"unknown method {method_key!r}")
 
 
@@ -200,8 +234,10 @@ def frozen_text(part: str) -> str:
     """What a part that the method does not train does (the head trains under every method)."""
     label, kind, _ = PARTS[part]
     if kind == "head":
-        return ("A new classifier head trains under every method in the lab's runs (the counts "
-                "leave it out, as they are the same for all).")
+        return (
+            "A new classifier head trains under every method in the lab's runs (the counts "
+            "leave it out, as they are the same for all)."
+        )
     if part in PARAMETER_FREE:
         return f"The {label} has no parameters of its own."
     return f"The {label} is frozen: it is used as pretrained and gets no gradient."
@@ -214,49 +250,65 @@ def frozen_text(part: str) -> str:
 ADAPTER_LATENCY_PCT = {"serial": (1, 3), "parallel_below": 1}
 
 PROPERTIES = {
-    "full": {"mergeable": "nothing to merge",
-             "latency": "none",
-             "why": "The trained weights are the model; each task is a whole new copy.",
-             "source": "seed 000 (summary table: extra inference cost “None”, full copy per task)"},
-    "lora": {"mergeable": "yes",
-             "latency": "none once merged",
-             "why": "W′ = W + (α/r)·B·A is one matrix of the same shape as W.",
-             "source": "seed 001 ch5 and ch7; seed 004 (“Merging ... adds zero latency”)"},
-    "dora": {"mergeable": "yes",
-             "latency": "none once merged",
-             "why": "Length times direction, with the LoRA update inside, is again one matrix.",
-             "source": "seed 001 ch7 lists DoRA as a LoRA refinement; merging is from the DoRA "
-                       "paper (Liu et al. 2024)"},
-    "adapter": {"mergeable": "no",
-                "latency": "yes: two extra layers per block, run in series",
-                "why": "A nonlinearity sits between W_down and W_up, so the product cannot be "
-                       "folded into a neighbouring matrix.",
-                "source": "seed 001 ch7; seed 004 (Adapter vs LoRA table and Q&A)"},
-    "prefix": {"mergeable": "no",
-               "latency": "yes: every layer attends over n more positions",
-               "why": "The prefix is extra keys and values, not a change to any weight.",
-               "source": "seed 004 (Prefix-Tuning section)"},
-    "prompt": {"mergeable": "no",
-               "latency": "small: n more input positions",
-               "why": "The soft prompt is extra input; every request carries it.",
-               "source": "seed 000 (summary table: “Virtual token processing”)"},
-    "ia3": {"mergeable": "yes",
-            "latency": "none once merged",
-            "why": "Scaling a matrix's output by a vector l scales its rows: diag(l)·W is one "
-                   "matrix; scaling its input scales its columns.",
-            "source": "seed 001 ch7 (“learned scaling vectors”); merging is from the IA3 paper "
-                      "(Liu et al. 2022)"},
-    "bitfit": {"mergeable": "nothing to merge",
-               "latency": "none",
-               "why": "The trained biases take the place of the old ones; the shapes never change.",
-               "source": "seed 004 (BitFit section); seed 001 ch7"},
+    "full": {
+        "mergeable": "nothing to merge",
+        "latency": "none",
+        "why": "The trained weights are the model; each task is a whole new copy.",
+        "source": "seed 000 (summary table: extra inference cost “None”, full copy per task)",
+    },
+    "lora": {
+        "mergeable": "yes",
+        "latency": "none once merged",
+        "why": "W′ = W + (α/r)·B·A is one matrix of the same shape as W.",
+        "source": "seed 001 ch5 and ch7; seed 004 (“Merging ... adds zero latency”)",
+    },
+    "dora": {
+        "mergeable": "yes",
+        "latency": "none once merged",
+        "why": "Length times direction, with the LoRA update inside, is again one matrix.",
+        "source": "seed 001 ch7 lists DoRA as a LoRA refinement; merging is from the DoRA paper (Liu et al. 2024)",
+    },
+    "adapter": {
+        "mergeable": "no",
+        "latency": "yes: two extra layers per block, run in series",
+        "why": "A nonlinearity sits between W_down and W_up, so the product cannot be "
+        "folded into a neighbouring matrix.",
+        "source": "seed 001 ch7; seed 004 (Adapter vs LoRA table and Q&A)",
+    },
+    "prefix": {
+        "mergeable": "no",
+        "latency": "yes: every layer attends over n more positions",
+        "why": "The prefix is extra keys and values, not a change to any weight.",
+        "source": "seed 004 (Prefix-Tuning section)",
+    },
+    "prompt": {
+        "mergeable": "no",
+        "latency": "small: n more input positions",
+        "why": "The soft prompt is extra input; every request carries it.",
+        "source": "seed 000 (summary table: “Virtual token processing”)",
+    },
+    "ia3": {
+        "mergeable": "yes",
+        "latency": "none once merged",
+        "why": "Scaling a matrix's output by a vector l scales its rows: diag(l)·W is one "
+        "matrix; scaling its input scales its columns.",
+        "source": "seed 001 ch7 (“learned scaling vectors”); merging is from the IA3 paper (Liu et al. 2022)",
+    },
+    "bitfit": {
+        "mergeable": "nothing to merge",
+        "latency": "none",
+        "why": "The trained biases take the place of the old ones; the shapes never change.",
+        "source": "seed 004 (BitFit section); seed 001 ch7",
+    },
 }
 
 
 def adapter_latency_text() -> str:
     lo, hi = ADAPTER_LATENCY_PCT["serial"]
-    return (f"{lo}–{hi}% latency per block, under {ADAPTER_LATENCY_PCT['parallel_below']}% with "
-            "parallel adapters (reported in seed 004, not measured here)")
+    return (
+        f"{lo}–{hi}% latency per block, under {ADAPTER_LATENCY_PCT['parallel_below']}% with "
+        "parallel adapters (reported in seed 004, not measured here)"
+    )
 
 
 def ia3_merge_gap(d_in: int = 4, d_out: int = 3, seed: int = 0) -> float:

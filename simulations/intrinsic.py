@@ -20,6 +20,7 @@ a random subspace of all the weights it learns a low-rank update ΔW = B·A per 
 P's columns are Gaussian, scaled to unit length (Li et al.'s dense projection), so one unit of
 any z_i moves θ by exactly one unit of distance, whatever d is.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,8 +67,7 @@ def fraction_of_params(d: int, total: int) -> float:
     return d / total
 
 
-def intrinsic_dimension(dimensions, accuracies, full_accuracy: float,
-                        threshold: float = THRESHOLD) -> int | None:
+def intrinsic_dimension(dimensions, accuracies, full_accuracy: float, threshold: float = THRESHOLD) -> int | None:
     """The smallest d (in increasing order of the grid) with accuracy ≥ threshold · full.
 
     The grid is searched from small to large and the first d that clears the bar is d_90, even if
@@ -89,14 +89,17 @@ def projection(total: int, d: int, rng: np.random.Generator) -> np.ndarray:
 
 def subspace_grad_fn(theta0: np.ndarray, p: np.ndarray, data: tinynet.Dataset):
     """The loss and ∂L/∂z = Pᵀ·∂L/∂θ at θ = θ0 + P·z, as a function of z."""
+
     def grad_fn(z):
         loss, g = tinynet.loss_and_grad(theta0 + p @ z, data.x_train, data.y_train)
         return loss, p.T @ g
+
     return grad_fn
 
 
-def train_subspace(theta0: np.ndarray, p: np.ndarray, data: tinynet.Dataset,
-                   steps: int = tinynet.STEPS, lr: float = SUBSPACE_LR):
+def train_subspace(
+    theta0: np.ndarray, p: np.ndarray, data: tinynet.Dataset, steps: int = tinynet.STEPS, lr: float = SUBSPACE_LR
+):
     """Adam on z from 0; returns (θ0 + P·z, the loss per step)."""
     z, losses = tinynet.adam(subspace_grad_fn(theta0, p, data), np.zeros(p.shape[1]), steps, lr)
     return theta0 + p @ z, losses

@@ -10,6 +10,7 @@ product of two thin matrices, A (r×d_in) and B (d_out×r), scaled by α/r:
 A starts random and B starts at zero, so ΔW = 0 before the first step. The per-matrix and
 per-model counts reuse simulations/params.py, the one place where the count formulas live.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,8 +63,17 @@ class ModelConfig:
         return lora_model_params(shapes, self.layers, rank)
 
 
-def decoder_params(vocab: int, positions: int, hidden: int, intermediate: int, layers: int,
-                   ffn_matrices: int, biases: bool, tied: bool, norm_params: int) -> int:
+def decoder_params(
+    vocab: int,
+    positions: int,
+    hidden: int,
+    intermediate: int,
+    layers: int,
+    ffn_matrices: int,
+    biases: bool,
+    tied: bool,
+    norm_params: int,
+) -> int:
     """Parameters of a decoder-only transformer, counted layer by layer.
 
     Embeddings: vocab·d token embeddings (plus positions·d if learned), and an output projection
@@ -80,25 +90,41 @@ def decoder_params(vocab: int, positions: int, hidden: int, intermediate: int, l
 
 def bert_config(key: str, label: str, dims: Dims, source: str) -> ModelConfig:
     """A BERT-style encoder's config from its Dims (the base model's come from its config.json)."""
-    total = bert_encoder_params(dims.vocab, dims.max_positions, dims.token_types, dims.hidden,
-                                dims.intermediate, dims.layers)
+    total = bert_encoder_params(
+        dims.vocab, dims.max_positions, dims.token_types, dims.hidden, dims.intermediate, dims.layers
+    )
     return ModelConfig(key, label, dims.hidden, dims.intermediate, dims.layers, 2, total, source)
 
 
-BERT_BASE = bert_config("bert-base", "BERT-base", Dims(768, 3072, 12, 30522, 512, 2),
-                        "Devlin et al. 2019: d=768, 12 layers, FFN 3072")
-ROBERTA_BASE = bert_config("roberta-base", "RoBERTa-base", Dims(768, 3072, 12, 50265, 514, 1),
-                           "Liu et al. 2019: BERT-base shape, 50,265-token vocabulary")
+BERT_BASE = bert_config(
+    "bert-base", "BERT-base", Dims(768, 3072, 12, 30522, 512, 2), "Devlin et al. 2019: d=768, 12 layers, FFN 3072"
+)
+ROBERTA_BASE = bert_config(
+    "roberta-base",
+    "RoBERTa-base",
+    Dims(768, 3072, 12, 50265, 514, 1),
+    "Liu et al. 2019: BERT-base shape, 50,265-token vocabulary",
+)
 LLAMA_7B = ModelConfig(
-    "llama-7b", "LLaMA-7B-like", 4096, 11008, 32, 3,
-    decoder_params(32000, 0, 4096, 11008, 32, ffn_matrices=3, biases=False, tied=False,
-                   norm_params=4096),
-    "Touvron et al. 2023: d=4096, 32 layers, gated FFN 11008, RMSNorm, no biases")
+    "llama-7b",
+    "LLaMA-7B-like",
+    4096,
+    11008,
+    32,
+    3,
+    decoder_params(32000, 0, 4096, 11008, 32, ffn_matrices=3, biases=False, tied=False, norm_params=4096),
+    "Touvron et al. 2023: d=4096, 32 layers, gated FFN 11008, RMSNorm, no biases",
+)
 GPT3_175B = ModelConfig(
-    "gpt3-175b", "GPT-3 175B", 12288, 4 * 12288, 96, 2,
-    decoder_params(50257, 2048, 12288, 4 * 12288, 96, ffn_matrices=2, biases=True, tied=True,
-                   norm_params=2 * 12288),
-    "Brown et al. 2020: d=12288, 96 layers, FFN 4d, learned positions, tied embeddings")
+    "gpt3-175b",
+    "GPT-3 175B",
+    12288,
+    4 * 12288,
+    96,
+    2,
+    decoder_params(50257, 2048, 12288, 4 * 12288, 96, ffn_matrices=2, biases=True, tied=True, norm_params=2 * 12288),
+    "Brown et al. 2020: d=12288, 96 layers, FFN 4d, learned positions, tied embeddings",
+)
 REFERENCE_MODELS = (BERT_BASE, ROBERTA_BASE, LLAMA_7B, GPT3_175B)
 
 # Figures the seed documents quote that the formula does not give; the page names them.
@@ -121,15 +147,22 @@ def per_matrix_table(hidden_sizes=HIDDEN_SIZES, ranks=None) -> dict:
     ranks = np.arange(RANK_MIN, RANK_MAX + 1) if ranks is None else np.asarray(ranks)
     d = np.asarray(hidden_sizes)[:, None]
     lora = lora_matrix_params(d, d, ranks[None, :])
-    return {"ranks": ranks, "hidden": np.asarray(hidden_sizes), "lora": lora,
-            "full": (d * d)[:, 0], "share": lora / (d * d), "break_even": -(-d[:, 0] // 2)}
+    return {
+        "ranks": ranks,
+        "hidden": np.asarray(hidden_sizes),
+        "lora": lora,
+        "full": (d * d)[:, 0],
+        "share": lora / (d * d),
+        "break_even": -(-d[:, 0] // 2),
+    }
 
 
 def model_counts(model: ModelConfig, ranks) -> dict[str, np.ndarray]:
     """Trainable LoRA parameters for each target set at each rank (LoRA matrices only)."""
     ranks = np.asarray(ranks)
-    return {name: np.array([model.lora_params(targets, int(r)) for r in ranks])
-            for name, targets in TARGET_SETS.items()}
+    return {
+        name: np.array([model.lora_params(targets, int(r)) for r in ranks]) for name, targets in TARGET_SETS.items()
+    }
 
 
 def rank_for_count(model: ModelConfig, targets: tuple[str, ...], count: float) -> float:
@@ -243,8 +276,7 @@ class Trajectory:
     grad_B: np.ndarray  # ‖∂L/∂B‖_F
 
 
-def train_lora(target: np.ndarray, rank: int, init: str, scale: float, lr: float, steps: int,
-               seed: int) -> Trajectory:
+def train_lora(target: np.ndarray, rank: int, init: str, scale: float, lr: float, steps: int, seed: int) -> Trajectory:
     """Fit ΔW = scale·B·A to `target` with Adam (β1 0.9, β2 0.999, ε 1e-8), the optimiser LoRA
     is trained with. With ΔW − ΔW* = E the gradients are
 
@@ -288,12 +320,18 @@ def train_lora(target: np.ndarray, rank: int, init: str, scale: float, lr: float
             v_hat = v[i] / (1 - b2 ** (t + 1))
             params[i] = params[i] - lr * m_hat / (np.sqrt(v_hat) + eps)
     deltas = np.asarray(deltas)
-    return Trajectory(deltas, np.linalg.norm(deltas, axis=(1, 2)), np.asarray(losses),
-                      np.asarray(gA), np.asarray(gB))
+    return Trajectory(deltas, np.linalg.norm(deltas, axis=(1, 2)), np.asarray(losses), np.asarray(gA), np.asarray(gB))
 
 
-def zero_start(alpha: float = 8, lr: float = 0.01, seed: int = 0, d: int = ZERO_D,
-               target_rank: int = ZERO_TARGET_RANK, ranks=ZERO_RANKS, steps: int = ZERO_STEPS):
+def zero_start(
+    alpha: float = 8,
+    lr: float = 0.01,
+    seed: int = 0,
+    d: int = ZERO_D,
+    target_rank: int = ZERO_TARGET_RANK,
+    ranks=ZERO_RANKS,
+    steps: int = ZERO_STEPS,
+):
     """Every trajectory the page can show: {scaling: {init: {rank: Trajectory}}}, and ΔW*.
 
     scaling "alpha_over_r" multiplies B·A by α/r (LoRA); "alpha" by α alone, to show what the
@@ -303,9 +341,10 @@ def zero_start(alpha: float = 8, lr: float = 0.01, seed: int = 0, d: int = ZERO_
     target = target_update(d, target_rank, seed)
     runs = {
         scaling: {
-            init: {r: train_lora(target, r, init, alpha / r if scaling == "alpha_over_r" else alpha,
-                                 lr, steps, seed)
-                   for r in ranks}
+            init: {
+                r: train_lora(target, r, init, alpha / r if scaling == "alpha_over_r" else alpha, lr, steps, seed)
+                for r in ranks
+            }
             for init in INITS
         }
         for scaling in SCALINGS

@@ -22,6 +22,7 @@ point is one more round. At every sparsity s three networks are compared:
 
 Only weights are pruned; biases are always kept (Frankle & Carbin prune weights too).
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,12 +69,10 @@ class LotteryResult:
     @property
     def ticket_ahead_at(self) -> list[float]:
         """The sparsities where the ticket beats the random mask by more than MATCH_TOLERANCE."""
-        return [s for s, t, r in zip(self.sparsities, self.ticket, self.random)
-                if t > r + MATCH_TOLERANCE]
+        return [s for s, t, r in zip(self.sparsities, self.ticket, self.random) if t > r + MATCH_TOLERANCE]
 
 
-def matching_sparsity(sparsities, accuracies, dense_accuracy: float,
-                      tolerance: float = MATCH_TOLERANCE) -> float:
+def matching_sparsity(sparsities, accuracies, dense_accuracy: float, tolerance: float = MATCH_TOLERANCE) -> float:
     """The largest s in the grid such that every accuracy at sparsity ≤ s is ≥ dense − tolerance.
 
     Walks up the grid and stops at the first miss, so a lucky point past a collapse does not
@@ -87,8 +86,7 @@ def matching_sparsity(sparsities, accuracies, dense_accuracy: float,
     return best
 
 
-def magnitude_mask(theta: np.ndarray, alive: np.ndarray, sparsity: float,
-                   scope: str = "global") -> np.ndarray:
+def magnitude_mask(theta: np.ndarray, alive: np.ndarray, sparsity: float, scope: str = "global") -> np.ndarray:
     """A boolean mask over θ that removes weights by smallest |θ| until `sparsity` of all the
     weights are gone. `alive` is the current mask (already-pruned weights stay pruned; biases are
     False in neither: they are never touched). Ties break by position, so the result is exact:
@@ -129,8 +127,7 @@ def random_mask_like(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def layer_masks(mask: np.ndarray) -> list[np.ndarray]:
     """The weight part of a mask as one (fan_in, fan_out) boolean matrix per layer."""
-    return [mask[s].reshape(shape) for s, shape in zip(tinynet.weight_slices(),
-                                                        tinynet.layer_shapes())]
+    return [mask[s].reshape(shape) for s, shape in zip(tinynet.weight_slices(), tinynet.layer_shapes())]
 
 
 def validate_settings(seed: int, scope: str) -> None:
@@ -141,8 +138,7 @@ def validate_settings(seed: int, scope: str) -> None:
         raise ValueError(f"seed must be between 0 and {SEED_MAX} (got {seed})")
 
 
-def run_lottery(seed: int = 0, scope: str = "global",
-                sparsities=SPARSITIES) -> LotteryResult:
+def run_lottery(seed: int = 0, scope: str = "global", sparsities=SPARSITIES) -> LotteryResult:
     """Train the dense net from the init of `seed`, then prune / IMP-rewind / random-mask it at
     every sparsity of the grid (see the module docstring). Same seed and scope, same numbers."""
     validate_settings(seed, scope)
@@ -169,11 +165,19 @@ def run_lottery(seed: int = 0, scope: str = "global",
             ticket_trained = tinynet.train(theta0, data, ticket_mask)
             ticket_acc = tinynet.accuracy(ticket_trained, data.x_test, data.y_test)
             control = random_mask_like(ticket_mask, control_rng)
-            random_acc = tinynet.accuracy(tinynet.train(theta0, data, control),
-                                          data.x_test, data.y_test)
+            random_acc = tinynet.accuracy(tinynet.train(theta0, data, control), data.x_test, data.y_test)
         ticket.append(ticket_acc)
         random.append(random_acc)
         masks.append(layer_masks(ticket_mask))
         remaining.append(int(ticket_mask[tinynet.weight_mask()].sum()))
-    return LotteryResult(tuple(sparsities), dense_acc, pruned, ticket, random, masks, remaining,
-                         n_weights, [w.copy() for w, _ in tinynet.unpack(theta0)])
+    return LotteryResult(
+        tuple(sparsities),
+        dense_acc,
+        pruned,
+        ticket,
+        random,
+        masks,
+        remaining,
+        n_weights,
+        [w.copy() for w, _ in tinynet.unpack(theta0)],
+    )

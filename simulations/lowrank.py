@@ -16,6 +16,7 @@ M_r factors as (U_r Σ_r)(V_rᵀ): an m×r times an r×n matrix, r·(m+n) number
 LoRA stores a weight update ΔW as such a product B·A (Hu et al. 2021); the SVD shows the best
 that any rank-r product can do for a given matrix.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,12 +25,19 @@ from simulations.params import lora_matrix_params
 
 # The kinds of test matrix: (label, what it shows). The page builds its menu from these.
 KINDS = {
-    "lowrank": ("Low rank plus noise", "A sum of true-rank random outer products plus Gaussian "
-                "noise: the error should plateau at the true rank."),
-    "smooth": ("Smooth pattern", "Tilted Gaussian bumps and a diagonal band: no exact rank, but "
-               "nearly low rank. The true rank is not used."),
-    "random": ("Random", "Independent Gaussian entries: full rank and no structure, so low rank "
-               "does not help. The true rank and the noise are not used."),
+    "lowrank": (
+        "Low rank plus noise",
+        "A sum of true-rank random outer products plus Gaussian noise: the error should plateau at the true rank.",
+    ),
+    "smooth": (
+        "Smooth pattern",
+        "Tilted Gaussian bumps and a diagonal band: no exact rank, but nearly low rank. The true rank is not used.",
+    ),
+    "random": (
+        "Random",
+        "Independent Gaussian entries: full rank and no structure, so low rank "
+        "does not help. The true rank and the noise are not used.",
+    ),
 }
 SIZE_MIN, SIZE_MAX = 4, 64
 SEED_MAX = 2**31 - 1
@@ -113,7 +121,7 @@ def make_matrix(kind: str, size: int, seed: int, true_rank: int, noise: float) -
 def _smooth_pattern(rng: np.random.Generator, size: int) -> np.ndarray:
     # A bump elongated along a tilted axis is not a product f(x)·g(y), so it is not exactly low
     # rank; its smoothness is what makes the singular values decay quickly.
-    y, x = np.mgrid[0:1:size * 1j, 0:1:size * 1j]
+    y, x = np.mgrid[0 : 1 : size * 1j, 0 : 1 : size * 1j]
     pattern = 0.8 * np.exp(-((x - y) ** 2) / 0.04)  # a band along the diagonal
     for _ in range(4):
         cx, cy = rng.uniform(0.15, 0.85, 2)
@@ -122,7 +130,7 @@ def _smooth_pattern(rng: np.random.Generator, size: int) -> np.ndarray:
         along = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
         across = -(x - cx) * np.sin(angle) + (y - cy) * np.cos(angle)
         sign = rng.choice([-1.0, 1.0])
-        pattern += sign * np.exp(-(along / long) ** 2 - (across / short) ** 2)
+        pattern += sign * np.exp(-((along / long) ** 2) - (across / short) ** 2)
     return pattern
 
 

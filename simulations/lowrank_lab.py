@@ -26,6 +26,7 @@ the noise floor σ² plus how far the fitted update is from the true one. We rep
 expectation, not an estimate from a finite test set. With plenty of data it plateaus at σ² from
 r = k on; with little data, ranks past k fit the noise and it rises again: overfitting.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,8 +69,7 @@ def training_data(n: int, noise: float, delta: np.ndarray, seed: int):
 def reduced_rank_fits(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The least-squares ΔW_r for every r = 0 … d_out: shape (d_out + 1, d_in, d_out)."""
     if x.shape[0] < x.shape[1]:
-        raise ValueError(f"need at least d_in = {x.shape[1]} samples for least squares "
-                         f"(got {x.shape[0]})")
+        raise ValueError(f"need at least d_in = {x.shape[1]} samples for least squares (got {x.shape[0]})")
     ols, *_ = np.linalg.lstsq(x, y, rcond=None)
     _, _, vt = np.linalg.svd(x @ ols, full_matrices=False)
     fits = [np.zeros_like(ols)]
@@ -109,6 +109,13 @@ def run_lab(true_rank: int, noise: float, seed: int, sizes=SAMPLE_SIZES) -> LabR
         upd.append(np.sqrt(gap) / np.linalg.norm(delta))
     held = np.array(held)
     ranks = np.arange(delta.shape[1] + 1)
-    return LabResult(delta, np.array(fits), np.array(train), held, np.array(upd), noise**2,
-                     lora_matrix_params(delta.shape[0], delta.shape[1], ranks),
-                     held.argmin(axis=1))
+    return LabResult(
+        delta,
+        np.array(fits),
+        np.array(train),
+        held,
+        np.array(upd),
+        noise**2,
+        lora_matrix_params(delta.shape[0], delta.shape[1], ranks),
+        held.argmin(axis=1),
+    )

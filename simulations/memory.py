@@ -33,6 +33,7 @@ the s×s scores, so the last term goes. Full gradient checkpointing keeps only e
 SwiGLU) stores two more f-wide tensors (our extension: 4·s·b·f instead of 2). A language model
 adds its logits, kept in fp32 for the loss: 4·s·b·V.
 """
+
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -95,8 +96,7 @@ class Model:
         """(d_in, d_out) of each linear weight of one layer, by LoRA target module."""
         h, f, kv = self.hidden, self.ffn, self.kv_dim
         ffn = [(h, f), (h, f), (f, h)] if self.arch == "llama" else [(h, f), (f, h)]
-        return {"query": [(h, h)], "key": [(h, kv)], "value": [(h, kv)], "output": [(h, h)],
-                "ffn": ffn}
+        return {"query": [(h, h)], "key": [(h, kv)], "value": [(h, kv)], "output": [(h, h)], "ffn": ffn}
 
     def linear_params(self) -> int:
         """Weights of the layers' linear maps: what QLoRA quantizes."""
@@ -217,13 +217,24 @@ def state_parts(model: Model, method: str, s: Settings) -> list[Part]:
             quantized = min(model.linear_params(), total)
             rest = total - quantized
             bits = quant_constant_bits(s.quant == "nf4-dq")
-            parts.append(Part("weights", "frozen base, NF4 (4 bits)", quantized * NF4_BITS / 8,
-                              f"{fmt_count(quantized)} linear weights × 4 bits ÷ 8 = "
-                              f"{fmt_bytes(quantized * NF4_BITS / 8)}"))
-            how = ("8/64 + 32/(64·256)" if s.quant == "nf4-dq" else "32/64")
-            parts.append(Part("quant_constants", "quantization constants", quantized * bits / 8,
-                              f"{fmt_count(quantized)} weights × ({how} = {bits:.3f} bits) ÷ 8 = "
-                              f"{fmt_bytes(quantized * bits / 8)}"))
+            parts.append(
+                Part(
+                    "weights",
+                    "frozen base, NF4 (4 bits)",
+                    quantized * NF4_BITS / 8,
+                    f"{fmt_count(quantized)} linear weights × 4 bits ÷ 8 = {fmt_bytes(quantized * NF4_BITS / 8)}",
+                )
+            )
+            how = "8/64 + 32/(64·256)" if s.quant == "nf4-dq" else "32/64"
+            parts.append(
+                Part(
+                    "quant_constants",
+                    "quantization constants",
+                    quantized * bits / 8,
+                    f"{fmt_count(quantized)} weights × ({how} = {bits:.3f} bits) ÷ 8 = "
+                    f"{fmt_bytes(quantized * bits / 8)}",
+                )
+            )
             parts.append(_per_param("unquantized", "embeddings, norms, biases (16-bit)", rest, 2))
         parts.append(_per_param("adapter", f"LoRA A and B (r = {s.rank}, 16-bit)", trainable, 2))
     parts.append(_per_param("gradients", "gradients", trainable, width, "trainable params"))
@@ -235,8 +246,9 @@ def state_parts(model: Model, method: str, s: Settings) -> list[Part]:
     return parts
 
 
-def activation_bytes(model: Model, batch: int, seq: int, width: int, s: Settings,
-                     lora_rank: int = 0, lora_matrices: int = 0) -> tuple[float, str]:
+def activation_bytes(
+    model: Model, batch: int, seq: int, width: int, s: Settings, lora_rank: int = 0, lora_matrices: int = 0
+) -> tuple[float, str]:
     """Bytes of activations kept for the backward pass, and the formula with the numbers in.
 
     See the module docstring (Korthikanti et al. 2022, §4.1). lora_matrices is the number of
@@ -248,9 +260,11 @@ def activation_bytes(model: Model, batch: int, seq: int, width: int, s: Settings
     scores = 0 if s.flash else (2 * width + 1) * a * sq * sq * b
     lora = width * sq * b * lora_rank * lora_matrices
     layer = linear + scores + lora
-    term = (f"{width}·({8}·s·b·h + {ffn_tensors}·s·b·f) + 2·s·b·h"
-            + ("" if s.flash else f" + {2 * width + 1}·a·s²·b")
-            + (f" + {width}·s·b·r·{lora_matrices}" if lora_matrices else ""))
+    term = (
+        f"{width}·({8}·s·b·h + {ffn_tensors}·s·b·f) + 2·s·b·h"
+        + ("" if s.flash else f" + {2 * width + 1}·a·s²·b")
+        + (f" + {width}·s·b·r·{lora_matrices}" if lora_matrices else "")
+    )
     if s.checkpointing:
         total = L * width * sq * b * h + layer
         text = f"{L} layers × {width}·s·b·h + one recomputed layer [{term}]"
@@ -280,13 +294,22 @@ def lora_matrices_per_layer(model: Model, method: str, s: Settings) -> int:
     return sum(len(shapes[t]) for t in s.targets)
 
 
-METHODS = {"full-fp32": "Full FT, fp32", "full-mixed": "Full FT, mixed precision",
-           "lora": "LoRA (16-bit base)", "qlora": "QLoRA (NF4 base)"}
+METHODS = {
+    "full-fp32": "Full FT, fp32",
+    "full-mixed": "Full FT, mixed precision",
+    "lora": "LoRA (16-bit base)",
+    "qlora": "QLoRA (NF4 base)",
+}
 
 
 # What a custom model may be (the bounds `validate` holds it to; the API's document states them).
-CUSTOM_BOUNDS = {"layers": (1, 200), "hidden": (8, 65536), "heads": (1, 1024), "vocab": (2, 1_000_000),
-                 "ffn": (8, 262144)}
+CUSTOM_BOUNDS = {
+    "layers": (1, 200),
+    "hidden": (8, 65536),
+    "heads": (1, 1024),
+    "vocab": (2, 1_000_000),
+    "ffn": (8, 262144),
+}
 PARAMS_MIN, PARAMS_MAX = 1e5, 1e13  # a parameter count given instead of a config
 LAB_BATCH_MAX = int(BATCH_SIZE.maximum)  # the registry's batch-size bound
 
@@ -311,8 +334,9 @@ def validate(model: Model, s: Settings) -> None:
         raise ValueError(f"targets must be one or more of {', '.join(TARGETS)} (got {list(s.targets)})")
     smallest = min(min(shape) for t in s.targets for shape in model.linear_shapes()[t])
     if not 1 <= s.rank <= smallest:
-        raise ValueError(f"rank must be between 1 and {smallest}, the smaller side of the "
-                         f"targeted matrices (got {s.rank})")
+        raise ValueError(
+            f"rank must be between 1 and {smallest}, the smaller side of the targeted matrices (got {s.rank})"
+        )
 
 
 @dataclass(frozen=True)
@@ -331,8 +355,7 @@ def estimate(model: Model, s: Settings) -> Estimate:
     parts, acts, formulas, trainable = {}, {}, {}, {}
     for method in METHODS:
         parts[method] = state_parts(model, method, s)
-        trainable[method] = (model.total_params() if method.startswith("full")
-                             else lora_params(model, s.rank, s.targets))
+        trainable[method] = model.total_params() if method.startswith("full") else lora_params(model, s.rank, s.targets)
         m = lora_matrices_per_layer(model, method, s)
         grid = np.zeros((len(BATCHES), len(SEQS)))
         texts = []
@@ -351,12 +374,18 @@ def storage(model: Model, s: Settings, tasks_max: int = TASKS_MAX) -> dict:
     n = np.arange(1, tasks_max + 1)
     copy = model.total_params() * 2
     adapter = lora_params(model, s.rank, s.targets) * 2
-    return {"tasks": n.tolist(), "copy_bytes": copy, "adapter_bytes": adapter,
-            "full_copies": (n * copy).tolist(), "base_plus_adapters": (copy + n * adapter).tolist(),
-            "copy_formula": (f"{fmt_count(model.total_params())} params × 2 bytes = "
-                             f"{fmt_bytes(copy)} per copy"),
-            "adapter_formula": (f"{fmt_count(lora_params(model, s.rank, s.targets))} LoRA params × "
-                                f"2 bytes = {fmt_bytes(adapter)} per adapter")}
+    return {
+        "tasks": n.tolist(),
+        "copy_bytes": copy,
+        "adapter_bytes": adapter,
+        "full_copies": (n * copy).tolist(),
+        "base_plus_adapters": (copy + n * adapter).tolist(),
+        "copy_formula": (f"{fmt_count(model.total_params())} params × 2 bytes = {fmt_bytes(copy)} per copy"),
+        "adapter_formula": (
+            f"{fmt_count(lora_params(model, s.rank, s.targets))} LoRA params × "
+            f"2 bytes = {fmt_bytes(adapter)} per adapter"
+        ),
+    }
 
 
 # --- the lab's own runs: all-MiniLM-L6-v2 as the engine trains it --------------------------------
@@ -368,14 +397,19 @@ LAB_WIDTH = 4  # the engine keeps its weights, gradients and AdamW state in fp32
 LAB_PRECISIONS = ("fp32", "bf16 autocast")
 AUTOCAST_WIDTH = 2  # bytes of a bf16 element
 # The calculator's target names, as the lab's registry (simulations/methods.py TARGET_MODULES) spells them.
-_LAB_TARGET_NAMES = {"query": "query", "key": "key", "value": "value", "output": "attention_output",
-                     "ffn": "ffn"}
+_LAB_TARGET_NAMES = {"query": "query", "key": "key", "value": "value", "output": "attention_output", "ffn": "ffn"}
 
 
 def lab_dims(model: Model) -> Dims:
     """The encoder as simulations.params counts it (BERT: 512 positions, 2 token types)."""
-    return Dims(hidden=model.hidden, intermediate=model.ffn, layers=model.layers, vocab=model.vocab,
-                max_positions=512, token_types=2)
+    return Dims(
+        hidden=model.hidden,
+        intermediate=model.ffn,
+        layers=model.layers,
+        vocab=model.vocab,
+        max_positions=512,
+        token_types=2,
+    )
 
 
 @dataclass(frozen=True)
@@ -432,8 +466,11 @@ LAB_ACTIVATIONS = {
     "lora": _lora_activations,
     "qlora": _lora_activations,
     "dora": lambda k: _lora_activations(k, dora=True),
-    "adapter": lambda k: (2 * k.B * (k.s * k.b * k.h + 2 * k.s * k.b * k.bottleneck), "2·B·(s·b·h + 2·s·b·m)",
-                          f", m = {k.bottleneck}"),
+    "adapter": lambda k: (
+        2 * k.B * (k.s * k.b * k.h + 2 * k.s * k.b * k.bottleneck),
+        "2·B·(s·b·h + 2·s·b·m)",
+        f", m = {k.bottleneck}",
+    ),
     "prompt": lambda k: (0, "", ""),  # its n virtual tokens lengthen s
     "prefix": lambda k: (2 * k.B * k.virtual_tokens * k.b * k.h, "2·B·n·b·h", f", n = {k.virtual_tokens}"),
     "ia3": _ia3_activations,
@@ -441,9 +478,17 @@ LAB_ACTIVATIONS = {
 }
 
 
-def lab_activation_bytes(model: Model, method: str, batch: int, seq: int, rank: int = 0, targets=(),
-                         bottleneck: int = 0, virtual_tokens: int = 0,
-                         precision: str = "fp32") -> tuple[float, str]:
+def lab_activation_bytes(
+    model: Model,
+    method: str,
+    batch: int,
+    seq: int,
+    rank: int = 0,
+    targets=(),
+    bottleneck: int = 0,
+    virtual_tokens: int = 0,
+    precision: str = "fp32",
+) -> tuple[float, str]:
     """Bytes autograd keeps for the backward pass of one step of the lab's engine, and the
     formula with the numbers in.
 
@@ -480,14 +525,26 @@ def lab_activation_bytes(model: Model, method: str, batch: int, seq: int, rank: 
     sk = s + (virtual_tokens if method == "prefix" else 0)
     gelu, gelu_text = (H, "H·s·b·f") if autocast else (B, "s·b·f")
     through = B * 5 * s * b * h + gelu * s * b * f + 2 * s * b * h + (2 * B + 1) * a * s * sk * b
-    text = (f"B·5·s·b·h + {gelu_text}" if autocast else "B·(5·s·b·h + s·b·f)") + \
-        f" + 2·s·b·h + {2 * B + 1}·a·s·{'(s+n)' if method == 'prefix' else 's'}·b"
+    text = (
+        f"B·5·s·b·h + {gelu_text}" if autocast else "B·(5·s·b·h + s·b·f)"
+    ) + f" + 2·s·b·h + {2 * B + 1}·a·s·{'(s+n)' if method == 'prefix' else 's'}·b"
     if autocast:
         through += H * (4 * h * h + 2 * h * f)
         text += " + H·(4·h² + 2·h·f)"
-    step = _LabStep(b=b, s=s, h=h, f=f, B=B, H=H, autocast=autocast, rank=rank,
-                    targets=tuple(targets or ()), shapes=model.linear_shapes(), bottleneck=bottleneck,
-                    virtual_tokens=virtual_tokens)
+    step = _LabStep(
+        b=b,
+        s=s,
+        h=h,
+        f=f,
+        B=B,
+        H=H,
+        autocast=autocast,
+        rank=rank,
+        targets=tuple(targets or ()),
+        shapes=model.linear_shapes(),
+        bottleneck=bottleneck,
+        virtual_tokens=virtual_tokens,
+    )
     extra, extra_text, extra_values = LAB_ACTIVATIONS[method](step)
     total = L * (through + extra)
     term = text + (f" + {extra_text}" if extra_text else "")
@@ -496,9 +553,18 @@ def lab_activation_bytes(model: Model, method: str, batch: int, seq: int, rank: 
     return float(total), f"{L} layers × [{term}], with {values} = {fmt_bytes(total)}"
 
 
-def lab_prediction(model: Model, method: str, batch: int, rank: int, targets, num_labels: int = 2,
-                   seq: int = LAB_SEQ, bottleneck: int = 0, virtual_tokens: int = 0,
-                   precision: str = "fp32") -> dict:
+def lab_prediction(
+    model: Model,
+    method: str,
+    batch: int,
+    rank: int,
+    targets,
+    num_labels: int = 2,
+    seq: int = LAB_SEQ,
+    bottleneck: int = 0,
+    virtual_tokens: int = 0,
+    precision: str = "fp32",
+) -> dict:
     """The calculator's prediction for a run of the lab's engine on this encoder, for every
     method of the lab.
 
@@ -521,22 +587,30 @@ def lab_prediction(model: Model, method: str, batch: int, rank: int, targets, nu
         if not targets:
             raise ValueError("targets must name at least one module")
     dims = lab_dims(model)
-    lab_params = {"rank": rank, "bottleneck": bottleneck, "virtual_tokens": virtual_tokens,
-                  "target_modules": [_LAB_TARGET_NAMES[t] for t in targets if t in _LAB_TARGET_NAMES]}
+    lab_params = {
+        "rank": rank,
+        "bottleneck": bottleneck,
+        "virtual_tokens": virtual_tokens,
+        "target_modules": [_LAB_TARGET_NAMES[t] for t in targets if t in _LAB_TARGET_NAMES],
+    }
     trainable = trainable_params(method, lab_params, dims, num_labels)
     encoder = model.config_params()
     # What the method adds to the encoder (bitfit and full train parameters it already has).
-    added = {"full": trainable - encoder,
-             "bitfit": classifier_head_params(model.hidden, num_labels)}.get(method, trainable)
+    added = {"full": trainable - encoder, "bitfit": classifier_head_params(model.hidden, num_labels)}.get(
+        method, trainable
+    )
     if method == "qlora":
         q = model.linear_params()
         params = q * (NF4_BITS + quant_constant_bits(True)) / 8 + LAB_WIDTH * (encoder - q + added)
     else:
         params = LAB_WIDTH * (encoder + added)
-    act, formula = lab_activation_bytes(model, method, batch, seq, rank, targets, bottleneck,
-                                        virtual_tokens, precision)
-    out = {"params": params, "grads": LAB_WIDTH * trainable, "optimizer_state": 2 * LAB_WIDTH * trainable,
-           "activations": act}
+    act, formula = lab_activation_bytes(model, method, batch, seq, rank, targets, bottleneck, virtual_tokens, precision)
+    out = {
+        "params": params,
+        "grads": LAB_WIDTH * trainable,
+        "optimizer_state": 2 * LAB_WIDTH * trainable,
+        "activations": act,
+    }
     out["total"] = sum(out.values())
     out["trainable"] = trainable
     out["activation_formula"] = formula
@@ -545,15 +619,25 @@ def lab_prediction(model: Model, method: str, batch: int, rank: int, targets, nu
     return out
 
 
-def lab_run_prediction(model: Model, method: str, run_params: dict, num_labels: int,
-                       seq: int = LAB_SEQ, precision: str = "fp32") -> dict:
+def lab_run_prediction(
+    model: Model, method: str, run_params: dict, num_labels: int, seq: int = LAB_SEQ, precision: str = "fp32"
+) -> dict:
     """lab_prediction for a run as the lab's registry describes it (simulations/methods.py params:
     rank, target_modules with the lab's names, bottleneck, virtual_tokens, batch_size)."""
     calc_names = {lab: calc for calc, lab in _LAB_TARGET_NAMES.items()}
     targets = [calc_names[t] for t in run_params.get("target_modules", [])]
-    return lab_prediction(model, method, run_params.get("batch_size", 16), run_params.get("rank", 0),
-                          targets, num_labels, seq, run_params.get("bottleneck", 0),
-                          run_params.get("virtual_tokens", 0), precision)
+    return lab_prediction(
+        model,
+        method,
+        run_params.get("batch_size", 16),
+        run_params.get("rank", 0),
+        targets,
+        num_labels,
+        seq,
+        run_params.get("bottleneck", 0),
+        run_params.get("virtual_tokens", 0),
+        precision,
+    )
 
 
 def with_params(model: Model, params: float | None) -> Model:
@@ -574,20 +658,28 @@ def seed_notes() -> list[dict]:
     act7, _ = activation_bytes(seven, 4, 2048, 2, Settings(lm_logits=False))
     act7f, _ = activation_bytes(seven, 4, 2048, 2, Settings(lm_logits=False, flash=True))
     return [
-        {"source": "seed 000 (GPT-3 memory table)",
-         "text": f"Counts 2 + 2 + 4 + 4 = 12 bytes per parameter: {fmt_bytes(twelve)} for 175B. "
-                 f"Mixed precision usually also keeps an fp32 master copy (ZeRO counts 16 bytes): "
-                 f"{fmt_bytes(sixteen)}. Tick or untick \"fp32 master weights\" to see both."},
-        {"source": "seed 000 (introduction)",
-         "text": f"Says the optimizer states take 350 GB; its own table's Adam m and v in fp32 come "
-                 f"to {fmt_bytes(moments)} (8 bytes × 175B)."},
-        {"source": "seed 000 (full FT vs LoRA table)",
-         "text": f"Totals ~2.65 TB by listing the 350 GB of fp16 weights twice (as \"model weights\" "
-                 f"and as \"trainable params\"). Without the double count it is {fmt_bytes(twelve)} "
-                 f"plus activations; Korthikanti's formula gives {fmt_bytes(act)} of activations at "
-                 f"batch 1 and 2048 tokens (the seed says \"200+ GB\")."},
-        {"source": "seed 003 (activations of a 32-layer 7B model, batch 4, 2048 tokens)",
-         "text": f"Estimates 50–100 GB. The formula gives {fmt_bytes(act7)} when the attention "
-                 f"scores are stored and {fmt_bytes(act7f)} with flash attention: the seed's range "
-                 f"lies between the two conventions."},
+        {
+            "source": "seed 000 (GPT-3 memory table)",
+            "text": f"Counts 2 + 2 + 4 + 4 = 12 bytes per parameter: {fmt_bytes(twelve)} for 175B. "
+            f"Mixed precision usually also keeps an fp32 master copy (ZeRO counts 16 bytes): "
+            f'{fmt_bytes(sixteen)}. Tick or untick "fp32 master weights" to see both.',
+        },
+        {
+            "source": "seed 000 (introduction)",
+            "text": f"Says the optimizer states take 350 GB; its own table's Adam m and v in fp32 come "
+            f"to {fmt_bytes(moments)} (8 bytes × 175B).",
+        },
+        {
+            "source": "seed 000 (full FT vs LoRA table)",
+            "text": f'Totals ~2.65 TB by listing the 350 GB of fp16 weights twice (as "model weights" '
+            f'and as "trainable params"). Without the double count it is {fmt_bytes(twelve)} '
+            f"plus activations; Korthikanti's formula gives {fmt_bytes(act)} of activations at "
+            f'batch 1 and 2048 tokens (the seed says "200+ GB").',
+        },
+        {
+            "source": "seed 003 (activations of a 32-layer 7B model, batch 4, 2048 tokens)",
+            "text": f"Estimates 50–100 GB. The formula gives {fmt_bytes(act7)} when the attention "
+            f"scores are stored and {fmt_bytes(act7f)} with flash attention: the seed's range "
+            f"lies between the two conventions.",
+        },
     ]

@@ -16,6 +16,7 @@ them: params.py and memory.py read the records, so the arrows run one way).
 No torch and no Django: the web layer, the playgrounds and the engine all import this.
 Validation that needs the base model or the datasets (workers/methods.py validate_run) is not here.
 """
+
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -107,23 +108,33 @@ def lr(default: float) -> Param:
 
 
 BATCH_SIZE = Param("batch_size", "int", 16, 1, 256, help="examples per step")
-EVAL_EVERY = Param("eval_every", "int", 25, 0, MAX_STEPS,
-                   help="evaluate on the validation split every N steps (0: only at the end)")
-RANK = Param("rank", "int", 8, 1, MAX_RANK,
-             help="rank r of B·A; never above the smaller side of an adapted matrix")
-ALPHA = Param("alpha", "float", 16.0, 0.0, 1024.0, exclusive_minimum=True,
-              help="LoRA scale: the update is (alpha/r)·B·A")
+EVAL_EVERY = Param(
+    "eval_every", "int", 25, 0, MAX_STEPS, help="evaluate on the validation split every N steps (0: only at the end)"
+)
+RANK = Param("rank", "int", 8, 1, MAX_RANK, help="rank r of B·A; never above the smaller side of an adapted matrix")
+ALPHA = Param(
+    "alpha", "float", 16.0, 0.0, 1024.0, exclusive_minimum=True, help="LoRA scale: the update is (alpha/r)·B·A"
+)
 DROPOUT = Param("dropout", "float", 0.0, 0.0, 0.9, help="dropout on the LoRA input")
-TARGETS = Param("target_modules", "targets", ["query", "value"],
-                help="which linear layers of every transformer layer are adapted")
-IA3_TARGETS = Param("target_modules", "targets", ["key", "value", "ffn"],
-                    help="which linear layers of every transformer layer get learned scales")
-BOTTLENECK = Param("bottleneck", "int", 32, 1, MAX_RANK,
-                   help="adapter bottleneck width m; never above the hidden size")
+TARGETS = Param(
+    "target_modules", "targets", ["query", "value"], help="which linear layers of every transformer layer are adapted"
+)
+IA3_TARGETS = Param(
+    "target_modules",
+    "targets",
+    ["key", "value", "ffn"],
+    help="which linear layers of every transformer layer get learned scales",
+)
+BOTTLENECK = Param("bottleneck", "int", 32, 1, MAX_RANK, help="adapter bottleneck width m; never above the hidden size")
 VIRTUAL_TOKENS = Param("virtual_tokens", "int", 20, 1, 128, help="number of trained virtual tokens")
-TRAIN_EXAMPLES = Param("train_examples", "int", None, MIN_TRAIN_EXAMPLES, MAX_TRAIN_EXAMPLES,
-                        help="train on a seeded, class-balanced subset of this many training "
-                             "examples (default: the whole training split)")
+TRAIN_EXAMPLES = Param(
+    "train_examples",
+    "int",
+    None,
+    MIN_TRAIN_EXAMPLES,
+    MAX_TRAIN_EXAMPLES,
+    help="train on a seeded, class-balanced subset of this many training examples (default: the whole training split)",
+)
 COMMON = (BATCH_SIZE, EVAL_EVERY, TRAIN_EXAMPLES)
 
 
@@ -132,39 +143,113 @@ def _lora_params(default_lr: float) -> tuple[Param, ...]:
 
 
 # In the order the API, the training page and a classroom's default list them.
-METHODS = {m.name: m for m in (
-    Method("full", "Full fine-tuning", "Every weight of the model trains.",
-           "every weight of the encoder, and the classifier head", (lr(5e-5), *COMMON),
-           saved_by="transformers", mergeable=False, packable=True, colour="#4a5160"),
-    Method("lora", "LoRA", "A low-rank update B·A beside each frozen weight; B starts at zero.",
-           "B·A on the target modules, and the classifier head", _lora_params(2e-3),
-           saved_by="peft", mergeable=True, packable=True, colour="#e07b2a"),
-    Method("dora", "DoRA", "LoRA on the direction of each weight, plus a trained magnitude per column.",
-           "B·A and the magnitudes on the target modules, and the head", _lora_params(2e-3),
-           saved_by="peft", mergeable=True, packable=True, colour="#b3261e"),
-    Method("adapter", "Bottleneck adapter", "A small down/up projection after attention and after "
-           "the FFN of every layer (Houlsby); the up-projection starts at zero.",
-           "two adapters per layer, and the head", (BOTTLENECK, lr(1e-3), *COMMON),
-           saved_by="lab", mergeable=False, packable=True, colour="#3a5bd9"),
-    Method("prompt", "Prompt tuning", "Trained virtual token embeddings in front of the input.",
-           "the soft prompt vectors, and the head", (VIRTUAL_TOKENS, lr(3e-2), *COMMON),
-           saved_by="peft", mergeable=False, packable=False, colour="#9333ea"),
-    Method("prefix", "Prefix tuning", "Trained key/value prefixes in every attention layer.",
-           "the key/value prefixes, and the head", (VIRTUAL_TOKENS, lr(1e-2), *COMMON),
-           saved_by="lab", mergeable=False, packable=False, colour="#16a34a"),
-    Method("ia3", "IA3", "Learned scales on the keys, values and FFN activations.",
-           "the scaling vectors, and the head", (IA3_TARGETS, lr(1e-2), *COMMON),
-           saved_by="peft", mergeable=False, packable=True, colour="#0891b2"),
-    Method("bitfit", "BitFit", "Only the bias terms of the encoder train.",
-           "every bias, and the head", (lr(5e-3), *COMMON),
-           saved_by="lab", mergeable=False, packable=True, colour="#c9a000"),
-    Method("qlora", "QLoRA", "LoRA on a base quantised to 4-bit NF4 with double quantisation.",
-           "B·A on the target modules, and the head; the base is stored in 4 bits", _lora_params(2e-3),
-           saved_by="peft", mergeable=True, packable=True, colour="#7c2d12"),
-)}
+METHODS = {
+    m.name: m
+    for m in (
+        Method(
+            "full",
+            "Full fine-tuning",
+            "Every weight of the model trains.",
+            "every weight of the encoder, and the classifier head",
+            (lr(5e-5), *COMMON),
+            saved_by="transformers",
+            mergeable=False,
+            packable=True,
+            colour="#4a5160",
+        ),
+        Method(
+            "lora",
+            "LoRA",
+            "A low-rank update B·A beside each frozen weight; B starts at zero.",
+            "B·A on the target modules, and the classifier head",
+            _lora_params(2e-3),
+            saved_by="peft",
+            mergeable=True,
+            packable=True,
+            colour="#e07b2a",
+        ),
+        Method(
+            "dora",
+            "DoRA",
+            "LoRA on the direction of each weight, plus a trained magnitude per column.",
+            "B·A and the magnitudes on the target modules, and the head",
+            _lora_params(2e-3),
+            saved_by="peft",
+            mergeable=True,
+            packable=True,
+            colour="#b3261e",
+        ),
+        Method(
+            "adapter",
+            "Bottleneck adapter",
+            "A small down/up projection after attention and after "
+            "the FFN of every layer (Houlsby); the up-projection starts at zero.",
+            "two adapters per layer, and the head",
+            (BOTTLENECK, lr(1e-3), *COMMON),
+            saved_by="lab",
+            mergeable=False,
+            packable=True,
+            colour="#3a5bd9",
+        ),
+        Method(
+            "prompt",
+            "Prompt tuning",
+            "Trained virtual token embeddings in front of the input.",
+            "the soft prompt vectors, and the head",
+            (VIRTUAL_TOKENS, lr(3e-2), *COMMON),
+            saved_by="peft",
+            mergeable=False,
+            packable=False,
+            colour="#9333ea",
+        ),
+        Method(
+            "prefix",
+            "Prefix tuning",
+            "Trained key/value prefixes in every attention layer.",
+            "the key/value prefixes, and the head",
+            (VIRTUAL_TOKENS, lr(1e-2), *COMMON),
+            saved_by="lab",
+            mergeable=False,
+            packable=False,
+            colour="#16a34a",
+        ),
+        Method(
+            "ia3",
+            "IA3",
+            "Learned scales on the keys, values and FFN activations.",
+            "the scaling vectors, and the head",
+            (IA3_TARGETS, lr(1e-2), *COMMON),
+            saved_by="peft",
+            mergeable=False,
+            packable=True,
+            colour="#0891b2",
+        ),
+        Method(
+            "bitfit",
+            "BitFit",
+            "Only the bias terms of the encoder train.",
+            "every bias, and the head",
+            (lr(5e-3), *COMMON),
+            saved_by="lab",
+            mergeable=False,
+            packable=True,
+            colour="#c9a000",
+        ),
+        Method(
+            "qlora",
+            "QLoRA",
+            "LoRA on a base quantised to 4-bit NF4 with double quantisation.",
+            "B·A on the target modules, and the head; the base is stored in 4 bits",
+            _lora_params(2e-3),
+            saved_by="peft",
+            mergeable=True,
+            packable=True,
+            colour="#7c2d12",
+        ),
+    )
+}
 
 
 def names_where(**flags) -> frozenset[str]:
     """The names of the methods whose record has these values, e.g. names_where(packable=True)."""
-    return frozenset(m.name for m in METHODS.values()
-                     if all(getattr(m, k) == v for k, v in flags.items()))
+    return frozenset(m.name for m in METHODS.values() if all(getattr(m, k) == v for k, v in flags.items()))

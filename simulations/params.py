@@ -6,6 +6,7 @@ prediction beside the count it takes from the model, and the tests require the t
 Shapes are (d_in, d_out) pairs; `Dims` carries the numbers of a BERT-style encoder so that these
 functions need nothing but integers.
 """
+
 from dataclasses import dataclass
 
 
@@ -41,15 +42,13 @@ def classifier_head_params(hidden: int, num_labels: int) -> int:
     return hidden * num_labels + num_labels
 
 
-def lora_model_params(shapes_per_layer: list[tuple[int, int]], layers: int, rank: int,
-                      head: int = 0) -> int:
+def lora_model_params(shapes_per_layer: list[tuple[int, int]], layers: int, rank: int, head: int = 0) -> int:
     """Σ r·(d_in+d_out) over the adapted matrices of one layer, × layers, + the trained head."""
     per_layer = sum(lora_matrix_params(d_in, d_out, rank) for d_in, d_out in shapes_per_layer)
     return per_layer * layers + head
 
 
-def dora_model_params(shapes_per_layer: list[tuple[int, int]], layers: int, rank: int,
-                      head: int = 0) -> int:
+def dora_model_params(shapes_per_layer: list[tuple[int, int]], layers: int, rank: int, head: int = 0) -> int:
     """DoRA (Liu et al. 2024): LoRA on the direction plus one trained magnitude per output
     column of every adapted matrix: LoRA's count + Σ d_out × layers."""
     magnitudes = sum(d_out for _, d_out in shapes_per_layer) * layers
@@ -101,8 +100,9 @@ def bitfit_params(dims: Dims, head: int = 0) -> int:
     return d + dims.layers * (4 * d + 2 * d + f + d) + d + head
 
 
-def bert_encoder_params(vocab: int, max_positions: int, token_types: int, hidden: int,
-                        intermediate: int, layers: int, pooler: bool = True) -> int:
+def bert_encoder_params(
+    vocab: int, max_positions: int, token_types: int, hidden: int, intermediate: int, layers: int, pooler: bool = True
+) -> int:
     """Parameters of a BERT encoder (Devlin et al. 2019), counted layer by layer.
 
     Embeddings: (vocab + positions + token types)·d, plus a LayerNorm (2d).
@@ -121,8 +121,12 @@ def _shapes(params: dict, dims: Dims) -> list[tuple[int, int]]:
 
 
 def _full(params: dict, dims: Dims, head: int) -> int:
-    return bert_encoder_params(dims.vocab, dims.max_positions, dims.token_types, dims.hidden,
-                               dims.intermediate, dims.layers) + head
+    return (
+        bert_encoder_params(
+            dims.vocab, dims.max_positions, dims.token_types, dims.hidden, dims.intermediate, dims.layers
+        )
+        + head
+    )
 
 
 # Each method of the registry (simulations/methods.py) by name: what it trains, given its run

@@ -7,6 +7,7 @@ exactly the same cost and accuracy do not dominate each other: both are on the f
 
 Pure Python, no Django: peftlab/api/compare.py serialises what this returns.
 """
+
 import math
 from collections.abc import Hashable
 from typing import NamedTuple

@@ -7,6 +7,7 @@ labelled reviews and word problems written for the lab; their lengths are counte
 The accuracies are *reported results* quoted in seed document 000, kept in the tables below
 with the paper each comes from; the lab measures none of them.
 """
+
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +78,7 @@ def check_query(text: str) -> str:
 
 # --- P3: the few-shot prompt and its tokens -------------------------------------------------------
 
+
 def example_block(text: str, label: str) -> str:
     return f"Review: {text}\nSentiment: {label}\n\n"
 
@@ -95,11 +97,11 @@ def few_shot_prompt(k: int, query: str = DEFAULT_QUERY, pool=POOL) -> str:
 
 @dataclass(frozen=True)
 class PromptTokens:
-    by_k: list[int]          # tokens of the whole prompt with k = 0 … len(pool) examples
-    per_example: list[int]   # tokens of each example block
+    by_k: list[int]  # tokens of the whole prompt with k = 0 … len(pool) examples
+    per_example: list[int]  # tokens of each example block
     instruction: int
     query: int
-    answer: int              # the longest label word: room the model needs to answer
+    answer: int  # the longest label word: room the model needs to answer
 
 
 def prompt_tokens(count: Counter, query: str = DEFAULT_QUERY, pool=POOL) -> PromptTokens:
@@ -140,19 +142,19 @@ def implied_tokens_per_example(window: int, examples: float) -> float:
 # by the web layer from its config.json.
 CONTEXT_WINDOWS = (
     ("gpt2", "GPT-2", 1024, "Radford et al. 2019 (n_ctx in GPT-2's released config)"),
-    ("gpt3", "GPT-3", 2048, "seed 000: \"a 2048-token context window\" (Brown et al. 2020)"),
-    ("4k", "4K context", 4096, "seed 000: \"a 4K context can hold ~16 short examples\""),
+    ("gpt3", "GPT-3", 2048, 'seed 000: "a 2048-token context window" (Brown et al. 2020)'),
+    ("4k", "4K context", 4096, 'seed 000: "a 4K context can hold ~16 short examples"'),
 )
 
 # Seed 000's own back-of-envelope figures about context and examples.
 SEED_ICL = {
-    "few_shot_range": (4, 32),             # "Few-shot: Provide 4-32 examples"
+    "few_shot_range": (4, 32),  # "Few-shot: Provide 4-32 examples"
     "gpt3_window": 2048,
-    "gpt3_fit": (10, 20),                  # "you might fit 10-20 short examples"
+    "gpt3_fit": (10, 20),  # "you might fit 10-20 short examples"
     "window_4k": 4096,
-    "fit_4k": 16,                          # "A 4K context can hold ~16 short examples"
+    "fit_4k": 16,  # "A 4K context can hold ~16 short examples"
     "trace": {"k": 4, "per_example": 100, "query": 50, "total": 450},  # its few-shot forward pass
-    "cost": {"k": 16, "per_example": 100, "extra": 1600},              # "1600 extra tokens per call"
+    "cost": {"k": 16, "per_example": 100, "extra": 1600},  # "1600 extra tokens per call"
 }
 
 
@@ -174,13 +176,14 @@ def seed_window_check() -> dict:
 
 # --- P3: reported accuracy by model size ----------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SuperGlueRow:
     model: str
     params: float
     zero_shot: float
     few_shot: float
-    seed_gap: float   # the seed's own "Gap closed by few-shot" column
+    seed_gap: float  # the seed's own "Gap closed by few-shot" column
     source: str
 
 
@@ -209,22 +212,29 @@ def gain_per_decade(rows=SUPERGLUE) -> list[dict]:
     out = []
     for a, b in zip(rows, rows[1:]):
         decades = log10(b.params / a.params)
-        out.append({"from": a.model, "to": b.model, "decades": decades,
-                    "points_per_decade": (few_shot_gain(b) - few_shot_gain(a)) / decades})
+        out.append(
+            {
+                "from": a.model,
+                "to": b.model,
+                "decades": decades,
+                "points_per_decade": (few_shot_gain(b) - few_shot_gain(a)) / decades,
+            }
+        )
     return out
 
 
 # --- reported results (P4, P5) --------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Reported:
     key: str
     label: str
-    low: float | None    # None where the seed gives only an upper bound ("up to …")
-    high: float | None   # None where the seed gives no figure at all ("minimal or negative")
+    low: float | None  # None where the seed gives only an upper bound ("up to …")
+    high: float | None  # None where the seed gives no figure at all ("minimal or negative")
     unit: str
     source: str
-    note: str = ""   # what the source says in words where it gives no number
+    note: str = ""  # what the source says in words where it gives no number
 
 
 _ZHAO = "Zhao et al. 2021 (Calibrate before use), as quoted in seed 000"
@@ -245,20 +255,31 @@ REPORTED = (
     Reported("spread_calibrated", "Across formats, calibrated", None, 5, "points", _ZHAO),
     # P5: chain of thought
     Reported("gsm8k_standard", "GSM8K, standard prompt", 18, 18, "% accuracy", _WEI),
-    Reported("gsm8k_zero_shot_cot", "GSM8K, + \"Let's think step by step\"", 57, 57, "% accuracy", _WEI),
+    Reported("gsm8k_zero_shot_cot", 'GSM8K, + "Let\'s think step by step"', 57, 57, "% accuracy", _WEI),
     Reported("gsm8k_few_shot_cot", "GSM8K, worked reasoning examples", 79, 79, "% accuracy", _WEI),
     Reported("multiarith_standard", "MultiArith, standard zero-shot", 18, 18, "% accuracy", _KOJIMA),
     Reported("multiarith_zero_shot_cot", "MultiArith, zero-shot CoT", 79, 79, "% accuracy", _KOJIMA),
     Reported("cot_arithmetic", "Multi-step arithmetic", 40, 60, "points", _COT_TABLE),
     Reported("cot_logic", "Logic puzzles", 20, 40, "points", _COT_TABLE),
     Reported("cot_commonsense", "Commonsense reasoning", 10, 20, "points", _COT_TABLE),
-    Reported("cot_classification", "Simple classification", None, None, "points", _COT_TABLE,
-             "minimal or negative"),
+    Reported("cot_classification", "Simple classification", None, None, "points", _COT_TABLE, "minimal or negative"),
     Reported("cot_factual", "Factual recall", 0, 0, "points", _COT_TABLE, "none"),
-    Reported("self_consistency", "Self-consistency over standard CoT, math", 5, 10, "points",
-             "Wang et al. 2022 (self-consistency), as quoted in seed 000"),
-    Reported("cot_small_models", "Below this size CoT often hurts", 10e9, 10e9, "parameters",
-             "seed 000 on Wei et al. 2022 (\"<10B parameters\")"),
+    Reported(
+        "self_consistency",
+        "Self-consistency over standard CoT, math",
+        5,
+        10,
+        "points",
+        "Wang et al. 2022 (self-consistency), as quoted in seed 000",
+    ),
+    Reported(
+        "cot_small_models",
+        "Below this size CoT often hurts",
+        10e9,
+        10e9,
+        "parameters",
+        'seed 000 on Wei et al. 2022 ("<10B parameters")',
+    ),
 )
 REPORTED_BY_KEY = {r.key: r for r in REPORTED}
 ZERO_SHOT_COT_TRIGGER = "Let's think step by step."
@@ -312,8 +333,7 @@ def format_key(labels: str, separator: str, instruction: str, ordering: str) -> 
     return f"{labels}|{separator}|{instruction}|{ordering}"
 
 
-def formatted_prompt(labels: str, separator: str, instruction: str, ordering: str,
-                     query: str = DEFAULT_QUERY) -> str:
+def formatted_prompt(labels: str, separator: str, instruction: str, ordering: str, query: str = DEFAULT_QUERY) -> str:
     """A four-shot prompt in one combination of the format choices, query left open."""
     try:
         pos, neg = LABEL_WORDS[labels]
@@ -341,17 +361,17 @@ def all_formats(count: Counter, query: str = DEFAULT_QUERY) -> dict[str, dict]:
             for instruction in INSTRUCTIONS:
                 for ordering in ORDERINGS:
                     text = formatted_prompt(labels, separator, instruction, ordering, query)
-                    out[format_key(labels, separator, instruction, ordering)] = {
-                        "prompt": text, "tokens": count(text)}
+                    out[format_key(labels, separator, instruction, ordering)] = {"prompt": text, "tokens": count(text)}
     return out
 
 
 # --- P4: contextual calibration -------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Calibration:
-    divided: tuple[float, float]     # raw p / content-free p, per label
-    total: float                     # their sum
+    divided: tuple[float, float]  # raw p / content-free p, per label
+    total: float  # their sum
     calibrated: tuple[float, float]  # divided / total
 
 
@@ -367,7 +387,7 @@ def calibrate(raw_pos: float, bias_pos: float) -> Calibration:
     return Calibration((q_pos, q_neg), total, (q_pos / total, q_neg / total))
 
 
-RAW_GRID = np.round(np.linspace(0.0, 1.0, 101), 2)   # the raw-probability slider
+RAW_GRID = np.round(np.linspace(0.0, 1.0, 101), 2)  # the raw-probability slider
 BIAS_GRID = np.round(np.linspace(0.01, 0.99, 99), 2)  # the content-free slider (never 0 or 1)
 SEED_CALIBRATION = {"raw": 0.9, "bias": 0.7, "seed_says": 0.81}  # seed 000's worked example
 
@@ -378,14 +398,18 @@ def calibration_grid(raw=RAW_GRID, bias=BIAS_GRID) -> dict[str, np.ndarray]:
     b = np.asarray(bias, dtype=float)[:, None]
     q_pos, q_neg = r / b, (1.0 - r) / (1.0 - b)
     total = q_pos + q_neg
-    return {"divided_pos": q_pos, "divided_neg": q_neg, "total": total,
-            "calibrated_pos": q_pos / total, "calibrated_neg": q_neg / total}
+    return {
+        "divided_pos": q_pos,
+        "divided_neg": q_neg,
+        "total": total,
+        "calibrated_pos": q_pos / total,
+        "calibrated_neg": q_neg / total,
+    }
 
 
 # --- P5: word problems, solved step by step -------------------------------------------------------
 
-OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-       "/": lambda a, b: Fraction(a, b)}
+OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: Fraction(a, b)}
 SYMBOL = {"+": "+", "-": "−", "*": "×", "/": "÷"}
 
 
@@ -402,57 +426,90 @@ class Step:
 class Problem:
     key: str
     title: str
-    question: str                 # with {names} for the quantities
-    quantities: tuple[tuple[str, str, int], ...]   # (name, label, default value)
+    question: str  # with {names} for the quantities
+    quantities: tuple[tuple[str, str, int], ...]  # (name, label, default value)
     steps: tuple[Step, ...]
     unit: str
 
 
 PROBLEMS = (
     Problem(
-        "bakery", "Muffins left",
+        "bakery",
+        "Muffins left",
         "A bakery bakes {trays} trays of {per_tray} muffins. It sells {morning} muffins in the "
         "morning and {afternoon} in the afternoon. How many muffins are left?",
-        (("trays", "trays", 4), ("per_tray", "muffins per tray", 12),
-         ("morning", "sold in the morning", 29), ("afternoon", "sold in the afternoon", 8)),
-        (Step("baked", "*", "trays", "per_tray", "The bakery bakes {a} trays of {b}, so {sum} muffins."),
-         Step("sold", "+", "morning", "afternoon", "It sells {a} and then {b}, so {sum} muffins in all."),
-         Step("left", "-", "baked", "sold", "That leaves {sum} muffins.")),
-        "muffins"),
+        (
+            ("trays", "trays", 4),
+            ("per_tray", "muffins per tray", 12),
+            ("morning", "sold in the morning", 29),
+            ("afternoon", "sold in the afternoon", 8),
+        ),
+        (
+            Step("baked", "*", "trays", "per_tray", "The bakery bakes {a} trays of {b}, so {sum} muffins."),
+            Step("sold", "+", "morning", "afternoon", "It sells {a} and then {b}, so {sum} muffins in all."),
+            Step("left", "-", "baked", "sold", "That leaves {sum} muffins."),
+        ),
+        "muffins",
+    ),
     Problem(
-        "pencils", "Pencils per class",
+        "pencils",
+        "Pencils per class",
         "A school orders {boxes} boxes of {per_box} pencils and shares them equally among "
         "{classes} classes. Each class then gives {given} pencils to the art room. How many "
         "pencils does each class keep?",
-        (("boxes", "boxes", 7), ("per_box", "pencils per box", 24), ("classes", "classes", 6),
-         ("given", "given to the art room", 5)),
-        (Step("total", "*", "boxes", "per_box", "{a} boxes of {b} pencils is {sum} pencils."),
-         Step("share", "/", "total", "classes", "Shared among {b} classes, each gets {sum}."),
-         Step("keep", "-", "share", "given", "After giving away {b}, each class keeps {sum} pencils.")),
-        "pencils"),
+        (
+            ("boxes", "boxes", 7),
+            ("per_box", "pencils per box", 24),
+            ("classes", "classes", 6),
+            ("given", "given to the art room", 5),
+        ),
+        (
+            Step("total", "*", "boxes", "per_box", "{a} boxes of {b} pencils is {sum} pencils."),
+            Step("share", "/", "total", "classes", "Shared among {b} classes, each gets {sum}."),
+            Step("keep", "-", "share", "given", "After giving away {b}, each class keeps {sum} pencils."),
+        ),
+        "pencils",
+    ),
     Problem(
-        "reading", "Pages read",
+        "reading",
+        "Pages read",
         "Sam reads {weekday} pages on each of the {weekdays} weekdays and {weekend} pages on each "
         "of the {weekend_days} weekend days. How many pages does he read in {weeks} weeks?",
-        (("weekday", "pages per weekday", 18), ("weekdays", "weekdays", 5),
-         ("weekend", "pages per weekend day", 35), ("weekend_days", "weekend days", 2),
-         ("weeks", "weeks", 3)),
-        (Step("week_days", "*", "weekday", "weekdays", "On weekdays he reads {a} × {b} = {sum} pages."),
-         Step("week_end", "*", "weekend", "weekend_days", "At the weekend he reads {a} × {b} = {sum} pages."),
-         Step("week", "+", "week_days", "week_end", "So one week is {a} + {b} = {sum} pages."),
-         Step("all", "*", "week", "weeks", "Over {b} weeks that is {sum} pages.")),
-        "pages"),
+        (
+            ("weekday", "pages per weekday", 18),
+            ("weekdays", "weekdays", 5),
+            ("weekend", "pages per weekend day", 35),
+            ("weekend_days", "weekend days", 2),
+            ("weeks", "weeks", 3),
+        ),
+        (
+            Step("week_days", "*", "weekday", "weekdays", "On weekdays he reads {a} × {b} = {sum} pages."),
+            Step("week_end", "*", "weekend", "weekend_days", "At the weekend he reads {a} × {b} = {sum} pages."),
+            Step("week", "+", "week_days", "week_end", "So one week is {a} + {b} = {sum} pages."),
+            Step("all", "*", "week", "weeks", "Over {b} weeks that is {sum} pages."),
+        ),
+        "pages",
+    ),
     Problem(
-        "tickets", "Change from the tickets",
+        "tickets",
+        "Change from the tickets",
         "A museum ticket costs ${adult} for adults and ${child} for children. A group of {adults} "
         "adults and {children} children pays with a ${paid} note. How much change do they get?",
-        (("adult", "adult ticket ($)", 9), ("child", "child ticket ($)", 5), ("adults", "adults", 3),
-         ("children", "children", 4), ("paid", "note paid ($)", 50)),
-        (Step("adult_cost", "*", "adults", "adult", "The adults pay {a} × ${b} = ${sum}."),
-         Step("child_cost", "*", "children", "child", "The children pay {a} × ${b} = ${sum}."),
-         Step("cost", "+", "adult_cost", "child_cost", "Together that is ${a} + ${b} = ${sum}."),
-         Step("change", "-", "paid", "cost", "The change from ${a} is ${sum}.")),
-        "dollars"),
+        (
+            ("adult", "adult ticket ($)", 9),
+            ("child", "child ticket ($)", 5),
+            ("adults", "adults", 3),
+            ("children", "children", 4),
+            ("paid", "note paid ($)", 50),
+        ),
+        (
+            Step("adult_cost", "*", "adults", "adult", "The adults pay {a} × ${b} = ${sum}."),
+            Step("child_cost", "*", "children", "child", "The children pay {a} × ${b} = ${sum}."),
+            Step("cost", "+", "adult_cost", "child_cost", "Together that is ${a} + ${b} = ${sum}."),
+            Step("change", "-", "paid", "cost", "The change from ${a} is ${sum}."),
+        ),
+        "dollars",
+    ),
 )
 PROBLEMS_BY_KEY = {p.key: p for p in PROBLEMS}
 VALUE_MIN, VALUE_MAX = 1, 999
@@ -474,15 +531,23 @@ def solve(problem: Problem, values: dict[str, int]) -> list[dict]:
             raise ValueError(f"{step.b} must not be zero")
         result = Fraction(OPS[step.op](a, b))
         if result.denominator != 1:
-            raise ValueError(f"{_number(a)} does not divide evenly by {_number(b)}: "
-                             "pick numbers that share out exactly")
+            raise ValueError(
+                f"{_number(a)} does not divide evenly by {_number(b)}: pick numbers that share out exactly"
+            )
         if result < 0:
-            raise ValueError(f"these numbers give a negative count ({_number(result)}) at "
-                             f"\"{step.out}\"")
+            raise ValueError(f'these numbers give a negative count ({_number(result)}) at "{step.out}"')
         known[step.out] = result
-        out.append({"name": step.out, "op": step.op, "a": int(a), "b": int(b), "result": int(result),
-                    "expression": f"{_number(a)} {SYMBOL[step.op]} {_number(b)} = {_number(result)}",
-                    "sentence": step.say.format(a=_number(a), b=_number(b), sum=_number(result))})
+        out.append(
+            {
+                "name": step.out,
+                "op": step.op,
+                "a": int(a),
+                "b": int(b),
+                "result": int(result),
+                "expression": f"{_number(a)} {SYMBOL[step.op]} {_number(b)} = {_number(result)}",
+                "sentence": step.say.format(a=_number(a), b=_number(b), sum=_number(result)),
+            }
+        )
     return out
 
 
@@ -525,7 +590,7 @@ def zero_shot_final(answer: int) -> str:
 COT_MODES = {
     "direct": "Standard prompt: a worked example with its answer only",
     "few_shot_cot": "Few-shot chain of thought: a worked example with its reasoning",
-    "zero_shot_cot": "Zero-shot chain of thought: no example, \"Let's think step by step\"",
+    "zero_shot_cot": 'Zero-shot chain of thought: no example, "Let\'s think step by step"',
 }
 
 
@@ -572,13 +637,18 @@ def chain_of_thought(problem: Problem, values: dict[str, int], count: Counter) -
     for mode in COT_MODES:
         prompt, output = cot_prompt(mode, exemplar, question), cot_output(mode, steps, answer)
         final = zero_shot_final(answer) if mode == "zero_shot_cot" else direct_answer(answer)
-        modes[mode] = {"prompt": prompt, "output": output, "final": final,
-                       "prompt_tokens": count(prompt), "output_tokens": count(output)}
+        modes[mode] = {
+            "prompt": prompt,
+            "output": output,
+            "final": final,
+            "prompt_tokens": count(prompt),
+            "output_tokens": count(output),
+        }
     return {"question": question, "steps": steps, "answer": answer, "modes": modes}
 
 
 def parse_values(text: str) -> list[int]:
-    """"4,12,29,8" → [4, 12, 29, 8]; the query string carries a problem's numbers this way."""
+    """ "4,12,29,8" → [4, 12, 29, 8]; the query string carries a problem's numbers this way."""
     parts = [p.strip() for p in str(text).split(",")]
     if not all(re.fullmatch(r"\d{1,6}", p) for p in parts):
         raise ValueError("values must be whole numbers separated by commas, like 4,12,29,8")

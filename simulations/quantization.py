@@ -17,6 +17,7 @@ Gaussian weights fills every code about equally often; int4 places them evenly.
 Double quantisation stores the per-block scales themselves in 8 bits, with one fp32 scale per
 group of 256 blocks: 8/B + 32/(256·B) bits per weight instead of 32/B.
 """
+
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -81,8 +82,7 @@ def round_to_levels(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
 def absmax_per_block(w: np.ndarray, blocksize: int) -> np.ndarray:
     """max |w| over each block of `blocksize` consecutive weights (len(w) a multiple of it)."""
     if blocksize < 1 or len(w) % blocksize:
-        raise ValueError(f"the number of weights ({len(w)}) must be a multiple of the block size "
-                         f"({blocksize})")
+        raise ValueError(f"the number of weights ({len(w)}) must be a multiple of the block size ({blocksize})")
     return np.abs(w.reshape(-1, blocksize)).max(axis=1)
 
 
@@ -103,8 +103,7 @@ def double_quantize_scales(scales: np.ndarray, group: int = DQ_GROUP) -> np.ndar
     return restored.reshape(-1)[: len(scales)] + mean
 
 
-def quantize_blockwise(w: np.ndarray, levels: np.ndarray, blocksize: int,
-                       double_quant: bool = False) -> np.ndarray:
+def quantize_blockwise(w: np.ndarray, levels: np.ndarray, blocksize: int, double_quant: bool = False) -> np.ndarray:
     """The weights as read back after block-wise absmax quantisation to `levels`."""
     w = np.asarray(w, dtype=float)
     scales = absmax_per_block(w, blocksize)

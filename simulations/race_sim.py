@@ -9,6 +9,7 @@ lane for real; the page labels every simulated curve as such.
 
 Pure numpy; no Django.
 """
+
 import json
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -23,6 +24,7 @@ TAUS = np.geomspace(1.0, 5000.0, 400)  # candidate time constants, in steps
 @dataclass(frozen=True)
 class Curve:
     """y(t) = c + a·exp(−t/τ), fitted on steps 1..max_step; `rmse` is the fit's residual."""
+
     c: float
     a: float
     tau: float
@@ -58,6 +60,7 @@ def fit_curve(steps, values) -> Curve:
 @dataclass(frozen=True)
 class LaneFit:
     """What one real run gives the simulation: its fitted curves and its measured figures."""
+
     method: str
     loss: Curve
     accuracy: Curve
@@ -95,15 +98,21 @@ def simulate(fit: LaneFit, steps: int, every: int = 1) -> dict:
 
 
 def to_json(fits: dict[str, dict[str, LaneFit]], about: dict) -> str:
-    return json.dumps({"about": about, "tasks": {task: {m: asdict(f) for m, f in lanes.items()}
-                                                  for task, lanes in fits.items()}}, indent=1)
+    return json.dumps(
+        {"about": about, "tasks": {task: {m: asdict(f) for m, f in lanes.items()} for task, lanes in fits.items()}},
+        indent=1,
+    )
 
 
 @cache
 def shipped() -> dict:
     """The shipped fits: {"about": {...}, "tasks": {task: {method: LaneFit}}}."""
     raw = json.loads(FIT_FILE.read_text())
-    tasks = {task: {m: LaneFit(f["method"], Curve(**f["loss"]), Curve(**f["accuracy"]),
-                               f["seconds_per_step"], f["metrics"]) for m, f in lanes.items()}
-             for task, lanes in raw["tasks"].items()}
+    tasks = {
+        task: {
+            m: LaneFit(f["method"], Curve(**f["loss"]), Curve(**f["accuracy"]), f["seconds_per_step"], f["metrics"])
+            for m, f in lanes.items()
+        }
+        for task, lanes in raw["tasks"].items()
+    }
     return {"about": raw["about"], "tasks": tasks}

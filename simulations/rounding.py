@@ -1,6 +1,7 @@
 """Numbers for the playgrounds' JSON answers, rounded to significant digits: their values span
 many decades (an error of 1e-9 past a matrix's rank, parameter counts of 1e11), so a fixed number
 of decimals would either lose the small ones or bloat the large ones."""
+
 import numpy as np
 
 

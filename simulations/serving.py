@@ -8,6 +8,7 @@ The serving story (seed 001 ch0 and ch5, seed 000, seed 002): N tasks fine-tuned
 complete copies of the model; with LoRA they are one frozen base plus N files of B·A. After
 training, W' = W + (α/r)·B·A has W's shape, so a merged adapter costs nothing at inference.
 """
+
 from dataclasses import replace
 
 from simulations import lora, memory
@@ -39,22 +40,44 @@ GPT3_NOMINAL = NOMINAL["gpt3-175b"]
 
 # Figures the seeds quote from papers: data, not the lab's measurements.
 REPORTED = (
-    {"key": "trainable_reduction", "what": "fewer trainable parameters than full fine-tuning",
-     "value": 10_000, "unit": "×", "qualifier": "up to", "model": "GPT-3 175B",
-     "paper": "Hu et al. 2021 (LoRA)", "seed": "002",
-     "also": "seed 003 quotes the same figure from Widdows & Cohen; seed 000 lists 10,000x"},
-    {"key": "memory_reduction", "what": "less GPU memory during fine-tuning",
-     "value": 3, "unit": "×", "qualifier": "about", "model": "GPT-3 175B",
-     "paper": "Hu et al. 2021 (LoRA)", "seed": "002",
-     "also": "the frozen weights need no gradients and no optimizer state"},
-    {"key": "added_latency", "what": "inference latency added once B·A is merged into W",
-     "value": 0, "unit": "ms", "qualifier": "", "model": "GPT-3 175B",
-     "paper": "Hu et al. 2021 (LoRA)", "seed": "002",
-     "also": "seed 001 ch5 and seed 004 say the same; P13 measures it on the lab's runs"},
+    {
+        "key": "trainable_reduction",
+        "what": "fewer trainable parameters than full fine-tuning",
+        "value": 10_000,
+        "unit": "×",
+        "qualifier": "up to",
+        "model": "GPT-3 175B",
+        "paper": "Hu et al. 2021 (LoRA)",
+        "seed": "002",
+        "also": "seed 003 quotes the same figure from Widdows & Cohen; seed 000 lists 10,000x",
+    },
+    {
+        "key": "memory_reduction",
+        "what": "less GPU memory during fine-tuning",
+        "value": 3,
+        "unit": "×",
+        "qualifier": "about",
+        "model": "GPT-3 175B",
+        "paper": "Hu et al. 2021 (LoRA)",
+        "seed": "002",
+        "also": "the frozen weights need no gradients and no optimizer state",
+    },
+    {
+        "key": "added_latency",
+        "what": "inference latency added once B·A is merged into W",
+        "value": 0,
+        "unit": "ms",
+        "qualifier": "",
+        "model": "GPT-3 175B",
+        "paper": "Hu et al. 2021 (LoRA)",
+        "seed": "002",
+        "also": "seed 001 ch5 and seed 004 say the same; P13 measures it on the lab's runs",
+    },
 )
 
 
 # --- P13: storage of N tasks ---------------------------------------------------------------------
+
 
 def storage_models(lab: memory.Model) -> dict[str, memory.Model]:
     """The models the storage slider offers: the lab's own and three the seeds talk about."""
@@ -64,8 +87,7 @@ def storage_models(lab: memory.Model) -> dict[str, memory.Model]:
     return models
 
 
-def storage_story(models: dict[str, memory.Model], ranks=STORAGE_RANKS,
-                  tasks_max: int = TASKS_MAX) -> dict:
+def storage_story(models: dict[str, memory.Model], ranks=STORAGE_RANKS, tasks_max: int = TASKS_MAX) -> dict:
     """For each model and rank, disk for n = 1 … tasks_max tasks, 16-bit: n full copies against
     one base + n LoRA adapters on Q and V (memory.storage), and how many times less the second
     takes."""
@@ -76,21 +98,20 @@ def storage_story(models: dict[str, memory.Model], ranks=STORAGE_RANKS,
         for r in ranks:
             story = memory.storage(model, replace(settings, rank=r), tasks_max)
             story["adapter_params"] = memory.lora_params(model, r, STORAGE_TARGETS)
-            story["saving"] = [full / shared for full, shared in
-                               zip(story["full_copies"], story["base_plus_adapters"])]
+            story["saving"] = [full / shared for full, shared in zip(story["full_copies"], story["base_plus_adapters"])]
             out[key]["ranks"][str(r)] = story
     return out
 
 
 # --- P13: the lab's own files --------------------------------------------------------------------
 
+
 def lab_full_bytes(dims: Dims, num_labels: int, width: int = FP32_BYTES) -> int:
     """A full fine-tune of the lab's encoder saves every weight and the head: a whole copy."""
     return width * (bert_total(dims) + classifier_head_params(dims.hidden, num_labels))
 
 
-def lab_adapter_bytes(dims: Dims, rank: int, targets, num_labels: int,
-                      width: int = FP32_BYTES) -> int:
+def lab_adapter_bytes(dims: Dims, rank: int, targets, num_labels: int, width: int = FP32_BYTES) -> int:
     """The tensors a LoRA run of the lab saves: A and B of every adapted matrix, and the trained
     classifier head (peft keeps it beside the adapter), in fp32. The file adds a small header."""
     shapes = [s for t in targets for s in dims.target_shapes(t)]
@@ -104,13 +125,20 @@ def illustration(dims: Dims, tasks: dict[str, int], ranks=(4, 8)) -> list[dict]:
     rows = []
     for task, num_labels in tasks.items():
         for r in ranks:
-            rows.append({"task": task, "rank": r, "targets": list(STORAGE_TARGETS),
-                         "adapter_bytes": lab_adapter_bytes(dims, r, STORAGE_TARGETS, num_labels),
-                         "full_bytes": lab_full_bytes(dims, num_labels)})
+            rows.append(
+                {
+                    "task": task,
+                    "rank": r,
+                    "targets": list(STORAGE_TARGETS),
+                    "adapter_bytes": lab_adapter_bytes(dims, r, STORAGE_TARGETS, num_labels),
+                    "full_bytes": lab_full_bytes(dims, num_labels),
+                }
+            )
     return rows
 
 
 # --- P20: one matrix, frozen, with a side-car, merged ---------------------------------------------
+
 
 def freeze_attach_table(hidden_sizes=FREEZE_HIDDEN, ranks=FREEZE_RANKS) -> dict:
     """For every d and r: the full update d², LoRA's 2·d·r (None where r > d), the r·d entries
@@ -148,6 +176,7 @@ def gpt3_reduction(ranks=(1, 2, 4, 8), targets=STORAGE_TARGETS, total: float = N
 
 # --- where the seeds disagree with the arithmetic --------------------------------------------------
 
+
 def bert_large_adapter_bytes(bottleneck: int = 64, width: int = FP32_BYTES) -> int:
     """Two bottleneck adapters in each of BERT-large's 24 layers, weights only (2·d·m each)."""
     return width * 2 * BERT_LARGE.layers * adapter_weight_params(BERT_LARGE.hidden, bottleneck)
@@ -168,24 +197,30 @@ def seed_notes() -> list[dict]:
     gpt3_adapter = gpt3_adapter_bytes()
     bert_adapter = bert_large_adapter_bytes()
     return [
-        {"source": "seed 001 ch0 (storage of ten 7B copies)",
-         "text": f"A nominal 7B model in 16-bit is {memory.fmt_bytes(7e9 * FP16_BYTES)}, ten copies "
-                 f"{memory.fmt_bytes(10 * 7e9 * FP16_BYTES)}, as the seed says. The LLaMA-7B shape "
-                 f"counts {memory.fmt_count(seven.total_params())} parameters, "
-                 f"{memory.fmt_bytes(seven.total_params() * FP16_BYTES)} a copy."},
-        {"source": "seed 000 (adapter table for GPT-3, 26 tasks)",
-         "text": f"26 copies of {memory.fmt_bytes(gpt3_copy)} are "
-                 f"{memory.fmt_bytes(tasks * gpt3_copy)} against "
-                 f"{memory.fmt_bytes(gpt3_copy + tasks * quoted_adapter)} with one base and 26 "
-                 f"adapters of 25 MB: {tasks * gpt3_copy / (gpt3_copy + tasks * quoted_adapter):.0f}× "
-                 f"less, as quoted. But 25 MB is not a GPT-3 adapter: two m = 64 adapters per layer "
-                 f"at d = 12,288 over 96 layers weigh {memory.fmt_bytes(gpt3_adapter)} in 16-bit. "
-                 f"25 MB is BERT-large's adapters ({memory.fmt_count(bert_adapter // FP32_BYTES)} "
-                 f"weights) in fp32: {memory.fmt_bytes(bert_adapter)}. With GPT-3-sized adapters "
-                 f"the saving is {tasks * gpt3_copy / (gpt3_copy + tasks * gpt3_adapter):.0f}×."},
-        {"source": "seed 000 (\"37,000x\") and seed 002 (\"up to 10,000×\")",
-         "text": "Both are whole-model ratios for GPT-3 175B, and the rank decides which: LoRA on Q "
-                 "and V in 96 layers gives " + ", ".join(
-                     f"{row['reduction']:,.0f}× at r = {row['rank']}" for row in gpt3_reduction())
-                 + ". The seed's 4.7M trainable parameters are Q and V at r = 1."},
+        {
+            "source": "seed 001 ch0 (storage of ten 7B copies)",
+            "text": f"A nominal 7B model in 16-bit is {memory.fmt_bytes(7e9 * FP16_BYTES)}, ten copies "
+            f"{memory.fmt_bytes(10 * 7e9 * FP16_BYTES)}, as the seed says. The LLaMA-7B shape "
+            f"counts {memory.fmt_count(seven.total_params())} parameters, "
+            f"{memory.fmt_bytes(seven.total_params() * FP16_BYTES)} a copy.",
+        },
+        {
+            "source": "seed 000 (adapter table for GPT-3, 26 tasks)",
+            "text": f"26 copies of {memory.fmt_bytes(gpt3_copy)} are "
+            f"{memory.fmt_bytes(tasks * gpt3_copy)} against "
+            f"{memory.fmt_bytes(gpt3_copy + tasks * quoted_adapter)} with one base and 26 "
+            f"adapters of 25 MB: {tasks * gpt3_copy / (gpt3_copy + tasks * quoted_adapter):.0f}× "
+            f"less, as quoted. But 25 MB is not a GPT-3 adapter: two m = 64 adapters per layer "
+            f"at d = 12,288 over 96 layers weigh {memory.fmt_bytes(gpt3_adapter)} in 16-bit. "
+            f"25 MB is BERT-large's adapters ({memory.fmt_count(bert_adapter // FP32_BYTES)} "
+            f"weights) in fp32: {memory.fmt_bytes(bert_adapter)}. With GPT-3-sized adapters "
+            f"the saving is {tasks * gpt3_copy / (gpt3_copy + tasks * gpt3_adapter):.0f}×.",
+        },
+        {
+            "source": 'seed 000 ("37,000x") and seed 002 ("up to 10,000×")',
+            "text": "Both are whole-model ratios for GPT-3 175B, and the rank decides which: LoRA on Q "
+            "and V in 96 layers gives "
+            + ", ".join(f"{row['reduction']:,.0f}× at r = {row['rank']}" for row in gpt3_reduction())
+            + ". The seed's 4.7M trainable parameters are Q and V at r = 1.",
+        },
     ]

@@ -9,6 +9,7 @@ notes say so with the computed value.
 
 No Django imports: peftlab/playgrounds/family.py serialises what this returns.
 """
+
 from dataclasses import dataclass, field
 
 from simulations.adapter_block import BERT_BASE, BERT_LARGE
@@ -33,33 +34,68 @@ class Reported:
 
 GLUE_SOURCE = "seed 004 (“Method Comparison: GLUE in One Picture”, RoBERTa-base)"
 GLUE_ROBERTA_BASE = (
-    Reported("full", {}, (0.0, 0.0), "full",
-             ((90, "essentially ties full fine-tuning"),),
-             "every weight: the reference the gaps are measured from"),
-    Reported("lora", {"rank": 8, "variant": "QV"}, (-0.1, 0.1), "full",
-             ((90, "LoRA $r=8$ at 0.24% trainable parameters essentially ties full fine-tuning "
-                   "(within 0.1 points)"),
-              (44, "attaching LoRA to the query and value projections")),
-             "r = 8 on the query and value projections",
-             {"seed_share_pct": 0.24}),
+    Reported(
+        "full",
+        {},
+        (0.0, 0.0),
+        "full",
+        ((90, "essentially ties full fine-tuning"),),
+        "every weight: the reference the gaps are measured from",
+    ),
+    Reported(
+        "lora",
+        {"rank": 8, "variant": "QV"},
+        (-0.1, 0.1),
+        "full",
+        (
+            (90, "LoRA $r=8$ at 0.24% trainable parameters essentially ties full fine-tuning (within 0.1 points)"),
+            (44, "attaching LoRA to the query and value projections"),
+        ),
+        "r = 8 on the query and value projections",
+        {"seed_share_pct": 0.24},
+    ),
     # The seed gives the adapter's size only as a ratio to LoRA's; the m at which two Houlsby
     # adapters per layer reach it is computed by `implied_bottleneck`.
-    Reported("adapter", {"ratio_to_lora": 4}, (0.0, 0.0), "lora",
-             ((91, "Adapter matches LoRA’s quality but at ~4x the trainable parameter count"),),
-             "size given only as “~4x” LoRA's count"),
-    Reported("prefix", {"virtual_tokens": 20}, (0.5, 1.0), "lora",
-             ((65, "a 20-token prefix can only carry so much, so on hard tasks Prefix-Tuning lags "
-                   "LoRA by 0.5-1 point"),
-              (92, "Prefix-Tuning trades a small accuracy drop for very low parameter count")),
-             "n = 20, the prefix length the seed uses"),
-    Reported("prompt", {"virtual_tokens": 20}, (3.0, 4.0), "full",
-             ((93, "on smaller models it leaves 3-4 points on the table"),),
-             "n = 20 (the seed names no length for prompt tuning; the lab uses its prefix length)"),
-    Reported("bitfit", {}, None, "lora",
-             ((94, "BitFit is a remarkable baseline given how trivial it is"),
-              (73, "as a serious method it underperforms LoRA by a small margin"),
-              (73, "around 0.08% of parameters for BERT")),
-             "every bias", {"seed_share_pct": 0.08}),
+    Reported(
+        "adapter",
+        {"ratio_to_lora": 4},
+        (0.0, 0.0),
+        "lora",
+        ((91, "Adapter matches LoRA’s quality but at ~4x the trainable parameter count"),),
+        "size given only as “~4x” LoRA's count",
+    ),
+    Reported(
+        "prefix",
+        {"virtual_tokens": 20},
+        (0.5, 1.0),
+        "lora",
+        (
+            (65, "a 20-token prefix can only carry so much, so on hard tasks Prefix-Tuning lags LoRA by 0.5-1 point"),
+            (92, "Prefix-Tuning trades a small accuracy drop for very low parameter count"),
+        ),
+        "n = 20, the prefix length the seed uses",
+    ),
+    Reported(
+        "prompt",
+        {"virtual_tokens": 20},
+        (3.0, 4.0),
+        "full",
+        ((93, "on smaller models it leaves 3-4 points on the table"),),
+        "n = 20 (the seed names no length for prompt tuning; the lab uses its prefix length)",
+    ),
+    Reported(
+        "bitfit",
+        {},
+        None,
+        "lora",
+        (
+            (94, "BitFit is a remarkable baseline given how trivial it is"),
+            (73, "as a serious method it underperforms LoRA by a small margin"),
+            (73, "around 0.08% of parameters for BERT"),
+        ),
+        "every bias",
+        {"seed_share_pct": 0.08},
+    ),
 )
 GLUE_BY_METHOD = {row.method: row for row in GLUE_ROBERTA_BASE}
 
@@ -76,8 +112,7 @@ def glue_settings(row: Reported, dims: Dims = ROBERTA_BASE) -> tuple[str | None,
     method = BY_KEY[row.method]
     if row.method == "adapter":
         lora = GLUE_BY_METHOD["lora"].settings
-        m = implied_bottleneck(row.settings["ratio_to_lora"],
-                               count("lora", dims, lora["variant"], lora["rank"]), dims)
+        m = implied_bottleneck(row.settings["ratio_to_lora"], count("lora", dims, lora["variant"], lora["rank"]), dims)
         return None, m
     variant = row.settings.get("variant")
     value = row.settings.get(method.knob.param) if method.knob else None
@@ -104,15 +139,23 @@ def glue_points(dims: Dims = ROBERTA_BASE) -> list[dict]:
         variant, value = glue_settings(row, dims)
         n = count(row.method, dims, variant, value)
         gap = gap_to_full(row)
-        points.append({
-            "method": row.method, "label": BY_KEY[row.method].label,
-            "variant": variant, "value": value, "setting": row.setting_note,
-            "trainable": n, "share": n / total, "ratio_to_lora": n / lora_count,
-            "gap": list(gap) if gap else None,
-            "gap_mid": (gap[0] + gap[1]) / 2 if gap else None,
-            "reported_gap": list(row.gap) if row.gap else None, "relative_to": row.relative_to,
-            "quotes": [{"line": line, "text": text} for line, text in row.quotes],
-        })
+        points.append(
+            {
+                "method": row.method,
+                "label": BY_KEY[row.method].label,
+                "variant": variant,
+                "value": value,
+                "setting": row.setting_note,
+                "trainable": n,
+                "share": n / total,
+                "ratio_to_lora": n / lora_count,
+                "gap": list(gap) if gap else None,
+                "gap_mid": (gap[0] + gap[1]) / 2 if gap else None,
+                "reported_gap": list(row.gap) if row.gap else None,
+                "relative_to": row.relative_to,
+                "quotes": [{"line": line, "text": text} for line, text in row.quotes],
+            }
+        )
     return points
 
 
@@ -136,12 +179,21 @@ def rank_quality(hidden: int = GPT3_175B.hidden) -> list[dict]:
     rows = []
     for rank, quoted, lo, hi, quoted_quality in RANK_QUALITY_GPT3:
         n = lora_matrix_params(hidden, hidden, rank)
-        rows.append({"rank": rank, "per_matrix": n, "share": n / (hidden * hidden),
-                     "seed_count": quoted, "quality": [lo, hi], "seed_quality": quoted_quality})
+        rows.append(
+            {
+                "rank": rank,
+                "per_matrix": n,
+                "share": n / (hidden * hidden),
+                "seed_count": quoted,
+                "quality": [lo, hi],
+                "seed_quality": quoted_quality,
+            }
+        )
     return rows
 
 
 # --- The seeds' trainable-share tables -----------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class QuotedShare:
@@ -169,8 +221,7 @@ SHARE_TABLES = (
 )
 
 # Seed 000, lines 216-219: the four-method table for GPT-3 175B, "Trainable Params" column.
-GPT3_TABLE = {"adapter": (6.3e6, "6.3M (0.004%)"), "lora": (4.7e6, "4.7M (0.003%)"),
-              "prompt": (77e3, "77K (0.00004%)")}
+GPT3_TABLE = {"adapter": (6.3e6, "6.3M (0.004%)"), "lora": (4.7e6, "4.7M (0.003%)"), "prompt": (77e3, "77K (0.00004%)")}
 ADAPTER_M_SEED = 64  # seed 000: "m = 64 was sufficient", the adapter setting it counts with
 
 
@@ -199,11 +250,18 @@ def gpt3_table_rows() -> list[dict]:
     bert_large = 2 * BERT_LARGE.layers * adapter_weight_params(BERT_LARGE.hidden, ADAPTER_M_SEED)
     rows = []
     for method, (quoted, text) in GPT3_TABLE.items():
-        rows.append({"method": method, "label": BY_KEY[method].label, "seed": text,
-                     "seed_count": quoted, "seed_share": quoted / GPT3_175B.total_params,
-                     "formula": formula[method],
-                     "tokens_at_gpt3_width": quoted / d if method == "prompt" else None,
-                     "bert_large_formula": bert_large if method == "adapter" else None})
+        rows.append(
+            {
+                "method": method,
+                "label": BY_KEY[method].label,
+                "seed": text,
+                "seed_count": quoted,
+                "seed_share": quoted / GPT3_175B.total_params,
+                "formula": formula[method],
+                "tokens_at_gpt3_width": quoted / d if method == "prompt" else None,
+                "bert_large_formula": bert_large if method == "adapter" else None,
+            }
+        )
     return rows
 
 
@@ -218,41 +276,67 @@ def discrepancies(dims: Dims = ROBERTA_BASE) -> list[dict]:
     share = {p["method"]: p for p in glue_points(dims)}
     lora, prefix, prompt = share["lora"], share["prefix"], share["prompt"]
     adapter_m = share["adapter"]["value"]
-    bitfit_share = {name: count("bitfit", dd) / encoder_total(dd)
-                    for name, dd in (("BERT-base", BERT_BASE), ("BERT-large", BERT_LARGE),
-                                     ("RoBERTa-base", dims))}
+    bitfit_share = {
+        name: count("bitfit", dd) / encoder_total(dd)
+        for name, dd in (("BERT-base", BERT_BASE), ("BERT-large", BERT_LARGE), ("RoBERTa-base", dims))
+    }
     m_lo = smallest_value_reaching("adapter", 2, dims)
     m_hi = smallest_value_reaching("adapter", 4, dims)
     gpt3 = {r["method"]: r for r in gpt3_table_rows()}
     notes = [
-        {"topic": "lora", "text": (
-            f"Agrees: LoRA r = 8 on Q and V trains {lora['trainable']:,} of RoBERTa-base's "
-            f"{total:,} parameters, {_pct(lora['share'])}; seed 004 says 0.24%.")},
-        {"topic": "prefix", "text": (
-            f"Seed 004's table gives prefix tuning ~0.1% and its GLUE text a “very low parameter "
-            f"count”, but its own 20-token prefix trains n·2·d·L = {prefix['trainable']:,} "
-            f"parameters on RoBERTa-base ({_pct(prefix['share'])}), more than LoRA r = 8 "
-            f"({lora['trainable']:,}). ~0.1% is about "
-            f"{smallest_value_reaching('prefix', 0.1, dims)} tokens.")},
-        {"topic": "prompt", "text": (
-            f"Seed 004's table says prompt tuning trains <0.01%, seed 000's ~0.01%. On RoBERTa-base "
-            f"n·d stays under 0.01% up to n = {largest_value_below('prompt', 0.01, dims)} tokens; "
-            f"20 tokens give {prompt['trainable']:,} ({_pct(prompt['share'])}).")},
-        {"topic": "adapter", "text": (
-            f"The two tables disagree on adapters: seed 004 0.5-2%, seed 000 ~2-4% (and 3.6% in its "
-            f"timeline). On RoBERTa-base two Houlsby adapters per layer reach 2% at m = {m_lo} and "
-            f"4% at m = {m_hi}; seed 004's “~4x LoRA” is m = {adapter_m} "
-            f"({share['adapter']['trainable']:,}, {_pct(share['adapter']['share'])}, "
-            f"{share['adapter']['ratio_to_lora']:.2f}× LoRA with the biases).")},
-        {"topic": "bitfit", "text": (
-            "Seed 004 puts BitFit at “around 0.08% of parameters for BERT” and ~0.1% in its table; "
-            "counting every bias gives " + ", ".join(f"{k} {_pct(v)}" for k, v in bitfit_share.items())
-            + ". The 0.08% fits BERT-large.")},
-        {"topic": "gpt3", "text": (
-            f"Seed 000's GPT-3 table: LoRA r = 8 “4.7M”, but Q, K, V and O in {GPT3_175B.layers} layers at d = {GPT3_175B.hidden:,} "
-            f"give {gpt3['lora']['formula']:,}; adapters “6.3M” is BERT-large's count (two adapters of "
-            f"m = {ADAPTER_M_SEED} in {BERT_LARGE.layers} layers: {gpt3['adapter']['bert_large_formula']:,}); at GPT-3's width and depth they are {gpt3['adapter']['formula']:,}; "
-            f"prompt tuning “77K” is {gpt3['prompt']['tokens_at_gpt3_width']:.1f} vectors of width "
-            f"12,288, not a whole number of tokens. The percentages follow from the quoted counts.")},
+        {
+            "topic": "lora",
+            "text": (
+                f"Agrees: LoRA r = 8 on Q and V trains {lora['trainable']:,} of RoBERTa-base's "
+                f"{total:,} parameters, {_pct(lora['share'])}; seed 004 says 0.24%."
+            ),
+        },
+        {
+            "topic": "prefix",
+            "text": (
+                f"Seed 004's table gives prefix tuning ~0.1% and its GLUE text a “very low parameter "
+                f"count”, but its own 20-token prefix trains n·2·d·L = {prefix['trainable']:,} "
+                f"parameters on RoBERTa-base ({_pct(prefix['share'])}), more than LoRA r = 8 "
+                f"({lora['trainable']:,}). ~0.1% is about "
+                f"{smallest_value_reaching('prefix', 0.1, dims)} tokens."
+            ),
+        },
+        {
+            "topic": "prompt",
+            "text": (
+                f"Seed 004's table says prompt tuning trains <0.01%, seed 000's ~0.01%. On RoBERTa-base "
+                f"n·d stays under 0.01% up to n = {largest_value_below('prompt', 0.01, dims)} tokens; "
+                f"20 tokens give {prompt['trainable']:,} ({_pct(prompt['share'])})."
+            ),
+        },
+        {
+            "topic": "adapter",
+            "text": (
+                f"The two tables disagree on adapters: seed 004 0.5-2%, seed 000 ~2-4% (and 3.6% in its "
+                f"timeline). On RoBERTa-base two Houlsby adapters per layer reach 2% at m = {m_lo} and "
+                f"4% at m = {m_hi}; seed 004's “~4x LoRA” is m = {adapter_m} "
+                f"({share['adapter']['trainable']:,}, {_pct(share['adapter']['share'])}, "
+                f"{share['adapter']['ratio_to_lora']:.2f}× LoRA with the biases)."
+            ),
+        },
+        {
+            "topic": "bitfit",
+            "text": (
+                "Seed 004 puts BitFit at “around 0.08% of parameters for BERT” and ~0.1% in its table; "
+                "counting every bias gives "
+                + ", ".join(f"{k} {_pct(v)}" for k, v in bitfit_share.items())
+                + ". The 0.08% fits BERT-large."
+            ),
+        },
+        {
+            "topic": "gpt3",
+            "text": (
+                f"Seed 000's GPT-3 table: LoRA r = 8 “4.7M”, but Q, K, V and O in {GPT3_175B.layers} layers at d = {GPT3_175B.hidden:,} "
+                f"give {gpt3['lora']['formula']:,}; adapters “6.3M” is BERT-large's count (two adapters of "
+                f"m = {ADAPTER_M_SEED} in {BERT_LARGE.layers} layers: {gpt3['adapter']['bert_large_formula']:,}); at GPT-3's width and depth they are {gpt3['adapter']['formula']:,}; "
+                f"prompt tuning “77K” is {gpt3['prompt']['tokens_at_gpt3_width']:.1f} vectors of width "
+                f"12,288, not a whole number of tokens. The percentages follow from the quoted counts."
+            ),
+        },
     ]
     return notes

@@ -17,6 +17,7 @@ The optimiser: full-batch Adam (Kingma & Ba 2015),
 
 A coordinate whose gradient is always 0 never moves: that is how a masked weight stays pruned.
 """
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,8 +39,9 @@ class Dataset:
     y_test: np.ndarray
 
 
-def spirals(per_class: int, rng: np.random.Generator, classes: int = 3,
-            noise: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+def spirals(
+    per_class: int, rng: np.random.Generator, classes: int = 3, noise: float = 0.25
+) -> tuple[np.ndarray, np.ndarray]:
     """`classes` spiral arms, `per_class` points each: radius t ∈ [0.05, 1] and angle
     2πc/k + 6·t + noise·N(0, 1) for arm c, so each arm winds almost a full turn
     (a linear classifier scores about 54 % on the test split, the MLP over 98 %)."""
@@ -91,8 +93,8 @@ def unpack(theta: np.ndarray, sizes=SIZES) -> list[tuple[np.ndarray, np.ndarray]
     """Views (W, b) of each layer inside the flat θ."""
     layers, start = [], 0
     for i, o in layer_shapes(sizes):
-        w = theta[start:start + i * o].reshape(i, o)
-        b = theta[start + i * o:start + i * o + o]
+        w = theta[start : start + i * o].reshape(i, o)
+        b = theta[start + i * o : start + i * o + o]
         layers.append((w, b))
         start += i * o + o
     return layers
@@ -117,8 +119,7 @@ def logits(theta: np.ndarray, x: np.ndarray, sizes=SIZES) -> np.ndarray:
     return h @ w + b
 
 
-def loss_and_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray,
-                  sizes=SIZES) -> tuple[float, np.ndarray]:
+def loss_and_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray, sizes=SIZES) -> tuple[float, np.ndarray]:
     """Mean softmax cross-entropy L = −(1/n) Σ log softmax(z)_y, and dL/dθ by backpropagation.
 
     Backward: dL/dz = (softmax(z) − onehot(y))/n at the output; through a layer h' = relu(hW + b):
@@ -155,9 +156,15 @@ def accuracy(theta: np.ndarray, x: np.ndarray, y: np.ndarray, sizes=SIZES) -> fl
 
 
 # --- training ------------------------------------------------------------------------------------
-def adam(grad_fn: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray,
-         steps: int = STEPS, lr: float = LR, beta1: float = 0.9, beta2: float = 0.999,
-         eps: float = 1e-8) -> tuple[np.ndarray, list[float]]:
+def adam(
+    grad_fn: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x0: np.ndarray,
+    steps: int = STEPS,
+    lr: float = LR,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+) -> tuple[np.ndarray, list[float]]:
     """Minimise with Adam from x0 (see the module docstring); returns x and the loss per step."""
     x = np.array(x0, dtype=float)
     m = np.zeros_like(x)
@@ -172,13 +179,16 @@ def adam(grad_fn: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarr
     return x, losses
 
 
-def train(theta0: np.ndarray, data: Dataset, mask: np.ndarray | None = None,
-          steps: int = STEPS, lr: float = LR) -> np.ndarray:
+def train(
+    theta0: np.ndarray, data: Dataset, mask: np.ndarray | None = None, steps: int = STEPS, lr: float = LR
+) -> np.ndarray:
     """Ordinary training of θ from θ0; with a 0/1 `mask`, only the kept entries are trained and
     the pruned ones are held at exactly 0 (θ0 ⊙ mask at the start, gradient ⊙ mask every step)."""
     if mask is None:
+
         def grad_fn(theta):
             return loss_and_grad(theta, data.x_train, data.y_train)
+
         start = theta0
     else:
         keep = mask.astype(float)
@@ -186,6 +196,7 @@ def train(theta0: np.ndarray, data: Dataset, mask: np.ndarray | None = None,
         def grad_fn(theta):
             loss, g = loss_and_grad(theta, data.x_train, data.y_train)
             return loss, g * keep
+
         start = theta0 * keep
     theta, _ = adam(grad_fn, start, steps, lr)
     return theta

@@ -61,8 +61,9 @@ def _fresh_counters_and_quick_passwords(settings, tmp_path):
     """Each in-process test starts with empty rate-limit counters (the Django cache holds only
     those): every request of a test process comes from 127.0.0.1, and per-address counts would
     otherwise carry from one test to the next. Passwords hash quickly."""
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": str(tmp_path)}}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": str(tmp_path)}
+    }
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
@@ -117,9 +118,15 @@ def class_lab(tmp_path_factory):
     runs sent to the gpu queue (this machine has no GPU: the worker records the CPU); the web
     process pools three database connections."""
     url, drop = postgres_database()
-    lab = Lab(tmp_path_factory.mktemp("class"), DATABASE_URL=url, CELERY_BROKER_URL=redis_url(),
-              PEFTLAB_RUN_QUEUE="gpu", PEFTLAB_WORKER_QUEUES="gpu,cpu", PEFTLAB_WORKER_NAME="gpu",
-              PEFTLAB_DB_POOL_SIZE="3")
+    lab = Lab(
+        tmp_path_factory.mktemp("class"),
+        DATABASE_URL=url,
+        CELERY_BROKER_URL=redis_url(),
+        PEFTLAB_RUN_QUEUE="gpu",
+        PEFTLAB_WORKER_QUEUES="gpu,cpu",
+        PEFTLAB_WORKER_NAME="gpu",
+        PEFTLAB_DB_POOL_SIZE="3",
+    )
     lab.manage("migrate", "--noinput")
     lab.start("web")
     lab.start("worker")
@@ -146,9 +153,17 @@ def page(browser, embedded_lab):
     page = context.new_page()
     errors, expected = [], []
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-    page.on("console", lambda msg: errors.append(
-        f"console error: {msg.text} (at {msg.location.get('url')}:{msg.location.get('lineNumber')}) "
-        f"on {page.url}") if msg.type == "error" else None)
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(
+                f"console error: {msg.text} (at {msg.location.get('url')}:{msg.location.get('lineNumber')}) "
+                f"on {page.url}"
+            )
+            if msg.type == "error"
+            else None
+        ),
+    )
     page.expected_console_errors = expected
     yield page
     context.close()

@@ -36,6 +36,7 @@ What trains
 Saving and loading: workers/artifacts.py writes the trained tensors (adapters and head) under
 their parameter names and rebuilds the adapters with attach_adapters before loading them.
 """
+
 import contextlib
 
 import torch
@@ -47,8 +48,7 @@ DEFAULT_INIT_STD = 1e-3  # adapter-bert's init_scale
 class BottleneckAdapter(nn.Module):
     """h + up(GELU(down(h))), the identity at initialisation (up weight and bias are zero)."""
 
-    def __init__(self, hidden: int, bottleneck: int, generator: torch.Generator,
-                 init_std: float = DEFAULT_INIT_STD):
+    def __init__(self, hidden: int, bottleneck: int, generator: torch.Generator, init_std: float = DEFAULT_INIT_STD):
         super().__init__()
         # Made on the meta device so that nn.Linear's own init draws nothing from the global RNG:
         # the caller's generator is the only randomness.
@@ -58,8 +58,7 @@ class BottleneckAdapter(nn.Module):
         self.to_empty(device="cpu")
         self.enabled = True
         with torch.no_grad():
-            nn.init.trunc_normal_(self.down.weight, std=init_std, a=-2 * init_std, b=2 * init_std,
-                                  generator=generator)
+            nn.init.trunc_normal_(self.down.weight, std=init_std, a=-2 * init_std, b=2 * init_std, generator=generator)
             self.down.bias.zero_()
             self.up.weight.zero_()
             self.up.bias.zero_()
@@ -86,8 +85,7 @@ def _adapters(model: nn.Module) -> list[BottleneckAdapter]:
     return [m for m in model.modules() if isinstance(m, BottleneckAdapter)]
 
 
-def attach_adapters(model: nn.Module, bottleneck: int, seed: int,
-                    init_std: float = DEFAULT_INIT_STD) -> nn.Module:
+def attach_adapters(model: nn.Module, bottleneck: int, seed: int, init_std: float = DEFAULT_INIT_STD) -> nn.Module:
     """Insert 2 adapters per layer into a BertForSequenceClassification, in place.
 
     Everything is frozen except the adapters and `model.classifier`. Adapter weights are drawn

@@ -9,6 +9,7 @@ method's record says (simulations/methods.py `saved_by`):
   `trained.safetensors`, every tensor that trained, by its name in the model. `load_trained`
   rebuilds the method's structure on a fresh base classifier and puts these tensors in.
 """
+
 import json
 import zipfile
 from pathlib import Path
@@ -46,8 +47,13 @@ def load_trained(directory: Path, device=None):
     from workers import builders, classifier
 
     manifest = json.loads((directory / MANIFEST).read_text())
-    spec = RunSpec(method=manifest["method"], task=manifest["task"], steps=manifest["steps"],
-                   seed=manifest["seed"], params=manifest["params"])
+    spec = RunSpec(
+        method=manifest["method"],
+        task=manifest["task"],
+        steps=manifest["steps"],
+        seed=manifest["seed"],
+        params=manifest["params"],
+    )
     device = device or torch.device("cpu")
     num_labels = len(manifest["labels"])
     saved_by = METHODS[spec.method].saved_by
@@ -69,8 +75,10 @@ def load_trained(directory: Path, device=None):
     tensors = load_file(directory / TRAINED)
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
     if set(tensors) != trained:
-        raise ValueError(f"{directory / TRAINED} does not match a {spec.method} model: "
-                         f"unexpected {sorted(set(tensors) - trained)[:3]}, missing {sorted(trained - set(tensors))[:3]}")
+        raise ValueError(
+            f"{directory / TRAINED} does not match a {spec.method} model: "
+            f"unexpected {sorted(set(tensors) - trained)[:3]}, missing {sorted(trained - set(tensors))[:3]}"
+        )
     model.load_state_dict(tensors, strict=False)
     return model.to(device)
 

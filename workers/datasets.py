@@ -15,6 +15,7 @@ web layer's business (`workers.methods.validate_run` asks it).
 This module is imported by the web layer to list tasks, so it must not import
 torch or Django.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,21 @@ from typing import NamedTuple, Protocol
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
-__all__ = ["DATA_DIR", "Example", "Task", "TaskSource", "UnknownTask", "is_shipped", "is_sourced",
-           "list_tasks", "load_task", "read_task", "register_source", "task_exists", "task_names"]
+__all__ = [
+    "DATA_DIR",
+    "Example",
+    "Task",
+    "TaskSource",
+    "UnknownTask",
+    "is_shipped",
+    "is_sourced",
+    "list_tasks",
+    "load_task",
+    "read_task",
+    "register_source",
+    "task_exists",
+    "task_names",
+]
 
 
 class UnknownTask(KeyError):
@@ -131,8 +145,7 @@ def load_task(name: str) -> Task:
     if source is not None:
         return source.load(name)
     known = task_names()
-    raise UnknownTask(
-        f"unknown task {name!r}; known tasks: {', '.join(known) if known else '(none)'}")
+    raise UnknownTask(f"unknown task {name!r}; known tasks: {', '.join(known) if known else '(none)'}")
 
 
 @cache
@@ -145,14 +158,16 @@ def list_tasks() -> list[dict]:
     out = []
     for name in task_names():
         task = load_task(name)
-        out.append({
-            "name": task.name,
-            "title": task.title,
-            "description": task.description,
-            "labels": list(task.labels),
-            "train_size": task.train_size,
-            "val_size": task.val_size,
-        })
+        out.append(
+            {
+                "name": task.name,
+                "title": task.title,
+                "description": task.description,
+                "labels": list(task.labels),
+                "train_size": task.train_size,
+                "val_size": task.val_size,
+            }
+        )
     return out
 
 
@@ -173,8 +188,7 @@ def read_task(folder: Path) -> Task:
         if not isinstance(meta[key], str):
             raise ValueError(f"{meta_path}: {key!r} must be a string")
     labels = meta["labels"]
-    if (not isinstance(labels, list) or len(labels) < 2
-            or not all(isinstance(label, str) and label for label in labels)):
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(label, str) and label for label in labels):
         raise ValueError(f"{meta_path}: 'labels' must be a list of at least two non-empty strings")
     if len(set(labels)) != len(labels):
         raise ValueError(f"{meta_path}: 'labels' has duplicates: {labels}")
@@ -208,9 +222,7 @@ def _read_split(path: Path, label_ids: dict[str, int]) -> tuple[Example, ...]:
             if not text.strip():
                 raise ValueError(f"{path}:{line}: empty text")
             if label not in label_ids:
-                raise ValueError(
-                    f"{path}:{line}: unknown label {label!r}; "
-                    f"task.json labels are {list(label_ids)}")
+                raise ValueError(f"{path}:{line}: unknown label {label!r}; task.json labels are {list(label_ids)}")
             examples.append(Example(text, label_ids[label]))
     if not examples:
         raise ValueError(f"{path}: no examples")

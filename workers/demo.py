@@ -5,6 +5,7 @@ that merging B·A into W leaves the answer unchanged, without loading torch in t
 The sentences are written for this purpose and appear in neither split of the shipped tasks.
 torch is imported inside the functions: the web layer may read DEMO_SENTENCES.
 """
+
 from workers import datasets
 from workers.constants import MAX_TOKENS
 
@@ -46,12 +47,12 @@ def logits(model, task_name: str, device):
     from workers import classifier
 
     texts = [text for text, _ in sentences(task_name)]
-    encoded = classifier.load_base().tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,
-                                    return_tensors="pt")
+    encoded = classifier.load_base().tokenizer(
+        texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+    )
     model.eval()
     with torch.no_grad():
-        out = model(input_ids=encoded["input_ids"].to(device),
-                    attention_mask=encoded["attention_mask"].to(device))
+        out = model(input_ids=encoded["input_ids"].to(device), attention_mask=encoded["attention_mask"].to(device))
     return out.logits.float().cpu()
 
 
@@ -61,10 +62,14 @@ def record(task_name: str, unmerged, merged=None) -> dict:
     import torch
 
     pairs = sentences(task_name)
-    out = {"texts": [t for t, _ in pairs], "expected": [label for _, label in pairs],
-           "labels": list(datasets.load_task(task_name).labels),
-           "probs": torch.softmax(unmerged, dim=-1).tolist(),
-           "probs_merged": None, "max_abs_logit_diff": None}
+    out = {
+        "texts": [t for t, _ in pairs],
+        "expected": [label for _, label in pairs],
+        "labels": list(datasets.load_task(task_name).labels),
+        "probs": torch.softmax(unmerged, dim=-1).tolist(),
+        "probs_merged": None,
+        "max_abs_logit_diff": None,
+    }
     if merged is not None:
         out["probs_merged"] = torch.softmax(merged, dim=-1).tolist()
         out["max_abs_logit_diff"] = (unmerged - merged).abs().max().item()

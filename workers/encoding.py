@@ -2,6 +2,7 @@
 
 Each task is tokenized once, unpadded; a batch pads only to its own longest sequence.
 """
+
 import random
 from dataclasses import dataclass
 from functools import cache
@@ -79,5 +80,5 @@ def batches(data: Encoded, batch_size: int, seed: int):
     while True:
         rng.shuffle(order)
         for start in range(0, len(order) - batch_size + 1, batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             yield [data.ids[i] for i in idx], [data.labels[i] for i in idx]

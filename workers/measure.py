@@ -1,4 +1,5 @@
 """What a run measures: validation loss and accuracy, parameters, memory and latency."""
+
 import contextlib
 import gc
 import os
@@ -24,7 +25,7 @@ def evaluate(model: nn.Module, data: encoding.Encoded, device) -> tuple[float, f
     total_loss, correct = 0.0, 0
     order = sorted(range(len(data.labels)), key=lambda i: len(data.ids[i]))
     for start in range(0, len(order), EVAL_BATCH):
-        idx = order[start:start + EVAL_BATCH]
+        idx = order[start : start + EVAL_BATCH]
         batch = encoding.collate([data.ids[i] for i in idx], [data.labels[i] for i in idx], device)
         out = model(**batch)
         total_loss += out.loss.item() * len(batch["labels"])
@@ -55,9 +56,11 @@ def memory_breakdown(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict
     """Bytes of parameters (as stored: 4-bit weights packed), gradients and optimizer state."""
     params = list(model.parameters())
     state = [v for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
-    return {"params": tensor_bytes(params) + tensor_bytes(model.buffers()),
-            "grads": tensor_bytes(p.grad for p in params),
-            "optimizer_state": tensor_bytes(state)}
+    return {
+        "params": tensor_bytes(params) + tensor_bytes(model.buffers()),
+        "grads": tensor_bytes(p.grad for p in params),
+        "optimizer_state": tensor_bytes(state),
+    }
 
 
 def _rss_bytes() -> int:
@@ -120,10 +123,11 @@ class PeakMemory:
         device already, which is not the run's (tensors of an earlier run that only a reference
         cycle still holds, cuBLAS's workspaces)."""
         self.device = device
-        self.source = ("cuda: torch.cuda.max_memory_allocated, less what the process held before "
-                       "the run" if device.type == "cuda" else
-                       "cpu: parameters + gradients + optimizer state + largest step's activations, "
-                       "counted from the tensors")
+        self.source = (
+            "cuda: torch.cuda.max_memory_allocated, less what the process held before the run"
+            if device.type == "cuda"
+            else "cpu: parameters + gradients + optimizer state + largest step's activations, counted from the tensors"
+        )
         self._stop = threading.Event()
         self._rss_peak = 0
         if device.type == "cuda":
@@ -155,8 +159,11 @@ class PeakMemory:
             peak = torch.cuda.max_memory_allocated(self.device) - self._held_before
             return {"peak_memory_bytes": peak, "peak_memory_source": self.source}
         counted = breakdown["params"] + breakdown["grads"] + breakdown["optimizer_state"] + activations
-        return {"peak_memory_bytes": counted, "peak_memory_source": self.source,
-                "rss_growth_bytes": self._rss_peak - self._rss_start}
+        return {
+            "peak_memory_bytes": counted,
+            "peak_memory_source": self.source,
+            "rss_growth_bytes": self._rss_peak - self._rss_start,
+        }
 
 
 def _allocate_cublas_workspaces(device: torch.device) -> None:

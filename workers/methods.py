@@ -5,6 +5,7 @@ simulations/methods.py and are re-exported here; this module adds what needs the
 the datasets: validate_run and the RunSpec it returns. It imports no torch: the web layer
 validates requests with it. How each method is built lives in builders.py.
 """
+
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ def _dynamic_maximum(name: str, clean: dict, task: str) -> int | None:
 @dataclass(frozen=True)
 class RunSpec:
     """A validated run request: everything the engine needs, nothing it must re-check."""
+
     method: str
     task: str
     steps: int
@@ -63,8 +65,7 @@ class RunSpec:
     params: dict
 
     def as_dict(self) -> dict:
-        return {"method": self.method, "task": self.task, "steps": self.steps,
-                "seed": self.seed, "params": self.params}
+        return {"method": self.method, "task": self.task, "steps": self.steps, "seed": self.seed, "params": self.params}
 
 
 def _number(name: str, value: Any, kind: str) -> float | int:
@@ -112,12 +113,12 @@ def _task_usable(task: Any, may_use_task: Callable[[str], bool] | None) -> bool:
         return True
     # An uploaded task (datasets.register_source) only for whom the caller says may use it; the
     # same answer as for a name that does not exist, so that nobody learns which uploads exist.
-    return (may_use_task is not None and datasets.is_sourced(task) and may_use_task(task)
-            and datasets.task_exists(task))
+    return may_use_task is not None and datasets.is_sourced(task) and may_use_task(task) and datasets.task_exists(task)
 
 
-def validate_run(method: str, task: str, steps: Any, seed: Any, params: Any, *,
-                 may_use_task: Callable[[str], bool] | None = None) -> RunSpec:
+def validate_run(
+    method: str, task: str, steps: Any, seed: Any, params: Any, *, may_use_task: Callable[[str], bool] | None = None
+) -> RunSpec:
     """Check a run request against the registry and return it with defaults filled in.
 
     `task` is a shipped task, or an uploaded one (``upload-<id>``) where `may_use_task(task)`
@@ -136,11 +137,10 @@ def validate_run(method: str, task: str, steps: Any, seed: Any, params: Any, *,
     if not 0 <= seed < 2**31:
         raise RunRequestError(f"seed must be between 0 and {2**31 - 1} (got {seed})")
     if not isinstance(params, dict):
-        raise RunRequestError("params must be an object such as {\"rank\": 8}")
+        raise RunRequestError('params must be an object such as {"rank": 8}')
     extra = sorted(set(params) - set(spec.param_names))
     if extra:
-        raise RunRequestError(f"{extra[0]!r} does not apply to {method}; its parameters are "
-                              f"{list(spec.param_names)}")
+        raise RunRequestError(f"{extra[0]!r} does not apply to {method}; its parameters are {list(spec.param_names)}")
 
     clean: dict[str, Any] = {}
     # Targets first: the rank's bound depends on them.

@@ -27,6 +27,7 @@ its losses would differ from the lab's well above the 1e-4 that test_browser_com
 
 No torch here (the web layer serves the code): the lab's modules are read as text, not imported.
 """
+
 import ast
 import json
 import textwrap
@@ -45,24 +46,25 @@ PACKAGES = ("torch", "transformers", "peft", "bitsandbytes")
 
 # The lab's own modules that a generated script carries, and the definitions it copies from each.
 LAB_CODE = {
-    "adapter": ("adapters.py", ("DEFAULT_INIT_STD", "BottleneckAdapter", "_sublayers", "_adapters",
-                                "attach_adapters")),
+    "adapter": ("adapters.py", ("DEFAULT_INIT_STD", "BottleneckAdapter", "_sublayers", "_adapters", "attach_adapters")),
     "prefix": ("prefix.py", ("INIT_STD", "PrefixSelfAttention", "attach_prefixes")),
     "bitfit": ("bitfit.py", ("apply_bitfit",)),
 }
 # The definitions the script copies to pack the training batches of a method whose record says
 # packable (as the engine does: packing.PACKABLE).
-PACKING_CODE = ("packing.py", ("ROW_TOKENS", "PackedBatch", "fit_rows", "pack", "attention_mask",
-                               "classifier_of", "forward"))
+PACKING_CODE = (
+    "packing.py",
+    ("ROW_TOKENS", "PackedBatch", "fit_rows", "pack", "attention_mask", "classifier_of", "forward"),
+)
 WHY_NOT_PEFT = {
     "adapter": "peft has no Houlsby bottleneck adapter, so the lab writes its own "
-               "(workers/adapters.py): two adapters per layer, after the attention output and "
-               "after the FFN, the up-projection starting at zero.",
+    "(workers/adapters.py): two adapters per layer, after the attention output and "
+    "after the FFN, the up-projection starting at zero.",
     "prefix": "peft's prefix tuning feeds the prefixes in as a past-key-value cache, which the BERT "
-              "of transformers 5 no longer accepts; the lab writes prefix tuning into the "
-              "self-attention itself (workers/prefix.py).",
+    "of transformers 5 no longer accepts; the lab writes prefix tuning into the "
+    "self-attention itself (workers/prefix.py).",
     "bitfit": "peft has no BitFit: the lab freezes every weight and trains only the encoder's bias "
-              "terms and the head (workers/bitfit.py).",
+    "terms and the head (workers/bitfit.py).",
 }
 
 
@@ -93,8 +95,11 @@ def lab_source(filename: str, names: tuple[str, ...]) -> str:
             if not _imports_the_lab(node):
                 imports.append(ast.get_source_segment(text, node))
             continue
-        targets = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else [
-            t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        targets = (
+            [node.name]
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+            else [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        )
         if any(name in names for name in targets):
             defs.append(ast.get_source_segment(text, node))
             found.update(targets)
@@ -142,8 +147,7 @@ def _config_code(spec: RunSpec, autocast: bool) -> str:
         f"EVAL_EVERY = {p['eval_every']!r}  # 0: evaluate only at the end",
         f"AUTOCAST = {autocast!r}  # True: training steps compute in bf16 autocast, as the lab's did",
     ]
-    for name in ("rank", "alpha", "dropout", "bottleneck", "virtual_tokens", "target_modules",
-                 "train_examples"):
+    for name in ("rank", "alpha", "dropout", "bottleneck", "virtual_tokens", "target_modules", "train_examples"):
         if name in p:
             lines.append(f"{name.upper()} = {p[name]!r}")
     lines += [
@@ -159,17 +163,21 @@ def _config_code(spec: RunSpec, autocast: bool) -> str:
 
 def _task_dir_code(task: str) -> list[str]:
     if datasets.is_shipped(task):
-        return ["# The task's CSVs ship with PEFT Lab (workers/data/<task>/); point PEFTLAB_TASK_DIR elsewhere",
-                "# to use a copy.",
-                f"TASK_DIR = Path(os.environ.get('PEFTLAB_TASK_DIR', {str(datasets.DATA_DIR / task)!r}))"]
+        return [
+            "# The task's CSVs ship with PEFT Lab (workers/data/<task>/); point PEFTLAB_TASK_DIR elsewhere",
+            "# to use a copy.",
+            f"TASK_DIR = Path(os.environ.get('PEFTLAB_TASK_DIR', {str(datasets.DATA_DIR / task)!r}))",
+        ]
     # An uploaded CSV lives in the lab's database, not in a folder this script could read.
-    return ["# This run trained on a CSV uploaded to the lab, which does not ship with PEFT Lab: put its",
-            "# labels in task.json ({\"labels\": [...]}, in the lab's order) and its split in train.csv and",
-            "# val.csv (header text,label) in one folder, and point PEFTLAB_TASK_DIR there.",
-            f"TASK_DIR = Path(os.environ.get('PEFTLAB_TASK_DIR', {task!r}))"]
+    return [
+        "# This run trained on a CSV uploaded to the lab, which does not ship with PEFT Lab: put its",
+        '# labels in task.json ({"labels": [...]}, in the lab\'s order) and its split in train.csv and',
+        "# val.csv (header text,label) in one folder, and point PEFTLAB_TASK_DIR there.",
+        f"TASK_DIR = Path(os.environ.get('PEFTLAB_TASK_DIR', {task!r}))",
+    ]
 
 
-IMPORTS = '''import csv
+IMPORTS = """import csv
 import json
 import os
 import random
@@ -183,7 +191,7 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-hf_logging.set_verbosity_error()'''
+hf_logging.set_verbosity_error()"""
 
 DATA = '''labels = json.loads((TASK_DIR / "task.json").read_text(encoding="utf-8"))["labels"]
 
@@ -214,9 +222,9 @@ def collate(ids, targets):
     return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device),
             "labels": torch.tensor(targets, dtype=torch.long, device=device)}'''
 
-LOAD = '''model = AutoModelForSequenceClassification.from_pretrained(MODEL_PATH, num_labels=len(labels))'''
+LOAD = """model = AutoModelForSequenceClassification.from_pretrained(MODEL_PATH, num_labels=len(labels))"""
 
-LOAD_4BIT = '''from transformers import BitsAndBytesConfig
+LOAD_4BIT = """from transformers import BitsAndBytesConfig
 
 # NF4 with double quantization on every linear layer of the encoder; the head and the pooler stay
 # fp32. The layers compute in bf16 on a GPU, in fp32 on the CPU.
@@ -230,16 +238,16 @@ model = AutoModelForSequenceClassification.from_pretrained(
 # mode, after which training fails; keep the training layout in both modes, as the lab does.
 for module in model.modules():
     if hasattr(module, "support_avx512bf16_for_cpu"):
-        module.support_avx512bf16_for_cpu = False'''
+        module.support_avx512bf16_for_cpu = False"""
 
-HEAD = '''# The head, drawn as the lab draws it: the seed, then normal(0, initializer_range) weights from
+HEAD = """# The head, drawn as the lab draws it: the seed, then normal(0, initializer_range) weights from
 # a generator of that seed, zero bias.
 torch.manual_seed(SEED)
 head = nn.Linear(model.config.hidden_size, len(labels))
 with torch.no_grad():
     head.weight.normal_(0.0, model.config.initializer_range, generator=torch.Generator().manual_seed(SEED))
     head.bias.zero_()
-model.classifier = head.to(device)'''
+model.classifier = head.to(device)"""
 
 
 def _subset_cells(spec: RunSpec) -> list[Cell]:
@@ -248,14 +256,20 @@ def _subset_cells(spec: RunSpec) -> list[Cell]:
     if spec.params.get("train_examples") is None:
         return []
     return [
-        Cell("markdown", "The run trained on a seeded, class-balanced subset of the training split; "
-                         "this is the lab's code for it (`workers/subsets.py`)."),
-        Cell("code", lab_source("subsets.py", ("balanced_subset",)) + "\n\n\n"
-             "if TRAIN_EXAMPLES < len(train_ids):\n"
-             "    keep = balanced_subset(train_labels, TRAIN_EXAMPLES, SEED)\n"
-             "    train_ids = [train_ids[i] for i in keep]\n"
-             "    train_labels = [train_labels[i] for i in keep]\n"
-             "print(f\"training on {len(train_ids)} examples\")"),
+        Cell(
+            "markdown",
+            "The run trained on a seeded, class-balanced subset of the training split; "
+            "this is the lab's code for it (`workers/subsets.py`).",
+        ),
+        Cell(
+            "code",
+            lab_source("subsets.py", ("balanced_subset",)) + "\n\n\n"
+            "if TRAIN_EXAMPLES < len(train_ids):\n"
+            "    keep = balanced_subset(train_labels, TRAIN_EXAMPLES, SEED)\n"
+            "    train_ids = [train_ids[i] for i in keep]\n"
+            "    train_labels = [train_labels[i] for i in keep]\n"
+            'print(f"training on {len(train_ids)} examples")',
+        ),
     ]
 
 
@@ -275,7 +289,8 @@ def _method_cells(spec: RunSpec) -> list[Cell]:
             "peft_config = LoraConfig(task_type=TaskType.SEQ_CLS, r=RANK, lora_alpha=ALPHA,\n"
             f"                         lora_dropout=DROPOUT, use_dora={method == 'dora'},\n"
             f'                         target_modules=r"{regex}")\n'
-            "model = get_peft_model(model, peft_config)")
+            "model = get_peft_model(model, peft_config)"
+        )
         return [Cell("markdown", intro), Cell("code", code)]
     if method == "prompt":
         code = (
@@ -284,7 +299,8 @@ def _method_cells(spec: RunSpec) -> list[Cell]:
             "torch.manual_seed(SEED)\n"
             "model = get_peft_model(model, PromptTuningConfig(\n"
             "    task_type=TaskType.SEQ_CLS, num_virtual_tokens=VIRTUAL_TOKENS,\n"
-            "    prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB))")
+            "    prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB))"
+        )
         return [Cell("markdown", intro), Cell("code", code)]
     if method == "ia3":
         targets = p["target_modules"]
@@ -295,14 +311,19 @@ def _method_cells(spec: RunSpec) -> list[Cell]:
             "model = get_peft_model(model, IA3Config(\n"
             "    task_type=TaskType.SEQ_CLS,\n"
             f'    target_modules=r"{base_model.module_regex(targets)}",\n'
-            f"    feedforward_modules={feedforward}))")
+            f"    feedforward_modules={feedforward}))"
+        )
         return [Cell("markdown", intro), Cell("code", code)]
     filename, names = LAB_CODE[method]
-    call = {"adapter": "model = attach_adapters(model, BOTTLENECK, SEED)",
-            "prefix": "model = attach_prefixes(model, VIRTUAL_TOKENS, SEED)",
-            "bitfit": "model = apply_bitfit(model)"}[method]
-    why = (f"{intro}\n\n{WHY_NOT_PEFT[method]} The next cell is that code, copied from "
-           f"`workers/{filename}`: plain torch on the transformers model.")
+    call = {
+        "adapter": "model = attach_adapters(model, BOTTLENECK, SEED)",
+        "prefix": "model = attach_prefixes(model, VIRTUAL_TOKENS, SEED)",
+        "bitfit": "model = apply_bitfit(model)",
+    }[method]
+    why = (
+        f"{intro}\n\n{WHY_NOT_PEFT[method]} The next cell is that code, copied from "
+        f"`workers/{filename}`: plain torch on the transformers model."
+    )
     return [Cell("markdown", why), Cell("code", lab_source(filename, names)), Cell("code", call)]
 
 
@@ -344,7 +365,7 @@ def evaluate():
 
 '''
 
-LOOP = f'''stream = batches(len(train_ids), min(BATCH_SIZE, len(train_ids)), SEED)
+LOOP = f"""stream = batches(len(train_ids), min(BATCH_SIZE, len(train_ids)), SEED)
 log_every = max(1, STEPS // {LOG_LINES})
 model.train()
 for step in range(1, STEPS + 1):
@@ -359,15 +380,15 @@ for step in range(1, STEPS + 1):
         val_loss, val_accuracy = evaluate()
         print(f"step {{step}}  validation loss {{val_loss:.4f}}  accuracy {{val_accuracy:.4f}}")
 
-print(f"validation accuracy: {{val_accuracy:.4f}}")'''
+print(f"validation accuracy: {{val_accuracy:.4f}}")"""
 
 
-PADDED_STEP = '''batch = collate([train_ids[i] for i in idx], [train_labels[i] for i in idx])
+PADDED_STEP = """batch = collate([train_ids[i] for i in idx], [train_labels[i] for i in idx])
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=AUTOCAST):
-        loss = model(**batch).loss'''
-PACKED_STEP = '''batch = pack([train_ids[i] for i in idx], [train_labels[i] for i in idx], device, tokenizer.pad_token_id)
+        loss = model(**batch).loss"""
+PACKED_STEP = """batch = pack([train_ids[i] for i in idx], [train_labels[i] for i in idx], device, tokenizer.pad_token_id)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=AUTOCAST):
-        loss = forward(model, batch)[0]'''
+        loss = forward(model, batch)[0]"""
 
 
 def _packing_cells(spec: RunSpec) -> list[Cell]:
@@ -375,14 +396,19 @@ def _packing_cells(spec: RunSpec) -> list[Cell]:
     if not METHODS[spec.method].packable:
         return []
     filename, names = PACKING_CODE
-    return [Cell("markdown", "The lab trains on packed batches: the same examples per batch, their tokens "
-                             "laid end to end in a few rows without padding, positions restarting at "
-                             "each sequence, a block-diagonal attention mask, each sequence read at its "
-                             "own [CLS] token. It computes what padded batches compute (up to float "
-                             "rounding), but dropout draws its masks for the packed shape: packing "
-                             "here too gives the lab's losses. The code, copied from "
-                             f"`workers/{filename}`:"),
-            Cell("code", lab_source(filename, names))]
+    return [
+        Cell(
+            "markdown",
+            "The lab trains on packed batches: the same examples per batch, their tokens "
+            "laid end to end in a few rows without padding, positions restarting at "
+            "each sequence, a block-diagonal attention mask, each sequence read at its "
+            "own [CLS] token. It computes what padded batches compute (up to float "
+            "rounding), but dropout draws its masks for the packed shape: packing "
+            "here too gives the lab's losses. The code, copied from "
+            f"`workers/{filename}`:",
+        ),
+        Cell("code", lab_source(filename, names)),
+    ]
 
 
 def _loop(spec: RunSpec) -> str:
@@ -394,11 +420,13 @@ def cells(spec: RunSpec, run_id=None, metrics: dict | None = None, device: str =
     """The notebook's cells, in order, for the run `spec` (validated: defaults filled in)."""
     name = f"run {run_id}" if run_id is not None else "a run"
     label = METHODS[spec.method].label
-    title = (f"# Reproduce PEFT Lab {name}: {label} on {spec.task}\n\n"
-             f"{spec.steps} steps, seed {spec.seed}, parameters `{json.dumps(spec.params)}`. Generated by "
-             f"PEFT Lab from the run's configuration: the same base model ({base_model.NAME}), data, "
-             "method, learning rate, batches and evaluation as the lab's training engine. "
-             f"The lab ran {_versions()}.")
+    title = (
+        f"# Reproduce PEFT Lab {name}: {label} on {spec.task}\n\n"
+        f"{spec.steps} steps, seed {spec.seed}, parameters `{json.dumps(spec.params)}`. Generated by "
+        f"PEFT Lab from the run's configuration: the same base model ({base_model.NAME}), data, "
+        "method, learning rate, batches and evaluation as the lab's training engine. "
+        f"The lab ran {_versions()}."
+    )
     measured = _measured(run_id, metrics or {}, device)
     if measured:
         title += f"\n\n{measured} On another machine the time differs; on the CPU the numbers "
@@ -449,7 +477,12 @@ def notebook(spec: RunSpec, run_id=None, metrics: dict | None = None, device: st
     """The cells as a Jupyter notebook (nbformat 4.5), ready for json.dumps."""
     nb_cells = []
     for i, cell in enumerate(cells(spec, run_id, metrics, device)):
-        entry = {"cell_type": cell.kind, "id": f"cell-{i}", "metadata": {}, "source": cell.source.splitlines(keepends=True)}
+        entry = {
+            "cell_type": cell.kind,
+            "id": f"cell-{i}",
+            "metadata": {},
+            "source": cell.source.splitlines(keepends=True),
+        }
         if cell.kind == "code":
             entry.update(execution_count=None, outputs=[])
         nb_cells.append(entry)

@@ -33,6 +33,7 @@ pack unchanged.
 
 The engine packs training steps only; evaluation stays padded (sorted by length, it pads little).
 """
+
 from typing import NamedTuple
 
 import torch
@@ -58,12 +59,12 @@ class PackedBatch(NamedTuple):
     """One training batch, packed. (A NamedTuple, not a dataclass: workers/notebook.py copies this
     module's definitions into the reproduce script as source text, without decorators.)"""
 
-    input_ids: torch.Tensor      # rows x width
-    position_ids: torch.Tensor   # rows x width, 0 at every sequence's first token
-    sequence_ids: torch.Tensor   # rows x width: which sequence of the batch each token is of
-    first: torch.Tensor          # (sequences,) flat index (row * width + column) of each [CLS]
-    labels: torch.Tensor         # (sequences,)
-    tokens: int                  # real tokens (what the padded batch's attention_mask sums to)
+    input_ids: torch.Tensor  # rows x width
+    position_ids: torch.Tensor  # rows x width, 0 at every sequence's first token
+    sequence_ids: torch.Tensor  # rows x width: which sequence of the batch each token is of
+    first: torch.Tensor  # (sequences,) flat index (row * width + column) of each [CLS]
+    labels: torch.Tensor  # (sequences,)
+    tokens: int  # real tokens (what the padded batch's attention_mask sums to)
 
     @property
     def width(self) -> int:
@@ -106,16 +107,19 @@ def pack(ids: list[list[int]], labels: list[int], device, pad_id: int, row_token
         column = 0
         for i in run:
             n = len(ids[i])
-            input_ids[row, column:column + n] = torch.tensor(ids[i])
-            position_ids[row, column:column + n] = torch.arange(n)
-            sequence_ids[row, column:column + n] = i
+            input_ids[row, column : column + n] = torch.tensor(ids[i])
+            position_ids[row, column : column + n] = torch.arange(n)
+            sequence_ids[row, column : column + n] = i
             first[i] = row * width + column
             column += n
-    return PackedBatch(input_ids=input_ids.to(device), position_ids=position_ids.to(device),
-                       sequence_ids=sequence_ids.to(device),
-                       first=torch.tensor(first, dtype=torch.long, device=device),
-                       labels=torch.tensor(labels, dtype=torch.long, device=device),
-                       tokens=sum(len(s) for s in ids))
+    return PackedBatch(
+        input_ids=input_ids.to(device),
+        position_ids=position_ids.to(device),
+        sequence_ids=sequence_ids.to(device),
+        first=torch.tensor(first, dtype=torch.long, device=device),
+        labels=torch.tensor(labels, dtype=torch.long, device=device),
+        tokens=sum(len(s) for s in ids),
+    )
 
 
 def attention_mask(batch: PackedBatch, attn_implementation: str | None, dtype: torch.dtype) -> torch.Tensor:

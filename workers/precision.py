@@ -19,6 +19,7 @@ PEFTLAB_AUTOCAST chooses, per worker:
 The memory calculator predicts a lab run in either precision (simulations/memory.lab_prediction):
 under autocast, autograd also keeps each linear map's bf16 weight copy for the backward pass.
 """
+
 import contextlib
 import os
 
@@ -89,6 +90,7 @@ def cast_frozen_weights_once(model, dtype) -> None:
         def forward(x):
             weight = copy if torch.is_autocast_enabled(x.device.type) else layer.weight
             return functional.linear(x, weight, layer.bias)
+
         return forward
 
     for layer in model.modules():

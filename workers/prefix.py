@@ -10,6 +10,7 @@ learned; the queries, the sequence length of the output and the position ids are
 Trainable: n·2·d per layer (the count without peft's optional reparametrisation MLP), plus the
 classifier head. Saved as `trained.safetensors` (every tensor that trained) by workers/artifacts.py.
 """
+
 import torch
 from torch import nn
 from transformers.models.bert.modeling_bert import (
@@ -46,8 +47,16 @@ class PrefixSelfAttention(BertSelfAttention):
             pad = attention_mask.new_full((*attention_mask.shape[:-1], n), fill)
             attention_mask = torch.cat([pad, attention_mask], dim=-1)
         attend = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
-        output, weights = attend(self, query, key, value, attention_mask,
-                                 dropout=self.dropout.p if self.training else 0.0, scaling=self.scaling, **kwargs)
+        output, weights = attend(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.dropout.p if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )
         return output.reshape(batch, length, -1).contiguous(), weights
 
 

@@ -44,6 +44,7 @@ layer, so the weight keeps the NF4 + double-quant layout that training uses, in 
 
 Merging: see `merge_to_fp32` (peft's `merge_and_unload()` works on a 4-bit base but re-quantizes).
 """
+
 import logging
 from collections.abc import Iterable
 
@@ -69,8 +70,9 @@ def _skipped(name: str, skip: Iterable[str]) -> bool:
     return any(part in skip for part in name.split("."))
 
 
-def quantize_4bit(model: nn.Module, compute_dtype: torch.dtype, device: torch.device,
-                  skip: Iterable[str] = ("classifier", "pooler")) -> nn.Module:
+def quantize_4bit(
+    model: nn.Module, compute_dtype: torch.dtype, device: torch.device, skip: Iterable[str] = ("classifier", "pooler")
+) -> nn.Module:
     """Replace every `nn.Linear` of `model` (except those under a module named in `skip`) with an
     NF4, double-quantized `bitsandbytes.nn.Linear4bit` holding the same weights; return the model.
 
@@ -85,17 +87,31 @@ def quantize_4bit(model: nn.Module, compute_dtype: torch.dtype, device: torch.de
     bnb = _bnb()
     device = torch.device(device)
     skip = tuple(skip)
-    targets = [(name, module) for name, module in model.named_modules()
-               if type(module) is nn.Linear and not _skipped(name, skip)]
+    targets = [
+        (name, module)
+        for name, module in model.named_modules()
+        if type(module) is nn.Linear and not _skipped(name, skip)
+    ]
     for name, linear in targets:
         # Built on the meta device: Linear4bit's own init would draw a random fp32 weight first.
-        layer = bnb.nn.Linear4bit(linear.in_features, linear.out_features, bias=linear.bias is not None,
-                                  compute_dtype=compute_dtype, compress_statistics=DOUBLE_QUANT,
-                                  quant_type=QUANT_TYPE, device="meta")
+        layer = bnb.nn.Linear4bit(
+            linear.in_features,
+            linear.out_features,
+            bias=linear.bias is not None,
+            compute_dtype=compute_dtype,
+            compress_statistics=DOUBLE_QUANT,
+            quant_type=QUANT_TYPE,
+            device="meta",
+        )
         weight = linear.weight.detach().to(torch.float32).contiguous()
-        layer.weight = bnb.nn.Params4bit(weight, requires_grad=False, blocksize=BLOCKSIZE,
-                                         compress_statistics=DOUBLE_QUANT, quant_type=QUANT_TYPE,
-                                         module=layer).to(device)  # quantizes here
+        layer.weight = bnb.nn.Params4bit(
+            weight,
+            requires_grad=False,
+            blocksize=BLOCKSIZE,
+            compress_statistics=DOUBLE_QUANT,
+            quant_type=QUANT_TYPE,
+            module=layer,
+        ).to(device)  # quantizes here
         if linear.bias is not None:
             layer.bias = nn.Parameter(linear.bias.detach().to(device).clone(), requires_grad=False)
         # See the module docstring: keep one weight layout (and double quant) in eval and train.
@@ -122,8 +138,9 @@ def _is_adapter(name: str) -> bool:
     return "lora_" in name or ".modules_to_save." in name
 
 
-def base_weight_bytes(model: nn.Module, linear_only: bool = False,
-                      skip: Iterable[str] = ("classifier", "pooler")) -> int:
+def base_weight_bytes(
+    model: nn.Module, linear_only: bool = False, skip: Iterable[str] = ("classifier", "pooler")
+) -> int:
     """Bytes the base model's tensors actually hold, each storage counted once.
 
     A `Params4bit` counts its packed uint8 data plus its quant state's tensors (the 8-bit absmax,
@@ -174,8 +191,9 @@ def dequantize_weight(weight) -> torch.Tensor:
     bnb = _bnb()
     state = weight.quant_state
     if getattr(state, "packing_format_for_cpu", False):
-        raise ValueError("this weight was repacked for bitsandbytes' CPU inference kernel; "
-                         "quantize_4bit's layers never are")
+        raise ValueError(
+            "this weight was repacked for bitsandbytes' CPU inference kernel; quantize_4bit's layers never are"
+        )
     return bnb.functional.dequantize_4bit(weight.data, state).to(torch.float32)
 
 
@@ -215,8 +233,7 @@ def merge_to_fp32(peft_model: nn.Module) -> nn.Module:
             weight = merged.get(name)
             if weight is None:
                 weight = dequantize_weight(layer.weight)
-            linear = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None,
-                               device="meta")
+            linear = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None, device="meta")
             linear.weight = nn.Parameter(weight.detach().contiguous(), requires_grad=False)
             if layer.bias is not None:
                 linear.bias = nn.Parameter(layer.bias.detach().to(torch.float32).clone(), requires_grad=False)

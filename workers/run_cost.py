@@ -11,6 +11,7 @@ kept in workers/data/run_cost.json with that CPU named:
 `evaluations` are the ones every `eval_every` steps. The figures are one CPU's: a budget in them
 is "seconds of that CPU", which is what the messages say. A GPU worker is faster, never slower.
 """
+
 import json
 import math
 from dataclasses import dataclass
@@ -35,8 +36,9 @@ class Cost:
 
     def seconds(self, steps: int, batch_size: int, eval_every: int, val_size: int) -> float:
         evaluations = steps // eval_every if eval_every else 0
-        return (self.fixed_seconds + steps * self.step_seconds(batch_size)
-                + evaluations * self.evaluation_seconds(val_size))
+        return (
+            self.fixed_seconds + steps * self.step_seconds(batch_size) + evaluations * self.evaluation_seconds(val_size)
+        )
 
     def steps_within(self, seconds: float, batch_size: int, eval_every: int, val_size: int) -> int:
         """The most steps at `batch_size` whose estimate stays within `seconds` (0: none)."""

@@ -5,6 +5,7 @@ class in a seeded shuffle, so the classes differ by at most one example (unless 
 out), the same seed always gives the same subset, and a smaller subset is the start of a larger
 one: a sweep over data sizes with one seed trains the small set inside the large one.
 """
+
 import random
 from collections.abc import Sequence
 

@@ -4,6 +4,7 @@ The web layer predicts a run's memory before it starts; the activations grow wit
 length of the widest batch, at most the task's longest training example. This reads the base
 model's tokenizer.json with the `tokenizers` library alone (no torch, no transformers).
 """
+
 from functools import cache
 
 from workers import base_model, datasets

@@ -4,6 +4,7 @@ batches (workers/encoding.py), measured (workers/measure.py) and saved (workers/
 It knows nothing of HTTP or the database. The caller hands it a `report` callback that receives
 each batch of new training points and evaluations and answers whether to go on (False cancels).
 """
+
 import math
 import time
 from collections.abc import Callable
@@ -56,6 +57,7 @@ def make_optimizer(spec: RunSpec, params: list, device: torch.device) -> torch.o
 @dataclass
 class _Run:
     """What a run's loop works with, built before its first step."""
+
     device: torch.device
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -74,6 +76,7 @@ class _Run:
 @dataclass
 class _Done:
     """Where the loop stopped: its last step, the real tokens it trained on, its last evaluation."""
+
     step: int = 0
     tokens: int = 0
     last_eval: EvalPoint | None = None
@@ -81,8 +84,12 @@ class _Done:
     seconds: float = 0.0
 
 
-def train(spec: RunSpec, report: Callable[[list[StepPoint], list[EvalPoint]], bool],
-          save_dir: Path | None = None, device: torch.device | None = None) -> dict:
+def train(
+    spec: RunSpec,
+    report: Callable[[list[StepPoint], list[EvalPoint]], bool],
+    save_dir: Path | None = None,
+    device: torch.device | None = None,
+) -> dict:
     """Fine-tune the base model as `spec` says; return the run's metrics.
 
     `report(points, evals)` gets new points at least every FLUSH_SECONDS, and each evaluation in
@@ -120,10 +127,21 @@ def _prepare(spec: RunSpec, device: torch.device) -> _Run:
     model.train()
     # Packed batches (no padding computed) where the method allows; prompt and prefix tuning add
     # tokens of their own to every row and keep padded ones.
-    return _Run(device=device, model=model, optimizer=optimizer, memory=memory,
-                activations=activations, compute=compute, packed=spec.method in packing.PACKABLE,
-                pad_id=classifier.load_base().tokenizer.pad_token_id, labels=list(task.labels),
-                train_data=train_data, val_data=val_data, trainable=trainable, total=total)
+    return _Run(
+        device=device,
+        model=model,
+        optimizer=optimizer,
+        memory=memory,
+        activations=activations,
+        compute=compute,
+        packed=spec.method in packing.PACKABLE,
+        pad_id=classifier.load_base().tokenizer.pad_token_id,
+        labels=list(task.labels),
+        train_data=train_data,
+        val_data=val_data,
+        trainable=trainable,
+        total=total,
+    )
 
 
 def _loop(spec: RunSpec, run: _Run, report) -> _Done:

@@ -4,6 +4,7 @@ Mounted by peftlab/api/lab.py. Anyone else (another teacher, a student, a visito
 same 404 as for a code that does not exist. The dashboard's actions are POSTs elsewhere: cancel
 is POST /api/runs/{id}/cancel (a teacher sees every run of their classes), pause and settings are
 forms on the dashboard page (peftlab/classroom/views.py)."""
+
 from ninja import Router
 
 from peftlab.api.errors import Error
@@ -23,8 +24,11 @@ def teachers_classroom(request, code: str) -> Classroom | None:
     return Classroom.objects.filter(code=normalize_code(code), teacher=viewer.user).first()
 
 
-@router.get("/{code}/dashboard", response={200: dict, 404: Error},
-            summary="A class's students and their runs, the leaderboard per method, its queued runs")
+@router.get(
+    "/{code}/dashboard",
+    response={200: dict, 404: Error},
+    summary="A class's students and their runs, the leaderboard per method, its queued runs",
+)
 def class_dashboard(request, code: str):
     classroom = teachers_classroom(request, code)
     if classroom is None:

@@ -3,6 +3,7 @@
 
 Mounted at /api by peftlab/api/lab.py. Every number here is a run's own measurement; the Pareto
 front is simulations/pareto.py's."""
+
 import json
 import re
 
@@ -46,8 +47,9 @@ def _run(request, run_id: int) -> Run:
 def _spec(run: Run) -> methods.RunSpec:
     try:
         # The run was checked when it was submitted, and the request may see it.
-        return methods.validate_run(run.method, run.task, run.steps, run.seed, run.params,
-                                    may_use_task=methods.ANY_TASK)
+        return methods.validate_run(
+            run.method, run.task, run.steps, run.seed, run.params, may_use_task=methods.ANY_TASK
+        )
     except methods.RunRequestError as exc:
         raise Conflict(f"run {run.pk} cannot be reproduced here: {exc}") from None
 
@@ -57,10 +59,14 @@ def _code_args(run: Run) -> tuple:
     return _spec(run), run.pk, metrics, run.device
 
 
-@router.get("/runs/{run_id}/script.py", response={200: None, 404: Error, 409: Error},
-            openapi_extra={"responses": {200: {"description": "The script", "content": {
-                "text/x-python": {"schema": {"type": "string"}}}}}},
-            summary="A standalone Python script (transformers + peft) that reproduces the run")
+@router.get(
+    "/runs/{run_id}/script.py",
+    response={200: None, 404: Error, 409: Error},
+    openapi_extra={
+        "responses": {200: {"description": "The script", "content": {"text/x-python": {"schema": {"type": "string"}}}}}
+    },
+    summary="A standalone Python script (transformers + peft) that reproduces the run",
+)
 def run_script(request, run_id: int):
     run = _run(request, run_id)
     response = HttpResponse(notebook.script(*_code_args(run)), content_type="text/x-python; charset=utf-8")
@@ -68,10 +74,19 @@ def run_script(request, run_id: int):
     return response
 
 
-@router.get("/runs/{run_id}/notebook.ipynb", response={200: None, 404: Error, 409: Error},
-            openapi_extra={"responses": {200: {"description": "The notebook", "content": {
-                "application/x-ipynb+json": {"schema": {"type": "object"}}}}}},
-            summary="A Jupyter notebook (nbformat 4) that reproduces the run")
+@router.get(
+    "/runs/{run_id}/notebook.ipynb",
+    response={200: None, 404: Error, 409: Error},
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The notebook",
+                "content": {"application/x-ipynb+json": {"schema": {"type": "object"}}},
+            }
+        }
+    },
+    summary="A Jupyter notebook (nbformat 4) that reproduces the run",
+)
 def run_notebook(request, run_id: int):
     run = _run(request, run_id)
     body = json.dumps(notebook.notebook(*_code_args(run)), indent=1, ensure_ascii=False)
@@ -90,10 +105,17 @@ def _run_ids(text: str) -> list[int]:
     return ids
 
 
-@router.get("/compare", response={200: dict, 400: Error, 404: Error, 409: Error},
-            summary="Finished runs side by side: their points, evaluations and metrics")
-def compare(request, runs: str = checked_query(..., description=f"run ids separated by commas, e.g. 3,7,9; "
-                                                                f"at most {MAX_COMPARED}", pattern=RUNS_PATTERN)):
+@router.get(
+    "/compare",
+    response={200: dict, 400: Error, 404: Error, 409: Error},
+    summary="Finished runs side by side: their points, evaluations and metrics",
+)
+def compare(
+    request,
+    runs: str = checked_query(
+        ..., description=f"run ids separated by commas, e.g. 3,7,9; at most {MAX_COMPARED}", pattern=RUNS_PATTERN
+    ),
+):
     ids = _run_ids(runs)
     found = {run.pk: run for run in access.visible_runs(request).filter(pk__in=ids)}
     missing = [i for i in ids if i not in found]
@@ -104,9 +126,14 @@ def compare(request, runs: str = checked_query(..., description=f"run ids separa
         run = found[run_id]
         if not run.finished:
             raise Conflict(f"run {run_id} is {run.status}; only finished runs can be compared")
-        out.append({**run.summary(), "label": _label(run.method),
-                    "points": [p.as_dict() for p in run.shown_points()],
-                    "evals": [e.as_dict() for e in run.shown_evals()]})
+        out.append(
+            {
+                **run.summary(),
+                "label": _label(run.method),
+                "points": [p.as_dict() for p in run.shown_points()],
+                "evals": [e.as_dict() for e in run.shown_evals()],
+            }
+        )
     return {"runs": out, "max_runs": MAX_COMPARED}
 
 
@@ -117,28 +144,43 @@ def _cost_point(run: Run, metric: str):
     return value
 
 
-@router.get("/pareto", response={200: dict, 400: Error},
-            summary="Every succeeded run of a task: validation accuracy against its costs, and the "
-                    "Pareto front for each cost")
-def pareto_view(request, task: str = checked_query(..., max_length=64, description="one of GET /api/tasks",
-                                                   minLength=1)):
+@router.get(
+    "/pareto",
+    response={200: dict, 400: Error},
+    summary="Every succeeded run of a task: validation accuracy against its costs, and the Pareto front for each cost",
+)
+def pareto_view(
+    request, task: str = checked_query(..., max_length=64, description="one of GET /api/tasks", minLength=1)
+):
     if not (datasets.is_shipped(task) or access.may_use_task(request)(task)):
         raise Invalid(f"unknown task {task!r}; choose from {datasets.task_names()}")
     query = access.visible_runs(request).filter(task=task, status=Run.SUCCEEDED).order_by("-id")
-    runs = [r for r in query[:PARETO_LIMIT]
-            if isinstance(r.metrics.get("val_accuracy"), (int, float))]
+    runs = [r for r in query[:PARETO_LIMIT] if isinstance(r.metrics.get("val_accuracy"), (int, float))]
     points, fronts = [], {}
     for key, cost in COSTS.items():
         usable = [(r.pk, _cost_point(r, cost["metric"]), r.metrics["val_accuracy"]) for r in runs]
         fronts[key] = pareto.pareto_front(p for p in usable if p[1] is not None)
     for r in runs:
         m = r.metrics
-        points.append({
-            "id": r.pk, "method": r.method,
-            "label": _label(r.method),
-            "steps": r.steps, "seed": r.seed, "params": r.params, "device": r.device,
-            "val_accuracy": m["val_accuracy"], "trainable_percent": m.get("trainable_percent"),
-            **{key: _cost_point(r, cost["metric"]) for key, cost in COSTS.items()},
-        })
-    return {"task": task, "costs": COSTS, "runs": points, "fronts": fronts,
-            "truncated": query.count() > PARETO_LIMIT, "limit": PARETO_LIMIT}
+        points.append(
+            {
+                "id": r.pk,
+                "method": r.method,
+                "label": _label(r.method),
+                "steps": r.steps,
+                "seed": r.seed,
+                "params": r.params,
+                "device": r.device,
+                "val_accuracy": m["val_accuracy"],
+                "trainable_percent": m.get("trainable_percent"),
+                **{key: _cost_point(r, cost["metric"]) for key, cost in COSTS.items()},
+            }
+        )
+    return {
+        "task": task,
+        "costs": COSTS,
+        "runs": points,
+        "fronts": fronts,
+        "truncated": query.count() > PARETO_LIMIT,
+        "limit": PARETO_LIMIT,
+    }

@@ -5,6 +5,7 @@ peftlab/api/uploads.py, and stored in the database with its seeded train/validat
 refused with {"error": ...} and nothing stored. The dataset is then the task ``upload-<id>`` for
 whoever may see it (peftlab/classroom/access.py): POST /api/runs, races and sweeps take it by that name.
 """
+
 from io import BytesIO
 
 from django.conf import settings
@@ -31,16 +32,33 @@ SHOWN_ROWS = 10  # GET /api/datasets/{id}: the first rows, as stored
 # than the file limit and this is refused before a byte of it is read.
 BODY_SLACK = 64 * 1024
 
-MULTIPART = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"],
-    "properties": {
-        "file": {"type": "string", "format": "binary",
-                 "description": f"a UTF-8 CSV with the header text,label; at most {uploads.MAX_BYTES:,} bytes, "
-                                f"{uploads.MAX_ROWS:,} rows, {uploads.MIN_LABELS}–{uploads.MAX_LABELS} labels with "
-                                f"at least {uploads.MIN_PER_LABEL} examples each"},
-        "name": {"type": "string", "maxLength": uploads.MAX_NAME_CHARS,
-                 "description": "the dataset's name (default: the file's name)"},
-    }}}}}}
+MULTIPART = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": f"a UTF-8 CSV with the header text,label; at most {uploads.MAX_BYTES:,} bytes, "
+                            f"{uploads.MAX_ROWS:,} rows, {uploads.MIN_LABELS}–{uploads.MAX_LABELS} labels with "
+                            f"at least {uploads.MIN_PER_LABEL} examples each",
+                        },
+                        "name": {
+                            "type": "string",
+                            "maxLength": uploads.MAX_NAME_CHARS,
+                            "description": "the dataset's name (default: the file's name)",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 class _FileTooLarge(MultiPartParserError):
@@ -67,8 +85,15 @@ class _CappedUpload(FileUploadHandler):
         if self.size > uploads.MAX_BYTES:
             raise _FileTooLarge(self.size)
         self.buffer.seek(0)
-        return InMemoryUploadedFile(self.buffer, self.field_name, self.file_name, self.content_type,
-                                    self.size, self.charset, self.content_type_extra)
+        return InMemoryUploadedFile(
+            self.buffer,
+            self.field_name,
+            self.file_name,
+            self.content_type,
+            self.size,
+            self.charset,
+            self.content_type_extra,
+        )
 
 
 def _content_length(request) -> int:
@@ -93,8 +118,12 @@ def _describe(viewer, dataset: Dataset, may_delete: bool | None = None) -> dict:
     return {**dataset.summary(), "uploaded_by": _owner_label(viewer, dataset), "may_delete": may_delete}
 
 
-@router.post("", response={201: dict, 400: Error, 403: Error, 409: Error, 413: Error, 429: Error, 503: Error},
-             openapi_extra=MULTIPART, summary="Upload a CSV (text,label) as a dataset to train on")
+@router.post(
+    "",
+    response={201: dict, 400: Error, 403: Error, 409: Error, 413: Error, 429: Error, 503: Error},
+    openapi_extra=MULTIPART,
+    summary="Upload a CSV (text,label) as a dataset to train on",
+)
 def create_dataset(request):
     length = _content_length(request)
     if length > uploads.MAX_BYTES + BODY_SLACK:
@@ -107,11 +136,13 @@ def create_dataset(request):
     except _FileTooLarge as exc:
         raise uploads.size_error(exc.size) from None
     except RequestDataTooBig:
-        raise TooLarge(f"the form fields besides the file are larger than "
-                       f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes") from None
+        raise TooLarge(
+            f"the form fields besides the file are larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes"
+        ) from None
     except (MultiPartParserError, SuspiciousOperation) as exc:
-        raise Invalid(f"send the file as multipart/form-data with the fields file and name "
-                      f"({type(exc).__name__})") from None
+        raise Invalid(
+            f"send the file as multipart/form-data with the fields file and name ({type(exc).__name__})"
+        ) from None
     submitter = quotas.submitter(request)  # an upload counts as a submission
     if not files:
         raise Invalid("choose a CSV file to upload (the form field 'file')")
@@ -124,11 +155,20 @@ def create_dataset(request):
     with transaction.atomic():
         submitter.check_dataset()
         dataset = Dataset.objects.create(
-            name=name, file_name=(upload.name or "")[:255], labels=parsed.labels, **submitter.dataset_fields(),
-            train_size=sides.count(uploads.TRAIN), val_size=sides.count(uploads.VAL))
+            name=name,
+            file_name=(upload.name or "")[:255],
+            labels=parsed.labels,
+            **submitter.dataset_fields(),
+            train_size=sides.count(uploads.TRAIN),
+            val_size=sides.count(uploads.VAL),
+        )
         DatasetExample.objects.bulk_create(
-            [DatasetExample(dataset=dataset, position=i, split=side, text=text, label=label)
-             for i, ((text, label), side) in enumerate(zip(parsed.rows, sides))], batch_size=500)
+            [
+                DatasetExample(dataset=dataset, position=i, split=side, text=text, label=label)
+                for i, ((text, label), side) in enumerate(zip(parsed.rows, sides))
+            ],
+            batch_size=500,
+        )
     return 201, _describe(viewer_of(request), dataset, may_delete=True)
 
 
@@ -147,22 +187,37 @@ def _get(request, dataset_id: int) -> Dataset:
     return dataset
 
 
-@router.get("/{dataset_id}", response={200: dict, 404: Error},
-            summary="A dataset: its labels, split sizes, examples per label and first rows as stored")
+@router.get(
+    "/{dataset_id}",
+    response={200: dict, 404: Error},
+    summary="A dataset: its labels, split sizes, examples per label and first rows as stored",
+)
 def get_dataset(request, dataset_id: int):
     dataset = _get(request, dataset_id)
-    counts = {(row["label"], row["split"]): row["n"] for row in
-              dataset.examples.values("label", "split").annotate(n=Count("id"))}
+    counts = {
+        (row["label"], row["split"]): row["n"]
+        for row in dataset.examples.values("label", "split").annotate(n=Count("id"))
+    }
     rows = dataset.examples.order_by("position")[:SHOWN_ROWS]
-    return {**_describe(viewer_of(request), dataset),
-            "label_counts": [{"label": label, "train": counts.get((i, DatasetExample.TRAIN), 0),
-                              "val": counts.get((i, DatasetExample.VAL), 0)}
-                             for i, label in enumerate(dataset.labels)],
-            "rows": [{"text": r.text, "label": dataset.labels[r.label], "split": r.split} for r in rows]}
+    return {
+        **_describe(viewer_of(request), dataset),
+        "label_counts": [
+            {
+                "label": label,
+                "train": counts.get((i, DatasetExample.TRAIN), 0),
+                "val": counts.get((i, DatasetExample.VAL), 0),
+            }
+            for i, label in enumerate(dataset.labels)
+        ],
+        "rows": [{"text": r.text, "label": dataset.labels[r.label], "split": r.split} for r in rows],
+    }
 
 
-@router.delete("/{dataset_id}", response={204: None, 403: Error, 404: Error},
-               summary="Delete a dataset (who uploaded it, or the teacher of its class)")
+@router.delete(
+    "/{dataset_id}",
+    response={204: None, 403: Error, 404: Error},
+    summary="Delete a dataset (who uploaded it, or the teacher of its class)",
+)
 def delete_dataset(request, dataset_id: int):
     require_csrf(request)
     # Only who uploaded it, or the teacher of its class; anyone else finds no such dataset.

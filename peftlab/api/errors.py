@@ -4,6 +4,7 @@ whose bounds the OpenAPI document states while the operation's own code checks t
 
 The routers and the playgrounds' routers import it; it imports none of them.
 """
+
 from typing import Any
 
 from ninja import Query, Schema
@@ -13,6 +14,7 @@ from pydantic_core import PydanticCustomError
 
 class Error(Schema):
     """The body of every refusal: what went wrong and what to do about it."""
+
     error: str
 
 
@@ -30,14 +32,25 @@ class StrictBody(Schema):
             unknown = [str(key) for key in data if key not in cls.model_fields]
             if unknown:
                 raise PydanticCustomError(
-                    "unknown_field", "{names}: unknown field{s}; the fields are {fields}",
-                    {"names": ", ".join(unknown), "s": "s" if len(unknown) > 1 else "",
-                     "fields": ", ".join(cls.model_fields)})
+                    "unknown_field",
+                    "{names}: unknown field{s}; the fields are {fields}",
+                    {
+                        "names": ", ".join(unknown),
+                        "s": "s" if len(unknown) > 1 else "",
+                        "fields": ", ".join(cls.model_fields),
+                    },
+                )
         return data
 
 
-def checked_query(default: Any = ..., *, description: str | None = None, max_length: int | None = None,
-                  allow_inf_nan: bool | None = None, **schema: Any) -> Any:
+def checked_query(
+    default: Any = ...,
+    *,
+    description: str | None = None,
+    max_length: int | None = None,
+    allow_inf_nan: bool | None = None,
+    **schema: Any,
+) -> Any:
     """A query parameter whose constraints (minimum, maximum, enum, pattern ...) the operation's
     own code enforces, with a message that says what was sent: written into the OpenAPI document
     here, not checked by pydantic first. Query(24, ge=4) would answer pydantic's message instead.

@@ -17,6 +17,7 @@ event id is a cursor with the last step sent of every lane, "12:40.13:7.14:0" (r
 dots): lanes that write at the same time commit in any order, so no single number (the point's
 primary key, say) could say what a browser has seen.
 """
+
 import json
 import time
 from contextlib import aclosing
@@ -65,8 +66,12 @@ async def _points_after(run_id: int, attempt: int, after: int) -> list[tuple[Eva
     points = [p async for p in Point.objects.filter(run_id=run_id, attempt=attempt, step__gt=after).order_by("step")]
     if not points:
         return []
-    evals = {e.step: e async for e in EvalPoint.objects.filter(
-        run_id=run_id, attempt=attempt, step__gt=after, step__lte=points[-1].step)}
+    evals = {
+        e.step: e
+        async for e in EvalPoint.objects.filter(
+            run_id=run_id, attempt=attempt, step__gt=after, step__lte=points[-1].step
+        )
+    }
     return [(evals.get(p.step), p) for p in points]
 
 
@@ -175,7 +180,10 @@ def _lane_event(run: Run, data: dict) -> dict:
 
 async def _race_stream(batch: Batch, cursor: dict[int, int], describe):
     yield "retry: 1000\n\n"
-    async with notify.Watch(cursor) as watch, aclosing(_race_lane_events(batch, cursor, describe, _Quiet(watch))) as events:
+    async with (
+        notify.Watch(cursor) as watch,
+        aclosing(_race_lane_events(batch, cursor, describe, _Quiet(watch))) as events,
+    ):
         async for event in events:
             yield event
 
@@ -204,8 +212,10 @@ async def _race_lane_events(batch: Batch, cursor: dict[int, int], describe, idle
             elif not run.finished and progress.get(run.pk) != (run.status, run.steps_done):
                 progress[run.pk] = (run.status, run.steps_done)
                 idle.reset()
-                yield _event("progress", _lane_event(run, {
-                    "status": run.status, "steps_done": run.steps_done, "steps": run.steps}))
+                yield _event(
+                    "progress",
+                    _lane_event(run, {"status": run.status, "steps_done": run.steps_done, "steps": run.steps}),
+                )
         if len(done) == len(runs):
             yield _event("race", await sync_to_async(describe)(batch), event_id=format_cursor(cursor))
             return

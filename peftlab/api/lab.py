@@ -3,6 +3,7 @@ operation, and the one place where an error becomes an answer. peftlab/urls.py m
 
 django-ninja serves it and writes /api/openapi.json from the same code that validates requests.
 """
+
 from functools import partial
 
 from django.conf import settings
@@ -20,8 +21,10 @@ PLAYGROUNDS = "/playgrounds"  # the prefix peftlab/urls.py mounts every playgrou
 
 
 def _refusal(description: str) -> dict:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 # The refusals every operation of a kind shares, added to its OpenAPI answers where its decorator
@@ -31,8 +34,12 @@ SHARED_REFUSALS = {
     403: _refusal("CSRF check failed: send the csrftoken cookie back in the X-CSRFToken header"),
     413: _refusal("The request body is larger than the server accepts"),
 }
-RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again, where the lab knows",
-                               "schema": {"type": "integer", "minimum": 1}}}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again, where the lab knows",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 _ANNOTATIONS = {"type", "title", "description", "default", "examples"}
 
 
@@ -136,17 +143,25 @@ HANDLERS = {
     LabError: _lab_error,
     # The framework's: a parameter or body that failed validation, a body over the size limit,
     # and HttpError for what ninja raises itself.
-    ValidationError: _validation_error, RequestDataTooBig: _too_big, HttpError: _http_error,
+    ValidationError: _validation_error,
+    RequestDataTooBig: _too_big,
+    HttpError: _http_error,
     # The engine's and the math's request errors, wherever an operation lets them through.
-    methods.RunRequestError: _invalid, experiments.ExperimentRequestError: _invalid, datasets.UnknownTask: _invalid,
+    methods.RunRequestError: _invalid,
+    experiments.ExperimentRequestError: _invalid,
+    datasets.UnknownTask: _invalid,
     ValueError: _playground_math,
 }
 
 
 def lab_api(routers) -> LabAPI:
     """The API with its answers to errors, and `routers` ((prefix, router) pairs) mounted."""
-    api = LabAPI(title="PEFT Lab API", version="1", urls_namespace="api",
-                 description="Real parameter-efficient fine-tuning runs of all-MiniLM-L6-v2.")
+    api = LabAPI(
+        title="PEFT Lab API",
+        version="1",
+        urls_namespace="api",
+        description="Real parameter-efficient fine-tuning runs of all-MiniLM-L6-v2.",
+    )
     for kind, handler in HANDLERS.items():
         api.add_exception_handler(kind, partial(handler, api))
     for prefix, router in routers:

@@ -4,6 +4,7 @@ list, one run with its points, its download, and cancelling it.
 Request bodies are described by pydantic schemas built from the method registry, so the OpenAPI
 document and the validation are the same code.
 """
+
 from pathlib import Path
 
 from django.conf import settings
@@ -27,8 +28,15 @@ router = Router(tags=["runs"])
 
 def _field_for(param: methods.Param):
     if param.kind == "targets":
-        return (list[str] | None, Field(None, description=param.help, min_length=1,
-                                        json_schema_extra={"items": {"enum": list(param.describe()["choices"])}}))
+        return (
+            list[str] | None,
+            Field(
+                None,
+                description=param.help,
+                min_length=1,
+                json_schema_extra={"items": {"enum": list(param.describe()["choices"])}},
+            ),
+        )
     bounds = {"le": param.maximum}
     bounds["gt" if param.exclusive_minimum else "ge"] = param.minimum
     kind = int if param.kind == "int" else float
@@ -47,11 +55,15 @@ RunParams.__doc__ = "Method parameters; each method accepts only its own (see GE
 class RunIn(StrictBody):
     # The enum and minLength are documented, not enforced here: validate_run refuses any other
     # method or task with a message that lists the choices.
-    method: str = Field(..., description="one of GET /api/methods", max_length=32,
-                        json_schema_extra={"enum": list(methods.METHODS)})
-    task: str = Field(..., description="one of GET /api/tasks: a shipped task, or an uploaded CSV "
-                                       "this visitor may use (upload-<id>)", max_length=64,
-                      json_schema_extra={"minLength": 1})
+    method: str = Field(
+        ..., description="one of GET /api/methods", max_length=32, json_schema_extra={"enum": list(methods.METHODS)}
+    )
+    task: str = Field(
+        ...,
+        description="one of GET /api/tasks: a shipped task, or an uploaded CSV this visitor may use (upload-<id>)",
+        max_length=64,
+        json_schema_extra={"minLength": 1},
+    )
     steps: int = Field(100, ge=1, le=methods.MAX_STEPS, description="optimizer steps")
     seed: int = Field(0, ge=0, lt=2**31)
     params: RunParams = Field(default_factory=RunParams)
@@ -59,46 +71,82 @@ class RunIn(StrictBody):
 
 @router.get("/methods", response={200: list}, summary="Methods, their parameters, defaults and bounds")
 def list_methods(request):
-    common = {"steps": {"minimum": 1, "maximum": methods.MAX_STEPS, "default": 100},
-              "seed": {"minimum": 0, "maximum": 2**31 - 1, "default": 0}}
+    common = {
+        "steps": {"minimum": 1, "maximum": methods.MAX_STEPS, "default": 100},
+        "seed": {"minimum": 0, "maximum": 2**31 - 1, "default": 0},
+    }
     return [{**m.describe(), **common} for m in methods.METHODS.values()]
 
 
-@router.get("/tasks", response={200: list},
-            summary="The tasks a run can train on: the shipped ones, and the uploaded CSVs this visitor may use "
-                    "(task upload-<id>)")
+@router.get(
+    "/tasks",
+    response={200: list},
+    summary="The tasks a run can train on: the shipped ones, and the uploaded CSVs this visitor may use "
+    "(task upload-<id>)",
+)
 def list_tasks(request):
     return access.usable_tasks(request)
 
 
-@router.post("/runs", response={201: dict, 400: Error, 403: Error, 409: Error, 413: Error, 429: Error, 503: Error},
-          summary="Queue a run")
+@router.post(
+    "/runs",
+    response={201: dict, 400: Error, 403: Error, 409: Error, 413: Error, 429: Error, 503: Error},
+    summary="Queue a run",
+)
 def create_run(request, payload: RunIn):
     require_csrf(request)
     submitter = quotas.submitter(request)
-    spec = methods.validate_run(payload.method, payload.task, payload.steps, payload.seed,
-                                payload.params.model_dump(exclude_unset=True), may_use_task=submitter.may_use_task)
+    spec = methods.validate_run(
+        payload.method,
+        payload.task,
+        payload.steps,
+        payload.seed,
+        payload.params.model_dump(exclude_unset=True),
+        may_use_task=submitter.may_use_task,
+    )
     with transaction.atomic():
         submitter.check([spec])
-        run = Run.objects.create(method=spec.method, task=spec.task, steps=spec.steps,
-                                 seed=spec.seed, params=spec.params, queue=settings.PEFTLAB_RUN_QUEUE,
-                                 **submitter.run_fields())
+        run = Run.objects.create(
+            method=spec.method,
+            task=spec.task,
+            steps=spec.steps,
+            seed=spec.seed,
+            params=spec.params,
+            queue=settings.PEFTLAB_RUN_QUEUE,
+            **submitter.run_fields(),
+        )
         lifecycle.send_on_commit([run])
     return 201, run.summary()
 
 
-@router.get("/runs/estimate", response={200: dict, 400: Error},
-         summary="A run's estimated worker time, before it is queued, and the run budget of whoever asks")
-def estimate_run(request, method: str = checked_query(..., max_length=32, enum=list(methods.METHODS)),
-                 task: str = Query(..., min_length=1, max_length=64),
-                 steps: int = Query(100, ge=1, le=methods.MAX_STEPS),
-                 batch_size: int = Query(methods.BATCH_SIZE.default, ge=1, le=methods.BATCH_SIZE.maximum),
-                 eval_every: int = Query(methods.EVAL_EVERY.default, ge=0, le=methods.EVAL_EVERY.maximum)):
-    spec = methods.validate_run(method, task, steps, 0, {"batch_size": batch_size, "eval_every": eval_every},
-                                may_use_task=access.may_use_task(request))
+@router.get(
+    "/runs/estimate",
+    response={200: dict, 400: Error},
+    summary="A run's estimated worker time, before it is queued, and the run budget of whoever asks",
+)
+def estimate_run(
+    request,
+    method: str = checked_query(..., max_length=32, enum=list(methods.METHODS)),
+    task: str = Query(..., min_length=1, max_length=64),
+    steps: int = Query(100, ge=1, le=methods.MAX_STEPS),
+    batch_size: int = Query(methods.BATCH_SIZE.default, ge=1, le=methods.BATCH_SIZE.maximum),
+    eval_every: int = Query(methods.EVAL_EVERY.default, ge=0, le=methods.EVAL_EVERY.maximum),
+):
+    spec = methods.validate_run(
+        method,
+        task,
+        steps,
+        0,
+        {"batch_size": batch_size, "eval_every": eval_every},
+        may_use_task=access.may_use_task(request),
+    )
     limits = quotas.limits_of(viewer_of(request))
-    return {"seconds": round(quotas.estimated_seconds(spec), 1), "machine": run_cost.machine(),
-            "budget_seconds": limits.run_minutes * 60 or None, "where": limits.where}
+    return {
+        "seconds": round(quotas.estimated_seconds(spec), 1),
+        "machine": run_cost.machine(),
+        "budget_seconds": limits.run_minutes * 60 or None,
+        "where": limits.where,
+    }
 
 
 @router.get("/runs", response={200: list, 400: Error}, summary="Recent runs, newest first (without their points)")
@@ -116,35 +164,55 @@ def _get_run(request, run_id: int) -> Run:
     return run
 
 
-@router.get("/runs/{run_id}", response={200: dict, 404: Error},
-         summary="A run with the points of its current attempt")
+@router.get("/runs/{run_id}", response={200: dict, 404: Error}, summary="A run with the points of its current attempt")
 def get_run(request, run_id: int):
     run = _get_run(request, run_id)
     points = [p.as_dict() for p in run.shown_points()]
     last_step = points[-1]["step"] if points else 0
-    return {**run.summary(), "points": points, "evals": [e.as_dict() for e in run.shown_evals()],
-            "may_cancel": access.may_act_on_run(request, run),
-            # Where the events stream should resume to follow on from these points.
-            "last_event_id": events.event_id(run.attempt, last_step)}
+    return {
+        **run.summary(),
+        "points": points,
+        "evals": [e.as_dict() for e in run.shown_evals()],
+        "may_cancel": access.may_act_on_run(request, run),
+        # Where the events stream should resume to follow on from these points.
+        "last_event_id": events.event_id(run.attempt, last_step),
+    }
 
 
-@router.get("/runs/{run_id}/adapter", response={200: None, 404: Error, 409: Error},
-         openapi_extra={"responses": {200: {"description": "The zip", "content": {
-             "application/zip": {"schema": {"type": "string", "format": "binary"}}}}}},
-         summary="Download what the run trained, as a zip (peft's format where peft has the method)")
+@router.get(
+    "/runs/{run_id}/adapter",
+    response={200: None, 404: Error, 409: Error},
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The zip",
+                "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
+    summary="Download what the run trained, as a zip (peft's format where peft has the method)",
+)
 def download_adapter(request, run_id: int):
     run = _get_run(request, run_id)
     folder = Path(settings.PEFTLAB_ARTIFACTS_DIR) / str(run.pk)
     if run.status != Run.SUCCEEDED or not folder.is_dir():
-        raise Conflict(f"run {run_id} has nothing to download ({run.status}); only a "
-                       "succeeded run saves what it trained")
+        raise Conflict(
+            f"run {run_id} has nothing to download ({run.status}); only a succeeded run saves what it trained"
+        )
     archive = artifacts.zip_folder(folder)
-    return FileResponse(archive.open("rb"), as_attachment=True,
-                        filename=f"peftlab-run-{run.pk}-{run.method}.zip", content_type="application/zip")
+    return FileResponse(
+        archive.open("rb"),
+        as_attachment=True,
+        filename=f"peftlab-run-{run.pk}-{run.method}.zip",
+        content_type="application/zip",
+    )
 
 
-@router.post("/runs/{run_id}/cancel", response={202: dict, 403: Error, 404: Error, 409: Error},
-          summary="Ask a queued or running run to stop")
+@router.post(
+    "/runs/{run_id}/cancel",
+    response={202: dict, 403: Error, 404: Error, 409: Error},
+    summary="Ask a queued or running run to stop",
+)
 def cancel_run(request, run_id: int):
     require_csrf(request)
     # Acting needs more than seeing: the owner, or the teacher of the owner's class.

@@ -13,6 +13,7 @@ as those characters.
 
 The rules are the constants below; docs/tour.md ("Train on your own CSV") lists them for learners.
 """
+
 from __future__ import annotations
 
 import csv
@@ -73,8 +74,10 @@ def size_error(size: int) -> UploadTooLarge:
     shown = _mb(size)
     if float(shown.split()[0]) * 1_000_000 <= MAX_BYTES:  # "2.0 MB; at most 2 MB" would puzzle
         shown = f"{size:,} bytes"
-    return UploadTooLarge(f"the file is {shown}; at most {MAX_BYTES / 1_000_000:g} MB "
-                          f"({MAX_BYTES:,} bytes). Keep fewer rows (at most {MAX_ROWS:,}) or shorter texts.")
+    return UploadTooLarge(
+        f"the file is {shown}; at most {MAX_BYTES / 1_000_000:g} MB "
+        f"({MAX_BYTES:,} bytes). Keep fewer rows (at most {MAX_ROWS:,}) or shorter texts."
+    )
 
 
 def check_size(size: int) -> None:
@@ -92,7 +95,8 @@ def _decode(raw: bytes) -> str:
         line = raw.count(b"\n", 0, position) + 1
         raise UploadError(
             f"the file is not UTF-8 (byte 0x{raw[position]:02x} at position {position}, line {line}). "
-            "Save it as \"CSV UTF-8\" (Excel, LibreOffice and Google Sheets all offer it).") from None
+            'Save it as "CSV UTF-8" (Excel, LibreOffice and Google Sheets all offer it).'
+        ) from None
 
 
 def _check_header(header: list[str]) -> None:
@@ -114,8 +118,7 @@ def _check_header(header: list[str]) -> None:
     hint = ""
     if len(got) == 1 and any(sep in got[0] for sep in (";", "\t", "|")):
         hint = " The file seems separated by something other than commas: save it with commas."
-    raise UploadError(f"the first line must be the header text,label (got {shown!r}): "
-                      f"{'; '.join(parts)}.{hint}")
+    raise UploadError(f"the first line must be the header text,label (got {shown!r}): {'; '.join(parts)}.{hint}")
 
 
 def _clean_cell(value: str) -> str:
@@ -135,8 +138,9 @@ def _check_label(label: str, line: int, seen: dict[str, tuple[str, int]]) -> Non
     label does not look like an earlier one: `seen` maps each label's skeleton to the label and
     its first line, and gets this one."""
     try:
-        names.refuse_hidden(label, f"line {line}: the label {label!r}",
-                            remedy="delete it from the file and upload it again")
+        names.refuse_hidden(
+            label, f"line {line}: the label {label!r}", remedy="delete it from the file and upload it again"
+        )
     except names.HiddenCharacter as exc:
         raise UploadError(str(exc)) from None
     key = names.skeleton(label)
@@ -146,7 +150,8 @@ def _check_label(label: str, line: int, seen: dict[str, tuple[str, int]]) -> Non
             f"line {line}: the label {label!r} looks like the label {other!r} of line {other_line}, a "
             f"learner could take them for one, but they are two texts that differ only in case, width "
             f"or lookalike characters ({names.difference(label, other)}). Write one label the same way "
-            "on every line, or rename one of the two.")
+            "on every line, or rename one of the two."
+        )
 
 
 def parse_csv(raw: bytes) -> ParsedCsv:
@@ -184,28 +189,32 @@ def parse_csv(raw: bytes) -> ParsedCsv:
             if len(row) != 2:
                 raise UploadError(
                     f"line {line}: {len(row)} cells, expected 2 (text,label). A text that contains "
-                    "a comma must be in double quotes: \"Good, but slow\",positive")
+                    'a comma must be in double quotes: "Good, but slow",positive'
+                )
             text, label = _clean_cell(row[0]), _clean_cell(row[1])
             if not text:
                 raise UploadError(f"line {line}: the text is empty")
             if not label:
                 raise UploadError(f"line {line}: the label is empty")
             if len(text) > MAX_TEXT_CHARS:
-                raise UploadError(f"line {line}: the text has {len(text):,} characters; at most "
-                                  f"{MAX_TEXT_CHARS:,} (the model reads the first 128 tokens anyway)")
+                raise UploadError(
+                    f"line {line}: the text has {len(text):,} characters; at most "
+                    f"{MAX_TEXT_CHARS:,} (the model reads the first 128 tokens anyway)"
+                )
             if len(label) > MAX_LABEL_CHARS:
-                raise UploadError(f"line {line}: the label has {len(label):,} characters; at most "
-                                  f"{MAX_LABEL_CHARS}")
+                raise UploadError(f"line {line}: the label has {len(label):,} characters; at most {MAX_LABEL_CHARS}")
             if _has_control(text) or _has_control(label):
-                raise UploadError(f"line {line}: a cell holds a control character (such as a NUL "
-                                  "byte); is this really a text file?")
+                raise UploadError(
+                    f"line {line}: a cell holds a control character (such as a NUL byte); is this really a text file?"
+                )
             if label not in labels:
                 _check_label(label, line, lookalikes)
             index = labels.setdefault(label, len(labels))
             if len(labels) > MAX_LABELS:
                 raise UploadError(
                     f"the file has more than {MAX_LABELS} different labels ({label!r} on line {line} "
-                    f"is the {_ordinal(MAX_LABELS + 1)}); at most {MAX_LABELS}")
+                    f"is the {_ordinal(MAX_LABELS + 1)}); at most {MAX_LABELS}"
+                )
             rows.append((text, index))
     except csv.Error as exc:
         raise UploadError(f"line {reader.line_num}: not valid CSV ({exc})") from None
@@ -217,13 +226,15 @@ def parse_csv(raw: bytes) -> ParsedCsv:
     if len(parsed.labels) < MIN_LABELS:
         raise UploadError(
             f"every example has the label {parsed.labels[0]!r}: a classifier needs at least "
-            f"{MIN_LABELS} different labels to learn anything")
+            f"{MIN_LABELS} different labels to learn anything"
+        )
     short = [(label, n) for label, n in zip(parsed.labels, parsed.counts()) if n < MIN_PER_LABEL]
     if short:
         listed = ", ".join(f"{label!r} has {n}" for label, n in short)
         raise UploadError(
             f"each label needs at least {MIN_PER_LABEL} examples, so that both the training and the "
-            f"validation split have some: {listed}")
+            f"validation split have some: {listed}"
+        )
     return parsed
 
 
@@ -241,8 +252,11 @@ def clean_name(name: str | None, file_name: str | None = None) -> str:
         raise UploadError(f"the name has {len(value)} characters; at most {MAX_NAME_CHARS}")
     if _has_control(value) or "\n" in value or "\r" in value or "\t" in value:
         raise UploadError("the name must be one line of text")
-    remedy = ("type the name without that character" if (name or "").strip()
-              else "type a name for the dataset, or rename the file without that character")
+    remedy = (
+        "type the name without that character"
+        if (name or "").strip()
+        else "type a name for the dataset, or rename the file without that character"
+    )
     try:
         return names.refuse_hidden(value, f"the name {value!r}", remedy=remedy)
     except names.HiddenCharacter as exc:

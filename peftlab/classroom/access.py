@@ -22,6 +22,7 @@ Uploaded datasets (peftlab.runs.models.Dataset, task ``upload-<id>``) are privat
 A public run on an upload (a visitor's or a teacher's) is seen only by whoever uploaded it, so
 that its examples (a finished run stores a few validation sentences) never reach anyone else.
 """
+
 from django.db.models import Q, QuerySet
 
 from peftlab.classroom.viewer import STUDENT, TEACHER, Viewer, viewer_of
@@ -90,8 +91,7 @@ def datasets_of(viewer: Viewer) -> QuerySet[Dataset]:
     if viewer.kind == TEACHER:
         return Dataset.objects.filter(Q(owner=viewer.owner) | Q(classroom__teacher=viewer.user))
     if viewer.kind == STUDENT:
-        return Dataset.objects.filter(Q(student=viewer.student)
-                                      | Q(owner=f"teacher:{viewer.classroom.teacher_id}"))
+        return Dataset.objects.filter(Q(student=viewer.student) | Q(owner=f"teacher:{viewer.classroom.teacher_id}"))
     if not viewer.owner:  # a visitor without a session has uploaded nothing
         return Dataset.objects.none()
     return Dataset.objects.filter(owner=viewer.owner, classroom__isnull=True)
@@ -126,8 +126,17 @@ def may_use_task(request):
 def usable_tasks(request) -> list[dict]:
     """The shipped tasks, then the uploaded datasets this request may train on (newest first)."""
     shipped = [{**t, "uploaded": False} for t in datasets.list_tasks()]
-    uploaded = [{"name": d.task_name, "title": d.name,
-                 "description": f"Uploaded CSV \u201c{d.file_name or d.name}\u201d.",
-                 "labels": d.labels, "train_size": d.train_size, "val_size": d.val_size,
-                 "uploaded": True, "dataset": d.pk} for d in visible_datasets(request)]
+    uploaded = [
+        {
+            "name": d.task_name,
+            "title": d.name,
+            "description": f"Uploaded CSV \u201c{d.file_name or d.name}\u201d.",
+            "labels": d.labels,
+            "train_size": d.train_size,
+            "val_size": d.val_size,
+            "uploaded": True,
+            "dataset": d.pk,
+        }
+        for d in visible_datasets(request)
+    ]
     return shipped + uploaded

@@ -1,4 +1,5 @@
 """The header's "class <name> · <nickname> · leave" (or the teacher's links) on every page."""
+
 from peftlab.classroom.viewer import viewer_of
 
 

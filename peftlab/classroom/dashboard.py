@@ -5,6 +5,7 @@ per method, and the class's place in the queue.
 Every number is read from the runs' rows: status and steps as the worker writes them, accuracy
 and time from the metrics each finished run measured.
 """
+
 from datetime import datetime, timedelta
 
 from django.urls import reverse
@@ -29,12 +30,21 @@ def _number(value):
 def run_row(run: Run) -> dict:
     m = run.metrics or {}
     return {
-        "id": run.pk, "method": run.method, "label": _label(run.method), "task": run.task,
-        "status": run.status, "steps": run.steps, "steps_done": run.steps_done,
+        "id": run.pk,
+        "method": run.method,
+        "label": _label(run.method),
+        "task": run.task,
+        "status": run.status,
+        "steps": run.steps,
+        "steps_done": run.steps_done,
         "progress": round(run.steps_done / run.steps, 4) if run.steps else 0,
-        "queue": run.queue, "batch": run.batch_id, "error": run.error,
-        "val_accuracy": _number(m.get("val_accuracy")), "train_seconds": _number(m.get("train_seconds")),
-        "created_at": run.created_at.isoformat(), "url": f"{reverse('train')}?run={run.pk}",
+        "queue": run.queue,
+        "batch": run.batch_id,
+        "error": run.error,
+        "val_accuracy": _number(m.get("val_accuracy")),
+        "train_seconds": _number(m.get("train_seconds")),
+        "created_at": run.created_at.isoformat(),
+        "url": f"{reverse('train')}?run={run.pk}",
         "student": run.student_id,
     }
 
@@ -51,13 +61,21 @@ def leaderboard(runs: list[Run], nicknames: dict[int, str]) -> list[dict]:
         timed = [r for r in done if _number(r.metrics.get("train_seconds")) is not None]
         best = max(scored, key=lambda r: (r.metrics["val_accuracy"], -r.pk), default=None)
         fastest = min(timed, key=lambda r: (r.metrics["train_seconds"], r.pk), default=None)
-        rows.append({
-            "method": name, "label": _label(name), "runs": len(done),
-            "best_accuracy": best and {"run": best.pk, "student": nicknames.get(best.student_id),
-                                       "value": best.metrics["val_accuracy"]},
-            "fastest": fastest and {"run": fastest.pk, "student": nicknames.get(fastest.student_id),
-                                    "seconds": fastest.metrics["train_seconds"]},
-        })
+        rows.append(
+            {
+                "method": name,
+                "label": _label(name),
+                "runs": len(done),
+                "best_accuracy": best
+                and {"run": best.pk, "student": nicknames.get(best.student_id), "value": best.metrics["val_accuracy"]},
+                "fastest": fastest
+                and {
+                    "run": fastest.pk,
+                    "student": nicknames.get(fastest.student_id),
+                    "seconds": fastest.metrics["train_seconds"],
+                },
+            }
+        )
     return rows
 
 
@@ -90,17 +108,29 @@ def _queue(classroom: Classroom, nicknames: dict[int, str]) -> list[dict]:
         for position, run_id in enumerate(queue_order(queue), start=1):
             if run_id in mine:
                 run = mine[run_id]
-                rows.append({"position": position, "queue": queue, "run": run.pk, "method": run.method,
-                             "label": _label(run.method), "steps": run.steps,
-                             "student": nicknames.get(run.student_id), "created_at": run.created_at.isoformat()})
+                rows.append(
+                    {
+                        "position": position,
+                        "queue": queue,
+                        "run": run.pk,
+                        "method": run.method,
+                        "label": _label(run.method),
+                        "steps": run.steps,
+                        "student": nicknames.get(run.student_id),
+                        "created_at": run.created_at.isoformat(),
+                    }
+                )
     return rows
 
 
 def settings_of(classroom: Classroom) -> dict:
-    return {"allowed_methods": classroom.allowed_methods, "max_steps": classroom.max_steps,
-            "max_concurrent_per_student": classroom.max_concurrent_per_student,
-            "daily_runs_per_student": classroom.daily_runs_per_student,
-            "submissions_paused": classroom.submissions_paused}
+    return {
+        "allowed_methods": classroom.allowed_methods,
+        "max_steps": classroom.max_steps,
+        "max_concurrent_per_student": classroom.max_concurrent_per_student,
+        "daily_runs_per_student": classroom.daily_runs_per_student,
+        "submissions_paused": classroom.submissions_paused,
+    }
 
 
 def dashboard(classroom: Classroom, now: datetime | None = None) -> dict:
@@ -114,14 +144,23 @@ def dashboard(classroom: Classroom, now: datetime | None = None) -> dict:
     for run in runs:
         counts[run.status] += 1
     return {
-        "classroom": {"name": classroom.name, "code": classroom.code, "settings": settings_of(classroom),
-                      "join_url": reverse("classroom:join")},
-        "students": [{
-            "id": s.pk, "nickname": s.nickname, "joined_at": s.created_at.isoformat(),
-            "total_runs": len(by_student.get(s.pk, [])),
-            "active_runs": sum(r.status in (Run.QUEUED, Run.RUNNING) for r in by_student.get(s.pk, [])),
-            "runs": [run_row(r) for r in by_student.get(s.pk, [])[:RUNS_PER_STUDENT]],
-        } for s in students],
+        "classroom": {
+            "name": classroom.name,
+            "code": classroom.code,
+            "settings": settings_of(classroom),
+            "join_url": reverse("classroom:join"),
+        },
+        "students": [
+            {
+                "id": s.pk,
+                "nickname": s.nickname,
+                "joined_at": s.created_at.isoformat(),
+                "total_runs": len(by_student.get(s.pk, [])),
+                "active_runs": sum(r.status in (Run.QUEUED, Run.RUNNING) for r in by_student.get(s.pk, [])),
+                "runs": [run_row(r) for r in by_student.get(s.pk, [])[:RUNS_PER_STUDENT]],
+            }
+            for s in students
+        ],
         "leaderboard": leaderboard(runs, nicknames),
         "queue": _queue(classroom, nicknames),
         "counts": counts,

@@ -1,4 +1,5 @@
 """The forms of the class pages: join, create a class, its settings."""
+
 from django import forms
 
 from peftlab.classroom import names
@@ -17,13 +18,26 @@ def _refuse_hidden(text: str, what: str) -> str:
 
 
 class JoinForm(forms.Form):
-    code = forms.CharField(label="Class code", max_length=2 * CODE_LENGTH, strip=True,
-                           widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters",
-                                                         "spellcheck": "false", "placeholder": "e.g. K7QX2M"}))
-    nickname = forms.CharField(label="Your nickname", max_length=NICKNAME_MAX, strip=True,
-                               help_text=f"1 to {NICKNAME_MAX} characters; your teacher and only your "
-                                         "teacher sees it beside your runs.",
-                               widget=forms.TextInput(attrs={"autocomplete": "nickname"}))
+    code = forms.CharField(
+        label="Class code",
+        max_length=2 * CODE_LENGTH,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "off",
+                "autocapitalize": "characters",
+                "spellcheck": "false",
+                "placeholder": "e.g. K7QX2M",
+            }
+        ),
+    )
+    nickname = forms.CharField(
+        label="Your nickname",
+        max_length=NICKNAME_MAX,
+        strip=True,
+        help_text=f"1 to {NICKNAME_MAX} characters; your teacher and only your teacher sees it beside your runs.",
+        widget=forms.TextInput(attrs={"autocomplete": "nickname"}),
+    )
 
     def clean_code(self):
         return normalize_code(self.cleaned_data["code"])
@@ -51,26 +65,39 @@ class NewClassroomForm(forms.ModelForm):
 
 class SettingsForm(forms.ModelForm):
     allowed_methods = forms.MultipleChoiceField(
-        label="Methods students may run", widget=forms.CheckboxSelectMultiple,
-        choices=[(m.name, m.label) for m in methods.METHODS.values()])
+        label="Methods students may run",
+        widget=forms.CheckboxSelectMultiple,
+        choices=[(m.name, m.label) for m in methods.METHODS.values()],
+    )
 
     class Meta:
         model = Classroom
-        fields = ["allowed_methods", "max_steps", "max_run_minutes", "max_concurrent_per_student",
-                  "daily_runs_per_student"]
-        labels = {"max_steps": "Maximum steps per run",
-                  "max_run_minutes": "Worker minutes per run (estimated)",
-                  "max_concurrent_per_student": "Runs queued or running at once, per student",
-                  "daily_runs_per_student": "Runs per student per day"}
-        help_texts = {"max_steps": f"1 to {methods.MAX_STEPS}.",
-                      "max_run_minutes": "1 to 600. Estimated before a run is queued from its steps, batch size, "
-                                         "evaluations and its method's measured speed on the CPU worker; a run "
-                                         "estimated past it is refused with the settings that would fit.",
-                      "max_concurrent_per_student": (
-                          f"A race queues one run per lane ({len(races.DEFAULT_METHODS)} by default) and the "
-                          f"default rank sweep {len(experiments.DEFAULT_RANKS) * experiments.MAX_SIZES} runs: "
-                          "a student needs that many at once to start one."),
-                      "daily_runs_per_student": "Counted from midnight, server time; a race or a sweep "
-                                                "counts every run."}
-        widgets = {f: forms.NumberInput(attrs={"min": 1}) for f in
-                   ("max_steps", "max_run_minutes", "max_concurrent_per_student", "daily_runs_per_student")}
+        fields = [
+            "allowed_methods",
+            "max_steps",
+            "max_run_minutes",
+            "max_concurrent_per_student",
+            "daily_runs_per_student",
+        ]
+        labels = {
+            "max_steps": "Maximum steps per run",
+            "max_run_minutes": "Worker minutes per run (estimated)",
+            "max_concurrent_per_student": "Runs queued or running at once, per student",
+            "daily_runs_per_student": "Runs per student per day",
+        }
+        help_texts = {
+            "max_steps": f"1 to {methods.MAX_STEPS}.",
+            "max_run_minutes": "1 to 600. Estimated before a run is queued from its steps, batch size, "
+            "evaluations and its method's measured speed on the CPU worker; a run "
+            "estimated past it is refused with the settings that would fit.",
+            "max_concurrent_per_student": (
+                f"A race queues one run per lane ({len(races.DEFAULT_METHODS)} by default) and the "
+                f"default rank sweep {len(experiments.DEFAULT_RANKS) * experiments.MAX_SIZES} runs: "
+                "a student needs that many at once to start one."
+            ),
+            "daily_runs_per_student": "Counted from midnight, server time; a race or a sweep counts every run.",
+        }
+        widgets = {
+            f: forms.NumberInput(attrs={"min": 1})
+            for f in ("max_steps", "max_run_minutes", "max_concurrent_per_student", "daily_runs_per_student")
+        }

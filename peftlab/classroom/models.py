@@ -5,6 +5,7 @@ stores the student's id in the browser's session (peftlab/classroom/viewer.py). 
 (peftlab.runs.models.Run.classroom and .student), which is what decides who sees them
 (peftlab/classroom/access.py) and what they may queue (peftlab/classroom/quotas.py).
 """
+
 import secrets
 
 from django.conf import settings
@@ -44,15 +45,19 @@ class Classroom(models.Model):
     # Settings, changed by the teacher on the dashboard.
     allowed_methods = models.JSONField(default=all_methods)
     max_steps = models.PositiveIntegerField(
-        default=methods.MAX_STEPS, validators=[MinValueValidator(1), MaxValueValidator(methods.MAX_STEPS)])
+        default=methods.MAX_STEPS, validators=[MinValueValidator(1), MaxValueValidator(methods.MAX_STEPS)]
+    )
     max_concurrent_per_student = models.PositiveSmallIntegerField(
-        default=2, validators=[MinValueValidator(1), MaxValueValidator(100)])
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
     daily_runs_per_student = models.PositiveIntegerField(
-        default=20, validators=[MinValueValidator(1), MaxValueValidator(10_000)])
+        default=20, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
+    )
     # A run's estimated worker minutes (workers/run_cost.py): what one student's run may hold the
     # worker for. The default fits every method's default run and the flagship exercises.
     max_run_minutes = models.PositiveSmallIntegerField(
-        default=10, validators=[MinValueValidator(1), MaxValueValidator(600)])
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(600)]
+    )
     submissions_paused = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -91,8 +96,9 @@ class Student(models.Model):
 
     class Meta:
         ordering = ["nickname", "id"]
-        constraints = [models.UniqueConstraint(fields=["classroom", "nickname_key"],
-                                               name="one_lookalike_nickname_per_class")]
+        constraints = [
+            models.UniqueConstraint(fields=["classroom", "nickname_key"], name="one_lookalike_nickname_per_class")
+        ]
 
     def __str__(self):
         return f"{self.nickname} in {self.classroom.code}"

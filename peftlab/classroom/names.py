@@ -29,6 +29,7 @@ Other characters that are not printable (private use, unassigned) are left to th
 
 Pure functions: no Django.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -77,7 +78,7 @@ class HiddenCharacter(ValueError):
 
 
 def describe(char: str) -> str:
-    """"U+200B ZERO WIDTH SPACE"; control and unassigned characters have no name: "U+0007"."""
+    """ "U+200B ZERO WIDTH SPACE"; control and unassigned characters have no name: "U+0007"."""
     name = unicodedata.name(char, "")
     return f"U+{ord(char):04X} {name}".rstrip()
 
@@ -157,6 +158,7 @@ def skeleton(text: str) -> str:
     some prototypes are capitals (DIGIT ZERO's is "O", so "B0b" meets "bob")."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     table = prototypes()
-    mapped = "".join(table.get(char, char) for char in unicodedata.normalize("NFD", folded)
-                     if char not in EMOJI_SELECTORS)
+    mapped = "".join(
+        table.get(char, char) for char in unicodedata.normalize("NFD", folded) if char not in EMOJI_SELECTORS
+    )
     return unicodedata.normalize("NFD", mapped).casefold()

@@ -10,6 +10,7 @@ evaluations and the method's measured speed) must fit the run budget, so that 20
 fine-tuning at batch 256 cannot hold the only worker for an hour. Each refusal is a LabError
 (peftlab/errors.py) of the kind that fits, with a message that says how to fit; nothing is stored.
 """
+
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -40,15 +41,26 @@ class Limits:
 
     @classmethod
     def of_classroom(cls, classroom: Classroom) -> "Limits":
-        return cls(classroom.max_steps, classroom.max_concurrent_per_student, classroom.daily_runs_per_student,
-                   tuple(classroom.allowed_methods), classroom.submissions_paused, f"the class {classroom.name}",
-                   classroom.max_run_minutes, ", or ask your teacher to raise it on the class dashboard")
+        return cls(
+            classroom.max_steps,
+            classroom.max_concurrent_per_student,
+            classroom.daily_runs_per_student,
+            tuple(classroom.allowed_methods),
+            classroom.submissions_paused,
+            f"the class {classroom.name}",
+            classroom.max_run_minutes,
+            ", or ask your teacher to raise it on the class dashboard",
+        )
 
     @classmethod
     def public(cls) -> "Limits":
-        return cls(min(settings.PEFTLAB_PUBLIC_MAX_STEPS, methods.MAX_STEPS), settings.PEFTLAB_PUBLIC_MAX_CONCURRENT,
-                   settings.PEFTLAB_PUBLIC_DAILY_RUNS, where="this lab (outside a class)",
-                   run_minutes=settings.PEFTLAB_PUBLIC_MAX_RUN_MINUTES)
+        return cls(
+            min(settings.PEFTLAB_PUBLIC_MAX_STEPS, methods.MAX_STEPS),
+            settings.PEFTLAB_PUBLIC_MAX_CONCURRENT,
+            settings.PEFTLAB_PUBLIC_DAILY_RUNS,
+            where="this lab (outside a class)",
+            run_minutes=settings.PEFTLAB_PUBLIC_MAX_RUN_MINUTES,
+        )
 
     @classmethod
     def teacher(cls) -> "Limits":
@@ -81,8 +93,9 @@ def _minutes(seconds: float) -> str:
 
 def estimated_seconds(spec: methods.RunSpec) -> float:
     """The run's estimated worker time (workers/run_cost.py) on its task."""
-    return run_cost.cost_of(spec.method).seconds(spec.steps, spec.params["batch_size"],
-                                                 spec.params.get("eval_every", 0), _val_size(spec.task))
+    return run_cost.cost_of(spec.method).seconds(
+        spec.steps, spec.params["batch_size"], spec.params.get("eval_every", 0), _val_size(spec.task)
+    )
 
 
 def limits_of(viewer: Viewer) -> Limits:
@@ -114,9 +127,11 @@ def check_budget(spec: methods.RunSpec, limits: Limits) -> None:
     if eval_every and cost.seconds(spec.steps, batch, 0, val_size) <= budget:
         fits.append("fewer evaluations (eval_every 0 evaluates only at the end)")
     advice = ("; to fit, use " + ", or ".join(fits)) if fits else "; no setting of this method fits it"
-    raise Invalid(f"{_label(spec.method)} for {spec.steps} steps at batch {batch} would take about "
-                  f"{_minutes(seconds)} of the worker (estimated from runs measured on {run_cost.machine()}); "
-                  f"{limits.where} allows {limits.run_minutes:g} min per run{advice}{limits.ask}.")
+    raise Invalid(
+        f"{_label(spec.method)} for {spec.steps} steps at batch {batch} would take about "
+        f"{_minutes(seconds)} of the worker (estimated from runs measured on {run_cost.machine()}); "
+        f"{limits.where} allows {limits.run_minutes:g} min per run{advice}{limits.ask}."
+    )
 
 
 class Submitter:
@@ -140,8 +155,13 @@ class Submitter:
             self.owner = establish_owner(self.request)
             ratelimit.counted_for_new_session(self.owner)
         self.viewer = viewer_of(self.request)
-        return {"classroom": self.viewer.classroom, "student": self.viewer.student, "owner": self.owner,
-                "client": self.client, "max_concurrent": self.limits.max_concurrent}
+        return {
+            "classroom": self.viewer.classroom,
+            "student": self.viewer.student,
+            "owner": self.owner,
+            "client": self.client,
+            "max_concurrent": self.limits.max_concurrent,
+        }
 
     def check(self, specs: list[methods.RunSpec]) -> None:
         """Raise a LabError unless every run of `specs` may be queued now. Call it inside the
@@ -151,60 +171,80 @@ class Submitter:
         if self.viewer.kind == STUDENT:
             # One query: the student's row locked, with their class's settings as they are now,
             # not as they were when the request began.
-            student = (Student.objects.select_for_update(of=("self",)).select_related("classroom")
-                       .get(pk=self.viewer.student.pk))
+            student = (
+                Student.objects.select_for_update(of=("self",))
+                .select_related("classroom")
+                .get(pk=self.viewer.student.pk)
+            )
             limits = self.limits = Limits.of_classroom(student.classroom)
         if limits.paused:
-            raise Conflict(f"your teacher has paused new runs in {limits.where}; runs already queued "
-                           "still train. Try again when they resume submissions.")
+            raise Conflict(
+                f"your teacher has paused new runs in {limits.where}; runs already queued "
+                "still train. Try again when they resume submissions."
+            )
         if limits.allowed_methods is not None:
             refused = [s.method for s in specs if s.method not in limits.allowed_methods]
             if refused:
                 allowed = ", ".join(_label(m) for m in limits.allowed_methods) or "no method"
-                raise NotAllowed(f"{_label(refused[0])} is not allowed in {limits.where}; "
-                                 f"your teacher allows: {allowed}")
+                raise NotAllowed(
+                    f"{_label(refused[0])} is not allowed in {limits.where}; your teacher allows: {allowed}"
+                )
         steps = max(s.steps for s in specs)
         if steps > limits.max_steps:
-            raise Invalid(f"{limits.where} allows at most {limits.max_steps} steps per run "
-                          f"(asked for {steps}){limits.ask}")
+            raise Invalid(
+                f"{limits.where} allows at most {limits.max_steps} steps per run (asked for {steps}){limits.ask}"
+            )
         for spec in specs:
             check_budget(spec, limits)
         # A visitor without a session yet has no runs, but may still ask for too many at once.
         mine = Run.objects.filter(owner=self.owner) if self.owner else Run.objects.none()
-        self._check_counts(mine, count, limits.max_concurrent, limits.daily_runs, "you have", limits.where,
-                           limits.ask)
+        self._check_counts(mine, count, limits.max_concurrent, limits.daily_runs, "you have", limits.where, limits.ask)
         if self.viewer.kind == ANONYMOUS:
             # Every visitor's run from this address, whatever their cookies say.
-            self._check_counts(Run.objects.filter(client=self.client, classroom__isnull=True,
-                                                  owner__startswith="session:"),
-                               count, settings.PEFTLAB_ADDRESS_MAX_CONCURRENT, settings.PEFTLAB_ADDRESS_DAILY_RUNS,
-                               "visitors from your network address have", f"{limits.where} from one address",
-                               "; a class joined with its code has limits of its own")
+            self._check_counts(
+                Run.objects.filter(client=self.client, classroom__isnull=True, owner__startswith="session:"),
+                count,
+                settings.PEFTLAB_ADDRESS_MAX_CONCURRENT,
+                settings.PEFTLAB_ADDRESS_DAILY_RUNS,
+                "visitors from your network address have",
+                f"{limits.where} from one address",
+                "; a class joined with its code has limits of its own",
+            )
 
     def check_dataset(self) -> None:
         """Raise Conflict unless one more uploaded dataset may be kept: PEFTLAB_DATASETS_PER_OWNER
         per person and, for visitors, PEFTLAB_ADDRESS_DATASETS per client address."""
         limit = settings.PEFTLAB_DATASETS_PER_OWNER
         if limit and self.owner and Dataset.objects.filter(owner=self.owner).count() >= limit:
-            raise Conflict(f"you have {limit} uploaded datasets, the most this lab keeps per person: "
-                           "delete one (DELETE /api/datasets/<id>, or the Delete button) first")
+            raise Conflict(
+                f"you have {limit} uploaded datasets, the most this lab keeps per person: "
+                "delete one (DELETE /api/datasets/<id>, or the Delete button) first"
+            )
         limit = settings.PEFTLAB_ADDRESS_DATASETS
-        if (limit and self.viewer.kind == ANONYMOUS
-                and Dataset.objects.filter(client=self.client, classroom__isnull=True,
-                                           owner__startswith="session:").count() >= limit):
-            raise Conflict(f"visitors from your network address keep {limit} uploaded datasets, the most "
-                           "this lab keeps per address outside a class: delete one of yours first, or "
-                           "join your class with its code")
+        if (
+            limit
+            and self.viewer.kind == ANONYMOUS
+            and Dataset.objects.filter(client=self.client, classroom__isnull=True, owner__startswith="session:").count()
+            >= limit
+        ):
+            raise Conflict(
+                f"visitors from your network address keep {limit} uploaded datasets, the most "
+                "this lab keeps per address outside a class: delete one of yours first, or "
+                "join your class with its code"
+            )
 
     def dataset_fields(self) -> dict:
         """What an accepted upload stores about who sent it (a visitor's session is made here)."""
         fields = self.run_fields()
-        return {"owner": fields["owner"], "client": fields["client"], "classroom": fields["classroom"],
-                "student": fields["student"]}
+        return {
+            "owner": fields["owner"],
+            "client": fields["client"],
+            "classroom": fields["classroom"],
+            "student": fields["student"],
+        }
 
     @staticmethod
-    def _check_counts(runs, count: int, max_concurrent: int, daily_runs: int, who: str, where: str,
-                      ask: str) -> None:
+    def _check_counts(runs, count: int, max_concurrent: int, daily_runs: int, who: str, where: str, ask: str) -> None:
         """Refuse `count` more of `runs` past `max_concurrent` queued or running, or past
         `daily_runs` today (0: no such limit)."""
         if not (max_concurrent or daily_runs):
@@ -212,22 +252,27 @@ class Submitter:
         today = _start_of_day()
         counts = runs.aggregate(  # both counts in one query
             active=Count("pk", filter=Q(status__in=[Run.QUEUED, Run.RUNNING])),
-            used=Count("pk", filter=Q(created_at__gte=today)))
+            used=Count("pk", filter=Q(created_at__gte=today)),
+        )
         if max_concurrent:
             active = counts["active"]
             if active + count > max_concurrent:
-                raise TooMany(f"{who} {active} runs queued or running, and {_these(count)} would "
-                              f"make {active + count}; {where} allows {max_concurrent} "
-                              f"at a time. Wait for one to finish, or cancel one{ask}.")
+                raise TooMany(
+                    f"{who} {active} runs queued or running, and {_these(count)} would "
+                    f"make {active + count}; {where} allows {max_concurrent} "
+                    f"at a time. Wait for one to finish, or cancel one{ask}."
+                )
         if daily_runs:
             used = counts["used"]
             if used + count > daily_runs:
                 tomorrow = today + timedelta(days=1)
                 wait = int((tomorrow - timezone.now()).total_seconds()) + 1
-                raise TooMany(f"{who} queued {used} runs today, and {_these(count)} would make "
-                              f"{used + count}; {where} allows {daily_runs} a day. "
-                              f"The count starts again at midnight ({settings.TIME_ZONE}){ask}.",
-                              retry_after=wait)
+                raise TooMany(
+                    f"{who} queued {used} runs today, and {_these(count)} would make "
+                    f"{used + count}; {where} allows {daily_runs} a day. "
+                    f"The count starts again at midnight ({settings.TIME_ZONE}){ask}.",
+                    retry_after=wait,
+                )
 
 
 def submitter(request) -> Submitter:

@@ -15,6 +15,7 @@ that header; only what a trusted proxy appended is believed). It is kept only as
 A fixed window per minute: simple, and a refusal can say exactly when to try again. Counting never
 creates a session: a refused request leaves no session row behind.
 """
+
 import hashlib
 import hmac
 import ipaddress
@@ -66,8 +67,9 @@ def _key(scope: str, who: str, window: int) -> str:
 
 
 def _unavailable(exc: Exception) -> Unavailable:
-    return Unavailable(f"the lab cannot count requests right now ({type(exc).__name__}); "
-                       "try again in a minute", retry_after=30)
+    return Unavailable(
+        f"the lab cannot count requests right now ({type(exc).__name__}); try again in a minute", retry_after=30
+    )
 
 
 def _refusal(limit: int, what: str, window: int) -> TooMany:
@@ -115,8 +117,12 @@ def submission(request) -> str:
     (it is made when what they submit is stored: peftlab/classroom/viewer.py `establish_owner`)."""
     viewer = viewer_of(request)
     if viewer.kind == ANONYMOUS:
-        hit("submit-address", address_key(request), settings.PEFTLAB_ADDRESS_SUBMISSIONS_PER_MINUTE,
-            "run submissions from your network address")
+        hit(
+            "submit-address",
+            address_key(request),
+            settings.PEFTLAB_ADDRESS_SUBMISSIONS_PER_MINUTE,
+            "run submissions from your network address",
+        )
     if viewer.owner:
         hit("submit", viewer.owner, settings.PEFTLAB_SUBMISSIONS_PER_MINUTE, "run submissions")
     return viewer.owner
@@ -130,8 +136,12 @@ def counted_for_new_session(owner: str) -> None:
 def join_attempt(request) -> None:
     """Before a join's code is looked up: per browser session, every attempt; per address, the
     wrong codes so far (a class joining at once from one address uses none of that)."""
-    check("join-wrong", address_key(request), settings.PEFTLAB_ADDRESS_WRONG_JOINS_PER_MINUTE,
-          "wrong class codes from your network address")
+    check(
+        "join-wrong",
+        address_key(request),
+        settings.PEFTLAB_ADDRESS_WRONG_JOINS_PER_MINUTE,
+        "wrong class codes from your network address",
+    )
     if owner := viewer_of(request).owner:
         hit("join", owner, settings.PEFTLAB_JOINS_PER_MINUTE, "attempts to join a class")
 
@@ -148,8 +158,12 @@ def login_attempt(request, username: str) -> None:
     """Before a password is checked: refused once this account has had PEFTLAB_LOGINS_PER_MINUTE
     failed sign-ins from this client's address. Failures elsewhere do not count here, so someone
     guessing from another network cannot lock the teacher out during class."""
-    check("login-failed", f"{_account(username)}:{address_key(request)}", settings.PEFTLAB_LOGINS_PER_MINUTE,
-          "failed sign-ins for this account from your network address")
+    check(
+        "login-failed",
+        f"{_account(username)}:{address_key(request)}",
+        settings.PEFTLAB_LOGINS_PER_MINUTE,
+        "failed sign-ins for this account from your network address",
+    )
 
 
 def login_failed(request, username: str) -> None:
@@ -158,4 +172,6 @@ def login_failed(request, username: str) -> None:
 
 def signup_attempt(request) -> None:
     """Teacher sign-up (where it is open): every attempt, per client address."""
-    hit("signup", address_key(request), settings.PEFTLAB_LOGINS_PER_MINUTE, "sign-up attempts from your network address")
+    hit(
+        "signup", address_key(request), settings.PEFTLAB_LOGINS_PER_MINUTE, "sign-up attempts from your network address"
+    )

@@ -1,6 +1,7 @@
 """Who is asking: a teacher (a logged-in user), a student (joined in this browser session), or
 an anonymous visitor of the public instance. Everything that depends on it (what runs they see,
 what they may queue, their rate limits) starts from `viewer_of(request)`."""
+
 from dataclasses import dataclass
 
 from peftlab.classroom.models import Classroom, Student

@@ -1,5 +1,6 @@
 """The class pages: a student joins and leaves; a teacher signs in (or up, where allowed), lists
 and creates classes, and runs a class from its dashboard."""
+
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import views as auth_views
@@ -62,8 +63,10 @@ def join_view(request):
     if request.method != "POST":
         return render(request, "classroom/join.html", context)
     if viewer.kind == TEACHER:
-        form.add_error(None, "you are signed in as a teacher; open this page in a private window "
-                             "(or sign out) to join as a student")
+        form.add_error(
+            None,
+            "you are signed in as a teacher; open this page in a private window (or sign out) to join as a student",
+        )
         return render(request, "classroom/join.html", context, status=400)
     try:
         ratelimit.join_attempt(request)
@@ -145,8 +148,12 @@ def home_view(request):
         classroom.save()
         return redirect("classroom:dashboard", code=classroom.code)
     classes = request.user.classrooms.order_by("-id")
-    return render(request, "classroom/home.html", {"form": form, "classes": classes, "defaults": Classroom()},
-                  status=400 if form.errors else 200)
+    return render(
+        request,
+        "classroom/home.html",
+        {"form": form, "classes": classes, "defaults": Classroom()},
+        status=400 if form.errors else 200,
+    )
 
 
 def _own_classroom(request, code: str) -> Classroom:
@@ -168,10 +175,17 @@ def dashboard_view(request, code: str):
             return redirect(f"{request.path}?saved=1")
     else:
         saved = request.GET.get("saved") == "1"
-    return render(request, "classroom/dashboard.html", {
-        "classroom": classroom, "form": form, "saved": saved,
-        "join_link": request.build_absolute_uri(f"/join/?code={classroom.code}"),
-    }, status=400 if form.errors else 200)
+    return render(
+        request,
+        "classroom/dashboard.html",
+        {
+            "classroom": classroom,
+            "form": form,
+            "saved": saved,
+            "join_link": request.build_absolute_uri(f"/join/?code={classroom.code}"),
+        },
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required

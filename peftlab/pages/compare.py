@@ -1,4 +1,5 @@
 """The compare page (finished runs side by side) and the Pareto view (accuracy against cost)."""
+
 from django.shortcuts import render
 
 from peftlab.api.compare import COSTS, MAX_COMPARED
@@ -12,5 +13,6 @@ def compare(request):
 
 def pareto(request):
     tasks = access.usable_tasks(request)  # the shipped tasks and the visitor's uploads
-    return render(request, "simulations/pareto.html", {
-        "tasks": tasks, "costs": [{"key": k, **v} for k, v in COSTS.items()]})
+    return render(
+        request, "simulations/pareto.html", {"tasks": tasks, "costs": [{"key": k, **v} for k, v in COSTS.items()]}
+    )

@@ -1,4 +1,5 @@
 """What every page's template gets besides its own context."""
+
 from simulations.methods import METHODS
 
 

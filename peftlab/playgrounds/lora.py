@@ -1,5 +1,6 @@
 """JSON endpoints behind the LoRA chapter's playgrounds (P10–P12): validate, call the math in
 simulations/lora.py, serialise. Each returns everything its page needs in one response."""
+
 import numpy as np
 from ninja import Router
 
@@ -19,11 +20,16 @@ def _round(a, decimals: int = 4) -> list:
 
 def _base_model_config() -> lora.ModelConfig:
     # The lab's own base model, read from the config.json shipped with its weights.
-    return lora.bert_config("minilm", f"{base_model.NAME} (this lab)", base_model.dimensions(),
-                            "the config.json shipped with the lab's base model")
+    return lora.bert_config(
+        "minilm",
+        f"{base_model.NAME} (this lab)",
+        base_model.dimensions(),
+        "the config.json shipped with the lab's base model",
+    )
 
 
 # --- P11 ----------------------------------------------------------------------------------------
+
 
 @router.get("/parameter-counter", response={200: dict}, summary="P11: LoRA parameter counts per matrix and per model")
 def parameter_counter(request):
@@ -40,14 +46,20 @@ def parameter_counter(request):
     models = []
     for model in (minilm, *lora.REFERENCE_MODELS):
         counts = lora.model_counts(model, ranks)
-        models.append({
-            "key": model.key, "label": model.label, "hidden": model.hidden,
-            "intermediate": model.intermediate, "layers": model.layers,
-            "ffn_matrices": model.ffn_matrices, "total_params": model.total_params,
-            "source": model.source,
-            "counts": {name: c.tolist() for name, c in counts.items()},
-            "share": {name: significant(c / model.total_params) for name, c in counts.items()},
-        })
+        models.append(
+            {
+                "key": model.key,
+                "label": model.label,
+                "hidden": model.hidden,
+                "intermediate": model.intermediate,
+                "layers": model.layers,
+                "ffn_matrices": model.ffn_matrices,
+                "total_params": model.total_params,
+                "source": model.source,
+                "counts": {name: c.tolist() for name, c in counts.items()},
+                "share": {name: significant(c / model.total_params) for name, c in counts.items()},
+            }
+        )
     gpt3, llama = lora.GPT3_175B, lora.LLAMA_7B
     all_targets = lora.TARGET_SETS["QKVO+FFN"]
     notes = {
@@ -58,10 +70,12 @@ def parameter_counter(request):
             "qkvo_formula": gpt3.lora_params(lora.TARGET_SETS["QKVO"], 8),
             "layers": gpt3.layers,
             "rows": [
-                {"targets": name, "seed_figure": lora.SEED_GPT3_R8[name],
-                 "formula": gpt3.lora_params(targets, 8),
-                 "rank_matching_seed": round(lora.rank_for_count(gpt3, targets,
-                                                                 lora.SEED_GPT3_R8[name]), 1)}
+                {
+                    "targets": name,
+                    "seed_figure": lora.SEED_GPT3_R8[name],
+                    "formula": gpt3.lora_params(targets, 8),
+                    "rank_matching_seed": round(lora.rank_for_count(gpt3, targets, lora.SEED_GPT3_R8[name]), 1),
+                }
                 for name, targets in lora.TARGET_SETS.items()
             ],
             "per_matrix_r8": lora.lora_matrix_params(gpt3.hidden, gpt3.hidden, 8),
@@ -73,9 +87,12 @@ def parameter_counter(request):
             "formula": llama.lora_params(all_targets, 16),
             "qv_seed": "003 (LoRA and the efficiency revolution), its rank table for Q and V",
             "qv_rows": [
-                {"rank": r, "seed_figure": quoted,
-                 "formula": llama.lora_params(lora.TARGET_SETS["QV"], r),
-                 "formula_qkvo": llama.lora_params(lora.TARGET_SETS["QKVO"], r)}
+                {
+                    "rank": r,
+                    "seed_figure": quoted,
+                    "formula": llama.lora_params(lora.TARGET_SETS["QV"], r),
+                    "formula_qkvo": llama.lora_params(lora.TARGET_SETS["QKVO"], r),
+                }
                 for r, quoted in lora.SEED_LLAMA_QV.items()
             ],
         },
@@ -83,8 +100,12 @@ def parameter_counter(request):
     return {
         "ranks": ranks.tolist(),
         "hidden_sizes": table["hidden"].tolist(),
-        "per_matrix": {"lora": table["lora"].tolist(), "full": table["full"].tolist(),
-                       "share": significant(table["share"]), "break_even": table["break_even"].tolist()},
+        "per_matrix": {
+            "lora": table["lora"].tolist(),
+            "full": table["full"].tolist(),
+            "share": significant(table["share"]),
+            "break_even": table["break_even"].tolist(),
+        },
         "target_sets": {name: list(targets) for name, targets in lora.TARGET_SETS.items()},
         "models": models,
         "base_model": minilm.key,
@@ -94,10 +115,15 @@ def parameter_counter(request):
 
 # --- P10 ----------------------------------------------------------------------------------------
 
-@router.get("/lora-forward", response={200: dict, 400: Error},
-            summary="P10: the LoRA forward path on a small seeded example")
-def lora_forward(request, d: int = checked_query(8, minimum=lora.FORWARD_D_MIN, maximum=lora.FORWARD_D_MAX),
-                 seed: int = checked_query(0, **SEED)):
+
+@router.get(
+    "/lora-forward", response={200: dict, 400: Error}, summary="P10: the LoRA forward path on a small seeded example"
+)
+def lora_forward(
+    request,
+    d: int = checked_query(8, minimum=lora.FORWARD_D_MIN, maximum=lora.FORWARD_D_MAX),
+    seed: int = checked_query(0, **SEED),
+):
     """W, x and Wx; for every r = 1 … d: A, B, Ax and BAx; and for every r and every α on the
     grid the adapter's output (α/r)·BAx and h = Wx + (α/r)·BAx (update[r-1][i] and h[r-1][i] are
     rank r, α = alphas[i]), so the sliders only index."""
@@ -108,10 +134,16 @@ def lora_forward(request, d: int = checked_query(8, minimum=lora.FORWARD_D_MIN, 
         "limits": {"d": [lora.FORWARD_D_MIN, lora.FORWARD_D_MAX], "seed": [0, 2**31 - 1]},
         "ranks": ranks,
         "alphas": list(lora.ALPHA_GRID),
-        "W": _round(ex.W), "x": _round(ex.x), "Wx": _round(ex.Wx),
-        "A": [_round(a) for a in ex.A], "B": [_round(b) for b in ex.B],
-        "Ax": [_round(v) for v in ex.Ax], "BAx": [_round(v) for v in ex.BAx],
-        "update": _round(ex.update), "h": _round(ex.h), "scale": _round(ex.scale),
+        "W": _round(ex.W),
+        "x": _round(ex.x),
+        "Wx": _round(ex.Wx),
+        "A": [_round(a) for a in ex.A],
+        "B": [_round(b) for b in ex.B],
+        "Ax": [_round(v) for v in ex.Ax],
+        "BAx": [_round(v) for v in ex.BAx],
+        "update": _round(ex.update),
+        "h": _round(ex.h),
+        "scale": _round(ex.scale),
         "params_full": d * d,
         "params_lora": [lora.lora_matrix_params(d, d, r) for r in ranks],
     }
@@ -119,11 +151,18 @@ def lora_forward(request, d: int = checked_query(8, minimum=lora.FORWARD_D_MIN, 
 
 # --- P12 ----------------------------------------------------------------------------------------
 
-@router.get("/zero-start", response={200: dict, 400: Error},
-            summary="P12: LoRA training from B = 0, from A = B = 0, across ranks")
-def zero_start(request, alpha: float = checked_query(8, minimum=lora.ALPHA_MIN, maximum=lora.ALPHA_MAX),
-               lr: float = checked_query(0.01, minimum=lora.LR_MIN, maximum=lora.LR_MAX),
-               seed: int = checked_query(0, **SEED)):
+
+@router.get(
+    "/zero-start",
+    response={200: dict, 400: Error},
+    summary="P12: LoRA training from B = 0, from A = B = 0, across ranks",
+)
+def zero_start(
+    request,
+    alpha: float = checked_query(8, minimum=lora.ALPHA_MIN, maximum=lora.ALPHA_MAX),
+    lr: float = checked_query(0.01, minimum=lora.LR_MIN, maximum=lora.LR_MAX),
+    seed: int = checked_query(0, **SEED),
+):
     """Every trajectory for every scaling × init × rank: ‖ΔW‖_F, loss and gradient norms per
     step, and (for the α/r scaling) ΔW itself per step, rounded, against the target update ΔW*.
     Arrays are indexed by step 0 … steps."""
@@ -131,11 +170,15 @@ def zero_start(request, alpha: float = checked_query(8, minimum=lora.ALPHA_MIN, 
     trajectories = {
         scaling: {
             init: {
-                str(r): {"norm": significant(t.norm), "loss": significant(t.loss),
-                         "grad_A": significant(t.grad_A), "grad_B": significant(t.grad_B),
-                         # The heatmap shows LoRA's own scaling only; the other scaling's
-                         # matrices would double the response for a chart nobody draws.
-                         "delta": _round(t.delta, 3) if scaling == "alpha_over_r" else None}
+                str(r): {
+                    "norm": significant(t.norm),
+                    "loss": significant(t.loss),
+                    "grad_A": significant(t.grad_A),
+                    "grad_B": significant(t.grad_B),
+                    # The heatmap shows LoRA's own scaling only; the other scaling's
+                    # matrices would double the response for a chart nobody draws.
+                    "delta": _round(t.delta, 3) if scaling == "alpha_over_r" else None,
+                }
                 for r, t in by_rank.items()
             }
             for init, by_rank in by_init.items()
@@ -144,13 +187,14 @@ def zero_start(request, alpha: float = checked_query(8, minimum=lora.ALPHA_MIN, 
     }
     return {
         "settings": {"alpha": alpha, "lr": lr, "seed": seed},
-        "limits": {"alpha": [lora.ALPHA_MIN, lora.ALPHA_MAX], "lr": [lora.LR_MIN, lora.LR_MAX],
-                   "seed": [0, 2**31 - 1]},
-        "d": lora.ZERO_D, "target_rank": lora.ZERO_TARGET_RANK, "steps": lora.ZERO_STEPS,
+        "limits": {"alpha": [lora.ALPHA_MIN, lora.ALPHA_MAX], "lr": [lora.LR_MIN, lora.LR_MAX], "seed": [0, 2**31 - 1]},
+        "d": lora.ZERO_D,
+        "target_rank": lora.ZERO_TARGET_RANK,
+        "steps": lora.ZERO_STEPS,
         "ranks": list(lora.ZERO_RANKS),
-        "inits": lora.INITS, "scalings": lora.SCALINGS,
-        "scale": {"alpha_over_r": [alpha / r for r in lora.ZERO_RANKS],
-                  "alpha": [alpha for _ in lora.ZERO_RANKS]},
+        "inits": lora.INITS,
+        "scalings": lora.SCALINGS,
+        "scale": {"alpha_over_r": [alpha / r for r in lora.ZERO_RANKS], "alpha": [alpha for _ in lora.ZERO_RANKS]},
         "target": _round(target, 3),
         "target_norm": round(float(np.linalg.norm(target)), 4),
         "trajectories": trajectories,

@@ -1,4 +1,5 @@
 """JSON endpoints behind the interactive playgrounds: validate, call the math, serialise."""
+
 import numpy as np
 from ninja import Router, Schema
 
@@ -54,13 +55,17 @@ def _entries(a: np.ndarray) -> list:
 
 # The bounds are documented here and enforced by lowrank.validate_settings, whose messages say
 # what was sent; true_rank is also at most size, which the schema cannot say.
-@router.get("/low-rank", response={200: LowRankOut, 400: Error},
-            summary="P9: a matrix and its best rank-r approximations")
-def low_rank(request, kind: str = checked_query("lowrank", enum=list(lowrank.KINDS)),
-             size: int = checked_query(24, minimum=lowrank.SIZE_MIN, maximum=lowrank.SIZE_MAX),
-             seed: int = checked_query(1, minimum=0, maximum=lowrank.SEED_MAX),
-             true_rank: int = checked_query(3, description="at most size", minimum=1, maximum=lowrank.SIZE_MAX),
-             noise: float = checked_query(0.05, minimum=0, maximum=lowrank.NOISE_MAX)):
+@router.get(
+    "/low-rank", response={200: LowRankOut, 400: Error}, summary="P9: a matrix and its best rank-r approximations"
+)
+def low_rank(
+    request,
+    kind: str = checked_query("lowrank", enum=list(lowrank.KINDS)),
+    size: int = checked_query(24, minimum=lowrank.SIZE_MIN, maximum=lowrank.SIZE_MAX),
+    seed: int = checked_query(1, minimum=0, maximum=lowrank.SEED_MAX),
+    true_rank: int = checked_query(3, description="at most size", minimum=1, maximum=lowrank.SIZE_MAX),
+    noise: float = checked_query(0.05, minimum=0, maximum=lowrank.NOISE_MAX),
+):
     """A test matrix and, for every rank r = 0 … size, its truncated-SVD reconstruction M_r.
 
     Lists indexed by r have size + 1 entries. errors[r] = ‖M − M_r‖_F / ‖M‖_F, energy[r] =
@@ -69,16 +74,14 @@ def low_rank(request, kind: str = checked_query("lowrank", enum=list(lowrank.KIN
     matrix = lowrank.make_matrix(kind, size, seed, true_rank, noise)
     rec = lowrank.svd_reconstructions(matrix)
     return {
-        "settings": {"kind": kind, "size": size, "seed": seed, "true_rank": true_rank,
-                     "noise": noise},
+        "settings": {"kind": kind, "size": size, "seed": seed, "true_rank": true_rank, "noise": noise},
         "limits": {
             "size": [lowrank.SIZE_MIN, lowrank.SIZE_MAX],
             "seed": [0, lowrank.SEED_MAX],
             "true_rank": [1, size],
             "noise": [0.0, lowrank.NOISE_MAX],
         },
-        "kinds": {name: {"label": label, "help": text}
-                  for name, (label, text) in lowrank.KINDS.items()},
+        "kinds": {name: {"label": label, "help": text} for name, (label, text) in lowrank.KINDS.items()},
         "shape": list(matrix.shape),
         "matrix": _entries(matrix),
         "reconstructions": _entries(rec.recons),

@@ -4,6 +4,7 @@ serialise. Each answers everything its page needs in one response; the sliders o
 Token counts use the lab's own tokenizer (all-MiniLM-L6-v2's WordPiece, its tokenizer.json),
 loaded with the `tokenizers` package: no torch or transformers in the web process.
 """
+
 import json
 from dataclasses import asdict
 from functools import cache
@@ -18,9 +19,11 @@ from workers import base_model
 
 router = Router(tags=["playgrounds"])
 
-TOKENIZER_NOTE = (f"Token counts are WordPiece tokens of this lab's {base_model.NAME} tokenizer, "
-                  "special tokens not counted. GPT-3 uses byte-pair encoding (BPE), whose counts "
-                  "differ somewhat; WordPiece also drops the line breaks a BPE model would count.")
+TOKENIZER_NOTE = (
+    f"Token counts are WordPiece tokens of this lab's {base_model.NAME} tokenizer, "
+    "special tokens not counted. GPT-3 uses byte-pair encoding (BPE), whose counts "
+    "differ somewhat; WordPiece also drops the line breaks a BPE model would count."
+)
 
 
 @cache
@@ -46,9 +49,13 @@ def count_tokens(text: str) -> int:
 
 def _query_parameter():
     # check_query collapses runs of spaces, then refuses an empty query or one over QUERY_MAX_CHARS.
-    return checked_query(None, description=f"a review of one line, at most {prompting.QUERY_MAX_CHARS} "
-                         "characters (default: the page's example)", pattern=r"\S",
-                         maxLength=prompting.QUERY_MAX_CHARS)
+    return checked_query(
+        None,
+        description=f"a review of one line, at most {prompting.QUERY_MAX_CHARS} "
+        "characters (default: the page's example)",
+        pattern=r"\S",
+        maxLength=prompting.QUERY_MAX_CHARS,
+    )
 
 
 def _query(query: str | None) -> str:
@@ -61,18 +68,27 @@ def _reported(*keys: str) -> list[dict]:
 
 # --- P3 -------------------------------------------------------------------------------------------
 
-@router.get("/in-context-learning", response={200: dict, 400: Error},
-            summary="P3: few-shot prompts, their tokens, and reported accuracy")
+
+@router.get(
+    "/in-context-learning",
+    response={200: dict, 400: Error},
+    summary="P3: few-shot prompts, their tokens, and reported accuracy",
+)
 def in_context_learning(request, query: str | None = _query_parameter()):
     """The prompt for every k = 0 … len(pool), its token count, and for each context window the
     largest k whose prompt (query included) still leaves room for the answer. SuperGLUE rows are
     reported results (Brown et al. 2020, via seed 000) with the few-shot gain computed here."""
     query = _query(query)
     tokens = prompting.prompt_tokens(count_tokens, query)
-    windows = [("minilm-seq", "Lab, trained", _max_seq_length(),
-                "max_seq_length in the lab's sentence_bert_config.json"),
-               ("minilm", "Lab, positions", base_model.dimensions().max_positions,
-                "max_position_embeddings in the lab's config.json")]
+    windows = [
+        ("minilm-seq", "Lab, trained", _max_seq_length(), "max_seq_length in the lab's sentence_bert_config.json"),
+        (
+            "minilm",
+            "Lab, positions",
+            base_model.dimensions().max_positions,
+            "max_position_embeddings in the lab's config.json",
+        ),
+    ]
     windows += list(prompting.CONTEXT_WINDOWS)
     mean_example = float(np.mean(tokens.per_example))
     fixed = tokens.instruction + tokens.query + tokens.answer
@@ -84,33 +100,43 @@ def in_context_learning(request, query: str | None = _query_parameter()):
         "query_max_chars": prompting.QUERY_MAX_CHARS,
         "ks": list(range(len(prompting.POOL) + 1)),
         "prompts": [prompting.few_shot_prompt(k, query) for k in range(len(prompting.POOL) + 1)],
-        "examples": [{"text": t, "label": lab, "tokens": n}
-                     for (t, lab), n in zip(prompting.POOL, tokens.per_example)],
+        "examples": [{"text": t, "label": lab, "tokens": n} for (t, lab), n in zip(prompting.POOL, tokens.per_example)],
         "tokens": tokens.by_k,
         "extra_tokens": [n - tokens.by_k[0] for n in tokens.by_k],
         "instruction_tokens": tokens.instruction,
         "query_tokens": tokens.query,
         "answer_tokens": tokens.answer,
         "mean_example_tokens": round(mean_example, 1),
-        "windows": [{
-            "key": key, "label": label, "size": size, "source": source,
-            "fits": prompting.largest_k_that_fits(size, tokens.by_k, tokens.answer),
-            "estimated_fit": prompting.examples_that_fit(size, mean_example, fixed),
-        } for key, label, size, source in windows],
+        "windows": [
+            {
+                "key": key,
+                "label": label,
+                "size": size,
+                "source": source,
+                "fits": prompting.largest_k_that_fits(size, tokens.by_k, tokens.answer),
+                "estimated_fit": prompting.examples_that_fit(size, mean_example, fixed),
+            }
+            for key, label, size, source in windows
+        ],
         "few_shot_range": list(prompting.SEED_ICL["few_shot_range"]),
         "tokenizer_note": TOKENIZER_NOTE,
         "superglue": {
             "shots": prompting.SUPERGLUE_SHOTS,
-            "rows": [{**asdict(r), "gain": prompting.few_shot_gain(r),
-                      "matches_seed": prompting.few_shot_gain(r) == r.seed_gap}
-                     for r in prompting.SUPERGLUE],
-            "per_decade": [{**d, "decades": round(d["decades"], 2),
-                            "points_per_decade": round(d["points_per_decade"], 1)}
-                           for d in prompting.gain_per_decade()],
+            "rows": [
+                {
+                    **asdict(r),
+                    "gain": prompting.few_shot_gain(r),
+                    "matches_seed": prompting.few_shot_gain(r) == r.seed_gap,
+                }
+                for r in prompting.SUPERGLUE
+            ],
+            "per_decade": [
+                {**d, "decades": round(d["decades"], 2), "points_per_decade": round(d["points_per_decade"], 1)}
+                for d in prompting.gain_per_decade()
+            ],
         },
         "seed": {
-            "trace": {**trace, "computed": prompting.few_shot_budget(
-                trace["k"], trace["per_example"], trace["query"])},
+            "trace": {**trace, "computed": prompting.few_shot_budget(trace["k"], trace["per_example"], trace["query"])},
             "cost": {**cost, "computed": prompting.few_shot_budget(cost["k"], cost["per_example"], 0)},
             "gpt3_window": prompting.SEED_ICL["gpt3_window"],
             "gpt3_fit": list(prompting.SEED_ICL["gpt3_fit"]),
@@ -125,8 +151,12 @@ def in_context_learning(request, query: str | None = _query_parameter()):
 
 # --- P4 -------------------------------------------------------------------------------------------
 
-@router.get("/prompt-sensitivity", response={200: dict, 400: Error},
-            summary="P4: every prompt format, and contextual calibration")
+
+@router.get(
+    "/prompt-sensitivity",
+    response={200: dict, 400: Error},
+    summary="P4: every prompt format, and contextual calibration",
+)
 def prompt_sensitivity(request, query: str | None = _query_parameter()):
     """Every combination of label words × separator × instruction × ordering with its exact prompt
     and token count; the calibration grid calibrated[b][r] for content-free p(Positive) = bias[b]
@@ -145,8 +175,12 @@ def prompt_sensitivity(request, query: str | None = _query_parameter()):
             "instruction": {k: v[0] for k, v in prompting.INSTRUCTIONS.items()},
             "ordering": {k: v[0] for k, v in prompting.ORDERINGS.items()},
         },
-        "defaults": {"labels": "posneg", "separator": "answer", "instruction": "explicit",
-                     "ordering": "alternate_pos_last"},
+        "defaults": {
+            "labels": "posneg",
+            "separator": "answer",
+            "instruction": "explicit",
+            "ordering": "alternate_pos_last",
+        },
         "orderings": {k: prompting.ordering_labels(k) for k in prompting.ORDERINGS},
         "formats": prompting.all_formats(count_tokens, query),
         "calibration": {
@@ -159,30 +193,46 @@ def prompt_sensitivity(request, query: str | None = _query_parameter()):
             "defaults": {"raw": seed["raw"], "bias": seed["bias"]},
             **{name: np.round(values, 4).tolist() for name, values in grid.items()},
             "seed_example": {
-                "raw": seed["raw"], "bias": seed["bias"], "seed_says": seed["seed_says"],
-                "raw_neg": round(1 - seed["raw"], 2), "bias_neg": round(1 - seed["bias"], 2),
+                "raw": seed["raw"],
+                "bias": seed["bias"],
+                "seed_says": seed["seed_says"],
+                "raw_neg": round(1 - seed["raw"], 2),
+                "bias_neg": round(1 - seed["bias"], 2),
                 "seed_says_neg": round(1 - seed["seed_says"], 2),
-                "divided": [round(x, 4) for x in worked.divided], "total": round(worked.total, 4),
+                "divided": [round(x, 4) for x in worked.divided],
+                "total": round(worked.total, 4),
                 "calibrated": [round(x, 4) for x in worked.calibrated],
             },
         },
-        "reported": _reported("label_words", "separator", "instruction", "ordering",
-                              "spread_uncalibrated", "spread_calibrated"),
-        "sst2": {"rows": _reported("sst2_order_worst", "sst2_order_best"),
-                 "spread": prompting.spread("sst2_order_worst", "sst2_order_best")},
+        "reported": _reported(
+            "label_words", "separator", "instruction", "ordering", "spread_uncalibrated", "spread_calibrated"
+        ),
+        "sst2": {
+            "rows": _reported("sst2_order_worst", "sst2_order_best"),
+            "spread": prompting.spread("sst2_order_worst", "sst2_order_best"),
+        },
         "tokenizer_note": TOKENIZER_NOTE,
     }
 
 
 # --- P5 -------------------------------------------------------------------------------------------
 
-@router.get("/chain-of-thought", response={200: dict, 400: Error},
-            summary="P5: a word problem answered directly and step by step")
-def chain_of_thought(request, problem: str = checked_query("bakery", enum=list(prompting.PROBLEMS_BY_KEY)),
-                     values: str | None = checked_query(
-                         None, description="the problem's numbers in order, separated by commas (as many as it "
-                                           f"takes, each {prompting.VALUE_MIN} to {prompting.VALUE_MAX})",
-                         pattern=r"^\s*\d{1,6}\s*(,\s*\d{1,6}\s*)*$")):
+
+@router.get(
+    "/chain-of-thought",
+    response={200: dict, 400: Error},
+    summary="P5: a word problem answered directly and step by step",
+)
+def chain_of_thought(
+    request,
+    problem: str = checked_query("bakery", enum=list(prompting.PROBLEMS_BY_KEY)),
+    values: str | None = checked_query(
+        None,
+        description="the problem's numbers in order, separated by commas (as many as it "
+        f"takes, each {prompting.VALUE_MIN} to {prompting.VALUE_MAX})",
+        pattern=r"^\s*\d{1,6}\s*(,\s*\d{1,6}\s*)*$",
+    ),
+):
     """For every problem (the chosen one with `values`, the others at their own numbers): the
     steps computed exactly, and per mode (direct, few-shot CoT, zero-shot CoT) the prompt, the
     written answer and their token counts. `values` lists the chosen problem's numbers in order."""
@@ -195,14 +245,18 @@ def chain_of_thought(request, problem: str = checked_query("bakery", enum=list(p
         if p is chosen and values is not None:
             given = prompting.parse_values(values)
             if len(given) != len(numbers):
-                raise Invalid(f"{p.key} takes {len(numbers)} values "
-                              f"({', '.join(numbers)}), got {len(given)}")
+                raise Invalid(f"{p.key} takes {len(numbers)} values ({', '.join(numbers)}), got {len(given)}")
             numbers = dict(zip(numbers, given))
         solved = prompting.chain_of_thought(p, numbers, count_tokens)
-        out.append({"key": p.key, "title": p.title, "unit": p.unit,
-                    "quantities": [{"name": n, "label": label, "value": numbers[n]}
-                                   for n, label, _ in p.quantities],
-                    **solved})
+        out.append(
+            {
+                "key": p.key,
+                "title": p.title,
+                "unit": p.unit,
+                "quantities": [{"name": n, "label": label, "value": numbers[n]} for n, label, _ in p.quantities],
+                **solved,
+            }
+        )
     gsm8k = ("gsm8k_standard", "gsm8k_zero_shot_cot", "gsm8k_few_shot_cot")
     multiarith = ("multiarith_standard", "multiarith_zero_shot_cot")
     return {
@@ -220,8 +274,9 @@ def chain_of_thought(request, problem: str = checked_query("bakery", enum=list(p
             "seed_multiarith_gain": prompting.SEED_COT["multiarith_gain"],
             "seed_trigger_words": prompting.SEED_COT["trigger_words"],
             "gsm8k_gains": [prompting.spread(gsm8k[0], k) for k in gsm8k[1:]],
-            "task_types": _reported("cot_arithmetic", "cot_logic", "cot_commonsense",
-                                    "cot_classification", "cot_factual"),
+            "task_types": _reported(
+                "cot_arithmetic", "cot_logic", "cot_commonsense", "cot_classification", "cot_factual"
+            ),
             "self_consistency": _reported("self_consistency")[0],
             "small_models": _reported("cot_small_models")[0],
         },

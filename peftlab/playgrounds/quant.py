@@ -1,6 +1,7 @@
 """JSON endpoints of the "quant" playgrounds: P14 NF4 and double quantisation, P8 adapter block
 and P16 low-rank lab. Each validates, calls the math in simulations/, and serialises everything
 the page needs in one response; the page's sliders then only index into it."""
+
 import numpy as np
 from ninja import Router
 
@@ -19,8 +20,11 @@ def _centers(edges: np.ndarray) -> list:
 
 
 # --- P14 ---------------------------------------------------------------------------------------
-@router.get("/qlora", response={200: dict, 400: Error},
-            summary="P14: NF4 against int4, double quantisation, memory by model size")
+@router.get(
+    "/qlora",
+    response={200: dict, 400: Error},
+    summary="P14: NF4 against int4, double quantisation, memory by model size",
+)
 def qlora(request, seed: int = checked_query(0, minimum=0, maximum=quant.SEED_MAX)):
     """Everything P14 draws, for all block sizes, sample sizes and model sizes at once.
 
@@ -60,8 +64,7 @@ def qlora(request, seed: int = checked_query(0, minimum=0, maximum=quant.SEED_MA
             "overhead_dq": significant([quant.scale_overhead_bits(b, True) for b in quant.BLOCKSIZES]),
             "per_param": significant([quant.bits_per_param(b) for b in quant.BLOCKSIZES]),
             "per_param_dq": significant([quant.bits_per_param(b, True) for b in quant.BLOCKSIZES]),
-            "dq_saving_at_64": significant(
-                quant.scale_overhead_bits(64) - quant.scale_overhead_bits(64, True), 3),
+            "dq_saving_at_64": significant(quant.scale_overhead_bits(64) - quant.scale_overhead_bits(64, True), 3),
         },
         "memory": {
             "models": list(table),
@@ -71,11 +74,14 @@ def qlora(request, seed: int = checked_query(0, minimum=0, maximum=quant.SEED_MA
             "nf4_dq_gb": [significant(row["nf4_dq_gb"]) for row in table.values()],
             "scale_constants": [row["scale_constants"] for row in table.values()],
             # For the note on seed 000's "65B in 4-bit (~16 GB)" (its code loads a 70B model).
-            "pure_4bit_gb": {name: significant(quant.weight_bytes(row["params"], quant.CODE_BITS) / 1e9)
-                             for name, row in table.items()},
+            "pure_4bit_gb": {
+                name: significant(quant.weight_bytes(row["params"], quant.CODE_BITS) / 1e9)
+                for name, row in table.items()
+            },
             "llama2_70b_4bit_gb": significant(quant.weight_bytes(70e9, quant.CODE_BITS) / 1e9),
-            "scales_7b_b64_mb": significant(quant.weight_bytes(
-                quant.scale_constants(7e9, 64), quant.SCALE_BITS) / 1e6, 3),
+            "scales_7b_b64_mb": significant(
+                quant.weight_bytes(quant.scale_constants(7e9, 64), quant.SCALE_BITS) / 1e6, 3
+            ),
             "scales_7b_b64": quant.scale_constants(7e9, 64),
             "b64_index": b64,
         },
@@ -88,14 +94,20 @@ def _adapter_models() -> list[tuple[str, int, int, float]]:
     """(name, d, L, total parameters) of the models the page compares."""
     mini = dimensions()
     return [
-        ("all-MiniLM-L6-v2 (the lab's model)", mini.hidden, mini.layers,
-         adapter_block.bert_total(mini)),
-        ("BERT-base", adapter_block.BERT_BASE.hidden, adapter_block.BERT_BASE.layers,
-         adapter_block.bert_total(adapter_block.BERT_BASE)),
-        ("BERT-large", adapter_block.BERT_LARGE.hidden, adapter_block.BERT_LARGE.layers,
-         adapter_block.bert_total(adapter_block.BERT_LARGE)),
-        ("GPT-3 175B", adapter_block.GPT3["hidden"], adapter_block.GPT3["layers"],
-         adapter_block.GPT3["total"]),
+        ("all-MiniLM-L6-v2 (the lab's model)", mini.hidden, mini.layers, adapter_block.bert_total(mini)),
+        (
+            "BERT-base",
+            adapter_block.BERT_BASE.hidden,
+            adapter_block.BERT_BASE.layers,
+            adapter_block.bert_total(adapter_block.BERT_BASE),
+        ),
+        (
+            "BERT-large",
+            adapter_block.BERT_LARGE.hidden,
+            adapter_block.BERT_LARGE.layers,
+            adapter_block.bert_total(adapter_block.BERT_LARGE),
+        ),
+        ("GPT-3 175B", adapter_block.GPT3["hidden"], adapter_block.GPT3["layers"], adapter_block.GPT3["total"]),
     ]
 
 
@@ -107,8 +119,7 @@ def adapter_block_data(request, bottleneck: int = checked_query(64, enum=list(ad
     d is not a bottleneck, so its entries are null. `bottleneck` only checks a link's m.
     """
     if bottleneck not in adapter_block.BOTTLENECKS:
-        raise Invalid(f"bottleneck must be one of {', '.join(map(str, adapter_block.BOTTLENECKS))} "
-                      f"(got {bottleneck})")
+        raise Invalid(f"bottleneck must be one of {', '.join(map(str, adapter_block.BOTTLENECKS))} (got {bottleneck})")
     ds, ms = adapter_block.HIDDEN_SIZES, adapter_block.BOTTLENECKS
 
     def grid(fn):
@@ -116,16 +127,20 @@ def adapter_block_data(request, bottleneck: int = checked_query(64, enum=list(ad
 
     models = []
     for name, d, layers, total in _adapter_models():
-        shares = [adapter_block.model_share(name, d, layers, total, m) if m <= d else None
-                  for m in ms]
-        models.append({
-            "name": name, "hidden": d, "layers": layers, "total": total,
-            "adapters": adapter_block.ADAPTERS_PER_LAYER * layers,
-            "weights": [s and s.weights for s in shares],
-            "with_biases": [s and s.with_biases for s in shares],
-            "share": [s and significant(s.share) for s in shares],
-            "share_with_biases": [s and significant(s.share_with_biases) for s in shares],
-        })
+        shares = [adapter_block.model_share(name, d, layers, total, m) if m <= d else None for m in ms]
+        models.append(
+            {
+                "name": name,
+                "hidden": d,
+                "layers": layers,
+                "total": total,
+                "adapters": adapter_block.ADAPTERS_PER_LAYER * layers,
+                "weights": [s and s.weights for s in shares],
+                "with_biases": [s and s.with_biases for s in shares],
+                "share": [s and significant(s.share) for s in shares],
+                "share_with_biases": [s and significant(s.share_with_biases) for s in shares],
+            }
+        )
     large = adapter_block.model_share("BERT-large", 1024, 24, 340e6, 64)
     return {
         "settings": {"bottleneck": bottleneck},
@@ -145,8 +160,7 @@ def adapter_block_data(request, bottleneck: int = checked_query(64, enum=list(ad
             "two_per_layer_share": significant(large.share, 3),
             "one_per_layer_share": significant(large.share / 2, 3),
             "bert_large_adapters": large.weights,
-            "gpt3_share_with_bert_large_adapters": significant(
-                large.weights / adapter_block.GPT3["total"], 3),
+            "gpt3_share_with_bert_large_adapters": significant(large.weights / adapter_block.GPT3["total"], 3),
             "fp32_megabytes": significant(large.weights * 4 / 1e6, 3),
         },
     }
@@ -159,17 +173,24 @@ def _clean(a) -> list:
     return significant(np.where(np.abs(a) < 1e-12, 0.0, a))
 
 
-@router.get("/low-rank-lab", response={200: dict, 400: Error},
-            summary="P16: fit a rank-r update to a task of true rank k")
-def low_rank_lab(request, true_rank: int = checked_query(3, minimum=1, maximum=lowrank_lab.TRUE_RANK_MAX),
-                 noise: float = checked_query(0.3, minimum=0, maximum=lowrank_lab.NOISE_MAX),
-                 seed: int = checked_query(1, minimum=0, maximum=lowrank_lab.SEED_MAX)):
+@router.get(
+    "/low-rank-lab", response={200: dict, 400: Error}, summary="P16: fit a rank-r update to a task of true rank k"
+)
+def low_rank_lab(
+    request,
+    true_rank: int = checked_query(3, minimum=1, maximum=lowrank_lab.TRUE_RANK_MAX),
+    noise: float = checked_query(0.3, minimum=0, maximum=lowrank_lab.NOISE_MAX),
+    seed: int = checked_query(1, minimum=0, maximum=lowrank_lab.SEED_MAX),
+):
     """Every sample size n and rank r for one task: curves indexed [n][r], fits [n][r][i][j]."""
     res = lowrank_lab.run_lab(true_rank, noise, seed)
     return {
         "settings": {"true_rank": true_rank, "noise": noise, "seed": seed},
-        "limits": {"true_rank": [1, lowrank_lab.TRUE_RANK_MAX], "noise": [0.0, lowrank_lab.NOISE_MAX],
-                   "seed": [0, lowrank_lab.SEED_MAX]},
+        "limits": {
+            "true_rank": [1, lowrank_lab.TRUE_RANK_MAX],
+            "noise": [0.0, lowrank_lab.NOISE_MAX],
+            "seed": [0, lowrank_lab.SEED_MAX],
+        },
         "size": lowrank_lab.SIZE,
         "sample_sizes": list(lowrank_lab.SAMPLE_SIZES),
         "ranks": list(range(lowrank_lab.SIZE + 1)),

@@ -1,4 +1,5 @@
 """P17's instant mode: a simulated race from curves fitted to real runs (simulations/race_sim.py)."""
+
 from ninja import Router
 
 from peftlab.api.errors import Error, checked_query
@@ -19,17 +20,26 @@ _METHOD = "(" + "|".join(METHODS) + ")"
 METHODS_PATTERN = rf"^,*{_METHOD}(,+{_METHOD}){{0,{MAX_LANES - 1}}},*$"
 
 
-@router.get("/four-method-race/simulated", response={200: dict, 400: Error},
-            summary="P17: a simulated race, from curves fitted to real runs of the lab (labelled simulated)")
-def simulated_race(request, task: str = checked_query("sentiment", enum=list(_FITTED["tasks"])),
-                   steps: int = checked_query(None, description="default: every step the fits cover",
-                                              minimum=1, maximum=_FITTED["about"]["steps"]),
-                   methods: str = checked_query(",".join(DEFAULT_LANES), pattern=METHODS_PATTERN)):
+@router.get(
+    "/four-method-race/simulated",
+    response={200: dict, 400: Error},
+    summary="P17: a simulated race, from curves fitted to real runs of the lab (labelled simulated)",
+)
+def simulated_race(
+    request,
+    task: str = checked_query("sentiment", enum=list(_FITTED["tasks"])),
+    steps: int = checked_query(
+        None, description="default: every step the fits cover", minimum=1, maximum=_FITTED["about"]["steps"]
+    ),
+    methods: str = checked_query(",".join(DEFAULT_LANES), pattern=METHODS_PATTERN),
+):
     shipped = race_sim.shipped()
     if task not in shipped["tasks"]:
         if datasets.is_sourced(task):  # by its shape alone: whether it exists is not said
-            raise Invalid(f"an uploaded task ({task}) has no fitted runs to simulate; the instant "
-                          f"race covers {', '.join(shipped['tasks'])}. Start a real race instead.")
+            raise Invalid(
+                f"an uploaded task ({task}) has no fitted runs to simulate; the instant "
+                f"race covers {', '.join(shipped['tasks'])}. Start a real race instead."
+            )
         raise Invalid(f"unknown task {task!r}; choose from {datasets.task_names()}")
     lanes = [m for m in methods.split(",") if m]
     unknown = [m for m in lanes if m not in METHODS]
@@ -38,13 +48,17 @@ def simulated_race(request, task: str = checked_query("sentiment", enum=list(_FI
     fitted = shipped["tasks"][task]
     missing = [m for m in lanes if m not in fitted]
     if missing:
-        raise Invalid(f"no real run of {', '.join(missing)} on {task} has been fitted yet, so it cannot "
-                      f"be simulated; simulated methods: {', '.join(fitted)}. Start a real race instead.")
+        raise Invalid(
+            f"no real run of {', '.join(missing)} on {task} has been fitted yet, so it cannot "
+            f"be simulated; simulated methods: {', '.join(fitted)}. Start a real race instead."
+        )
     fitted_steps = shipped["about"]["steps"]
     steps = fitted_steps if steps is None else steps
     if not 1 <= steps <= fitted_steps:
-        raise Invalid(f"steps must be 1 to {fitted_steps}: the simulation only covers the steps "
-                      f"its real runs trained (got {steps})")
+        raise Invalid(
+            f"steps must be 1 to {fitted_steps}: the simulation only covers the steps "
+            f"its real runs trained (got {steps})"
+        )
     every = max(1, steps // MAX_POINTS)
     return {
         "simulated": True,

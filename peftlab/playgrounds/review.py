@@ -1,4 +1,5 @@
 """The review chapter's data: the quizzes (P21) and the cheat sheet (P22)."""
+
 from ninja import Router
 
 from peftlab.pages.chapters import CHAPTERS

@@ -1,5 +1,6 @@
 """JSON endpoints of chapter 6, serving many tasks: P13 merge-and-swap and P20
 freeze-attach-merge. Each answers everything its page needs in one response."""
+
 from ninja import Router
 
 from peftlab.api.errors import Error, checked_query
@@ -22,23 +23,33 @@ def _run_json(run: Run, dims, labels: dict[str, int], base_bytes: int) -> dict:
     m, p = run.metrics, run.params
     num_labels = labels.get(run.task, len(m["demo"]["labels"]))
     return {
-        "id": run.pk, "method": run.method, "task": run.task, "steps": run.steps, "seed": run.seed,
-        "rank": p.get("rank"), "alpha": p.get("alpha"), "targets": p.get("target_modules", []),
-        "device": run.device, "val_accuracy": m.get("val_accuracy"),
-        "adapter_bytes": m["adapter_bytes"], "adapter_share_of_base": m["adapter_bytes"] / base_bytes,
-        "adapter_tensor_bytes_formula": serving.lab_adapter_bytes(
-            dims, p["rank"], p["target_modules"], num_labels),
+        "id": run.pk,
+        "method": run.method,
+        "task": run.task,
+        "steps": run.steps,
+        "seed": run.seed,
+        "rank": p.get("rank"),
+        "alpha": p.get("alpha"),
+        "targets": p.get("target_modules", []),
+        "device": run.device,
+        "val_accuracy": m.get("val_accuracy"),
+        "adapter_bytes": m["adapter_bytes"],
+        "adapter_share_of_base": m["adapter_bytes"] / base_bytes,
+        "adapter_tensor_bytes_formula": serving.lab_adapter_bytes(dims, p["rank"], p["target_modules"], num_labels),
         "full_bytes_formula": serving.lab_full_bytes(dims, num_labels),
-        "latency_batch": m.get("latency_batch"), "latency_ms": m["latency_ms"],
-        "latency_merged_ms": m["latency_merged_ms"], "merge_max_abs_diff": m["merge_max_abs_diff"],
+        "latency_batch": m.get("latency_batch"),
+        "latency_ms": m["latency_ms"],
+        "latency_merged_ms": m["latency_merged_ms"],
+        "merge_max_abs_diff": m["merge_max_abs_diff"],
         "demo": m["demo"],
         "merge_exact": m["demo"]["max_abs_logit_diff"] < serving.ROUNDING_TOLERANCE,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
     }
 
 
-@router.get("/merge-and-swap", response={200: dict, 400: Error},
-            summary="P13: the lab's trained adapters, merged and swapped")
+@router.get(
+    "/merge-and-swap", response={200: dict, 400: Error}, summary="P13: the lab's trained adapters, merged and swapped"
+)
 def merge_and_swap(request, limit: int = checked_query(50, minimum=1, maximum=RUNS_LIMIT_MAX)):
     """The newest `limit` succeeded runs of a mergeable method with saved adapters, each with its
     size on disk, measured latency unmerged and merged, the largest logit change the merge made,
@@ -49,15 +60,17 @@ def merge_and_swap(request, limit: int = checked_query(50, minimum=1, maximum=RU
     dims = base_model.dimensions()
     tasks = {t["name"]: len(t["labels"]) for t in datasets.list_tasks()}
     merged = access.visible_runs(request).filter(status=Run.SUCCEEDED, metrics__has_key=MERGE_KEYS[0])
-    runs = [r for r in merged.filter(metrics__has_key="demo")[:limit]
-            if all(r.metrics.get(k) is not None for k in MERGE_KEYS)]
+    runs = [
+        r
+        for r in merged.filter(metrics__has_key="demo")[:limit]
+        if all(r.metrics.get(k) is not None for k in MERGE_KEYS)
+    ]
     weights = base_model.model_path() / "model.safetensors"
     base_bytes = weights.stat().st_size
     return {
         "runs": [_run_json(r, dims, tasks, base_bytes) for r in runs],
         "runs_without_demo": merged.exclude(metrics__has_key="demo").count(),
-        "base": {"name": base_model.NAME, "params": bert_total(dims),
-                 "file_bytes": base_bytes, "file": weights.name},
+        "base": {"name": base_model.NAME, "params": bert_total(dims), "file_bytes": base_bytes, "file": weights.name},
         "illustration": serving.illustration(dims, tasks),
         "storage": serving.storage_story(serving.storage_models(base_model.memory_model())),
         "storage_ranks": list(serving.STORAGE_RANKS),
@@ -78,7 +91,11 @@ def freeze_attach_merge(request):
         "table": serving.freeze_attach_table(),
         "defaults": serving.FREEZE_DEFAULT,
         "lab_hidden": base_model.dimensions().hidden,
-        "gpt3": {"name": lora.GPT3_175B.label, "layers": lora.GPT3_175B.layers,
-                 "total": serving.GPT3_NOMINAL, "rows": serving.gpt3_reduction()},
+        "gpt3": {
+            "name": lora.GPT3_175B.label,
+            "layers": lora.GPT3_175B.layers,
+            "total": serving.GPT3_NOMINAL,
+            "rows": serving.gpt3_reduction(),
+        },
         "reported": list(serving.REPORTED),
     }

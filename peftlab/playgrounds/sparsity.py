@@ -4,6 +4,7 @@ Both answers are real training runs of simulations/tinynet.py, about a second of
 are cached twice, keyed by the settings: in this process (functools.lru_cache), and as a JSON
 file under VAR_DIR so that a restarted server, or another worker process, answers at once too.
 """
+
 import json
 import os
 from functools import lru_cache
@@ -67,8 +68,10 @@ def _lottery(seed: int, scope: str) -> dict:
 def _lottery_json(seed: int, scope: str) -> dict:
     res = lottery.run_lottery(seed, scope)
     data = tinynet.dataset()
-    layers = [{"name": f"layer {i + 1} ({fan_in} → {fan_out})", "shape": [fan_in, fan_out]}
-              for i, (fan_in, fan_out) in enumerate(tinynet.layer_shapes())]
+    layers = [
+        {"name": f"layer {i + 1} ({fan_in} → {fan_out})", "shape": [fan_in, fan_out]}
+        for i, (fan_in, fan_out) in enumerate(tinynet.layer_shapes())
+    ]
     return {
         "settings": {"seed": seed, "scope": scope},
         "limits": {"seed": [0, lottery.SEED_MAX]},
@@ -89,8 +92,11 @@ def _lottery_json(seed: int, scope: str) -> dict:
         # [sparsity][layer]: 1 where the ticket keeps the weight, 0 where it is pruned.
         "masks": [[m.astype(int).tolist() for m in per_layer] for per_layer in res.ticket_masks],
         "initial_weights": [np.round(w, 4).tolist() for w in res.initial_weights],
-        "train_points": {"x": significant(data.x_train[:, 0]), "y": significant(data.x_train[:, 1]),
-                         "label": data.y_train.tolist()},
+        "train_points": {
+            "x": significant(data.x_train[:, 0]),
+            "y": significant(data.x_train[:, 1]),
+            "label": data.y_train.tolist(),
+        },
         "seed_facts": {
             "vgg19_pruned": lottery.SEED_VGG19_PRUNED,
             "ticket_share": lottery.SEED_TICKET_WEIGHTS / lottery.SEED_DENSE_WEIGHTS,
@@ -100,10 +106,16 @@ def _lottery_json(seed: int, scope: str) -> dict:
     }
 
 
-@router.get("/lottery-ticket", response={200: dict, 400: Error},
-            summary="P6: accuracy against sparsity for pruned, ticket and random")
-def lottery_ticket(request, seed: int = checked_query(0, minimum=0, maximum=lottery.SEED_MAX),
-                   scope: str = checked_query("global", enum=list(lottery.SCOPES))):
+@router.get(
+    "/lottery-ticket",
+    response={200: dict, 400: Error},
+    summary="P6: accuracy against sparsity for pruned, ticket and random",
+)
+def lottery_ticket(
+    request,
+    seed: int = checked_query(0, minimum=0, maximum=lottery.SEED_MAX),
+    scope: str = checked_query("global", enum=list(lottery.SCOPES)),
+):
     """Train 2→32→32→3 on the spirals, then at each sparsity of the grid: prune without
     retraining, the lottery ticket (IMP, rewound to θ0, retrained), and a random-mask control.
 
@@ -123,15 +135,13 @@ def _intrinsic(seed: int) -> dict:
 def _intrinsic_json(seed: int) -> dict:
     res = intrinsic.run_intrinsic(seed)
     d90 = res.d90
-    roberta_fraction = intrinsic.fraction_of_params(intrinsic.SEED_ROBERTA_D90,
-                                                    intrinsic.SEED_ROBERTA_PARAMS)
+    roberta_fraction = intrinsic.fraction_of_params(intrinsic.SEED_ROBERTA_D90, intrinsic.SEED_ROBERTA_PARAMS)
     return {
         "settings": {"seed": seed},
         "limits": {"seed": [0, intrinsic.SEED_MAX]},
         "network": _network(),
         "dimensions": list(res.dimensions),
-        "fractions": significant([intrinsic.fraction_of_params(d, res.total_params)
-                                  for d in res.dimensions]),
+        "fractions": significant([intrinsic.fraction_of_params(d, res.total_params) for d in res.dimensions]),
         "accuracy": res.accuracy,
         "train_accuracy": res.train_accuracy,
         "full_accuracy": res.full_accuracy,
@@ -149,14 +159,18 @@ def _intrinsic_json(seed: int) -> dict:
             "roberta_fraction": roberta_fraction,
             "roberta_large_params": intrinsic.ROBERTA_LARGE_PARAMS,
             "roberta_large_fraction": intrinsic.fraction_of_params(
-                intrinsic.SEED_ROBERTA_D90, intrinsic.ROBERTA_LARGE_PARAMS),
+                intrinsic.SEED_ROBERTA_D90, intrinsic.ROBERTA_LARGE_PARAMS
+            ),
             "subspace_range": list(intrinsic.SEED_SUBSPACE_RANGE),
         },
     }
 
 
-@router.get("/intrinsic-dimension", response={200: dict, 400: Error},
-            summary="P7: accuracy of training in a random d-dim subspace")
+@router.get(
+    "/intrinsic-dimension",
+    response={200: dict, 400: Error},
+    summary="P7: accuracy of training in a random d-dim subspace",
+)
 def intrinsic_dimension(request, seed: int = checked_query(0, minimum=0, maximum=intrinsic.SEED_MAX)):
     """Train 2→32→32→3 as θ = θ0 + P·z with z ∈ R^d for each d of the grid (the last is D), and
     once ordinarily. Lists indexed by d: accuracy, train_accuracy, fractions (d/D), losses."""

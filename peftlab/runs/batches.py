@@ -5,6 +5,7 @@ method registry first (one bad lane stores nothing), then creates the Batch and 
 in a single transaction and sends the runs to the worker only once that transaction has
 committed. `batch_status` sums up the lanes' statuses.
 """
+
 from collections.abc import Iterable, Sequence
 
 from django.conf import settings
@@ -22,8 +23,9 @@ class BatchRequestError(Invalid):
     """A batch request that cannot be accepted (400); the message is shown to the person who sent it."""
 
 
-def validate_lanes(task: str, steps, seed, lanes: Sequence[tuple[str, dict]],
-                   max_lanes: int = MAX_LANES, may_use_task=None) -> list[methods.RunSpec]:
+def validate_lanes(
+    task: str, steps, seed, lanes: Sequence[tuple[str, dict]], max_lanes: int = MAX_LANES, may_use_task=None
+) -> list[methods.RunSpec]:
     """Every lane as a validated RunSpec (defaults filled in); the first bad lane raises,
     naming its number (from 1). may_use_task: who may train on an uploaded task (see
     methods.validate_run; None: the shipped tasks only)."""
@@ -33,8 +35,7 @@ def validate_lanes(task: str, steps, seed, lanes: Sequence[tuple[str, dict]],
     specs = []
     for number, (method, params) in enumerate(lanes, start=1):
         try:
-            specs.append(methods.validate_run(method, task, steps, seed, params or {},
-                                              may_use_task=may_use_task))
+            specs.append(methods.validate_run(method, task, steps, seed, params or {}, may_use_task=may_use_task))
         except methods.RunRequestError as exc:
             # A task or steps error is the same for every lane: say it without a lane number.
             prefix = "" if str(exc).startswith(("unknown task", "steps", "seed")) else f"lane {number}: "
@@ -42,8 +43,16 @@ def validate_lanes(task: str, steps, seed, lanes: Sequence[tuple[str, dict]],
     return specs
 
 
-def create_batch(kind: str, task: str, steps, seed, lanes: Sequence[tuple[str, dict]],
-                 config: dict | None = None, max_lanes: int = MAX_LANES, submitter=None) -> Batch:
+def create_batch(
+    kind: str,
+    task: str,
+    steps,
+    seed,
+    lanes: Sequence[tuple[str, dict]],
+    config: dict | None = None,
+    max_lanes: int = MAX_LANES,
+    submitter=None,
+) -> Batch:
     """Validate, store and dispatch a batch: one Run per lane (run.lane = 0, 1, ...).
 
     lanes: [(method, params), ...]; params as POST /api/runs takes them (defaults fill the rest).
@@ -54,18 +63,30 @@ def create_batch(kind: str, task: str, steps, seed, lanes: Sequence[tuple[str, d
     """
     if kind not in dict(Batch.KINDS):
         raise BatchRequestError(f"unknown batch kind {kind!r}; choose from {sorted(dict(Batch.KINDS))}")
-    specs = validate_lanes(task, steps, seed, lanes, max_lanes,
-                           may_use_task=submitter.may_use_task if submitter is not None else None)
+    specs = validate_lanes(
+        task, steps, seed, lanes, max_lanes, may_use_task=submitter.may_use_task if submitter is not None else None
+    )
     with transaction.atomic():
         if submitter is not None:
             submitter.check(specs)
         owned = submitter.run_fields() if submitter is not None else {}
-        batch = Batch.objects.create(kind=kind, task=specs[0].task, steps=specs[0].steps,
-                                     seed=specs[0].seed, config=config or {})
-        runs = [Run.objects.create(method=s.method, task=s.task, steps=s.steps, seed=s.seed,
-                                   params=s.params, queue=settings.PEFTLAB_RUN_QUEUE,
-                                   batch=batch, lane=lane, **owned)
-                for lane, s in enumerate(specs)]
+        batch = Batch.objects.create(
+            kind=kind, task=specs[0].task, steps=specs[0].steps, seed=specs[0].seed, config=config or {}
+        )
+        runs = [
+            Run.objects.create(
+                method=s.method,
+                task=s.task,
+                steps=s.steps,
+                seed=s.seed,
+                params=s.params,
+                queue=settings.PEFTLAB_RUN_QUEUE,
+                batch=batch,
+                lane=lane,
+                **owned,
+            )
+            for lane, s in enumerate(specs)
+        ]
         send_on_commit(runs, batch)
     return batch
 

@@ -12,6 +12,7 @@ twice trains nothing more, and a run whose worker died is tried again under its 
 number (at most Run.MAX_ATTEMPTS times). Each step below works on one attempt of one run (a
 Claim), never on "the process's run": one process may hold several claims at once.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,8 +51,13 @@ class BrokerUnavailable(Unavailable):
 def send_message(run: Run) -> None:
     """The message itself, to the Celery task by its name (tasks.py registers it). The broker is
     tried briefly: a learner waits seconds for an answer, not minutes."""
-    celery_app.send_task(TRAIN_TASK, args=[run.pk], queue=run.queue, retry=True, retry_policy={
-        "max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1})
+    celery_app.send_task(
+        TRAIN_TASK,
+        args=[run.pk],
+        queue=run.queue,
+        retry=True,
+        retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+    )
 
 
 def dispatch(run: Run) -> None:
@@ -59,8 +65,9 @@ def dispatch(run: Run) -> None:
     try:
         send_message(run)
     except Exception as exc:  # noqa: BLE001 - any broker failure
-        raise BrokerUnavailable(f"the job queue is not reachable ({type(exc).__name__}): nothing was queued; "
-                                "try again in a minute") from exc
+        raise BrokerUnavailable(
+            f"the job queue is not reachable ({type(exc).__name__}): nothing was queued; try again in a minute"
+        ) from exc
 
 
 def prepare_dispatch() -> None:
@@ -124,14 +131,24 @@ def start(run_id: int, task_id: str, device: str) -> Claim | None:
     attempt = run.attempts + 1
     if attempt > Run.MAX_ATTEMPTS:
         Run.objects.filter(pk=run_id, status=run.status, attempts=run.attempts).update(
-            status=Run.FAILED, finished_at=timezone.now(),
+            status=Run.FAILED,
+            finished_at=timezone.now(),
             error=f"the run stopped its worker {run.attempts} times (killed, out of memory or past "
-                  "its time limit) and is not tried again; its points so far are kept")
+            "its time limit) and is not tried again; its points so far are kept",
+        )
         return None
     now = timezone.now()
     started = Run.objects.filter(pk=run_id, status=run.status, attempts=run.attempts).update(
-        status=Run.RUNNING, attempts=attempt, started_at=run.started_at or now, heartbeat_at=now,
-        steps_done=0, device=device, worker=socket.gethostname(), worker_pid=os.getpid(), task_id=task_id)
+        status=Run.RUNNING,
+        attempts=attempt,
+        started_at=run.started_at or now,
+        heartbeat_at=now,
+        steps_done=0,
+        device=device,
+        worker=socket.gethostname(),
+        worker_pid=os.getpid(),
+        task_id=task_id,
+    )
     return Claim(run_id, attempt) if started else None
 
 
@@ -192,13 +209,23 @@ class Reporter:
     def __call__(self, points, evals) -> bool:
         with transaction.atomic():
             Point.objects.bulk_create(
-                [Point(run_id=self.run_id, attempt=self.attempt, step=p.step, loss=p.loss, elapsed=p.elapsed)
-                 for p in points],
+                [
+                    Point(run_id=self.run_id, attempt=self.attempt, step=p.step, loss=p.loss, elapsed=p.elapsed)
+                    for p in points
+                ],
                 ignore_conflicts=True,
             )
             EvalPoint.objects.bulk_create(
-                [EvalPoint(run_id=self.run_id, attempt=self.attempt, step=e.step, val_loss=e.val_loss,
-                           val_accuracy=e.val_accuracy) for e in evals],
+                [
+                    EvalPoint(
+                        run_id=self.run_id,
+                        attempt=self.attempt,
+                        step=e.step,
+                        val_loss=e.val_loss,
+                        val_accuracy=e.val_accuracy,
+                    )
+                    for e in evals
+                ],
                 ignore_conflicts=True,
             )
             # One UPDATE is the heartbeat and the cancel check; an attempt that is not the run's
@@ -249,7 +276,8 @@ def finish(claim: Claim, status: str, metrics: dict | None = None, error: str = 
     """End the run's current attempt. An attempt that is not current any more (the run was
     meanwhile failed as lost) changes nothing."""
     ended = Run.objects.filter(pk=claim.run_id, status=Run.RUNNING, attempts=claim.attempt).update(
-        status=status, metrics=metrics or {}, error=error, finished_at=timezone.now())
+        status=status, metrics=metrics or {}, error=error, finished_at=timezone.now()
+    )
     notify.changed(claim.run_id)
     return status if ended else "superseded"
 
@@ -276,9 +304,11 @@ def fail_lost_runs() -> int:
     failed = 0
     for pk, _queue in lost:
         failed += Run.objects.filter(pk=pk, status=Run.RUNNING, heartbeat_at__lt=stale).update(
-            status=Run.FAILED, finished_at=timezone.now(),
+            status=Run.FAILED,
+            finished_at=timezone.now(),
             error=f"the worker running this stopped reporting for over {settings.PEFTLAB_STALE_RUN_SECONDS} s "
-                  "and is presumed lost; its points so far are kept")
+            "and is presumed lost; its points so far are kept",
+        )
     for queue in {q for _, q in lost}:
         wake(queue)
     return failed

@@ -1,4 +1,5 @@
 """Training runs and their loss points: the source of truth for every run the lab shows."""
+
 from django.db import models
 from django.urls import reverse
 
@@ -52,10 +53,12 @@ class Run(models.Model):
     client = models.CharField(max_length=32, blank=True, default="", db_index=True)
     # The class and student a run belongs to; both empty for a public run (an anonymous
     # visitor's or a teacher's). They decide who sees the run (peftlab/classroom/access.py).
-    classroom = models.ForeignKey("classroom.Classroom", null=True, blank=True, on_delete=models.CASCADE,
-                                  related_name="runs")
-    student = models.ForeignKey("classroom.Student", null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="runs")
+    classroom = models.ForeignKey(
+        "classroom.Classroom", null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
+    student = models.ForeignKey(
+        "classroom.Student", null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
 
     status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED, db_index=True)
     cancel_requested = models.BooleanField(default=False)
@@ -177,10 +180,12 @@ class Dataset(models.Model):
     # Who uploaded it, with the same keys as Run.owner; the class and student for a student's.
     owner = models.CharField(max_length=64, db_index=True)
     client = models.CharField(max_length=32, blank=True, default="", db_index=True)  # as Run.client
-    classroom = models.ForeignKey("classroom.Classroom", null=True, blank=True, on_delete=models.CASCADE,
-                                  related_name="datasets")
-    student = models.ForeignKey("classroom.Student", null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="datasets")
+    classroom = models.ForeignKey(
+        "classroom.Classroom", null=True, blank=True, on_delete=models.CASCADE, related_name="datasets"
+    )
+    student = models.ForeignKey(
+        "classroom.Student", null=True, blank=True, on_delete=models.CASCADE, related_name="datasets"
+    )
     labels = models.JSONField()  # label names; an example's label is an index into this list
     train_size = models.PositiveIntegerField()
     val_size = models.PositiveIntegerField()
@@ -197,9 +202,16 @@ class Dataset(models.Model):
         return f"{self.TASK_PREFIX}{self.pk}"
 
     def summary(self) -> dict:
-        return {"id": self.pk, "task": self.task_name, "name": self.name, "file_name": self.file_name,
-                "labels": self.labels, "train_size": self.train_size, "val_size": self.val_size,
-                "created_at": self.created_at.isoformat() if self.created_at else None}
+        return {
+            "id": self.pk,
+            "task": self.task_name,
+            "name": self.name,
+            "file_name": self.file_name,
+            "labels": self.labels,
+            "train_size": self.train_size,
+            "val_size": self.val_size,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+        }
 
 
 class DatasetExample(models.Model):

@@ -13,6 +13,7 @@ Two carriers, one per topology (settings.PEFTLAB_NOTIFY_URL):
   worker appends a byte to; one task per web process watches the sizes of the watched runs'
   files every FILE_POLL_SECONDS (a stat each: microseconds).
 """
+
 import asyncio
 import logging
 import os
@@ -57,8 +58,9 @@ def changed(run_id: int) -> None:
             if _publisher is None:
                 import redis
 
-                _publisher = redis.Redis.from_url(settings.PEFTLAB_NOTIFY_URL, socket_timeout=0.5,
-                                                  socket_connect_timeout=0.5)
+                _publisher = redis.Redis.from_url(
+                    settings.PEFTLAB_NOTIFY_URL, socket_timeout=0.5, socket_connect_timeout=0.5
+                )
             _publisher.publish(CHANNEL, run_id)
         else:
             path = _file(run_id)
@@ -117,7 +119,8 @@ class _Watcher:
                 self.sizes.setdefault(run_id, _size(run_id))  # a change from now on wakes it
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(
-                self._subscribe() if _uses_redis() else self._watch_files())
+                self._subscribe() if _uses_redis() else self._watch_files()
+            )
 
     def remove(self, watch: Watch) -> None:
         for run_id in watch.run_ids:

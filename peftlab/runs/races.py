@@ -5,6 +5,7 @@ GET /api/races/{id} and the race stream's final event return: every lane's run (
 /api/runs/{id} gives it, without points) with the memory calculator's prediction for that exact
 configuration beside it.
 """
+
 import math
 from functools import cache
 
@@ -32,8 +33,9 @@ def start_race(task: str, steps: int, seed: int, lane_methods, submitter=None) -
     the quotas' LabError when the submitter may not queue it (see create_batch)."""
     lane_methods = list(lane_methods)
     lanes = [(m, {"eval_every": eval_every(steps)}) for m in lane_methods]
-    return create_batch(Batch.RACE, task, steps, seed, lanes, max_lanes=MAX_LANES,
-                        config={"methods": lane_methods}, submitter=submitter)
+    return create_batch(
+        Batch.RACE, task, steps, seed, lanes, max_lanes=MAX_LANES, config={"methods": lane_methods}, submitter=submitter
+    )
 
 
 @cache
@@ -43,17 +45,22 @@ def task_shape(task: str) -> tuple[int, int]:
     return token_lengths.longest_train_example(task), len(datasets.load_task(task).labels)
 
 
-def prediction(method: str, params: dict, task: str, shape: tuple[int, int] | None = None,
-               precision: str = "fp32") -> dict:
+def prediction(
+    method: str, params: dict, task: str, shape: tuple[int, int] | None = None, precision: str = "fp32"
+) -> dict:
     """The calculator's figures for a lab run of this configuration with its steps in
     `precision`: trainable parameters and peak memory (parameters + gradients + AdamW state +
     activations), the activations at the padded length of the task's longest training example
     (the widest batch a run can see)."""
     seq, labels = shape or task_shape(task)
     p = memory.lab_run_prediction(base_model.memory_model(), method, params, labels, seq=seq, precision=precision)
-    return {"peak_memory_bytes": p["total"], "trainable_params": p["trainable"], "seq": seq,
-            "breakdown": {k: p[k] for k in ("params", "grads", "optimizer_state", "activations")},
-            "activation_formula": p["activation_formula"]}
+    return {
+        "peak_memory_bytes": p["total"],
+        "trainable_params": p["trainable"],
+        "seq": seq,
+        "breakdown": {k: p[k] for k in ("params", "grads", "optimizer_state", "activations")},
+        "activation_formula": p["activation_formula"],
+    }
 
 
 def predictions(method: str, params: dict, task: str, shape: tuple[int, int]) -> dict:
@@ -64,9 +71,33 @@ def predictions(method: str, params: dict, task: str, shape: tuple[int, int]) ->
 
 # The family map's parts (simulations/family.py, P15), bottom to top, each added part beside the
 # part it works on.
-LAYOUT = ("embeddings", "prompt", "q", "lora_q", "k", "lora_k", "ia3_k", "v", "lora_v", "ia3_v",
-          "prefix", "attention", "o", "lora_o", "adapter1", "ln1", "ia3_ffn", "ffn_up", "lora_ffn_up",
-          "ffn_down", "lora_ffn_down", "adapter2", "ln2", "biases", "head")
+LAYOUT = (
+    "embeddings",
+    "prompt",
+    "q",
+    "lora_q",
+    "k",
+    "lora_k",
+    "ia3_k",
+    "v",
+    "lora_v",
+    "ia3_v",
+    "prefix",
+    "attention",
+    "o",
+    "lora_o",
+    "adapter1",
+    "ln1",
+    "ia3_ffn",
+    "ffn_up",
+    "lora_ffn_up",
+    "ffn_down",
+    "lora_ffn_down",
+    "adapter2",
+    "ln2",
+    "biases",
+    "head",
+)
 
 
 def diagram(method: str, params: dict) -> list[dict]:
@@ -76,8 +107,11 @@ def diagram(method: str, params: dict) -> list[dict]:
     family_method = "lora" if method == "qlora" else method
     if family_method in ("lora", "dora"):
         every = family.highlights(family_method, "QKVO+FFN")
-        trains = {f"lora_{part}": every[f"lora_{part}"]
-                  for t in params.get("target_modules", ()) for part in family.TARGET_PARTS[t]}
+        trains = {
+            f"lora_{part}": every[f"lora_{part}"]
+            for t in params.get("target_modules", ())
+            for part in family.TARGET_PARTS[t]
+        }
     else:
         trains = family.highlights(family_method)
     quantized = ("q", "k", "v", "o", "ffn_up", "ffn_down") if method == "qlora" else ()
@@ -109,7 +143,13 @@ def describe_race(batch: Batch) -> dict:
         "methods": [r.method for r in runs],
         "created_at": batch.created_at.isoformat(),
         "events_url": reverse("race-events", args=[batch.pk]),
-        "runs": [{**r.summary(), "label": methods.METHODS[r.method].label,
-                  "predictions": predictions(r.method, r.params, r.task, shapes[r.task]),
-                  "diagram": diagram(r.method, r.params)} for r in runs],
+        "runs": [
+            {
+                **r.summary(),
+                "label": methods.METHODS[r.method].label,
+                "predictions": predictions(r.method, r.params, r.task, shapes[r.task]),
+                "diagram": diagram(r.method, r.params),
+            }
+            for r in runs
+        ],
     }

@@ -9,6 +9,7 @@ their concurrency limit (Run.max_concurrent) is passed over until one of their r
 Every queued run has been sent as one message, and every run that ends sends one more while
 runs are waiting, so a run passed over is picked up by a later message.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,21 +44,28 @@ def pick(waiting: list[Waiting], running: dict[str, int], last_start: dict[str, 
     if not first_of:
         return None
     never = datetime.min.replace(tzinfo=UTC)
-    chosen = min(first_of.values(), key=lambda r: (running.get(r.owner, 0),
-                                                     last_start.get(r.owner, never), r.id))
+    chosen = min(first_of.values(), key=lambda r: (running.get(r.owner, 0), last_start.get(r.owner, never), r.id))
     return chosen.id
 
 
 def queue_state(queue: str) -> tuple[list[Waiting], dict[str, int], dict[str, datetime]]:
     """What `pick` needs for a queue: its waiting runs in submission order, and for their owners
     the number of runs training now and when their newest run started."""
-    waiting = [Waiting(*row) for row in Run.objects.filter(status=Run.QUEUED, queue=queue)
-               .order_by("id").values_list("id", "owner", "max_concurrent")]
+    waiting = [
+        Waiting(*row)
+        for row in Run.objects.filter(status=Run.QUEUED, queue=queue)
+        .order_by("id")
+        .values_list("id", "owner", "max_concurrent")
+    ]
     owners = {w.owner for w in waiting}
-    running = dict(Run.objects.filter(status=Run.RUNNING, owner__in=owners)
-                   .values_list("owner").annotate(n=Count("id")))
-    last_start = dict(Run.objects.filter(owner__in=owners, started_at__isnull=False)
-                      .values_list("owner").annotate(last=Max("started_at")))
+    running = dict(
+        Run.objects.filter(status=Run.RUNNING, owner__in=owners).values_list("owner").annotate(n=Count("id"))
+    )
+    last_start = dict(
+        Run.objects.filter(owner__in=owners, started_at__isnull=False)
+        .values_list("owner")
+        .annotate(last=Max("started_at"))
+    )
     return waiting, running, last_start
 
 

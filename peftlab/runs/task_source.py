@@ -5,6 +5,7 @@ processes and in every worker alike, so `datasets.load_task("upload-7")` works w
 validated or trained, while workers/datasets.py itself imports no Django. Who may *use* an
 upload is decided by the web layer (peftlab/classroom/access.py), never here.
 """
+
 import re
 
 from peftlab.runs.models import Dataset, DatasetExample
@@ -36,15 +37,18 @@ class UploadedTasks:
         dataset = Dataset.objects.filter(pk=pk).first() if pk is not None else None
         if dataset is None:
             raise _missing(name)
-        rows = DatasetExample.objects.filter(dataset=dataset).order_by("position").values_list(
-            "split", "text", "label")
+        rows = DatasetExample.objects.filter(dataset=dataset).order_by("position").values_list("split", "text", "label")
         train, val = [], []
         for split, text, label in rows:
             (val if split == DatasetExample.VAL else train).append(datasets.Example(text, label))
         return datasets.Task(
-            name=name, title=dataset.name,
+            name=name,
+            title=dataset.name,
             description=f"Uploaded CSV \u201c{dataset.file_name or dataset.name}\u201d.",
-            labels=tuple(dataset.labels), train=tuple(train), val=tuple(val))
+            labels=tuple(dataset.labels),
+            train=tuple(train),
+            val=tuple(val),
+        )
 
 
 UPLOADED = UploadedTasks()

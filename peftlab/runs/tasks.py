@@ -6,6 +6,7 @@ when it runs out of memory.
 Torch is imported only inside the worker's child processes (the engine, on the first run), never
 in the parent that forks them: a forked CUDA context is unusable.
 """
+
 import logging
 import shutil
 import signal
@@ -79,9 +80,14 @@ class RunTask(Task):
         if isinstance(exc, TimeLimitExceeded):
             limit = settings.CELERY_TASK_TIME_LIMIT
             for run in Run.objects.filter(task_id=task_id, status=Run.RUNNING):
-                finish(Claim(run.pk, run.attempts), Run.FAILED, error=(
-                    f"the run passed the hard time limit of {limit} s and its worker process was "
-                    "stopped; its points so far are kept"))
+                finish(
+                    Claim(run.pk, run.attempts),
+                    Run.FAILED,
+                    error=(
+                        f"the run passed the hard time limit of {limit} s and its worker process was "
+                        "stopped; its points so far are kept"
+                    ),
+                )
                 wake(run.queue)
 
 
@@ -117,15 +123,22 @@ def _train(claim: Claim, device) -> str:
     try:
         # Checked when it was submitted; an uploaded task needs no viewer here.
         spec = validate_run(run.method, run.task, run.steps, run.seed, run.params, may_use_task=ANY_TASK)
-        metrics = training.train(spec, lifecycle.Reporter(claim, stopping=lambda: _shutting_down), save_dir=save_dir, device=device)
+        metrics = training.train(
+            spec, lifecycle.Reporter(claim, stopping=lambda: _shutting_down), save_dir=save_dir, device=device
+        )
         metrics["trainable_params_predicted"] = predicted_trainable(spec)
     except (RunRequestError, training.TrainingError) as exc:
         return finish(claim, Run.FAILED, error=str(exc))
     except SoftTimeLimitExceeded:
         shutil.rmtree(save_dir, ignore_errors=True)
-        return finish(claim, Run.FAILED, error=(
-            f"the run passed its time limit of {settings.CELERY_TASK_SOFT_TIME_LIMIT} s at step "
-            f"{steps_done(claim.run_id)}; its points so far are kept"))
+        return finish(
+            claim,
+            Run.FAILED,
+            error=(
+                f"the run passed its time limit of {settings.CELERY_TASK_SOFT_TIME_LIMIT} s at step "
+                f"{steps_done(claim.run_id)}; its points so far are kept"
+            ),
+        )
     except Exception as exc:  # noqa: BLE001 - the worker must survive and take the next run
         shutil.rmtree(save_dir, ignore_errors=True)
         if _is_out_of_memory(exc):
@@ -134,9 +147,14 @@ def _train(claim: Claim, device) -> str:
             _replace_process = True
             done = steps_done(claim.run_id)
             where = f"at step {done + 1}" if done else "before its first step"
-            return finish(claim, Run.FAILED, error=(
-                f"the run ran out of memory on {device} {where}: try a smaller batch size or a "
-                "lighter method (LoRA instead of full fine-tuning, say)"))
+            return finish(
+                claim,
+                Run.FAILED,
+                error=(
+                    f"the run ran out of memory on {device} {where}: try a smaller batch size or a "
+                    "lighter method (LoRA instead of full fine-tuning, say)"
+                ),
+            )
         log.exception("run %s failed", claim.run_id)
         return finish(claim, Run.FAILED, error=f"training failed: {type(exc).__name__}: {exc}")
     finally:
@@ -152,7 +170,13 @@ def _train(claim: Claim, device) -> str:
 
     cancelled = metrics.pop("cancelled")
     if cancelled and _shutting_down:
-        return finish(claim, Run.FAILED, metrics=metrics, error=(
-            "the worker was stopped during this run (shut down, or it lost the job queue); its "
-            "points so far are kept"))
+        return finish(
+            claim,
+            Run.FAILED,
+            metrics=metrics,
+            error=(
+                "the worker was stopped during this run (shut down, or it lost the job queue); its "
+                "points so far are kept"
+            ),
+        )
     return finish(claim, Run.CANCELLED if cancelled else Run.SUCCEEDED, metrics=metrics)

@@ -1,6 +1,7 @@
 """Who sees what (peftlab/classroom/access.py), through every endpoint that reads or acts on a run or a
 batch: an anonymous visitor sees the public runs; a student only their own; a teacher every run
 of their classes and the public ones. Anything else is a 404 that reads like a missing run."""
+
 import pytest
 from asgiref.sync import async_to_sync
 
@@ -17,11 +18,16 @@ from tests.support.classrooms import (
 
 pytestmark = pytest.mark.django_db
 
-VIEWERS = ("anonymous", "student A", "student B (same class)", "student C (other class)",
-           "teacher of A's class", "other teacher")
+VIEWERS = (
+    "anonymous",
+    "student A",
+    "student B (same class)",
+    "student C (other class)",
+    "teacher of A's class",
+    "other teacher",
+)
 # Who may see what: A's runs, and the public runs (nobody's class).
-SEES = {"A": {"student A", "teacher of A's class"},
-        "public": {"anonymous", "teacher of A's class", "other teacher"}}
+SEES = {"A": {"student A", "teacher of A's class"}, "public": {"anonymous", "teacher of A's class", "other teacher"}}
 
 
 @pytest.fixture
@@ -32,9 +38,14 @@ def world(settings, tmp_path):
     a_client, a = student_browser(first, "Ana")
     b_client, _ = student_browser(first, "Ben")
     c_client, _ = student_browser(second, "Cy")
-    clients = {"anonymous": browser(), "student A": a_client, "student B (same class)": b_client,
-               "student C (other class)": c_client, "teacher of A's class": teacher_browser(ada),
-               "other teacher": teacher_browser(bob)}
+    clients = {
+        "anonymous": browser(),
+        "student A": a_client,
+        "student B (same class)": b_client,
+        "student C (other class)": c_client,
+        "teacher of A's class": teacher_browser(ada),
+        "other teacher": teacher_browser(bob),
+    }
     things = {}
     for owner, student in (("A", a), ("public", None)):
         done = run_of(student, metrics={"val_accuracy": 0.8, "train_seconds": 3.0})
@@ -43,10 +54,13 @@ def world(settings, tmp_path):
         (folder / "peftlab.json").write_text("{}")
         sweep = Batch.objects.create(kind=Batch.TARGET_SWEEP, task="sentiment", steps=10, seed=0)
         run_of(student, batch=sweep)
-        things[owner] = {"done": done.pk, "queued": run_of(student, status=Run.QUEUED).pk,
-                         "race": race_of(student).pk,
-                         "live race": race_of(student, (Run.SUCCEEDED, Run.QUEUED)).pk,
-                         "experiment": sweep.pk}
+        things[owner] = {
+            "done": done.pk,
+            "queued": run_of(student, status=Run.QUEUED).pk,
+            "race": race_of(student).pk,
+            "live race": race_of(student, (Run.SUCCEEDED, Run.QUEUED)).pk,
+            "experiment": sweep.pk,
+        }
     return clients, things
 
 
@@ -115,8 +129,14 @@ def test_a_student_sees_nothing_of_the_public_instance_and_a_teacher_nothing_of_
     assert other == set(Run.objects.filter(classroom__isnull=True).values_list("pk", flat=True))
 
 
-MERGE_METRICS = {"merge_max_abs_diff": 1e-6, "latency_ms": 2.0, "latency_merged_ms": 1.5, "adapter_bytes": 60_000,
-                 "val_accuracy": 0.8, "demo": {"labels": ["negative", "positive"], "max_abs_logit_diff": 1e-7}}
+MERGE_METRICS = {
+    "merge_max_abs_diff": 1e-6,
+    "latency_ms": 2.0,
+    "latency_merged_ms": 1.5,
+    "adapter_bytes": 60_000,
+    "val_accuracy": 0.8,
+    "demo": {"labels": ["negative", "positive"], "max_abs_logit_diff": 1e-7},
+}
 
 
 def test_the_merge_and_swap_page_lists_only_visible_adapters(world):
@@ -125,8 +145,10 @@ def test_the_merge_and_swap_page_lists_only_visible_adapters(world):
 
     ana = Student.objects.get(nickname="Ana")
     mine, public = run_of(ana, metrics=MERGE_METRICS).pk, run_of(None, metrics=MERGE_METRICS).pk
-    listed = {viewer: {r["id"] for r in clients[viewer].get("/api/playgrounds/merge-and-swap").json()["runs"]}
-              for viewer in VIEWERS}
+    listed = {
+        viewer: {r["id"] for r in clients[viewer].get("/api/playgrounds/merge-and-swap").json()["runs"]}
+        for viewer in VIEWERS
+    }
     assert listed["student A"] == {mine}
     assert listed["teacher of A's class"] == {mine, public}
     assert listed["anonymous"] == listed["other teacher"] == {public}
@@ -138,9 +160,14 @@ def test_an_invisible_run_reads_exactly_like_a_missing_one(world):
     hidden = clients["student B (same class)"].get(f"/api/runs/{things['A']['done']}")
     missing = clients["student B (same class)"].get("/api/runs/999999")
     assert hidden.status_code == missing.status_code == 404
-    assert hidden.json()["error"].replace(str(things["A"]["done"]), "N") == \
-        missing.json()["error"].replace("999999", "N")
+    assert hidden.json()["error"].replace(str(things["A"]["done"]), "N") == missing.json()["error"].replace(
+        "999999", "N"
+    )
     # and cancelling it did nothing
-    assert clients["student B (same class)"].post(
-        f"/api/runs/{things['A']['queued']}/cancel", "{}", content_type="application/json").status_code == 404
+    assert (
+        clients["student B (same class)"]
+        .post(f"/api/runs/{things['A']['queued']}/cancel", "{}", content_type="application/json")
+        .status_code
+        == 404
+    )
     assert Run.objects.get(pk=things["A"]["queued"]).status == Run.QUEUED

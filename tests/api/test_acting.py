@@ -3,6 +3,7 @@ document and the URL configuration so that a new one cannot be left out, against
 caller. Seeing is not enough: the owner (a student, a teacher, a visitor's browser session) and
 the teacher of the owner's class act; anyone else gets the 404 a missing thing gets, and nothing
 changes."""
+
 import re
 
 import pytest
@@ -22,10 +23,22 @@ MISSING_ID, MISSING_CODE = 999999, "ZZZZZZ"
 
 # Callers: two visitors (browser sessions), three students (Ana and Ben in ada's class, Cy in
 # bob's), two teachers, and a client that keeps no session cookie at all.
-ACTORS = ("visitor", "other visitor", "Ana", "Ben (Ana's class)", "Cy (other class)", "ada (Ana's teacher)",
-          "bob (other teacher)", "no session")
+ACTORS = (
+    "visitor",
+    "other visitor",
+    "Ana",
+    "Ben (Ana's class)",
+    "Cy (other class)",
+    "ada (Ana's teacher)",
+    "bob (other teacher)",
+    "no session",
+)
 # Owners of things, and who may act on what each owns.
-MAY_ACT = {"visitor": {"visitor"}, "Ana": {"Ana", "ada (Ana's teacher)"}, "ada (Ana's teacher)": {"ada (Ana's teacher)"}}
+MAY_ACT = {
+    "visitor": {"visitor"},
+    "Ana": {"Ana", "ada (Ana's teacher)"},
+    "ada (Ana's teacher)": {"ada (Ana's teacher)"},
+}
 
 
 class NoSession(Client):
@@ -53,16 +66,27 @@ def world():
     no_session.get("/")
     no_session.defaults["HTTP_X_CSRFTOKEN"] = no_session.cookies["csrftoken"].value
     clients["no session"] = no_session
-    owners = {"visitor": {"owner": f"session:{clients['visitor'].session.session_key}"},
-              "Ana": {"owner": ana.owner, "classroom": first, "student": ana},
-              "ada (Ana's teacher)": {"owner": f"teacher:{ada.pk}"}}
+    owners = {
+        "visitor": {"owner": f"session:{clients['visitor'].session.session_key}"},
+        "Ana": {"owner": ana.owner, "classroom": first, "student": ana},
+        "ada (Ana's teacher)": {"owner": f"teacher:{ada.pk}"},
+    }
     return clients, owners, first
 
 
 def _run(owner: dict, status=Run.QUEUED, batch=None, lane=0) -> Run:
     spec = methods.validate_run("lora", "sentiment", 10, 0, {})
-    return Run.objects.create(method=spec.method, task=spec.task, steps=spec.steps, seed=spec.seed,
-                              params=spec.params, status=status, batch=batch, lane=lane, **owner)
+    return Run.objects.create(
+        method=spec.method,
+        task=spec.task,
+        steps=spec.steps,
+        seed=spec.seed,
+        params=spec.params,
+        status=status,
+        batch=batch,
+        lane=lane,
+        **owner,
+    )
 
 
 def _race(owner: dict) -> Batch:
@@ -73,8 +97,15 @@ def _race(owner: dict) -> Batch:
 
 
 def _dataset(owner: dict) -> Dataset:
-    return Dataset.objects.create(name="mine", owner=owner["owner"], classroom=owner.get("classroom"),
-                                  student=owner.get("student"), labels=["a", "b"], train_size=8, val_size=2)
+    return Dataset.objects.create(
+        name="mine",
+        owner=owner["owner"],
+        classroom=owner.get("classroom"),
+        student=owner.get("student"),
+        labels=["a", "b"],
+        train_size=8,
+        val_size=2,
+    )
 
 
 def _runs_state(runs) -> list:
@@ -113,11 +144,16 @@ ACTIONS = {
     ("post", "/api/races/{race_id}/cancel"): (tuple(MAY_ACT), _cancel_race, {}),
     ("delete", "/api/datasets/{dataset_id}"): (tuple(MAY_ACT), _delete_dataset, {}),
     # A class is its teacher's: settings and pause.
-    ("post", "classes/<str:code>/"): (("ada (Ana's teacher)",), lambda o, room: ({"code": room.code}, _class_state(room)),
-                                      _class_form),
-    ("post", "classes/<str:code>/pause/"): (("ada (Ana's teacher)",),
-                                            lambda o, room: ({"code": room.code}, _class_state(room)),
-                                            lambda room: {"paused": "1"}),
+    ("post", "classes/<str:code>/"): (
+        ("ada (Ana's teacher)",),
+        lambda o, room: ({"code": room.code}, _class_state(room)),
+        _class_form,
+    ),
+    ("post", "classes/<str:code>/pause/"): (
+        ("ada (Ana's teacher)",),
+        lambda o, room: ({"code": room.code}, _class_state(room)),
+        lambda room: {"paused": "1"},
+    ),
 }
 # State changes that make a new thing of the caller's own: no owner to check, but training on an
 # uploaded dataset needs the right to use it (tests/api/test_uploads.py, and below).
@@ -125,8 +161,17 @@ CREATES = {("post", "/api/runs"), ("post", "/api/races"), ("post", "/api/experim
 # The pages' routes that change state without an owner: who the caller is (joining, signing in
 # and out, signing up) or a teacher's new class.
 IDENTITY = {"join/", "leave/", "teachers/login/", "teachers/logout/", "teachers/signup/", "classes/"}
-READ_ONLY = {"", "healthz", "chapters/<int:number>/", "playgrounds/<slug:slug>/", "train/", "compare/", "pareto/",
-             "api/runs/<int:run_id>/events", "api/races/<int:race_id>/events"}
+READ_ONLY = {
+    "",
+    "healthz",
+    "chapters/<int:number>/",
+    "playgrounds/<slug:slug>/",
+    "train/",
+    "compare/",
+    "pareto/",
+    "api/runs/<int:run_id>/events",
+    "api/races/<int:race_id>/events",
+}
 
 
 def _page_routes(patterns, prefix="") -> set[str]:
@@ -145,8 +190,12 @@ def test_every_state_changing_endpoint_is_in_the_matrix():
     """A new POST, PUT, PATCH or DELETE operation, or a new page route, fails here until it is
     placed: acting on an owner's thing (ACTIONS), creating the caller's own (CREATES), the
     caller's identity, or read-only."""
-    operations = {(method, path) for path, ops in api.get_openapi_schema()["paths"].items()
-                  for method in ops if method in ("post", "put", "patch", "delete")}
+    operations = {
+        (method, path)
+        for path, ops in api.get_openapi_schema()["paths"].items()
+        for method in ops
+        if method in ("post", "put", "patch", "delete")
+    }
     api_actions = {key for key in ACTIONS if key[1].startswith("/api/")}
     assert operations == api_actions | CREATES
     page_actions = {route for method, route in ACTIONS if not route.startswith("/api/")}
@@ -172,12 +221,15 @@ def _as_missing(response, values: dict) -> tuple:
     return response.status_code, text.replace(str(MISSING_ID), "N").replace(MISSING_CODE, "N")
 
 
-CASES = [(method, route, owner, actor) for (method, route), (owners, _, _) in ACTIONS.items()
-         for owner in owners for actor in ACTORS]
+CASES = [
+    (method, route, owner, actor)
+    for (method, route), (owners, _, _) in ACTIONS.items()
+    for owner in owners
+    for actor in ACTORS
+]
 
 
-@pytest.mark.parametrize("method, route, owner, actor", CASES,
-                         ids=[f"{m} {r} of {o} by {a}" for m, r, o, a in CASES])
+@pytest.mark.parametrize("method, route, owner, actor", CASES, ids=[f"{m} {r} of {o} by {a}" for m, r, o, a in CASES])
 def test_only_the_owner_and_their_teacher_act(world, method, route, owner, actor):
     clients, owners, room = world
     _, make, form = ACTIONS[(method, route)]
@@ -222,11 +274,14 @@ def test_one_session_cannot_cancel_the_runs_of_many(world):
     assert set(Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("status", flat=True)) == {Run.QUEUED}
 
 
-@pytest.mark.parametrize("endpoint, body", [
-    ("/api/runs", {"method": "lora", "steps": 2}),
-    ("/api/races", {"steps": 2, "methods": ["lora"]}),
-    ("/api/experiments", {"kind": "targets", "steps": 2}),
-])
+@pytest.mark.parametrize(
+    "endpoint, body",
+    [
+        ("/api/runs", {"method": "lora", "steps": 2}),
+        ("/api/races", {"steps": 2, "methods": ["lora"]}),
+        ("/api/experiments", {"kind": "targets", "steps": 2}),
+    ],
+)
 def test_creating_never_trains_on_an_upload_the_caller_may_not_use(world, endpoint, body):
     clients, owners, _ = world
     task = _dataset(owners["Ana"]).task_name

@@ -17,6 +17,7 @@ P6 and P7 train a small network for every seed, about a second of CPU each (test
 checks what they compute): here each seed is answered with seed 0's real result, so that the fuzz
 spends its time on the HTTP contract (validation, statuses, bodies), not on training.
 """
+
 import pytest
 import schemathesis
 from django.core.wsgi import get_wsgi_application
@@ -39,8 +40,15 @@ schema = schemathesis.openapi.from_wsgi("/api/openapi.json", get_wsgi_applicatio
 CSRF = "fuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzz"
 CASES_PER_OPERATION = 12
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance, negative_data_rejection, positive_data_acceptance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+]
 
 # Where input the schema allows may still be refused with 400, and why the schema cannot say more.
 _TASK = "a task is a shipped one or an upload (upload-<id>) that only some visitors may use"
@@ -54,11 +62,11 @@ POSITIVE_OFF = {
     "POST /api/datasets": "the file must be a CSV with a text,label header and enough examples per label",
     "GET /api/playgrounds/low-rank": "true_rank is at most size",
     "GET /api/playgrounds/memory-calculator": "rank is at most the smaller side of the targeted matrices; "
-                                              "a custom model's hidden is a multiple of its heads",
+    "a custom model's hidden is a multiple of its heads",
     "GET /api/playgrounds/memory-calculator/lab": "LoRA, QLoRA and DoRA need targets and a rank at most "
-                                                  "the smaller side of the targeted matrices",
+    "the smaller side of the targeted matrices",
     "GET /api/playgrounds/chain-of-thought": "each problem takes its own number of values, and its steps "
-                                             "must divide evenly",
+    "must divide evenly",
     "GET /api/playgrounds/four-method-race/simulated": "each method must have been fitted on the task",
 }
 
@@ -69,8 +77,13 @@ def test_every_operation_left_out_of_positive_data_acceptance_exists():
 
 
 @schema.parametrize()
-@settings(max_examples=CASES_PER_OPERATION, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=CASES_PER_OPERATION,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_every_answer_conforms_to_the_openapi_document(case, sent, settings_for_fuzz, one_training_per_playground):
     checks = [c for c in CHECKS if not (c is positive_data_acceptance and case.operation.label in POSITIVE_OFF)]
     case.call_and_validate(headers={"X-CSRFToken": CSRF}, cookies={"csrftoken": CSRF}, checks=checks)

@@ -1,6 +1,7 @@
 """Classes in-process: joining, teacher accounts, the quotas every submission is held to, rate
 limits, the teacher's dashboard (its JSON and its forms) and CSRF on every state-changing POST.
 Nothing here needs a worker: runs are stored rows, finished by hand where a test needs it."""
+
 import json
 import re
 
@@ -84,15 +85,18 @@ def test_a_student_joins_with_the_code_and_a_nickname_and_the_header_says_so(roo
     assert 'id="join-link"' in client.get("/train/").content.decode()
 
 
-@pytest.mark.parametrize("code, nickname, status, message", [
-    ("NOPE99", "Ana", 404, "there is no class with the code NOPE99"),
-    ("", "Ana", 400, "This field is required"),
-    ("{code}", "", 400, "This field is required"),
-    ("{code}", "    ", 400, "This field is required"),
-    ("{code}", "x" * 33, 400, "at most 32 characters"),
-    ("{code}", "bell\x07", 400, "the nickname contains a control character (U+0007)"),
-    ("{code}", "private\ue000", 400, "a nickname is letters, digits"),
-])
+@pytest.mark.parametrize(
+    "code, nickname, status, message",
+    [
+        ("NOPE99", "Ana", 404, "there is no class with the code NOPE99"),
+        ("", "Ana", 400, "This field is required"),
+        ("{code}", "", 400, "This field is required"),
+        ("{code}", "    ", 400, "This field is required"),
+        ("{code}", "x" * 33, 400, "at most 32 characters"),
+        ("{code}", "bell\x07", 400, "the nickname contains a control character (U+0007)"),
+        ("{code}", "private\ue000", 400, "a nickname is letters, digits"),
+    ],
+)
 def test_a_bad_join_says_what_is_wrong_and_joins_nothing(room, code, nickname, status, message):
     client = browser()
     response = join(client, code.format(code=room.code), nickname)
@@ -133,8 +137,10 @@ def test_signup_is_a_404_unless_the_switch_is_on(settings):
     settings.PEFTLAB_TEACHER_SIGNUP = False
     client = browser()
     assert client.get("/teachers/signup/").status_code == 404
-    assert client.post("/teachers/signup/", {"username": "eve", "password1": PASSWORD,
-                                              "password2": PASSWORD}).status_code == 404
+    assert (
+        client.post("/teachers/signup/", {"username": "eve", "password1": PASSWORD, "password2": PASSWORD}).status_code
+        == 404
+    )
     assert not get_user_model().objects.exists()
 
 
@@ -254,11 +260,14 @@ def test_a_sweep_is_refused_whole_when_it_would_pass_the_daily_budget(ada):
     assert Run.objects.filter(student=ana).count() == 8 and Batch.objects.count() == 1
 
 
-@pytest.mark.parametrize("setting, value, status, words", [
-    ("PEFTLAB_PUBLIC_MAX_STEPS", 5, 400, ["at most 5 steps", "outside a class"]),
-    ("PEFTLAB_PUBLIC_MAX_CONCURRENT", 3, 429, ["these 4 runs", "allows 3 at a time"]),
-    ("PEFTLAB_PUBLIC_DAILY_RUNS", 3, 429, ["these 4 runs would make 4", "allows 3 a day"]),
-])
+@pytest.mark.parametrize(
+    "setting, value, status, words",
+    [
+        ("PEFTLAB_PUBLIC_MAX_STEPS", 5, 400, ["at most 5 steps", "outside a class"]),
+        ("PEFTLAB_PUBLIC_MAX_CONCURRENT", 3, 429, ["these 4 runs", "allows 3 at a time"]),
+        ("PEFTLAB_PUBLIC_DAILY_RUNS", 3, 429, ["these 4 runs would make 4", "allows 3 a day"]),
+    ],
+)
 def test_public_limits_hold_anonymous_visitors(csrf_client, settings, setting, value, status, words):
     setattr(settings, setting, value)
     _refused(post_json(csrf_client, "/api/races", {"steps": 10}), status, *words)
@@ -354,10 +363,14 @@ def test_wrong_codes_are_limited_per_address_for_clients_without_cookies(room, s
     sessions = Session.objects.count()
     for code in ("WRONGX", room.code):
         response = join(browser(), code, "Ana")
-        assert response.status_code == 429 and "wrong class codes from your network address" in response.content.decode()
+        assert (
+            response.status_code == 429 and "wrong class codes from your network address" in response.content.decode()
+        )
     assert Session.objects.count() == sessions == 0 and Student.objects.count() == 0
     # Another address is not held back.
-    assert browser().post("/join/", {"code": room.code, "nickname": "Ana"}, REMOTE_ADDR="203.0.113.7").status_code == 302
+    assert (
+        browser().post("/join/", {"code": room.code, "nickname": "Ana"}, REMOTE_ADDR="203.0.113.7").status_code == 302
+    )
 
 
 def test_a_class_joining_from_one_address_is_never_held_back(room, settings):
@@ -374,13 +387,18 @@ def test_failed_sign_ins_count_per_account_and_address(ada, settings):
     assert "failed sign-ins for this account from your network address" in response.content.decode()
     # The teacher, elsewhere, still signs in: failures from one address lock no one else out.
     teacher_elsewhere = browser()
-    response = teacher_elsewhere.post("/teachers/login/", {"username": "ada", "password": PASSWORD},
-                                      REMOTE_ADDR="203.0.113.7")
+    response = teacher_elsewhere.post(
+        "/teachers/login/", {"username": "ada", "password": PASSWORD}, REMOTE_ADDR="203.0.113.7"
+    )
     assert response.status_code == 302
     # and a right password is no failure: it uses none of the count.
     for _ in range(3):
-        assert browser().post("/teachers/login/", {"username": "ada", "password": PASSWORD},
-                              REMOTE_ADDR="203.0.113.8").status_code == 302
+        assert (
+            browser()
+            .post("/teachers/login/", {"username": "ada", "password": PASSWORD}, REMOTE_ADDR="203.0.113.8")
+            .status_code
+            == 302
+        )
 
 
 # --- the dashboard -------------------------------------------------------------------------------
@@ -396,8 +414,12 @@ def test_the_dashboard_json_has_every_students_runs_the_leaderboard_and_the_queu
     running = run_of(ana, status=Run.RUNNING)
     # The queue: Ana submits three, then Ben one; the scheduler goes round the students, and Ana
     # already has a run training, so Ben's run comes first.
-    q = [run_of(ana, status=Run.QUEUED), run_of(ana, status=Run.QUEUED), run_of(ana, status=Run.QUEUED),
-         run_of(ben, status=Run.QUEUED)]
+    q = [
+        run_of(ana, status=Run.QUEUED),
+        run_of(ana, status=Run.QUEUED),
+        run_of(ana, status=Run.QUEUED),
+        run_of(ben, status=Run.QUEUED),
+    ]
     Run.objects.filter(pk=running.pk).update(steps_done=4, started_at=timezone.now())
     Run.objects.filter(student__isnull=False).update(max_concurrent=2)
     other_class_run = run_of(student_browser(classroom(teacher("bob")), "Zed")[1], status=Run.QUEUED)
@@ -468,17 +490,28 @@ def test_pause_and_resume_from_the_dashboard(room, ada):
 def test_the_settings_form_saves_good_values_and_explains_bad_ones(room, ada):
     client = teacher_browser(ada)
     url = f"/classes/{room.code}/"
-    good = {"allowed_methods": ["lora", "bitfit"], "max_steps": 300, "max_run_minutes": 20,
-            "max_concurrent_per_student": 4, "daily_runs_per_student": 12}
+    good = {
+        "allowed_methods": ["lora", "bitfit"],
+        "max_steps": 300,
+        "max_run_minutes": 20,
+        "max_concurrent_per_student": 4,
+        "daily_runs_per_student": 12,
+    }
     response = client.post(url, good)
     assert response.status_code == 302 and response["Location"] == f"{url}?saved=1"
     room.refresh_from_db()
-    assert (room.allowed_methods, room.max_steps, room.max_concurrent_per_student, room.daily_runs_per_student) == \
-        (["lora", "bitfit"], 300, 4, 12)
-    for bad, words in (({"max_steps": methods.MAX_STEPS + 1}, "less than or equal to 2000"),
-                       ({"allowed_methods": []}, "This field is required"),
-                       ({"allowed_methods": ["magic"]}, "magic is not one of the available choices"),
-                       ({"daily_runs_per_student": 0}, "greater than or equal to 1")):
+    assert (room.allowed_methods, room.max_steps, room.max_concurrent_per_student, room.daily_runs_per_student) == (
+        ["lora", "bitfit"],
+        300,
+        4,
+        12,
+    )
+    for bad, words in (
+        ({"max_steps": methods.MAX_STEPS + 1}, "less than or equal to 2000"),
+        ({"allowed_methods": []}, "This field is required"),
+        ({"allowed_methods": ["magic"]}, "magic is not one of the available choices"),
+        ({"daily_runs_per_student": 0}, "greater than or equal to 1"),
+    ):
         response = client.post(url, {**good, **bad})
         assert response.status_code == 400 and words in response.content.decode()
     room.refresh_from_db()
@@ -508,8 +541,18 @@ def test_every_state_changing_post_needs_the_csrf_token(room, ada):
 def test_the_queue_order_follows_the_fair_scheduler_when_everyone_is_at_their_limit():
     """Owners at their limit wait for one of their runs to end; the estimate lets each running
     run end in turn rather than stopping."""
-    a = [Run.objects.create(method="lora", task="sentiment", steps=1, owner="x", max_concurrent=1,
-                            status=Run.RUNNING, started_at=timezone.now())]
-    waiting = [Run.objects.create(method="lora", task="sentiment", steps=1, owner=o, max_concurrent=1)
-               for o in ("x", "x", "y")]
+    a = [
+        Run.objects.create(
+            method="lora",
+            task="sentiment",
+            steps=1,
+            owner="x",
+            max_concurrent=1,
+            status=Run.RUNNING,
+            started_at=timezone.now(),
+        )
+    ]
+    waiting = [
+        Run.objects.create(method="lora", task="sentiment", steps=1, owner=o, max_concurrent=1) for o in ("x", "x", "y")
+    ]
     assert a and dash.queue_order("cpu") == [waiting[2].pk, waiting[0].pk, waiting[1].pk]

@@ -1,6 +1,7 @@
 """Comparing runs: the Pareto front (pure), the generated code that reproduces a run (every
 method), and the API behind the compare page, the Pareto view and the run page's code section.
 Nothing here needs a worker: runs are written to the database as a worker would write them."""
+
 import ast
 import json
 import math
@@ -64,11 +65,20 @@ def spec_for(method, task="sentiment", steps=2, **params):
 @pytest.mark.parametrize("task", datasets.task_names())
 def test_the_script_for_every_method_and_task_compiles_and_carries_the_runs_settings(method, task):
     spec = spec_for(method, task)
-    text = notebook.script(spec, run_id=12, metrics={"val_accuracy": 0.75, "val_loss": 0.5,
-                                                     "trainable_params": 1234, "train_seconds": 3.5}, device="cpu")
+    text = notebook.script(
+        spec,
+        run_id=12,
+        metrics={"val_accuracy": 0.75, "val_loss": 0.5, "trainable_params": 1234, "train_seconds": 3.5},
+        device="cpu",
+    )
     tree = ast.parse(text)  # a SyntaxError fails the test
-    assigned = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
-                for t in node.targets if isinstance(t, ast.Name)}
+    assigned = {
+        t.id: node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
     assert ast.literal_eval(assigned["METHOD"]) == method
     assert ast.literal_eval(assigned["TASK"]) == task
     assert ast.literal_eval(assigned["STEPS"]) == 2
@@ -79,26 +89,47 @@ def test_the_script_for_every_method_and_task_compiles_and_carries_the_runs_sett
             assert ast.literal_eval(assigned[name.upper()]) == value
     assert "What the lab measured for run 12 on cpu: validation accuracy 75.0 %" in text
     assert ast.literal_eval(assigned["AUTOCAST"]) is False  # the run's metrics name no bf16 autocast
-    assert "print(f\"validation accuracy:" in text
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
+    assert 'print(f"validation accuracy:' in text
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not imported & {"workers", "simulations", "peftlab"}, "a standalone script imports nothing of the lab"
 
 
-@pytest.mark.parametrize("method, expected", [
-    ("lora", ["LoraConfig(", "use_dora=False", "get_peft_model"]),
-    ("dora", ["LoraConfig(", "use_dora=True"]),
-    ("qlora", ["BitsAndBytesConfig(", 'bnb_4bit_quant_type="nf4"', "bnb_4bit_use_double_quant=True",
-               'llm_int8_skip_modules=["classifier", "pooler"]', "LoraConfig("]),
-    ("prompt", ["PromptTuningConfig(", "PromptTuningInit.SAMPLE_VOCAB", "num_virtual_tokens=VIRTUAL_TOKENS"]),
-    ("ia3", ["IA3Config(", "feedforward_modules=r\""]),
-    ("adapter", ["class BottleneckAdapter(nn.Module)", "model = attach_adapters(model, BOTTLENECK, SEED)",
-                 "peft has no Houlsby"]),
-    ("prefix", ["class PrefixSelfAttention(BertSelfAttention)", "model = attach_prefixes(model, VIRTUAL_TOKENS, SEED)"]),
-    ("bitfit", ["def apply_bitfit(model", "model = apply_bitfit(model)", "peft has no BitFit"]),
-    ("full", ["model.requires_grad_(True)"]),
-])
+@pytest.mark.parametrize(
+    "method, expected",
+    [
+        ("lora", ["LoraConfig(", "use_dora=False", "get_peft_model"]),
+        ("dora", ["LoraConfig(", "use_dora=True"]),
+        (
+            "qlora",
+            [
+                "BitsAndBytesConfig(",
+                'bnb_4bit_quant_type="nf4"',
+                "bnb_4bit_use_double_quant=True",
+                'llm_int8_skip_modules=["classifier", "pooler"]',
+                "LoraConfig(",
+            ],
+        ),
+        ("prompt", ["PromptTuningConfig(", "PromptTuningInit.SAMPLE_VOCAB", "num_virtual_tokens=VIRTUAL_TOKENS"]),
+        ("ia3", ["IA3Config(", 'feedforward_modules=r"']),
+        (
+            "adapter",
+            [
+                "class BottleneckAdapter(nn.Module)",
+                "model = attach_adapters(model, BOTTLENECK, SEED)",
+                "peft has no Houlsby",
+            ],
+        ),
+        (
+            "prefix",
+            ["class PrefixSelfAttention(BertSelfAttention)", "model = attach_prefixes(model, VIRTUAL_TOKENS, SEED)"],
+        ),
+        ("bitfit", ["def apply_bitfit(model", "model = apply_bitfit(model)", "peft has no BitFit"]),
+        ("full", ["model.requires_grad_(True)"]),
+    ],
+)
 def test_each_method_is_built_as_the_lab_builds_it(method, expected):
     text = notebook.script(spec_for(method))
     for fragment in expected:
@@ -123,7 +154,8 @@ def test_the_code_copied_from_the_lab_is_the_labs_source_text(method):
     tree = ast.parse(source)
     for node in tree.body:
         name = getattr(node, "name", None) or next(
-            (t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)), None)
+            (t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)), None
+        )
         if name in names:
             assert ast.get_source_segment(source, node) in copied
     assert f"model = {copied.split('def ')[-1].split('(')[0]}(" in notebook.script(spec_for(method))
@@ -167,12 +199,28 @@ def client():
 
 def make_run(method="lora", task="sentiment", steps=4, status=Run.SUCCEEDED, accuracy=0.7, **metrics):
     spec = methods.validate_run(method, task, steps, 0, {})
-    run = Run.objects.create(method=method, task=task, steps=steps, seed=0, params=spec.params, status=status,
-                             device="cpu", steps_done=steps,
-                             metrics={"val_accuracy": accuracy, "trainable_params": 1000, "trainable_percent": 0.1,
-                                      "peak_memory_bytes": 10 * 2**20, "train_seconds": 5.0, "val_loss": 0.5,
-                                      "peak_memory_source": "cpu: counted", **metrics}
-                             if status == Run.SUCCEEDED else {})
+    run = Run.objects.create(
+        method=method,
+        task=task,
+        steps=steps,
+        seed=0,
+        params=spec.params,
+        status=status,
+        device="cpu",
+        steps_done=steps,
+        metrics={
+            "val_accuracy": accuracy,
+            "trainable_params": 1000,
+            "trainable_percent": 0.1,
+            "peak_memory_bytes": 10 * 2**20,
+            "train_seconds": 5.0,
+            "val_loss": 0.5,
+            "peak_memory_source": "cpu: counted",
+            **metrics,
+        }
+        if status == Run.SUCCEEDED
+        else {},
+    )
     Point.objects.bulk_create([Point(run=run, step=s, loss=1.0 / s, elapsed=0.1 * s) for s in range(1, steps + 1)])
     if accuracy is not None:
         EvalPoint.objects.create(run=run, step=steps, val_loss=0.5, val_accuracy=accuracy)
@@ -231,15 +279,18 @@ def test_compare_returns_the_runs_in_the_order_asked_with_points_and_metrics(cli
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("query, status, message", [
-    ("", 400, "runs: Field required"),  # required in the OpenAPI document as in the code
-    ("runs=", 400, "run ids separated by commas"),
-    ("runs=1,,2", 400, "run ids separated by commas"),
-    ("runs=abc", 400, "run ids separated by commas"),
-    ("runs=-1", 400, "run ids separated by commas"),
-    ("runs=" + ",".join(str(i) for i in range(1, MAX_COMPARED + 2)), 400, f"at most {MAX_COMPARED}"),
-    ("runs=999998", 404, "there is no run 999998"),
-])
+@pytest.mark.parametrize(
+    "query, status, message",
+    [
+        ("", 400, "runs: Field required"),  # required in the OpenAPI document as in the code
+        ("runs=", 400, "run ids separated by commas"),
+        ("runs=1,,2", 400, "run ids separated by commas"),
+        ("runs=abc", 400, "run ids separated by commas"),
+        ("runs=-1", 400, "run ids separated by commas"),
+        ("runs=" + ",".join(str(i) for i in range(1, MAX_COMPARED + 2)), 400, f"at most {MAX_COMPARED}"),
+        ("runs=999998", 404, "there is no run 999998"),
+    ],
+)
 def test_compare_refuses_bad_selections_with_a_message(client, query, status, message):
     response = client.get(f"/api/compare?{query}")
     assert response.status_code == status, response.content
@@ -290,8 +341,9 @@ def test_pareto_refuses_an_unknown_or_missing_task(client, query, message):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("url, marker", [("/compare/?runs=1,2", 'id="compare-root"'),
-                                         ("/pareto/?task=topic&x=time", 'id="pareto-root"')])
+@pytest.mark.parametrize(
+    "url, marker", [("/compare/?runs=1,2", 'id="compare-root"'), ("/pareto/?task=topic&x=time", 'id="pareto-root"')]
+)
 def test_the_pages_render_and_the_header_links_the_compare_page(client, url, marker):
     html = client.get(url).content.decode()
     assert marker in html and 'href="/compare/"' in html

@@ -5,6 +5,7 @@ is the math refusing a parameter under /api/playgrounds/ and a bug (500) anywher
 
 The answers go through a throwaway API (this module is its URLconf), built by lab_api like the
 lab's own, and through the lab's own URLs where an operation is made to fail."""
+
 import ast
 from pathlib import Path
 
@@ -23,8 +24,15 @@ from workers.datasets import UnknownTask
 from workers.methods import RunRequestError
 
 ROOT = Path(__file__).resolve().parents[2]
-STATUSES = {errors.Invalid: 400, errors.NotAllowed: 403, errors.NotFound: 404, errors.Conflict: 409,
-            errors.TooLarge: 413, errors.TooMany: 429, errors.Unavailable: 503}
+STATUSES = {
+    errors.Invalid: 400,
+    errors.NotAllowed: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.TooLarge: 413,
+    errors.TooMany: 429,
+    errors.Unavailable: 503,
+}
 BY_NAME = {kind.__name__: kind for kind in errors.KINDS}
 
 probe = Router()
@@ -35,9 +43,11 @@ def raise_kind(request, name: str, retry_after: int | None = None):
     raise BY_NAME[name](f"{name}: what went wrong, and what to do", retry_after=retry_after)
 
 
-ENGINE_ERRORS = {"run": RunRequestError("rank must be between 1 and 64 (got 0)"),
-                 "experiment": ExperimentRequestError("ranks must be 1 to 6 distinct ranks"),
-                 "task": UnknownTask("unknown task 'nope'; known tasks: sentiment")}
+ENGINE_ERRORS = {
+    "run": RunRequestError("rank must be between 1 and 64 (got 0)"),
+    "experiment": ExperimentRequestError("ranks must be 1 to 6 distinct ranks"),
+    "task": UnknownTask("unknown task 'nope'; known tasks: sentiment"),
+}
 
 
 @probe.get("/engine/{name}")
@@ -151,8 +161,16 @@ def test_the_handler_table_answers_the_lab_the_framework_and_the_lower_layers_re
     from django.core.exceptions import RequestDataTooBig
     from ninja.errors import HttpError, ValidationError
 
-    assert set(HANDLERS) == {LabError, ValidationError, RequestDataTooBig, HttpError, RunRequestError,
-                             ExperimentRequestError, UnknownTask, ValueError}
+    assert set(HANDLERS) == {
+        LabError,
+        ValidationError,
+        RequestDataTooBig,
+        HttpError,
+        RunRequestError,
+        ExperimentRequestError,
+        UnknownTask,
+        ValueError,
+    }
 
 
 # --- what the code no longer does -----------------------------------------------------------------

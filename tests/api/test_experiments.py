@@ -1,5 +1,6 @@
 """P23/P24 experiments: the train_examples run parameter (validation and the balanced subset), the
 experiment plans, and the experiment API (in-process; one real sweep through the embedded lab)."""
+
 import json
 from collections import Counter
 
@@ -21,13 +22,16 @@ def test_train_examples_is_optional_and_left_out_when_unset():
     assert validate_run("full", "topic", 5, 0, {"train_examples": 100}).params["train_examples"] == 100
 
 
-@pytest.mark.parametrize("value, message", [
-    (15, "train_examples must be between 16 and 800 (got 15)"),
-    (801, "train_examples must be between 16 and 800 (got 801)"),
-    (32.5, "train_examples must be a whole number"),
-    ("64", "train_examples must be a number"),
-    (True, "train_examples must be a number"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (15, "train_examples must be between 16 and 800 (got 15)"),
+        (801, "train_examples must be between 16 and 800 (got 801)"),
+        (32.5, "train_examples must be a whole number"),
+        ("64", "train_examples must be a number"),
+        (True, "train_examples must be a number"),
+    ],
+)
 def test_train_examples_out_of_bounds_is_refused(value, message):
     with pytest.raises(RunRequestError, match=message.replace("(", r"\(").replace(")", r"\)")):
         validate_run("lora", "sentiment", 5, 0, {"train_examples": value})
@@ -68,8 +72,7 @@ def test_the_engine_trains_on_the_subset_and_keeps_the_validation_split():
     sub = encoding.train_subset(full_train, 32, seed=0)
     assert len(sub.labels) == 32 and Counter(sub.labels) == {0: 16, 1: 16}
     assert encoding.train_subset(full_train, None, seed=0) is full_train
-    spec = validate_run("lora", "sentiment", 2, 0, {"rank": 1, "train_examples": 32, "batch_size": 8,
-                                                    "eval_every": 0})
+    spec = validate_run("lora", "sentiment", 2, 0, {"rank": 1, "train_examples": 32, "batch_size": 8, "eval_every": 0})
     metrics = training.train(spec, lambda points, evals: True)
     assert metrics["train_examples"] == 32
     assert encoding.encode_task("sentiment")[1] is val and len(val.labels) == datasets.load_task("sentiment").val_size
@@ -82,33 +85,40 @@ def test_the_default_rank_sweep_is_six_ranks_at_two_sizes():
     lanes, config = experiments.plan("rank", 800)
     assert config == {"ranks": [1, 2, 4, 8, 16, 64], "train_sizes": [64, 800]}
     assert len(lanes) == 12
-    assert [lane.params for lane in lanes[:3]] == [{"rank": 1, "train_examples": 64},
-                                                   {"rank": 1, "train_examples": 800},
-                                                   {"rank": 2, "train_examples": 64}]
+    assert [lane.params for lane in lanes[:3]] == [
+        {"rank": 1, "train_examples": 64},
+        {"rank": 1, "train_examples": 800},
+        {"rank": 2, "train_examples": 64},
+    ]
 
 
 def test_the_default_target_sweep_and_its_expected_parameters():
     lanes, config = experiments.plan("targets", 800)
     assert [lane.label for lane in lanes] == ["Q", "QV", "QKVO", "QKVO+FFN"]
     dims = base_model.dimensions()
-    counts = [experiments.expected_trainable(validate_run("lora", "sentiment", 1, 0, lane.params).params, dims, 2)
-              for lane in lanes]
+    counts = [
+        experiments.expected_trainable(validate_run("lora", "sentiment", 1, 0, lane.params).params, dims, 2)
+        for lane in lanes
+    ]
     d, f, layers, head = dims.hidden, dims.intermediate, dims.layers, dims.hidden * 2 + 2
     assert counts[0] == 8 * 2 * d * layers + head
     assert counts[3] == 8 * (4 * 2 * d + 2 * (d + f)) * layers + head
     assert counts == sorted(counts)
 
 
-@pytest.mark.parametrize("kind, options, message", [
-    ("rank", {"ranks": []}, "ranks must be a non-empty list"),
-    ("rank", {"ranks": [4, 4]}, "ranks has a value twice"),
-    ("rank", {"ranks": list(range(1, 10))}, "at most 8"),
-    ("rank", {"train_sizes": [64, 128, 256]}, "at most 2"),
-    ("rank", {"ranks": ["8"]}, "whole numbers"),
-    ("rank", {"rank": 8}, "rank applies to a targets experiment"),
-    ("targets", {"ranks": [8]}, "apply to a rank sweep"),
-    ("sweep", {}, "unknown experiment kind 'sweep'"),
-])
+@pytest.mark.parametrize(
+    "kind, options, message",
+    [
+        ("rank", {"ranks": []}, "ranks must be a non-empty list"),
+        ("rank", {"ranks": [4, 4]}, "ranks has a value twice"),
+        ("rank", {"ranks": list(range(1, 10))}, "at most 8"),
+        ("rank", {"train_sizes": [64, 128, 256]}, "at most 2"),
+        ("rank", {"ranks": ["8"]}, "whole numbers"),
+        ("rank", {"rank": 8}, "rank applies to a targets experiment"),
+        ("targets", {"ranks": [8]}, "apply to a rank sweep"),
+        ("sweep", {}, "unknown experiment kind 'sweep'"),
+    ],
+)
 def test_bad_plans_are_refused(kind, options, message):
     with pytest.raises(experiments.ExperimentRequestError, match=message):
         experiments.plan(kind, 800, **options)
@@ -130,8 +140,9 @@ def post(client, body):
 @pytest.mark.django_db
 def test_a_rank_sweep_is_a_batch_of_lora_runs(csrf_client, sent, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        response = post(csrf_client, {"kind": "rank", "task": "topic", "steps": 5, "seed": 2,
-                                  "ranks": [8, 1], "train_sizes": [32]})
+        response = post(
+            csrf_client, {"kind": "rank", "task": "topic", "steps": 5, "seed": 2, "ranks": [8, 1], "train_sizes": [32]}
+        )
     assert response.status_code == 201, response.content
     body = response.json()
     batch = Batch.objects.get(pk=body["id"])
@@ -139,13 +150,16 @@ def test_a_rank_sweep_is_a_batch_of_lora_runs(csrf_client, sent, django_capture_
     assert batch.config == {"ranks": [1, 8], "train_sizes": [32]}
     runs = list(batch.runs.order_by("lane"))
     assert [(r.lane, r.method, r.params["rank"], r.params["train_examples"]) for r in runs] == [
-        (0, "lora", 1, 32), (1, "lora", 8, 32)]
+        (0, "lora", 1, 32),
+        (1, "lora", 8, 32),
+    ]
     assert [run_id for run_id, _ in sent] == [r.pk for r in runs]
     assert body["status"] == "running" and [r["status"] for r in body["runs"]] == ["queued", "queued"]
     row = body["runs"][0]
     assert row["label"] == "r=1, 32 examples" and row["url"] == f"/train/?run={runs[0].pk}"
     assert row["trainable_params_expected"] == experiments.expected_trainable(
-        runs[0].params, base_model.dimensions(), 4)
+        runs[0].params, base_model.dimensions(), 4
+    )
     assert row["val_accuracy"] is None and row["train_loss"] is None
 
 
@@ -160,18 +174,21 @@ def test_a_target_sweep_has_four_lanes_at_one_rank(csrf_client, sent):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("body, message", [
-    ({"kind": "rank", "task": "nope"}, "unknown task 'nope'"),
-    ({"kind": "race", "task": "sentiment"}, "unknown experiment kind 'race'"),
-    ({"kind": "rank", "task": "sentiment", "steps": 0}, "steps"),
-    ({"kind": "rank", "task": "sentiment", "ranks": [1, 300]}, "rank must be between 1 and 256 (got 300)"),
-    ({"kind": "rank", "task": "sentiment", "train_sizes": [8]}, "train_examples must be between 16 and 800"),
-    ({"kind": "rank", "task": "topic", "train_sizes": [64, 5000]}, "train_examples must be between 16 and 600"),
-    ({"kind": "rank", "task": "sentiment", "ranks": "1,2"}, "ranks"),
-    ({"kind": "targets", "task": "sentiment", "rank": 0}, "rank must be between 1"),
-    ({"kind": "targets", "task": "sentiment", "ranks": [1]}, "apply to a rank sweep"),
-    ({"kind": "rank", "task": "sentiment", "colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"kind": "rank", "task": "nope"}, "unknown task 'nope'"),
+        ({"kind": "race", "task": "sentiment"}, "unknown experiment kind 'race'"),
+        ({"kind": "rank", "task": "sentiment", "steps": 0}, "steps"),
+        ({"kind": "rank", "task": "sentiment", "ranks": [1, 300]}, "rank must be between 1 and 256 (got 300)"),
+        ({"kind": "rank", "task": "sentiment", "train_sizes": [8]}, "train_examples must be between 16 and 800"),
+        ({"kind": "rank", "task": "topic", "train_sizes": [64, 5000]}, "train_examples must be between 16 and 600"),
+        ({"kind": "rank", "task": "sentiment", "ranks": "1,2"}, "ranks"),
+        ({"kind": "targets", "task": "sentiment", "rank": 0}, "rank must be between 1"),
+        ({"kind": "targets", "task": "sentiment", "ranks": [1]}, "apply to a rank sweep"),
+        ({"kind": "rank", "task": "sentiment", "colour": "red"}, "colour"),
+    ],
+)
 def test_bad_experiments_get_400_and_store_nothing(csrf_client, sent, body, message):
     response = post(csrf_client, body)
     assert response.status_code == 400, response.content
@@ -188,19 +205,34 @@ def test_an_experiment_needs_the_csrf_token(sent):
 
 @pytest.mark.django_db
 def test_get_and_list_report_measurements_and_finished_experiments(csrf_client, sent):
-    first = post(csrf_client, {"kind": "rank", "task": "sentiment", "steps": 12, "ranks": [2], "train_sizes": [16]}).json()
+    first = post(
+        csrf_client, {"kind": "rank", "task": "sentiment", "steps": 12, "ranks": [2], "train_sizes": [16]}
+    ).json()
     second = post(csrf_client, {"kind": "targets", "task": "sentiment", "steps": 12}).json()
     run = Run.objects.get(pk=first["runs"][0]["id"])
     # What a worker would write: twelve steps, an evaluation, metrics.
     Point.objects.bulk_create([Point(run=run, step=s, loss=float(s), elapsed=s / 10) for s in range(1, 13)])
     EvalPoint.objects.create(run=run, step=12, val_loss=0.9, val_accuracy=0.7)
-    Run.objects.filter(pk=run.pk).update(status=Run.SUCCEEDED, metrics={
-        "trainable_params": 1234, "val_accuracy": 0.7, "val_loss": 0.9, "train_examples": 16, "train_seconds": 1.5})
+    Run.objects.filter(pk=run.pk).update(
+        status=Run.SUCCEEDED,
+        metrics={
+            "trainable_params": 1234,
+            "val_accuracy": 0.7,
+            "val_loss": 0.9,
+            "train_examples": 16,
+            "train_seconds": 1.5,
+        },
+    )
 
     got = csrf_client.get(f"/api/experiments/{first['id']}").json()
     row = got["runs"][0]
     assert got["status"] == "succeeded" and got["kind"] == "rank"
-    assert (row["val_accuracy"], row["val_loss"], row["trainable_params"], row["train_examples_used"]) == (0.7, 0.9, 1234, 16)
+    assert (row["val_accuracy"], row["val_loss"], row["trainable_params"], row["train_examples_used"]) == (
+        0.7,
+        0.9,
+        1234,
+        16,
+    )
     assert row["train_loss"] == sum(range(3, 13)) / 10  # the last ten steps
 
     assert [e["id"] for e in csrf_client.get("/api/experiments").json()] == [second["id"], first["id"]]
@@ -229,8 +261,9 @@ def test_the_plan_shows_expected_parameters_before_anything_runs(csrf_client):
 
 @pytest.mark.slow
 def test_a_tiny_rank_sweep_runs_to_the_end_on_the_real_worker(embedded_lab):
-    response = embedded_lab.post("/api/experiments", {"kind": "rank", "task": "sentiment", "steps": 2,
-                                                      "ranks": [1, 8], "train_sizes": [32]})
+    response = embedded_lab.post(
+        "/api/experiments", {"kind": "rank", "task": "sentiment", "steps": 2, "ranks": [1, 8], "train_sizes": [32]}
+    )
     assert response.status_code == 201, response.text
     experiment = response.json()
     for row in experiment["runs"]:

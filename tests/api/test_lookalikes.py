@@ -5,6 +5,7 @@ refuse invisible and bidi control characters with a 400 that names the character
 The key is peftlab/classroom/names.py's skeleton (NFKC, case folding, Unicode's confusables skeleton);
 the refusals go through real requests (a browser-like client, CSRF enforced), and each leaves
 the tables as they were."""
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, connection, transaction
@@ -35,34 +36,50 @@ def page(response) -> str:
 
 
 # --- the skeleton -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("lookalike", [
-    f"{CYRILLIC_A}na",  # Cyrillic capital A
-    f"An{chr(0x0430)}",  # Cyrillic small a
-    f"{GREEK_ALPHA}na",  # Greek capital alpha
-    "\uff21\uff4e\uff41",  # fullwidth
-    "ANA", "ana", "aNa",  # case
-])
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        f"{CYRILLIC_A}na",  # Cyrillic capital A
+        f"An{chr(0x0430)}",  # Cyrillic small a
+        f"{GREEK_ALPHA}na",  # Greek capital alpha
+        "\uff21\uff4e\uff41",  # fullwidth
+        "ANA",
+        "ana",
+        "aNa",  # case
+    ],
+)
 def test_lookalikes_of_a_name_have_its_skeleton(lookalike):
     assert lookalike != "Ana" and names.skeleton(lookalike) == names.skeleton("Ana")
 
 
-@pytest.mark.parametrize("name, lookalike", [
-    ("fiona", "\ufb01ona"),  # the fi ligature (NFKC)
-    ("Zoe", f"Z{CYRILLIC_O}e"),
-    ("Zoe", "Z\u03bfe"),  # Greek omicron
-    ("Bob", "B0b"),  # digit zero: its prototype is a capital O, folded again
-    ("Bill", "Bi11"),  # digit one looks like a small l
-    ("Emma", "Ernrna"),  # "rn" looks like "m"
-    ("Zoë", "Zoe\u0308"),  # composed or not
-    ("\u2764", "\u2764\ufe0f"),  # a heart with or without the emoji selector
-])
+@pytest.mark.parametrize(
+    "name, lookalike",
+    [
+        ("fiona", "\ufb01ona"),  # the fi ligature (NFKC)
+        ("Zoe", f"Z{CYRILLIC_O}e"),
+        ("Zoe", "Z\u03bfe"),  # Greek omicron
+        ("Bob", "B0b"),  # digit zero: its prototype is a capital O, folded again
+        ("Bill", "Bi11"),  # digit one looks like a small l
+        ("Emma", "Ernrna"),  # "rn" looks like "m"
+        ("Zoë", "Zoe\u0308"),  # composed or not
+        ("\u2764", "\u2764\ufe0f"),  # a heart with or without the emoji selector
+    ],
+)
 def test_compatibility_forms_and_confusables_meet(name, lookalike):
     assert names.skeleton(name) == names.skeleton(lookalike)
 
 
-@pytest.mark.parametrize("name, other", [
-    ("Ana", "Anna"), ("Ana", "Ama"), ("Ana", "Ana Lee"), ("Emile", "Émile"), ("Ben", "Bea"), ("李雷", "李雪"),
-])
+@pytest.mark.parametrize(
+    "name, other",
+    [
+        ("Ana", "Anna"),
+        ("Ana", "Ama"),
+        ("Ana", "Ana Lee"),
+        ("Emile", "Émile"),
+        ("Ben", "Bea"),
+        ("李雷", "李雪"),
+    ],
+)
 def test_names_that_differ_to_the_eye_stay_different(name, other):
     assert names.skeleton(name) != names.skeleton(other)
 
@@ -76,16 +93,36 @@ def test_the_prototypes_are_unicodes_confusables_table():
 
 # --- hidden characters ------------------------------------------------------------------------------
 HIDDEN = {
-    "\u200b": "ZERO WIDTH SPACE", "\u200c": "ZERO WIDTH NON-JOINER", "\u200d": "ZERO WIDTH JOINER",
-    "\u2060": "WORD JOINER", "\ufeff": "ZERO WIDTH NO-BREAK SPACE", "\u00ad": "SOFT HYPHEN",
-    "\u200e": "LEFT-TO-RIGHT MARK", "\u200f": "RIGHT-TO-LEFT MARK", "\u061c": "ARABIC LETTER MARK",
-    "\u202a": "LEFT-TO-RIGHT EMBEDDING", "\u202b": "RIGHT-TO-LEFT EMBEDDING", "\u202c": "POP DIRECTIONAL FORMATTING",
-    "\u202d": "LEFT-TO-RIGHT OVERRIDE", "\u202e": "RIGHT-TO-LEFT OVERRIDE", "\u2066": "LEFT-TO-RIGHT ISOLATE",
-    "\u2067": "RIGHT-TO-LEFT ISOLATE", "\u2068": "FIRST STRONG ISOLATE", "\u2069": "POP DIRECTIONAL ISOLATE",
-    "\u034f": "COMBINING GRAPHEME JOINER", "\u115f": "HANGUL CHOSEONG FILLER", "\u1160": "HANGUL JUNGSEONG FILLER",
-    "\u3164": "HANGUL FILLER", "\uffa0": "HALFWIDTH HANGUL FILLER", "\u180e": "MONGOLIAN VOWEL SEPARATOR",
-    "\ufe00": "VARIATION SELECTOR-1", "\U000e0100": "VARIATION SELECTOR-17", "\U000e0041": "TAG LATIN CAPITAL LETTER A",
-    "\u2800": "BRAILLE PATTERN BLANK", "\x07": "", "\x7f": "",
+    "\u200b": "ZERO WIDTH SPACE",
+    "\u200c": "ZERO WIDTH NON-JOINER",
+    "\u200d": "ZERO WIDTH JOINER",
+    "\u2060": "WORD JOINER",
+    "\ufeff": "ZERO WIDTH NO-BREAK SPACE",
+    "\u00ad": "SOFT HYPHEN",
+    "\u200e": "LEFT-TO-RIGHT MARK",
+    "\u200f": "RIGHT-TO-LEFT MARK",
+    "\u061c": "ARABIC LETTER MARK",
+    "\u202a": "LEFT-TO-RIGHT EMBEDDING",
+    "\u202b": "RIGHT-TO-LEFT EMBEDDING",
+    "\u202c": "POP DIRECTIONAL FORMATTING",
+    "\u202d": "LEFT-TO-RIGHT OVERRIDE",
+    "\u202e": "RIGHT-TO-LEFT OVERRIDE",
+    "\u2066": "LEFT-TO-RIGHT ISOLATE",
+    "\u2067": "RIGHT-TO-LEFT ISOLATE",
+    "\u2068": "FIRST STRONG ISOLATE",
+    "\u2069": "POP DIRECTIONAL ISOLATE",
+    "\u034f": "COMBINING GRAPHEME JOINER",
+    "\u115f": "HANGUL CHOSEONG FILLER",
+    "\u1160": "HANGUL JUNGSEONG FILLER",
+    "\u3164": "HANGUL FILLER",
+    "\uffa0": "HALFWIDTH HANGUL FILLER",
+    "\u180e": "MONGOLIAN VOWEL SEPARATOR",
+    "\ufe00": "VARIATION SELECTOR-1",
+    "\U000e0100": "VARIATION SELECTOR-17",
+    "\U000e0041": "TAG LATIN CAPITAL LETTER A",
+    "\u2800": "BRAILLE PATTERN BLANK",
+    "\x07": "",
+    "\x7f": "",
 }
 
 
@@ -119,8 +156,11 @@ def test_the_emoji_selector_passes_after_a_symbol_only_and_whitespace_only_where
 
 
 # --- nicknames: real joins --------------------------------------------------------------------------
-@pytest.mark.parametrize("lookalike", [f"{CYRILLIC_A}na", "\uff21\uff4e\uff41", f"{GREEK_ALPHA}na", f"An{chr(0x0430)}"],
-                         ids=["cyrillic", "fullwidth", "greek", "cyrillic-small"])
+@pytest.mark.parametrize(
+    "lookalike",
+    [f"{CYRILLIC_A}na", "\uff21\uff4e\uff41", f"{GREEK_ALPHA}na", f"An{chr(0x0430)}"],
+    ids=["cyrillic", "fullwidth", "greek", "cyrillic-small"],
+)
 def test_a_lookalike_of_a_taken_nickname_is_taken(room, lookalike):
     _, ana = student_browser(room, "Ana")
     other = browser()
@@ -142,12 +182,15 @@ def test_the_same_browser_gets_its_own_student_back_under_a_lookalike(room):
     assert list(Student.objects.values_list("nickname", flat=True)) == ["Ana"]  # as first typed
 
 
-@pytest.mark.parametrize("nickname, shown", [
-    ("An\u200ba", "U+200B ZERO WIDTH SPACE"),
-    ("\u202eanA", "U+202E RIGHT-TO-LEFT OVERRIDE"),
-    ("Ana\u3164", "U+3164 HANGUL FILLER"),
-    ("A\u00adna", "U+00AD SOFT HYPHEN"),
-])
+@pytest.mark.parametrize(
+    "nickname, shown",
+    [
+        ("An\u200ba", "U+200B ZERO WIDTH SPACE"),
+        ("\u202eanA", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("Ana\u3164", "U+3164 HANGUL FILLER"),
+        ("A\u00adna", "U+00AD SOFT HYPHEN"),
+    ],
+)
 def test_a_nickname_with_a_hidden_character_is_a_400_that_names_it(room, nickname, shown):
     client = browser()
     response = join(client, room.code, nickname)
@@ -177,22 +220,26 @@ def test_a_class_name_with_a_bidi_control_is_a_400_that_names_it(ada):
     client = teacher_browser(ada)
     response = client.post("/classes/", {"name": "NLP \u202eranimes"})
     assert response.status_code == 400
-    assert "the name of the class contains a character that reverses or reorders the text around it " \
-           "(U+202E RIGHT-TO-LEFT OVERRIDE); type it without that character" in page(response)
+    assert (
+        "the name of the class contains a character that reverses or reorders the text around it "
+        "(U+202E RIGHT-TO-LEFT OVERRIDE); type it without that character" in page(response)
+    )
     assert Classroom.objects.count() == 0
     assert client.post("/classes/", {"name": "NLP seminar"}).status_code == 302
 
 
 # --- uploaded datasets ------------------------------------------------------------------------------
 def csv_of(*labels: str, per_label: int = 5) -> bytes:
-    lines = ["text,label"] + [f"example {i} of the {n}th label,{label}"
-                              for n, label in enumerate(labels) for i in range(per_label)]
+    lines = ["text,label"] + [
+        f"example {i} of the {n}th label,{label}" for n, label in enumerate(labels) for i in range(per_label)
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
 def upload(client, data: bytes, name: str = "my data"):
-    return client.post("/api/datasets", {"file": SimpleUploadedFile("mine.csv", data, content_type="text/csv"),
-                                         "name": name})
+    return client.post(
+        "/api/datasets", {"file": SimpleUploadedFile("mine.csv", data, content_type="text/csv"), "name": name}
+    )
 
 
 def nothing_stored() -> bool:
@@ -204,7 +251,8 @@ def test_a_label_with_a_zero_width_space_is_a_400_naming_it_and_its_line(csrf_cl
     assert response.status_code == 400
     assert response.json()["error"] == (
         "line 7: the label 'positive\\u200b' contains an invisible character (U+200B ZERO WIDTH SPACE); "
-        "delete it from the file and upload it again")
+        "delete it from the file and upload it again"
+    )
     assert nothing_stored()
 
 
@@ -215,12 +263,17 @@ def test_a_label_with_a_right_to_left_mark_is_a_400(csrf_client):
     assert nothing_stored()
 
 
-@pytest.mark.parametrize("lookalike, where", [
-    (f"p{CYRILLIC_O}sitive", "its character 2 is U+043E CYRILLIC SMALL LETTER O where the other has "
-                             "U+006F LATIN SMALL LETTER O"),
-    ("\uff50ositive", "its character 1 is U+FF50 FULLWIDTH LATIN SMALL LETTER P"),
-    ("Positive", "its character 1 is U+0050 LATIN CAPITAL LETTER P"),
-])
+@pytest.mark.parametrize(
+    "lookalike, where",
+    [
+        (
+            f"p{CYRILLIC_O}sitive",
+            "its character 2 is U+043E CYRILLIC SMALL LETTER O where the other has U+006F LATIN SMALL LETTER O",
+        ),
+        ("\uff50ositive", "its character 1 is U+FF50 FULLWIDTH LATIN SMALL LETTER P"),
+        ("Positive", "its character 1 is U+0050 LATIN CAPITAL LETTER P"),
+    ],
+)
 def test_two_labels_that_look_alike_are_a_400_naming_both(csrf_client, lookalike, where):
     response = upload(csrf_client, csv_of("positive", "negative", lookalike))
     assert response.status_code == 400
@@ -241,7 +294,8 @@ def test_a_dataset_name_with_a_bidi_isolate_is_a_400_naming_it(csrf_client):
     assert response.status_code == 400
     assert response.json()["error"] == (
         "the name 'reviews\\u2066' contains a character that reverses or reorders the text around it "
-        "(U+2066 LEFT-TO-RIGHT ISOLATE); type the name without that character")
+        "(U+2066 LEFT-TO-RIGHT ISOLATE); type the name without that character"
+    )
     assert nothing_stored()
 
 

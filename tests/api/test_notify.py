@@ -1,6 +1,7 @@
 """A run's change reaches its event streams by a signal, not at their next database poll
 (peftlab/runs/notify.py): through files in the embedded lab, through Redis pub/sub in the class
 topology. Streams here poll once every ten minutes, so only the signal can wake them in time."""
+
 import asyncio
 import threading
 

@@ -1,5 +1,6 @@
 """The queue's rules in-process: fair picking, attempts, lost runs, the stream of a retried run.
 The same rules with real processes, brokers and faults: tests/faults/test_faults_*.py."""
+
 import asyncio
 import os
 import subprocess
@@ -42,8 +43,9 @@ def test_pick_passes_over_an_owner_at_their_limit():
 
 
 def queued(owner="", max_concurrent=0, **fields):
-    return Run.objects.create(method="lora", task="sentiment", steps=5, params={}, owner=owner,
-                              max_concurrent=max_concurrent, **fields)
+    return Run.objects.create(
+        method="lora", task="sentiment", steps=5, params={}, owner=owner, max_concurrent=max_concurrent, **fields
+    )
 
 
 def test_claim_interleaves_students_whatever_the_order_they_submitted_in():
@@ -76,8 +78,14 @@ def dead_pid() -> int:
 def running(attempts=1, pid=None, heartbeat=None, **fields):
     import socket
 
-    return queued(status=Run.RUNNING, attempts=attempts, worker=socket.gethostname(),
-                  worker_pid=pid or os.getpid(), heartbeat_at=heartbeat or dj_timezone.now(), **fields)
+    return queued(
+        status=Run.RUNNING,
+        attempts=attempts,
+        worker=socket.gethostname(),
+        worker_pid=pid or os.getpid(),
+        heartbeat_at=heartbeat or dj_timezone.now(),
+        **fields,
+    )
 
 
 def test_a_duplicate_message_never_trains_a_live_run_twice():
@@ -131,8 +139,7 @@ def test_a_worker_that_starts_or_reconnects_settles_lost_runs_and_sends_the_queu
     waiting = queued()
     lifecycle.recover_runs()
     statuses = dict(Run.objects.values_list("pk", "status"))
-    assert statuses == {stale.pk: Run.FAILED, orphan.pk: Run.QUEUED, alive.pk: Run.RUNNING,
-                        waiting.pk: Run.QUEUED}
+    assert statuses == {stale.pk: Run.FAILED, orphan.pk: Run.QUEUED, alive.pk: Run.RUNNING, waiting.pk: Run.QUEUED}
     # The stale run's slot woke its queue (a message for the oldest waiting run), then every
     # queued run went again, oldest first.
     assert [pk for pk, _ in sent] == [waiting.pk, orphan.pk, waiting.pk]
@@ -164,11 +171,17 @@ def test_the_stream_resets_a_browser_that_saw_an_earlier_attempt(settings):
     settings.PEFTLAB_SSE_POLL_MS = 10
     run = queued(status=Run.FAILED, attempts=2, finished_at=dj_timezone.now())
     for attempt, steps in ((1, 4), (2, 2)):
-        Point.objects.bulk_create([Point(run=run, attempt=attempt, step=s, loss=1.0, elapsed=s) for s in range(1, steps + 1)])
+        Point.objects.bulk_create(
+            [Point(run=run, attempt=attempt, step=s, loss=1.0, elapsed=s) for s in range(1, steps + 1)]
+        )
     stride = events.ATTEMPT_STRIDE
     # Resuming from attempt 1's third point: the reset, then attempt 2 from its first step.
     assert asyncio.run(read_stream(run.pk, 3)) == [
-        ("attempt", str(stride)), ("point", str(stride + 1)), ("point", str(stride + 2)), ("status", str(stride + 2))]
+        ("attempt", str(stride)),
+        ("point", str(stride + 1)),
+        ("point", str(stride + 2)),
+        ("status", str(stride + 2)),
+    ]
     # Resuming inside attempt 2: no reset, no duplicate.
     assert asyncio.run(read_stream(run.pk, stride + 1)) == [("point", str(stride + 2)), ("status", str(stride + 2))]
 

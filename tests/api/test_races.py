@@ -1,5 +1,6 @@
 """The race API (P17) in-process: creation, validation, predictions, cancel, the race stream's
 cursor. Nothing here needs a worker."""
+
 import json
 
 import pytest
@@ -18,7 +19,8 @@ def post(client, url, body):
 
 
 def test_it_starts_a_default_race_of_four_lanes_dispatched_after_commit(
-        csrf_client, sent, django_capture_on_commit_callbacks):
+    csrf_client, sent, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = post(csrf_client, "/api/races", {"task": "sentiment"})
     assert response.status_code == 201, response.content
@@ -34,8 +36,7 @@ def test_it_starts_a_default_race_of_four_lanes_dispatched_after_commit(
 
 
 def test_every_lane_carries_the_calculators_prediction(csrf_client, sent):
-    body = {"task": "topic", "steps": 5, "seed": 3,
-            "methods": ["full", "lora", "qlora", "dora", "prefix", "bitfit"]}
+    body = {"task": "topic", "steps": 5, "seed": 3, "methods": ["full", "lora", "qlora", "dora", "prefix", "bitfit"]}
     race = post(csrf_client, "/api/races", body).json()
     got = csrf_client.get(f"/api/races/{race['id']}").json()
     assert got["task"] == "topic" and len(got["runs"]) == 6
@@ -52,23 +53,27 @@ def test_every_lane_carries_the_calculators_prediction(csrf_client, sent):
     # The formula's trainable count is the one the engine stores beside its own count.
     run = Run.objects.get(pk=got["runs"][1]["id"])
     assert preds["lora"]["trainable_params"] == tasks.predicted_trainable(
-        tasks.validate_run(run.method, run.task, run.steps, run.seed, run.params))
+        tasks.validate_run(run.method, run.task, run.steps, run.seed, run.params)
+    )
     assert preds["full"]["peak_memory_bytes"] > 2 * max(p["peak_memory_bytes"] for m, p in preds.items() if m != "full")
     assert preds["qlora"]["breakdown"]["params"] < preds["lora"]["breakdown"]["params"]
     assert preds["bitfit"]["trainable_params"] < preds["lora"]["trainable_params"] < preds["full"]["trainable_params"]
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"methods": ["lora", "magic"]}, "lane 2: unknown method 'magic'"),
-    ({"methods": []}, "methods"),
-    ({"methods": ["lora"] * 7}, "methods"),
-    ({"task": "nope"}, "unknown task 'nope'"),
-    ({"steps": 0}, "steps"),
-    ({"steps": "40"}, "steps"),
-    ({"seed": -1}, "seed"),
-    ({"methods": "lora"}, "methods"),
-    ({"speed": 3}, "speed"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"methods": ["lora", "magic"]}, "lane 2: unknown method 'magic'"),
+        ({"methods": []}, "methods"),
+        ({"methods": ["lora"] * 7}, "methods"),
+        ({"task": "nope"}, "unknown task 'nope'"),
+        ({"steps": 0}, "steps"),
+        ({"steps": "40"}, "steps"),
+        ({"seed": -1}, "seed"),
+        ({"methods": "lora"}, "methods"),
+        ({"speed": 3}, "speed"),
+    ],
+)
 def test_bad_input_gets_400_and_stores_nothing(csrf_client, sent, body, message):
     response = post(csrf_client, "/api/races", body)
     assert response.status_code == 400, response.content

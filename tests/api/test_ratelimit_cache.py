@@ -1,6 +1,7 @@
 """Rate-limit counters are shared by every web process: two processes (this one and a fresh
 Python) count into the same window, on the default file cache and on Redis (PEFTLAB_CACHE_URL).
 A PEFTLAB_CACHE_URL that is not Redis stops the lab at start instead of falling back quietly."""
+
 import os
 import subprocess
 import sys
@@ -29,8 +30,14 @@ except TooMany as exc:
 
 def other_process(who: str, **env) -> str:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "peftlab.settings", **env}
-    done = subprocess.run([sys.executable, "-c", OTHER_PROCESS.format(who=who)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", OTHER_PROCESS.format(who=who)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip()
 
@@ -43,8 +50,12 @@ def test_two_processes_count_into_one_window(backend, settings, tmp_path):
         settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
         env = {"PEFTLAB_CACHE_URL": url}
     else:  # what settings.py configures without PEFTLAB_CACHE_URL, under this var dir
-        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                                       "LOCATION": str(tmp_path / "cache")}}
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                "LOCATION": str(tmp_path / "cache"),
+            }
+        }
         env = {"PEFTLAB_VAR_DIR": str(tmp_path), "PEFTLAB_CACHE_URL": ""}
     who = uuid.uuid4().hex
     hit("test", who, 3, "tests", window=3600)
@@ -59,7 +70,8 @@ def test_two_processes_count_into_one_window(backend, settings, tmp_path):
 
 def test_a_cache_url_that_is_not_redis_stops_the_lab():
     env = {**os.environ, "PEFTLAB_CACHE_URL": "memcached://127.0.0.1:11211"}
-    done = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode != 0
     assert "PEFTLAB_CACHE_URL must be a redis:// URL" in done.stderr

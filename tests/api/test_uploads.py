@@ -4,6 +4,7 @@ nothing stored on a refusal; who sees and may train on an upload; a real trainin
 The checks themselves are peftlab/api/uploads.py (pure); these tests go through the API with a
 browser-like client (CSRF enforced), so the status, the message and the empty tables are what a
 learner gets."""
+
 import json
 from pathlib import Path
 
@@ -61,13 +62,30 @@ def nothing_stored():
 
 # --- validation: each refusal, its status and message, and nothing stored ------------------------
 REFUSALS = [
-    ("not UTF-8", b"text,label\ncaf\xe9 au lait,yes\n", 400,
-     "the file is not UTF-8 (byte 0xe9 at position 14, line 2)"),
-    ("not UTF-8 after a BOM", b"\xef\xbb\xbftext,label\nok,yes\n\xff,no\n", 400,
-     "not UTF-8 (byte 0xff at position 21, line 3)"),
-    ("missing column", b"text\nhello\nworld\n", 400,
-     "the first line must be the header text,label (got 'text'): missing column label."),
-    ("missing columns", b"sentence,class\nhello,a\n", 400, "missing columns text, label; extra columns 'sentence', 'class'"),
+    (
+        "not UTF-8",
+        b"text,label\ncaf\xe9 au lait,yes\n",
+        400,
+        "the file is not UTF-8 (byte 0xe9 at position 14, line 2)",
+    ),
+    (
+        "not UTF-8 after a BOM",
+        b"\xef\xbb\xbftext,label\nok,yes\n\xff,no\n",
+        400,
+        "not UTF-8 (byte 0xff at position 21, line 3)",
+    ),
+    (
+        "missing column",
+        b"text\nhello\nworld\n",
+        400,
+        "the first line must be the header text,label (got 'text'): missing column label.",
+    ),
+    (
+        "missing columns",
+        b"sentence,class\nhello,a\n",
+        400,
+        "missing columns text, label; extra columns 'sentence', 'class'",
+    ),
     ("extra column", b"text,label,score\nhello,yes,1\n", 400, "extra column 'score'"),
     ("a column twice", b"text,label,text\nhello,yes,again\n", 400, "extra column 'text'"),
     ("columns swapped", b"label,text\nyes,hello\n", 400, "the columns are in the order 'label,text'"),
@@ -75,24 +93,53 @@ REFUSALS = [
     ("empty file", b"", 400, "the file is empty"),
     ("blank file", b"\n\n  \n", 400, "the file is empty"),
     ("header only", b"text,label\n", 400, "the file is empty: it has the header text,label but no examples"),
-    ("a row of three cells", csv_bytes(balanced()[:2] + [("good, but slow", "yes")]), 400,
-     "line 4: 3 cells, expected 2 (text,label)"),
+    (
+        "a row of three cells",
+        csv_bytes(balanced()[:2] + [("good, but slow", "yes")]),
+        400,
+        "line 4: 3 cells, expected 2 (text,label)",
+    ),
     ("empty text", csv_bytes(balanced()[:1] + [("  ", "yes")]), 400, "line 3: the text is empty"),
     ("empty label", csv_bytes(balanced()[:1] + [("hello", "")]), 400, "line 3: the label is empty"),
-    ("one label only", csv_bytes(balanced(labels=("yes",), per_label=10)), 400,
-     "every example has the label 'yes': a classifier needs at least 2 different labels"),
-    ("too many labels", csv_bytes(balanced(labels=[f"l{i}" for i in range(21)], per_label=4)), 400,
-     "the file has more than 20 different labels ('l20' on line 82 is the 21st); at most 20"),
+    (
+        "one label only",
+        csv_bytes(balanced(labels=("yes",), per_label=10)),
+        400,
+        "every example has the label 'yes': a classifier needs at least 2 different labels",
+    ),
+    (
+        "too many labels",
+        csv_bytes(balanced(labels=[f"l{i}" for i in range(21)], per_label=4)),
+        400,
+        "the file has more than 20 different labels ('l20' on line 82 is the 21st); at most 20",
+    ),
     ("too many rows", csv_bytes(balanced(per_label=2501)), 400, "the file has 5,002 examples; at most 5,000"),
-    ("too few of a label", csv_bytes(balanced(("yes",), 6) + balanced(("no",), 3)), 400,
-     "each label needs at least 4 examples, so that both the training and the validation split have some: 'no' has 3"),
-    ("a text too long", csv_bytes(balanced() + [("x" * 1001, "yes")]), 400,
-     "line 12: the text has 1,001 characters; at most 1,000"),
-    ("a label too long", csv_bytes(balanced() + [("hello", "y" * 41)]), 400, "line 12: the label has 41 characters; at most 40"),
+    (
+        "too few of a label",
+        csv_bytes(balanced(("yes",), 6) + balanced(("no",), 3)),
+        400,
+        "each label needs at least 4 examples, so that both the training and the validation split have some: 'no' has 3",
+    ),
+    (
+        "a text too long",
+        csv_bytes(balanced() + [("x" * 1001, "yes")]),
+        400,
+        "line 12: the text has 1,001 characters; at most 1,000",
+    ),
+    (
+        "a label too long",
+        csv_bytes(balanced() + [("hello", "y" * 41)]),
+        400,
+        "line 12: the label has 41 characters; at most 40",
+    ),
     ("a NUL byte", csv_bytes(balanced()) + b"nul\x00here,yes\n", 400, "line 12"),
     ("broken quoting", csv_bytes(balanced()) + b'"open quote,yes\n', 400, "not valid CSV"),
-    ("just over the size", b"text,label\n" + b"a" * (uploads.MAX_BYTES - 11) + b",b\n", 413,
-     "the file is 2,000,003 bytes; at most 2 MB (2,000,000 bytes)"),
+    (
+        "just over the size",
+        b"text,label\n" + b"a" * (uploads.MAX_BYTES - 11) + b",b\n",
+        413,
+        "the file is 2,000,003 bytes; at most 2 MB (2,000,000 bytes)",
+    ),
     ("far over the size", b"x" * 3_100_000, 413, "the file is 3.1 MB; at most 2 MB"),
 ]
 
@@ -115,14 +162,21 @@ def test_a_body_far_over_the_limit_is_refused_before_it_is_read(csrf_client, mon
     assert nothing_stored()
 
 
-@pytest.mark.parametrize("fields, status, message", [
-    ({}, 400, "choose a CSV file to upload (the form field 'file')"),
-    ({"name": "no file"}, 400, "choose a CSV file to upload"),
-    ({"file": [SimpleUploadedFile("a.csv", GOOD), SimpleUploadedFile("b.csv", GOOD)]}, 400, "one CSV file at a time (got 2)"),
-    ({"file": SimpleUploadedFile("a.csv", GOOD), "name": "n" * 81}, 400, "the name has 81 characters; at most 80"),
-    ({"file": SimpleUploadedFile("a.csv", GOOD), "name": "two\nlines"}, 400, "the name must be one line of text"),
-    ({"file": SimpleUploadedFile("   .csv", GOOD)}, 400, "give the dataset a name"),
-])
+@pytest.mark.parametrize(
+    "fields, status, message",
+    [
+        ({}, 400, "choose a CSV file to upload (the form field 'file')"),
+        ({"name": "no file"}, 400, "choose a CSV file to upload"),
+        (
+            {"file": [SimpleUploadedFile("a.csv", GOOD), SimpleUploadedFile("b.csv", GOOD)]},
+            400,
+            "one CSV file at a time (got 2)",
+        ),
+        ({"file": SimpleUploadedFile("a.csv", GOOD), "name": "n" * 81}, 400, "the name has 81 characters; at most 80"),
+        ({"file": SimpleUploadedFile("a.csv", GOOD), "name": "two\nlines"}, 400, "the name must be one line of text"),
+        ({"file": SimpleUploadedFile("   .csv", GOOD)}, 400, "give the dataset a name"),
+    ],
+)
 def test_a_bad_form_is_refused_and_nothing_is_stored(csrf_client, fields, status, message):
     response = csrf_client.post("/api/datasets", fields)
     assert response.status_code == status and message in error_of(response)
@@ -177,12 +231,17 @@ def test_a_good_csv_is_stored_with_a_seeded_split_that_keeps_every_label_in_both
     assert (body["train_size"], body["val_size"]) == (24, 6)  # 20 % of each label's 10
     detail = csrf_client.get(f"/api/datasets/{body['id']}").json()
     assert detail["label_counts"] == [{"label": label, "train": 8, "val": 2} for label in body["labels"]]
-    assert detail["rows"][0] == {"text": "I was charged twice for the same month.", "label": "billing",
-                                 "split": detail["rows"][0]["split"]}
+    assert detail["rows"][0] == {
+        "text": "I was charged twice for the same month.",
+        "label": "billing",
+        "split": detail["rows"][0]["split"],
+    }
     assert len(detail["rows"]) == 10 and detail["uploaded_by"] == "you" and detail["may_delete"]
     # The same file again gives the same split.
     again = upload(csrf_client, data).json()
-    splits = [list(Dataset.objects.get(pk=pk).examples.values_list("split", flat=True)) for pk in (body["id"], again["id"])]
+    splits = [
+        list(Dataset.objects.get(pk=pk).examples.values_list("split", flat=True)) for pk in (body["id"], again["id"])
+    ]
     assert splits[0] == splits[1]
 
 
@@ -214,13 +273,15 @@ def test_the_split_is_seeded_and_stratified():
         assert mine.count(uploads.VAL) == (10 if label == 3 else 1) and uploads.TRAIN in mine
 
 
-FORMULAS = [FORMULA, "=1+1", "+SUM(A1:A3)", "-2+3", "@SUM(1)", "=HYPERLINK(\"http://x\")"]
+FORMULAS = [FORMULA, "=1+1", "+SUM(A1:A3)", "-2+3", "@SUM(1)", '=HYPERLINK("http://x")']
 
 
 def formula_csv() -> bytes:
     """The example CSV with formula-like texts under each label (quoted as CSV requires)."""
-    extra = "".join(f'"{text.replace(chr(34), chr(34) * 2)}",{label}\n'
-                    for text, label in zip(FORMULAS * 2, ["billing", "bug", "praise"] * 4))
+    extra = "".join(
+        f'"{text.replace(chr(34), chr(34) * 2)}",{label}\n'
+        for text, label in zip(FORMULAS * 2, ["billing", "bug", "praise"] * 4)
+    )
     return EXAMPLE.read_bytes() + extra.encode()
 
 
@@ -249,9 +310,15 @@ def world():
     a_client, _ = student_browser(first, "Ana")
     b_client, _ = student_browser(first, "Ben")
     c_client, _ = student_browser(second, "Cy")
-    return {"student A": a_client, "student B (same class)": b_client, "student C (other class)": c_client,
-            "teacher of A's class": teacher_browser(ada), "other teacher": teacher_browser(bob),
-            "visitor": browser(), "another visitor": browser()}
+    return {
+        "student A": a_client,
+        "student B (same class)": b_client,
+        "student C (other class)": c_client,
+        "teacher of A's class": teacher_browser(ada),
+        "other teacher": teacher_browser(bob),
+        "visitor": browser(),
+        "another visitor": browser(),
+    }
 
 
 def unknown_task(name: str) -> str:
@@ -379,19 +446,23 @@ def test_a_real_run_trains_on_an_uploaded_csv(csrf_client, sent):
     other = post_json(csrf_client, "/api/runs", {**RUN, "task": upload(csrf_client, two_labels).json()["task"]}).json()
     assert tasks.train_run(other["id"]) == "succeeded"
     other_metrics = Run.objects.get(pk=other["id"]).metrics
-    assert metrics["trainable_params"] - other_metrics["trainable_params"] == 384 + 1  # one more label: a row and a bias
+    assert (
+        metrics["trainable_params"] - other_metrics["trainable_params"] == 384 + 1
+    )  # one more label: a row and a bias
     assert metrics["train_examples"] == body["train_size"] and 0 <= metrics["val_accuracy"] <= 1
 
 
 # --- the API never answers 500, whatever is sent -----------------------------------------------
 FUZZ_CSRF = "fuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzz"
 dataset_schema = schemathesis.openapi.from_wsgi("/api/openapi.json", get_wsgi_application()).include(
-    path_regex="/api/datasets")
+    path_regex="/api/datasets"
+)
 
 
 @dataset_schema.parametrize()
-@hypothesis.settings(max_examples=25, deadline=None, derandomize=True, database=None,
-                     suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.settings(
+    max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=list(hypothesis.HealthCheck)
+)
 @pytest.mark.django_db(transaction=True)
 def test_no_generated_request_to_the_dataset_api_makes_a_server_error(case, sent, settings):
     settings.PEFTLAB_SUBMISSIONS_PER_MINUTE = 0

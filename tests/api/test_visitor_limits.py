@@ -1,5 +1,6 @@
 """Limits a client cannot reset by dropping its cookies (peftlab/classroom/ratelimit.py, quotas.py), and
 run budgets by estimated worker time (workers/run_cost.py), through real requests."""
+
 import json
 import math
 
@@ -85,18 +86,30 @@ def test_forwarded_for_is_believed_only_from_a_configured_proxy(sent, settings):
     settings.PEFTLAB_TRUSTED_PROXIES = ["127.0.0.1"]
     run = {"method": "lora", "task": "sentiment", "steps": 2}
     behind_proxy = [cookieless("127.0.0.1") for _ in range(2)]
-    assert post(behind_proxy[0], "/api/runs", run, ).status_code == 201  # 127.0.0.1 itself
+    assert (
+        post(
+            behind_proxy[0],
+            "/api/runs",
+            run,
+        ).status_code
+        == 201
+    )  # 127.0.0.1 itself
     # Through the proxy: each client is its own forwarded address, whatever it wrote first.
     for forged in ("198.51.100.1", "198.51.100.2"):
-        response = behind_proxy[1].post("/api/runs", json.dumps(run), content_type="application/json",
-                                        HTTP_X_FORWARDED_FOR=f"{forged}, 203.0.113.20")
+        response = behind_proxy[1].post(
+            "/api/runs",
+            json.dumps(run),
+            content_type="application/json",
+            HTTP_X_FORWARDED_FOR=f"{forged}, 203.0.113.20",
+        )
         assert response.status_code == (201 if forged == "198.51.100.1" else 429)
     # Without a trusted proxy in front, the header is anyone's to write: ignored.
     settings.PEFTLAB_TRUSTED_PROXIES = []
     direct = cookieless("203.0.113.30")
     assert post(direct, "/api/runs", run).status_code == 201
-    response = direct.post("/api/runs", json.dumps(run), content_type="application/json",
-                           HTTP_X_FORWARDED_FOR="198.51.100.3")
+    response = direct.post(
+        "/api/runs", json.dumps(run), content_type="application/json", HTTP_X_FORWARDED_FOR="198.51.100.3"
+    )
     assert response.status_code == 429
 
 
@@ -109,7 +122,11 @@ def test_the_cost_model_covers_every_method_and_its_inverses_agree():
         assert cost.seconds(100, 16, 10, 200) > cost.seconds(100, 16, 0, 200)
         budget = 300.0
         steps = cost.steps_within(budget, 64, 25, 200)
-        assert cost.seconds(steps, 64, 25, 200) <= budget < cost.seconds(steps + 1, 64, 25, 200) + cost.evaluation_seconds(200)
+        assert (
+            cost.seconds(steps, 64, 25, 200)
+            <= budget
+            < cost.seconds(steps + 1, 64, 25, 200) + cost.evaluation_seconds(200)
+        )
         batch = cost.batch_within(budget, 500, 25, 200)
         if batch:
             assert cost.seconds(500, batch, 25, 200) <= budget < cost.seconds(500, batch + 1, 25, 200)
@@ -156,8 +173,13 @@ def test_a_class_sets_its_own_budget_and_a_teacher_has_none(sent):
     lora = run_cost.cost_of("lora")
     needed = math.ceil(lora.seconds(2000, 16, 25, 200) / 60)
     dashboard = teacher_browser(ada)
-    form = {"allowed_methods": list(methods.METHODS), "max_steps": 2000, "max_run_minutes": needed,
-            "max_concurrent_per_student": 2, "daily_runs_per_student": 20}
+    form = {
+        "allowed_methods": list(methods.METHODS),
+        "max_steps": 2000,
+        "max_run_minutes": needed,
+        "max_concurrent_per_student": 2,
+        "daily_runs_per_student": 20,
+    }
     assert dashboard.post(f"/classes/{room.code}/", form).status_code == 302
     assert post(student, "/api/runs", run).status_code == 201
     # A teacher's own runs: only the registry's bounds.
@@ -174,15 +196,23 @@ def test_the_estimate_says_a_runs_worker_time_and_the_callers_budget_before_it_i
     big = visitor.get("/api/runs/estimate?method=full&task=sentiment&steps=2000&batch_size=256").json()
     assert big["seconds"] > big["budget_seconds"]
     # The estimate is the one the budget refuses by: the refusal gives the same minutes.
-    refused = post(visitor, "/api/runs", {"method": "full", "task": "sentiment", "steps": 2000,
-                                          "params": {"batch_size": 256}}).json()["error"]
+    refused = post(
+        visitor, "/api/runs", {"method": "full", "task": "sentiment", "steps": 2000, "params": {"batch_size": 256}}
+    ).json()["error"]
     assert f"about {big['seconds'] / 60:.0f} min" in refused
     assert Session.objects.count() == 0  # asking stores nothing
     room = classroom(teacher("ada"), max_run_minutes=3)
     student, _ = student_browser(room, "Ana")
     assert student.get("/api/runs/estimate?method=lora&task=sentiment").json()["budget_seconds"] == 180
-    assert teacher_browser(teacher("bob")).get("/api/runs/estimate?method=lora&task=sentiment").json()[
-        "budget_seconds"] is None
-    for bad in ("method=nope&task=sentiment", "method=lora&task=nope", "task=sentiment", "method=lora&task=sentiment&steps=0"):
+    assert (
+        teacher_browser(teacher("bob")).get("/api/runs/estimate?method=lora&task=sentiment").json()["budget_seconds"]
+        is None
+    )
+    for bad in (
+        "method=nope&task=sentiment",
+        "method=lora&task=nope",
+        "task=sentiment",
+        "method=lora&task=sentiment&steps=0",
+    ):
         response = visitor.get(f"/api/runs/estimate?{bad}")
         assert response.status_code == 400 and response.json()["error"], bad

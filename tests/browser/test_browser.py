@@ -5,6 +5,7 @@ Every page is watched for JavaScript errors and console errors; a test fails on 
 declare up front with `expect_console_error`. Screenshots go to screenshots/ at the repository
 root (git-ignored), one full page each, so a person can look at what the tests saw.
 """
+
 import re
 from urllib.parse import parse_qs, urlparse
 
@@ -82,7 +83,8 @@ def test_it_moves_the_rank_slider_without_a_request_and_keeps_the_rank_in_the_ur
 
     # A script move (as a drag ends up) to r = 3 ...
     page.locator("#rank-slider").evaluate(
-        "(s) => { s.value = 3; s.dispatchEvent(new Event('input', { bubbles: true })); }")
+        "(s) => { s.value = 3; s.dispatchEvent(new Event('input', { bubbles: true })); }"
+    )
     expect(page.locator("#rank-value")).to_have_text("3")
     # ... then a keyboard one, as a person tabbing to the slider would, to r = 4.
     page.locator("#rank-slider").focus()
@@ -130,8 +132,9 @@ def run_id_of(page) -> int:
 
 
 def wait_for_status(page, status: str, timeout=TRAIN_TIMEOUT_MS) -> None:
-    page.wait_for_function("(s) => document.getElementById('train-root').dataset.runStatus === s",
-                           arg=status, timeout=timeout)
+    page.wait_for_function(
+        "(s) => document.getElementById('train-root').dataset.runStatus === s", arg=status, timeout=timeout
+    )
 
 
 def test_it_trains_a_run_streams_its_loss_and_reopens_it_from_the_database(page, embedded_lab):
@@ -149,7 +152,9 @@ def test_it_trains_a_run_streams_its_loss_and_reopens_it_from_the_database(page,
                    const n = c.data && c.data[0] ? c.data[0].x.length : 0;
                    const text = document.getElementById('progress-text').textContent;
                    return n >= 1 && n < 40 && text.startsWith('running:') ? {n, text} : null; }""",
-        timeout=TRAIN_TIMEOUT_MS, polling=50).json_value()
+        timeout=TRAIN_TIMEOUT_MS,
+        polling=50,
+    ).json_value()
     assert re.match(r"running: \d+ of 40 steps", mid["text"]), mid
     expect(page.locator("#cancel-button")).to_be_enabled()
     shot(page, "train-mid-run")
@@ -215,7 +220,8 @@ def test_it_cancels_a_long_run_and_keeps_its_points(page, embedded_lab):
     run_id = run_id_of(page)
     page.wait_for_function(
         "() => { const c = document.getElementById('loss-chart'); return c.data && c.data[0].x.length >= 3; }",
-        timeout=TRAIN_TIMEOUT_MS)
+        timeout=TRAIN_TIMEOUT_MS,
+    )
     before = len(plot_data(page, "loss-chart", 0, "x"))
     page.click("#cancel-button")
     wait_for_status(page, "cancelled", timeout=30_000)
@@ -227,6 +233,7 @@ def test_it_cancels_a_long_run_and_keeps_its_points(page, embedded_lab):
     expect(page.locator("#progress-text")).to_have_text(re.compile(rf"^cancelled: {len(steps)} of 2000 steps"))
     expect(page.locator("#cancel-button")).to_be_disabled()
     expect(page.locator(f'#runs a[data-run="{run_id}"]')).to_be_visible()
-    expect(page.locator("#runs li", has=page.locator(f'a[data-run="{run_id}"]')).locator(".status-cancelled")
-           ).to_have_text("cancelled")
+    expect(
+        page.locator("#runs li", has=page.locator(f'a[data-run="{run_id}"]')).locator(".status-cancelled")
+    ).to_have_text("cancelled")
     shot(page, "train-cancelled")

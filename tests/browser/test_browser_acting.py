@@ -1,5 +1,6 @@
 """Seeing is not acting, in the browser: a visitor who opens someone else's public run watches it
 live, and its Cancel button is off with the reason; the run's owner cancels it."""
+
 import re
 
 import pytest
@@ -20,11 +21,14 @@ def test_another_visitor_watches_a_public_run_but_cannot_cancel_it(page, embedde
     expect(page.locator("#cancel-note")).to_have_text("Only who started this run, or their teacher, can cancel it.")
     # The API says the same to this browser, and would not cancel it.
     expect_console_error(page, r"status of 404 .*/api/runs/\d+/cancel")
-    status = page.evaluate("""async (id) => {
+    status = page.evaluate(
+        """async (id) => {
         const token = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1];
         const r = await fetch(`/api/runs/${id}/cancel`, { method: "POST", body: "{}",
             headers: { "Content-Type": "application/json", "X-CSRFToken": token } });
-        return [r.status, (await r.json()).error]; }""", run["id"])
+        return [r.status, (await r.json()).error]; }""",
+        run["id"],
+    )
     assert status == [404, f"there is no run {run['id']}"]
     shot(page, "train-someone-elses-run")
     assert embedded_lab.run(run["id"])["status"] in ("queued", "running")

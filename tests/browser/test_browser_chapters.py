@@ -2,6 +2,7 @@
 error, every control of every playground changes what it shows, the quiz answers wrong and
 right, and the visitor's progress is remembered. At phone width nothing overflows sideways.
 """
+
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
@@ -113,8 +114,9 @@ def test_every_control_of_every_playground_in_the_chapter_changes_what_it_shows(
                 continue
             exercised += 1
             try:
-                frame.wait_for_function(f"(before) => ({SETTLED})() && ({FINGERPRINT})() !== before",
-                                        arg=before, timeout=CHANGE_MS)
+                frame.wait_for_function(
+                    f"(before) => ({SETTLED})() && ({FINGERPRINT})() !== before", arg=before, timeout=CHANGE_MS
+                )
             except PlaywrightTimeout:
                 unchanged.append(f"{slug}: {kind} {describe(el)}")
         if not frame_controls and frame.locator("[data-run-settings] select").count():
@@ -124,7 +126,8 @@ def test_every_control_of_every_playground_in_the_chapter_changes_what_it_shows(
     assert exercised >= 1
     assert not unchanged, f"controls that changed nothing: {unchanged}"
     expect(page.locator(".chapter-progress .progress-text")).to_contain_text(
-        f"{len(live)} of {len(live)} playgrounds explored")
+        f"{len(live)} of {len(live)} playgrounds explored"
+    )
     shot(page, f"chapter-{chapter.number}")
 
 
@@ -163,8 +166,9 @@ def test_the_chapter_quiz_answers_wrong_then_right_and_is_remembered(page, chapt
 
 
 def test_at_phone_width_no_chapter_overflows_sideways(browser, embedded_lab):
-    context = browser.new_context(base_url=embedded_lab.base_url, viewport={"width": 390, "height": 844},
-                                  is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        base_url=embedded_lab.base_url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -173,7 +177,9 @@ def test_at_phone_width_no_chapter_overflows_sideways(browser, embedded_lab):
             page.goto(f"/chapters/{chapter.number}/")
             wide = []
             for slug, frame in frames(page):
-                width = frame.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+                width = frame.evaluate(
+                    "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+                )
                 if width[0] > width[1] + 1:
                     wide.append((slug, width))
             assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), chapter.number

@@ -2,6 +2,7 @@
 and creates a class; a student, in a browser of their own, joins with the code and trains a
 tiny run; the teacher's live dashboard shows it finish and rank on the leaderboard, then cancels
 the student's next (long) run from the dashboard."""
+
 import re
 
 import pytest

@@ -1,6 +1,7 @@
 """Comparing real runs in a real browser: three short runs trained by the embedded lab's Celery
 worker, put side by side on the compare page, plotted on the Pareto view, a point clicked through
 to its run page, whose "Reproduce it" script, run outside the lab, gives the run's own losses."""
+
 import re
 from urllib.parse import parse_qs, urlparse
 
@@ -13,9 +14,11 @@ from tests.support.browsing import default_precision, expect_console_error, shot
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 STEPS = 6
-RUNS = (("lora", {"rank": 4, "batch_size": 8, "eval_every": 2}),
-        ("bitfit", {"batch_size": 8, "eval_every": 2}),
-        ("prompt", {"virtual_tokens": 4, "batch_size": 8, "eval_every": 3}))
+RUNS = (
+    ("lora", {"rank": 4, "batch_size": 8, "eval_every": 2}),
+    ("bitfit", {"batch_size": 8, "eval_every": 2}),
+    ("prompt", {"virtual_tokens": 4, "batch_size": 8, "eval_every": 3}),
+)
 PHONE = {"width": 390, "height": 844}
 
 
@@ -24,8 +27,9 @@ def runs(embedded_lab):
     """Three finished runs of the sentiment task (queued together: one worker trains them in turn)."""
     ids = []
     for method, params in RUNS:
-        response = embedded_lab.post("/api/runs", {"method": method, "task": "sentiment", "steps": STEPS,
-                                                   "seed": 1, "params": params})
+        response = embedded_lab.post(
+            "/api/runs", {"method": method, "task": "sentiment", "steps": STEPS, "seed": 1, "params": params}
+        )
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
     done = [embedded_lab.wait_for(i, timeout=240) for i in ids]
@@ -61,8 +65,9 @@ def test_it_compares_runs_picked_by_checkbox_and_keeps_the_selection_in_the_url(
         page.locator(f'#run-picks input[value="{run_id}"]').check()
     expect(page.locator("#compare-root")).to_have_attribute("data-shown", ",".join(map(str, ids)))
     assert query(page) == {"runs": ",".join(map(str, ids))}
-    assert traces(page, "loss-chart") == [f"Run {r['id']} · {label}" for r, label in
-                                          zip(runs, ("LoRA", "BitFit", "Prompt tuning"))]
+    assert traces(page, "loss-chart") == [
+        f"Run {r['id']} · {label}" for r, label in zip(runs, ("LoRA", "BitFit", "Prompt tuning"))
+    ]
     assert len(traces(page, "accuracy-chart")) == 3
     # A column per run, a row per measurement.
     expect(page.locator("#compare-table thead th[data-run]")).to_have_count(3)
@@ -102,8 +107,13 @@ def test_the_pareto_view_plots_every_run_and_a_click_opens_the_run(page, runs):
     assert {"LoRA", "BitFit", "Prompt tuning"} <= set(names) and names[-1] == "Pareto front"
     expect(page.locator("#front-list li")).not_to_have_count(0)
     page.locator("#all-runs summary").click()
-    expect(page.locator("#all-list li")).to_have_count(len(page.evaluate(
-        "() => document.getElementById('pareto-chart').data.slice(0, -1).flatMap((t) => t.customdata)")))
+    expect(page.locator("#all-list li")).to_have_count(
+        len(
+            page.evaluate(
+                "() => document.getElementById('pareto-chart').data.slice(0, -1).flatMap((t) => t.customdata)"
+            )
+        )
+    )
     expect(page.locator("#pareto-summary")).to_contain_text("succeeded run")
     shot(page, "pareto-params")
 

@@ -5,6 +5,7 @@ root says it is ready) and every Plotly chart drew, so a silently blocked script
 
 The pages are those of the URL configuration (tests/unit/test_csp.py `site_urls`): every chapter with
 its framed playgrounds, every playground on its own page, the training, comparison and Pareto pages, joining and signing in, a teacher's classes and a class's dashboard."""
+
 import re
 
 import pytest
@@ -94,8 +95,9 @@ class Visitor:
         self.page.wait_for_timeout(100)
         for frame in self.page.frames:
             self.problems += frame.evaluate("() => window.__cspViolations || []")
-        assert not self.problems, (f"{self.who} on {url}, under the Content-Security-Policy:\n"
-                                   + "\n".join(self.problems))
+        assert not self.problems, f"{self.who} on {url}, under the Content-Security-Policy:\n" + "\n".join(
+            self.problems
+        )
         self.visited[url] = charts
         return charts
 

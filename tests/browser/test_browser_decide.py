@@ -1,5 +1,6 @@
 """P18 Decision tree in a real browser: answers light the path, live in the URL, survive a reload,
 and the recommendation links to the Train page preset."""
+
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -36,7 +37,7 @@ def test_answers_light_the_path_and_recommend_a_method(page):
 
     # Change an answer: the leaf moves.
     answer(page, "q3", "no")
-    expect(page.locator('g.node.chosen')).to_have_count(0)
+    expect(page.locator("g.node.chosen")).to_have_count(0)
     expect(page.locator('g.node.next[data-node="q4"]')).to_have_count(1)
     answer(page, "q4", "yes")
     expect(page.locator('g.node.chosen[data-node="full"]')).to_have_count(1)

@@ -1,6 +1,7 @@
 """P23 rank against data size and P24 target modules in a real browser, on the embedded lab with
 its real worker: the empty state, a tiny sweep started from the form, points appearing as runs
 finish, ?experiment=<id> reopening it, and the latest finished one shown by default."""
+
 import pytest
 from playwright.sync_api import expect
 

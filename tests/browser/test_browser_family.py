@@ -113,8 +113,14 @@ def test_it_maps_every_method_and_restores_it_from_the_url(page, browser, embedd
     expect(page.locator("#trainable")).to_have_text(trainable)
     assert len(requests) == 2
 
-    phone_shot(browser, embedded_lab, "/playgrounds/family-map/?method=prefix", "family-root", "family-map-phone",
-               ("block-diagram", "count-chart"))
+    phone_shot(
+        browser,
+        embedded_lab,
+        "/playgrounds/family-map/?method=prefix",
+        "family-root",
+        "family-map-phone",
+        ("block-diagram", "count-chart"),
+    )
 
 
 def test_it_toggles_the_spectrum_methods_and_restores_them_from_the_url(page, browser, embedded_lab):
@@ -143,9 +149,11 @@ def test_it_toggles_the_spectrum_methods_and_restores_them_from_the_url(page, br
         page.keyboard.press("Space")
         expect(toggles.nth(i)).not_to_be_checked()
         assert key in query(page)["hide"].split(",")
-        after = (page.evaluate("() => document.getElementById('glue-chart').data.length"),
-                 page.evaluate("() => document.getElementById('share-chart').data.length"),
-                 page.evaluate("() => document.getElementById('glue-chart').layout.shapes.length"))
+        after = (
+            page.evaluate("() => document.getElementById('glue-chart').data.length"),
+            page.evaluate("() => document.getElementById('share-chart').data.length"),
+            page.evaluate("() => document.getElementById('glue-chart').layout.shapes.length"),
+        )
         assert after[:2] != (glue, shares) or after[2] == 0, key
         page.keyboard.press("Space")
     page.locator("#method-toggles input[value=prompt]").uncheck()
@@ -162,5 +170,11 @@ def test_it_toggles_the_spectrum_methods_and_restores_them_from_the_url(page, br
     assert len(requests) == 2
     shot(page, "method-spectrum-hidden")
 
-    phone_shot(browser, embedded_lab, "/playgrounds/method-spectrum/", "spectrum-root", "method-spectrum-phone",
-               ("glue-chart", "rank-chart", "share-chart"))
+    phone_shot(
+        browser,
+        embedded_lab,
+        "/playgrounds/method-spectrum/",
+        "spectrum-root",
+        "method-spectrum-phone",
+        ("glue-chart", "rank-chart", "share-chart"),
+    )

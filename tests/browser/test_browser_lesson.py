@@ -1,4 +1,5 @@
 """Lesson links: a teacher hides chosen controls of a playground and shares the link."""
+
 from urllib.parse import parse_qs, urlparse
 
 import pytest

@@ -13,18 +13,28 @@ TRAIN_TIMEOUT_MS = 120_000
 def set_range(page, selector: str, value) -> None:
     """Move a range input as a drag ends up: set the value, fire `input`."""
     page.locator(selector).evaluate(
-        "(s, v) => { s.value = v; s.dispatchEvent(new Event('input', { bubbles: true })); }", value)
+        "(s, v) => { s.value = v; s.dispatchEvent(new Event('input', { bubbles: true })); }", value
+    )
 
 
 # --- P11 parameter counter ----------------------------------------------------------------------
+
 
 def start_lora_run(page, rank: int, targets: list[str]) -> int:
     """Queue a real, short LoRA run through the public API, as a script would (CSRF cookie)."""
     page.goto("/train/")
     token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
-    resp = page.request.post("/api/runs", headers={"X-CSRFToken": token}, data={
-        "method": "lora", "task": "sentiment", "steps": 3, "seed": 0,
-        "params": {"rank": rank, "target_modules": targets}})
+    resp = page.request.post(
+        "/api/runs",
+        headers={"X-CSRFToken": token},
+        data={
+            "method": "lora",
+            "task": "sentiment",
+            "steps": 3,
+            "seed": 0,
+            "params": {"rank": rank, "target_modules": targets},
+        },
+    )
     assert resp.status == 201, resp.text()
     return resp.json()["id"]
 
@@ -40,8 +50,7 @@ def wait_for_run(page, run_id: int) -> dict:
 
 def test_it_counts_parameters_per_matrix_and_per_model_and_keeps_the_state(page):
     api_requests = []
-    page.on("request", lambda r: api_requests.append(r.url)
-            if "/api/playgrounds/parameter-counter" in r.url else None)
+    page.on("request", lambda r: api_requests.append(r.url) if "/api/playgrounds/parameter-counter" in r.url else None)
     page.goto("/playgrounds/parameter-counter/?r=8&d=4096")
     wait_ready(page, "paramcount-root")
     # 001 ch3: r=8 on a 4096×4096 matrix = 65,536 parameters = 0.39%.
@@ -104,10 +113,10 @@ def test_it_shows_a_real_runs_measured_count_beside_the_formula(page):
 
 # --- P10 LoRA forward path ----------------------------------------------------------------------
 
+
 def test_it_moves_rank_and_alpha_without_a_request_and_reloads_a_new_example(page):
     api_requests = []
-    page.on("request", lambda r: api_requests.append(r.url)
-            if "/api/playgrounds/lora-forward" in r.url else None)
+    page.on("request", lambda r: api_requests.append(r.url) if "/api/playgrounds/lora-forward" in r.url else None)
     page.goto("/playgrounds/lora-forward/")
     wait_ready(page, "forward-root")
     expect(page.locator("#forward-error")).to_be_hidden()
@@ -171,10 +180,10 @@ def test_it_says_what_is_wrong_with_a_bad_width(page):
 
 # --- P12 zero start -----------------------------------------------------------------------------
 
+
 def test_it_steps_through_training_from_exactly_zero_and_never_learns_from_both_zero(page):
     api_requests = []
-    page.on("request", lambda r: api_requests.append(r.url)
-            if "/api/playgrounds/zero-start" in r.url else None)
+    page.on("request", lambda r: api_requests.append(r.url) if "/api/playgrounds/zero-start" in r.url else None)
     page.goto("/playgrounds/zero-start/?step=0")
     wait_ready(page, "zero-root")
     expect(page.locator("#norm")).to_have_text("0 (exactly)")
@@ -217,8 +226,15 @@ def test_it_steps_through_training_from_exactly_zero_and_never_learns_from_both_
     page.locator("#alpha-input").dispatch_event("change")
     page.wait_for_function("() => new URLSearchParams(location.search).get('alpha') === '16'")
     assert plot_data(page, "ranks-chart", 0, "y") != ranks_before
-    assert query(page) == {"alpha": "16", "lr": "0.01", "seed": "0", "init": "lora", "r": "1",
-                           "scaling": "alpha", "step": "40"}
+    assert query(page) == {
+        "alpha": "16",
+        "lr": "0.01",
+        "seed": "0",
+        "init": "lora",
+        "r": "1",
+        "scaling": "alpha",
+        "step": "40",
+    }
     shot(page, "zero-start-alpha16")
 
     page.reload()

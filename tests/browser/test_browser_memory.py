@@ -1,5 +1,6 @@
 """P2 Memory calculator in a real browser: every control changes what is shown, sliders ask the
 server nothing, the URL is the state, and the lab's measured runs sit beside the prediction."""
+
 import re
 import time
 from urllib.parse import parse_qs, urlparse
@@ -104,8 +105,12 @@ def test_it_moves_every_control_and_keeps_the_state_in_the_url(page):
     changes(lambda: enter(page, "#layers-input", "20"))
     assert state(page)["preset"] == "custom"
     changes(lambda: page.locator("#arch-select").select_option("gpt"))
-    for field, value in (("#hidden-input", "2560"), ("#heads-input", "20"), ("#vocab-input", "50000"),
-                         ("#ffn-input", "10240")):
+    for field, value in (
+        ("#hidden-input", "2560"),
+        ("#heads-input", "20"),
+        ("#vocab-input", "50000"),
+        ("#ffn-input", "10240"),
+    ):
         changes(lambda f=field, v=value: enter(page, f, v))
     # Flash attention last: with it on, the head count no longer matters (no s×s scores kept).
     changes(lambda: page.locator("#flash-check").check())
@@ -161,15 +166,24 @@ def test_it_puts_the_prediction_beside_a_measured_run(page):
     page.goto("/")
     token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
     task = page.request.get("/api/tasks").json()[0]["name"]
-    resp = page.request.post("/api/runs", headers={"X-CSRFToken": token}, data={
-        "method": "lora", "task": task, "steps": 3, "seed": 0,
-        "params": {"rank": 4, "batch_size": 8, "target_modules": ["query", "value"], "eval_every": 0}})
+    resp = page.request.post(
+        "/api/runs",
+        headers={"X-CSRFToken": token},
+        data={
+            "method": "lora",
+            "task": task,
+            "steps": 3,
+            "seed": 0,
+            "params": {"rank": 4, "batch_size": 8, "target_modules": ["query", "value"], "eval_every": 0},
+        },
+    )
     assert resp.status == 201, resp.text()
     run = _wait_for_run(page, resp.json()["id"])
     assert run["status"] == "succeeded", run
     # The run as a worker in each precision records it (this CPU's default is one of them): its
     # row says which, and its prediction is of a step in that precision.
     predicted = {}
+
     def recorded_as(precision):
         def fulfill(route):
             runs = route.fetch().json()
@@ -177,6 +191,7 @@ def test_it_puts_the_prediction_beside_a_measured_run(page):
                 if r["id"] == run["id"]:
                     r["metrics"]["precision"] = precision
             route.fulfill(json=runs)
+
         return fulfill
 
     for precision in ("fp32", "bf16 autocast"):
@@ -248,8 +263,7 @@ def test_cost_moves_every_control_and_keeps_the_state_in_the_url(page):
             action()
         page.wait_for_selector(COST_READY, state="attached")
         expect(page.locator("#cost-error")).to_be_hidden()
-        assert (plot_data(page, "hours-chart", 0, "y") != hours or cell("total-cost") != cost
-                or cell("storage") != disk)
+        assert plot_data(page, "hours-chart", 0, "y") != hours or cell("total-cost") != cost or cell("storage") != disk
 
     changes(lambda: enter(page, "#tokens-input", "2e9"))
     changes(lambda: page.locator("#gpu-select").select_option("h100"))

@@ -31,9 +31,11 @@ def phone_shot(browser, embedded_lab, path: str, root: str, name: str) -> None:
     page.goto(path)
     wait_ready(page, root)
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
-    heights = page.evaluate("() => [...document.querySelectorAll('input[type=range], select, button, input[type=radio]')]"
-                            ".filter((e) => e.offsetParent).map((e) => e.closest('label.choice') || e)"
-                            ".map((e) => e.getBoundingClientRect().height)")
+    heights = page.evaluate(
+        "() => [...document.querySelectorAll('input[type=range], select, button, input[type=radio]')]"
+        ".filter((e) => e.offsetParent).map((e) => e.closest('label.choice') || e)"
+        ".map((e) => e.getBoundingClientRect().height)"
+    )
     assert heights and min(heights) >= 20, heights
     shot(page, name)
     context.close()
@@ -101,8 +103,13 @@ def test_in_context_learning_grows_the_prompt_against_the_window(page, browser, 
     expect(page.locator("#window-select")).to_have_value("minilm-seq")
     expect(page.locator("#query-input")).to_have_value("Cold soup and a rude waiter.")
     expect(page.locator("#fits")).to_have_text(fits)
-    phone_shot(browser, embedded_lab, "/playgrounds/in-context-learning/?mode=few&k=12&window=minilm",
-               "icl-root", "in-context-learning-phone")
+    phone_shot(
+        browser,
+        embedded_lab,
+        "/playgrounds/in-context-learning/?mode=few&k=12&window=minilm",
+        "icl-root",
+        "in-context-learning-phone",
+    )
 
 
 def test_a_bad_review_in_the_link_shows_the_servers_message(page):
@@ -118,8 +125,14 @@ def test_prompt_sensitivity_shows_each_format_and_calibrates(page, browser, embe
     page.goto("/playgrounds/prompt-sensitivity/")
     wait_ready(page, "sens-root")
     expect(page.locator("#sens-error")).to_be_hidden()
-    assert query(page) == {"labels": "posneg", "separator": "answer", "instruction": "explicit",
-                           "ordering": "alternate_pos_last", "raw": "0.90", "bias": "0.70"}
+    assert query(page) == {
+        "labels": "posneg",
+        "separator": "answer",
+        "instruction": "explicit",
+        "ordering": "alternate_pos_last",
+        "raw": "0.90",
+        "bias": "0.70",
+    }
     # The seed's worked example, from Python: 0.7941, not the seed's 0.81.
     expect(page.locator("#cal-pos")).to_have_text("0.7941")
     expect(page.locator("#cal-neg")).to_have_text("0.2059")
@@ -154,8 +167,7 @@ def test_prompt_sensitivity_shows_each_format_and_calibrates(page, browser, embe
     expect(page.locator("#bias-value")).to_have_text("0.69")
     assert plot_data(page, "calibration-chart", 1, "y") != curve
     # raw 0.42 under a 0.35 leaning: calibration flips Negative to Positive; 0.10 under 0.81 stays.
-    for raw_index, bias_index, verdict in [(42, 34, "flips from Negative to Positive"),
-                                           (10, 80, "stays Negative")]:
+    for raw_index, bias_index, verdict in [(42, 34, "flips from Negative to Positive"), (10, 80, "stays Negative")]:
         slide(page, "#raw-slider", raw_index)
         slide(page, "#bias-slider", bias_index)
         c = prompting.calibrate(raw_index / 100, (bias_index + 1) / 100)

@@ -58,10 +58,10 @@ def test_it_compares_nf4_and_int4_and_keeps_every_setting_in_the_url(page):
     page.locator("#code-int4").check()
     expect(page.locator(".code-name").first).to_have_text("int4")
     assert float(page.locator("#mse-code").inner_text()) > float(
-        page.locator("#mse-other").inner_text().split()[0])  # int4 loses more than NF4
+        page.locator("#mse-other").inner_text().split()[0]
+    )  # int4 loses more than NF4
 
-    assert query(page) == {"code": "int4", "blocksize": "1024", "samples": "1024", "model": "33B",
-                           "dq": "0"}
+    assert query(page) == {"code": "int4", "blocksize": "1024", "samples": "1024", "model": "33B", "dq": "0"}
     assert len(requests) == 1, requests
     shot(page, "qlora-int4-b1024")
 
@@ -78,8 +78,7 @@ def test_it_compares_nf4_and_int4_and_keeps_every_setting_in_the_url(page):
 
 # --- P8 ----------------------------------------------------------------------------------------
 def test_it_expands_the_adapter_bottleneck_and_counts_it_as_m_and_d_move(page):
-    requests = open_playground(page, "/playgrounds/adapter-block/", "adapter-root",
-                               "/api/playgrounds/adapter-block")
+    requests = open_playground(page, "/playgrounds/adapter-block/", "adapter-root", "/api/playgrounds/adapter-block")
     expect(page.locator("#adapter-error")).to_be_hidden()
     # Seed 000: d = 1024, m = 64 gives 2·1024·64 = 131,072 per adapter.
     expect(page.locator("#hidden-value")).to_have_text("1,024")
@@ -97,8 +96,9 @@ def test_it_expands_the_adapter_bottleneck_and_counts_it_as_m_and_d_move(page):
     assert page.evaluate(bottleneck_width) == pytest.approx(2 * w64)
     # The chosen-m ring sits on the chosen model's share curve.
     [(m, share)] = ring_anchors(page, "share-chart")
-    curve = page.evaluate("() => document.getElementById('share-chart')"
-                          ".data[Number(document.getElementById('model-select').value)]")
+    curve = page.evaluate(
+        "() => document.getElementById('share-chart').data[Number(document.getElementById('model-select').value)]"
+    )
     assert m == 128 and share == pytest.approx(curve["y"][curve["x"].index(128)])
 
     layer = plot_data(page, "layer-chart", 0, "y")
@@ -131,12 +131,13 @@ def test_it_expands_the_adapter_bottleneck_and_counts_it_as_m_and_d_move(page):
 def change(page, selector: str, value) -> None:
     page.locator(selector).evaluate(
         "(s, v) => { s.value = v; s.dispatchEvent(new Event('input', { bubbles: true }));"
-        " s.dispatchEvent(new Event('change', { bubbles: true })); }", value)
+        " s.dispatchEvent(new Event('change', { bubbles: true })); }",
+        value,
+    )
 
 
 def test_it_fits_every_rank_and_shows_the_plateau_at_the_true_rank(page):
-    requests = open_playground(page, "/playgrounds/low-rank-lab/", "lab-root",
-                               "/api/playgrounds/low-rank-lab")
+    requests = open_playground(page, "/playgrounds/low-rank-lab/", "lab-root", "/api/playgrounds/low-rank-lab")
     expect(page.locator("#lab-error")).to_be_hidden()
     expect(page.locator("#k-value")).to_have_text("3")
     expect(page.locator("#r-value")).to_have_text("3")
@@ -162,10 +163,13 @@ def test_it_fits_every_rank_and_shows_the_plateau_at_the_true_rank(page):
     # k and noise are the task: each fetches it once when let go.
     true_map = page.evaluate("() => document.getElementById('heatmap-true').data[0].z")
     change(page, "#k-slider", 5)
-    page.wait_for_function("() => document.getElementById('k-value').textContent === '5'"
-                           " && document.getElementById('lab-root').dataset.loading === '0'")
-    page.wait_for_function("(z) => JSON.stringify(document.getElementById('heatmap-true').data[0].z)"
-                           " !== JSON.stringify(z)", arg=true_map)
+    page.wait_for_function(
+        "() => document.getElementById('k-value').textContent === '5'"
+        " && document.getElementById('lab-root').dataset.loading === '0'"
+    )
+    page.wait_for_function(
+        "(z) => JSON.stringify(document.getElementById('heatmap-true').data[0].z) !== JSON.stringify(z)", arg=true_map
+    )
     floor = page.locator("#noise-floor").inner_text()
     change(page, "#noise-slider", 0.5)
     expect(page.locator("#noise-floor")).not_to_have_text(floor)
@@ -174,8 +178,9 @@ def test_it_fits_every_rank_and_shows_the_plateau_at_the_true_rank(page):
     page.locator("#seed-input").fill("7")
     page.locator("#seed-input").press("Enter")
     page.locator("#seed-input").blur()
-    page.wait_for_function("(z) => JSON.stringify(document.getElementById('heatmap-true').data[0].z)"
-                           " !== JSON.stringify(z)", arg=seed_map)
+    page.wait_for_function(
+        "(z) => JSON.stringify(document.getElementById('heatmap-true').data[0].z) !== JSON.stringify(z)", arg=seed_map
+    )
     expect(page.locator("#r-value")).to_have_text("4")  # the view survives a new task
     expect(page.locator("#n-value")).to_have_text("30")
     assert query(page) == {"true_rank": "5", "noise": "0.5", "seed": "7", "n": "30", "r": "4"}

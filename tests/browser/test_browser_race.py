@@ -1,5 +1,6 @@
 """P17 in a real browser against the real lab: start a race, watch four curves grow, see the
 table complete; reopen it from its URL; phone width."""
+
 import re
 
 import pytest
@@ -39,12 +40,17 @@ def test_a_race_draws_four_curves_and_fills_the_table(page):
     page.wait_for_url(re.compile(r"\?race=\d+$"))
     expect(page.locator("#results tbody tr")).to_have_count(4)
     # The curves grow lane by lane while the race runs.
-    page.wait_for_function("() => (document.getElementById('race-root').dataset.points || '').split(',')"
-                           ".filter((n) => Number(n) > 0).length >= 2", timeout=RACE_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => (document.getElementById('race-root').dataset.points || '').split(',')"
+        ".filter((n) => Number(n) > 0).length >= 2",
+        timeout=RACE_TIMEOUT_MS,
+    )
     mid = lengths(page)
     shot(page, "race-running")
     page.wait_for_selector('#race-root[data-state="finished"]', state="attached", timeout=RACE_TIMEOUT_MS)
-    page.wait_for_function(f"() => document.getElementById('race-root').dataset.points === '{','.join([str(STEPS)] * 4)}'")
+    page.wait_for_function(
+        f"() => document.getElementById('race-root').dataset.points === '{','.join([str(STEPS)] * 4)}'"
+    )
     assert lengths(page) == [STEPS] * 4 and sum(mid) < 4 * STEPS
     assert all(len(plot_data(page, "acc-chart", i) or []) >= 2 for i in range(4))
 
@@ -63,13 +69,17 @@ def test_a_race_draws_four_curves_and_fills_the_table(page):
     url = page.url
     page.goto(url)
     page.wait_for_selector('#race-root[data-state="finished"]', state="attached", timeout=30_000)
-    page.wait_for_function(f"() => document.getElementById('race-root').dataset.points === '{','.join([str(STEPS)] * 4)}'")
+    page.wait_for_function(
+        f"() => document.getElementById('race-root').dataset.points === '{','.join([str(STEPS)] * 4)}'"
+    )
     expect(page.locator('#results tbody tr[data-status="succeeded"]')).to_have_count(4)
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(url)
     page.wait_for_selector('#race-root[data-state="finished"]', state="attached", timeout=30_000)
-    page.wait_for_function("() => document.getElementById('loss-chart').data && document.getElementById('loss-chart').data.length === 4")
+    page.wait_for_function(
+        "() => document.getElementById('loss-chart').data && document.getElementById('loss-chart').data.length === 4"
+    )
     box = page.locator("#loss-chart .main-svg").first.bounding_box()
     assert box["width"] <= 390
     shot(page, "race-phone")

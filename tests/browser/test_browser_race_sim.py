@@ -1,5 +1,6 @@
 """P17's instant simulated race in a real browser: one request, curves for the chosen lanes,
 labelled simulated, and a clear message for a method that has no fitted run."""
+
 import pytest
 from playwright.sync_api import expect
 
@@ -29,8 +30,9 @@ def test_the_simulated_race_draws_the_chosen_lanes_at_once(page):
 
     # A lane swapped to a method with no fitted run is refused with a sentence, not invented.
     fitted = set(race_sim.shipped()["tasks"]["sentiment"])
-    missing = [o for o in page.locator("#lane-3 option").evaluate_all("(os) => os.map((o) => o.value)")
-               if o not in fitted]
+    missing = [
+        o for o in page.locator("#lane-3 option").evaluate_all("(os) => os.map((o) => o.value)") if o not in fitted
+    ]
     if missing:
         page.select_option("#lane-3", missing[0])
         expect_console_error(page, "400")

@@ -44,7 +44,9 @@ def test_the_adapter_diagram_redraws_its_shapes_without_recomputing_the_chart(pa
     assert page.evaluate("() => document.getElementById('diagram').calcdata === window.__calcdata")
 
 
-KEEP_CALCDATA = "(ids) => { window.__calc = Object.fromEntries(ids.map((id) => [id, document.getElementById(id).calcdata])); }"
+KEEP_CALCDATA = (
+    "(ids) => { window.__calc = Object.fromEntries(ids.map((id) => [id, document.getElementById(id).calcdata])); }"
+)
 SAME_CALCDATA = "(ids) => ids.filter((id) => document.getElementById(id).calcdata === window.__calc[id])"
 
 
@@ -61,7 +63,7 @@ def test_a_slider_that_moves_only_a_chosen_point_moves_its_ring_without_redrawin
     assert [x for x, _ in ring_anchors(page, "bits-chart")] == [1024]
     assert page.evaluate(SAME_CALCDATA, charts) == ["mse-chart", "bits-chart"]
     # The double quantisation toggle moves the overhead ring to the other curve.
-    (_, single), = ring_anchors(page, "bits-chart")
+    ((_, single),) = ring_anchors(page, "bits-chart")
     page.locator("#dq-check").click()
     page.wait_for_function(f"() => document.getElementById('bits-chart').layout.shapes[0].yanchor !== {single}")
     assert page.evaluate(SAME_CALCDATA, ["bits-chart"]) == ["bits-chart"]
@@ -85,9 +87,11 @@ def test_the_low_rank_lab_draws_a_task_seen_before_without_a_request(page):
     assert len(requests) == 1
     truth = "() => JSON.stringify(document.getElementById('heatmap-true').data[0].z)"
     first = page.evaluate(truth)
-    step = ("(v) => { const s = document.getElementById('k-slider'); s.value = v;"
-            " s.dispatchEvent(new Event('input', { bubbles: true }));"
-            " s.dispatchEvent(new Event('change', { bubbles: true })); }")
+    step = (
+        "(v) => { const s = document.getElementById('k-slider'); s.value = v;"
+        " s.dispatchEvent(new Event('input', { bubbles: true }));"
+        " s.dispatchEvent(new Event('change', { bubbles: true })); }"
+    )
     page.evaluate(step, 4)
     page.wait_for_function(f"(z) => ({truth})() !== z", arg=first)
     wait_ready(page, "lab-root")

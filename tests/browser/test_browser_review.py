@@ -1,4 +1,5 @@
 """The review chapter in a real browser: the quiz (P21) and the cheat sheet (P22)."""
+
 import pytest
 from playwright.sync_api import expect
 

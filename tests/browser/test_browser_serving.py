@@ -57,6 +57,7 @@ def phone_shot(browser, base_url: str, path: str, root: str, name: str, focus: s
 
 # --- P20 -----------------------------------------------------------------------------------------
 
+
 def test_it_steps_through_freeze_attach_merge_and_restores_the_step_from_the_url(page, browser, embedded_lab):
     requests = api_requests(page, "freeze-attach-merge")
     page.goto("/playgrounds/freeze-attach-merge/")
@@ -125,11 +126,18 @@ def test_it_steps_through_freeze_attach_merge_and_restores_the_step_from_the_url
     expect(page.locator("#d-slider")).to_have_value("3")
     expect(page.locator("#r-value")).to_have_text("4")
     expect(page.locator("#lora-count")).to_have_text(f"{2 * 384 * 4:,}")
-    phone_shot(browser, embedded_lab.base_url, "/playgrounds/freeze-attach-merge/?step=3&d=4096&r=8",
-               "fam-root", "freeze-attach-merge-phone", "#diagram")
+    phone_shot(
+        browser,
+        embedded_lab.base_url,
+        "/playgrounds/freeze-attach-merge/?step=3&d=4096&r=8",
+        "fam-root",
+        "freeze-attach-merge-phone",
+        "#diagram",
+    )
 
 
 # --- P13 -----------------------------------------------------------------------------------------
+
 
 def storage_controls_work(page) -> None:
     """Model, rank and N only index the response; each changes the chart or the numbers."""
@@ -151,8 +159,10 @@ def storage_controls_work(page) -> None:
     page.select_option("#model-select", "gpt3-175b")
     expect(page.locator("#copies-bytes")).to_have_text("3.85 TB")
     assert plot_data(page, "storage-chart", 0, "y") != curve
-    assert page.evaluate("() => document.getElementById('storage-chart').layout.yaxis.title.text") \
+    assert (
+        page.evaluate("() => document.getElementById('storage-chart').layout.yaxis.title.text")
         == "storage, bytes (log scale)"
+    )
 
 
 def test_without_runs_it_illustrates_by_formula_and_offers_to_train_one(page, browser, embedded_lab):
@@ -178,8 +188,14 @@ def test_without_runs_it_illustrates_by_formula_and_offers_to_train_one(page, br
     expect(page.locator("#rank-select")).to_have_value("64")
     expect(page.locator("#tasks-slider")).to_have_value("11")
     expect(page.locator("#copies-bytes")).to_have_text("3.85 TB")
-    phone_shot(browser, embedded_lab.base_url, "/playgrounds/merge-and-swap/", "swap-root",
-               "merge-and-swap-empty-phone", "#illustration-chart")
+    phone_shot(
+        browser,
+        embedded_lab.base_url,
+        "/playgrounds/merge-and-swap/",
+        "swap-root",
+        "merge-and-swap-empty-phone",
+        "#illustration-chart",
+    )
 
     # The button queues a real LoRA run and opens it on the training page.
     page.click("#start-run")
@@ -194,8 +210,10 @@ def test_without_runs_it_illustrates_by_formula_and_offers_to_train_one(page, br
 def test_it_swaps_and_merges_real_adapters_and_restores_them_from_the_url(page, browser, embedded_lab):
     runs = []
     for task, steps, rank in (("sentiment", 6, 4), ("topic", 8, 8)):
-        response = embedded_lab.post("/api/runs", {"method": "lora", "task": task, "steps": steps, "seed": 0,
-                                                   "params": {"rank": rank, "lr": 5e-3}})
+        response = embedded_lab.post(
+            "/api/runs",
+            {"method": "lora", "task": task, "steps": steps, "seed": 0, "params": {"rank": rank, "lr": 5e-3}},
+        )
         assert response.status_code == 201, response.text
         runs.append(response.json()["id"])
     for run_id in runs:
@@ -211,13 +229,19 @@ def test_it_swaps_and_merges_real_adapters_and_restores_them_from_the_url(page, 
     assert query(page)["run"] == str(topic)  # the newest first
     expect(page.locator("#sentences li")).to_have_count(6)
     expect(page.locator("#sentences")).to_contain_text("Astronomers detect water vapour")
-    assert [page.evaluate(f"() => document.getElementById('predict-chart').data[{k}].name") for k in range(4)] \
-        == ["sports", "science", "business", "technology"]
+    assert [page.evaluate(f"() => document.getElementById('predict-chart').data[{k}].name") for k in range(4)] == [
+        "sports",
+        "science",
+        "business",
+        "technology",
+    ]
     expect(page.locator("#latency-label")).to_have_text("Latency unmerged (measured)")
     measured = embedded_lab.run(topic)["metrics"]
     expect(page.locator("#latency-now")).to_have_text(f"{measured['latency_ms']:.1f} ms")
-    assert plot_data(page, "size-chart", 1, "y") == [measured["adapter_bytes"],
-                                                     embedded_lab.run(sentiment)["metrics"]["adapter_bytes"]]
+    assert plot_data(page, "size-chart", 1, "y") == [
+        measured["adapter_bytes"],
+        embedded_lab.run(sentiment)["metrics"]["adapter_bytes"],
+    ]
     expect(page.locator("#merge-verdict")).to_contain_text("Merging changes no predicted label (6 of 6 the same)")
     shot(page, "merge-and-swap-topic")
 
@@ -249,5 +273,11 @@ def test_it_swaps_and_merges_real_adapters_and_restores_them_from_the_url(page, 
     expect(page.locator("#merge-toggle")).to_be_checked()
     expect(page.locator("#latency-label")).to_have_text("Latency merged (measured)")
     expect(page.locator("#copies-bytes")).to_have_text("3.85 TB")
-    phone_shot(browser, embedded_lab.base_url, f"/playgrounds/merge-and-swap/?run={topic}&merged=0",
-               "swap-root", "merge-and-swap-phone", "#predict-chart")
+    phone_shot(
+        browser,
+        embedded_lab.base_url,
+        f"/playgrounds/merge-and-swap/?run={topic}&merged=0",
+        "swap-root",
+        "merge-and-swap-phone",
+        "#predict-chart",
+    )

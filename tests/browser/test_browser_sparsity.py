@@ -56,15 +56,13 @@ def test_it_slides_through_the_lottery_sparsities_and_restores_them_from_the_url
     # Scope and seed retrain: one request each, and new curves.
     ticket_curve = plot_data(page, "accuracy-chart", 0, "y")
     page.select_option("#scope-select", "layer")
-    page.wait_for_function("() => new URLSearchParams(location.search).get('scope') === 'layer'",
-                           timeout=TRAIN_MS)
+    page.wait_for_function("() => new URLSearchParams(location.search).get('scope') === 'layer'", timeout=TRAIN_MS)
     wait_ready(page, "lottery-root")
     expect(page.locator("#scope-help")).to_contain_text("Each layer")
     layer_curve = plot_data(page, "accuracy-chart", 0, "y")
     assert layer_curve != ticket_curve
     page.click("#new-seed")
-    page.wait_for_function("() => new URLSearchParams(location.search).get('seed') === '1'",
-                           timeout=TRAIN_MS)
+    page.wait_for_function("() => new URLSearchParams(location.search).get('seed') === '1'", timeout=TRAIN_MS)
     wait_ready(page, "lottery-root")
     expect(page.locator("#seed-input")).to_have_value("1")
     assert plot_data(page, "accuracy-chart", 0, "y") != layer_curve
@@ -117,8 +115,7 @@ def test_it_slides_through_subspace_sizes_and_restores_them_from_the_url(page):
     curve = plot_data(page, "accuracy-chart", 0, "y")
     page.fill("#seed-input", "2")
     page.locator("#seed-input").dispatch_event("change")
-    page.wait_for_function("() => new URLSearchParams(location.search).get('seed') === '2'",
-                           timeout=TRAIN_MS)
+    page.wait_for_function("() => new URLSearchParams(location.search).get('seed') === '2'", timeout=TRAIN_MS)
     wait_ready(page, "intrinsic-root")
     assert plot_data(page, "accuracy-chart", 0, "y") != curve
     expect(page.locator("#d-value")).to_have_text("100")  # the chosen d survives a new draw

@@ -1,6 +1,7 @@
 """Train on your own CSV in a real browser: the training page's upload panel sends a good CSV,
 the new task is selected at once and Train trains on it (the embedded lab's real worker); a bad
 CSV's refusal is shown as the server words it, and nothing is added to the task list."""
+
 import re
 
 import pytest
@@ -40,8 +41,12 @@ def test_an_uploaded_csv_is_selected_at_once_and_trains(page, embedded_lab):
     expect(page.locator("#f-task")).to_have_value(dataset["task"])
     expect(page.locator("#f-task option:checked")).to_have_text("Support tickets")
     expect(page.locator("#f-task optgroup[label='Uploaded CSVs'] option")).to_have_count(1)
-    expect(page.locator("#task-summary")).to_contain_text("Labels: billing, bug, praise; 24 train / 6 validation examples.")
-    expect(page.locator("#upload-status")).to_contain_text("“Support tickets” uploaded: 24 training and 6 validation examples")
+    expect(page.locator("#task-summary")).to_contain_text(
+        "Labels: billing, bug, praise; 24 train / 6 validation examples."
+    )
+    expect(page.locator("#upload-status")).to_contain_text(
+        "“Support tickets” uploaded: 24 training and 6 validation examples"
+    )
     expect(page.locator("#delete-upload")).to_be_visible()
     shot(page, "train-upload-selected")
 
@@ -51,8 +56,9 @@ def test_an_uploaded_csv_is_selected_at_once_and_trains(page, embedded_lab):
     page.fill("#p-batch_size", "8")
     page.click("#train-button")
     page.wait_for_url(re.compile(r"/train/\?run=\d+$"))
-    page.wait_for_function("() => document.getElementById('train-root').dataset.runStatus === 'succeeded'",
-                           timeout=TRAIN_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => document.getElementById('train-root').dataset.runStatus === 'succeeded'", timeout=TRAIN_TIMEOUT_MS
+    )
     expect(page.locator("#run-title")).to_have_text(re.compile(rf"^Run \d+: lora on {dataset['task']}$"))
     expect(page.locator("#progress-text")).to_have_text(re.compile(r"^succeeded: 3 of 3 steps"))
     shot(page, "train-upload-trained")

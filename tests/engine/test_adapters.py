@@ -1,4 +1,5 @@
 """Houlsby bottleneck adapters (workers/adapters.py) on the real all-MiniLM-L6-v2, on CPU."""
+
 import copy
 from types import SimpleNamespace
 
@@ -34,8 +35,9 @@ def trained():
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return SimpleNamespace(model=model, batches=batches, before=before,
-                           loss_before=loss_before, loss_after=mean_loss(model, batches))
+    return SimpleNamespace(
+        model=model, batches=batches, before=before, loss_before=loss_before, loss_after=mean_loss(model, batches)
+    )
 
 
 def test_it_starts_bit_for_bit_at_the_base_model():

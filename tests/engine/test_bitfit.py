@@ -1,4 +1,5 @@
 """BitFit (workers/bitfit.py) on the real all-MiniLM-L6-v2, on CPU."""
+
 from types import SimpleNamespace
 
 import pytest
@@ -14,11 +15,19 @@ LR = 1e-2
 
 
 def expected_names(layers: int) -> set[str]:
-    per_layer = ["attention.self.query.bias", "attention.self.key.bias", "attention.self.value.bias",
-                 "attention.output.dense.bias", "attention.output.LayerNorm.bias",
-                 "intermediate.dense.bias", "output.dense.bias", "output.LayerNorm.bias"]
-    return ({"bert.embeddings.LayerNorm.bias", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"}
-            | {f"bert.encoder.layer.{i}.{n}" for i in range(layers) for n in per_layer})
+    per_layer = [
+        "attention.self.query.bias",
+        "attention.self.key.bias",
+        "attention.self.value.bias",
+        "attention.output.dense.bias",
+        "attention.output.LayerNorm.bias",
+        "intermediate.dense.bias",
+        "output.dense.bias",
+        "output.LayerNorm.bias",
+    ]
+    return {"bert.embeddings.LayerNorm.bias", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"} | {
+        f"bert.encoder.layer.{i}.{n}" for i in range(layers) for n in per_layer
+    }
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +45,9 @@ def trained():
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return SimpleNamespace(model=model, batches=batches, before=before,
-                           loss_before=loss_before, loss_after=mean_loss(model, batches))
+    return SimpleNamespace(
+        model=model, batches=batches, before=before, loss_before=loss_before, loss_after=mean_loss(model, batches)
+    )
 
 
 def test_it_trains_exactly_the_encoder_biases_and_the_head():

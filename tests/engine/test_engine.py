@@ -1,4 +1,5 @@
 """The training engine on CPU: real LoRA runs of all-MiniLM-L6-v2, kept short."""
+
 import functools
 import threading
 import time
@@ -43,8 +44,15 @@ def test_it_lowers_the_loss_on_sentiment():
     assert metrics["val_accuracy"] > 0.6
 
 
-@pytest.mark.parametrize("targets", [["query"], ["query", "value"], ["query", "key", "value", "attention_output"],
-                                     ["query", "key", "value", "attention_output", "ffn"]])
+@pytest.mark.parametrize(
+    "targets",
+    [
+        ["query"],
+        ["query", "value"],
+        ["query", "key", "value", "attention_output"],
+        ["query", "key", "value", "attention_output", "ffn"],
+    ],
+)
 @pytest.mark.parametrize("rank", [1, 8])
 def test_it_counts_trainable_parameters_as_the_formula_and_peft_do(targets, rank):
     spec = lora_spec(rank=rank, target_modules=targets)
@@ -122,6 +130,7 @@ def test_it_reads_the_base_weights_from_disk_once_per_process(monkeypatch):
         raise AssertionError("the base model was read from disk again")
 
     import transformers
+
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", no_disk)
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", no_disk)
     training.train(lora_spec(steps=2), collect()[1])
@@ -192,8 +201,9 @@ def test_it_measures_time_memory_and_accuracy():
 
 def test_it_counts_the_base_encoder_as_the_formula_does():
     dims = base_model.dimensions()
-    expected = formulas.bert_encoder_params(dims.vocab, dims.max_positions, dims.token_types,
-                                            dims.hidden, dims.intermediate, dims.layers)
+    expected = formulas.bert_encoder_params(
+        dims.vocab, dims.max_positions, dims.token_types, dims.hidden, dims.intermediate, dims.layers
+    )
     assert sum(p.numel() for p in classifier.load_base().encoder.parameters()) == expected
     assert round(expected / 1e6, 1) == 22.7  # the model card's 22.7M for all-MiniLM-L6-v2
 

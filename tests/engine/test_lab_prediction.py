@@ -1,5 +1,6 @@
 """simulations.memory.lab_prediction for every method of the lab, against the formula's own terms
 and against what the engine measures on real (short) runs."""
+
 import pytest
 
 from simulations import memory
@@ -33,7 +34,9 @@ def test_the_activation_terms_follow_what_each_method_keeps():
     assert predict("prompt", virtual_tokens=1)["activations"] < acts["prompt"]
     assert predict("adapter", bottleneck=8)["activations"] < acts["adapter"]
     # Linear in the batch.
-    assert predict("lora", batch_size=32)["activations"] == pytest.approx(2 * predict("lora", batch_size=16)["activations"])
+    assert predict("lora", batch_size=32)["activations"] == pytest.approx(
+        2 * predict("lora", batch_size=16)["activations"]
+    )
     assert "6 layers" in predict("prefix")["activation_formula"]
 
 
@@ -47,8 +50,9 @@ def test_under_bf16_autocast_each_layer_keeps_bf16_copies_of_its_weights_and_a_b
         longer = (s + 20) / s if method == "prompt" else 1  # its 20 virtual tokens
         assert bf16["activations"] == fp32["activations"] + copies - gelu * longer, method
         assert "H·(4·h² + 2·h·f)" in bf16["activation_formula"] and "H = 2" in bf16["activation_formula"]
-        assert {k: bf16[k] for k in ("params", "grads", "optimizer_state")} == \
-            {k: fp32[k] for k in ("params", "grads", "optimizer_state")}, method
+        assert {k: bf16[k] for k in ("params", "grads", "optimizer_state")} == {
+            k: fp32[k] for k in ("params", "grads", "optimizer_state")
+        }, method
     # Full fine-tuning keeps a bf16 copy of the attention input for each of Q, K and V.
     full = predict("full", precision="bf16 autocast")["activations"] - predict("full")["activations"]
     assert full == copies - gelu + L * (2 * (6 * s * b * h + s * b * f) - 4 * (3 * s * b * h + s * b * f))

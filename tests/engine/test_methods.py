@@ -3,6 +3,7 @@ formula, its memory-model entry, a colour and a description, and every set of me
 read from the records' flags. Then every method really trained on CPU: what trains, how much,
 and that it loads back. One table row per method; a new method gets every check
 (huggingface/peft's pattern)."""
+
 import re
 import subprocess
 import sys
@@ -48,6 +49,7 @@ STARTS_AS_BASE = {"full", "lora", "dora", "qlora", "adapter", "ia3", "bitfit"}
 
 
 # --- the registry: one record per method, and what each record needs elsewhere -----------------
+
 
 def defaults(method):
     return validate_run(method, "sentiment", 1, 0, {}).params
@@ -101,13 +103,17 @@ def test_the_sets_of_methods_elsewhere_are_the_records_flags():
 
 
 def test_the_registry_and_the_run_validation_load_no_torch_and_simulations_nothing_of_the_lab():
-    code = ("import sys, simulations.methods, workers.methods, workers.notebook; "
-            "assert 'torch' not in sys.modules, 'torch'; "
-            "assert not {m.split('.')[0] for m in sys.modules} & {'django', 'peftlab'}")
+    code = (
+        "import sys, simulations.methods, workers.methods, workers.notebook; "
+        "assert 'torch' not in sys.modules, 'torch'; "
+        "assert not {m.split('.')[0] for m in sys.modules} & {'django', 'peftlab'}"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
-    code = ("import importlib, pkgutil, sys, simulations; "
-            "[importlib.import_module(f'simulations.{m.name}') for m in pkgutil.iter_modules(simulations.__path__)]; "
-            "assert not {m.split('.')[0] for m in sys.modules} & {'django', 'peftlab', 'workers', 'classroom', 'torch'}")
+    code = (
+        "import importlib, pkgutil, sys, simulations; "
+        "[importlib.import_module(f'simulations.{m.name}') for m in pkgutil.iter_modules(simulations.__path__)]; "
+        "assert not {m.split('.')[0] for m in sys.modules} & {'django', 'peftlab', 'workers', 'classroom', 'torch'}"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -159,9 +165,17 @@ def trained(request, tmp_path_factory):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return {"method": method, "spec": spec, "model": model, "before": before, "batch": batch,
-            "train_batch": train_batch, "start_loss": start_loss, "start_logits": start_logits,
-            "folder": tmp_path_factory.mktemp(method)}
+    return {
+        "method": method,
+        "spec": spec,
+        "model": model,
+        "before": before,
+        "batch": batch,
+        "train_batch": train_batch,
+        "start_loss": start_loss,
+        "start_logits": start_logits,
+        "folder": tmp_path_factory.mktemp(method),
+    }
 
 
 @slow
@@ -260,7 +274,8 @@ def test_it_measures_a_whole_run(method, tmp_path):
     assert metrics["peak_memory_bytes"] > metrics["memory_breakdown"]["params"] > 0
     assert metrics["adapter_bytes"] > 0 and metrics["latency_ms"] > 0
     assert metrics["trainable_params"] == formulas.trainable_params(
-        method, spec.params, base_model.dimensions(), len(datasets.load_task("topic").labels))
+        method, spec.params, base_model.dimensions(), len(datasets.load_task("topic").labels)
+    )
     if method in ("lora", "dora"):
         assert metrics["merge_max_abs_diff"] < 1e-4 and metrics["latency_merged_ms"] > 0
     if method == "adapter":

@@ -2,6 +2,7 @@
 process that imports nothing of the lab, and gives the losses of the run it reproduces. Here for a
 run in the precision this machine's default does not choose: tests/browser/test_browser_compare.py checks
 the same for a run of the embedded lab, which trains in the default (workers/precision.py)."""
+
 import os
 import re
 import subprocess
@@ -22,8 +23,9 @@ def run_script(text: str, tmp_path, timeout=120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "PEFTLAB"))}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
     # Run from the temporary folder: the lab's packages are not importable from there.
-    return subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def printed_losses(stdout: str) -> list[float]:
@@ -44,8 +46,9 @@ def test_the_generated_lora_script_of_a_run_in_the_other_precision_gives_its_los
     assert printed_losses(done.stdout) == pytest.approx(losses, abs=1e-4)
     # The script's own count is the lab's formula's (simulations/params.py).
     trainable = re.search(r"^lora: ([\d,]+) trainable parameters", done.stdout, re.M)
-    expected = formulas.trainable_params("lora", spec.params, base_model.dimensions(),
-                                         len(datasets.load_task("sentiment").labels))
+    expected = formulas.trainable_params(
+        "lora", spec.params, base_model.dimensions(), len(datasets.load_task("sentiment").labels)
+    )
     assert trainable and int(trainable.group(1).replace(",", "")) == expected
     accuracy = re.search(r"^validation accuracy: ([0-9.]+)$", done.stdout, re.M)
     assert accuracy and 0.0 <= float(accuracy.group(1)) <= 1.0

@@ -2,6 +2,7 @@
 packs, the same logits, loss and gradients on the same batch (dropout off), up to float rounding;
 and the packed layout itself: positions restart per sequence, the mask is block-diagonal, each
 sequence is read at its own [CLS]."""
+
 import pytest
 import torch
 
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 CPU = torch.device("cpu")
 TOL = 1e-4
-ONE_ROW = 10 ** 6  # row_tokens above any batch: the whole batch in one row
+ONE_ROW = 10**6  # row_tokens above any batch: the whole batch in one row
 
 
 def pad_id():

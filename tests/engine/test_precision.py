@@ -1,5 +1,6 @@
 """The precision of training steps (workers/precision.py): PEFTLAB_AUTOCAST, what the engine does
 with it, and what a run records."""
+
 import pytest
 import torch
 from torch import nn
@@ -70,8 +71,9 @@ def test_under_bf16_the_training_steps_multiply_in_bf16_and_evaluation_stays_fp3
     monkeypatch.setenv(precision.SETTING, "bf16")
     seen = linear_outputs(monkeypatch)
     losses = []
-    metrics = training.train(validate_run(method, "sentiment", 2, 0, {}),
-                           lambda points, evals: losses.extend(p.loss for p in points) or True)
+    metrics = training.train(
+        validate_run(method, "sentiment", 2, 0, {}), lambda points, evals: losses.extend(p.loss for p in points) or True
+    )
     assert metrics["precision"] == "bf16 autocast"
     assert {dtype for training, dtype in seen if training} == {torch.bfloat16}
     assert {dtype for training, dtype in seen if not training} == {torch.float32}
@@ -89,8 +91,9 @@ def test_under_bf16_a_frozen_weight_is_cast_once_per_run_and_the_losses_do_not_c
         return out
 
     called, cast = [], precision.cast_frozen_weights_once
-    monkeypatch.setattr(precision, "cast_frozen_weights_once",
-                        lambda model, dtype: called.append(dtype) or cast(model, dtype))
+    monkeypatch.setattr(
+        precision, "cast_frozen_weights_once", lambda model, dtype: called.append(dtype) or cast(model, dtype)
+    )
     once = losses()
     assert called == [torch.bfloat16]
     monkeypatch.setattr(precision, "cast_frozen_weights_once", lambda model, dtype: None)

@@ -1,4 +1,5 @@
 """Prefix tuning: learned key/value prefixes in every attention layer."""
+
 import pytest
 import torch
 
@@ -10,15 +11,16 @@ pytestmark = pytest.mark.slow
 
 def batch(n=8, start=0):
     train, _ = encoding.encode_task("sentiment")
-    return encoding.collate(train.ids[start:start + n], train.labels[start:start + n], torch.device("cpu"))
+    return encoding.collate(train.ids[start : start + n], train.labels[start : start + n], torch.device("cpu"))
 
 
 def test_it_trains_only_the_prefixes_and_the_head():
     model = prefix.attach_prefixes(classifier.build_classifier(2, 0), virtual_tokens=5, seed=0)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     dims = base_model.dimensions()
-    assert trainable == {f"bert.encoder.layer.{i}.attention.self.prefix_{kv}"
-                         for i in range(dims.layers) for kv in ("key", "value")} | {"classifier.weight", "classifier.bias"}
+    assert trainable == {
+        f"bert.encoder.layer.{i}.attention.self.prefix_{kv}" for i in range(dims.layers) for kv in ("key", "value")
+    } | {"classifier.weight", "classifier.bias"}
     count = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert count == formulas.prefix_params(5, dims.hidden, dims.layers, formulas.classifier_head_params(dims.hidden, 2))
 

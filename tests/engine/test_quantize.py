@@ -1,4 +1,5 @@
 """QLoRA's 4-bit base built in memory (workers/quantize.py), trained with LoRA on CPU."""
+
 import copy
 import warnings
 
@@ -14,14 +15,25 @@ from workers import quantize as q4
 pytestmark = pytest.mark.slow
 
 CPU = torch.device("cpu")
-LINEARS_PER_LAYER = ("attention.self.query", "attention.self.key", "attention.self.value",
-                     "attention.output.dense", "intermediate.dense", "output.dense")
+LINEARS_PER_LAYER = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+)
 STEPS = 30
 
 
 def lora(model, targets=("query", "value"), rank=8):
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=16, lora_dropout=0.0,
-                        target_modules=base_model.module_regex(list(targets)))
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=rank,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        target_modules=base_model.module_regex(list(targets)),
+    )
     return get_peft_model(model, config)
 
 
@@ -132,20 +144,29 @@ def footprint(model):
     for p in model.parameters():
         if isinstance(p, bnb.nn.Params4bit):
             s = p.quant_state
-            total += sum(t.numel() * t.element_size()
-                         for t in (s.absmax, s.code, s.offset, s.state2.absmax, s.state2.code))
+            total += sum(
+                t.numel() * t.element_size() for t in (s.absmax, s.code, s.offset, s.state2.absmax, s.state2.code)
+            )
     return total
 
 
 def test_it_holds_the_quantized_linears_in_about_a_seventh_of_their_fp32_bytes():
     fp32 = classifier.build_classifier(2, 0)
-    fp32_linear, fp32_total, fp32_all = (q4.base_weight_bytes(fp32, linear_only=True),
-                                         q4.base_weight_bytes(fp32), footprint(fp32))
+    fp32_linear, fp32_total, fp32_all = (
+        q4.base_weight_bytes(fp32, linear_only=True),
+        q4.base_weight_bytes(fp32),
+        footprint(fp32),
+    )
     model = q4.quantize_4bit(fp32, torch.float32, CPU)  # in place
-    nf4_linear, nf4_total, nf4_all = (q4.base_weight_bytes(model, linear_only=True),
-                                      q4.base_weight_bytes(model), footprint(model))
-    print(f"linear weights: fp32 {fp32_linear} B, nf4 {nf4_linear} B ({fp32_linear / nf4_linear:.2f}x); "
-          f"whole model: fp32 {fp32_total} B, 4-bit base {nf4_total} B")
+    nf4_linear, nf4_total, nf4_all = (
+        q4.base_weight_bytes(model, linear_only=True),
+        q4.base_weight_bytes(model),
+        footprint(model),
+    )
+    print(
+        f"linear weights: fp32 {fp32_linear} B, nf4 {nf4_linear} B ({fp32_linear / nf4_linear:.2f}x); "
+        f"whole model: fp32 {fp32_total} B, 4-bit base {nf4_total} B"
+    )
     # 36 matrices, 10.6M weights: 4 bytes each in fp32; 0.5 byte + one 8-bit absmax per 64 (+ a
     # float per 256 absmax and the code books) in NF4 with double quantization: ≈ 7.7× smaller.
     assert fp32_linear == 4 * 6 * (4 * 384 * 384 + 2 * 384 * 1536)
@@ -166,8 +187,10 @@ def test_it_starts_near_the_fp32_model_and_exactly_at_the_4bit_base(batch):
     with torch.no_grad():
         pooled, pooled_4bit = fp32.bert(**inputs(batch)).pooler_output, base.bert(**inputs(batch)).pooler_output
     cosine = nn.functional.cosine_similarity(pooled, pooled_4bit).min().item()
-    print(f"4-bit vs fp32 step-0 logits: max abs diff {diff:.4g} (fp32 logits up to "
-          f"{fp32_logits.abs().max().item():.3g}); pooled cosine >= {cosine:.4f}")
+    print(
+        f"4-bit vs fp32 step-0 logits: max abs diff {diff:.4g} (fp32 logits up to "
+        f"{fp32_logits.abs().max().item():.3g}); pooled cosine >= {cosine:.4f}"
+    )
     assert 0 < diff < 0.5 * fp32_logits.abs().max().item()
     assert 0.95 < cosine < 1
     # LoRA's B starts at zero: the adapted model computes exactly what its 4-bit base does.
@@ -242,8 +265,10 @@ def test_it_merges_into_4bit_lossily_and_into_fp32_exactly(trained, batch):
     assert not any(isinstance(m, bnb.nn.Linear4bit) for m in fp32.modules())
     assert fp32.bert.encoder.layer[0].attention.self.query.weight.dtype == torch.float32
     fp32_diff = (logits(fp32, batch) - unmerged).abs().max().item()
-    print(f"merged vs unmerged logits: into 4-bit {merged_diff:.4g}, into fp32 {fp32_diff:.3g} "
-          f"(logits up to {unmerged.abs().max().item():.3g})")
+    print(
+        f"merged vs unmerged logits: into 4-bit {merged_diff:.4g}, into fp32 {fp32_diff:.3g} "
+        f"(logits up to {unmerged.abs().max().item():.3g})"
+    )
     assert fp32_diff < 1e-4
     assert merged_diff > 100 * fp32_diff
 

@@ -1,4 +1,5 @@
 """The Celery task in-process (its function, not a worker): what it writes for each outcome."""
+
 import io
 import zipfile
 
@@ -16,8 +17,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 def queued_run(method="lora", steps=4, **params):
     spec = validate_run(method, "sentiment", steps, 0, {"eval_every": 2, **params})
-    return Run.objects.create(method=spec.method, task=spec.task, steps=spec.steps, seed=spec.seed,
-                              params=spec.params)
+    return Run.objects.create(method=spec.method, task=spec.task, steps=spec.steps, seed=spec.seed, params=spec.params)
 
 
 @pytest.fixture(autouse=True)

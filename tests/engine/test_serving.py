@@ -6,6 +6,7 @@ endpoints, and one real LoRA run whose merged and unmerged predictions must agre
 Seed documents are in ../shared/seeds/: 000 = prompting/LoRA/adapters lecture, 001 = LoRA & PEFT
 chapters, 002 = the LoRA (2021) paper page, 003 = "LoRA and the efficiency revolution".
 """
+
 import pytest
 
 from peftlab.runs.models import Run
@@ -17,6 +18,7 @@ API = "/api/playgrounds"
 
 
 # --- storage of N tasks (P13) -------------------------------------------------------------------
+
 
 def test_it_stores_ten_7b_copies_in_140_gb():
     # seed 001 ch0: "A 7B model in 16-bit weights is 14 GB ... ten complete 14 GB copies — 140 GB".
@@ -65,6 +67,7 @@ def test_the_seed_notes_recompute_the_26_task_table():
 
 # --- the lab's own files (P13) ------------------------------------------------------------------
 
+
 def test_it_sizes_the_labs_adapters_and_a_full_copy_by_formula():
     # The lab saves fp32: a LoRA run's A and B on Q and V (2·384·r per matrix × 2 × 6 layers)
     # plus its head (384·labels + labels); a full copy is the 22.7M-parameter encoder + head.
@@ -72,12 +75,12 @@ def test_it_sizes_the_labs_adapters_and_a_full_copy_by_formula():
     assert serving.lab_adapter_bytes(dims, 4, ["query", "value"], 4) == 4 * (36_864 + 1_540) == 153_616
     assert serving.lab_full_bytes(dims, 2) == 4 * (22_713_216 + 770)
     rows = serving.illustration(dims, {"sentiment": 2, "topic": 4})
-    assert [(r["task"], r["rank"]) for r in rows] == [("sentiment", 4), ("sentiment", 8),
-                                                     ("topic", 4), ("topic", 8)]
+    assert [(r["task"], r["rank"]) for r in rows] == [("sentiment", 4), ("sentiment", 8), ("topic", 4), ("topic", 8)]
     assert all(r["adapter_bytes"] < r["full_bytes"] / 250 for r in rows)
 
 
 # --- P20 -----------------------------------------------------------------------------------------
+
 
 def test_it_collapses_a_4096_matrix_to_65536_at_rank_8():
     # seed 001 ch3: "4096² = 16,777,216 ... 2 × 4096 × 8 = 65,536 ... 0.39%".
@@ -118,6 +121,7 @@ def test_the_reported_table_holds_what_seed_002_says():
 
 # --- demo sentences (workers/demo.py) -----------------------------------------------------------
 
+
 def test_every_task_has_demo_sentences_with_its_own_labels_and_none_from_its_data():
     for name in datasets.task_names():
         task = datasets.load_task(name)
@@ -149,11 +153,18 @@ def test_record_keeps_probabilities_and_the_largest_logit_change():
 
 # --- the endpoints ------------------------------------------------------------------------------
 
+
 def demo_metrics(task="sentiment", diff=2e-7):
     labels = list(datasets.load_task(task).labels)
     even = [1 / len(labels)] * len(labels)
-    return {"texts": [t for t, _ in demo.sentences(task)], "expected": [label for _, label in demo.sentences(task)],
-            "labels": labels, "probs": [even] * 6, "probs_merged": [even] * 6, "max_abs_logit_diff": diff}
+    return {
+        "texts": [t for t, _ in demo.sentences(task)],
+        "expected": [label for _, label in demo.sentences(task)],
+        "labels": labels,
+        "probs": [even] * 6,
+        "probs_merged": [even] * 6,
+        "max_abs_logit_diff": diff,
+    }
 
 
 def make_run(method="lora", task="sentiment", status=Run.SUCCEEDED, with_demo=True, rank=4, **extra):
@@ -164,8 +175,7 @@ def make_run(method="lora", task="sentiment", status=Run.SUCCEEDED, with_demo=Tr
         metrics["demo"] = demo_metrics(task)
     metrics.update(extra)
     params = {"rank": rank, "alpha": 16.0, "target_modules": ["query", "value"]} if method != "bitfit" else {}
-    return Run.objects.create(method=method, task=task, steps=20, params=params, status=status,
-                              metrics=metrics)
+    return Run.objects.create(method=method, task=task, steps=20, params=params, status=status, metrics=metrics)
 
 
 @pytest.mark.django_db
@@ -185,7 +195,9 @@ def test_merge_and_swap_lists_only_succeeded_merged_runs_newest_first(client):
     assert body["runs_without_demo"] == 1
     topic = body["runs"][1]
     assert topic["rank"] == 8 and topic["targets"] == ["query", "value"]
-    assert topic["adapter_tensor_bytes_formula"] == serving.lab_adapter_bytes(base_model.dimensions(), 8, ["query", "value"], 4)
+    assert topic["adapter_tensor_bytes_formula"] == serving.lab_adapter_bytes(
+        base_model.dimensions(), 8, ["query", "value"], 4
+    )
     assert topic["latency_ms"] == 94.2 and topic["latency_merged_ms"] == 90.5
     assert topic["merge_max_abs_diff"] == 4.2e-7
     assert topic["merge_exact"] is True
@@ -233,6 +245,7 @@ def test_freeze_attach_merge_serves_the_table_once_for_every_slider(client):
 
 
 # --- a real run stores its demo predictions -----------------------------------------------------
+
 
 @pytest.mark.slow
 def test_a_real_lora_run_predicts_the_same_demo_sentences_merged_and_unmerged(tmp_path):

@@ -2,6 +2,7 @@
 
 Each test replays the race: the worker lists the queue folder at the moment the web server has
 created a message's file but not yet written it."""
+
 import json
 from queue import Empty
 
@@ -14,8 +15,9 @@ from peftlab import broker
 
 def channel_of(transport, folder):
     folder.mkdir(exist_ok=True)
-    connection = kombu.Connection(transport=transport, transport_options={
-        "data_folder_in": str(folder), "data_folder_out": str(folder)})
+    connection = kombu.Connection(
+        transport=transport, transport_options={"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    )
     return connection.default_channel
 
 

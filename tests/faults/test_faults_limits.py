@@ -3,6 +3,7 @@ time limits.
 
 Each ends with the run's points intact and no run stuck (issue 7's list of faults; its numbers
 in the comments). The stacks are real processes (tests/support/faultstack.py)."""
+
 import os
 import re
 import time

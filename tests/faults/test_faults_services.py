@@ -3,6 +3,7 @@ streaming browser, a crowd of submissions at once.
 
 Each ends with the run's points intact and no run stuck (issue 7's list of faults; its numbers
 in the comments). The stacks are real processes (tests/support/faultstack.py)."""
+
 import threading
 import time
 from collections import Counter
@@ -85,8 +86,11 @@ def test_sixty_students_submitting_at_once_on_sqlite_get_201_or_429_never_500(tm
             gate.wait()
             for _ in range(2):  # the second is over the limit of one run at a time
                 try:
-                    r = client.post("/api/runs", json={"method": "lora", "task": "sentiment", "steps": 1,
-                                                      "params": {}}, headers=token)
+                    r = client.post(
+                        "/api/runs",
+                        json={"method": "lora", "task": "sentiment", "steps": 1, "params": {}},
+                        headers=token,
+                    )
                     answers.append((r.status_code, r.text))
                 except httpx.HTTPError as exc:  # no answer at all is a failure too: say which
                     answers.append((type(exc).__name__, str(exc)))

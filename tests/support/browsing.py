@@ -1,12 +1,18 @@
 """Helpers for browser tests (the `browser` and `page` fixtures live in conftest.py)."""
+
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def expect_console_error(page, pattern: str) -> None:
@@ -27,8 +33,11 @@ def shot(page, name: str, settle_ms: int = 0) -> None:
 
 
 def plot_data(page, element_id: str, trace: int = 0, key: str = "x"):
-    return page.evaluate("([id, i, k]) => { const d = document.getElementById(id).data;"
-                         " return d && d[i] ? Array.from(d[i][k]) : null; }", [element_id, trace, key])
+    return page.evaluate(
+        "([id, i, k]) => { const d = document.getElementById(id).data;"
+        " return d && d[i] ? Array.from(d[i][k]) : null; }",
+        [element_id, trace, key],
+    )
 
 
 def ring_anchors(page, element_id: str) -> list[tuple]:
@@ -45,7 +54,8 @@ def query(page) -> dict:
 def slide(page, selector: str, value) -> None:
     """Set a range input and fire its input event, as dragging it would."""
     page.locator(selector).evaluate(
-        "(s, v) => { s.value = v; s.dispatchEvent(new Event('input', { bubbles: true })); }", value)
+        "(s, v) => { s.value = v; s.dispatchEvent(new Event('input', { bubbles: true })); }", value
+    )
 
 
 def wait_ready(page, root: str, timeout: float = 60_000) -> None:
@@ -75,8 +85,11 @@ def cancel_from_page(page, run_id: int) -> int:
     """Cancel a run that the page's browser started, as its Cancel button does (only the browser
     that started a run, or its teacher, may cancel it); returns the status (202, or 409 if it
     had already finished)."""
-    return page.evaluate("""async (id) => {
+    return page.evaluate(
+        """async (id) => {
         const token = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1];
         const r = await fetch(`/api/runs/${id}/cancel`, { method: "POST", body: "{}",
             headers: { "Content-Type": "application/json", "X-CSRFToken": token } });
-        return r.status; }""", run_id)
+        return r.status; }""",
+        run_id,
+    )

@@ -1,5 +1,6 @@
 """Helpers for the classroom tests: teachers, classes, students and their browsers (Django test
 clients that enforce CSRF and send the token back, as a page's JavaScript does)."""
+
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -56,20 +57,33 @@ def owner_of(student: Student | None) -> str:
     return student.owner if student else "session:someone"
 
 
-def run_of(student: Student | None, status=Run.SUCCEEDED, method="lora", batch=None, lane=0,
-           metrics=None, **fields) -> Run:
+def run_of(
+    student: Student | None, status=Run.SUCCEEDED, method="lora", batch=None, lane=0, metrics=None, **fields
+) -> Run:
     """A stored run as the worker leaves it (no worker involved); a student's, or public."""
     spec = methods.validate_run(method, "sentiment", 10, 0, {})
     return Run.objects.create(
-        method=spec.method, task=spec.task, steps=spec.steps, seed=spec.seed, params=spec.params,
-        status=status, steps_done=spec.steps if status == Run.SUCCEEDED else 0, batch=batch, lane=lane,
-        classroom=student.classroom if student else None, student=student, owner=owner_of(student),
-        metrics=metrics or {}, **fields)
+        method=spec.method,
+        task=spec.task,
+        steps=spec.steps,
+        seed=spec.seed,
+        params=spec.params,
+        status=status,
+        steps_done=spec.steps if status == Run.SUCCEEDED else 0,
+        batch=batch,
+        lane=lane,
+        classroom=student.classroom if student else None,
+        student=student,
+        owner=owner_of(student),
+        metrics=metrics or {},
+        **fields,
+    )
 
 
 def race_of(student: Student | None, statuses=(Run.SUCCEEDED, Run.SUCCEEDED)) -> Batch:
-    batch = Batch.objects.create(kind=Batch.RACE, task="sentiment", steps=10, seed=0,
-                                 config={"methods": ["lora"] * len(statuses)})
+    batch = Batch.objects.create(
+        kind=Batch.RACE, task="sentiment", steps=10, seed=0, config={"methods": ["lora"] * len(statuses)}
+    )
     for lane, status in enumerate(statuses):
         run_of(student, status=status, batch=batch, lane=lane)
     return batch

@@ -1,6 +1,7 @@
 """The class topology for fault tests (tests/faults/test_faults_*.py): PostgreSQL, a redis-server of
 the test's own (RedisServer, which a test may stop and restart), `lab web` and `lab worker`; and
 what the tests read back from it."""
+
 import psycopg
 import pytest
 
@@ -21,8 +22,9 @@ def stack(tmp_path):
         url, drop = postgres_database()
         folder = tmp_path / f"lab{len(made)}"
         folder.mkdir()
-        lab = Lab(folder, DATABASE_URL=url, CELERY_BROKER_URL=redis.url, PEFTLAB_CACHE_URL=redis_url(),
-                  **{**QUICK, **env})
+        lab = Lab(
+            folder, DATABASE_URL=url, CELERY_BROKER_URL=redis.url, PEFTLAB_CACHE_URL=redis_url(), **{**QUICK, **env}
+        )
         made.append((lab, drop))
         lab.redis = redis
         lab.manage("migrate", "--noinput")
@@ -40,8 +42,9 @@ def stack(tmp_path):
 def stored_points(lab, run_id) -> list[tuple[int, int]]:
     """(attempt, step) of every point the database holds for a run."""
     with psycopg.connect(lab.env["DATABASE_URL"]) as conn:
-        return conn.execute("SELECT attempt, step FROM simulations_point WHERE run_id = %s ORDER BY attempt, step",
-                            [run_id]).fetchall()
+        return conn.execute(
+            "SELECT attempt, step FROM simulations_point WHERE run_id = %s ORDER BY attempt, step", [run_id]
+        ).fetchall()
 
 
 def steps_of(run) -> list[int]:

@@ -3,6 +3,7 @@
 A Lab gets its own var/ folder (SQLite database, filesystem broker, adapters) or, for the class
 topology, its own PostgreSQL database and Redis database (tests/support/services.py).
 """
+
 import contextlib
 import json
 import os
@@ -21,8 +22,16 @@ ROOT = Path(__file__).resolve().parents[2]
 FINISHED = ("succeeded", "failed", "cancelled")
 
 # Settings of the developer's shell must not leak into a test's lab.
-_LAB_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "PEFTLAB_RUN_QUEUE", "PEFTLAB_WORKER_QUEUES",
-                  "PEFTLAB_VAR_DIR", "PEFTLAB_ARTIFACTS_DIR", "PORT", "DJANGO_SETTINGS_MODULE")
+_LAB_VARIABLES = (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "PEFTLAB_RUN_QUEUE",
+    "PEFTLAB_WORKER_QUEUES",
+    "PEFTLAB_VAR_DIR",
+    "PEFTLAB_ARTIFACTS_DIR",
+    "PORT",
+    "DJANGO_SETTINGS_MODULE",
+)
 
 
 class Lab:
@@ -30,20 +39,31 @@ class Lab:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if k not in _LAB_VARIABLES}
-        self.env.update({"PEFTLAB_VAR_DIR": str(var_dir), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
-                         "PEFTLAB_LOG_LEVEL": "WARNING", "PEFTLAB_SSE_POLL_MS": "100",
-                         # Tests submit many runs a minute from one client and address; rate
-                         # limits and per-address quotas have tests of their own.
-                         "PEFTLAB_SUBMISSIONS_PER_MINUTE": "0", "PEFTLAB_ADDRESS_SUBMISSIONS_PER_MINUTE": "0",
-                         "PEFTLAB_ADDRESS_MAX_CONCURRENT": "0", "PEFTLAB_ADDRESS_DAILY_RUNS": "0", **env})
+        self.env.update(
+            {
+                "PEFTLAB_VAR_DIR": str(var_dir),
+                "HF_HUB_OFFLINE": "1",
+                "PYTHONUNBUFFERED": "1",
+                "PEFTLAB_LOG_LEVEL": "WARNING",
+                "PEFTLAB_SSE_POLL_MS": "100",
+                # Tests submit many runs a minute from one client and address; rate
+                # limits and per-address quotas have tests of their own.
+                "PEFTLAB_SUBMISSIONS_PER_MINUTE": "0",
+                "PEFTLAB_ADDRESS_SUBMISSIONS_PER_MINUTE": "0",
+                "PEFTLAB_ADDRESS_MAX_CONCURRENT": "0",
+                "PEFTLAB_ADDRESS_DAILY_RUNS": "0",
+                **env,
+            }
+        )
         self.var_dir = var_dir
         self.procs: dict[str, subprocess.Popen] = {}
         self.client = httpx.Client(base_url=self.base_url, timeout=30)
 
     # --- processes ---------------------------------------------------------------------------
     def manage(self, *args) -> None:
-        subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True, stdout=subprocess.DEVNULL
+        )
 
     def create_teacher(self, username: str, password: str) -> str:
         """A teacher account, as a host makes one (`manage.py createsuperuser`); returns the name."""
@@ -60,7 +80,11 @@ class Lab:
         log = open(self.var_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "lab", process, "--port", str(self.port)],
-            cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.procs[name] = proc
         if process in ("all", "web"):
@@ -115,13 +139,13 @@ class Lab:
         return {"X-CSRFToken": self.client.cookies["csrftoken"]}
 
     def post(self, path: str, body) -> httpx.Response:
-        return self.client.post(path, content=json.dumps(body), headers={
-            **self.csrf_headers(), "Content-Type": "application/json"})
+        return self.client.post(
+            path, content=json.dumps(body), headers={**self.csrf_headers(), "Content-Type": "application/json"}
+        )
 
     def create_run(self, steps=20, method="lora", **params) -> dict:
         small = {"rank": 4} if method == "lora" else {}
-        body = {"method": method, "task": "sentiment", "steps": steps, "seed": 0,
-                "params": {**small, **params}}
+        body = {"method": method, "task": "sentiment", "steps": steps, "seed": 0, "params": {**small, **params}}
         response = self.post("/api/runs", body)
         assert response.status_code == 201, response.text
         return response.json()
@@ -148,8 +172,11 @@ class Lab:
         if busy:
             marks = ",".join("?" * len(busy))
             with contextlib.closing(sqlite3.connect(self.var_dir / "peftlab.sqlite3", timeout=30)) as db, db:
-                db.execute(f"UPDATE simulations_run SET status = 'cancelled', cancel_requested = 1 "
-                           f"WHERE status = 'queued' AND id IN ({marks})", busy)
+                db.execute(
+                    f"UPDATE simulations_run SET status = 'cancelled', cancel_requested = 1 "
+                    f"WHERE status = 'queued' AND id IN ({marks})",
+                    busy,
+                )
                 db.execute(f"UPDATE simulations_run SET cancel_requested = 1 WHERE id IN ({marks})", busy)
         for run_id in busy:
             self.wait_for(run_id, timeout=timeout)

@@ -1,6 +1,7 @@
 """Loaded before Django's settings (pytest.ini: `-p tests.support.parallel`). In a parallel run
 (`make test` uses pytest-xdist's `-n`), each test process gets its own var/ folder (file cache,
 playground cache) and an equal share of the cores for torch, here and in the labs it starts."""
+
 import atexit
 import os
 import shutil

@@ -1,4 +1,5 @@
 """Helpers for tests that build and train models in-process."""
+
 import torch
 
 from workers import classifier, encoding
@@ -8,7 +9,7 @@ def sentiment_batches(n=32, size=8):
     """The first n sentiment training examples as batches of `size`, on the CPU."""
     train, _ = encoding.encode_task("sentiment")
     cpu = torch.device("cpu")
-    return [encoding.collate(train.ids[i:i + size], train.labels[i:i + size], cpu) for i in range(0, n, size)]
+    return [encoding.collate(train.ids[i : i + size], train.labels[i : i + size], cpu) for i in range(0, n, size)]
 
 
 @torch.no_grad()

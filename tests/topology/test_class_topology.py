@@ -2,6 +2,7 @@
 environment (only the service addresses point at this machine), and a class run through it: a
 teacher creates a class, three students join and submit runs at once, the dashboard shows them,
 the teacher cancels one."""
+
 import os
 import re
 import subprocess
@@ -20,9 +21,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 
 def compose_services() -> dict:
-    out = subprocess.run(["docker-compose", "-f", "docker-compose.yml", "config"], cwd=ROOT, capture_output=True,
-                         text=True, check=True,
-                         env={"DJANGO_SECRET_KEY": "s" * 60, "PATH": "/usr/bin:/bin"}).stdout
+    out = subprocess.run(
+        ["docker-compose", "-f", "docker-compose.yml", "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"DJANGO_SECRET_KEY": "s" * 60, "PATH": "/usr/bin:/bin"},
+    ).stdout
     return yaml.safe_load(out)["services"]
 
 
@@ -54,10 +60,17 @@ def test_production_settings_refuse_to_start_without_a_secret_key_and_pass_check
     env.update(PEFTLAB_PRODUCTION="true", PEFTLAB_VAR_DIR="/tmp/peftlab-check-deploy")
     refused = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert refused.returncode != 0 and "DJANGO_SECRET_KEY is not" in refused.stderr
-    env.update(DJANGO_SECRET_KEY="k" * 10 + "a-long-and-random-enough-secret-for-the-deploy-check-0123",
-               DJANGO_ALLOWED_HOSTS="lab.example.org")
-    deploy = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
-                            env=env, capture_output=True, text=True)
+    env.update(
+        DJANGO_SECRET_KEY="k" * 10 + "a-long-and-random-enough-secret-for-the-deploy-check-0123",
+        DJANGO_ALLOWED_HOSTS="lab.example.org",
+    )
+    deploy = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
     assert "no issues" in deploy.stdout
 
@@ -79,8 +92,11 @@ class Browser:
         return self.http.cookies["csrftoken"]
 
     def form(self, path, **fields):
-        return self.http.post(path, data={"csrfmiddlewaretoken": self.token(path), **fields},
-                              headers={"Referer": str(self.http.base_url) + path})
+        return self.http.post(
+            path,
+            data={"csrfmiddlewaretoken": self.token(path), **fields},
+            headers={"Referer": str(self.http.base_url) + path},
+        )
 
     def api(self, path, body):
         return self.http.post(path, json=body, headers={"X-CSRFToken": self.token()})
@@ -89,11 +105,16 @@ class Browser:
 def test_a_class_runs_through_the_compose_topology_started_natively(tmp_path):
     services = compose_services()
     database, drop = postgres_database()
-    here = {"DATABASE_URL": database, "CELERY_BROKER_URL": redis_url(), "PEFTLAB_CACHE_URL": redis_url(),
-            "PEFTLAB_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
-            # No TLS proxy in front here: the classroom-LAN variant of the production settings.
-            "PEFTLAB_HTTPS": "false", "PEFTLAB_HEARTBEAT_SECONDS": "0.5",
-            "DJANGO_SUPERUSER_PASSWORD": "a teacher's long password 7"}
+    here = {
+        "DATABASE_URL": database,
+        "CELERY_BROKER_URL": redis_url(),
+        "PEFTLAB_CACHE_URL": redis_url(),
+        "PEFTLAB_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        # No TLS proxy in front here: the classroom-LAN variant of the production settings.
+        "PEFTLAB_HTTPS": "false",
+        "PEFTLAB_HEARTBEAT_SECONDS": "0.5",
+        "DJANGO_SUPERUSER_PASSWORD": "a teacher's long password 7",
+    }
     lab = Lab(tmp_path, **class_env(services, "web", here))
     try:
         lab.manage(*services["migrate"]["command"][2:])
@@ -103,8 +124,10 @@ def test_a_class_runs_through_the_compose_topology_started_natively(tmp_path):
             lab.start(services[worker]["command"][-1], name=worker, **class_env(services, worker, here))
 
         teacher = Browser(lab.base_url)
-        assert teacher.form("/teachers/login/", username="teacher",
-                            password=here["DJANGO_SUPERUSER_PASSWORD"]).status_code == 302
+        assert (
+            teacher.form("/teachers/login/", username="teacher", password=here["DJANGO_SUPERUSER_PASSWORD"]).status_code
+            == 302
+        )
         created = teacher.form("/classes/", name="Tuesday seminar")
         code = re.fullmatch(r"/classes/([A-Z0-9]+)/", created.headers["location"]).group(1)
 

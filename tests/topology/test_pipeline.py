@@ -1,4 +1,5 @@
 """The whole pipeline with real processes: web server, Celery worker, broker, database."""
+
 import os
 import signal
 import threading
@@ -12,8 +13,7 @@ from tests.support.services import postgres_admin_url
 
 pytestmark = pytest.mark.slow
 
-METRICS = ("trainable_params", "total_params", "peak_memory_bytes", "train_seconds", "val_accuracy",
-           "adapter_bytes")
+METRICS = ("trainable_params", "total_params", "peak_memory_bytes", "train_seconds", "val_accuracy", "adapter_bytes")
 
 
 def assert_trained(run, steps):
@@ -49,7 +49,7 @@ def test_it_streams_every_point_once_after_reconnect(embedded_lab):
     steps = [e[1] for e in first + rest if e[0] == "point"]
     assert steps == list(range(1, 31)), steps
     assert rest[-1][0] == "status" and rest[-1][2]["status"] == "succeeded"
-    assert all(e[0] != "point" for e in rest[rest.index(rest[-1]):])
+    assert all(e[0] != "point" for e in rest[rest.index(rest[-1]) :])
 
 
 def test_it_cancels_a_running_run_and_keeps_its_points(embedded_lab):

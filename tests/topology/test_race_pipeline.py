@@ -1,11 +1,22 @@
 """A real race through the embedded lab: web server, broker, one Celery worker, SQLite."""
+
 import pytest
 
 pytestmark = pytest.mark.slow
 
 STEPS = 6
-METRICS = ("trainable_params", "total_params", "trainable_percent", "peak_memory_bytes", "memory_breakdown",
-           "train_seconds", "val_accuracy", "adapter_bytes", "latency_ms", "trainable_params_predicted")
+METRICS = (
+    "trainable_params",
+    "total_params",
+    "trainable_percent",
+    "peak_memory_bytes",
+    "memory_breakdown",
+    "train_seconds",
+    "val_accuracy",
+    "adapter_bytes",
+    "latency_ms",
+    "trainable_params_predicted",
+)
 
 
 def _points(events):

@@ -70,6 +70,7 @@ def test_the_cartesian_bundle_draws_every_trace_type_the_lab_uses(collected_lab,
 def test_the_lab_says_so_when_plotly_is_not_installed(settings, tmp_path):
     assert plotly_installed() == []
     settings.STATICFILES_DIRS = [d for d in settings.STATICFILES_DIRS if not isinstance(d, tuple)] + [
-        ("vendor/plotly", tmp_path)]  # an empty node_modules package
+        ("vendor/plotly", tmp_path)
+    ]  # an empty node_modules package
     [error] = plotly_installed()
     assert error.id == "peftlab.E002" and "make setup" in error.hint

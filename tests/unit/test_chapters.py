@@ -1,5 +1,6 @@
 """Chapter pages: the text's figures come from the formulas, every chapter renders its playgrounds
 (live ones framed, the others marked as coming), and a playground page can be framed."""
+
 import re
 
 import pytest
@@ -27,8 +28,11 @@ def test_adapter_lora_and_prefix_figures_match_the_seeds():
     # than a 1024×1024 layer.
     assert chapter_facts.for_chapter(4) == {"adapter_1024_64": "131,072", "adapter_ratio": "8"}
     # Seed 001 ch3: r = 8 on a 4096×4096 matrix: 65,536 parameters = 0.39 % of 16,777,216.
-    assert chapter_facts.for_chapter(5) == {"lora_4096_r8": "65,536", "lora_4096_share": "0.39%",
-                                            "full_4096": "16,777,216"}
+    assert chapter_facts.for_chapter(5) == {
+        "lora_4096_r8": "65,536",
+        "lora_4096_share": "0.39%",
+        "full_4096": "16,777,216",
+    }
     # Seed 000: prefix of 20 tokens × 32 layers × 2 × 4096 = 5.2M; prompt tuning 20 × 4096.
     f = chapter_facts.for_chapter(8)
     assert f["prefix_20_32_4096"] == "5.24e6"

@@ -2,6 +2,7 @@
 from the lab itself, and no template or script of the lab needs more (inline scripts, inline event
 handlers, `javascript:` URLs, strings evaluated as code). tests/browser/test_browser_csp.py checks in
 Chromium that every page works under it."""
+
 import itertools
 import re
 from pathlib import Path
@@ -23,9 +24,11 @@ def site_urls(code: str, every_value: bool = True) -> list[str]:
     """Every URL of the site outside the API (/api/...: JSON and event streams), made concrete from
     the URL configuration: each chapter for <number>, each playground (on its own page and framed,
     ?embed=1) for <slug>, the class `code` for <code>. With every_value=False, one URL per route."""
-    values = {"number": [ch.number for ch in CHAPTERS],
-              "slug": [pg.slug for ch in CHAPTERS for pg in ch.playgrounds],
-              "code": [code]}
+    values = {
+        "number": [ch.number for ch in CHAPTERS],
+        "slug": [pg.slug for ch in CHAPTERS for pg in ch.playgrounds],
+        "code": [code],
+    }
     urls = []
 
     def walk(patterns, prefix: str, namespace: str) -> None:
@@ -63,10 +66,19 @@ def test_the_site_urls_cover_every_chapter_playground_and_class_page(ada):
     code = classroom(ada).code
     urls = site_urls(code)
     assert {f"/chapters/{ch.number}/" for ch in CHAPTERS} <= set(urls)
-    assert {f"/playgrounds/{pg.slug}/{embed}" for ch in CHAPTERS for pg in ch.playgrounds
-            for embed in ("", "?embed=1")} <= set(urls)
-    assert {"/", "/train/", "/compare/", "/pareto/", "/join/", "/teachers/login/", "/classes/",
-            f"/classes/{code}/"} <= set(urls)
+    assert {
+        f"/playgrounds/{pg.slug}/{embed}" for ch in CHAPTERS for pg in ch.playgrounds for embed in ("", "?embed=1")
+    } <= set(urls)
+    assert {
+        "/",
+        "/train/",
+        "/compare/",
+        "/pareto/",
+        "/join/",
+        "/teachers/login/",
+        "/classes/",
+        f"/classes/{code}/",
+    } <= set(urls)
     assert not [u for u in urls if u.startswith("/api/")]
 
 
@@ -75,18 +87,19 @@ def test_every_page_carries_the_policy(ada):
     code = classroom(ada).code
     client = teacher_browser(ada)
     answers = {url: client.get(url) for url in site_urls(code)}
-    missing = [f"{url} ({r.status_code})" for url, r in answers.items()
-               if r.headers.get("Content-Security-Policy") != POLICY]
+    missing = [
+        f"{url} ({r.status_code})" for url, r in answers.items() if r.headers.get("Content-Security-Policy") != POLICY
+    ]
     assert not missing, f"without the policy: {missing}"
-    pages = [url for url, r in answers.items()
-             if r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")]
+    pages = [
+        url for url, r in answers.items() if r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    ]
     assert f"/classes/{code}/" in pages and "/compare/" in pages and len(pages) > 2 * len(CHAPTERS)
 
 
 def test_api_answers_and_error_pages_carry_it_too():
     client = Client()
-    for url, status in (("/api/methods", 200), ("/healthz", 200), ("/no/such/page/", 404),
-                        ("/chapters/999/", 404)):
+    for url, status in (("/api/methods", 200), ("/healthz", 200), ("/no/such/page/", 404), ("/chapters/999/", 404)):
         response = client.get(url)
         assert response.status_code == status, url
         assert response.headers["Content-Security-Policy"] == POLICY, url
@@ -134,8 +147,11 @@ def test_no_template_has_an_inline_script_an_event_handler_or_a_javascript_url()
     found = []
     for path in sorted((ROOT / "templates").rglob("*.html")):
         text = path.read_text()
-        for what, pattern in (("inline script", INLINE_SCRIPT), ("event handler", EVENT_HANDLER),
-                              ("javascript: URL", JS_URL)):
+        for what, pattern in (
+            ("inline script", INLINE_SCRIPT),
+            ("event handler", EVENT_HANDLER),
+            ("javascript: URL", JS_URL),
+        ):
             found += [f"{path.relative_to(ROOT)}: {what}: {m.group(0)[:80]}" for m in pattern.finditer(text)]
     assert not found, "blocked by script-src 'self':\n" + "\n".join(found)
 
@@ -144,7 +160,6 @@ def test_no_script_evaluates_strings_or_writes_event_handlers_into_html():
     found = []
     for path in sorted((ROOT / "static" / "js").rglob("*.js")):
         text = path.read_text()
-        for what, pattern in (("eval", EVAL), ("event handler in HTML", EVENT_HANDLER),
-                              ("javascript: URL", JS_URL)):
+        for what, pattern in (("eval", EVAL), ("event handler in HTML", EVENT_HANDLER), ("javascript: URL", JS_URL)):
             found += [f"{path.relative_to(ROOT)}: {what}: {m.group(0)[:80]}" for m in pattern.finditer(text)]
     assert not found, "blocked by script-src 'self':\n" + "\n".join(found)

@@ -1,4 +1,5 @@
 """Tests for the shipped datasets and workers.datasets (no Django, no torch)."""
+
 from __future__ import annotations
 
 import json
@@ -125,8 +126,8 @@ def test_it_rejects_paths_as_task_names():
 def write_task(folder: Path, rows: str) -> Path:
     folder.mkdir()
     (folder / "task.json").write_text(
-        json.dumps({"name": folder.name, "title": "T", "description": "D", "labels": ["a", "b"]}),
-        encoding="utf-8")
+        json.dumps({"name": folder.name, "title": "T", "description": "D", "labels": ["a", "b"]}), encoding="utf-8"
+    )
     (folder / "train.csv").write_text("text,label\nfirst,a\nsecond,b\n", encoding="utf-8")
     (folder / "val.csv").write_text(rows, encoding="utf-8")
     return folder
@@ -149,8 +150,9 @@ def test_it_rejects_a_label_not_in_task_json_naming_file_and_line(tmp_path):
 
 
 def test_it_regenerates_byte_identical_files(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     for name in TASKS:
         for filename in ("train.csv", "val.csv", "task.json"):

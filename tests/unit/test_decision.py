@@ -4,6 +4,7 @@ Seed 000 (scenario table after "This chapter gives you a decision framework") an
 ("Method Selection Guide" table): every scenario, answered as it implies, must reach the method
 the seed recommends.
 """
+
 import pytest
 
 from simulations import decision
@@ -44,8 +45,10 @@ def test_partial_answers_stop_at_the_next_question_and_ignore_answers_off_the_pa
     assert r["used"] == {"q1": "yes"}
     assert recommend({})["next"] == "q1"
     r = recommend({"q1": "yes", "q2": "no"})
-    assert r["edges"] == [{"source": "q1", "target": "q2", "answer": "yes"},
-                          {"source": "q2", "target": "prompt_api", "answer": "no"}]
+    assert r["edges"] == [
+        {"source": "q1", "target": "q2", "answer": "yes"},
+        {"source": "q2", "target": "prompt_api", "answer": "no"},
+    ]
 
 
 def test_every_leaf_is_reachable_and_names_a_lab_method_or_prompting():

@@ -1,4 +1,5 @@
 """Error pages say what happened in the lab's words and never show a traceback or settings."""
+
 import pytest
 from django.template.loader import render_to_string
 from django.test import Client

@@ -5,6 +5,7 @@ Source documents ("seed" below): 000 = prompting/LoRA/adapters lecture, 001 = Lo
 (ch7: the PEFT family), 004 = PEFT derivations + the GLUE comparison (RoBERTa-base). The lines the
 tests quote from them are kept in tests/fixtures/source_lines.json.
 """
+
 import json
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def source_lines(document: str) -> list[str]:
 
 
 # --- family.py ---------------------------------------------------------------------------------
+
 
 def test_it_counts_roberta_base_like_the_lora_chapter():
     # The Dims here and lora.py's config must describe the same 124,645,632-parameter model.
@@ -97,9 +99,10 @@ def test_it_refuses_a_target_set_a_method_does_not_have():
 
 def test_it_passes_the_run_api_parameters_to_params_py():
     assert family.run_params(family.BY_KEY["lora"], "QKVO", 4) == {
-        "target_modules": ["query", "key", "value", "attention_output"], "rank": 4}
-    assert family.run_params(family.BY_KEY["ia3"], "default", None) == {
-        "target_modules": ["key", "value", "ffn"]}
+        "target_modules": ["query", "key", "value", "attention_output"],
+        "rank": 4,
+    }
+    assert family.run_params(family.BY_KEY["ia3"], "default", None) == {"target_modules": ["key", "value", "ffn"]}
     assert family.run_params(family.BY_KEY["bitfit"], "default", None) == {}
 
 
@@ -108,7 +111,13 @@ def test_it_lights_the_parts_each_method_trains():
     # prefix at every layer's keys and values, IA3 scaling vectors, BitFit the biases.
     assert set(family.highlights("lora", "QV")) == {"lora_q", "lora_v"}
     assert set(family.highlights("dora", "QKVO+FFN")) == {
-        "lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn_up", "lora_ffn_down"}
+        "lora_q",
+        "lora_k",
+        "lora_v",
+        "lora_o",
+        "lora_ffn_up",
+        "lora_ffn_down",
+    }
     assert set(family.highlights("adapter")) == {"adapter1", "adapter2"}
     assert set(family.highlights("prompt")) == {"prompt"}
     assert "prefix" in family.highlights("prefix")
@@ -143,6 +152,7 @@ def test_it_shows_ia3_scaling_folds_into_the_weights():
 
 
 # --- spectrum.py -------------------------------------------------------------------------------
+
 
 def test_the_glue_table_holds_what_seed_004_says():
     # Every quote stands on the line the table names.
@@ -234,6 +244,7 @@ def test_it_names_each_discrepancy_with_the_computed_value():
 
 # --- the endpoints -----------------------------------------------------------------------------
 
+
 def test_it_serves_the_family_map(client):
     resp = client.get("/api/playgrounds/family-map")
     assert resp.status_code == 200
@@ -255,10 +266,13 @@ def test_it_starts_the_family_map_on_a_chosen_model(client):
     assert body["defaults"]["model"] == "bert-large"
 
 
-@pytest.mark.parametrize("query, phrase", [
-    ({"model": "gpt-5"}, "model must be one of"),
-    ({"model": ""}, "model must be one of"),
-])
+@pytest.mark.parametrize(
+    "query, phrase",
+    [
+        ({"model": "gpt-5"}, "model must be one of"),
+        ({"model": ""}, "model must be one of"),
+    ],
+)
 def test_it_answers_a_bad_model_with_400(client, query, phrase):
     resp = client.get("/api/playgrounds/family-map", query)
     assert resp.status_code == 400

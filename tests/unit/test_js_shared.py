@@ -1,5 +1,6 @@
 """static/js: the pages import their helpers from the shared modules (lab.js, format.js,
 playground.js) and keep no copy of them; the colours the charts use are read from lab.css."""
+
 import re
 from pathlib import Path
 
@@ -37,8 +38,11 @@ def test_no_page_keeps_a_copy_of_a_shared_helper():
             continue
         text = path.read_text()
         found += [f"{path.name}: {what}" for what, pattern in COPIES.items() if pattern.search(text)]
-        found += [f"{path.name}: {hexv} (lab.js cssColor('{name}'))" for name, hexv in colours.items()
-                  if hexv.lower() in text.lower()]
+        found += [
+            f"{path.name}: {hexv} (lab.js cssColor('{name}'))"
+            for name, hexv in colours.items()
+            if hexv.lower() in text.lower()
+        ]
     assert not found, "\n".join(found)
 
 

@@ -1,4 +1,5 @@
 """`manage.py lab`: the environment each of its processes gets."""
+
 from peftlab.runs.management.commands.lab import lab_environment
 
 

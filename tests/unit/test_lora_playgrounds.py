@@ -3,6 +3,7 @@
 Seed documents are in ../shared/seeds/: 000 = prompting/LoRA/adapters lecture, 001 = LoRA & PEFT
 chapters, 003 = "LoRA and the efficiency revolution", 004 = PEFT derivations + GLUE numbers.
 """
+
 import numpy as np
 import pytest
 
@@ -11,6 +12,7 @@ from simulations.params import lora_matrix_params
 from workers import base_model
 
 # --- P11 parameter counter ----------------------------------------------------------------------
+
 
 def test_it_counts_r8_on_a_4096_matrix_as_65536_or_039_percent():
     # 001 ch3: "2 × 4096 × 8 = 65,536 parameters ... 2×8/4096 = 0.39%"; 003: "256x reduction".
@@ -86,12 +88,12 @@ def test_it_counts_the_ffn_by_its_real_shapes():
 def test_it_agrees_with_the_engines_formula_for_the_base_model():
     # The worker predicts with params.trainable_params; the counter must give the same LoRA part.
     from simulations import params
+
     dims = base_model.dimensions()
     config = lora.bert_config("minilm", "MiniLM", dims, "")
     head = params.classifier_head_params(dims.hidden, 2)
     for name, targets in lora.TARGET_SETS.items():
-        predicted = params.trainable_params("lora", {"rank": 4, "target_modules": list(targets)},
-                                            dims, 2)
+        predicted = params.trainable_params("lora", {"rank": 4, "target_modules": list(targets)}, dims, 2)
         assert predicted == config.lora_params(targets, 4) + head, name
 
 
@@ -102,13 +104,11 @@ def test_it_shows_the_gpt3_seed_figure_does_not_follow_from_the_formula():
     # the seed's Q/QV/QKVO figures are what r = 2 would give.
     gpt3 = lora.GPT3_175B
     formula = {name: gpt3.lora_params(t, 8) for name, t in lora.TARGET_SETS.items()}
-    assert formula == {"Q": 18_874_368, "QV": 37_748_736, "QKVO": 75_497_472,
-                       "QKVO+FFN": 169_869_312}
+    assert formula == {"Q": 18_874_368, "QV": 37_748_736, "QKVO": 75_497_472, "QKVO+FFN": 169_869_312}
     assert formula["QKVO"] == 4 * 96 * 196_608  # the seed's own per-matrix 197K × 4 × 96
     for name in ("Q", "QV", "QKVO"):
         assert lora.SEED_GPT3_R8[name] != pytest.approx(formula[name], rel=0.05)
-        assert lora.rank_for_count(gpt3, lora.TARGET_SETS[name], lora.SEED_GPT3_R8[name]) == \
-            pytest.approx(2, rel=0.01)
+        assert lora.rank_for_count(gpt3, lora.TARGET_SETS[name], lora.SEED_GPT3_R8[name]) == pytest.approx(2, rel=0.01)
 
 
 def test_it_shows_the_llama_printout_does_not_follow_from_the_formula():
@@ -139,6 +139,7 @@ def test_it_serves_every_count_for_every_rank(client):
 
 
 # --- P10 forward path ---------------------------------------------------------------------------
+
 
 def test_it_computes_h_as_wx_plus_scaled_bax_and_as_the_merged_matrix():
     # 001 ch2 / cheat sheet: h = Wx + (α/r)BAx; merged W' = W + (α/r)BA gives the same h.
@@ -176,11 +177,14 @@ def test_it_serves_the_forward_path_for_every_rank_and_alpha(client):
     np.testing.assert_allclose(data["h"][1][16], ex.h[1, 16], atol=1e-4)
 
 
-@pytest.mark.parametrize("query, phrase", [
-    ({"d": 99}, "d must be between 4 and 16"),
-    ({"seed": -1}, "seed must be between 0"),
-    ({"d": "eight"}, "d"),
-])
+@pytest.mark.parametrize(
+    "query, phrase",
+    [
+        ({"d": 99}, "d must be between 4 and 16"),
+        ({"seed": -1}, "seed must be between 0"),
+        ({"d": "eight"}, "d"),
+    ],
+)
 def test_it_answers_bad_forward_settings_with_400(client, query, phrase):
     resp = client.get("/api/playgrounds/lora-forward", query)
     assert resp.status_code == 400
@@ -188,6 +192,7 @@ def test_it_answers_bad_forward_settings_with_400(client, query, phrase):
 
 
 # --- P12 zero start -----------------------------------------------------------------------------
+
 
 def test_it_starts_lora_at_exactly_zero_and_grows():
     # 001 ch4: "ΔW = 0 at the start, exactly ... then grows smoothly as gradients push B".
@@ -246,11 +251,14 @@ def test_it_serves_every_trajectory(client):
     assert data["scale"]["alpha_over_r"] == [16 / r for r in data["ranks"]]
 
 
-@pytest.mark.parametrize("query, phrase", [
-    ({"alpha": 0}, "alpha must be between 1 and 64"),
-    ({"lr": 5}, "lr must be between"),
-    ({"seed": -3}, "seed must be between 0"),
-])
+@pytest.mark.parametrize(
+    "query, phrase",
+    [
+        ({"alpha": 0}, "alpha must be between 1 and 64"),
+        ({"lr": 5}, "lr must be between"),
+        ({"seed": -3}, "seed must be between 0"),
+    ],
+)
 def test_it_answers_bad_zero_start_settings_with_400(client, query, phrase):
     resp = client.get("/api/playgrounds/zero-start", query)
     assert resp.status_code == 400

@@ -1,4 +1,5 @@
 """P9 Low-rank approximation: the math in simulations/lowrank.py and its JSON endpoint."""
+
 import numpy as np
 import pytest
 
@@ -105,16 +106,19 @@ def test_it_scales_every_kind_to_a_largest_entry_of_one():
         assert np.abs(make_matrix(**settings(kind=kind))).max() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("bad, phrase", [
-    ({"kind": "diagonal"}, "kind must be one of"),
-    ({"size": 3}, "size must be between 4 and 64"),
-    ({"size": 65}, "size must be between 4 and 64"),
-    ({"true_rank": 0}, "true_rank must be between 1"),
-    ({"true_rank": 25}, "true_rank must be between 1"),
-    ({"noise": -0.1}, "noise must be between 0"),
-    ({"noise": float("nan")}, "noise must be between 0"),
-    ({"seed": -1}, "seed must be between 0"),
-])
+@pytest.mark.parametrize(
+    "bad, phrase",
+    [
+        ({"kind": "diagonal"}, "kind must be one of"),
+        ({"size": 3}, "size must be between 4 and 64"),
+        ({"size": 65}, "size must be between 4 and 64"),
+        ({"true_rank": 0}, "true_rank must be between 1"),
+        ({"true_rank": 25}, "true_rank must be between 1"),
+        ({"noise": -0.1}, "noise must be between 0"),
+        ({"noise": float("nan")}, "noise must be between 0"),
+        ({"seed": -1}, "seed must be between 0"),
+    ],
+)
 def test_it_rejects_bad_settings_with_a_readable_message(bad, phrase):
     with pytest.raises(ValueError, match=phrase):
         make_matrix(**settings(**bad))
@@ -131,12 +135,12 @@ def test_it_rejects_matrices_it_cannot_approximate():
 
 # The endpoint: needs the router mounted at /api/playgrounds in peftlab/api/lab.py.
 
+
 def test_it_serves_every_reconstruction_as_json(client):
     resp = client.get(URL, {"kind": "lowrank", "size": 8, "seed": 2, "true_rank": 2, "noise": 0.1})
     assert resp.status_code == 200
     data = resp.json()
-    assert data["settings"] == {"kind": "lowrank", "size": 8, "seed": 2, "true_rank": 2,
-                                "noise": 0.1}
+    assert data["settings"] == {"kind": "lowrank", "size": 8, "seed": 2, "true_rank": 2, "noise": 0.1}
     assert data["shape"] == [8, 8]
     assert np.array(data["matrix"]).shape == (8, 8)
     assert np.array(data["reconstructions"]).shape == (9, 8, 8)
@@ -156,11 +160,14 @@ def test_it_uses_defaults_when_no_settings_are_given(client):
     assert set(resp.json()["settings"]) == {"kind", "size", "seed", "true_rank", "noise"}
 
 
-@pytest.mark.parametrize("query, phrase", [
-    ({"size": 100}, "size must be between 4 and 64"),
-    ({"kind": "diagonal"}, "kind must be one of"),
-    ({"size": "big"}, "size"),
-])
+@pytest.mark.parametrize(
+    "query, phrase",
+    [
+        ({"size": 100}, "size must be between 4 and 64"),
+        ({"kind": "diagonal"}, "kind must be one of"),
+        ({"size": "big"}, "size"),
+    ],
+)
 def test_it_answers_bad_settings_with_400_and_a_message(client, query, phrase):
     resp = client.get(URL, query)
     assert resp.status_code == 400

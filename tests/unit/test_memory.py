@@ -2,6 +2,7 @@
 
 Seed figures are cited as seed file : line. GB = 10⁹ bytes, as the seeds use it.
 """
+
 import pytest
 
 from simulations import memory
@@ -79,8 +80,7 @@ def test_it_fits_65b_qlora_on_one_48_gb_gpu():
     # QLoRA paper's recipe (r = 64 on every linear layer, paged AdamW, checkpointing), batch 1,
     # 512 tokens, the estimate stays under 48 GB.
     llama65 = PRESETS["llama-65b"]
-    s = Settings(rank=64, targets=memory.TARGETS, optimizer="paged32", checkpointing=True,
-                 master_weights=False)
+    s = Settings(rank=64, targets=memory.TARGETS, optimizer="paged32", checkpointing=True, master_weights=False)
     est = estimate(llama65, s)
     total = est.parts["qlora"]
     fixed = sum(p.bytes for p in total)
@@ -178,18 +178,23 @@ def test_it_serves_every_method_and_the_gpu_lines(client):
 
 
 def test_it_takes_a_custom_config(client):
-    body = client.get(URL, {"preset": "custom", "arch": "gpt", "layers": 2, "hidden": 64,
-                            "heads": 4, "vocab": 100, "ffn": 256, "rank": 4}).json()
+    body = client.get(
+        URL,
+        {"preset": "custom", "arch": "gpt", "layers": 2, "hidden": 64, "heads": 4, "vocab": 100, "ffn": 256, "rank": 4},
+    ).json()
     assert body["model"]["layers"] == 2
     assert body["model"]["total_params"] == body["model"]["config_params"]
 
 
-@pytest.mark.parametrize("query, message", [
-    ({"preset": "nope"}, "preset must be custom or one of"),
-    ({"rank": 0}, "rank must be between 1 and"),
-    ({"targets": "query,bogus"}, "targets must be one or more of"),
-    ({"preset": "custom", "hidden": 100, "heads": 3}, "multiple of heads"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({"preset": "nope"}, "preset must be custom or one of"),
+        ({"rank": 0}, "rank must be between 1 and"),
+        ({"targets": "query,bogus"}, "targets must be one or more of"),
+        ({"preset": "custom", "hidden": 100, "heads": 3}, "multiple of heads"),
+    ],
+)
 def test_it_answers_400_with_a_reason(client, query, message):
     resp = client.get(URL, query)
     assert resp.status_code == 400
@@ -197,10 +202,12 @@ def test_it_answers_400_with_a_reason(client, query, message):
 
 
 def test_it_predicts_lab_runs_over_http(client):
-    body = client.get(LAB_URL, {"method": "qlora", "batch_size": 8, "rank": 8,
-                                "targets": "query,attention_output"}).json()
-    assert body["total"] == pytest.approx(body["params"] + body["grads"] + body["optimizer_state"]
-                                          + body["activations"])
+    body = client.get(
+        LAB_URL, {"method": "qlora", "batch_size": 8, "rank": 8, "targets": "query,attention_output"}
+    ).json()
+    assert body["total"] == pytest.approx(
+        body["params"] + body["grads"] + body["optimizer_state"] + body["activations"]
+    )
     assert body["seq"] == memory.LAB_SEQ
     assert body["precision"] == "fp32"
     resp = client.get(LAB_URL, {"method": "magic"})
@@ -221,6 +228,7 @@ def test_it_reproduces_gpt3_pretraining_cost():
     # seed 000:2 "It cost roughly $4.6 million in compute to train" (300B tokens): 6·N·D FLOPs on
     # V100s sustaining 28 TFLOP/s at $1.50/GPU-hour (Lambda Labs' estimate) gives $4.69M.
     from simulations import cost
+
     p = cost.pretrain_cost()
     assert cost.train_flops(175e9, 300e9) == pytest.approx(3.15e23)
     assert p["cost"] == pytest.approx(4.6e6, rel=0.03)
@@ -232,6 +240,7 @@ def test_it_reproduces_the_seed_gpu_hours_table_within_a_third():
     # 1.5B. 500M tokens per run at 40% of an A100's 312 TFLOP/s reproduces these within 30%; the
     # 125M row (0.5 h) does not follow (the seed's rows grow faster than N: see seed_notes).
     from simulations import cost
+
     rows = {r["key"]: r for r in cost.table(cost.Settings())}
     assert rows["gpt3-175b"]["gpu_hours"] == pytest.approx(1200, rel=0.05)
     for key in ("gpt2-xl", "llama-7b", "llama-13b", "llama-65b"):
@@ -241,6 +250,7 @@ def test_it_reproduces_the_seed_gpu_hours_table_within_a_third():
 def test_it_prices_gpu_hours_as_the_seed_table_does():
     # seed 000:16-24: $25/hour for an 8×A100 node: 1,200 GPU-hours → ~$3,750; 40 → ~$125.
     from simulations import cost
+
     s = cost.Settings()
     assert 1200 * s.price == pytest.approx(3750)
     assert 40 * s.price == pytest.approx(125)
@@ -249,6 +259,7 @@ def test_it_prices_gpu_hours_as_the_seed_table_does():
 def test_it_reproduces_ten_gpt3_checkpoints():
     # seed 000:3-4: 350 GB per GPT-3 checkpoint, ten tasks → 3.5 TB; the table's 700 GB is fp32.
     from simulations import cost
+
     rows = {r["key"]: r for r in cost.table(cost.Settings(bytes_per_param=2))}
     assert rows["gpt3-175b"]["checkpoint_bytes"] == 350e9
     assert rows["gpt3-175b"]["storage_bytes"][9] == 3.5e12
@@ -260,6 +271,7 @@ def test_it_reproduces_ten_gpt3_checkpoints():
 
 def test_it_multiplies_by_tasks_and_runs_and_flags_the_seed():
     from simulations import cost
+
     rows = {r["key"]: r for r in cost.table(cost.Settings())}
     gpt3 = rows["gpt3-175b"]
     assert gpt3["total_cost"][9][2] == pytest.approx(30 * gpt3["cost"])

@@ -3,6 +3,7 @@
 Seed 000 (../shared/seeds/000_*.txt) is the prompting/LoRA/adapters lecture; its in-context
 learning, prompt sensitivity and chain-of-thought sections give every figure checked here.
 """
+
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ def words(text: str) -> int:
 
 # --- the tokenizer --------------------------------------------------------------------------------
 
+
 def test_it_counts_wordpiece_tokens_without_the_shipped_128_truncation():
     assert count_tokens("Review: The food was excellent") == 6  # review : the food was excellent
     long = " ".join(["excellent"] * 300)
@@ -24,6 +26,7 @@ def test_it_counts_wordpiece_tokens_without_the_shipped_128_truncation():
 
 
 # --- P3 prompts and tokens ------------------------------------------------------------------------
+
 
 def test_it_builds_zero_one_and_few_shot_prompts_that_grow():
     # Seed 000: zero-shot describes the task with no example, one-shot adds one, few-shot 4-32.
@@ -84,12 +87,17 @@ def test_it_shows_the_seeds_two_window_claims_assume_different_example_sizes():
 
 # --- P3 reported accuracy -------------------------------------------------------------------------
 
+
 def test_the_superglue_table_holds_what_the_seed_says():
     # Seed 000's table "Zero-shot (SuperGLUE) | Few-shot (SuperGLUE) | Gap Closed by Few-shot".
     rows = [(r.model, r.params, r.zero_shot, r.few_shot, r.seed_gap) for r in prompting.SUPERGLUE]
-    assert rows == [("GPT-3 Small", 125e6, 42.0, 43.1, 1.1), ("GPT-3 Medium", 350e6, 43.8, 46.5, 2.7),
-                    ("GPT-3 Large", 760e6, 45.2, 50.3, 5.1), ("GPT-3 XL", 1.3e9, 47.9, 55.1, 7.2),
-                    ("GPT-3", 175e9, 55.4, 71.8, 16.4)]
+    assert rows == [
+        ("GPT-3 Small", 125e6, 42.0, 43.1, 1.1),
+        ("GPT-3 Medium", 350e6, 43.8, 46.5, 2.7),
+        ("GPT-3 Large", 760e6, 45.2, 50.3, 5.1),
+        ("GPT-3 XL", 1.3e9, 47.9, 55.1, 7.2),
+        ("GPT-3", 175e9, 55.4, 71.8, 16.4),
+    ]
     assert all("Brown et al. 2020" in r.source for r in prompting.SUPERGLUE)
 
 
@@ -109,6 +117,7 @@ def test_the_gain_per_tenfold_does_not_accelerate_at_the_top():
 
 # --- P4 formats -----------------------------------------------------------------------------------
 
+
 def test_it_writes_each_format_choice_into_the_prompt():
     # Seed 000's table: label words, separator ("Answer:" vs "\n" vs "=>"), instruction, ordering.
     p = prompting.formatted_prompt("goodbad", "arrow", "explicit", "negatives_last")
@@ -117,14 +126,17 @@ def test_it_writes_each_format_choice_into_the_prompt():
     q = prompting.formatted_prompt("posneg", "newline", "none", "alternate_pos_last")
     assert q.endswith(f"{prompting.DEFAULT_QUERY}\n") and "Answer" not in q
     assert prompting.formatted_prompt("digits", "answer", "classify", "positives_last").startswith(
-        "Classify this review.")
+        "Classify this review."
+    )
     with pytest.raises(ValueError, match="unknown format choice 'maybe'"):
         prompting.formatted_prompt("maybe", "arrow", "none", "negatives_last")
 
 
 def test_the_orderings_reorder_the_same_four_examples():
-    texts = {o: sorted(b for b in prompting.formatted_prompt("posneg", "answer", "none", o).split("\n\n")[:-1])
-             for o in prompting.ORDERINGS}
+    texts = {
+        o: sorted(b for b in prompting.formatted_prompt("posneg", "answer", "none", o).split("\n\n")[:-1])
+        for o in prompting.ORDERINGS
+    }
     assert all(t == texts["negatives_last"] for t in texts.values())
     assert prompting.ordering_labels("alternate_pos_last") == ["Negative", "Positive", "Negative", "Positive"]
     assert prompting.ordering_labels("negatives_last") == ["Positive", "Positive", "Negative", "Negative"]
@@ -140,12 +152,29 @@ def test_it_lists_every_combination_with_its_tokens():
 def test_the_reported_format_swings_hold_what_the_seed_says():
     # Seed 000: "Up to 20%", "5-15%", "10-25%", "Up to 40% swing"; Zhao et al. SST-2 54% → 93%;
     # calibration "reduced accuracy variance across prompt formats from 40% to under 5%".
-    got = {r.key: (r.low, r.high) for r in prompting.reported(
-        "label_words", "separator", "instruction", "ordering", "sst2_order_worst", "sst2_order_best",
-        "spread_uncalibrated", "spread_calibrated")}
-    assert got == {"label_words": (None, 20), "separator": (5, 15), "instruction": (10, 25),
-                   "ordering": (None, 40), "sst2_order_worst": (54, 54), "sst2_order_best": (93, 93),
-                   "spread_uncalibrated": (40, 40), "spread_calibrated": (None, 5)}
+    got = {
+        r.key: (r.low, r.high)
+        for r in prompting.reported(
+            "label_words",
+            "separator",
+            "instruction",
+            "ordering",
+            "sst2_order_worst",
+            "sst2_order_best",
+            "spread_uncalibrated",
+            "spread_calibrated",
+        )
+    }
+    assert got == {
+        "label_words": (None, 20),
+        "separator": (5, 15),
+        "instruction": (10, 25),
+        "ordering": (None, 40),
+        "sst2_order_worst": (54, 54),
+        "sst2_order_best": (93, 93),
+        "spread_uncalibrated": (40, 40),
+        "spread_calibrated": (None, 5),
+    }
     assert "Zhao et al. 2021" in prompting.REPORTED_BY_KEY["sst2_order_best"].source
     assert all(r.source for r in prompting.REPORTED)
     # 93 − 54 = 39 points: inside the table's "up to 40".
@@ -153,6 +182,7 @@ def test_the_reported_format_swings_hold_what_the_seed_says():
 
 
 # --- P4 calibration -------------------------------------------------------------------------------
+
 
 def test_it_calibrates_the_seeds_example_to_079_not_081():
     # Seed 000: raw {Positive 0.9, Negative 0.1}, content-free {0.7, 0.3}, "{Positive: 0.81,
@@ -190,6 +220,7 @@ def test_the_grid_is_calibrate_at_every_slider_setting():
 
 
 # --- P5 chain of thought --------------------------------------------------------------------------
+
 
 def test_it_solves_each_problem_step_by_step():
     answers = {}
@@ -262,12 +293,19 @@ def test_the_reported_cot_figures_hold_what_the_seed_says():
     # Seed 000: GSM8K 18% → 57% ("Let's think step by step") → 79% (worked chains); MultiArith
     # 18% → 79% zero-shot CoT, "a 61-percentage-point improvement from five words"; the task table.
     got = {r.key: (r.low, r.high) for r in prompting.REPORTED if r.key.startswith(("gsm8k", "multiarith", "cot_"))}
-    assert got == {"gsm8k_standard": (18, 18), "gsm8k_zero_shot_cot": (57, 57),
-                   "gsm8k_few_shot_cot": (79, 79), "multiarith_standard": (18, 18),
-                   "multiarith_zero_shot_cot": (79, 79), "cot_arithmetic": (40, 60),
-                   "cot_logic": (20, 40), "cot_commonsense": (10, 20),
-                   "cot_classification": (None, None), "cot_factual": (0, 0),
-                   "cot_small_models": (10e9, 10e9)}
+    assert got == {
+        "gsm8k_standard": (18, 18),
+        "gsm8k_zero_shot_cot": (57, 57),
+        "gsm8k_few_shot_cot": (79, 79),
+        "multiarith_standard": (18, 18),
+        "multiarith_zero_shot_cot": (79, 79),
+        "cot_arithmetic": (40, 60),
+        "cot_logic": (20, 40),
+        "cot_commonsense": (10, 20),
+        "cot_classification": (None, None),
+        "cot_factual": (0, 0),
+        "cot_small_models": (10e9, 10e9),
+    }
     assert prompting.spread("multiarith_standard", "multiarith_zero_shot_cot") == prompting.SEED_COT["multiarith_gain"]
     assert prompting.word_count(prompting.ZERO_SHOT_COT_TRIGGER) == prompting.SEED_COT["trigger_words"]
     assert "Kojima" in prompting.REPORTED_BY_KEY["multiarith_zero_shot_cot"].source
@@ -283,6 +321,7 @@ def test_it_checks_a_typed_review():
 
 
 # --- the endpoints --------------------------------------------------------------------------------
+
 
 def test_it_serves_every_k_and_window(client):
     resp = client.get("/api/playgrounds/in-context-learning")
@@ -335,17 +374,20 @@ def test_it_serves_the_problems_and_redoes_the_arithmetic_for_new_numbers(client
     assert pencils["answer"] == 17 and data["problems"][0]["answer"] == 11
 
 
-@pytest.mark.parametrize("url, query, phrase", [
-    ("in-context-learning", {"query": ""}, "query must not be empty"),
-    ("in-context-learning", {"query": "y" * 301}, "at most 300 characters"),
-    ("prompt-sensitivity", {"query": " "}, "query must not be empty"),
-    ("chain-of-thought", {"problem": "trains"}, "problem must be one of bakery"),
-    ("chain-of-thought", {"values": "4,12"}, "bakery takes 4 values"),
-    ("chain-of-thought", {"values": "4,twelve,29,8"}, "whole numbers separated by commas"),
-    ("chain-of-thought", {"values": "4,12,0,8"}, "morning must be a whole number from 1 to 999"),
-    ("chain-of-thought", {"problem": "pencils", "values": "7,24,5,5"}, "does not divide evenly"),
-    ("chain-of-thought", {"values": "1,1,29,8"}, "negative count"),
-])
+@pytest.mark.parametrize(
+    "url, query, phrase",
+    [
+        ("in-context-learning", {"query": ""}, "query must not be empty"),
+        ("in-context-learning", {"query": "y" * 301}, "at most 300 characters"),
+        ("prompt-sensitivity", {"query": " "}, "query must not be empty"),
+        ("chain-of-thought", {"problem": "trains"}, "problem must be one of bakery"),
+        ("chain-of-thought", {"values": "4,12"}, "bakery takes 4 values"),
+        ("chain-of-thought", {"values": "4,twelve,29,8"}, "whole numbers separated by commas"),
+        ("chain-of-thought", {"values": "4,12,0,8"}, "morning must be a whole number from 1 to 999"),
+        ("chain-of-thought", {"problem": "pencils", "values": "7,24,5,5"}, "does not divide evenly"),
+        ("chain-of-thought", {"values": "1,1,29,8"}, "negative count"),
+    ],
+)
 def test_it_answers_bad_settings_with_400(client, url, query, phrase):
     resp = client.get(f"/api/playgrounds/{url}", query)
     assert resp.status_code == 400

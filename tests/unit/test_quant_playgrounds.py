@@ -1,5 +1,6 @@
 """The "quant" playgrounds' math and endpoints: P14 (simulations/quantization.py), P8
 (simulations/adapter_block.py) and P16 (simulations/lowrank_lab.py)."""
+
 import numpy as np
 import pytest
 
@@ -171,8 +172,13 @@ def test_it_counts_bert_from_its_configuration():
 def test_it_breaks_one_layer_into_4d2_8d2_and_two_2dm_adapters():
     # Seed 000's layer table: attention 4d², adapters 2dm each, feed-forward 8d², norms 4d.
     parts = adapter_block.layer_breakdown(1024, 64)
-    assert parts == {"attention": 4 * 1024**2, "adapter_1": 131_072, "feed_forward": 8 * 1024**2,
-                     "adapter_2": 131_072, "layer_norms": 4096}
+    assert parts == {
+        "attention": 4 * 1024**2,
+        "adapter_1": 131_072,
+        "feed_forward": 8 * 1024**2,
+        "adapter_2": 131_072,
+        "layer_norms": 4096,
+    }
 
 
 def test_it_refuses_a_bottleneck_wider_than_the_hidden_state():
@@ -266,13 +272,16 @@ def test_it_scales_the_signal_to_unit_power():
     assert np.linalg.matrix_rank(delta) == 3
 
 
-@pytest.mark.parametrize("bad, phrase", [
-    ({"true_rank": 0}, "true_rank must be between 1 and 8"),
-    ({"true_rank": 9}, "true_rank must be between 1 and 8"),
-    ({"noise": -0.1}, "noise must be between 0 and 1"),
-    ({"noise": float("nan")}, "noise must be between 0 and 1"),
-    ({"seed": -1}, "seed must be between 0"),
-])
+@pytest.mark.parametrize(
+    "bad, phrase",
+    [
+        ({"true_rank": 0}, "true_rank must be between 1 and 8"),
+        ({"true_rank": 9}, "true_rank must be between 1 and 8"),
+        ({"noise": -0.1}, "noise must be between 0 and 1"),
+        ({"noise": float("nan")}, "noise must be between 0 and 1"),
+        ({"seed": -1}, "seed must be between 0"),
+    ],
+)
 def test_it_rejects_bad_lab_settings(bad, phrase):
     settings = {"true_rank": 3, "noise": 0.3, "seed": 1, **bad}
     with pytest.raises(ValueError, match=phrase):

@@ -1,5 +1,6 @@
 """The simulated race: the curve fit recovers known curves, refuses to extrapolate, and the shipped
 fits come from real runs of the lab's current engine (their measured counts match the formulas)."""
+
 import numpy as np
 import pytest
 
@@ -29,7 +30,9 @@ def test_a_rising_accuracy_fits_with_a_negative_amplitude():
     assert curve.at([60])[0] == pytest.approx(y[-1], abs=1e-3)
 
 
-@pytest.mark.parametrize("steps, values", [([1, 2], [0.5, 0.4]), ([1, 2, 3], [0.5, 0.4]), ([1, 2, 3], [1, float("nan"), 2])])
+@pytest.mark.parametrize(
+    "steps, values", [([1, 2], [0.5, 0.4]), ([1, 2, 3], [0.5, 0.4]), ([1, 2, 3], [1, float("nan"), 2])]
+)
 def test_the_fit_refuses_what_it_cannot_fit(steps, values):
     with pytest.raises(ValueError):
         race_sim.fit_curve(steps, values)
@@ -80,9 +83,13 @@ def test_the_simulated_race_api_answers_labelled_curves_and_rejects_bad_input(cl
     assert all(lane["steps"][-1] == 40 for lane in body["lanes"])
     swapped = client.get("/api/playgrounds/four-method-race/simulated?methods=prompt,lora").json()
     assert [lane["method"] for lane in swapped["lanes"]] == ["prompt", "lora"]
-    for query, message in [("task=nope", "unknown task"), (f"steps={fitted + 1}", "only covers"),
-                           ("steps=0", "steps must be"), ("methods=lora,nope", "methods must be"),
-                           ("methods=" + ",".join(["lora"] * 7), "methods must be")]:
+    for query, message in [
+        ("task=nope", "unknown task"),
+        (f"steps={fitted + 1}", "only covers"),
+        ("steps=0", "steps must be"),
+        ("methods=lora,nope", "methods must be"),
+        ("methods=" + ",".join(["lora"] * 7), "methods must be"),
+    ]:
         response = client.get(f"/api/playgrounds/four-method-race/simulated?{query}")
         assert response.status_code == 400, query
         assert message in response.json()["error"], query

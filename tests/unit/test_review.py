@@ -1,4 +1,5 @@
 """P21 quizzes: well-formed questions whose numbers come from the formulas."""
+
 import pytest
 
 from simulations import params, quizzes

@@ -1,5 +1,6 @@
 """P6 Lottery ticket and P7 Intrinsic dimension: the numpy network, the pruning and subspace math,
 the measured results against the seed documents' claims, and the JSON endpoints."""
+
 import numpy as np
 import pytest
 
@@ -35,8 +36,9 @@ def test_it_backpropagates_the_exact_gradient(data):
     for i in range(0, len(theta), 13):
         step = np.zeros_like(theta)
         step[i] = eps
-        numeric = (tinynet.loss_and_grad(theta + step, x, y)[0]
-                   - tinynet.loss_and_grad(theta - step, x, y)[0]) / (2 * eps)
+        numeric = (tinynet.loss_and_grad(theta + step, x, y)[0] - tinynet.loss_and_grad(theta - step, x, y)[0]) / (
+            2 * eps
+        )
         assert grad[i] == pytest.approx(numeric, abs=1e-7)
 
 
@@ -52,8 +54,9 @@ def test_it_is_a_task_that_needs_a_nonlinear_network(data):
     # A linear classifier (no hidden layer) cannot separate the spirals; the MLP can.
     sizes = (2, 3)
     rng = np.random.default_rng(0)
-    linear, _ = tinynet.adam(lambda t: tinynet.loss_and_grad(t, data.x_train, data.y_train, sizes),
-                             tinynet.init_params(rng, sizes))
+    linear, _ = tinynet.adam(
+        lambda t: tinynet.loss_and_grad(t, data.x_train, data.y_train, sizes), tinynet.init_params(rng, sizes)
+    )
     assert tinynet.accuracy(linear, data.x_test, data.y_test, sizes) < 0.7
     mlp = tinynet.train(tinynet.init_params(np.random.default_rng(0)), data)
     assert tinynet.accuracy(mlp, data.x_test, data.y_test) > 0.95
@@ -145,10 +148,13 @@ def test_it_gives_the_same_lottery_numbers_for_the_same_seed(ticket_run):
     assert lottery.run_lottery(1, "global").ticket != ticket_run.ticket
 
 
-@pytest.mark.parametrize("seed, scope, phrase", [
-    (-1, "global", "seed must be between 0 and 9999"),
-    (0, "neurons", "scope must be one of global, layer"),
-])
+@pytest.mark.parametrize(
+    "seed, scope, phrase",
+    [
+        (-1, "global", "seed must be between 0 and 9999"),
+        (0, "neurons", "scope must be one of global, layer"),
+    ],
+)
 def test_it_rejects_bad_lottery_settings(seed, scope, phrase):
     with pytest.raises(ValueError, match=phrase):
         lottery.run_lottery(seed, scope)
@@ -158,8 +164,7 @@ def test_it_rejects_bad_lottery_settings(seed, scope, phrase):
 def test_it_trains_exactly_like_ordinary_training_with_the_identity_projection(data):
     theta0 = tinynet.init_params(np.random.default_rng(8))
     ordinary = tinynet.train(theta0, data, steps=60)
-    subspace, _ = intrinsic.train_subspace(theta0, np.eye(len(theta0)), data, steps=60,
-                                           lr=tinynet.LR)
+    subspace, _ = intrinsic.train_subspace(theta0, np.eye(len(theta0)), data, steps=60, lr=tinynet.LR)
     np.testing.assert_allclose(subspace, ordinary, rtol=0, atol=1e-10)
 
 
@@ -176,8 +181,9 @@ def test_it_takes_the_gradient_wrt_z_as_p_transpose_times_the_full_gradient(data
     for i in range(7):
         e = np.zeros(7)
         e[i] = eps
-        numeric = (tinynet.loss_and_grad(theta0 + p @ (z + e), x, y)[0]
-                   - tinynet.loss_and_grad(theta0 + p @ (z - e), x, y)[0]) / (2 * eps)
+        numeric = (
+            tinynet.loss_and_grad(theta0 + p @ (z + e), x, y)[0] - tinynet.loss_and_grad(theta0 + p @ (z - e), x, y)[0]
+        ) / (2 * eps)
         assert gz[i] == pytest.approx(numeric, abs=1e-7)
 
 
@@ -189,8 +195,9 @@ def test_it_normalises_the_projection_columns():
 
 def test_it_starts_subspace_training_at_theta0(data):
     theta0 = tinynet.init_params(np.random.default_rng(10))
-    theta, losses = intrinsic.train_subspace(theta0, intrinsic.projection(1251, 5, np.random.default_rng(1)),
-                                             data, steps=1)
+    theta, losses = intrinsic.train_subspace(
+        theta0, intrinsic.projection(1251, 5, np.random.default_rng(1)), data, steps=1
+    )
     # One step has been taken, but the first loss is the loss at θ0 itself (z = 0).
     assert losses[0] == tinynet.loss_and_grad(theta0, data.x_train, data.y_train)[0]
 
@@ -253,6 +260,7 @@ def test_it_rejects_a_bad_intrinsic_seed():
 @pytest.fixture
 def fresh_cache(settings, tmp_path):
     from peftlab.playgrounds import sparsity as api_sparsity
+
     settings.VAR_DIR = tmp_path
     api_sparsity._lottery.cache_clear()
     api_sparsity._intrinsic.cache_clear()
@@ -296,16 +304,20 @@ def test_it_answers_a_second_request_from_the_cache(client, fresh_cache, monkeyp
     assert client.get("/api/playgrounds/intrinsic-dimension", {"seed": 3}).json() == first
     # A new process (empty in-memory cache) reads the file.
     from peftlab.playgrounds import sparsity as api_sparsity
+
     api_sparsity._intrinsic.cache_clear()
     assert client.get("/api/playgrounds/intrinsic-dimension", {"seed": 3}).json() == first
 
 
-@pytest.mark.parametrize("url, query, phrase", [
-    ("/api/playgrounds/lottery-ticket", {"scope": "neurons"}, "scope must be one of"),
-    ("/api/playgrounds/lottery-ticket", {"seed": 10_000}, "seed must be between 0 and 9999"),
-    ("/api/playgrounds/lottery-ticket", {"seed": "abc"}, "seed"),
-    ("/api/playgrounds/intrinsic-dimension", {"seed": -5}, "seed must be between 0 and 9999"),
-])
+@pytest.mark.parametrize(
+    "url, query, phrase",
+    [
+        ("/api/playgrounds/lottery-ticket", {"scope": "neurons"}, "scope must be one of"),
+        ("/api/playgrounds/lottery-ticket", {"seed": 10_000}, "seed must be between 0 and 9999"),
+        ("/api/playgrounds/lottery-ticket", {"seed": "abc"}, "seed"),
+        ("/api/playgrounds/intrinsic-dimension", {"seed": -5}, "seed must be between 0 and 9999"),
+    ],
+)
 def test_it_answers_bad_settings_with_400_and_a_message(client, url, query, phrase):
     resp = client.get(url, query)
     assert resp.status_code == 400

@@ -4,16 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('classroom', '0001_initial'),
+        ("classroom", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='student',
-            name='nickname_key',
-            field=models.TextField(default='', editable=False),
+            model_name="student",
+            name="nickname_key",
+            field=models.TextField(default="", editable=False),
             preserve_default=False,
         ),
     ]

@@ -15,22 +15,21 @@ from peftlab.classroom.names import skeleton
 
 
 def fill_keys(apps, schema_editor):
-    Student = apps.get_model('classroom', 'Student')
+    Student = apps.get_model("classroom", "Student")
     taken = set()
-    students = list(Student.objects.order_by('classroom_id', 'id').only('id', 'classroom_id', 'nickname'))
+    students = list(Student.objects.order_by("classroom_id", "id").only("id", "classroom_id", "nickname"))
     for student in students:
         key = skeleton(student.nickname)
         if (student.classroom_id, key) in taken:
-            key = f'{key}{KEY_CLASH_SEPARATOR}{student.pk}'
+            key = f"{key}{KEY_CLASH_SEPARATOR}{student.pk}"
         taken.add((student.classroom_id, key))
         student.nickname_key = key
-    Student.objects.bulk_update(students, ['nickname_key'], batch_size=500)
+    Student.objects.bulk_update(students, ["nickname_key"], batch_size=500)
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('classroom', '0002_student_nickname_key'),
+        ("classroom", "0002_student_nickname_key"),
     ]
 
     operations = [

@@ -4,18 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('classroom', '0003_fill_nickname_keys'),
+        ("classroom", "0003_fill_nickname_keys"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='student',
-            name='one_nickname_per_class',
+            model_name="student",
+            name="one_nickname_per_class",
         ),
         migrations.AddConstraint(
-            model_name='student',
-            constraint=models.UniqueConstraint(fields=('classroom', 'nickname_key'), name='one_lookalike_nickname_per_class'),
+            model_name="student",
+            constraint=models.UniqueConstraint(
+                fields=("classroom", "nickname_key"), name="one_lookalike_nickname_per_class"
+            ),
         ),
     ]

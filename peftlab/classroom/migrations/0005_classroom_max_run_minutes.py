@@ -5,15 +5,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('classroom', '0004_one_lookalike_nickname_per_class'),
+        ("classroom", "0004_one_lookalike_nickname_per_class"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='classroom',
-            name='max_run_minutes',
-            field=models.PositiveSmallIntegerField(default=10, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(600)]),
+            model_name="classroom",
+            name="max_run_minutes",
+            field=models.PositiveSmallIntegerField(
+                default=10,
+                validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(600)],
+            ),
         ),
     ]

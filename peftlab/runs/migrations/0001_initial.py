@@ -5,51 +5,68 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('method', models.CharField(max_length=32)),
-                ('task', models.CharField(max_length=64)),
-                ('steps', models.PositiveIntegerField()),
-                ('seed', models.IntegerField(default=0)),
-                ('params', models.JSONField(default=dict)),
-                ('queue', models.CharField(default='cpu', max_length=32)),
-                ('status', models.CharField(choices=[('queued', 'queued'), ('running', 'running'), ('succeeded', 'succeeded'), ('failed', 'failed'), ('cancelled', 'cancelled')], db_index=True, default='queued', max_length=16)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('error', models.TextField(blank=True, default='')),
-                ('device', models.CharField(blank=True, default='', max_length=32)),
-                ('worker', models.CharField(blank=True, default='', max_length=255)),
-                ('steps_done', models.PositiveIntegerField(default=0)),
-                ('metrics', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("method", models.CharField(max_length=32)),
+                ("task", models.CharField(max_length=64)),
+                ("steps", models.PositiveIntegerField()),
+                ("seed", models.IntegerField(default=0)),
+                ("params", models.JSONField(default=dict)),
+                ("queue", models.CharField(default="cpu", max_length=32)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "queued"),
+                            ("running", "running"),
+                            ("succeeded", "succeeded"),
+                            ("failed", "failed"),
+                            ("cancelled", "cancelled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("error", models.TextField(blank=True, default="")),
+                ("device", models.CharField(blank=True, default="", max_length=32)),
+                ("worker", models.CharField(blank=True, default="", max_length=255)),
+                ("steps_done", models.PositiveIntegerField(default=0)),
+                ("metrics", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='Point',
+            name="Point",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step', models.PositiveIntegerField()),
-                ('loss', models.FloatField()),
-                ('elapsed', models.FloatField()),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='points', to='simulations.run')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("step", models.PositiveIntegerField()),
+                ("loss", models.FloatField()),
+                ("elapsed", models.FloatField()),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="points", to="simulations.run"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['step'],
-                'constraints': [models.UniqueConstraint(fields=('run', 'step'), name='one_point_per_step')],
+                "ordering": ["step"],
+                "constraints": [models.UniqueConstraint(fields=("run", "step"), name="one_point_per_step")],
             },
         ),
     ]

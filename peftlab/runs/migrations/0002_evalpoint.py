@@ -5,24 +5,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('simulations', '0001_initial'),
+        ("simulations", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EvalPoint',
+            name="EvalPoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step', models.PositiveIntegerField()),
-                ('val_loss', models.FloatField()),
-                ('val_accuracy', models.FloatField()),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='evals', to='simulations.run')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("step", models.PositiveIntegerField()),
+                ("val_loss", models.FloatField()),
+                ("val_accuracy", models.FloatField()),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="evals", to="simulations.run"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['step'],
-                'constraints': [models.UniqueConstraint(fields=('run', 'step'), name='one_eval_per_step')],
+                "ordering": ["step"],
+                "constraints": [models.UniqueConstraint(fields=("run", "step"), name="one_eval_per_step")],
             },
         ),
     ]

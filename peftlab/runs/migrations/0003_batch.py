@@ -5,35 +5,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('simulations', '0002_evalpoint'),
+        ("simulations", "0002_evalpoint"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Batch',
+            name="Batch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('race', 'race'), ('rank-sweep', 'rank-sweep'), ('target-sweep', 'target-sweep')], max_length=16)),
-                ('task', models.CharField(max_length=64)),
-                ('steps', models.PositiveIntegerField()),
-                ('seed', models.IntegerField(default=0)),
-                ('config', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("race", "race"), ("rank-sweep", "rank-sweep"), ("target-sweep", "target-sweep")],
+                        max_length=16,
+                    ),
+                ),
+                ("task", models.CharField(max_length=64)),
+                ("steps", models.PositiveIntegerField()),
+                ("seed", models.IntegerField(default=0)),
+                ("config", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.AddField(
-            model_name='run',
-            name='lane',
+            model_name="run",
+            name="lane",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='run',
-            name='batch',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs', to='simulations.batch'),
+            model_name="run",
+            name="batch",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="runs",
+                to="simulations.batch",
+            ),
         ),
     ]

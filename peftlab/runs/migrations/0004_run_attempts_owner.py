@@ -4,69 +4,68 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('simulations', '0003_batch'),
+        ("simulations", "0003_batch"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='evalpoint',
-            options={'ordering': ['attempt', 'step']},
+            name="evalpoint",
+            options={"ordering": ["attempt", "step"]},
         ),
         migrations.AlterModelOptions(
-            name='point',
-            options={'ordering': ['attempt', 'step']},
+            name="point",
+            options={"ordering": ["attempt", "step"]},
         ),
         migrations.RemoveConstraint(
-            model_name='evalpoint',
-            name='one_eval_per_step',
+            model_name="evalpoint",
+            name="one_eval_per_step",
         ),
         migrations.RemoveConstraint(
-            model_name='point',
-            name='one_point_per_step',
+            model_name="point",
+            name="one_point_per_step",
         ),
         migrations.AddField(
-            model_name='evalpoint',
-            name='attempt',
+            model_name="evalpoint",
+            name="attempt",
             field=models.PositiveSmallIntegerField(default=1),
         ),
         migrations.AddField(
-            model_name='point',
-            name='attempt',
+            model_name="point",
+            name="attempt",
             field=models.PositiveSmallIntegerField(default=1),
         ),
         migrations.AddField(
-            model_name='run',
-            name='attempts',
+            model_name="run",
+            name="attempts",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='run',
-            name='max_concurrent',
+            model_name="run",
+            name="max_concurrent",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='run',
-            name='owner',
-            field=models.CharField(blank=True, db_index=True, default='', max_length=64),
+            model_name="run",
+            name="owner",
+            field=models.CharField(blank=True, db_index=True, default="", max_length=64),
         ),
         migrations.AddField(
-            model_name='run',
-            name='task_id',
-            field=models.CharField(blank=True, default='', max_length=64),
+            model_name="run",
+            name="task_id",
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
         migrations.AddField(
-            model_name='run',
-            name='worker_pid',
+            model_name="run",
+            name="worker_pid",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddConstraint(
-            model_name='evalpoint',
-            constraint=models.UniqueConstraint(fields=('run', 'attempt', 'step'), name='one_eval_per_attempt_step'),
+            model_name="evalpoint",
+            constraint=models.UniqueConstraint(fields=("run", "attempt", "step"), name="one_eval_per_attempt_step"),
         ),
         migrations.AddConstraint(
-            model_name='point',
-            constraint=models.UniqueConstraint(fields=('run', 'attempt', 'step'), name='one_point_per_attempt_step'),
+            model_name="point",
+            constraint=models.UniqueConstraint(fields=("run", "attempt", "step"), name="one_point_per_attempt_step"),
         ),
     ]

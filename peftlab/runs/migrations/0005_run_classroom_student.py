@@ -5,21 +5,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('classroom', '0001_initial'),
-        ('simulations', '0004_run_attempts_owner'),
+        ("classroom", "0001_initial"),
+        ("simulations", "0004_run_attempts_owner"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='run',
-            name='classroom',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='classroom.classroom'),
+            model_name="run",
+            name="classroom",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="runs",
+                to="classroom.classroom",
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='student',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='classroom.student'),
+            model_name="run",
+            name="student",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="runs",
+                to="classroom.student",
+            ),
         ),
     ]

@@ -5,44 +5,68 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('classroom', '0001_initial'),
-        ('simulations', '0005_run_classroom_student'),
+        ("classroom", "0001_initial"),
+        ("simulations", "0005_run_classroom_student"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Dataset',
+            name="Dataset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80)),
-                ('file_name', models.CharField(blank=True, default='', max_length=255)),
-                ('owner', models.CharField(db_index=True, max_length=64)),
-                ('labels', models.JSONField()),
-                ('train_size', models.PositiveIntegerField()),
-                ('val_size', models.PositiveIntegerField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('classroom', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='datasets', to='classroom.classroom')),
-                ('student', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='datasets', to='classroom.student')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=80)),
+                ("file_name", models.CharField(blank=True, default="", max_length=255)),
+                ("owner", models.CharField(db_index=True, max_length=64)),
+                ("labels", models.JSONField()),
+                ("train_size", models.PositiveIntegerField()),
+                ("val_size", models.PositiveIntegerField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "classroom",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="datasets",
+                        to="classroom.classroom",
+                    ),
+                ),
+                (
+                    "student",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="datasets",
+                        to="classroom.student",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='DatasetExample',
+            name="DatasetExample",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField()),
-                ('split', models.CharField(choices=[('train', 'train'), ('val', 'val')], max_length=5)),
-                ('text', models.TextField()),
-                ('label', models.PositiveSmallIntegerField()),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='examples', to='simulations.dataset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("position", models.PositiveIntegerField()),
+                ("split", models.CharField(choices=[("train", "train"), ("val", "val")], max_length=5)),
+                ("text", models.TextField()),
+                ("label", models.PositiveSmallIntegerField()),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="examples", to="simulations.dataset"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position'],
-                'constraints': [models.UniqueConstraint(fields=('dataset', 'position'), name='one_example_per_position')],
+                "ordering": ["position"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("dataset", "position"), name="one_example_per_position")
+                ],
             },
         ),
     ]

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('simulations', '0006_dataset'),
+        ("simulations", "0006_dataset"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='dataset',
-            name='client',
-            field=models.CharField(blank=True, db_index=True, default='', max_length=32),
+            model_name="dataset",
+            name="client",
+            field=models.CharField(blank=True, db_index=True, default="", max_length=32),
         ),
         migrations.AddField(
-            model_name='run',
-            name='client',
-            field=models.CharField(blank=True, db_index=True, default='', max_length=32),
+            model_name="run",
+            name="client",
+            field=models.CharField(blank=True, db_index=True, default="", max_length=32),
         ),
     ]

@@ -4,6 +4,7 @@
 worker and stops both together. The class topology runs `lab web` and `lab worker` as separate
 services (docker-compose.yml) with the same command lines.
 """
+
 import ctypes
 import os
 import signal
@@ -20,27 +21,42 @@ def lab_commands(port: int) -> dict[str, list[str]]:
     """The web and worker command lines, with their settings from the environment."""
     bin_dir = os.path.dirname(sys.executable)
     web = [
-        os.path.join(bin_dir, "gunicorn"), "peftlab.asgi:application",
-        "--worker-class", "uvicorn_worker.UvicornWorker",
-        "--bind", f"{os.environ.get('PEFTLAB_BIND', '127.0.0.1')}:{port}",
-        "--workers", os.environ.get("WEB_CONCURRENCY", "1"),
+        os.path.join(bin_dir, "gunicorn"),
+        "peftlab.asgi:application",
+        "--worker-class",
+        "uvicorn_worker.UvicornWorker",
+        "--bind",
+        f"{os.environ.get('PEFTLAB_BIND', '127.0.0.1')}:{port}",
+        "--workers",
+        os.environ.get("WEB_CONCURRENCY", "1"),
         # SSE streams are long requests: do not wait long for them on shutdown.
-        "--graceful-timeout", "3",
+        "--graceful-timeout",
+        "3",
         # gunicorn's control socket has one default path per user: two labs on one machine (a
         # test suite's dozens) would take it from each other. Nothing here uses it.
         "--no-control-socket",
     ]
     worker = [
-        os.path.join(bin_dir, "celery"), "-A", "peftlab", "worker",
-        "--queues", os.environ.get("PEFTLAB_WORKER_QUEUES", "cpu,gpu"),
+        os.path.join(bin_dir, "celery"),
+        "-A",
+        "peftlab",
+        "worker",
+        "--queues",
+        os.environ.get("PEFTLAB_WORKER_QUEUES", "cpu,gpu"),
         # A prefork pool: time limits are enforced by the parent, which kills a child that runs
         # past the hard limit; torch and the cached base model live in the child. One training
         # job per child (PEFTLAB_WORKER_CONCURRENCY children; 1 on a GPU worker).
-        "--pool", "prefork",
-        "--concurrency", os.environ.get("PEFTLAB_WORKER_CONCURRENCY", "1"),
-        "--without-mingle", "--without-gossip", "--without-heartbeat",
-        "--hostname", f"{os.environ.get('PEFTLAB_WORKER_NAME', 'cpu')}@%h",
-        "--loglevel", os.environ.get("PEFTLAB_LOG_LEVEL", "INFO"),
+        "--pool",
+        "prefork",
+        "--concurrency",
+        os.environ.get("PEFTLAB_WORKER_CONCURRENCY", "1"),
+        "--without-mingle",
+        "--without-gossip",
+        "--without-heartbeat",
+        "--hostname",
+        f"{os.environ.get('PEFTLAB_WORKER_NAME', 'cpu')}@%h",
+        "--loglevel",
+        os.environ.get("PEFTLAB_LOG_LEVEL", "INFO"),
     ]
     return {"web": web, "worker": worker}
 
