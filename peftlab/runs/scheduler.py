@@ -6,12 +6,20 @@ It picks, among the queued runs of the queue, one of the owner who has the fewes
 now and, among equals, who was served longest ago: the queue goes round the owners. An owner at
 their concurrency limit (Run.max_concurrent) is passed over until one of their runs ends.
 
+A batch (a race or a sweep, batches.py) is one unit against that limit, as it is at submission
+(peftlab/classroom/quotas.py): where its owner has a limit, it trains one lane at a time, so
+that a lane training holds one of the owner's places and the batch's next lane waits for it to
+end, never for the owner's other runs. An owner never trains more than their limit at once, and
+a student whose limit is 2 can still race four methods. An owner without a limit (0: a teacher)
+has their lanes picked like any other runs.
+
 Every queued run has been sent as one message, and every run that ends sends one more while
 runs are waiting, so a run passed over is picked up by a later message.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,16 +38,31 @@ class Waiting:
     id: int
     owner: str
     max_concurrent: int
+    batch: int | None = None  # the race or sweep the run is a lane of
 
 
-def pick(waiting: list[Waiting], running: dict[str, int], last_start: dict[str, datetime]) -> int | None:
+def startable(run: Waiting, running: dict[str, int], training_batches: Collection[int]) -> bool:
+    """Whether `run` may start now: its owner is under their limit and, where they have one, no
+    other lane of its batch is training (a batch is one unit of the limit)."""
+    limit = run.max_concurrent
+    if not limit:
+        return True
+    return running.get(run.owner, 0) < limit and not (run.batch is not None and run.batch in training_batches)
+
+
+def pick(
+    waiting: list[Waiting],
+    running: dict[str, int],
+    last_start: dict[str, datetime],
+    training_batches: Collection[int] = frozenset(),
+) -> int | None:
     """The id of the run to start: `waiting` in submission order, `running` the number of runs
-    training per owner, `last_start` when each owner's newest run started. None when every
-    waiting owner is at their limit."""
+    training per owner, `last_start` when each owner's newest run started, `training_batches`
+    the batches with a lane training now. None when every waiting run must wait (its owner at
+    their limit, or its batch training another lane)."""
     first_of: dict[str, Waiting] = {}
     for run in waiting:
-        limit = run.max_concurrent
-        if run.owner not in first_of and not (limit and running.get(run.owner, 0) >= limit):
+        if run.owner not in first_of and startable(run, running, training_batches):
             first_of[run.owner] = run
     if not first_of:
         return None
@@ -48,15 +71,17 @@ def pick(waiting: list[Waiting], running: dict[str, int], last_start: dict[str, 
     return chosen.id
 
 
-def queue_state(queue: str) -> tuple[list[Waiting], dict[str, int], dict[str, datetime]]:
-    """What `pick` needs for a queue: its waiting runs in submission order, and for their owners
-    the number of runs training now and when their newest run started."""
+def queue_state(queue: str) -> tuple[list[Waiting], dict[str, int], dict[str, datetime], set[int]]:
+    """What `pick` needs for a queue: its waiting runs in submission order; for their owners the
+    number of runs training now and when their newest run started; and which of their batches
+    have a lane training now."""
     waiting = [
         Waiting(*row)
         for row in Run.objects.filter(status=Run.QUEUED, queue=queue)
         .order_by("id")
-        .values_list("id", "owner", "max_concurrent")
+        .values_list("id", "owner", "max_concurrent", "batch_id")
     ]
+    batches = {w.batch for w in waiting if w.batch is not None}
     owners = {w.owner for w in waiting}
     running = dict(
         Run.objects.filter(status=Run.RUNNING, owner__in=owners).values_list("owner").annotate(n=Count("id"))
@@ -66,7 +91,12 @@ def queue_state(queue: str) -> tuple[list[Waiting], dict[str, int], dict[str, da
         .values_list("owner")
         .annotate(last=Max("started_at"))
     )
-    return waiting, running, last_start
+    training_batches = (
+        set(Run.objects.filter(status=Run.RUNNING, batch__in=batches).values_list("batch_id", flat=True))
+        if batches
+        else set()
+    )
+    return waiting, running, last_start, training_batches
 
 
 def lock_for_pick() -> None:

@@ -11,7 +11,7 @@ from django.utils import timezone as dj_timezone
 
 from peftlab.api import events
 from peftlab.runs import lifecycle
-from peftlab.runs.models import Point, Run
+from peftlab.runs.models import Batch, Point, Run
 from peftlab.runs.scheduler import Waiting, pick
 from tests.support.classrooms import visitor_owner
 
@@ -42,6 +42,20 @@ def test_pick_passes_over_an_owner_at_their_limit():
     assert pick([Waiting(5, "c", 0)], running={"c": 40}, last_start={}) == 5
 
 
+def test_pick_trains_a_limited_owners_batch_one_lane_at_a_time():
+    """A batch (race or sweep) is one unit of its owner's limit: while one lane trains, the next
+    lane waits for it, and the owner's other runs may still start within the limit."""
+    race = [Waiting(i, "a", 2, batch=7) for i in (1, 2, 3)]
+    lone = Waiting(4, "a", 2)
+    assert pick(race + [lone], running={}, last_start={}) == 1
+    assert pick(race[1:] + [lone], running={"a": 1}, last_start={}, training_batches={7}) == 4
+    assert pick(race[1:], running={"a": 1}, last_start={}, training_batches={7}) is None
+    assert pick(race[1:], running={"a": 1}, last_start={}, training_batches=set()) == 2
+    # Without a limit (a teacher), lanes train side by side.
+    free = [Waiting(i, "t", 0, batch=8) for i in (5, 6)]
+    assert pick(free, running={"t": 1}, last_start={}, training_batches={8}) == 5
+
+
 def queued(owner="", max_concurrent=0, **fields):
     return Run.objects.create(
         method="lora", task="sentiment", steps=5, params={}, owner=owner, max_concurrent=max_concurrent, **fields
@@ -60,6 +74,24 @@ def test_claim_interleaves_students_whatever_the_order_they_submitted_in():
     assert lifecycle.claim(flood[2].pk, task_id="t", device="cpu") is None
     Run.objects.filter(pk=flood[0].pk).update(status=Run.SUCCEEDED)
     assert lifecycle.claim(flood[2].pk, task_id="t", device="cpu").run_id == flood[2].pk
+
+
+def test_claim_trains_a_students_race_and_their_run_at_once_within_two(settings):
+    """A student at the default 2 at once who started a race of three lanes and then a run: the
+    race holds one place (its lanes train one after another), the run the other."""
+    race = Batch.objects.create(kind=Batch.RACE, task="sentiment", steps=5, seed=0)
+    lanes = [queued("student:1", 2, batch=race, lane=lane) for lane in range(3)]
+    lone = queued("student:1", 2)
+    assert lifecycle.claim(lanes[0].pk, task_id="t", device="cpu").run_id == lanes[0].pk
+    assert lifecycle.claim(lanes[1].pk, task_id="t", device="cpu").run_id == lone.pk
+    assert lifecycle.claim(lanes[1].pk, task_id="t", device="cpu") is None
+    Run.objects.filter(pk=lanes[0].pk).update(status=Run.SUCCEEDED)
+    assert lifecycle.claim(lanes[1].pk, task_id="t", device="cpu").run_id == lanes[1].pk
+    Run.objects.filter(pk=lone.pk).update(status=Run.SUCCEEDED)
+    # The race is already training a lane: its last lane waits even with a place free.
+    assert lifecycle.claim(lanes[2].pk, task_id="t", device="cpu") is None
+    Run.objects.filter(pk=lanes[1].pk).update(status=Run.SUCCEEDED)
+    assert lifecycle.claim(lanes[2].pk, task_id="t", device="cpu").run_id == lanes[2].pk
 
 
 def test_a_run_on_another_queue_is_not_picked():
