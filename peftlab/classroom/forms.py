@@ -3,7 +3,7 @@
 from django import forms
 
 from peftlab.classroom import names
-from peftlab.classroom.models import CODE_LENGTH, NICKNAME_MAX, Classroom, normalize_code
+from peftlab.classroom.models import CODE_LENGTH, NICKNAME_MAX, SETTING_LABELS, Classroom, normalize_code
 from peftlab.runs import races
 from simulations import experiments
 from workers import methods
@@ -65,7 +65,7 @@ class NewClassroomForm(forms.ModelForm):
 
 class SettingsForm(forms.ModelForm):
     allowed_methods = forms.MultipleChoiceField(
-        label="Methods students may run",
+        label=SETTING_LABELS["allowed_methods"],
         widget=forms.CheckboxSelectMultiple,
         choices=[(m.name, m.label) for m in methods.METHODS.values()],
     )
@@ -79,23 +79,21 @@ class SettingsForm(forms.ModelForm):
             "max_concurrent_per_student",
             "daily_runs_per_student",
         ]
-        labels = {
-            "max_steps": "Maximum steps per run",
-            "max_run_minutes": "Worker minutes per run (estimated)",
-            "max_concurrent_per_student": "Runs queued or running at once, per student",
-            "daily_runs_per_student": "Runs per student per day",
-        }
+        labels = {name: SETTING_LABELS[name] for name in fields[1:]}
         help_texts = {
             "max_steps": f"1 to {methods.MAX_STEPS}.",
             "max_run_minutes": "1 to 600. Estimated before a run is queued from its steps, batch size, "
             "evaluations and its method's measured speed on the CPU worker; a run "
             "estimated past it is refused with the settings that would fit.",
             "max_concurrent_per_student": (
-                f"A race queues one run per lane ({len(races.DEFAULT_METHODS)} by default) and the "
-                f"default rank sweep {len(experiments.DEFAULT_RANKS) * experiments.MAX_SIZES} runs: "
-                "a student needs that many at once to start one."
+                "A race or a sweep counts as one here, and trains its lanes one after another: with 1, "
+                "a student can still race the four methods."
             ),
-            "daily_runs_per_student": "Counted from midnight, server time; a race or a sweep counts every run.",
+            "daily_runs_per_student": (
+                "Counted from midnight, server time; a race or a sweep counts every run it trains "
+                f"(a race {len(races.DEFAULT_METHODS)} by default, the default rank sweep "
+                f"{len(experiments.DEFAULT_RANKS) * experiments.MAX_SIZES})."
+            ),
         }
         widgets = {
             f: forms.NumberInput(attrs={"min": 1})

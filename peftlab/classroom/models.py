@@ -25,6 +25,17 @@ NICKNAME_MAX = 32
 KEY_CLASH_SEPARATOR = "\n"
 
 
+# The class settings as the dashboard's settings form names them (peftlab/classroom/forms.py):
+# a refusal that only the teacher can lift names the setting to raise with these words.
+SETTING_LABELS = {
+    "allowed_methods": "Methods students may run",
+    "max_steps": "Maximum steps per run",
+    "max_run_minutes": "Worker minutes per run (estimated)",
+    "max_concurrent_per_student": "Runs queued or running at once, per student",
+    "daily_runs_per_student": "Runs per student per day",
+}
+
+
 def new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 

@@ -57,8 +57,9 @@ def create_batch(
 
     lanes: [(method, params), ...]; params as POST /api/runs takes them (defaults fill the rest).
     config: what the caller wants kept about the request (shown back by its API).
-    submitter: who queues it (peftlab.classroom.quotas.Submitter): checked against their quotas with all
-    the lanes counted, and recorded on every run; None for the lab's own use (public, unchecked).
+    submitter: who queues it (peftlab.classroom.quotas.Submitter): checked against their quotas as
+    one submission (one place against the runs at once, every lane against the runs a day and the
+    run budget), and recorded on every run; None for the lab's own use (public, unchecked).
     Raises BatchRequestError, or the quotas' LabError (peftlab/errors.py; nothing stored).
     """
     if kind not in dict(Batch.KINDS):
@@ -68,7 +69,7 @@ def create_batch(
     )
     with transaction.atomic():
         if submitter is not None:
-            submitter.check(specs)
+            submitter.check(specs, "race" if kind == Batch.RACE else "sweep")
         owned = submitter.run_fields() if submitter is not None else {}
         batch = Batch.objects.create(
             kind=kind, task=specs[0].task, steps=specs[0].steps, seed=specs[0].seed, config=config or {}

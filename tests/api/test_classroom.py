@@ -213,8 +213,25 @@ def _refused(response, status, *words):
 
 QUOTA_CASES = {
     "paused": ({"submissions_paused": True}, RUN, 409, ["your teacher has paused new runs"]),
-    "method": ({"allowed_methods": ["bitfit", "ia3"]}, RUN, 403, ["LoRA is not allowed", "BitFit, IA3"]),
-    "steps": ({"max_steps": 5}, RUN, 400, ["at most 5 steps", "asked for 10"]),
+    "method": (
+        {"allowed_methods": ["bitfit", "ia3"]},
+        RUN,
+        403,
+        [
+            "LoRA is not allowed in the class NLP seminar; your teacher allows: BitFit, IA3. Choose one of those, "
+            "or ask your teacher to allow LoRA under “Methods students may run”."
+        ],
+    ),
+    "no method": ({"allowed_methods": []}, RUN, 403, ["allows no method now: ask your teacher to allow LoRA"]),
+    "steps": (
+        {"max_steps": 5},
+        RUN,
+        400,
+        [
+            "the class NLP seminar allows at most 5 steps per run (asked for 10): choose 5 steps or fewer, "
+            "or ask your teacher to raise “Maximum steps per run”."
+        ],
+    ),
 }
 
 
@@ -225,11 +242,47 @@ def test_each_class_setting_refuses_with_its_status_and_stores_nothing(ada, case
     _refused(post_json(client, "/api/runs", body), status, *words)
 
 
-def test_a_race_counts_all_its_lanes_against_the_concurrency_limit(ada):
-    client, ana = student_browser(classroom(ada, max_concurrent_per_student=3), "Ana")
-    _refused(post_json(client, "/api/races", {"steps": 5}), 429, "these 4 runs", "allows 3 at a time")
-    race = post_json(client, "/api/races", {"steps": 5, "methods": ["lora", "bitfit", "ia3"]})
-    assert race.status_code == 201 and Run.objects.filter(student=ana).count() == 3
+CONCURRENT_ADVICE = (
+    "Wait for one to finish, or cancel one, or ask your teacher to raise “Runs queued or running at once, per student”."
+)
+
+
+def test_with_the_class_defaults_a_student_starts_the_race_and_the_default_rank_sweep(ada):
+    """A race or a sweep is one submission against the runs at once: the defaults (2 at once)
+    take the four-method race and the default rank sweep (12 runs) together."""
+    room = classroom(ada)
+    assert (room.max_concurrent_per_student, room.daily_runs_per_student) == (2, 20)
+    client, ana = student_browser(room, "Ana")
+    race = post_json(client, "/api/races", {})
+    assert race.status_code == 201, race.content
+    sweep = post_json(client, "/api/experiments", {"kind": "rank", "task": "sentiment"})
+    assert sweep.status_code == 201, sweep.content
+    assert len(race.json()["runs"]) == 4 and len(sweep.json()["runs"]) == 12
+    assert Run.objects.filter(student=ana, status=Run.QUEUED).count() == 16
+    # A third submission, while both wait, passes the 2 at once: the advice fits a student.
+    response = post_json(client, "/api/runs", RUN)
+    assert response.status_code == 429
+    assert response.json()["error"] == (
+        "you have 2 runs, races or sweeps queued or running, and this run would make 3; the class NLP seminar "
+        f"allows 2 at a time (a race or a sweep counts as one). {CONCURRENT_ADVICE}"
+    )
+    # One lane ending frees nothing: the race holds its place until every lane has ended.
+    Run.objects.filter(batch_id=race.json()["id"], lane=0).update(status=Run.SUCCEEDED)
+    assert post_json(client, "/api/runs", RUN).status_code == 429
+    Run.objects.filter(batch_id=race.json()["id"]).update(status=Run.SUCCEEDED)
+    assert post_json(client, "/api/runs", RUN).status_code == 201
+
+
+def test_a_race_counts_as_one_against_the_concurrency_limit(ada):
+    client, ana = student_browser(classroom(ada, max_concurrent_per_student=1), "Ana")
+    assert post_json(client, "/api/races", {"steps": 5}).status_code == 201
+    _refused_with_runs = post_json(client, "/api/races", {"steps": 5})
+    assert _refused_with_runs.status_code == 429
+    assert (
+        "you have 1 run, race or sweep queued or running, and this race would make 2"
+        in (_refused_with_runs.json()["error"])
+    )
+    assert Run.objects.filter(student=ana).count() == 4
 
 
 def test_queued_and_running_runs_count_finished_ones_do_not(ada):
@@ -238,7 +291,8 @@ def test_queued_and_running_runs_count_finished_ones_do_not(ada):
     assert post_json(client, "/api/runs", RUN).status_code == 201
     response = post_json(client, "/api/runs", RUN)
     assert response.status_code == 429
-    assert "you have 2 runs queued or running" in response.json()["error"]
+    assert "you have 2 runs, races or sweeps queued or running" in response.json()["error"]
+    assert response.json()["error"].endswith(CONCURRENT_ADVICE)
     assert Run.objects.count() == 4
     # Another student of the class has their own allowance.
     other, _ = student_browser(Classroom.objects.get(), "Ben")
@@ -255,22 +309,78 @@ def test_a_sweep_is_refused_whole_when_it_would_pass_the_daily_budget(ada):
     assert post_json(client, "/api/experiments", sweep).status_code == 201
     response = post_json(client, "/api/experiments", sweep)  # 7 + 4 = 11 > 10
     assert response.status_code == 429
-    assert "you have queued 7 runs today" in response.json()["error"] and "10 a day" in response.json()["error"]
+    assert response.json()["error"] == (
+        "you have queued 7 runs today, and this sweep's 4 runs would make 11; the class NLP seminar allows 10 a day "
+        "(a race or a sweep counts each of its runs). 3 more fit today: choose a race or a sweep of at most 3 runs, "
+        "or wait: the count starts again at midnight (UTC), or ask your teacher to raise “Runs per student per day”."
+    )
     assert 0 < int(response["Retry-After"]) <= 24 * 3600
     assert Run.objects.filter(student=ana).count() == 8 and Batch.objects.count() == 1
+
+
+def test_a_student_at_the_daily_limit_waits_for_midnight_or_asks_their_teacher(ada):
+    client, ana = student_browser(classroom(ada, daily_runs_per_student=2), "Ana")
+    run_of(ana), run_of(ana)
+    response = post_json(client, "/api/runs", RUN)
+    assert response.status_code == 429 and "Retry-After" in response
+    assert response.json()["error"].endswith(
+        "allows 2 a day (a race or a sweep counts each of its runs). The count starts again at midnight (UTC), "
+        "or ask your teacher to raise “Runs per student per day”."
+    )
+    # A race bigger than the whole day's allowance: waiting would not help, so it is not advised.
+    Run.objects.all().delete()
+    response = post_json(client, "/api/races", {"steps": 5})
+    assert response.status_code == 429 and "Retry-After" not in response
+    assert (
+        "This race alone is more than that: choose a race or a sweep of at most 2 runs, or ask your teacher"
+        in (response.json()["error"])
+    )
+    assert "Wait for" not in response.json()["error"] and "midnight" not in response.json()["error"]
 
 
 @pytest.mark.parametrize(
     "setting, value, status, words",
     [
-        ("PEFTLAB_PUBLIC_MAX_STEPS", 5, 400, ["at most 5 steps", "outside a class"]),
-        ("PEFTLAB_PUBLIC_MAX_CONCURRENT", 3, 429, ["these 4 runs", "allows 3 at a time"]),
-        ("PEFTLAB_PUBLIC_DAILY_RUNS", 3, 429, ["these 4 runs would make 4", "allows 3 a day"]),
+        (
+            "PEFTLAB_PUBLIC_MAX_STEPS",
+            5,
+            400,
+            ["this lab (outside a class) allows at most 5 steps per run (asked for 10): choose 5 steps or fewer."],
+        ),
+        (
+            "PEFTLAB_PUBLIC_DAILY_RUNS",
+            3,
+            429,
+            [
+                "this race's 4 runs would make 4",
+                "allows 3 a day",
+                "This race alone is more than that: choose a race or a sweep of at most 3 runs.",
+            ],
+        ),
     ],
 )
 def test_public_limits_hold_anonymous_visitors(csrf_client, settings, setting, value, status, words):
     setattr(settings, setting, value)
-    _refused(post_json(csrf_client, "/api/races", {"steps": 10}), status, *words)
+    response = _refused(post_json(csrf_client, "/api/races", {"steps": 10}), status, *words)
+    assert "teacher" not in response.json()["error"]
+
+
+def test_a_visitor_at_the_public_concurrency_limit_is_told_to_wait_or_cancel(csrf_client, settings):
+    settings.PEFTLAB_PUBLIC_MAX_CONCURRENT = 1
+    assert post_json(csrf_client, "/api/races", {"steps": 5}).status_code == 201
+    response = post_json(csrf_client, "/api/runs", RUN)
+    assert response.status_code == 429
+    assert response.json()["error"] == (
+        "you have 1 run, race or sweep queued or running, and this run would make 2; this lab (outside a class) "
+        "allows 1 at a time (a race or a sweep counts as one). Wait for one to finish, or cancel one."
+    )
+
+
+def test_a_teacher_is_held_to_no_count(ada):
+    client = teacher_browser(ada)
+    for _ in range(3):
+        assert post_json(client, "/api/races", {"steps": 5}).status_code == 201
+    assert post_json(client, "/api/runs", {**RUN, "steps": methods.MAX_STEPS}).status_code == 201
 
 
 def test_paused_submissions_refuse_races_and_sweeps_too(ada):
@@ -556,3 +666,16 @@ def test_the_queue_order_follows_the_fair_scheduler_when_everyone_is_at_their_li
         Run.objects.create(method="lora", task="sentiment", steps=1, owner=o, max_concurrent=1) for o in ("x", "x", "y")
     ]
     assert a and dash.queue_order("cpu") == [waiting[2].pk, waiting[0].pk, waiting[1].pk]
+
+
+def test_the_queue_order_trains_a_limited_owners_batch_one_lane_at_a_time(ada):
+    """A student at 2 at once with a race of three lanes and a run after it: the race is one of
+    their two places, so their lone run starts beside the race's first lane, not after its last."""
+    _, ana = student_browser(classroom(ada), "Ana")
+    race = Batch.objects.create(kind=Batch.RACE, task="sentiment", steps=10, seed=0)
+    lanes = [run_of(ana, status=Run.QUEUED, batch=race, lane=lane, max_concurrent=2) for lane in range(3)]
+    lone = run_of(ana, status=Run.QUEUED, max_concurrent=2)
+    assert dash.queue_order("cpu") == [lanes[0].pk, lone.pk, lanes[1].pk, lanes[2].pk]
+    # Its first lane training: the next lanes wait for it, the lone run does not.
+    Run.objects.filter(pk=lanes[0].pk).update(status=Run.RUNNING, started_at=timezone.now())
+    assert dash.queue_order("cpu") == [lone.pk, lanes[1].pk, lanes[2].pk]
