@@ -120,24 +120,26 @@ def queue_order(queue: str) -> list[int]:
 
 
 def _queue(classroom: Classroom, nicknames: dict[int, str]) -> list[dict]:
+    """The class's waiting runs in the order they should start, per worker queue: `position` 1,
+    2, 3... counts the class's own runs only (runs of other classes and of visitors on the same
+    queue take turns between them, and are neither listed nor counted)."""
     mine = {r.pk: r for r in Run.objects.filter(classroom=classroom, status=Run.QUEUED)}
     rows = []
     for queue in sorted({r.queue for r in mine.values()}):
-        for position, run_id in enumerate(queue_order(queue), start=1):
-            if run_id in mine:
-                run = mine[run_id]
-                rows.append(
-                    {
-                        "position": position,
-                        "queue": queue,
-                        "run": run.pk,
-                        "method": run.method,
-                        "label": _label(run.method),
-                        "steps": run.steps,
-                        "student": nicknames.get(run.student_id),
-                        "created_at": run.created_at.isoformat(),
-                    }
-                )
+        ours = [mine[run_id] for run_id in queue_order(queue) if run_id in mine]
+        for position, run in enumerate(ours, start=1):
+            rows.append(
+                {
+                    "position": position,
+                    "queue": queue,
+                    "run": run.pk,
+                    "method": run.method,
+                    "label": _label(run.method),
+                    "steps": run.steps,
+                    "student": nicknames.get(run.student_id),
+                    "created_at": run.created_at.isoformat(),
+                }
+            )
     return rows
 
 

@@ -533,6 +533,7 @@ def test_the_dashboard_json_has_every_students_runs_the_leaderboard_and_the_queu
     Run.objects.filter(pk=running.pk).update(steps_done=4, started_at=timezone.now())
     Run.objects.filter(student__isnull=False).update(max_concurrent=2)
     other_class_run = run_of(student_browser(classroom(teacher("bob")), "Zed")[1], status=Run.QUEUED)
+    visitors_run = run_of(None, status=Run.QUEUED)  # an outside visitor's, on the same queue
 
     response = teacher_browser(ada).get(f"/api/classes/{room.code}/dashboard")
     assert response.status_code == 200
@@ -554,10 +555,13 @@ def test_the_dashboard_json_has_every_students_runs_the_leaderboard_and_the_queu
     assert board["bitfit"]["best_accuracy"]["run"] == board["bitfit"]["fastest"]["run"] == b2.pk
 
     queue = [(row["position"], row["run"], row["student"]) for row in data["queue"]]
-    # Ben (nothing running, submitted before Zed of another class), Zed's (place 2, not listed),
-    # then Ana's three: she has one running, and at two she waits for one to end.
-    assert queue == [(1, q[3].pk, "Ben"), (3, q[0].pk, "Ana"), (4, q[1].pk, "Ana"), (5, q[2].pk, "Ana")]
+    # The workers' order: Ben (nothing running, submitted before the others), Zed of another
+    # class and the visitor (neither listed), then Ana's three: she has one running, and at two
+    # she waits for one to end. The places count the class's own waiting runs only.
+    assert queue == [(1, q[3].pk, "Ben"), (2, q[0].pk, "Ana"), (3, q[1].pk, "Ana"), (4, q[2].pk, "Ana")]
+    assert dash.queue_order("cpu") == [q[3].pk, other_class_run.pk, visitors_run.pk, q[0].pk, q[1].pk, q[2].pk]
     assert other_class_run.pk not in {r["id"] for s in data["students"] for r in s["runs"]}
+    assert visitors_run.pk not in {r["id"] for s in data["students"] for r in s["runs"]}
 
 
 def test_the_dashboard_is_its_teachers_alone(room, ada):
