@@ -108,6 +108,7 @@ def train(
     of its last evaluation, if any: it is not evaluated again) and saves nothing.
     """
     run = _prepare(spec, device or pick_device())
+    _stop_inside_passes(run.model, should_stop)
     with run.memory:
         done = _loop(spec, run, report, should_stop)
     breakdown = measure.memory_breakdown(run.model, run.optimizer)
@@ -163,6 +164,28 @@ def _prepare(spec: RunSpec, device: torch.device) -> _Run:
     )
 
 
+def _stop_inside_passes(model: torch.nn.Module, should_stop: Callable[[], bool]) -> None:
+    """A long step (a large batch on a busy CPU takes seconds) asks `should_stop` too: before each
+    encoder layer's forward pass and, through a hook on the layer's output, before its part of the
+    backward pass; True raises measure.Stopped out of the forward or backward pass."""
+    if should_stop is _never:
+        return
+
+    def check(*_):
+        if should_stop():
+            raise measure.Stopped("stopped inside a forward or backward pass")
+
+    def on_output(_module, _args, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        if torch.is_tensor(hidden) and hidden.requires_grad:
+            hidden.register_hook(check)
+
+    for module in model.modules():
+        if type(module).__name__ == "BertLayer":
+            module.register_forward_pre_hook(check)
+            module.register_forward_hook(on_output)
+
+
 def _loop(spec: RunSpec, run: _Run, report, should_stop) -> _Done:
     """The training steps, evaluating every `eval_every` steps and at the last, reporting points
     as train() says; it stops early when the report cancels, or `should_stop` mid-evaluation."""
@@ -184,9 +207,16 @@ def _loop(spec: RunSpec, run: _Run, report, should_stop) -> _Done:
                     done.cancelled = True
                     break
             ids, labels = next(stream)
+            try:
+                value = _step(run, ids, labels, step)
+            except measure.Stopped:  # mid-step: the step is not taken
+                if points:
+                    report(points, evals)
+                    points = []
+                done.cancelled = True
+                break
             done.step = step
             done.tokens += sum(len(x) for x in ids)  # real tokens, however the batch is laid out
-            value = _step(run, ids, labels, step)
             now = time.perf_counter()
             points.append(StepPoint(step, value, now - started))
             evaluated = step == spec.steps or (eval_every and step % eval_every == 0)
