@@ -16,21 +16,41 @@ from workers.methods import RunSpec
 LATENCY_BATCH = 32
 
 
+class Stopped(Exception):  # noqa: N818 - a request, not a fault
+    """Long work (an evaluation, the end-of-run measurements) broke off because its run's
+    `should_stop` said so (the run was cancelled, or its worker is stopping)."""
+
+
+def _never() -> bool:
+    return False
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, data: encoding.Encoded, device) -> tuple[float, float]:
+def evaluate(model: nn.Module, data: encoding.Encoded, device, should_stop=_never) -> tuple[float, float]:
     """Validation (loss, accuracy) over the whole split, shortest texts first: each batch pads
-    only to the longest of similar lengths (a third fewer tokens than in file order here)."""
+    only to the longest of similar lengths (a third fewer tokens than in file order here).
+
+    `should_stop()` is asked before each batch (it must be cheap: lifecycle.Reporter's reads the
+    database at most every half second); True raises Stopped, the model back in its mode."""
     was_training = model.training
     model.eval()
+    try:
+        return _evaluate(model, data, device, should_stop)
+    finally:
+        model.train(was_training)
+
+
+def _evaluate(model: nn.Module, data: encoding.Encoded, device, should_stop) -> tuple[float, float]:
     total_loss, correct = 0.0, 0
     order = sorted(range(len(data.labels)), key=lambda i: len(data.ids[i]))
     for start in range(0, len(order), EVAL_BATCH):
+        if should_stop():
+            raise Stopped(f"stopped after {start} of {len(order)} validation examples")
         idx = order[start : start + EVAL_BATCH]
         batch = encoding.collate([data.ids[i] for i in idx], [data.labels[i] for i in idx], device)
         out = model(**batch)
         total_loss += out.loss.item() * len(batch["labels"])
         correct += (out.logits.argmax(-1) == batch["labels"]).sum().item()
-    model.train(was_training)
     n = len(data.labels)
     return total_loss / n, correct / n
 
@@ -179,14 +199,16 @@ def _allocate_cublas_workspaces(device: torch.device) -> None:
     torch.cuda.synchronize(device)
 
 
-def measure_latency(model: nn.Module, batch: dict, repeats: int = 3) -> tuple[float, torch.Tensor]:
+def measure_latency(model: nn.Module, batch: dict, repeats: int = 3, check=None) -> tuple[float, torch.Tensor]:
     """Median seconds of one forward pass over `batch` (after one warm-up pass), and the logits
-    of the warm-up pass (fp32)."""
+    of the warm-up pass (fp32). `check()` runs before each pass (it may raise Stopped)."""
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     model.eval()
     times = []
     with torch.no_grad():
         for i in range(repeats + 1):
+            if check is not None:
+                check()
             if batch["input_ids"].is_cuda:
                 torch.cuda.synchronize()
             start = time.perf_counter()
@@ -200,26 +222,35 @@ def measure_latency(model: nn.Module, batch: dict, repeats: int = 3) -> tuple[fl
     return sorted(times)[len(times) // 2], logits
 
 
-def inference_metrics(model: nn.Module, spec: RunSpec, val: encoding.Encoded, device) -> dict:
+def inference_metrics(model: nn.Module, spec: RunSpec, val: encoding.Encoded, device, should_stop=_never) -> dict:
     """Latency of the trained model; for mergeable methods merged against unmerged, with the
     largest logit difference between the two; for adapters, against the base without them.
-    Also the predictions on the task's demo sentences (workers/demo.py), merged and unmerged."""
+    Also the predictions on the task's demo sentences (workers/demo.py), merged and unmerged.
+    `should_stop()` is asked between the measurements; True raises Stopped."""
+
+    def check():
+        if should_stop():
+            raise Stopped("stopped during the end-of-run measurements")
+
     batch = encoding.collate(val.ids[:LATENCY_BATCH], val.labels[:LATENCY_BATCH], device)
-    seconds, before = measure_latency(model, batch)
+    seconds, before = measure_latency(model, batch, check=check)
     out = {"latency_batch": len(batch["labels"]), "latency_ms": 1000 * seconds}
+    check()
     demo_unmerged, demo_merged = demo.logits(model, spec.task, device), None
+    check()
     if spec.method in builders.MERGEABLE:
         with torch.no_grad():
             merged = model.merge_and_unload()
-        seconds, after = measure_latency(merged, batch)
+        seconds, after = measure_latency(merged, batch, check=check)
         out["latency_merged_ms"] = 1000 * seconds
         out["merge_max_abs_diff"] = (before - after).abs().max().item()
+        check()
         demo_merged = demo.logits(merged, spec.task, device)
     elif spec.method == "adapter":
         from workers.adapters import adapters_disabled
 
         with adapters_disabled(model):
-            out["latency_base_ms"] = 1000 * measure_latency(model, batch)[0]
+            out["latency_base_ms"] = 1000 * measure_latency(model, batch, check=check)[0]
     # Predictions on a few demo sentences, before and after merging (P13 swaps them).
     out["demo"] = demo.record(spec.task, demo_unmerged, demo_merged)
     return out

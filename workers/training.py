@@ -2,10 +2,13 @@
 batches (workers/encoding.py), measured (workers/measure.py) and saved (workers/artifacts.py).
 
 It knows nothing of HTTP or the database. The caller hands it a `report` callback that receives
-each batch of new training points and evaluations and answers whether to go on (False cancels).
+each batch of new training points and evaluations and answers whether to go on (False cancels),
+and may hand it a cheap `should_stop` callable that long work (an evaluation, the end-of-run
+measurements) asks between its batches, so that a cancel need not wait for the next report.
 """
 
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,29 +87,46 @@ class _Done:
     seconds: float = 0.0
 
 
+def _never() -> bool:
+    return False
+
+
 def train(
     spec: RunSpec,
     report: Callable[[list[StepPoint], list[EvalPoint]], bool],
     save_dir: Path | None = None,
     device: torch.device | None = None,
+    should_stop: Callable[[], bool] = _never,
 ) -> dict:
     """Fine-tune the base model as `spec` says; return the run's metrics.
 
-    `report(points, evals)` gets new points at least every FLUSH_SECONDS, and each evaluation in
-    the same call as the training point of its step; it returns False to cancel. A cancelled run
-    returns its metrics so far with "cancelled": True and saves nothing.
+    `report(points, evals)` gets new points at least every FLUSH_SECONDS, the points before the
+    last step just before it, and each evaluation in the same call as the training point of its
+    step; it returns False to cancel. `should_stop()` (True also cancels) is asked between the
+    batches of each evaluation and between the end-of-run measurements; it must be cheap. A
+    cancelled run returns its metrics so far with "cancelled": True (its validation figures those
+    of its last evaluation, if any: it is not evaluated again) and saves nothing.
     """
     run = _prepare(spec, device or pick_device())
+    _stop_inside_passes(run.model, should_stop)
     with run.memory:
-        done = _loop(spec, run, report)
+        done = _loop(spec, run, report, should_stop)
     breakdown = measure.memory_breakdown(run.model, run.optimizer)
-    if done.last_eval is None or done.last_eval.step != done.step:
+    if not done.cancelled and (done.last_eval is None or done.last_eval.step != done.step):
         done.last_eval = EvalPoint(done.step, *measure.evaluate(run.model, run.val_data, run.device))
     metrics = _metrics(run, done, breakdown)
-    if not done.cancelled:
+    if done.cancelled:
+        return metrics
+    try:
         if save_dir is not None:
             metrics["adapter_bytes"] = artifacts.save(run.model, spec, run.labels, save_dir)
-        metrics.update(measure.inference_metrics(run.model, spec, run.val_data, run.device))
+        metrics.update(measure.inference_metrics(run.model, spec, run.val_data, run.device, should_stop))
+    except measure.Stopped:
+        # Cancelled after its last step: what was saved goes, as for any cancelled run.
+        if save_dir is not None:
+            shutil.rmtree(save_dir, ignore_errors=True)
+        metrics["adapter_bytes"] = None
+        metrics["cancelled"] = True
     return metrics
 
 
@@ -144,9 +164,31 @@ def _prepare(spec: RunSpec, device: torch.device) -> _Run:
     )
 
 
-def _loop(spec: RunSpec, run: _Run, report) -> _Done:
+def _stop_inside_passes(model: torch.nn.Module, should_stop: Callable[[], bool]) -> None:
+    """A long step (a large batch on a busy CPU takes seconds) asks `should_stop` too: before each
+    encoder layer's forward pass and, through a hook on the layer's output, before its part of the
+    backward pass; True raises measure.Stopped out of the forward or backward pass."""
+    if should_stop is _never:
+        return
+
+    def check(*_):
+        if should_stop():
+            raise measure.Stopped("stopped inside a forward or backward pass")
+
+    def on_output(_module, _args, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        if torch.is_tensor(hidden) and hidden.requires_grad:
+            hidden.register_hook(check)
+
+    for module in model.modules():
+        if type(module).__name__ == "BertLayer":
+            module.register_forward_pre_hook(check)
+            module.register_forward_hook(on_output)
+
+
+def _loop(spec: RunSpec, run: _Run, report, should_stop) -> _Done:
     """The training steps, evaluating every `eval_every` steps and at the last, reporting points
-    as train() says; it stops early when the report cancels."""
+    as train() says; it stops early when the report cancels, or `should_stop` mid-evaluation."""
     eval_every = spec.params["eval_every"]
     size = min(spec.params["batch_size"], len(run.train_data.labels))
     stream = encoding.batches(run.train_data, size, spec.seed)
@@ -156,15 +198,37 @@ def _loop(spec: RunSpec, run: _Run, report) -> _Done:
     started = last_flush = time.perf_counter()
     try:
         for step in range(1, spec.steps + 1):
+            if step == spec.steps and points:
+                # Before the last step, the points so far: a reader then knows that what follows
+                # is the last step, the final evaluation and the end-of-run measurements.
+                go_on = report(points, evals)
+                points, evals, last_flush = [], [], time.perf_counter()
+                if not go_on:
+                    done.cancelled = True
+                    break
             ids, labels = next(stream)
+            try:
+                value = _step(run, ids, labels, step)
+            except measure.Stopped:  # mid-step: the step is not taken
+                if points:
+                    report(points, evals)
+                    points = []
+                done.cancelled = True
+                break
             done.step = step
             done.tokens += sum(len(x) for x in ids)  # real tokens, however the batch is laid out
-            value = _step(run, ids, labels, step)
             now = time.perf_counter()
             points.append(StepPoint(step, value, now - started))
             evaluated = step == spec.steps or (eval_every and step % eval_every == 0)
             if evaluated:
-                done.last_eval = EvalPoint(step, *measure.evaluate(run.model, run.val_data, run.device))
+                try:
+                    scores = measure.evaluate(run.model, run.val_data, run.device, should_stop)
+                except measure.Stopped:
+                    report(points, evals)  # the steps so far are kept; this one has no evaluation
+                    points = []
+                    done.cancelled = True
+                    break
+                done.last_eval = EvalPoint(step, *scores)
                 evals.append(done.last_eval)
             if evaluated or step == 1 or now - last_flush >= FLUSH_SECONDS:
                 go_on = report(points, evals)
@@ -222,8 +286,8 @@ def _metrics(run: _Run, done: _Done, breakdown: dict) -> dict:
         "steps_per_second": round(done.step / done.seconds, 3),
         "tokens_per_second": round(done.tokens / done.seconds, 1),
         "train_examples": len(run.train_data.labels),
-        "val_accuracy": done.last_eval.val_accuracy,
-        "val_loss": done.last_eval.val_loss,
+        "val_accuracy": done.last_eval.val_accuracy if done.last_eval else None,
+        "val_loss": done.last_eval.val_loss if done.last_eval else None,
         "adapter_bytes": None,
         "cancelled": done.cancelled,
     }

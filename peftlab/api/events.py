@@ -3,7 +3,9 @@
 The stream tails the database, the source of truth, so a browser that reconnects with
 Last-Event-ID (the last step it saw) gets every later point exactly once, whichever process wrote
 them and whenever. Events: "point" {step, loss, elapsed} with id = step; "eval" {step, val_loss,
-val_accuracy} just before the point of its step; "progress" when the status or step count changes;
+val_accuracy} just before the point of its step; "progress" when the status or step count changes
+(with a queued run's "waiting": its place in its queue and estimated start, sent again when they
+change);
 a final "status" with the whole run.
 
 A run whose worker died is trained again from step 1 as its next attempt (peftlab/runs/lifecycle.py).
@@ -27,12 +29,13 @@ from django.conf import settings
 from django.db import connection
 from django.http import Http404, StreamingHttpResponse
 
-from peftlab.classroom import access
+from peftlab.classroom import access, waiting
 from peftlab.runs import lifecycle, notify
 from peftlab.runs.models import Batch, EvalPoint, Point, Run
 
 KEEPALIVE_SECONDS = 15
 ATTEMPT_STRIDE = 1_000_000  # above workers.methods.MAX_STEPS
+PLACE_SECONDS = 2.0  # how often a queued run's stream reads its place in the queue again
 
 
 def event_id(attempt: int, step: int) -> int:
@@ -119,6 +122,7 @@ async def _stream(run_id: int, after: int):
 
 async def _run_events(run_id: int, attempt: int, step: int, idle: _Quiet):
     progress = None
+    place, placed_at = None, -PLACE_SECONDS
     while True:
         await _look_for_lost_runs()
         run = await Run.objects.aget(pk=run_id)
@@ -135,10 +139,25 @@ async def _run_events(run_id: int, attempt: int, step: int, idle: _Quiet):
         if run.finished:
             yield _event("status", run.summary(), event_id=event_id(attempt, step))
             return
-        if (run.status, run.steps_done) != progress:
-            progress = (run.status, run.steps_done)
+        # A queued run's place is read again every PLACE_SECONDS (the runs ahead of it end and
+        # start without a signal for this run), a few queries each.
+        if run.status != Run.QUEUED:
+            place = None
+        elif time.monotonic() - placed_at >= PLACE_SECONDS:
+            place, placed_at = await sync_to_async(waiting.place)(run), time.monotonic()
+        if (run.status, run.steps_done, place, run.cancel_requested) != progress:
+            progress = (run.status, run.steps_done, place, run.cancel_requested)
             idle.reset()
-            yield _event("progress", {"status": run.status, "steps_done": run.steps_done, "steps": run.steps})
+            yield _event(
+                "progress",
+                {
+                    "status": run.status,
+                    "steps_done": run.steps_done,
+                    "steps": run.steps,
+                    "waiting": place,
+                    "cancel_requested": run.cancel_requested,
+                },
+            )
         if (keepalive := await idle.sleep()) is not None:
             yield keepalive
 

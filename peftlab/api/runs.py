@@ -16,7 +16,7 @@ from pydantic import ConfigDict, create_model
 from peftlab.api import events
 from peftlab.api.csrf import require_csrf
 from peftlab.api.errors import Error, StrictBody, checked_query
-from peftlab.classroom import access, quotas
+from peftlab.classroom import access, quotas, waiting
 from peftlab.classroom.viewer import viewer_of
 from peftlab.errors import Conflict, NotFound
 from peftlab.runs import lifecycle
@@ -174,6 +174,11 @@ def get_run(request, run_id: int):
         "points": points,
         "evals": [e.as_dict() for e in run.shown_evals()],
         "may_cancel": access.may_act_on_run(request, run),
+        "cancel_requested": run.cancel_requested,
+        # Before its first point: its place in its queue and an estimated start (None unless
+        # queued); while it trains, the cost model's figures the page's time left starts from.
+        "waiting": waiting.place(run),
+        "timing": waiting.timing(run),
         # Where the events stream should resume to follow on from these points.
         "last_event_id": events.event_id(run.attempt, last_step),
     }
@@ -223,4 +228,6 @@ def cancel_run(request, run_id: int):
         run.refresh_from_db()
         raise Conflict(f"run {run_id} has already finished ({run.status})")
     run.refresh_from_db()
-    return 202, run.summary()
+    # A running run stops at its next report or between the batches of its evaluation: the page
+    # says "stopping after this step" from this answer on.
+    return 202, {**run.summary(), "cancel_requested": run.cancel_requested}

@@ -200,11 +200,19 @@ def process_alive(pid: int) -> bool:
 # --- while it trains: heartbeats, points, the cancel flag ---------------------------------------
 class Reporter:
     """Writes each batch of points and evaluations in one transaction and answers whether to go
-    on. One transaction: a reader never sees an evaluation without the point of its step."""
+    on. One transaction: a reader never sees an evaluation without the point of its step.
+
+    `should_stop` is the same answer for long work between reports (an evaluation's batches, the
+    end-of-run measurements): it reads the cancel flag from the database at most every
+    CHECK_SECONDS, so the engine may ask it as often as it likes."""
+
+    CHECK_SECONDS = 0.5
 
     def __init__(self, claim: Claim, stopping=lambda: False):
         self.run_id, self.attempt = claim.run_id, claim.attempt
         self.stopping = stopping  # the process is shutting down: stop at this report
+        self._checked_at = time.monotonic()  # a report or a check just read the flag
+        self._stop = False
 
     def __call__(self, points, evals) -> bool:
         with transaction.atomic():
@@ -234,7 +242,21 @@ class Reporter:
                 pk=self.run_id, status=Run.RUNNING, attempts=self.attempt, cancel_requested=False
             ).update(steps_done=points[-1].step, heartbeat_at=timezone.now())
         notify.changed(self.run_id)  # committed: the streams read it now
+        self._checked_at, self._stop = time.monotonic(), not alive
         return bool(alive) and not self.stopping()
+
+    def should_stop(self) -> bool:
+        """Whether the run was cancelled (or this attempt superseded, or the process is
+        stopping): one indexed read at most every CHECK_SECONDS, the last answer in between."""
+        if self._stop or self.stopping():
+            return True
+        now = time.monotonic()
+        if now - self._checked_at >= self.CHECK_SECONDS:
+            self._checked_at = now
+            self._stop = not Run.objects.filter(
+                pk=self.run_id, status=Run.RUNNING, attempts=self.attempt, cancel_requested=False
+            ).exists()
+        return self._stop
 
 
 def steps_done(run_id: int) -> int:

@@ -123,9 +123,8 @@ def _train(claim: Claim, device) -> str:
     try:
         # Checked when it was submitted; an uploaded task needs no viewer here.
         spec = validate_run(run.method, run.task, run.steps, run.seed, run.params, may_use_task=ANY_TASK)
-        metrics = training.train(
-            spec, lifecycle.Reporter(claim, stopping=lambda: _shutting_down), save_dir=save_dir, device=device
-        )
+        reporter = lifecycle.Reporter(claim, stopping=lambda: _shutting_down)
+        metrics = training.train(spec, reporter, save_dir=save_dir, device=device, should_stop=reporter.should_stop)
         metrics["trainable_params_predicted"] = predicted_trainable(spec)
     except (RunRequestError, training.TrainingError) as exc:
         return finish(claim, Run.FAILED, error=str(exc))

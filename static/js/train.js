@@ -11,7 +11,7 @@ const chart = document.getElementById("loss-chart");
 
 let methods = [];
 let tasks = [];
-let current = null; // {id, steps, source: EventSource|null}
+let current = null; // {id, steps, source: EventSource|null, stopping: bool}
 
 // ---- the form, from the registry -------------------------------------------------------------
 function paramInput(p) {
@@ -148,19 +148,76 @@ function addEval(e) {
   Plotly.extendTraces(chart, { x: [[e.step], [e.step]], y: [[e.val_loss], [e.val_accuracy]] }, [1, 2]);
 }
 
+// ---- what the run is doing, in words ---------------------------------------------------------
+// The status line is drawn again every second while a run waits or trains, counting its estimate
+// down from when its last news (a point, the queue's place) came.
+const ordinal = (n) => {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? "th" : ({ 1: "st", 2: "nd", 3: "rd" })[n % 10] || "th";
+  return `${n}${suffix}`;
+};
+
+// A queued run: its place in its queue and estimated start (GET /api/runs/<id> "waiting", sent
+// again by the stream when it changes), e.g. "3rd in the queue · starts in about 40 s".
+function waitingText(place, since) {
+  if (!place) return "queued: waiting for a worker";
+  const training = place.training ? ` (${place.training} training now)` : "";
+  const left = place.starts_in_seconds - since;
+  const start = place.ahead === 0 && place.training === 0 ? "starts as soon as a worker takes it"
+    : left >= 1 ? `starts in about ${fmtDuration(left)}` : "starts any moment now";
+  return `queued: ${ordinal(place.place)} in the queue${training} · ${start}`;
+}
+
+// Time left of a running run: its remaining steps at the pace its points show, then the final
+// evaluation and the end-of-run measurements, the cost model's figure for them (GET
+// /api/runs/<id> "timing") scaled by how much slower or faster than the model this run steps.
+function secondsLeft(run, last) {
+  const perStep = last.elapsed / last.step;
+  const timing = run.timing;
+  const after = timing && timing.step_seconds > 0 ? timing.after_steps_seconds * (perStep / timing.step_seconds) : 0;
+  return perStep * (run.steps - last.step) + after;
+}
+
+function runningText(run, last, since) {
+  let text = `running: ${last ? last.step : run.steps_done || 0} of ${run.steps} steps`;
+  if (current && current.stopping) return `${text} · stopping after this step…`;
+  if (!last || last.step === 0) return text;
+  // The engine reports the points before its last step just before it (workers/training.py):
+  // from then on what is left is that step, the final evaluation and the measurements.
+  if (last.step >= run.steps) text += " · final evaluation done; end-of-run measurements…";
+  else if (last.step === run.steps - 1) text += " · the last step, then the final evaluation and measurements…";
+  const left = secondsLeft(run, last) - since;
+  const sep = text.endsWith("…") ? " " : " · ";
+  return left >= 1 ? `${text}${sep}about ${fmtSeconds(left)} left` : `${text}${sep}finishing`;
+}
+
+let progressShown = null; // {run, last, at}: what the status line says, and when its news came
+
 function showProgress(run, lastPoint) {
   const done = lastPoint ? lastPoint.step : run.steps_done || 0;
   $("progress-bar").style.width = `${(100 * done) / run.steps}%`;
-  let text = `${run.status}: ${done} of ${run.steps} steps`;
-  if (run.status === "running" && lastPoint && lastPoint.step > 0) {
-    const left = (lastPoint.elapsed / lastPoint.step) * (run.steps - lastPoint.step);
-    text += ` · about ${fmtSeconds(left)} left`;
-  }
-  if (run.status === "queued") text = "queued: waiting for a worker";
+  const before = progressShown;
+  const fresh = !before || before.run.id !== run.id || before.last !== lastPoint || before.run.waiting !== run.waiting
+    || before.run.status !== run.status;
+  progressShown = { run, last: lastPoint, at: fresh ? performance.now() : before.at };
+  drawProgress();
+}
+
+function drawProgress() {
+  if (!progressShown) return;
+  const { run, last, at } = progressShown;
+  const since = (performance.now() - at) / 1000;
+  let text = `${run.status}: ${last ? last.step : run.steps_done || 0} of ${run.steps} steps`;
+  if (run.status === "running") text = runningText(run, last, since);
+  if (run.status === "queued") text = waitingText(run.waiting, since);
   if (run.error) text += ` · ${run.error}`;
   $("progress-text").textContent = text;
   $("progress-text").className = run.status === "failed" ? "error" : "muted";
 }
+
+setInterval(() => {
+  if (progressShown && ["queued", "running"].includes(progressShown.run.status)) drawProgress();
+}, 1000);
 
 function showMetrics(run) {
   const m = run.metrics || {};
@@ -235,6 +292,7 @@ function follow(run, after) {
   source.addEventListener("progress", (e) => {
     const info = JSON.parse(e.data);
     if (info.status !== run.status) refreshRuns();
+    if (info.cancel_requested) markStopping();
     run = { ...run, ...info };
     if (!last || info.status !== "running") showProgress(run, last);
   });
@@ -247,6 +305,15 @@ function follow(run, after) {
   });
 }
 
+// The cancel was taken: the page says so at once, before the stream's final status.
+function markStopping() {
+  if (!current || current.stopping) return;
+  current.stopping = true;
+  $("cancel-button").disabled = true;
+  $("cancel-button").textContent = "Stopping after this step…";  // beside the button pressed, on a phone too
+  if (progressShown) drawProgress();
+}
+
 function showRunState(run, lastPoint) {
   $("run-title").textContent = `Run ${run.id}: ${run.method} on ${run.task}`;
   $("run-title").dataset.status = run.status;
@@ -256,7 +323,9 @@ function showRunState(run, lastPoint) {
   const mine = run.may_cancel !== false;
   const active = ["queued", "running"].includes(run.status);
   const why = "Only who started this run, or their teacher, can cancel it.";
-  $("cancel-button").disabled = !mine || !active;
+  const stopping = Boolean(active && current && current.stopping);
+  $("cancel-button").disabled = !mine || !active || stopping;
+  $("cancel-button").textContent = stopping ? "Stopping after this step…" : "Cancel";
   $("cancel-button").title = mine ? "" : why;
   $("cancel-note").textContent = why;
   $("cancel-note").hidden = mine || !active;
@@ -285,7 +354,7 @@ async function openRun(id) {
   stopStream();
   const run = await getJson(`/api/runs/${id}`);
   fillForm(run);
-  current = { id: run.id, steps: run.steps, source: null };
+  current = { id: run.id, steps: run.steps, source: null, stopping: run.status === "running" && run.cancel_requested };
   writeQuery(`run=${run.id}`);
   drawChart(run.points, run.evals, `${run.method} on ${run.task} · lr ${run.params.lr}`, run.steps);
   const last = run.points.length ? run.points[run.points.length - 1] : null;
@@ -357,6 +426,7 @@ form.addEventListener("submit", async (event) => {
   try {
     const run = await postJson(root.dataset.runsUrl, readForm());
     await openRun(run.id);
+    showLiveChart();
     refreshRuns();
   } catch (err) {
     $("form-error").textContent = err.message;
@@ -365,12 +435,25 @@ form.addEventListener("submit", async (event) => {
   }
 });
 
+// On a narrow screen the chart sits below the form (and the CSV panel): after Train, bring it
+// into view, with the run's title and status line above it.
+function showLiveChart() {
+  const card = chart.closest(".card");
+  const box = card.getBoundingClientRect();
+  if (box.top < 0 || box.bottom > window.innerHeight) card.scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
 $("cancel-button").addEventListener("click", async () => {
   if (!current) return;
+  const shown = current;
+  $("cancel-button").disabled = true;
   try {
-    await postJson(`/api/runs/${current.id}/cancel`, {});
-    $("progress-text").textContent = "cancelling…";
+    const answer = await postJson(`/api/runs/${shown.id}/cancel`, {});
+    if (current !== shown) return;
+    if (answer.status === "running") markStopping();  // it stops after the step it is on
+    else showRunState(answer, progressShown && progressShown.last);  // a queued run is cancelled now
   } catch (err) {
+    $("cancel-button").disabled = false;
     $("form-error").textContent = err.message;
   }
 });

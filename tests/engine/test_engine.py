@@ -177,6 +177,25 @@ def test_it_stops_when_the_report_says_cancel():
     assert len(calls) == 1 and calls[0][-1].step < 500
 
 
+@pytest.mark.parametrize("method", ["lora", "full", "prefix"])
+def test_a_long_step_asks_should_stop_between_its_layers_and_stops_mid_step(method):
+    """A cancel need not wait for a long step to end: each encoder layer asks before its forward
+    pass and before its part of the backward pass (6 layers: 12 questions a step)."""
+    asked = []
+
+    def stop_mid_backward_of_step_3():
+        asked.append(1)
+        return len(asked) > 2 * 12 + 9  # step 3: its forward asked 6 times, its backward 3
+
+    points, report = collect()
+    spec = validate_run(method, "sentiment", 50, 0, {"eval_every": 0})
+    metrics = training.train(spec, report, should_stop=stop_mid_backward_of_step_3)
+    assert metrics["cancelled"] is True
+    # Steps 1 and 2 were taken and kept; step 3 stopped in its backward pass and was not.
+    assert [p.step for p in points] == [1, 2] and len(asked) == 2 * 12 + 10
+    assert metrics["val_accuracy"] is None  # not evaluated again after the cancel
+
+
 def test_it_fails_with_a_readable_message_when_the_loss_is_not_finite(monkeypatch):
     poison_head(monkeypatch)
     with pytest.raises(training.TrainingError, match="loss became nan at step 1; try a smaller learning rate"):

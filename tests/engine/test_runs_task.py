@@ -1,6 +1,7 @@
 """The Celery task in-process (its function, not a worker): what it writes for each outcome."""
 
 import io
+import time
 import zipfile
 
 import pytest
@@ -79,3 +80,72 @@ def test_it_serves_the_adapter_as_a_zip_that_loads_back_to_the_same_logits(clien
     with torch.no_grad():
         assert torch.allclose(loaded(**inputs).logits, model(**inputs).logits, atol=1e-6)
     assert client.get("/api/runs/999/adapter").status_code == 404
+
+
+def slow_evaluation(monkeypatch, on_batch):
+    """Evaluations of one example per batch, each batch a little slow, `on_batch(n)` called
+    before the n-th batch of each evaluation (from 1). Returns the batches evaluated per evaluation."""
+    from workers import measure
+
+    counts: list[int] = []
+    real_collate = encoding.collate
+
+    def collate(ids, labels, device):
+        counts[-1] += 1
+        on_batch(counts[-1])
+        time.sleep(0.01)
+        return real_collate(ids, labels, device)
+
+    real_evaluate = measure._evaluate
+
+    def evaluate(model, data, device, should_stop):
+        counts.append(0)
+        return real_evaluate(model, data, device, should_stop)
+
+    monkeypatch.setattr(measure, "EVAL_BATCH", 1)
+    monkeypatch.setattr(measure, "_evaluate", evaluate)
+    monkeypatch.setattr(measure.encoding, "collate", collate)
+    return counts
+
+
+def test_a_cancel_stops_an_evaluation_between_its_batches_and_keeps_the_points(monkeypatch):
+    run = queued_run(steps=4)  # evaluates at steps 2 and 4
+    val_size = len(encoding.encode_task("sentiment")[1].labels)
+    asked = {}
+
+    def cancel_during_the_first_evaluation(n):
+        if n == 5 and not asked:
+            asked["at"] = time.perf_counter()
+            Run.objects.filter(pk=run.pk).update(cancel_requested=True)  # what POST .../cancel does
+
+    counts = slow_evaluation(monkeypatch, cancel_during_the_first_evaluation)
+    assert tasks.train_run(run.pk) == "cancelled"
+    stopped_after = time.perf_counter() - asked["at"]
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    # The evaluation broke off a few batches after the request (the flag is read at most every
+    # half second), far from its 200 batches; nothing was evaluated again after the cancel.
+    assert len(counts) == 1 and 5 < counts[0] < val_size, counts
+    assert list(Point.objects.filter(run=run).values_list("step", flat=True)) == [1, 2]
+    assert not EvalPoint.objects.filter(run=run).exists()
+    assert run.metrics["val_accuracy"] is None and run.metrics["adapter_bytes"] is None
+    assert stopped_after < 10, stopped_after  # a safety net, not the measure: see the count above
+
+
+def test_a_cancel_after_the_last_step_stops_the_measurements_and_saves_nothing(monkeypatch, artifacts_dir):
+    from workers import measure
+
+    run = queued_run(steps=2)
+    real_latency = measure.measure_latency
+
+    def latency_then_cancel(*args, **kwargs):
+        Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+        time.sleep(0.6)  # past the check's half second
+        return real_latency(*args, **kwargs)
+
+    monkeypatch.setattr(measure, "measure_latency", latency_then_cancel)
+    assert tasks.train_run(run.pk) == "cancelled"
+    run.refresh_from_db()
+    assert run.status == "cancelled" and run.steps_done == 2
+    assert "latency_ms" not in run.metrics and "demo" not in run.metrics
+    assert not (artifacts_dir / str(run.pk)).exists()

@@ -1,0 +1,99 @@
+"""What a run waits for, in words a learner can check: its place in its queue and an estimated
+start before its first point, and the figures the training page turns into time left.
+
+The place counts what the workers' fair scheduler would start before the run (dashboard.queue_order
+simulates peftlab/runs/scheduler.pick round the owners, each within their limit), not the order
+of submission. The estimated start is the run-cost estimates (workers/run_cost.py, one CPU's
+seconds) of what stands before it: the rest of each run training now on its queue, then each run
+ahead, scaled by the pace the training runs' points show (a loaded or faster machine), shared
+between the worker slots. The web server does not know how many slots the workers
+of a queue have; it counts as many as are busy now (at least one), which is never more than there
+are. An estimate: a run that ends early, is cancelled or is submitted by someone served less
+changes it, and a GPU worker is faster than the CPU the costs were measured on.
+"""
+
+from __future__ import annotations
+
+from peftlab.classroom.dashboard import queue_order
+from peftlab.classroom.quotas import estimated_seconds
+from peftlab.runs.models import Run
+from workers import datasets, run_cost
+from workers.methods import RunSpec
+
+# What the place counts, as the API says it (GET /api/runs/{id} "waiting.counts").
+COUNTS = (
+    "ahead: the queued runs of this run's queue that the fair scheduler would start before it; "
+    "training: the runs training now on that queue; starts_in_seconds: the run-cost estimates of "
+    "what is left of those and of the runs ahead, at the pace the training runs' points show "
+    "against the estimate, shared between as many worker slots as are busy now (at least one)"
+)
+
+
+def _spec(run: Run, steps: int | None = None) -> RunSpec:
+    return RunSpec(
+        method=run.method, task=run.task, steps=run.steps if steps is None else steps, seed=0, params=run.params
+    )
+
+
+def _seconds(run: Run, steps: int | None = None) -> float:
+    """The run's estimated worker time for `steps` of its steps (all of them by default); 0 when
+    it cannot be estimated (a method or task that no longer exists)."""
+    try:
+        return estimated_seconds(_spec(run, steps))
+    except (KeyError, datasets.UnknownTask):
+        return 0.0
+
+
+def _pace(run: Run) -> float | None:
+    """How much slower (> 1) or faster than the cost model a running run steps, from its last
+    point; None before its first."""
+    last = run.points.filter(attempt=run.attempt).order_by("-step").first()
+    figures = timing(run)
+    if last is None or not last.step or figures is None or not figures["step_seconds"]:
+        return None
+    return (last.elapsed / last.step) / figures["step_seconds"]
+
+
+def left_seconds(run: Run, pace: float | None) -> float:
+    """What is left of a running run: its steps not yet done, the final evaluation and the
+    end-of-run measurements, at the pace its points show (the cost model's before its first)."""
+    return _seconds(run, max(0, run.steps - run.steps_done)) * (pace or 1.0)
+
+
+def place(run: Run) -> dict | None:
+    """A queued run's place: {"place", "ahead", "training", "starts_in_seconds", "counts"};
+    None for a run that is not queued."""
+    if run.status != Run.QUEUED:
+        return None
+    order = queue_order(run.queue)
+    ahead_ids = order[: order.index(run.pk)] if run.pk in order else order
+    ahead = Run.objects.filter(pk__in=ahead_ids)
+    training = list(Run.objects.filter(status=Run.RUNNING, queue=run.queue))
+    slots = max(1, len(training))
+    paces = {r.pk: _pace(r) for r in training}
+    known = [p for p in paces.values() if p is not None]
+    # The runs ahead go at the pace of those training now (the same workers), else the model's.
+    pace = sum(known) / len(known) if known else 1.0
+    seconds = sum(left_seconds(r, paces[r.pk]) for r in training) + pace * sum(_seconds(r) for r in ahead)
+    return {
+        "place": len(ahead_ids) + 1,
+        "ahead": len(ahead_ids),
+        "training": len(training),
+        "starts_in_seconds": round(seconds / slots, 1),
+        "counts": COUNTS,
+    }
+
+
+def timing(run: Run) -> dict | None:
+    """The cost model's figures for the run, which the training page scales by the speed its
+    points show: "step_seconds", one step with its share of the evaluations along the way, and
+    "after_steps_seconds", the cost model's fixed term: the final evaluation and the end-of-run
+    measurements (with the model's build, over by then: the figure errs long)."""
+    try:
+        fixed = run_cost.cost_of(run.method).fixed_seconds
+    except KeyError:
+        return None
+    total = _seconds(run)
+    if not total or not run.steps:
+        return None
+    return {"step_seconds": round((total - fixed) / run.steps, 5), "after_steps_seconds": round(fixed, 3)}

@@ -1,0 +1,133 @@
+"""What a run waits for, through the API in process: a queued run's place in its queue and its
+estimated start, the figures behind the training page's time left, and a cancel's answer."""
+
+import asyncio
+import json
+
+import pytest
+from django.utils import timezone
+
+from peftlab.api import events
+from peftlab.classroom import waiting
+from peftlab.classroom.quotas import estimated_seconds
+from peftlab.runs.models import Point, Run
+from tests.support.classrooms import visitor_owner
+from workers import run_cost
+from workers.methods import validate_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_run(owner, steps=20, status=Run.QUEUED, **fields):
+    spec = validate_run("lora", "sentiment", steps, 0, {"batch_size": 16, "eval_every": 10})
+    return Run.objects.create(
+        method=spec.method, task=spec.task, steps=spec.steps, params=spec.params, owner=owner, status=status, **fields
+    )
+
+
+def seconds(run, steps=None):
+    spec = validate_run(run.method, run.task, run.steps if steps is None else steps, 0, run.params)
+    return estimated_seconds(spec)
+
+
+def test_a_queued_run_says_its_place_and_estimated_start_behind_the_runs_ahead(client):
+    me = visitor_owner(client)
+    training = make_run("session:other", steps=40, status=Run.RUNNING, attempts=1, steps_done=10)
+    first, second = make_run("session:a"), make_run("session:b", steps=60)
+    mine = make_run(me)
+    later = make_run("session:c")
+
+    got = client.get(f"/api/runs/{mine.pk}").json()
+    place = got["waiting"]
+    # Two queued runs of other owners come before it (three owners never served: in
+    # submission order); the run training now is counted apart.
+    assert (place["place"], place["ahead"], place["training"]) == (3, 2, 1)
+    expected = seconds(training, 30) + seconds(first) + seconds(second)  # one busy slot
+    assert place["starts_in_seconds"] == pytest.approx(expected, abs=0.1)
+    assert "fair scheduler" in place["counts"]
+    assert got["cancel_requested"] is False
+
+    # The next in line is 1st; the run after mine sees mine ahead of it.
+    assert client.get(f"/api/runs/{first.pk}").json()["waiting"]["place"] == 1
+    assert waiting.place(later)["place"] == 4
+    # A run that trains or has finished waits for nothing.
+    assert client.get(f"/api/runs/{training.pk}").json()["waiting"] is None
+
+
+def test_the_fair_scheduler_puts_a_run_of_someone_not_yet_served_before_a_busy_owners_runs(client):
+    me = visitor_owner(client)
+    make_run("session:busy", status=Run.RUNNING, attempts=1, started_at=timezone.now())
+    flood = [make_run("session:busy") for _ in range(3)]
+    mine = make_run(me)
+    place = client.get(f"/api/runs/{mine.pk}").json()["waiting"]
+    # Submitted last, but its owner has nothing training: the scheduler starts it first.
+    assert (place["place"], place["ahead"], place["training"]) == (1, 0, 1)
+    assert waiting.place(flood[0])["place"] == 2
+
+
+def test_two_busy_slots_share_the_wait():
+    running = [make_run(f"session:r{i}", status=Run.RUNNING, attempts=1) for i in range(2)]
+    ahead = make_run("session:a")
+    mine = make_run("session:me")
+    place = waiting.place(mine)
+    expected = (sum(seconds(r) for r in running) + seconds(ahead)) / 2
+    assert place["starts_in_seconds"] == pytest.approx(expected, abs=0.1)
+
+
+def test_the_estimated_start_goes_at_the_pace_the_training_run_shows():
+    training = make_run("session:r", steps=40, status=Run.RUNNING, attempts=1, steps_done=10)
+    step_seconds = waiting.timing(training)["step_seconds"]
+    # Three times slower than the cost model (a loaded machine): its points say so.
+    Point.objects.create(run=training, attempt=1, step=10, loss=1.0, elapsed=10 * 3 * step_seconds)
+    ahead = make_run("session:a")
+    mine = make_run("session:me")
+    expected = 3 * (seconds(training, 30) + seconds(ahead))
+    assert waiting.place(mine)["starts_in_seconds"] == pytest.approx(expected, abs=0.2)
+
+
+def test_a_run_gives_the_cost_models_step_and_after_steps_figures(client):
+    run = make_run(visitor_owner(client), status=Run.RUNNING, attempts=1)
+    timing = client.get(f"/api/runs/{run.pk}").json()["timing"]
+    cost = run_cost.cost_of("lora")
+    assert timing["after_steps_seconds"] == pytest.approx(cost.fixed_seconds)
+    # Per step: the step itself and its share of the evaluations along the way.
+    assert timing["step_seconds"] * run.steps + cost.fixed_seconds == pytest.approx(seconds(run), rel=1e-3)
+
+
+def test_cancelling_a_running_run_answers_that_it_is_stopping(csrf_client):
+    run = make_run(visitor_owner(csrf_client), status=Run.RUNNING, attempts=1)
+    answer = csrf_client.post(f"/api/runs/{run.pk}/cancel")
+    assert answer.status_code == 202
+    assert answer.json()["status"] == "running" and answer.json()["cancel_requested"] is True
+    assert csrf_client.get(f"/api/runs/{run.pk}").json()["cancel_requested"] is True
+
+
+async def progress_events(run_id, count):
+    seen = []
+    async for chunk in events._stream(run_id, 0):
+        for block in chunk.strip().split("\n\n"):
+            lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+            if lines.get("event") == "progress":
+                seen.append(json.loads(lines["data"]))
+        if len(seen) >= count:
+            return seen
+
+
+def test_the_stream_of_a_queued_run_sends_its_place_again_when_it_changes(settings):
+    settings.PEFTLAB_SSE_POLL_MS = 10
+    ahead = make_run("session:a")
+    mine = make_run("session:me")
+
+    async def watch():
+        task = asyncio.ensure_future(progress_events(mine.pk, 2))
+        await asyncio.sleep(0.3)
+        await Run.objects.filter(pk=ahead.pk).aupdate(status=Run.CANCELLED)
+        return await asyncio.wait_for(task, timeout=10)
+
+    events.PLACE_SECONDS, before = 0.05, events.PLACE_SECONDS
+    try:
+        first, then = asyncio.run(watch())
+    finally:
+        events.PLACE_SECONDS = before
+    assert first["status"] == "queued" and first["waiting"]["place"] == 2
+    assert then["waiting"]["place"] == 1 and then["waiting"]["ahead"] == 0
