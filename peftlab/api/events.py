@@ -29,8 +29,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import Http404, StreamingHttpResponse
 
-from peftlab.classroom import access, waiting
-from peftlab.runs import lifecycle, notify
+from peftlab.classroom import access
+from peftlab.runs import lifecycle, notify, waiting
 from peftlab.runs.models import Batch, EvalPoint, Point, Run
 
 KEEPALIVE_SECONDS = 15
@@ -140,11 +140,12 @@ async def _run_events(run_id: int, attempt: int, step: int, idle: _Quiet):
             yield _event("status", run.summary(), event_id=event_id(attempt, step))
             return
         # A queued run's place is read again every PLACE_SECONDS (the runs ahead of it end and
-        # start without a signal for this run), a few queries each.
+        # start without a signal for this run), a few queries each; the streams of one queue
+        # share the queue's order, worked out once per PLACE_SECONDS.
         if run.status != Run.QUEUED:
             place = None
         elif time.monotonic() - placed_at >= PLACE_SECONDS:
-            place, placed_at = await sync_to_async(waiting.place)(run), time.monotonic()
+            place, placed_at = await sync_to_async(waiting.place)(run, PLACE_SECONDS), time.monotonic()
         if (run.status, run.steps_done, place, run.cancel_requested) != progress:
             progress = (run.status, run.steps_done, place, run.cancel_requested)
             idle.reset()

@@ -16,10 +16,10 @@ from pydantic import ConfigDict, create_model
 from peftlab.api import events
 from peftlab.api.csrf import require_csrf
 from peftlab.api.errors import Error, StrictBody, checked_query
-from peftlab.classroom import access, quotas, waiting
+from peftlab.classroom import access, quotas
 from peftlab.classroom.viewer import viewer_of
 from peftlab.errors import Conflict, NotFound
-from peftlab.runs import lifecycle
+from peftlab.runs import estimate, lifecycle, waiting
 from peftlab.runs.models import Run
 from workers import artifacts, methods, run_cost
 
@@ -142,7 +142,7 @@ def estimate_run(
     )
     limits = quotas.limits_of(viewer_of(request))
     return {
-        "seconds": round(quotas.estimated_seconds(spec), 1),
+        "seconds": round(estimate.estimated_seconds(spec), 1),
         "machine": run_cost.machine(),
         "budget_seconds": limits.run_minutes * 60 or None,
         "where": limits.where,

@@ -6,14 +6,14 @@ Every number is read from the runs' rows: status and steps as the worker writes 
 and time from the metrics each finished run measured.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.urls import reverse
 from django.utils import timezone
 
 from peftlab.classroom.models import Classroom
 from peftlab.runs.models import Run
-from peftlab.runs.scheduler import pick, queue_state
+from peftlab.runs.scheduler import queue_order
 from workers import methods
 
 RUNS_PER_STUDENT = 20  # the newest runs listed per student (the count says how many in all)
@@ -77,46 +77,6 @@ def leaderboard(runs: list[Run], nicknames: dict[int, str]) -> list[dict]:
             }
         )
     return rows
-
-
-def queue_order(queue: str) -> list[int]:
-    """The queued runs of one Celery queue in the order the workers' fair scheduler would start
-    them (peftlab/runs/scheduler.pick), if no run ended early: round the owners, each within their
-    limit, a batch one lane at a time where its owner has a limit. An estimate: a run that ends
-    or is cancelled changes what comes next."""
-    waiting, running, last_start, training = queue_state(queue)
-    # What each owner has training, oldest first: the batches seen training now, then runs.
-    owner_of = {w.batch: w.owner for w in waiting if w.batch is not None}
-    started: dict[str, list[int | None]] = {}
-    for batch in sorted(training):
-        started.setdefault(owner_of[batch], []).append(batch)
-    for owner, n in running.items():
-        started.setdefault(owner, []).extend([None] * max(0, n - len(started.get(owner, []))))
-    training = set(training)
-    clock = max([timezone.now(), *last_start.values()])
-    order = []
-    while waiting:
-        chosen = pick(waiting, running, last_start, training)
-        if chosen is None:
-            # Every waiting run must wait: the oldest run each owner has training ends.
-            if not any(started.values()):
-                order.extend(w.id for w in waiting)  # cannot happen; never loop for ever
-                break
-            for owner, runs in started.items():
-                if runs:
-                    training.discard(runs.pop(0))
-                    running[owner] -= 1
-            continue
-        run = next(w for w in waiting if w.id == chosen)
-        waiting.remove(run)
-        order.append(run.id)
-        running[run.owner] = running.get(run.owner, 0) + 1
-        started.setdefault(run.owner, []).append(run.batch)
-        if run.batch is not None:
-            training.add(run.batch)
-        clock += timedelta(microseconds=1)
-        last_start[run.owner] = clock
-    return order
 
 
 def _queue(classroom: Classroom, nicknames: dict[int, str]) -> list[dict]:

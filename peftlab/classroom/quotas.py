@@ -32,9 +32,9 @@ from peftlab.classroom import access, ratelimit
 from peftlab.classroom.models import SETTING_LABELS, Classroom, Student
 from peftlab.classroom.viewer import ANONYMOUS, STUDENT, TEACHER, Viewer, establish_owner, viewer_of
 from peftlab.errors import Conflict, Invalid, NotAllowed, TooMany
+from peftlab.runs import estimate
 from peftlab.runs.models import Dataset, Run
-from peftlab.runs.task_source import dataset_id
-from workers import datasets, methods, run_cost
+from workers import methods, run_cost
 
 
 @dataclass(frozen=True)
@@ -100,22 +100,8 @@ def _start_of_day():
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _val_size(task: str) -> int:
-    """The validation split's size, which each evaluation's cost grows with."""
-    if (pk := dataset_id(task)) is not None:
-        return Dataset.objects.filter(pk=pk).values_list("val_size", flat=True).first() or 0
-    return len(datasets.load_task(task).val)
-
-
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
-
-
-def estimated_seconds(spec: methods.RunSpec) -> float:
-    """The run's estimated worker time (workers/run_cost.py) on its task."""
-    return run_cost.cost_of(spec.method).seconds(
-        spec.steps, spec.params["batch_size"], spec.params.get("eval_every", 0), _val_size(spec.task)
-    )
 
 
 def limits_of(viewer: Viewer) -> Limits:
@@ -135,7 +121,7 @@ def check_budget(spec: methods.RunSpec, limits: Limits) -> None:
     cost = run_cost.cost_of(spec.method)
     batch = spec.params["batch_size"]
     eval_every = spec.params.get("eval_every", 0)
-    val_size = _val_size(spec.task)
+    val_size = estimate.val_size(spec.task)
     seconds = cost.seconds(spec.steps, batch, eval_every, val_size)  # as estimated_seconds(spec)
     if seconds <= budget:
         return

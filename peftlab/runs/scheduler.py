@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, Max
+from django.utils import timezone
 
 from peftlab.runs.models import Run
 
@@ -108,3 +109,43 @@ def lock_for_pick() -> None:
 def next_waiting(queue: str) -> Run | None:
     """The oldest queued run of a queue: the run a fresh message names when a slot frees."""
     return Run.objects.filter(status=Run.QUEUED, queue=queue).order_by("id").first()
+
+
+def queue_order(queue: str) -> list[int]:
+    """The queued runs of one Celery queue in the order the workers' fair scheduler would start
+    them (`pick`), if no run ended early: round the owners, each within their
+    limit, a batch one lane at a time where its owner has a limit. An estimate: a run that ends
+    or is cancelled changes what comes next."""
+    waiting, running, last_start, training = queue_state(queue)
+    # What each owner has training, oldest first: the batches seen training now, then runs.
+    owner_of = {w.batch: w.owner for w in waiting if w.batch is not None}
+    started: dict[str, list[int | None]] = {}
+    for batch in sorted(training):
+        started.setdefault(owner_of[batch], []).append(batch)
+    for owner, n in running.items():
+        started.setdefault(owner, []).extend([None] * max(0, n - len(started.get(owner, []))))
+    training = set(training)
+    clock = max([timezone.now(), *last_start.values()])
+    order = []
+    while waiting:
+        chosen = pick(waiting, running, last_start, training)
+        if chosen is None:
+            # Every waiting run must wait: the oldest run each owner has training ends.
+            if not any(started.values()):
+                order.extend(w.id for w in waiting)  # cannot happen; never loop for ever
+                break
+            for owner, runs in started.items():
+                if runs:
+                    training.discard(runs.pop(0))
+                    running[owner] -= 1
+            continue
+        run = next(w for w in waiting if w.id == chosen)
+        waiting.remove(run)
+        order.append(run.id)
+        running[run.owner] = running.get(run.owner, 0) + 1
+        started.setdefault(run.owner, []).append(run.batch)
+        if run.batch is not None:
+            training.add(run.batch)
+        clock += timedelta(microseconds=1)
+        last_start[run.owner] = clock
+    return order

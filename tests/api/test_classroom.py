@@ -13,10 +13,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from peftlab.classroom import dashboard as dash
 from peftlab.classroom import models as classroom_models
 from peftlab.classroom.models import CODE_ALPHABET, Classroom, Student
-from peftlab.runs import lifecycle
+from peftlab.runs import lifecycle, scheduler
 from peftlab.runs.models import Batch, Run
 from tests.support.classrooms import (
     PASSWORD,
@@ -559,7 +558,7 @@ def test_the_dashboard_json_has_every_students_runs_the_leaderboard_and_the_queu
     # class and the visitor (neither listed), then Ana's three: she has one running, and at two
     # she waits for one to end. The places count the class's own waiting runs only.
     assert queue == [(1, q[3].pk, "Ben"), (2, q[0].pk, "Ana"), (3, q[1].pk, "Ana"), (4, q[2].pk, "Ana")]
-    assert dash.queue_order("cpu") == [q[3].pk, other_class_run.pk, visitors_run.pk, q[0].pk, q[1].pk, q[2].pk]
+    assert scheduler.queue_order("cpu") == [q[3].pk, other_class_run.pk, visitors_run.pk, q[0].pk, q[1].pk, q[2].pk]
     assert other_class_run.pk not in {r["id"] for s in data["students"] for r in s["runs"]}
     assert visitors_run.pk not in {r["id"] for s in data["students"] for r in s["runs"]}
 
@@ -669,7 +668,7 @@ def test_the_queue_order_follows_the_fair_scheduler_when_everyone_is_at_their_li
     waiting = [
         Run.objects.create(method="lora", task="sentiment", steps=1, owner=o, max_concurrent=1) for o in ("x", "x", "y")
     ]
-    assert a and dash.queue_order("cpu") == [waiting[2].pk, waiting[0].pk, waiting[1].pk]
+    assert a and scheduler.queue_order("cpu") == [waiting[2].pk, waiting[0].pk, waiting[1].pk]
 
 
 def test_the_queue_order_trains_a_limited_owners_batch_one_lane_at_a_time(ada):
@@ -679,7 +678,7 @@ def test_the_queue_order_trains_a_limited_owners_batch_one_lane_at_a_time(ada):
     race = Batch.objects.create(kind=Batch.RACE, task="sentiment", steps=10, seed=0)
     lanes = [run_of(ana, status=Run.QUEUED, batch=race, lane=lane, max_concurrent=2) for lane in range(3)]
     lone = run_of(ana, status=Run.QUEUED, max_concurrent=2)
-    assert dash.queue_order("cpu") == [lanes[0].pk, lone.pk, lanes[1].pk, lanes[2].pk]
+    assert scheduler.queue_order("cpu") == [lanes[0].pk, lone.pk, lanes[1].pk, lanes[2].pk]
     # Its first lane training: the next lanes wait for it, the lone run does not.
     Run.objects.filter(pk=lanes[0].pk).update(status=Run.RUNNING, started_at=timezone.now())
-    assert dash.queue_order("cpu") == [lone.pk, lanes[1].pk, lanes[2].pk]
+    assert scheduler.queue_order("cpu") == [lone.pk, lanes[1].pk, lanes[2].pk]

@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from peftlab.api import events
-from peftlab.classroom import waiting
-from peftlab.classroom.quotas import estimated_seconds
+from peftlab.runs import waiting
+from peftlab.runs.estimate import estimated_seconds
 from peftlab.runs.models import Point, Run
 from tests.support.classrooms import visitor_owner
 from workers import run_cost
@@ -131,3 +131,23 @@ def test_the_stream_of_a_queued_run_sends_its_place_again_when_it_changes(settin
         events.PLACE_SECONDS = before
     assert first["status"] == "queued" and first["waiting"]["place"] == 2
     assert then["waiting"]["place"] == 1 and then["waiting"]["ahead"] == 0
+
+
+def test_the_streams_of_one_queue_share_its_order_and_a_new_run_gets_a_fresh_one(monkeypatch):
+    """Every queued run's stream asks for its place every few seconds: within `max_age` they share
+    one working-out of the queue's order, and a run that is not in it yet gets a fresh one."""
+    from peftlab.runs import scheduler
+
+    worked_out = []
+    real = scheduler.queue_order
+    monkeypatch.setattr(waiting, "queue_order", lambda queue: worked_out.append(queue) or real(queue))
+    monkeypatch.setattr(waiting, "_orders", {})
+    first, second = make_run("session:a"), make_run("session:b")
+    assert [waiting.place(r, max_age=60)["place"] for r in (first, second)] == [1, 2]
+    assert worked_out == ["cpu"]
+    third = make_run("session:c")
+    assert waiting.place(third, max_age=60)["place"] == 3
+    assert worked_out == ["cpu", "cpu"]
+    # Without a max age (GET /api/runs/{id}), the order is worked out each time.
+    waiting.place(first)
+    assert worked_out == ["cpu"] * 3

@@ -1,8 +1,8 @@
 """What a run waits for, in words a learner can check: its place in its queue and an estimated
 start before its first point, and the figures the training page turns into time left.
 
-The place counts what the workers' fair scheduler would start before the run (dashboard.queue_order
-simulates peftlab/runs/scheduler.pick round the owners, each within their limit), not the order
+The place counts what the workers' fair scheduler would start before the run (scheduler.queue_order
+simulates scheduler.pick round the owners, each within their limit), not the order
 of submission. The estimated start is the run-cost estimates (workers/run_cost.py, one CPU's
 seconds) of what stands before it: the rest of each run training now on its queue, then each run
 ahead, scaled by the pace the training runs' points show (a loaded or faster machine), shared
@@ -14,9 +14,11 @@ changes it, and a GPU worker is faster than the CPU the costs were measured on.
 
 from __future__ import annotations
 
-from peftlab.classroom.dashboard import queue_order
-from peftlab.classroom.quotas import estimated_seconds
+import time
+
+from peftlab.runs.estimate import estimated_seconds
 from peftlab.runs.models import Run
+from peftlab.runs.scheduler import queue_order
 from workers import datasets, run_cost
 from workers.methods import RunSpec
 
@@ -27,6 +29,22 @@ COUNTS = (
     "what is left of those and of the runs ahead, at the pace the training runs' points show "
     "against the estimate, shared between as many worker slots as are busy now (at least one)"
 )
+
+
+# The order each queue was worked out in lately, by queue, with when: every queued run's event
+# stream asks for its place every few seconds, and the streams of a class share one queue.
+_orders: dict[str, tuple[float, list[int]]] = {}
+
+
+def _order(run: Run, max_age: float) -> list[int]:
+    """The run's queue in the scheduler's order, worked out again unless this process did so less
+    than `max_age` seconds ago with the run already in it."""
+    now = time.monotonic()
+    at, order = _orders.get(run.queue, (0.0, []))
+    if now - at >= max_age or run.pk not in order:
+        order = queue_order(run.queue)
+        _orders[run.queue] = (now, order)
+    return order
 
 
 def _spec(run: Run, steps: int | None = None) -> RunSpec:
@@ -60,12 +78,12 @@ def left_seconds(run: Run, pace: float | None) -> float:
     return _seconds(run, max(0, run.steps - run.steps_done)) * (pace or 1.0)
 
 
-def place(run: Run) -> dict | None:
+def place(run: Run, max_age: float = 0.0) -> dict | None:
     """A queued run's place: {"place", "ahead", "training", "starts_in_seconds", "counts"};
-    None for a run that is not queued."""
+    None for a run that is not queued. `max_age`: how old a queue order this may reuse (0: none)."""
     if run.status != Run.QUEUED:
         return None
-    order = queue_order(run.queue)
+    order = _order(run, max_age)
     ahead_ids = order[: order.index(run.pk)] if run.pk in order else order
     ahead = Run.objects.filter(pk__in=ahead_ids)
     training = list(Run.objects.filter(status=Run.RUNNING, queue=run.queue))
