@@ -6,11 +6,15 @@ Writes simulations/data/race_fit.json (simulations/race_sim.py reads it): per ta
 fitted loss and accuracy curves, seconds per step and the measured figures of the run. The file
 is rewritten after every run, the race's default lanes first, so an interrupted fit still ships
 what it measured (the simulated race offers only the methods it has).
+
+The seconds per step are this machine's and depend on what else it runs: fit on an idle machine.
+The script records the CPU by name and the load average over the fit, and refuses to start when
+the one-minute load average is above --max-load (the page shows times relative to one lane, which
+carry across machines far better than seconds).
 """
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 from datetime import date
@@ -21,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from bench.report import cpu_name  # noqa: E402
 from simulations import race_sim  # noqa: E402
 from workers import classifier, datasets, training  # noqa: E402
 from workers.methods import METHODS, validate_run  # noqa: E402
@@ -46,7 +51,11 @@ def main():
     parser.add_argument("--tasks", default=",".join(datasets.task_names()))
     first = ["full", "adapter", "lora", "prompt"]  # the race's default lanes
     parser.add_argument("--methods", default=",".join(first + [m for m in METHODS if m not in first]))
+    parser.add_argument("--max-load", type=float, default=0.5, help="refuse to fit on a busier machine")
     args = parser.parse_args()
+    load = os.getloadavg()[0]
+    if load > args.max_load:
+        raise SystemExit(f"the machine is busy (load average {load:.2f} > {args.max_load}): fit on an idle one")
     device = training.pick_device()
     classifier.load_base()
     about = {
@@ -57,7 +66,8 @@ def main():
         "note": args.note,
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
-        else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+        else f"{cpu_name()}, {torch.get_num_threads()} threads",
+        "load_average_at_start": round(load, 2),
     }
     fits = {task: {} for task in args.tasks.split(",")}
     for method in args.methods.split(","):
@@ -78,6 +88,7 @@ def main():
                 f"{task}/{method}: loss rmse {fits[task][method].loss.rmse:.3f}, acc {metrics['val_accuracy']:.3f}",
                 file=sys.stderr,
             )
+            about["load_average_at_end"] = round(os.getloadavg()[0], 2)
             race_sim.FIT_FILE.parent.mkdir(exist_ok=True)
             race_sim.FIT_FILE.write_text(race_sim.to_json(fits, about))
 

@@ -11,7 +11,7 @@ biases it is 2·d·m + m + d (`simulations.params.adapter_params`); the page sho
 
 from dataclasses import dataclass
 
-from simulations.params import Dims, adapter_params, adapter_weight_params, bert_encoder_params
+from simulations.params import Dims, adapter_params, adapter_weight_params
 
 HIDDEN_SIZES = (256, 384, 512, 768, 1024, 2048, 4096, 12288)
 BOTTLENECKS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -68,9 +68,7 @@ def model_share(name: str, hidden: int, layers: int, total: float, bottleneck: i
 
 def bert_total(dims: Dims) -> int:
     """A BERT encoder's parameters, counted from its configuration."""
-    return bert_encoder_params(
-        dims.vocab, dims.max_positions, dims.token_types, dims.hidden, dims.intermediate, dims.layers
-    )
+    return dims.encoder_params()
 
 
 def layer_breakdown(hidden: int, bottleneck: int) -> dict[str, int]:

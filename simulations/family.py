@@ -15,7 +15,7 @@ import numpy as np
 from simulations.adapter_block import BERT_BASE, BERT_LARGE
 from simulations.lora import TARGET_SETS
 from simulations.methods import METHODS as REGISTRY
-from simulations.params import Dims, bert_encoder_params, trainable_params
+from simulations.params import Dims, trainable_params
 
 # Liu et al. 2019: BERT-base's shape with a 50,265-token vocabulary, 514 positions, one token
 # type (the same numbers as simulations/lora.py's ROBERTA_BASE, as Dims for params.py).
@@ -76,10 +76,8 @@ BY_KEY = {m.key: m for m in METHODS}
 
 
 def encoder_total(dims: Dims) -> int:
-    """The whole encoder's parameters (with the pooler, without a head): the 100% of every share."""
-    return bert_encoder_params(
-        dims.vocab, dims.max_positions, dims.token_types, dims.hidden, dims.intermediate, dims.layers
-    )
+    """The whole encoder's parameters (without a head): the 100% of every share."""
+    return dims.encoder_params()
 
 
 def run_params(method: Method, variant: str, value: int | None) -> dict:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulations.params import Dims, bert_encoder_params, lora_matrix_params, lora_model_params
+from simulations.params import Dims, lora_matrix_params, lora_model_params
 
 # --- P11 parameter counter ----------------------------------------------------------------------
 
@@ -90,9 +90,7 @@ def decoder_params(
 
 def bert_config(key: str, label: str, dims: Dims, source: str) -> ModelConfig:
     """A BERT-style encoder's config from its Dims (the base model's come from its config.json)."""
-    total = bert_encoder_params(
-        dims.vocab, dims.max_positions, dims.token_types, dims.hidden, dims.intermediate, dims.layers
-    )
+    total = dims.encoder_params()
     return ModelConfig(key, label, dims.hidden, dims.intermediate, dims.layers, 2, total, source)
 
 

@@ -87,6 +87,7 @@ class Model:
     ffn: int
     kv_heads: int | None = None  # grouped-query attention; None means kv_heads = heads
     params: int | None = None
+    pooler: bool = True  # an encoder's pooler (the lab's classifier has none: workers/head.py)
 
     @property
     def kv_dim(self) -> int:
@@ -106,7 +107,7 @@ class Model:
         """The parameter count from the config, biases and norms included."""
         h, L, V = self.hidden, self.layers, self.vocab
         if self.arch == "encoder":
-            return bert_encoder_params(V, 512, 2, h, self.ffn, L)
+            return bert_encoder_params(V, 512, 2, h, self.ffn, L, self.pooler)
         if self.arch == "gpt":
             # Tied input/output embedding, 2048 learned positions, biases on every linear map.
             per_layer = 4 * (h * h + h) + 2 * h * self.ffn + self.ffn + h + 4 * h
@@ -409,6 +410,7 @@ def lab_dims(model: Model) -> Dims:
         vocab=model.vocab,
         max_positions=512,
         token_types=2,
+        pooler=model.pooler,
     )
 
 

@@ -18,6 +18,15 @@ class Dims:
     vocab: int
     max_positions: int
     token_types: int
+    # The pooler (a d×d layer on the [CLS] state). The lab's classifier has none: its head reads the
+    # mean of the token states (workers/head.py), so its encoder is loaded without one.
+    pooler: bool = True
+
+    def encoder_params(self) -> int:
+        """The encoder's parameters, counted from these dimensions (bert_encoder_params)."""
+        return bert_encoder_params(
+            self.vocab, self.max_positions, self.token_types, self.hidden, self.intermediate, self.layers, self.pooler
+        )
 
     def target_shapes(self, target: str) -> list[tuple[int, int]]:
         """(d_in, d_out) of each matrix one layer has for this target module."""
@@ -95,9 +104,10 @@ def ia3_params(targets: list[str], dims: Dims, head: int = 0) -> int:
 
 def bitfit_params(dims: Dims, head: int = 0) -> int:
     """BitFit (Ben Zaken et al. 2022): every bias of the encoder. The embedding LayerNorm (d);
-    per layer Q, K, V, attention output (4d), two LayerNorms (2d), FFN (f + d); the pooler (d)."""
+    per layer Q, K, V, attention output (4d), two LayerNorms (2d), FFN (f + d); the pooler (d),
+    where the encoder has one."""
     d, f = dims.hidden, dims.intermediate
-    return d + dims.layers * (4 * d + 2 * d + f + d) + d + head
+    return d + dims.layers * (4 * d + 2 * d + f + d) + (d if dims.pooler else 0) + head
 
 
 def bert_encoder_params(
@@ -121,12 +131,7 @@ def _shapes(params: dict, dims: Dims) -> list[tuple[int, int]]:
 
 
 def _full(params: dict, dims: Dims, head: int) -> int:
-    return (
-        bert_encoder_params(
-            dims.vocab, dims.max_positions, dims.token_types, dims.hidden, dims.intermediate, dims.layers
-        )
-        + head
-    )
+    return dims.encoder_params() + head
 
 
 # Each method of the registry (simulations/methods.py) by name: what it trains, given its run

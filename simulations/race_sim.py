@@ -97,6 +97,14 @@ def simulate(fit: LaneFit, steps: int, every: int = 1) -> dict:
     }
 
 
+def relative_times(lanes: list[dict], reference: str = "lora") -> tuple[str, list[float]]:
+    """Each simulated lane's training time as a multiple of one lane's (LoRA's when it races, else
+    the first lane's): the fitted seconds are one machine's, at the load it had while fitting, but
+    the ratio between lanes measured in one fit carries to another machine far better."""
+    chosen = next((lane for lane in lanes if lane["method"] == reference), lanes[0])
+    return chosen["method"], [round(lane["seconds"] / chosen["seconds"], 2) for lane in lanes]
+
+
 def to_json(fits: dict[str, dict[str, LaneFit]], about: dict) -> str:
     return json.dumps(
         {"about": about, "tasks": {task: {m: asdict(f) for m, f in lanes.items()} for task, lanes in fits.items()}},

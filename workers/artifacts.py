@@ -58,9 +58,9 @@ def load_trained(directory: Path, device=None):
     num_labels = len(manifest["labels"])
     saved_by = METHODS[spec.method].saved_by
     if saved_by == "transformers":
-        from transformers import BertForSequenceClassification
+        from workers.head import MeanPoolClassifier
 
-        return BertForSequenceClassification.from_pretrained(directory).to(device)
+        return MeanPoolClassifier.from_pretrained(directory).to(device)
     model = classifier.build_classifier(num_labels, spec.seed)
     if saved_by == "peft":
         from peft import PeftModel

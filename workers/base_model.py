@@ -37,6 +37,7 @@ def dimensions() -> Dims:
         vocab=config["vocab_size"],
         max_positions=config["max_position_embeddings"],
         token_types=config["type_vocab_size"],
+        pooler=False,  # the lab's classifier reads the mean of the token states (workers/head.py)
     )
 
 
@@ -56,4 +57,6 @@ def memory_model() -> memory.Model:
     """The base model as the memory calculator describes a model, read from its own config.json."""
     dims = dimensions()
     heads = json.loads((model_path() / "config.json").read_text())["num_attention_heads"]
-    return memory.Model(NAME, "encoder", dims.layers, dims.hidden, heads, dims.vocab, dims.intermediate)
+    return memory.Model(
+        NAME, "encoder", dims.layers, dims.hidden, heads, dims.vocab, dims.intermediate, pooler=dims.pooler
+    )

@@ -5,7 +5,7 @@ for Transformer-based Masked Language-models" (ACL). Every bias of the encoder i
 together with the task's classifier head; all weight matrices, embeddings and LayerNorm gains
 stay frozen.
 
-What trains (parameter names in BertForSequenceClassification)
+What trains (parameter names in the lab's classifier, workers/head.py)
     bert.embeddings.LayerNorm.bias                                        d
     per layer i, bert.encoder.layer.{i}.:
         attention.self.{query,key,value}.bias, attention.output.dense.bias   4d
@@ -13,9 +13,11 @@ What trains (parameter names in BertForSequenceClassification)
         intermediate.dense.bias                                            f
         output.dense.bias                                                  d
         output.LayerNorm.bias                                              d
-    bert.pooler.dense.bias                                                d
     classifier.weight, classifier.bias                                    d·labels + labels
-    trainable = d + L·(7d + f) + d + d·labels + labels   (26,882 for d=384, f=1536, L=6, 2 labels)
+    trainable = d + L·(7d + f) + d·labels + labels   (26,498 for d=384, f=1536, L=6, 2 labels)
+
+The lab's encoder has no pooler (its head reads the mean of the token states); a BERT with one
+trains its bias too (d more; simulations/params.py bitfit_params counts it where `Dims.pooler`).
 
 Saving and loading: workers/artifacts.py writes the trainable tensors above by their names.
 """

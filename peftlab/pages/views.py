@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from peftlab.pages.chapters import CHAPTERS, chapter_by_number, playgrounds_by_slug
-from simulations import chapter_facts, params, quizzes
+from simulations import chapter_facts, quizzes
 from workers import base_model
 
 
@@ -57,9 +57,7 @@ def playground(request, slug):
 @ensure_csrf_cookie
 def train(request):
     dims = base_model.dimensions()
-    encoder_params = params.bert_encoder_params(
-        dims.vocab, dims.max_positions, dims.token_types, dims.hidden, dims.intermediate, dims.layers
-    )
+    encoder_params = dims.encoder_params()
     return render(
         request,
         "simulations/train.html",

@@ -60,11 +60,16 @@ def simulated_race(
             f"its real runs trained (got {steps})"
         )
     every = max(1, steps // MAX_POINTS)
+    simulated = [race_sim.simulate(fitted[m], steps, every) for m in lanes]
+    reference, relative = race_sim.relative_times(simulated)
+    for lane, ratio in zip(simulated, relative, strict=True):
+        lane["relative_seconds"] = ratio
     return {
         "simulated": True,
         "task": task,
         "steps": steps,
         "fitted_on": shipped["about"],
         "methods": list(fitted),
-        "lanes": [race_sim.simulate(fitted[m], steps, every) for m in lanes],
+        "time_reference": reference,
+        "lanes": simulated,
     }

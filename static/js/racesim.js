@@ -34,15 +34,19 @@ function draw(body) {
     const m = l.metrics;
     return `<tr data-method="${l.method}"><td>${l.method}</td>
       <td class="num">${fmtAcc(l.val_accuracy[l.val_accuracy.length - 1])}</td>
-      <td class="num">${fmtSeconds(l.seconds)}</td>
+      <td class="num" data-relative="${l.relative_seconds}">${l.relative_seconds.toFixed(2)}× ${body.time_reference}
+        <span class="muted">(${fmtSeconds(l.seconds)})</span></td>
       <td class="num">${fmtInt(m.trainable_params)}</td>
       <td class="num">${fmtBytes(m.peak_memory_bytes)}</td>
       <td class="num">${l.loss_rmse.toFixed(3)}</td></tr>`;
   }).join("");
   const f = body.fitted_on;
+  $("sim-time-head").textContent = `training time, relative to ${body.time_reference}`;
   $("sim-about").textContent = `Simulated, not trained now: each curve is c + a·exp(−t/τ) fitted to a real run of `
-    + `${f.steps} steps (seed ${f.seed}) on ${f.device}, ${f.date}. Time, parameters and memory are that run's `
-    + `measurements. The fit's typical error is the last column.${f.note ? ` ${f.note}` : ""}`;
+    + `${f.steps} steps (seed ${f.seed}) on ${f.device}, ${f.date}. Parameters and memory are that run's `
+    + `measurements. Time is shown as a multiple of the ${body.time_reference} lane's, measured in the same fit: `
+    + `the seconds in brackets are that machine's and will differ on yours, the ratios much less. `
+    + `The fit's typical error is the last column.${f.note ? ` ${f.note}` : ""}`;
 }
 
 async function simulate() {

@@ -108,7 +108,7 @@ def test_the_script_for_every_method_and_task_compiles_and_carries_the_runs_sett
                 "BitsAndBytesConfig(",
                 'bnb_4bit_quant_type="nf4"',
                 "bnb_4bit_use_double_quant=True",
-                'llm_int8_skip_modules=["classifier", "pooler"]',
+                'llm_int8_skip_modules=["classifier"]',
                 "LoraConfig(",
             ],
         ),

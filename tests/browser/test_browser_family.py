@@ -77,8 +77,8 @@ def test_it_maps_every_method_and_restores_it_from_the_url(page, browser, embedd
         after = (diagram_colours(page), page.locator("#trainable").inner_text())
         assert after != before, key
         seen[key] = after[1]
-    # The model config with all 22.7M parameters trains under full fine-tuning (22,713,216 w/o head).
-    assert seen["full"] == "22,713,216"
+    # The whole encoder trains under full fine-tuning: 22,565,376 without the head (no pooler).
+    assert seen["full"] == "22,565,376"
     assert seen["prompt"] == "7,680"  # 20 tokens × d = 384
 
     # The part buttons explain; clicking one on the diagram does too.

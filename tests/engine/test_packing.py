@@ -48,8 +48,9 @@ def test_the_layout_restarts_positions_and_keeps_each_sequence_to_itself(row_tok
     flat_seq = batch.sequence_ids.flatten()
     for i, seq in enumerate(ids):
         at = (flat_seq == i).nonzero().flatten()
-        # Contiguous, in order, at positions 0..n-1, starting at the sequence's [CLS].
-        assert at.tolist() == list(range(batch.first[i].item(), batch.first[i].item() + len(seq)))
+        # Contiguous, in order, at positions 0..n-1, as long as the sequence.
+        assert batch.lengths[i].item() == len(seq)
+        assert at.tolist() == list(range(at[0].item(), at[0].item() + len(seq)))
         assert flat_ids[at].tolist() == seq
         assert flat_pos[at].tolist() == list(range(len(seq)))
     mask = packing.attention_mask(batch, "sdpa", torch.float32)

@@ -11,6 +11,7 @@ from torch import nn
 
 from workers import base_model, classifier, encoding
 from workers import quantize as q4
+from workers.head import mean_pool
 
 pytestmark = pytest.mark.slow
 
@@ -114,9 +115,9 @@ def test_it_replaces_every_encoder_linear_with_nf4_double_quantized_linear4bit()
             assert weight.quant_state.blocksize == 64 and weight.quant_state.state2.blocksize == 256
             assert linear.compute_dtype == torch.float32
             assert linear.bias.dtype == torch.float32 and not linear.bias.requires_grad
-    # The head and the pooler stay fp32; embeddings and LayerNorms are untouched.
+    # The head stays fp32 (the encoder has no pooler); embeddings and LayerNorms are untouched.
     assert type(model.classifier) is nn.Linear and model.classifier.weight.dtype == torch.float32
-    assert type(bert.pooler.dense) is nn.Linear and bert.pooler.dense.weight.dtype == torch.float32
+    assert bert.pooler is None
     assert bert.embeddings.word_embeddings.weight.dtype == torch.float32
     assert sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()) == 6 * len(LINEARS_PER_LAYER)
     # The cached encoder that the next run copies is still the fp32 one.
@@ -185,7 +186,9 @@ def test_it_starts_near_the_fp32_model_and_exactly_at_the_4bit_base(batch):
     # sentence vectors by ≈20% of their norm, in nearly the same direction.
     diff = (base_logits - fp32_logits).abs().max().item()
     with torch.no_grad():
-        pooled, pooled_4bit = fp32.bert(**inputs(batch)).pooler_output, base.bert(**inputs(batch)).pooler_output
+        pooled, pooled_4bit = (
+            mean_pool(m.bert(**inputs(batch)).last_hidden_state, batch["attention_mask"]) for m in (fp32, base)
+        )
     cosine = nn.functional.cosine_similarity(pooled, pooled_4bit).min().item()
     print(
         f"4-bit vs fp32 step-0 logits: max abs diff {diff:.4g} (fp32 logits up to "

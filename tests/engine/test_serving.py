@@ -70,10 +70,10 @@ def test_the_seed_notes_recompute_the_26_task_table():
 
 def test_it_sizes_the_labs_adapters_and_a_full_copy_by_formula():
     # The lab saves fp32: a LoRA run's A and B on Q and V (2·384·r per matrix × 2 × 6 layers)
-    # plus its head (384·labels + labels); a full copy is the 22.7M-parameter encoder + head.
+    # plus its head (384·labels + labels); a full copy is the encoder (22.6M parameters: no pooler) + head.
     dims = base_model.dimensions()
     assert serving.lab_adapter_bytes(dims, 4, ["query", "value"], 4) == 4 * (36_864 + 1_540) == 153_616
-    assert serving.lab_full_bytes(dims, 2) == 4 * (22_713_216 + 770)
+    assert serving.lab_full_bytes(dims, 2) == 4 * (22_565_376 + 770)
     rows = serving.illustration(dims, {"sentiment": 2, "topic": 4})
     assert [(r["task"], r["rank"]) for r in rows] == [("sentiment", 4), ("sentiment", 8), ("topic", 4), ("topic", 8)]
     assert all(r["adapter_bytes"] < r["full_bytes"] / 250 for r in rows)
@@ -203,7 +203,7 @@ def test_merge_and_swap_lists_only_succeeded_merged_runs_newest_first(client):
     assert topic["merge_exact"] is True
     assert topic["demo"]["labels"] == ["sports", "science", "business", "technology"]
     assert body["base"]["file_bytes"] == (base_model.model_path() / "model.safetensors").stat().st_size
-    assert body["base"]["params"] == 22_713_216
+    assert body["base"]["params"] == 22_565_376
     assert topic["adapter_share_of_base"] == pytest.approx(163_991 / body["base"]["file_bytes"])
 
 

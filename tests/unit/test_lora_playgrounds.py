@@ -70,10 +70,12 @@ def test_it_gives_roberta_base_lora_r8_qv_at_024_percent():
 
 
 def test_it_counts_the_lab_base_model_from_its_config():
-    # all-MiniLM-L6-v2: 6 layers, d=384, 22.7M parameters (its model card).
+    # all-MiniLM-L6-v2: 6 layers, d=384, 22.7M parameters with its pooler (its model card), 22.6M
+    # as the lab loads it (no pooler: workers/head.py).
     config = lora.bert_config("minilm", "MiniLM", base_model.dimensions(), "")
     assert config.hidden == 384 and config.layers == 6
-    assert round(config.total_params / 1e5) / 10 == 22.7
+    assert round((config.total_params + 384 * 384 + 384) / 1e5) / 10 == 22.7
+    assert config.total_params == 22_565_376
     # QV at r=8: 2 matrices × 2·384·8 × 6 layers.
     assert config.lora_params(lora.TARGET_SETS["QV"], 8) == 2 * 2 * 384 * 8 * 6
 

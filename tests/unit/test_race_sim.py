@@ -81,8 +81,15 @@ def test_the_simulated_race_api_answers_labelled_curves_and_rejects_bad_input(cl
     assert body["simulated"] is True and body["fitted_on"]["steps"] == fitted
     assert [lane["method"] for lane in body["lanes"]] == ["full", "adapter", "lora", "prompt"]
     assert all(lane["steps"][-1] == 40 for lane in body["lanes"])
+    # Time is shown against LoRA's lane, measured in the same fit.
+    assert body["time_reference"] == "lora"
+    lora = next(lane for lane in body["lanes"] if lane["method"] == "lora")
+    for lane in body["lanes"]:
+        assert lane["relative_seconds"] == pytest.approx(lane["seconds"] / lora["seconds"], abs=0.006)
     swapped = client.get("/api/playgrounds/four-method-race/simulated?methods=prompt,lora").json()
     assert [lane["method"] for lane in swapped["lanes"]] == ["prompt", "lora"]
+    no_lora = client.get("/api/playgrounds/four-method-race/simulated?methods=prompt,full").json()
+    assert no_lora["time_reference"] == "prompt" and no_lora["lanes"][0]["relative_seconds"] == 1.0
     for query, message in [
         ("task=nope", "unknown task"),
         (f"steps={fitted + 1}", "only covers"),
