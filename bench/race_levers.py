@@ -134,7 +134,7 @@ def main():
             f"{got['loss_drop_race']:+.3f} |"
         )
     text = (
-        f"`bench/race_levers.py --steps {args.steps} --race-steps {args.race_steps}`: task {TASK}, batch {BATCH}, "
+        f"{HEADING}\n\n`bench/race_levers.py --steps {args.steps} --race-steps {args.race_steps}`: task {TASK}, batch {BATCH}, "
         f"validation every {EVAL_EVERY} steps on the whole split, the engine's head (mean of the token states) "
         f"and batches (packed where the method allows), fp32 or the machine's autocast as the engine chooses; "
         f"CPU {cpu_name()}.\n\n" + "\n".join(table)

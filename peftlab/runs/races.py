@@ -18,8 +18,10 @@ from workers import base_model, datasets, methods, token_lengths
 
 DEFAULT_METHODS = ("full", "adapter", "lora", "prompt")
 DEFAULT_TASK = "sentiment"
-# A race on a 2-core CPU finishes in under a minute at these (bench/race.py measures it; README).
-DEFAULT_STEPS = 30
+# A race on a 2-core CPU finishes in under a minute at these (bench/race.py measures it; README):
+# enough steps for full fine-tuning, the adapter and LoRA to pass 80 % validation accuracy at their
+# default learning rates (bench/race_levers.py, docs/measurements.md "Race levers").
+DEFAULT_STEPS = 60
 MAX_LANES = 6
 EVALS_PER_LANE = 3  # validation points per lane: every steps/3 steps (the last at the end)
 

@@ -31,7 +31,7 @@ def test_it_stores_one_run_per_lane_and_dispatches_them_in_lane_order_after_comm
         (2, "full", None),
     ]
     assert all((r.task, r.steps, r.seed, r.status, r.batch_id) == ("sentiment", 5, 7, "queued", batch.pk) for r in runs)
-    assert runs[2].params == {"lr": 5e-5, "batch_size": 16, "eval_every": 25}  # defaults filled in
+    assert runs[2].params == {"lr": 1.5e-4, "batch_size": 16, "eval_every": 25}  # defaults filled in
     assert (batch.kind, batch.task, batch.steps, batch.seed, batch.config) == (
         "rank-sweep",
         "sentiment",
