@@ -435,8 +435,8 @@ form.addEventListener("submit", async (event) => {
   }
 });
 
-// On a narrow screen the chart sits below the form (and the CSV panel): after Train, bring it
-// into view, with the run's title and status line above it.
+// On a narrow screen the chart sits below the form (and the CSV panel): after Train, or after
+// opening a run from the list, bring it into view, with the run's title and status line above it.
 function showLiveChart() {
   const card = chart.closest(".card");
   const box = card.getBoundingClientRect();
@@ -466,7 +466,8 @@ $("runs").addEventListener("click", (event) => {
   const link = event.target.closest("a[data-run]");
   if (!link) return;
   event.preventDefault();
-  openRun(link.dataset.run).catch((err) => { $("form-error").textContent = err.message; });
+  // A past run opened from the list (below the chart on a phone) brings its chart into view too.
+  openRun(link.dataset.run).then(showLiveChart).catch((err) => { $("form-error").textContent = err.message; });
 });
 
 async function init() {

@@ -96,6 +96,7 @@ def test_a_queued_run_says_its_place_and_a_cancel_says_stopping_at_once(page, em
     # is taken, before the stream's final status.
     page.locator(f'#runs a[data-run="{long_run}"]').click()
     wait_for_status(page, "running")
+    assert chart_in_view(page)  # opened from the list (below the chart on a phone), its chart shows
     page.evaluate(SEEN_TEXTS)
     with page.expect_response(lambda r: r.url.endswith(f"/api/runs/{long_run}/cancel")) as answer:
         page.click("#cancel-button")
