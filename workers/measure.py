@@ -174,6 +174,13 @@ class PeakMemory:
             self._thread.join()
             self._rss_peak = max(self._rss_peak, _rss_bytes())
 
+    def built(self) -> None:
+        """Nothing to note: a run measured alone is measured over its whole loop (`with`)."""
+
+    def turn(self):
+        """Nothing to measure per turn (see LaneMemory for runs that take turns)."""
+        return contextlib.nullcontext()
+
     def result(self, breakdown: dict, activations: int) -> dict:
         if self.device.type == "cuda":
             peak = torch.cuda.max_memory_allocated(self.device) - self._held_before
@@ -184,6 +191,89 @@ class PeakMemory:
             "peak_memory_source": self.source,
             "rss_growth_bytes": self._rss_peak - self._rss_start,
         }
+
+
+class LaneMemory:
+    """Peak memory of one of several runs that take turns in one process (the lanes of a race,
+    workers/training.py `train_together`).
+
+    The process's own figures (the CUDA allocator's peak, the resident memory) count every lane's
+    tensors at once, so each lane is measured around its own turns instead: the highest the
+    figure rose during one of its turns above where the turn began, plus what the lane held as the
+    turn began (what its build added, and what its earlier turns added and did not give back:
+    the figure's change across each). Other lanes' tensors do not change during its turns, so
+    they cancel out. On CUDA that is the lane's peak; on the CPU the peak is counted from the
+    lane's own tensors, as PeakMemory counts it, and the resident memory's growth is measured
+    this way (as noisy as a single run's: the allocator reuses pages other lanes gave back).
+    """
+
+    def __init__(self, device: torch.device):
+        """Made before the lane's model is built, as PeakMemory is."""
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.source = (
+            "cuda: torch.cuda.max_memory_allocated during this lane's own turns, less what the "
+            "process held beside the lane"
+            if self.cuda
+            else "cpu: parameters + gradients + optimizer state + largest step's activations, counted from the tensors"
+        )
+        if self.cuda:
+            gc.collect()
+            _allocate_cublas_workspaces(device)
+        self._before = self._now()
+        self._held = 0  # what the lane holds between its turns
+        self._peak = 0
+
+    def _now(self) -> int:
+        return torch.cuda.memory_allocated(self.device) if self.cuda else _rss_bytes()
+
+    def built(self) -> None:
+        """The lane's model is built: on CUDA what it holds from now on counts (as in PeakMemory,
+        which notes the process's figure before the build); on the CPU only the loop's growth
+        counts, as for a single run."""
+        if self.cuda:
+            self._held = self._peak = self._now() - self._before
+
+    @contextlib.contextmanager
+    def turn(self):
+        """A context for one of the lane's turns (its step, evaluation and report)."""
+        start = self._now()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            sampler = _RssSampler(start)
+        try:
+            yield
+        finally:
+            top = torch.cuda.max_memory_allocated(self.device) if self.cuda else sampler.stop()
+            end = self._now()
+            self._peak = max(self._peak, self._held + top - start)
+            self._held += end - start
+
+    def result(self, breakdown: dict, activations: int) -> dict:
+        if self.cuda:
+            return {"peak_memory_bytes": self._peak, "peak_memory_source": self.source}
+        counted = breakdown["params"] + breakdown["grads"] + breakdown["optimizer_state"] + activations
+        return {"peak_memory_bytes": counted, "peak_memory_source": self.source, "rss_growth_bytes": self._peak}
+
+
+class _RssSampler:
+    """The highest resident memory of the process from now until stop(), sampled every 20 ms."""
+
+    def __init__(self, start: int):
+        self.peak = start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss_bytes())
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, _rss_bytes())
 
 
 def _allocate_cublas_workspaces(device: torch.device) -> None:

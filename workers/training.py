@@ -5,12 +5,38 @@ It knows nothing of HTTP or the database. The caller hands it a `report` callbac
 each batch of new training points and evaluations and answers whether to go on (False cancels),
 and may hand it a cheap `should_stop` callable that long work (an evaluation, the end-of-run
 measurements) asks between its batches, so that a cancel need not wait for the next report.
+
+A run is a `Training`: built once, then trained one step at a time (`step()`, which evaluates
+and reports when due), then finished (`finish()`: the final measurements, the saved adapter, the
+metrics). `train` drives one run to its end. `train_together` drives several (the lanes of a
+race) in one process, round-robin: one step of each lane in turn, so that their curves grow
+together. A lane that ends (finished, cancelled, failed) leaves; the others go on. What each
+lane reports is its own:
+
+- time: a lane's clock runs only during its own turns (its step, its evaluation when due and
+  its report), so its points' `elapsed`, its `train_seconds` and `steps_per_second` are the
+  seconds this machine spent on that lane, not the wall time that includes the other lanes'
+  steps. A run trained alone by `train` is one lane whose turns follow each other: its clock is
+  the wall time, as it always was.
+- memory: the activation meter is per model and stays exact; a process-wide peak would mix the
+  lanes, so each lane's peak is measured around its own turns (measure.LaneMemory: on CUDA the
+  allocator's peak during the lane's turns above what the others hold; on the CPU the peak is
+  counted from the lane's tensors, as for any run, and the resident memory's growth is measured
+  around its turns).
+- randomness: each lane draws from its own copy of torch's random state (dropout's masks), so
+  a lane trains exactly the curve it would train alone with the same seed.
+
+What the lanes do share: the process, its CPU threads or GPU, and the base model read once per
+process (workers/classifier.py). A warm-up the process pays once (the first kernels a step runs)
+falls in the turn of the lane that first needs it.
 """
 
 import math
 import shutil
 import time
-from collections.abc import Callable
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,36 +133,214 @@ def train(
     cancelled run returns its metrics so far with "cancelled": True (its validation figures those
     of its last evaluation, if any: it is not evaluated again) and saves nothing.
     """
-    run = _prepare(spec, device or pick_device())
-    _stop_inside_passes(run.model, should_stop)
-    with run.memory:
-        done = _loop(spec, run, report, should_stop)
-    breakdown = measure.memory_breakdown(run.model, run.optimizer)
-    if not done.cancelled and (done.last_eval is None or done.last_eval.step != done.step):
-        done.last_eval = EvalPoint(done.step, *measure.evaluate(run.model, run.val_data, run.device))
-    metrics = _metrics(run, done, breakdown)
-    if done.cancelled:
+    trainer = Training(spec, report, save_dir, device, should_stop)
+    with trainer.run.memory:
+        while trainer.step():
+            pass
+    return trainer.finish()
+
+
+class Training:
+    """One run, built once (its data, model and optimizer: `_prepare`), then trained a step at a
+    time. `step()` takes the next step, evaluates when due and reports as train() says; it answers
+    whether another step follows (False once the last is taken or the run was cancelled). An
+    exception from a step (a non-finite loss, out of memory, a time limit) is raised after the
+    points measured since the last report are reported. `finish()` then measures, saves and
+    returns the metrics, as train() does.
+
+    `seconds` is the run's own clock: the time spent inside its `step()` calls (see the module's
+    docstring). `memory` makes the run's memory meter (measure.PeakMemory for a run alone, whose
+    caller measures the whole loop with it; measure.LaneMemory for a lane, measured per step).
+    """
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        report: Callable[[list[StepPoint], list[EvalPoint]], bool],
+        save_dir: Path | None = None,
+        device: torch.device | None = None,
+        should_stop: Callable[[], bool] = _never,
+        memory=measure.PeakMemory,
+    ):
+        self.spec, self.report, self.save_dir, self.should_stop = spec, report, save_dir, should_stop
+        self.run = _prepare(spec, device or pick_device(), memory)
+        self.run.memory.built()
+        _stop_inside_passes(self.run.model, should_stop)
+        self.done = _Done()
+        self.over = False  # no step follows: the last was taken, or the run was cancelled
+        size = min(spec.params["batch_size"], len(self.run.train_data.labels))
+        self._stream = encoding.batches(self.run.train_data, size, spec.seed)
+        self._points: list[StepPoint] = []
+        self._evals: list[EvalPoint] = []
+        self._last_flush = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return self.done.seconds
+
+    def step(self) -> bool:
+        """The next step, its evaluation when due and its report when due; whether another follows."""
+        if self.over:
+            return False
+        started = time.perf_counter()
+        try:
+            with self.run.memory.turn():
+                self._advance(started)
+        except BaseException:
+            # Out of memory, a time limit, a bad loss: the steps measured since the last report
+            # are stored all the same.
+            self.over = True
+            if self._points:
+                self.report(self._points, self._evals)
+            raise
+        finally:
+            self.done.seconds += time.perf_counter() - started
+        return not self.over
+
+    def _cancel(self) -> None:
+        self.done.cancelled = self.over = True
+
+    def _flush(self) -> bool:
+        go_on = self.report(self._points, self._evals)
+        self._points, self._evals, self._last_flush = [], [], time.perf_counter()
+        return go_on
+
+    def _advance(self, started: float) -> None:
+        spec, run, done = self.spec, self.run, self.done
+        step = done.step + 1
+        if step == spec.steps and self._points:
+            # Before the last step, the points so far: a reader then knows that what follows
+            # is the last step, the final evaluation and the end-of-run measurements.
+            if not self._flush():
+                return self._cancel()
+        ids, labels = next(self._stream)
+        try:
+            value = _step(run, ids, labels, step)
+        except measure.Stopped:  # mid-step: the step is not taken
+            if self._points:
+                self.report(self._points, self._evals)
+                self._points = []
+            return self._cancel()
+        done.step = step
+        done.tokens += sum(len(x) for x in ids)  # real tokens, however the batch is laid out
+        now = time.perf_counter()
+        self._points.append(StepPoint(step, value, done.seconds + now - started))
+        eval_every = spec.params["eval_every"]
+        evaluated = step == spec.steps or (eval_every and step % eval_every == 0)
+        if evaluated:
+            try:
+                scores = measure.evaluate(run.model, run.val_data, run.device, self.should_stop)
+            except measure.Stopped:
+                self.report(self._points, self._evals)  # the steps so far are kept; this one has no evaluation
+                self._points = []
+                return self._cancel()
+            done.last_eval = EvalPoint(step, *scores)
+            self._evals.append(done.last_eval)
+        if evaluated or step == 1 or now - self._last_flush >= FLUSH_SECONDS:
+            if not self._flush():
+                return self._cancel()
+        if step == spec.steps:
+            self.over = True
+
+    def finish(self) -> dict:
+        """The run's metrics once its steps are over: evaluated (unless cancelled), saved to
+        `save_dir` and its inference measured (see train())."""
+        spec, run, done = self.spec, self.run, self.done
+        breakdown = measure.memory_breakdown(run.model, run.optimizer)
+        if not done.cancelled and (done.last_eval is None or done.last_eval.step != done.step):
+            with run.memory.turn():
+                done.last_eval = EvalPoint(done.step, *measure.evaluate(run.model, run.val_data, run.device))
+        metrics = _metrics(run, done, breakdown)
+        if done.cancelled:
+            return metrics
+        try:
+            if self.save_dir is not None:
+                metrics["adapter_bytes"] = artifacts.save(run.model, spec, run.labels, self.save_dir)
+            metrics.update(measure.inference_metrics(run.model, spec, run.val_data, run.device, self.should_stop))
+        except measure.Stopped:
+            # Cancelled after its last step: what was saved goes, as for any cancelled run.
+            if self.save_dir is not None:
+                shutil.rmtree(self.save_dir, ignore_errors=True)
+            metrics["adapter_bytes"] = None
+            metrics["cancelled"] = True
         return metrics
-    try:
-        if save_dir is not None:
-            metrics["adapter_bytes"] = artifacts.save(run.model, spec, run.labels, save_dir)
-        metrics.update(measure.inference_metrics(run.model, spec, run.val_data, run.device, should_stop))
-    except measure.Stopped:
-        # Cancelled after its last step: what was saved goes, as for any cancelled run.
-        if save_dir is not None:
-            shutil.rmtree(save_dir, ignore_errors=True)
-        metrics["adapter_bytes"] = None
-        metrics["cancelled"] = True
-    return metrics
 
 
-def _prepare(spec: RunSpec, device: torch.device) -> _Run:
+@dataclass
+class Lane:
+    """One run of train_together: what train() takes for it, and `ended(outcome)`, called as the
+    lane ends (before the next lane's turn) with its metrics or the exception that ended it."""
+
+    spec: RunSpec
+    report: Callable[[list[StepPoint], list[EvalPoint]], bool]
+    save_dir: Path | None = None
+    should_stop: Callable[[], bool] = _never
+    ended: Callable[[dict | Exception], None] | None = None
+
+
+def train_together(lanes: Sequence[Lane], device: torch.device | None = None) -> list[dict | Exception]:
+    """Train the lanes in one process, round-robin: every lane is built, in order, then each
+    takes one step (and its evaluation and report when due) in turn until every lane has ended.
+    Returns each lane's outcome, in order: its metrics as train() returns them (a cancelled lane's
+    with "cancelled": True), or the exception that ended it (a TrainingError, a non-finite loss,
+    out of memory, any Exception, raised while it was built, trained or finished). A lane that
+    ends leaves and the others go on. An exception that is not an Exception (KeyboardInterrupt,
+    SystemExit), or one raised by an `ended` callback, ends them all: it propagates.
+
+    Each lane's clock, memory figures and random state are its own (see the module docstring)."""
+    device = device or pick_device()
+    outcomes: list[dict | Exception | None] = [None] * len(lanes)
+
+    def end(i: int, outcome: dict | Exception) -> None:
+        outcomes[i] = outcome
+        if lanes[i].ended is not None:
+            lanes[i].ended(outcome)
+        if isinstance(outcome, Exception):
+            # Its traceback keeps the lane's frames, and so its model, alive: their locals go.
+            traceback.clear_frames(outcome.__traceback__)
+
+    cuda = device.type == "cuda"
+    turns: deque[tuple[int, Training, tuple]] = deque()  # (index, run, its random state), next first
+    for i, lane in enumerate(lanes):
+        try:
+            run = Training(lane.spec, lane.report, lane.save_dir, device, lane.should_stop, memory=measure.LaneMemory)
+        except Exception as exc:  # noqa: BLE001 - the lane's own failure; the others go on
+            end(i, exc)
+            continue
+        turns.append((i, run, _random_state(cuda, device)))
+        del run
+    while turns:
+        i, run, state = turns.popleft()
+        try:
+            _set_random_state(cuda, device, state)
+            if run.step():
+                turns.append((i, run, _random_state(cuda, device)))
+                continue
+            outcome = run.finish()
+        except Exception as exc:  # noqa: BLE001 - the lane's own failure; the others go on
+            outcome = exc
+        del run  # the lane's model and optimizer go before the next lane's turn
+        end(i, outcome)
+    return outcomes
+
+
+def _random_state(cuda: bool, device: torch.device) -> tuple:
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if cuda else None
+
+
+def _set_random_state(cuda: bool, device: torch.device, state: tuple) -> None:
+    torch.set_rng_state(state[0])
+    if cuda:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def _prepare(spec: RunSpec, device: torch.device, memory=measure.PeakMemory) -> _Run:
     """The run's data, model and optimizer; the memory meter is made before the model is built
     (measure.PeakMemory says why)."""
     task = datasets.load_task(spec.task)
     train_data, val_data = encoding.encode_task(spec.task)
     train_data = encoding.train_subset(train_data, spec.params.get("train_examples"), spec.seed)
-    memory = measure.PeakMemory(device)
+    memory = memory(device)
     torch.manual_seed(spec.seed)
     model = classifier.build_model(spec, len(task.labels), device)
     trainable, total = measure.count_params(model)
@@ -184,66 +388,6 @@ def _stop_inside_passes(model: torch.nn.Module, should_stop: Callable[[], bool])
         if type(module).__name__ == "BertLayer":
             module.register_forward_pre_hook(check)
             module.register_forward_hook(on_output)
-
-
-def _loop(spec: RunSpec, run: _Run, report, should_stop) -> _Done:
-    """The training steps, evaluating every `eval_every` steps and at the last, reporting points
-    as train() says; it stops early when the report cancels, or `should_stop` mid-evaluation."""
-    eval_every = spec.params["eval_every"]
-    size = min(spec.params["batch_size"], len(run.train_data.labels))
-    stream = encoding.batches(run.train_data, size, spec.seed)
-    done = _Done()
-    points: list[StepPoint] = []
-    evals: list[EvalPoint] = []
-    started = last_flush = time.perf_counter()
-    try:
-        for step in range(1, spec.steps + 1):
-            if step == spec.steps and points:
-                # Before the last step, the points so far: a reader then knows that what follows
-                # is the last step, the final evaluation and the end-of-run measurements.
-                go_on = report(points, evals)
-                points, evals, last_flush = [], [], time.perf_counter()
-                if not go_on:
-                    done.cancelled = True
-                    break
-            ids, labels = next(stream)
-            try:
-                value = _step(run, ids, labels, step)
-            except measure.Stopped:  # mid-step: the step is not taken
-                if points:
-                    report(points, evals)
-                    points = []
-                done.cancelled = True
-                break
-            done.step = step
-            done.tokens += sum(len(x) for x in ids)  # real tokens, however the batch is laid out
-            now = time.perf_counter()
-            points.append(StepPoint(step, value, now - started))
-            evaluated = step == spec.steps or (eval_every and step % eval_every == 0)
-            if evaluated:
-                try:
-                    scores = measure.evaluate(run.model, run.val_data, run.device, should_stop)
-                except measure.Stopped:
-                    report(points, evals)  # the steps so far are kept; this one has no evaluation
-                    points = []
-                    done.cancelled = True
-                    break
-                done.last_eval = EvalPoint(step, *scores)
-                evals.append(done.last_eval)
-            if evaluated or step == 1 or now - last_flush >= FLUSH_SECONDS:
-                go_on = report(points, evals)
-                points, evals, last_flush = [], [], time.perf_counter()
-                if not go_on:
-                    done.cancelled = True
-                    break
-    except BaseException:
-        # Out of memory, a time limit, a bad loss: the steps measured since the last report
-        # are stored all the same.
-        if points:
-            report(points, evals)
-        raise
-    done.seconds = time.perf_counter() - started
-    return done
 
 
 def _step(run: _Run, ids: list[list[int]], labels: list[int], step: int) -> float:

@@ -86,8 +86,8 @@ class SettingsForm(forms.ModelForm):
             "evaluations and its method's measured speed on the CPU worker; a run "
             "estimated past it is refused with the settings that would fit.",
             "max_concurrent_per_student": (
-                "A race or a sweep counts as one here, and trains its lanes one after another: with 1, "
-                "a student can still race the four methods."
+                "A race or a sweep counts as one here: a race trains its lanes together, a sweep one "
+                "after another. With 1, a student can still race the four methods."
             ),
             "daily_runs_per_student": (
                 "Counted from midnight, server time; a race or a sweep counts every run it trains "

@@ -170,6 +170,27 @@ def claim(hint: int, task_id: str, device: str) -> Claim | None:
         return start(chosen, task_id, device) if chosen is not None else None
 
 
+def claim_together(hint: int, task_id: str, device: str) -> list[Claim]:
+    """What this message trains, claimed in one transaction: claim()'s run and, where that run is
+    a lane of a race, every other lane of the race that may start with it (queued, or running
+    on a process that is gone), each under its own next attempt, in lane order; [] when nothing
+    may start. A race's lanes train together in one process (training.train_together), one unit
+    of their owner's runs at once (scheduler.py); a sweep's lanes are claimed one by one."""
+    with transaction.atomic():
+        first = claim(hint, task_id, device)
+        if first is None:
+            return []
+        run = Run.objects.select_related("batch").get(pk=first.run_id)
+        if run.batch is None or run.batch.kind != Batch.RACE:
+            return [first]
+        claims = [(run.lane, run.pk, first)]
+        for lane in Run.objects.filter(batch=run.batch_id, queue=run.queue).exclude(pk=run.pk):
+            if lane.status == Run.QUEUED or (lane.status == Run.RUNNING and attempt_is_dead(lane)):
+                if (got := start(lane.pk, task_id, device)) is not None:
+                    claims.append((lane.lane, lane.pk, got))
+        return [c for *_, c in sorted(claims)]
+
+
 def attempt_is_dead(run: Run) -> bool:
     """Whether the process training `run` is gone: on this machine, its pid is not alive; on
     another, it has not reported for PEFTLAB_STALE_RUN_SECONDS."""

@@ -131,7 +131,9 @@ class Run(models.Model):
 
 
 class Point(models.Model):
-    """One training step's loss; `elapsed` is seconds since training began (for time-left).
+    """One training step's loss; `elapsed` is the seconds of training the run had by then (for
+    time-left and the race's per-second view): the wall time since its first step for a run
+    trained alone, only its own turns for a race's lane (workers/training.py).
 
     A retried run starts again from step 1 under its next attempt number; the points of the
     attempts before stay stored, and what the lab shows is the run's current attempt."""

@@ -7,11 +7,14 @@ now and, among equals, who was served longest ago: the queue goes round the owne
 their concurrency limit (Run.max_concurrent) is passed over until one of their runs ends.
 
 A batch (a race or a sweep, batches.py) is one unit against that limit, as it is at submission
-(peftlab/classroom/quotas.py): where its owner has a limit, it trains one lane at a time, so
-that a lane training holds one of the owner's places and the batch's next lane waits for it to
-end, never for the owner's other runs. An owner never trains more than their limit at once, and
-a student whose limit is 2 can still race four methods. An owner without a limit (0: a teacher)
-has their lanes picked like any other runs.
+(peftlab/classroom/quotas.py). A race's lanes start together: the worker that picks one lane
+claims the race's other waiting lanes with it (lifecycle.claim_together) and trains them in one
+process, round-robin, so the race holds one of its owner's places however many lanes it has,
+and counts as one of the runs they have training. A sweep, where its owner has a limit, trains
+one lane at a time, so that a lane training holds one of the owner's places and the sweep's
+next lane waits for it to end, never for the owner's other runs. An owner never trains more
+units than their limit at once, and a student whose limit is 2 can still race four methods. An
+owner without a limit (0: a teacher) has their sweeps' lanes picked like any other runs.
 
 Every queued run has been sent as one message, and every run that ends sends one more while
 runs are waiting, so a run passed over is picked up by a later message.
@@ -19,15 +22,16 @@ runs are waiting, so a run passed over is picked up by a later message.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, Max
+from django.db.models import Max
 from django.utils import timezone
 
-from peftlab.runs.models import Run
+from peftlab.runs.models import Batch, Run
 
 # Any fixed number: the PostgreSQL advisory lock that makes picking-and-claiming one step for
 # every worker (SQLite's IMMEDIATE transactions already serialize writers).
@@ -40,6 +44,7 @@ class Waiting:
     owner: str
     max_concurrent: int
     batch: int | None = None  # the race or sweep the run is a lane of
+    together: bool = False  # a lane of a race: its batch's waiting lanes start with it
 
 
 def startable(run: Waiting, running: dict[str, int], training_batches: Collection[int]) -> bool:
@@ -77,16 +82,14 @@ def queue_state(queue: str) -> tuple[list[Waiting], dict[str, int], dict[str, da
     number of runs training now and when their newest run started; and which of their batches
     have a lane training now."""
     waiting = [
-        Waiting(*row)
-        for row in Run.objects.filter(status=Run.QUEUED, queue=queue)
+        Waiting(*row, together=kind == Batch.RACE)
+        for *row, kind in Run.objects.filter(status=Run.QUEUED, queue=queue)
         .order_by("id")
-        .values_list("id", "owner", "max_concurrent", "batch_id")
+        .values_list("id", "owner", "max_concurrent", "batch_id", "batch__kind")
     ]
     batches = {w.batch for w in waiting if w.batch is not None}
     owners = {w.owner for w in waiting}
-    running = dict(
-        Run.objects.filter(status=Run.RUNNING, owner__in=owners).values_list("owner").annotate(n=Count("id"))
-    )
+    running = training_units(owners)
     last_start = dict(
         Run.objects.filter(owner__in=owners, started_at__isnull=False)
         .values_list("owner")
@@ -98,6 +101,18 @@ def queue_state(queue: str) -> tuple[list[Waiting], dict[str, int], dict[str, da
         else set()
     )
     return waiting, running, last_start, training_batches
+
+
+def training_units(owners: Collection[str]) -> dict[str, int]:
+    """How many runs each owner has training, a race's lanes (which train together, in one
+    process) counting as one."""
+    units = {
+        (owner, ("race", batch) if kind == Batch.RACE else ("run", pk))
+        for pk, owner, batch, kind in Run.objects.filter(status=Run.RUNNING, owner__in=owners).values_list(
+            "pk", "owner", "batch_id", "batch__kind"
+        )
+    }
+    return dict(Counter(owner for owner, _ in units))
 
 
 def lock_for_pick() -> None:
@@ -113,9 +128,9 @@ def next_waiting(queue: str) -> Run | None:
 
 def queue_order(queue: str) -> list[int]:
     """The queued runs of one Celery queue in the order the workers' fair scheduler would start
-    them (`pick`), if no run ended early: round the owners, each within their
-    limit, a batch one lane at a time where its owner has a limit. An estimate: a run that ends
-    or is cancelled changes what comes next."""
+    them (`pick`), if no run ended early: round the owners, each within their limit, a race's
+    waiting lanes together, a sweep one lane at a time where its owner has a limit. An estimate:
+    a run that ends or is cancelled changes what comes next."""
     waiting, running, last_start, training = queue_state(queue)
     # What each owner has training, oldest first: the batches seen training now, then runs.
     owner_of = {w.batch: w.owner for w in waiting if w.batch is not None}
@@ -140,8 +155,11 @@ def queue_order(queue: str) -> list[int]:
                     running[owner] -= 1
             continue
         run = next(w for w in waiting if w.id == chosen)
-        waiting.remove(run)
-        order.append(run.id)
+        # A race's waiting lanes start with the one picked (lifecycle.claim_together).
+        starting = [w for w in waiting if w.batch == run.batch and w.together] if run.together else [run]
+        for w in starting:
+            waiting.remove(w)
+            order.append(w.id)
         running[run.owner] = running.get(run.owner, 0) + 1
         started.setdefault(run.owner, []).append(run.batch)
         if run.batch is not None:

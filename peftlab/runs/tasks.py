@@ -7,6 +7,7 @@ Torch is imported only inside the worker's child processes (the engine, on the f
 in the parent that forks them: a forked CUDA context is unusable.
 """
 
+import functools
 import logging
 import shutil
 import signal
@@ -93,26 +94,30 @@ class RunTask(Task):
 
 @shared_task(name=lifecycle.TRAIN_TASK, base=RunTask, bind=True, ignore_result=True)
 def train_run(self, run_id: int) -> str:
-    """Train the run this message lets start (see lifecycle.claim); return its status."""
+    """Train what this message lets start (see lifecycle.claim_together): one run, or the lanes
+    of a race together; return its status (the lanes' statuses in lane order, comma-separated)."""
     from workers import training
 
     device = training.pick_device()
-    claim = lifecycle.claim(run_id, self.request.id or "", str(device))
-    if claim is None:
+    claims = lifecycle.claim_together(run_id, self.request.id or "", str(device))
+    if not claims:
         log.info("message for run %s: nothing to start", run_id)
         return "skipped"
-    notify.changed(claim.run_id)  # it is running
+    for claim in claims:
+        notify.changed(claim.run_id)  # it is running
     try:
-        with lifecycle.heartbeat(claim), _stop_on_signals():
-            status = _train(claim, device)
+        with lifecycle.heartbeat(*claims), _stop_on_signals():
+            statuses = [_train(claims[0], device)] if len(claims) == 1 else _train_lanes(claims, device)
     finally:
-        wake(Run.objects.values_list("queue", flat=True).get(pk=claim.run_id))
+        # A process that held several runs frees as many slots (lifecycle.wake).
+        for queue in Run.objects.filter(pk__in=[c.run_id for c in claims]).values_list("queue", flat=True):
+            wake(queue)
     if _replace_process:
         # Memory that ran out leaves allocators (glibc, oneDNN, CUDA) in a state the next run
         # cannot rely on: the pool reports this task done, and this process exits; the pool
         # starts a fresh one for the next run.
         raise SystemExit("a fresh training process replaces one that ran out of memory")
-    return status
+    return ",".join(statuses)
 
 
 def _train(claim: Claim, device) -> str:
@@ -126,9 +131,93 @@ def _train(claim: Claim, device) -> str:
         reporter = lifecycle.Reporter(claim, stopping=lambda: _shutting_down)
         metrics = training.train(spec, reporter, save_dir=save_dir, device=device, should_stop=reporter.should_stop)
         metrics["trainable_params_predicted"] = predicted_trainable(spec)
-    except (RunRequestError, training.TrainingError) as exc:
-        return finish(claim, Run.FAILED, error=str(exc))
-    except SoftTimeLimitExceeded:
+    except Exception as exc:  # noqa: BLE001 - the worker must survive and take the next run
+        outcome = exc
+    else:
+        outcome = metrics
+    finally:
+        _give_back_device_memory(device)
+    return _settle(claim, outcome, save_dir, device)
+
+
+def _train_lanes(claims: list[Claim], device) -> list[str]:
+    """Train the claimed lanes of a race together in this process (training.train_together), each
+    with its own Reporter, and finish each as it ends. A cancelled lane stops alone. The task's
+    soft time limit strikes inside one lane's turn: that lane fails with it, and the others stop
+    at their next check and fail with the same message; the worker stopping stops them all."""
+    from workers import training
+
+    runs = Run.objects.in_bulk([c.run_id for c in claims])
+    statuses: dict[Claim, str] = {}
+    time_up = threading.Event()  # the task passed its soft time limit: every lane stops
+    lanes = []
+
+    def ended(claim: Claim, spec: RunSpec, save_dir: Path, outcome) -> None:
+        if isinstance(outcome, SoftTimeLimitExceeded):
+            time_up.set()
+        if isinstance(outcome, dict):
+            try:
+                outcome["trainable_params_predicted"] = predicted_trainable(spec)
+            except Exception as exc:  # noqa: BLE001 - as in _train: the lane fails with it
+                outcome = exc
+        statuses[claim] = _settle(claim, outcome, save_dir, device, time_up=time_up.is_set())
+
+    for claim in claims:
+        run = runs[claim.run_id]
+        save_dir = Path(settings.PEFTLAB_ARTIFACTS_DIR) / str(run.pk)
+        try:
+            spec = validate_run(run.method, run.task, run.steps, run.seed, run.params, may_use_task=ANY_TASK)
+        except RunRequestError as exc:
+            statuses[claim] = _settle(claim, exc, save_dir, device)
+            continue
+        reporter = lifecycle.Reporter(claim, stopping=lambda: _shutting_down or time_up.is_set())
+        lanes.append(
+            training.Lane(
+                spec,
+                reporter,
+                save_dir=save_dir,
+                should_stop=reporter.should_stop,
+                ended=functools.partial(ended, claim, spec, save_dir),
+            )
+        )
+    try:
+        training.train_together(lanes, device)
+    except Exception as exc:  # noqa: BLE001 - the time limit between lanes' turns, a database error
+        # What ended the race ends every lane still training, as it would end a single run.
+        if isinstance(exc, SoftTimeLimitExceeded):
+            time_up.set()
+        for claim in claims:
+            if claim not in statuses:
+                save_dir = Path(settings.PEFTLAB_ARTIFACTS_DIR) / str(claim.run_id)
+                statuses[claim] = _settle(claim, exc, save_dir, device)
+    finally:
+        _give_back_device_memory(device)
+    return [statuses[c] for c in claims]
+
+
+def _give_back_device_memory(device) -> None:
+    if device.type == "cuda":
+        import gc
+
+        import torch
+
+        # The run's tensors that only a reference cycle holds go first, so that their blocks
+        # go back to the device with the cache.
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+def _settle(claim: Claim, outcome, save_dir: Path, device, time_up: bool = False) -> str:
+    """Finish the claim's attempt as its training ended: `outcome` is the engine's metrics, or
+    the exception that ended it. `time_up`: the task passed its soft time limit (a lane that
+    stopped for it ends failed, as a run the limit strikes does)."""
+    from workers import training
+
+    if isinstance(outcome, (RunRequestError, training.TrainingError)):
+        return finish(claim, Run.FAILED, error=str(outcome))
+    if isinstance(outcome, SoftTimeLimitExceeded) or (
+        isinstance(outcome, dict) and outcome["cancelled"] and time_up and not _shutting_down
+    ):
         shutil.rmtree(save_dir, ignore_errors=True)
         return finish(
             claim,
@@ -138,10 +227,10 @@ def _train(claim: Claim, device) -> str:
                 f"{steps_done(claim.run_id)}; its points so far are kept"
             ),
         )
-    except Exception as exc:  # noqa: BLE001 - the worker must survive and take the next run
+    if isinstance(outcome, Exception):
         shutil.rmtree(save_dir, ignore_errors=True)
-        if _is_out_of_memory(exc):
-            log.warning("run %s ran out of memory: %s; this process will be replaced", claim.run_id, exc)
+        if _is_out_of_memory(outcome):
+            log.warning("run %s ran out of memory: %s; this process will be replaced", claim.run_id, outcome)
             global _replace_process
             _replace_process = True
             done = steps_done(claim.run_id)
@@ -154,19 +243,10 @@ def _train(claim: Claim, device) -> str:
                     "lighter method (LoRA instead of full fine-tuning, say)"
                 ),
             )
-        log.exception("run %s failed", claim.run_id)
-        return finish(claim, Run.FAILED, error=f"training failed: {type(exc).__name__}: {exc}")
-    finally:
-        if device.type == "cuda":
-            import gc
+        log.error("run %s failed", claim.run_id, exc_info=outcome)
+        return finish(claim, Run.FAILED, error=f"training failed: {type(outcome).__name__}: {outcome}")
 
-            import torch
-
-            # The run's tensors that only a reference cycle holds go first, so that their blocks
-            # go back to the device with the cache.
-            gc.collect()
-            torch.cuda.empty_cache()
-
+    metrics = dict(outcome)
     cancelled = metrics.pop("cancelled")
     if cancelled and _shutting_down:
         return finish(

@@ -8,7 +8,8 @@ seconds) of what stands before it: the rest of each run training now on its queu
 ahead, scaled by the pace the training runs' points show (a loaded or faster machine), shared
 between the worker slots. The web server does not know how many slots the workers
 of a queue have; it counts as many as are busy now (at least one), which is never more than there
-are. An estimate: a run that ends early, is cancelled or is submitted by someone served less
+are: a training process is one, whether it trains one run or a race's lanes in turn (whose
+points count each lane's own seconds, so that the rest of a race is the sum of its lanes'). An estimate: a run that ends early, is cancelled or is submitted by someone served less
 changes it, and a GPU worker is faster than the CPU the costs were measured on.
 """
 
@@ -27,7 +28,8 @@ COUNTS = (
     "ahead: the queued runs of this run's queue that the fair scheduler would start before it; "
     "training: the runs training now on that queue; starts_in_seconds: the run-cost estimates of "
     "what is left of those and of the runs ahead, at the pace the training runs' points show "
-    "against the estimate, shared between as many worker slots as are busy now (at least one)"
+    "against the estimate, shared between as many worker slots as are busy now (at least one; "
+    "a race's lanes share one)"
 )
 
 
@@ -87,7 +89,8 @@ def place(run: Run, max_age: float = 0.0) -> dict | None:
     ahead_ids = order[: order.index(run.pk)] if run.pk in order else order
     ahead = Run.objects.filter(pk__in=ahead_ids)
     training = list(Run.objects.filter(status=Run.RUNNING, queue=run.queue))
-    slots = max(1, len(training))
+    # A busy slot is a training process: a race's lanes share one, which trains them in turn.
+    slots = max(1, len({(r.worker, r.worker_pid) if r.worker_pid else r.pk for r in training}))
     paces = {r.pk: _pace(r) for r in training}
     known = [p for p in paces.values() if p is not None]
     # The runs ahead go at the pace of those training now (the same workers), else the model's.

@@ -1,7 +1,9 @@
-// P17 Four-method race. POST /api/races starts one real run per lane; one SSE stream
-// (/api/races/<id>/events) brings every lane's points, evaluations and final status; the charts
-// and the results table fill as they come. The race shown lives in the URL (?race=<id>); before
-// a race starts, the form does (?task=&steps=&seed=&lanes=full,adapter,lora,prompt).
+// P17 Four-method race. POST /api/races starts one real run per lane; the worker trains the lanes
+// together, one step of each in turn. One SSE stream (/api/races/<id>/events) brings every lane's
+// points, evaluations and final status; the charts and the results table fill as they come. The
+// race shown lives in the URL (?race=<id>); before a race starts, the form does
+// (?task=&steps=&seed=&lanes=full,adapter,lora,prompt); the charts' x axis too (&x=seconds: each
+// lane's own training seconds, its points' "elapsed"; steps otherwise).
 import { $, METHOD_COLOURS, MUTED, PLOT_CONFIG, errorBox, getJson, postJson, readQuery, writeQuery } from "./lab.js";
 import { fmtAcc, fmtBytes, fmtInt, fmtMs, fmtSeconds, precisionOf } from "./format.js";
 
@@ -15,8 +17,15 @@ let methods = [];
 let tasks = [];
 let race = null; // GET /api/races/<id>
 let source = null;
-let lanes = []; // per lane: {run, points, evals, status, steps_done}
+let lanes = []; // per lane: {run, points, evals, status, steps_done, evalDue}
 let pending = null; // points and evaluations waiting for the next animation frame
+let xAxis = "steps"; // or "seconds": what the charts' x axis counts
+const X_AXES = {
+  steps: { title: "training step", of: (p) => p.step },
+  // A lane's seconds are its own: the time the worker spent on its steps (and its evaluations),
+  // not the other lanes' turns in between. An evaluation sits at its step's point.
+  seconds: { title: "training seconds (each lane's own steps)", of: (p) => p.elapsed },
+};
 
 // ---- the form --------------------------------------------------------------------------------
 function laneSelect(i) {
@@ -48,11 +57,20 @@ function showTask() {
   $("race-task-summary").textContent = t ? `${t.description} ${t.train_size} training examples.` : "";
 }
 
-function formToUrl() {
-  if (race) return;
-  const f = readForm();
-  const q = new URLSearchParams({ task: f.task, steps: f.steps, seed: f.seed, lanes: f.methods.join(",") });
+function writeUrl() {
+  let q;
+  if (race) {
+    q = new URLSearchParams({ race: race.id });
+  } else {
+    const f = readForm();
+    q = new URLSearchParams({ task: f.task, steps: f.steps, seed: f.seed, lanes: f.methods.join(",") });
+  }
+  if (xAxis !== "steps") q.set("x", xAxis);
   writeQuery(q);
+}
+
+function formToUrl() {
+  if (!race) writeUrl();
 }
 
 function setState(state) {
@@ -97,7 +115,12 @@ function axisLayout(chart, title, ytitle, extra = {}) {
     title: { text: title, font: { size: 15 } },
     height: 290 + bottom,
     margin: { l: 64, r: 20, t: 44, b: bottom },
-    xaxis: { title: { text: "training step", standoff: 8 }, range: [0, steps], zeroline: false },
+    xaxis: {
+      title: { text: X_AXES[xAxis].title, standoff: 8 }, zeroline: false,
+      // Steps: the whole budget from the start. Seconds: unknown until the lanes end, so the
+      // axis grows with them.
+      ...(xAxis === "steps" ? { range: [0, steps] } : { autorange: true, rangemode: "tozero" }),
+    },
     yaxis: { title: { text: ytitle }, ...extra },
     legend: { orientation: "h", x: 0, xanchor: "left", yref: "container", y: 4, yanchor: "bottom", font: { size: 12 } },
     showlegend: true,
@@ -110,18 +133,32 @@ function drawCharts() {
   const runs = race ? race.runs : [];
   // A lane that has not started has one empty (null) point, so that its legend entry shows.
   const orNull = (xs) => (xs.length ? xs : [null]);
+  const x = X_AXES[xAxis].of;
   const loss = runs.map((run, i) => ({
-    x: orNull(lanes[i].points.map((p) => p.step)), y: orNull(lanes[i].points.map((p) => p.loss)), mode: "lines",
+    x: orNull(lanes[i].points.map(x)), y: orNull(lanes[i].points.map((p) => p.loss)), mode: "lines",
     name: laneName(run), line: lineOf(run, runs),
   }));
   const acc = runs.map((run, i) => ({
-    x: orNull(lanes[i].evals.map((e) => e.step)), y: orNull(lanes[i].evals.map((e) => e.val_accuracy)), mode: "lines+markers",
+    x: orNull(lanes[i].evals.map(x)), y: orNull(lanes[i].evals.map((e) => e.val_accuracy)), mode: "lines+markers",
     name: laneName(run), line: lineOf(run, runs), marker: { size: 7 },
   }));
+  const against = xAxis === "steps" ? "the step" : "each lane's own training seconds";
+  $("loss-chart").setAttribute("aria-label", `training loss of every lane against ${against}`);
+  $("acc-chart").setAttribute("aria-label", `validation accuracy of every lane against ${against}`);
   Plotly.react($("loss-chart"), loss, axisLayout($("loss-chart"), "Training loss of every lane", "loss (cross-entropy, nats)"),
     PLOT_CONFIG);
   Plotly.react($("acc-chart"), acc, axisLayout($("acc-chart"), "Validation accuracy", "accuracy (% of validation set)",
     { range: [0, 1], tickformat: ".0%", dtick: 0.25 }), PLOT_CONFIG);
+  root.dataset.x = xAxis;
+}
+
+// The x axis switched: every curve drawn again against it. What waits for the next frame is in
+// the lanes already, drawn now: the frame then extends nothing.
+function setXAxis(value) {
+  xAxis = X_AXES[value] ? value : "steps";
+  document.querySelector(`#race-x input[value="${xAxis}"]`).checked = true;
+  if (pending) pending = { points: {}, evals: {} };
+  drawCharts();
 }
 
 // Many points arrive at once on a reconnect or a fast lane: draw them once per frame.
@@ -148,7 +185,7 @@ function flush() {
     const idx = Object.keys(batch[kind]).map(Number);
     if (!idx.length) continue;
     Plotly.extendTraces($(chart), {
-      x: idx.map((i) => batch[kind][i].map((p) => p.step)),
+      x: idx.map((i) => batch[kind][i].map(X_AXES[xAxis].of)),
       y: idx.map((i) => batch[kind][i].map((p) => p[key])),
     }, idx);
   }
@@ -166,7 +203,7 @@ function showLaneStatus() {
   }).join("");
   const done = lanes.filter((l) => ["succeeded", "failed", "cancelled"].includes(l.status)).length;
   if (race && root.dataset.state === "running") {
-    $("race-status").textContent = `Race ${race.id}: ${done} of ${runs.length} lanes finished. The worker trains them one after another.`;
+    $("race-status").textContent = `Race ${race.id}: ${done} of ${runs.length} lanes finished. The worker trains them together, one step of each in turn.`;
   }
 }
 
@@ -252,6 +289,14 @@ function openStream() {
     lanes[i].points.push(p);
     lanes[i].steps_done = Math.max(lanes[i].steps_done, p.step);
     queue("points", i, p);
+    // The evaluation of this step came just before it: it is drawn at this point's seconds.
+    const ev = lanes[i].evalDue;
+    if (ev && ev.step === p.step) {
+      ev.elapsed = p.elapsed;
+      lanes[i].evals.push(ev);
+      queue("evals", i, ev);
+    }
+    lanes[i].evalDue = null;
     if (lanes[i].status === "queued") {
       lanes[i].status = "running";
       drawResults();
@@ -263,6 +308,7 @@ function openStream() {
     const i = laneIndex(JSON.parse(e.data));
     lanes[i].points = [];
     lanes[i].evals = [];
+    lanes[i].evalDue = null;
     lanes[i].steps_done = 0;
     if (pending) {
       delete pending.points[i];
@@ -270,11 +316,10 @@ function openStream() {
     }
     drawCharts();
   });
+  // The stream sends an evaluation just before the point of its step (peftlab/api/events.py).
   source.addEventListener("eval", (e) => {
     const ev = JSON.parse(e.data);
-    const i = laneIndex(ev);
-    lanes[i].evals.push(ev);
-    queue("evals", i, ev);
+    lanes[laneIndex(ev)].evalDue = ev;
   });
   source.addEventListener("progress", (e) => {
     const pr = JSON.parse(e.data);
@@ -310,9 +355,9 @@ function openStream() {
 function showRace(body) {
   race = body;
   // A reopened race's points come again from the start of the stream; only the statuses are kept.
-  lanes = race.runs.map((run) => ({ run, points: [], evals: [], status: run.status, steps_done: 0 }));
+  lanes = race.runs.map((run) => ({ run, points: [], evals: [], status: run.status, steps_done: 0, evalDue: null }));
   fillForm({ task: race.task, steps: race.steps, seed: race.seed, methods: race.methods });
-  writeQuery(`race=${race.id}`);
+  writeUrl();
   setState("running");
   drawCharts();
   drawDiagrams();
@@ -362,6 +407,12 @@ async function init() {
   $("race-steps").min = 1;
   $("race-steps").max = options.max_steps;
   const q = readQuery();
+  xAxis = X_AXES[q.get("x")] ? q.get("x") : "steps";
+  document.querySelector(`#race-x input[value="${xAxis}"]`).checked = true;
+  $("race-x").addEventListener("change", (event) => {
+    setXAxis(event.target.value);
+    writeUrl();
+  });
   fillForm({
     task: q.get("task") || options.default_task,
     steps: q.get("steps") || options.default_steps,

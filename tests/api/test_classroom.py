@@ -671,14 +671,17 @@ def test_the_queue_order_follows_the_fair_scheduler_when_everyone_is_at_their_li
     assert a and scheduler.queue_order("cpu") == [waiting[2].pk, waiting[0].pk, waiting[1].pk]
 
 
-def test_the_queue_order_trains_a_limited_owners_batch_one_lane_at_a_time(ada):
-    """A student at 2 at once with a race of three lanes and a run after it: the race is one of
-    their two places, so their lone run starts beside the race's first lane, not after its last."""
+def test_the_queue_order_starts_a_races_lanes_together_and_a_sweep_one_lane_at_a_time(ada):
+    """A student at 2 at once with a race of three lanes, a sweep of two and a run: the race's
+    lanes start together and hold one of their two places, the sweep's first lane the other;
+    the run and the sweep's next lane wait for a place, the sweep's next lane for its first."""
     _, ana = student_browser(classroom(ada), "Ana")
     race = Batch.objects.create(kind=Batch.RACE, task="sentiment", steps=10, seed=0)
+    sweep = Batch.objects.create(kind=Batch.RANK_SWEEP, task="sentiment", steps=10, seed=0)
     lanes = [run_of(ana, status=Run.QUEUED, batch=race, lane=lane, max_concurrent=2) for lane in range(3)]
+    swept = [run_of(ana, status=Run.QUEUED, batch=sweep, lane=lane, max_concurrent=2) for lane in range(2)]
     lone = run_of(ana, status=Run.QUEUED, max_concurrent=2)
-    assert scheduler.queue_order("cpu") == [lanes[0].pk, lone.pk, lanes[1].pk, lanes[2].pk]
-    # Its first lane training: the next lanes wait for it, the lone run does not.
-    Run.objects.filter(pk=lanes[0].pk).update(status=Run.RUNNING, started_at=timezone.now())
-    assert scheduler.queue_order("cpu") == [lone.pk, lanes[1].pk, lanes[2].pk]
+    assert scheduler.queue_order("cpu") == [*(lane.pk for lane in lanes), swept[0].pk, lone.pk, swept[1].pk]
+    # The race training (one place): the sweep's first lane takes the other, then the run.
+    Run.objects.filter(batch=race).update(status=Run.RUNNING, started_at=timezone.now())
+    assert scheduler.queue_order("cpu") == [swept[0].pk, lone.pk, swept[1].pk]

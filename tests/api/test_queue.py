@@ -76,22 +76,45 @@ def test_claim_interleaves_students_whatever_the_order_they_submitted_in():
     assert lifecycle.claim(flood[2].pk, task_id="t", device="cpu").run_id == flood[2].pk
 
 
-def test_claim_trains_a_students_race_and_their_run_at_once_within_two(settings):
-    """A student at the default 2 at once who started a race of three lanes and then a run: the
-    race holds one place (its lanes train one after another), the run the other."""
+def ids(claims):
+    return [c.run_id for c in claims]
+
+
+def test_a_students_race_starts_its_lanes_together_as_one_of_their_two():
+    """A student at the default 2 at once who started a race of three lanes and then two runs:
+    the message of any lane claims the whole race (its lanes train together in one process) and
+    it holds one place; one run takes the other; the last waits for the race or the run to end."""
     race = Batch.objects.create(kind=Batch.RACE, task="sentiment", steps=5, seed=0)
     lanes = [queued("student:1", 2, batch=race, lane=lane) for lane in range(3)]
+    lone, last = queued("student:1", 2), queued("student:1", 2)
+    claims = lifecycle.claim_together(lanes[2].pk, task_id="t", device="cpu")
+    assert ids(claims) == [lane.pk for lane in lanes] and {c.attempt for c in claims} == {1}
+    assert set(Run.objects.filter(batch=race).values_list("status", "task_id")) == {(Run.RUNNING, "t")}
+    assert ids(lifecycle.claim_together(lanes[1].pk, task_id="u", device="cpu")) == [lone.pk]
+    assert lifecycle.claim_together(lanes[0].pk, task_id="v", device="cpu") == []
+    # A lane that ends early frees nothing: the race holds its place until its last lane ends.
+    Run.objects.filter(pk__in=[lanes[0].pk, lanes[1].pk]).update(status=Run.SUCCEEDED)
+    assert lifecycle.claim_together(last.pk, task_id="v", device="cpu") == []
+    Run.objects.filter(pk=lanes[2].pk).update(status=Run.CANCELLED)
+    assert ids(lifecycle.claim_together(last.pk, task_id="v", device="cpu")) == [last.pk]
+
+
+def test_a_students_sweep_still_trains_one_lane_at_a_time_beside_their_run():
+    """A sweep is one unit of the limit too, but its lanes are claimed one by one: while one
+    lane trains, the next waits for it, not for the owner's other runs."""
+    sweep = Batch.objects.create(kind=Batch.RANK_SWEEP, task="sentiment", steps=5, seed=0)
+    lanes = [queued("student:1", 2, batch=sweep, lane=lane) for lane in range(3)]
     lone = queued("student:1", 2)
-    assert lifecycle.claim(lanes[0].pk, task_id="t", device="cpu").run_id == lanes[0].pk
-    assert lifecycle.claim(lanes[1].pk, task_id="t", device="cpu").run_id == lone.pk
-    assert lifecycle.claim(lanes[1].pk, task_id="t", device="cpu") is None
+    assert ids(lifecycle.claim_together(lanes[0].pk, task_id="t", device="cpu")) == [lanes[0].pk]
+    assert ids(lifecycle.claim_together(lanes[1].pk, task_id="t", device="cpu")) == [lone.pk]
+    assert lifecycle.claim_together(lanes[1].pk, task_id="t", device="cpu") == []
     Run.objects.filter(pk=lanes[0].pk).update(status=Run.SUCCEEDED)
-    assert lifecycle.claim(lanes[1].pk, task_id="t", device="cpu").run_id == lanes[1].pk
+    assert ids(lifecycle.claim_together(lanes[1].pk, task_id="t", device="cpu")) == [lanes[1].pk]
     Run.objects.filter(pk=lone.pk).update(status=Run.SUCCEEDED)
-    # The race is already training a lane: its last lane waits even with a place free.
-    assert lifecycle.claim(lanes[2].pk, task_id="t", device="cpu") is None
+    # The sweep is already training a lane: its last lane waits even with a place free.
+    assert lifecycle.claim_together(lanes[2].pk, task_id="t", device="cpu") == []
     Run.objects.filter(pk=lanes[1].pk).update(status=Run.SUCCEEDED)
-    assert lifecycle.claim(lanes[2].pk, task_id="t", device="cpu").run_id == lanes[2].pk
+    assert ids(lifecycle.claim_together(lanes[2].pk, task_id="t", device="cpu")) == [lanes[2].pk]
 
 
 def test_a_run_on_another_queue_is_not_picked():
@@ -132,6 +155,20 @@ def test_a_redelivered_message_of_a_dead_attempt_starts_the_next_attempt():
     assert (got.run_id, got.attempt) == (run.pk, 2)
     run.refresh_from_db()
     assert run.status == Run.RUNNING and run.worker_pid == os.getpid() and run.task_id == "again"
+
+
+def test_the_redelivered_message_of_a_race_whose_process_died_starts_every_lane_again():
+    """The race's lanes trained in one process, which died; its one message comes back (the
+    other lanes' messages were spent). Every lane of that process starts its next attempt; a
+    lane that had ended stays ended."""
+    race = Batch.objects.create(kind=Batch.RACE, task="sentiment", steps=5, seed=0)
+    gone = dead_pid()
+    lanes = [running(pid=gone, batch=race, lane=lane) for lane in range(3)]
+    Run.objects.filter(pk=lanes[0].pk).update(status=Run.SUCCEEDED)
+    claims = lifecycle.claim_together(lanes[2].pk, task_id="again", device="cpu")
+    assert [(c.run_id, c.attempt) for c in claims] == [(lanes[1].pk, 2), (lanes[2].pk, 2)]
+    assert set(Run.objects.filter(pk__in=ids(claims)).values_list("task_id", "worker_pid")) == {("again", os.getpid())}
+    assert Run.objects.get(pk=lanes[0].pk).status == Run.SUCCEEDED
 
 
 def test_a_run_that_killed_its_worker_three_times_ends_failed():

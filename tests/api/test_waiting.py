@@ -74,6 +74,18 @@ def test_two_busy_slots_share_the_wait():
     assert place["starts_in_seconds"] == pytest.approx(expected, abs=0.1)
 
 
+def test_a_races_lanes_training_in_one_process_are_one_busy_slot():
+    """Its lanes take turns in one process: the rest of the race is the sum of theirs."""
+    lanes = [
+        make_run("session:r", status=Run.RUNNING, attempts=1, worker="host", worker_pid=4242, lane=lane)
+        for lane in range(2)
+    ]
+    mine = make_run("session:me")
+    place = waiting.place(mine)
+    assert place["training"] == 2
+    assert place["starts_in_seconds"] == pytest.approx(sum(seconds(r) for r in lanes), abs=0.1)
+
+
 def test_the_estimated_start_goes_at_the_pace_the_training_run_shows():
     training = make_run("session:r", steps=40, status=Run.RUNNING, attempts=1, steps_done=10)
     step_seconds = waiting.timing(training)["step_seconds"]
