@@ -30,7 +30,7 @@ def test_a_race_of_four_lanes_streams_through_one_resumable_stream(embedded_lab)
     run_ids = [r["id"] for r in race["runs"]]
     assert [r["method"] for r in race["runs"]] == ["full", "adapter", "lora", "prompt"]
 
-    # Read until the first lane is done and the second has begun, then drop the connection.
+    # Read until the second lane has begun (the lanes train together), then drop the connection.
     first = []
     for event in embedded_lab.sse(race["events_url"]):
         first.append(event)
@@ -77,5 +77,6 @@ def test_cancelling_a_race_stops_the_lanes_that_have_not_finished(embedded_lab):
     events = list(embedded_lab.sse(race["events_url"]))
     assert events[-1][0] == "race" and events[-1][2]["status"] == "cancelled"
     lanes = {r["lane"]: r for r in events[-1][2]["runs"]}
+    # The lanes train together: both had taken steps, and both stop.
     assert lanes[0]["status"] == "cancelled" and 2 <= lanes[0]["steps_done"] < 2000
-    assert lanes[1]["status"] == "cancelled" and lanes[1]["steps_done"] == 0
+    assert lanes[1]["status"] == "cancelled" and 1 <= lanes[1]["steps_done"] < 2000
