@@ -88,7 +88,6 @@ def main():
                 f"{task}/{method}: loss rmse {fits[task][method].loss.rmse:.3f}, acc {metrics['val_accuracy']:.3f}",
                 file=sys.stderr,
             )
-            about["load_average_at_end"] = round(os.getloadavg()[0], 2)
             race_sim.FIT_FILE.parent.mkdir(exist_ok=True)
             race_sim.FIT_FILE.write_text(race_sim.to_json(fits, about))
 

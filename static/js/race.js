@@ -261,8 +261,27 @@ function resultRow(run, lane) {
     ${cell("merged", merged)}</tr>`;
 }
 
+// Why a prompt-tuning lane learns slowest, in its own numbers (what it trains, how many tokens it
+// adds), once the race has one.
+function promptNote() {
+  const i = race.runs.findIndex((r) => r.method === "prompt");
+  if (i < 0) return "";
+  const run = race.runs[i];
+  const m = lanes[i].run.metrics || {};
+  const n = run.params.virtual_tokens;
+  const trainable = m.trainable_params || run.predictions.fp32.trainable_params;
+  const model = m.total_params ? `an encoder of ${(m.total_params / 1e6).toFixed(1)} million parameters` : "this small encoder";
+  return `Why prompt tuning learns slowest: it trains ${fmtInt(trainable)} numbers (${n} virtual token `
+    + `vectors in front of every sentence, and the head) and can steer the frozen encoder only through what `
+    + `those ${n} positions add to each token's attention. Lester et al. (2021, Figure 1) found prompt tuning `
+    + `matching full fine-tuning only on models of billions of parameters; on ${model}, in a few dozen steps, `
+    + `it trails. Its steps also cost more: every sentence is ${n} tokens longer.`;
+}
+
 function drawResults() {
   if (!race) return;
+  $("race-why").textContent = promptNote();
+  $("race-why").hidden = !$("race-why").textContent;
   $("results").tBodies[0].innerHTML = race.runs.map((run, i) => resultRow(run, lanes[i])).join("");
   const first = lanes.find((l) => l.run.metrics && l.run.metrics.latency_batch);
   const seq = race.runs[0].predictions.fp32.seq;
