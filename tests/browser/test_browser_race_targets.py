@@ -18,12 +18,23 @@ DESKTOP = {"width": 1280, "height": 900}
 LEARNERS = ("full", "adapter", "lora")
 
 
+# Every chart has been laid out again for the window's width (Plotly redraws on resize).
+CHARTS_FIT = """() => [...document.querySelectorAll('.js-plotly-plot')].every((chart) => {
+    const svg = chart.querySelector('.main-svg');
+    return !svg || svg.getBoundingClientRect().width <= chart.parentElement.clientWidth + 1;
+})"""
+
+
 def shots(page, name: str) -> None:
-    """The page as a desktop and as a phone shows it, then back to the desktop."""
+    """The page as a desktop and as a phone shows it, then back to the desktop. On the phone
+    nothing is wider than the screen once the charts have redrawn for it."""
     shot(page, f"{name}-desktop")
     page.set_viewport_size(PHONE)
+    page.wait_for_function(CHARTS_FIT)
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), "wider than a phone"
     shot(page, f"{name}-phone")
     page.set_viewport_size(DESKTOP)
+    page.wait_for_function(CHARTS_FIT)
 
 
 def loss_drop(losses: list[float], window: int = 5) -> float:
