@@ -94,6 +94,18 @@ function lineOf(run, runs) {
 }
 
 // ---- charts ------------------------------------------------------------------------------------
+// One batch's loss jumps with the batch: each lane is drawn twice, every step's loss as a thin
+// faint line and the mean of its last SMOOTH steps as the thick line a learner compares.
+const SMOOTH = 5;
+
+$("race-loss-note").textContent = "Thin lines: each step's loss, which jumps with its batch of sentences. "
+  + `Thick lines: the mean of a lane's last ${SMOOTH} steps, the trend to compare.`;
+
+function smoothedAt(points, k) {
+  const window = points.slice(Math.max(0, k - SMOOTH + 1), k + 1);
+  return window.reduce((sum, p) => sum + p.loss, 0) / window.length;
+}
+
 // The legend sits under the x axis, its rows counted from the chart's width so that it never
 // covers the axis title (four lanes take one row on a laptop, up to four on a phone).
 function legendRows(names, width) {
@@ -116,13 +128,13 @@ function axisLayout(chart, title, ytitle, extra = {}) {
     height: 290 + bottom,
     margin: { l: 64, r: 20, t: 44, b: bottom },
     xaxis: {
-      title: { text: X_AXES[xAxis].title, standoff: 8 }, zeroline: false,
+      title: { text: X_AXES[xAxis].title, standoff: 8 }, automargin: true, zeroline: false,
       // Steps: the whole budget from the start. Seconds: unknown until the lanes end, so the
       // axis grows with them.
       ...(xAxis === "steps" ? { range: [0, steps] } : { autorange: true, rangemode: "tozero" }),
     },
     yaxis: { title: { text: ytitle }, ...extra },
-    legend: { orientation: "h", x: 0, xanchor: "left", yref: "container", y: 4, yanchor: "bottom", font: { size: 12 } },
+    legend: { orientation: "h", x: 0, xanchor: "left", yref: "container", y: 0, yanchor: "bottom", font: { size: 12 } },
     showlegend: true,
     annotations: race ? [] : [{ text: "Press Start race: the curves draw here as the lanes train", showarrow: false,
       xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: MUTED } }],
@@ -134,10 +146,18 @@ function drawCharts() {
   // A lane that has not started has one empty (null) point, so that its legend entry shows.
   const orNull = (xs) => (xs.length ? xs : [null]);
   const x = X_AXES[xAxis].of;
-  const loss = runs.map((run, i) => ({
+  // Traces 0..n-1: each step's loss; n..2n-1: its running mean (the legend's entry).
+  const raw = runs.map((run, i) => ({
     x: orNull(lanes[i].points.map(x)), y: orNull(lanes[i].points.map((p) => p.loss)), mode: "lines",
-    name: laneName(run), line: lineOf(run, runs),
+    name: `${laneName(run)}, each step`, legendgroup: `lane-${i}`, showlegend: false, opacity: 0.35,
+    line: { ...lineOf(run, runs), width: 1 }, hovertemplate: `%{y:.3f}<extra>${laneName(run)}, this step</extra>`,
   }));
+  const smooth = runs.map((run, i) => ({
+    x: orNull(lanes[i].points.map(x)), y: orNull(lanes[i].points.map((_, k) => smoothedAt(lanes[i].points, k))),
+    mode: "lines", name: laneName(run), legendgroup: `lane-${i}`, line: lineOf(run, runs),
+    hovertemplate: `%{y:.3f}<extra>${laneName(run)}, mean of the last ${SMOOTH} steps</extra>`,
+  }));
+  const loss = [...raw, ...smooth];
   const acc = runs.map((run, i) => ({
     x: orNull(lanes[i].evals.map(x)), y: orNull(lanes[i].evals.map((e) => e.val_accuracy)), mode: "lines+markers",
     name: laneName(run), line: lineOf(run, runs), marker: { size: 7 },
@@ -188,6 +208,17 @@ function flush() {
       x: idx.map((i) => batch[kind][i].map(X_AXES[xAxis].of)),
       y: idx.map((i) => batch[kind][i].map((p) => p[key])),
     }, idx);
+    if (kind === "points") {  // the running means of the same steps
+      const n = lanes.length;
+      Plotly.extendTraces($(chart), {
+        x: idx.map((i) => batch.points[i].map(X_AXES[xAxis].of)),
+        y: idx.map((i) => {
+          const all = lanes[i].points;
+          const first = all.length - batch.points[i].length;
+          return batch.points[i].map((_, j) => smoothedAt(all, first + j));
+        }),
+      }, idx.map((i) => i + n));
+    }
   }
   root.dataset.points = lanes.map((l) => l.points.length).join(",");
 }

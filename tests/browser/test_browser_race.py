@@ -79,7 +79,7 @@ def test_a_race_draws_four_curves_and_fills_the_table(page):
     page.goto(url)
     page.wait_for_selector('#race-root[data-state="finished"]', state="attached", timeout=30_000)
     page.wait_for_function(
-        "() => document.getElementById('loss-chart').data && document.getElementById('loss-chart').data.length === 4"
+        "() => document.getElementById('loss-chart').data && document.getElementById('loss-chart').data.length === 8"
     )
     box = page.locator("#loss-chart .main-svg").first.bounding_box()
     assert box["width"] <= 390

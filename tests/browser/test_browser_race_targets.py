@@ -18,23 +18,25 @@ DESKTOP = {"width": 1280, "height": 900}
 LEARNERS = ("full", "adapter", "lora")
 
 
-# Every chart has been laid out again for the window's width (Plotly redraws on resize).
-CHARTS_FIT = """() => [...document.querySelectorAll('.js-plotly-plot')].every((chart) => {
-    const svg = chart.querySelector('.main-svg');
-    return !svg || svg.getBoundingClientRect().width <= chart.parentElement.clientWidth + 1;
-})"""
-
-
 def shots(page, name: str) -> None:
-    """The page as a desktop and as a phone shows it, then back to the desktop. On the phone
-    nothing is wider than the screen once the charts have redrawn for it."""
+    """The race as a desktop shows it, and as a phone opening the same race URL shows it (a
+    fresh page, as a phone would load it; resizing a window after a full-page screenshot leaves
+    Plotly's charts at their old width in headless Chromium). On the phone nothing is wider
+    than the screen."""
     shot(page, f"{name}-desktop")
-    page.set_viewport_size(PHONE)
-    page.wait_for_function(CHARTS_FIT)
-    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), "wider than a phone"
-    shot(page, f"{name}-phone")
-    page.set_viewport_size(DESKTOP)
-    page.wait_for_function(CHARTS_FIT)
+    phone = page.context.browser.new_context(viewport=PHONE)
+    try:
+        small = phone.new_page()
+        small.goto(page.url)
+        small.wait_for_function(
+            "() => Number((document.getElementById('race-root').dataset.points || '0').split(',')[0]) > 0"
+        )
+        assert small.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), "wider than a phone"
+        box = small.locator("#loss-chart .main-svg").first.bounding_box()
+        assert box["width"] <= PHONE["width"]
+        shot(small, f"{name}-phone")
+    finally:
+        phone.close()
 
 
 def loss_drop(losses: list[float], window: int = 5) -> float:
@@ -66,6 +68,10 @@ def test_the_default_race_shows_three_methods_learning_and_prompt_tuning_trailin
         expect(rows.nth(i)).to_have_attribute("data-status", "succeeded")
         losses = plot_data(page, "loss-chart", i, "y")
         assert len(losses) == steps
+        # The thick line is the running mean of the lane's last five steps.
+        smoothed = plot_data(page, "loss-chart", len(lanes) + i, "y")
+        expected = [sum(losses[max(0, k - 4) : k + 1]) / len(losses[max(0, k - 4) : k + 1]) for k in range(steps)]
+        assert smoothed == pytest.approx(expected, abs=1e-9)
         drop[method] = loss_drop(losses)
         accuracy[method] = float(rows.nth(i).locator('td[data-label="val. accuracy"]').inner_text().rstrip(" %")) / 100
     print("loss drop", drop, "accuracy", accuracy)
@@ -74,6 +80,7 @@ def test_the_default_race_shows_three_methods_learning_and_prompt_tuning_trailin
         assert accuracy[method] >= 0.8, (method, accuracy)
     # Prompt tuning trails every other lane, and the page says why.
     assert accuracy["prompt"] < min(accuracy[m] for m in LEARNERS), accuracy
+    expect(page.locator("#race-loss-note")).to_contain_text("the mean of a lane's last 5 steps")
     expect(page.locator("#race-why")).to_be_visible()
     expect(page.locator("#race-why")).to_contain_text("Why prompt tuning learns slowest")
     shots(page, "race-default-finished")
