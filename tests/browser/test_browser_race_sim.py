@@ -1,5 +1,5 @@
 """P17's instant simulated race in a real browser: one request, curves for the chosen lanes,
-labelled simulated, and a clear message for a method that has no fitted run."""
+labelled simulated, times relative to one lane, and a clear message for a method that has no fitted run."""
 
 import pytest
 from playwright.sync_api import expect
@@ -21,6 +21,13 @@ def test_the_simulated_race_draws_the_chosen_lanes_at_once(page):
     expect(page.locator("#race-sim h2")).to_contain_text("simulated")
     expect(page.locator("#sim-about")).to_contain_text("fitted to a real run")
     expect(page.locator("#sim-rows tr")).to_have_count(4)
+    # Time as a multiple of the LoRA lane's, measured in the same fit, the machine named: the
+    # seconds of one machine at one load would mislead on another.
+    about = race_sim.shipped()["about"]
+    expect(page.locator("#sim-time-head")).to_have_text("training time, relative to lora")
+    expect(page.locator('#sim-rows tr[data-method="lora"] td').nth(2)).to_contain_text("1.00× lora")
+    expect(page.locator("#sim-about")).to_contain_text(f"on {about['device']}")
+    expect(page.locator("#sim-about")).to_contain_text("as a multiple of the lora lane's")
     for lane in range(4):
         steps = plot_data(page, "sim-loss", lane, "x")
         assert steps[0] == 1 and steps[-1] == 30
