@@ -1,6 +1,6 @@
 """What a run ships: its trained part, saved so that it loads back into the base model.
 
-A run's folder holds `peftlab.json` (method, task labels, parameters, base model) and, as the
+A run's folder holds `peftlab.json` (method, task labels, parameters, base model, head) and, as the
 method's record says (simulations/methods.py `saved_by`):
 - peft's own format for lora, dora, qlora, prompt and ia3 (`adapter_config.json`,
   `adapter_model.safetensors`): `PeftModel.from_pretrained` loads it onto the base classifier;
@@ -22,6 +22,10 @@ from workers.methods import METHODS, RunSpec
 
 MANIFEST = "peftlab.json"
 TRAINED = "trained.safetensors"
+# The classifier's head a run trained with (workers/head.py). Runs saved before 2026-12-07 read the
+# [CLS] state through the pooler and have no "head" in their manifest: their trained part does not
+# fit today's classifier.
+HEAD = "mean of the token states"
 
 
 def save(model, spec: RunSpec, labels: list[str], directory: Path) -> int:
@@ -34,7 +38,7 @@ def save(model, spec: RunSpec, labels: list[str], directory: Path) -> int:
     else:
         tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
         save_file(tensors, directory / TRAINED)
-    manifest = {"base_model": base_model.NAME, "labels": labels, **spec.as_dict()}
+    manifest = {"base_model": base_model.NAME, "head": HEAD, "labels": labels, **spec.as_dict()}
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
 
@@ -47,6 +51,11 @@ def load_trained(directory: Path, device=None):
     from workers import builders, classifier
 
     manifest = json.loads((directory / MANIFEST).read_text())
+    if manifest.get("head") != HEAD:
+        raise ValueError(
+            f"this run was trained with another classifier head ({manifest.get('head', '[CLS] through the pooler')}); "
+            f"today's reads the {HEAD}: train it again to load it"
+        )
     spec = RunSpec(
         method=manifest["method"],
         task=manifest["task"],

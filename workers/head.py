@@ -3,8 +3,8 @@
 all-MiniLM-L6-v2 was trained (as a sentence-transformers model) to give a sentence's meaning as the
 mean of its token states over the real tokens; its pooler (a dense layer and tanh on the [CLS]
 state) was never shaped by that training. Reading [CLS] through that frozen pooler, as
-BertForSequenceClassification does, the PEFT methods needed 45-60+ steps to reach 80 % on the
-race's task; from the mean they need about as many steps as full fine-tuning did before
+BertForSequenceClassification does, the adapter and LoRA needed 45 to more than 60 steps to reach
+80 % on the race's task; from the mean, at their tuned learning rates, 25 to 50
 (bench/race_levers.py, docs/measurements.md "Race levers").
 
 So every run's model is a BertForSequenceClassification whose encoder has no pooler and whose

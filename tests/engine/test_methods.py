@@ -4,6 +4,7 @@ read from the records' flags. Then every method really trained on CPU: what trai
 and that it loads back. One table row per method; a new method gets every check
 (huggingface/peft's pattern)."""
 
+import json
 import re
 import subprocess
 import sys
@@ -219,6 +220,12 @@ def test_it_saves_what_it_trained_and_loads_it_back(trained):
     size = artifacts.save(model, spec, ["negative", "positive"], trained["folder"])
     loaded = artifacts.load_trained(trained["folder"])
     assert torch.allclose(logits(loaded, trained["batch"]), logits(model, trained["batch"]), atol=1e-5)
+    # A run saved before the head changed (no "head" in its manifest) is refused, not misread.
+    manifest = trained["folder"] / artifacts.MANIFEST
+    old = {k: v for k, v in json.loads(manifest.read_text()).items() if k != "head"}
+    manifest.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"another classifier head \(\[CLS\] through the pooler\)"):
+        artifacts.load_trained(trained["folder"])
     trainable, _ = measure.count_params(model)
     if spec.method not in ("full",):
         # What ships is about the trained numbers, 4 bytes each, not a copy of the model.
