@@ -23,13 +23,16 @@ TAUS = np.geomspace(1.0, 5000.0, 400)  # candidate time constants, in steps
 
 @dataclass(frozen=True)
 class Curve:
-    """y(t) = c + a·exp(−t/τ), fitted on steps 1..max_step; `rmse` is the fit's residual."""
+    """y(t) = c + a·exp(−t/τ), fitted on steps min_step..max_step; `rmse` is the fit's residual.
+    Outside those steps the curve is not drawn: an accuracy fitted from its first evaluation on
+    would fall towards 0 % before it, which no run measured."""
 
     c: float
     a: float
     tau: float
     rmse: float
     max_step: int
+    min_step: int = 1
 
     def at(self, steps) -> np.ndarray:
         t = np.asarray(steps, dtype=float)
@@ -54,7 +57,7 @@ def fit_curve(steps, values) -> Curve:
         if best is None or sse < best[0]:
             best = (sse, coef, tau)
     sse, (c, a), tau = best
-    return Curve(float(c), float(a), float(tau), float(np.sqrt(sse / len(t))), int(t.max()))
+    return Curve(float(c), float(a), float(tau), float(np.sqrt(sse / len(t))), int(t.max()), int(t.min()))
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,11 @@ def simulate(fit: LaneFit, steps: int, every: int = 1) -> dict:
         "method": fit.method,
         "steps": t.tolist(),
         "loss": np.round(fit.loss.at(t), 5).tolist(),
-        "val_accuracy": np.round(np.clip(fit.accuracy.at(t), 0.0, 1.0), 5).tolist(),
+        # None before the first evaluation the fit saw: nothing was measured there.
+        "val_accuracy": [
+            None if step < fit.accuracy.min_step else value
+            for step, value in zip(t.tolist(), np.round(np.clip(fit.accuracy.at(t), 0.0, 1.0), 5).tolist(), strict=True)
+        ],
         "seconds": round(fit.seconds_per_step * steps, 2),
         "loss_rmse": round(fit.loss.rmse, 5),
         "metrics": fit.metrics,

@@ -29,7 +29,7 @@ function draw(body) {
   });
   Plotly.react($("sim-loss"), body.lanes.map((l) => trace(l, "loss")), layout("loss (cross-entropy, nats), simulated"), PLOT_CONFIG);
   Plotly.react($("sim-acc"), body.lanes.map((l) => ({ ...trace(l, "val_accuracy"),
-    y: l.val_accuracy.map((a) => 100 * a) })), layout("validation accuracy (%), simulated", [0, 100]), PLOT_CONFIG);
+    y: l.val_accuracy.map((a) => (a === null ? null : 100 * a)) })), layout("validation accuracy (%), simulated", [0, 100]), PLOT_CONFIG);
   $("sim-rows").innerHTML = body.lanes.map((l) => {
     const m = l.metrics;
     return `<tr data-method="${l.method}"><td>${l.method}</td>

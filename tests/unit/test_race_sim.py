@@ -51,7 +51,10 @@ def test_a_simulated_lane_stays_inside_the_measured_steps():
     assert out["steps"][0] == 1 and out["steps"][-1] == 60
     assert len(out["loss"]) == len(out["val_accuracy"]) == len(out["steps"])
     assert out["seconds"] == pytest.approx(6.0)
-    assert all(0 <= a <= 1 for a in out["val_accuracy"])
+    # Accuracy only from the first evaluation (step 10) on, each a fraction; nothing before it.
+    shown = dict(zip(out["steps"], out["val_accuracy"], strict=True))
+    assert all((a is None) == (step < 10) for step, a in shown.items())
+    assert all(0 <= a <= 1 for a in shown.values() if a is not None)
     with pytest.raises(ValueError, match="covers 1 to 100 steps"):
         race_sim.simulate(lane, 101)
 
@@ -69,6 +72,12 @@ def test_the_shipped_fits_cover_the_default_race_and_come_from_real_runs():
             # configuration of today's engine: the shipped data is not stale or invented.
             assert lane.metrics["trainable_params"] == params.trainable_params(method, spec.params, dims, labels)
             assert lane.loss.max_step == shipped["about"]["steps"]
+            # The accuracy curve starts at the run's first evaluation: nothing is drawn before it.
+            assert lane.accuracy.min_step == shipped["about"]["eval_every"]
+            first = race_sim.simulate(lane, lane.loss.max_step)
+            before = [a for step, a in zip(first["steps"], first["val_accuracy"]) if step < lane.accuracy.min_step]
+            after = [a for step, a in zip(first["steps"], first["val_accuracy"]) if step >= lane.accuracy.min_step]
+            assert before and all(a is None for a in before) and all(0 <= a <= 1 for a in after)
             # The loss falls over the measured steps and the fit follows the measured run.
             assert lane.loss.at([1])[0] > lane.loss.at([lane.loss.max_step])[0], (task, method)
             assert lane.accuracy.at([lane.loss.max_step])[0] == pytest.approx(lane.metrics["val_accuracy"], abs=0.08)
