@@ -151,7 +151,12 @@ class Lab:
         return response.json()
 
     def run(self, run_id: int) -> dict:
-        return self.client.get(f"/api/runs/{run_id}").json()
+        response = self.client.get(f"/api/runs/{run_id}")
+        # A body that is not JSON (an empty one was seen once under load): say what came instead.
+        assert response.headers.get("content-type", "").startswith("application/json"), (
+            f"GET /api/runs/{run_id}: {response.status_code} {response.headers.get('content-type')} {response.text[:300]!r}"
+        )
+        return response.json()
 
     def wait_for(self, run_id: int, statuses=FINISHED, timeout=180, min_steps=0) -> dict:
         deadline = time.monotonic() + timeout
