@@ -131,7 +131,16 @@ def queue_order(queue: str) -> list[int]:
     them (`pick`), if no run ended early: round the owners, each within their limit, a race's
     waiting lanes together, a sweep one lane at a time where its owner has a limit. An estimate:
     a run that ends or is cancelled changes what comes next."""
-    waiting, running, last_start, training = queue_state(queue)
+    return order_of(*queue_state(queue))
+
+
+def order_of(
+    waiting: list[Waiting], running: dict[str, int], last_start: dict[str, datetime], training: Collection[int]
+) -> list[int]:
+    """queue_order on a queue's state as queue_state reads it. Its reads are separate statements,
+    so a race claimed between them may show a lane's batch training while its owner's count of
+    runs training does not have it yet: the order holds for such a state too."""
+    waiting, running, last_start = list(waiting), dict(running), dict(last_start)
     # What each owner has training, oldest first: the batches seen training now, then runs.
     owner_of = {w.batch: w.owner for w in waiting if w.batch is not None}
     started: dict[str, list[int | None]] = {}
@@ -152,7 +161,7 @@ def queue_order(queue: str) -> list[int]:
             for owner, runs in started.items():
                 if runs:
                     training.discard(runs.pop(0))
-                    running[owner] -= 1
+                    running[owner] = max(0, running.get(owner, 0) - 1)
             continue
         run = next(w for w in waiting if w.id == chosen)
         # A race's waiting lanes start with the one picked (lifecycle.claim_together).

@@ -12,7 +12,7 @@ from django.utils import timezone as dj_timezone
 from peftlab.api import events
 from peftlab.runs import lifecycle
 from peftlab.runs.models import Batch, Point, Run
-from peftlab.runs.scheduler import Waiting, pick
+from peftlab.runs.scheduler import Waiting, order_of, pick
 from tests.support.classrooms import visitor_owner
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,6 +54,17 @@ def test_pick_trains_a_limited_owners_batch_one_lane_at_a_time():
     # Without a limit (a teacher), lanes train side by side.
     free = [Waiting(i, "t", 0, batch=8) for i in (5, 6)]
     assert pick(free, running={"t": 1}, last_start={}, training_batches={8}) == 5
+
+
+def test_the_queue_order_holds_when_a_race_is_claimed_between_its_reads():
+    """queue_state reads in separate statements: a race whose lanes a worker claims between them
+    shows its batch training while its owner's count of runs training is still 0. A queued lane's
+    page asks for its place then (the whole worker was killed and the lanes wait); the order is
+    still every waiting lane, not an error."""
+    race = [Waiting(i, "a", 2, batch=9, together=True) for i in (4, 5)]
+    assert order_of(race, running={}, last_start={}, training={9}) == [4, 5]
+    other = Waiting(6, "b", 2)
+    assert order_of([*race, other], running={}, last_start={}, training={9}) == [6, 4, 5]
 
 
 def queued(owner="", max_concurrent=0, **fields):

@@ -154,7 +154,8 @@ class Lab:
         response = self.client.get(f"/api/runs/{run_id}")
         # A body that is not JSON (an empty one was seen once under load): say what came instead.
         assert response.headers.get("content-type", "").startswith("application/json"), (
-            f"GET /api/runs/{run_id}: {response.status_code} {response.headers.get('content-type')} {response.text[:300]!r}"
+            f"GET /api/runs/{run_id}: {response.status_code} {response.headers.get('content-type')} "
+            f"{response.text[:300]!r}\n{self.logs()}"
         )
         return response.json()
 
