@@ -41,32 +41,26 @@ BATCH = 16
 EVAL_EVERY = 5
 
 
-def with_warmup(warmup: int):
-    """training.make_optimizer, its learning rate raised linearly over the first `warmup` steps."""
-    make = training.make_optimizer
+def with_schedule(warmup: int, decay: bool):
+    """A training.make_schedule whose learning rate rises linearly over the first `warmup` steps
+    (from lr/warmup at step 1) and then holds (decay False) or, with `decay`, falls linearly to
+    lr/n at the last of the run's n steps (the engine's schedule when warmup is 0)."""
 
-    def make_optimizer(spec, params, device):
-        optimizer = make(spec, params, device)
-        if warmup <= 1:
-            return optimizer
-        target = spec.params["lr"]
-        taken = 0
-        step = optimizer.step
+    def make_schedule(optimizer, steps):
+        def factor(taken):  # `taken` steps done: the factor of step taken + 1
+            if warmup > 1 and taken < warmup:
+                return (taken + 1) / warmup
+            if not decay:
+                return 1.0
+            start = warmup if warmup > 1 else 0
+            return (steps - taken) / (steps - start)
 
-        def warm_step(*args, **kwargs):
-            nonlocal taken
-            taken += 1
-            for group in optimizer.param_groups:
-                group["lr"] = target * min(1.0, taken / warmup)
-            return step(*args, **kwargs)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
-        optimizer.step = warm_step
-        return optimizer
-
-    return make_optimizer
+    return make_schedule
 
 
-def run(method: str, lr: float, warmup: int, seed: int, steps: int, race_steps: int) -> dict:
+def run(method: str, lr: float, warmup: int, decay: bool, seed: int, steps: int, race_steps: int) -> dict:
     spec = validate_run(method, TASK, steps, seed, {"lr": lr, "batch_size": BATCH, "eval_every": EVAL_EVERY})
     points, evals = [], []
 
@@ -75,12 +69,12 @@ def run(method: str, lr: float, warmup: int, seed: int, steps: int, race_steps: 
         evals.extend(new_evals)
         return True
 
-    original = training.make_optimizer
-    training.make_optimizer = with_warmup(warmup)
+    original = training.make_schedule
+    training.make_schedule = with_schedule(warmup, decay)
     try:
         training.train(spec, report, save_dir=None, device=torch.device("cpu"))
     finally:
-        training.make_optimizer = original
+        training.make_schedule = original
     losses = [p.loss for p in sorted(points, key=lambda p: p.step)]
     reached = next((e.step for e in evals if e.val_accuracy >= 0.8), None)
     at = {e.step: e.val_accuracy for e in evals}
@@ -108,6 +102,7 @@ def main():
     parser.add_argument("--methods", default="full,adapter,lora,prompt")
     parser.add_argument("--lrs", default="", help='per method, e.g. "full=1e-4,2e-4;lora=5e-3" (default: the defaults)')
     parser.add_argument("--warmups", default="0")
+    parser.add_argument("--decays", default="0", help="0: a constant rate; 1: linear decay after the warm-up")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--write", action="store_true", help="write the table into docs/measurements.md")
     args = parser.parse_args()
@@ -118,19 +113,20 @@ def main():
     for method in args.methods.split(","):
         for lr in lrs.get(method, [METHODS[method].param("lr").default]):
             for warmup in map(int, args.warmups.split(",")):
-                for seed in map(int, args.seeds.split(",")):
-                    got = run(method, lr, warmup, seed, args.steps, args.race_steps)
-                    rows.append((method, lr, warmup, seed, got))
-                    print(method, f"{lr:g}", warmup, seed, got, flush=True)
+                for decay in (d == "1" for d in args.decays.split(",")):
+                    for seed in map(int, args.seeds.split(",")):
+                        got = run(method, lr, warmup, decay, seed, args.steps, args.race_steps)
+                        rows.append((method, lr, warmup, decay, seed, got))
+                        print(method, f"{lr:g}", warmup, decay, seed, got, flush=True)
     table = [
-        f"| method | lr | warm-up steps | seed | steps to 80 % | val. acc. at step {args.race_steps} | "
+        f"| method | lr | warm-up steps | decay | seed | steps to 80 % | val. acc. at step {args.race_steps} | "
         f"at step {args.steps} | loss drop by step {args.race_steps} |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for method, lr, warmup, seed, got in rows:
+    for method, lr, warmup, decay, seed, got in rows:
         reached = got["steps_to_80"] if got["steps_to_80"] is not None else f"> {args.steps}"
         table.append(
-            f"| {method} | {lr:g} | {warmup} | {seed} | {reached} | {got['acc_race']:.1%} | {got['acc_last']:.1%} | "
+            f"| {method} | {lr:g} | {warmup} | {'linear' if decay else 'none'} | {seed} | {reached} | {got['acc_race']:.1%} | {got['acc_last']:.1%} | "
             f"{got['loss_drop_race']:+.3f} |"
         )
     text = (

@@ -106,8 +106,17 @@ def lr(default: float) -> Param:
     """The learning rate: same bounds for every method, a default that suits each. Full
     fine-tuning's, LoRA's and the adapter's come from a sweep on the race's task (bench/race_levers.py,
     docs/measurements.md "Race levers"): the fastest to 80 % validation accuracy of those that stayed
-    there; three times higher, LoRA's collapsed to one class."""
-    return Param("lr", "float", default, 0.0, 1.0, exclusive_minimum=True, help="learning rate of AdamW")
+    there; three times higher, LoRA's collapsed to one class. The rate falls linearly over the run
+    (workers/training.make_schedule)."""
+    return Param(
+        "lr",
+        "float",
+        default,
+        0.0,
+        1.0,
+        exclusive_minimum=True,
+        help="learning rate of AdamW at the first step; it falls linearly to 1/steps of it at the last",
+    )
 
 
 BATCH_SIZE = Param("batch_size", "int", 16, 1, 256, help="examples per step")

@@ -8,7 +8,7 @@ generator as classifier.build_classifier, the method built as workers/builders.p
 shuffled batches (random.Random(seed), the last partial batch of an epoch dropped), packed
 without padding as the engine packs them for the methods that allow it (workers/packing.py, copied
 into the script), the training steps under bf16 autocast where the run's were (workers/precision.py),
-AdamW at the run's learning rate, and evaluation on the whole validation split
+AdamW at the run's learning rate (falling linearly over the steps), and evaluation on the whole validation split
 every `eval_every` steps and at the end. On the CPU its losses are those of the lab's run of the
 same configuration, for every method but QLoRA (there transformers quantizes the base while
 loading it, the lab quantizes its cached copy in memory: the losses differ in the third decimal).
@@ -337,6 +337,8 @@ print(f"{METHOD}: {trainable:,} trainable parameters of {total:,} ({100 * traina
 # AdamW at the run's learning rate, torch's fused kernel (for QLoRA on a GPU the lab uses
 # bitsandbytes' paged AdamW, which takes the same step).
 optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR, fused=True)
+# The rate falls linearly: step k of STEPS takes LR * (STEPS - k + 1) / STEPS.
+schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda taken: (STEPS - taken) / STEPS)
 
 
 def batches(n, size, seed):
@@ -375,6 +377,7 @@ for step in range(1, STEPS + 1):
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
+    schedule.step()
     if step % log_every == 0 or step == STEPS:
         print(f"step {{step}}  training loss {{loss.item():.6f}}")
     if step == STEPS or (EVAL_EVERY and step % EVAL_EVERY == 0):

@@ -165,6 +165,17 @@ def test_it_gives_the_same_curve_for_the_same_seed():
     assert [p.loss for p in first] == [p.loss for p in second]
 
 
+def test_the_learning_rate_falls_linearly_from_the_full_rate_to_a_nth_at_the_last_step():
+    _, report = collect()
+    run = training.Training(lora_spec(steps=4, lr=1e-3), report)
+    rates = []
+    while True:
+        rates.append(run.run.optimizer.param_groups[0]["lr"])  # the rate the next step takes
+        if not run.step():
+            break
+    assert rates[:4] == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3])
+
+
 def test_it_stops_when_the_report_says_cancel():
     calls = []
 
