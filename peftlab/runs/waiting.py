@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 
 from peftlab.runs.estimate import estimated_seconds
-from peftlab.runs.models import Run
+from peftlab.runs.models import Batch, Run
 from peftlab.runs.scheduler import queue_order
 from workers import datasets, run_cost
 from workers.methods import RunSpec
@@ -109,7 +109,8 @@ def timing(run: Run) -> dict | None:
     """The cost model's figures for the run, which the training page scales by the speed its
     points show: "step_seconds", one step with its share of the evaluations along the way, and
     "after_steps_seconds", the cost model's fixed term: the final evaluation and the end-of-run
-    measurements (with the model's build, over by then: the figure errs long)."""
+    measurements (with the model's build, over by then: the figure errs long); and for a race's
+    lane "other_lanes_step_seconds", the other lanes' steps that each of its steps waits for."""
     try:
         fixed = run_cost.cost_of(run.method).fixed_seconds
     except KeyError:
@@ -117,4 +118,28 @@ def timing(run: Run) -> dict | None:
     total = _seconds(run)
     if not total or not run.steps:
         return None
-    return {"step_seconds": round((total - fixed) / run.steps, 5), "after_steps_seconds": round(fixed, 3)}
+    return {
+        "step_seconds": round((total - fixed) / run.steps, 5),
+        "after_steps_seconds": round(fixed, 3),
+        "other_lanes_step_seconds": round(_other_lanes_step_seconds(run), 5),
+    }
+
+
+def _step_seconds(run: Run) -> float:
+    """The cost model's seconds of one of the run's steps, without its fixed term."""
+    try:
+        fixed = run_cost.cost_of(run.method).fixed_seconds
+    except KeyError:
+        return 0.0
+    return max(0.0, _seconds(run) - fixed) / run.steps if run.steps else 0.0
+
+
+def _other_lanes_step_seconds(run: Run) -> float:
+    """For a lane of a race, the cost model's seconds of one step of each other lane still to
+    train (queued or training): the lanes take turns in one process (training.train_together),
+    so each of this lane's steps waits for one of theirs, and its time left on the wall clock is
+    its own steps plus theirs. 0 for a run that is not a race's lane."""
+    if run.batch_id is None or run.batch.kind != Batch.RACE:
+        return 0.0
+    others = Run.objects.filter(batch=run.batch_id, status__in=(Run.QUEUED, Run.RUNNING)).exclude(pk=run.pk)
+    return sum(_step_seconds(lane) for lane in others)

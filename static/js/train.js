@@ -171,11 +171,15 @@ function waitingText(place, since) {
 // Time left of a running run: its remaining steps at the pace its points show, then the final
 // evaluation and the end-of-run measurements, the cost model's figure for them (GET
 // /api/runs/<id> "timing") scaled by how much slower or faster than the model this run steps.
+// A race's lane also waits, at each step, for one step of each other lane still training (its
+// points count only its own turns): the cost model's figure for those, at the same pace.
 function secondsLeft(run, last) {
   const perStep = last.elapsed / last.step;
   const timing = run.timing;
-  const after = timing && timing.step_seconds > 0 ? timing.after_steps_seconds * (perStep / timing.step_seconds) : 0;
-  return perStep * (run.steps - last.step) + after;
+  const pace = timing && timing.step_seconds > 0 ? perStep / timing.step_seconds : 0;
+  const after = pace ? timing.after_steps_seconds * pace : 0;
+  const others = pace ? (timing.other_lanes_step_seconds || 0) * pace : 0;
+  return (perStep + others) * (run.steps - last.step) + after;
 }
 
 function runningText(run, last, since) {

@@ -10,7 +10,7 @@ from django.utils import timezone
 from peftlab.api import events
 from peftlab.runs import waiting
 from peftlab.runs.estimate import estimated_seconds
-from peftlab.runs.models import Point, Run
+from peftlab.runs.models import Batch, Point, Run
 from tests.support.classrooms import visitor_owner
 from workers import run_cost
 from workers.methods import validate_run
@@ -104,6 +104,22 @@ def test_a_run_gives_the_cost_models_step_and_after_steps_figures(client):
     assert timing["after_steps_seconds"] == pytest.approx(cost.fixed_seconds)
     # Per step: the step itself and its share of the evaluations along the way.
     assert timing["step_seconds"] * run.steps + cost.fixed_seconds == pytest.approx(seconds(run), rel=1e-3)
+
+
+def test_a_race_lanes_time_left_counts_the_steps_of_the_lanes_it_takes_turns_with():
+    """A lane's points count only its own turns; each of its steps also waits for one step of
+    every other lane still to train, which its timing gives in the cost model's seconds."""
+    race = Batch.objects.create(kind=Batch.RACE, task="sentiment", steps=20, seed=0)
+    mine = make_run("session:r", status=Run.RUNNING, batch=race, lane=0)
+    other = make_run("session:r", status=Run.RUNNING, batch=race, lane=1)
+    queued = make_run("session:r", batch=race, lane=2)
+    make_run("session:r", status=Run.SUCCEEDED, batch=race, lane=3)  # ended: waits for nothing
+    each = waiting.timing(other)["step_seconds"]
+    assert waiting.timing(mine)["other_lanes_step_seconds"] == pytest.approx(2 * each, abs=1e-4)
+    queued.status = Run.CANCELLED
+    queued.save()
+    assert waiting.timing(mine)["other_lanes_step_seconds"] == pytest.approx(each, abs=1e-4)
+    assert waiting.timing(make_run("session:alone"))["other_lanes_step_seconds"] == 0
 
 
 def test_cancelling_a_running_run_answers_that_it_is_stopping(csrf_client):
