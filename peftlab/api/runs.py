@@ -106,15 +106,7 @@ def create_run(request, payload: RunIn):
     )
     with transaction.atomic():
         submitter.check([spec])
-        run = Run.objects.create(
-            method=spec.method,
-            task=spec.task,
-            steps=spec.steps,
-            seed=spec.seed,
-            params=spec.params,
-            queue=settings.PEFTLAB_RUN_QUEUE,
-            **submitter.run_fields(),
-        )
+        run = Run.queue_spec(spec, **submitter.run_fields())
         lifecycle.send_on_commit([run])
     return 201, run.summary()
 

@@ -8,7 +8,6 @@ committed. `batch_status` sums up the lanes' statuses.
 
 from collections.abc import Iterable, Sequence
 
-from django.conf import settings
 from django.db import transaction
 
 from peftlab.errors import Invalid
@@ -74,20 +73,7 @@ def create_batch(
         batch = Batch.objects.create(
             kind=kind, task=specs[0].task, steps=specs[0].steps, seed=specs[0].seed, config=config or {}
         )
-        runs = [
-            Run.objects.create(
-                method=s.method,
-                task=s.task,
-                steps=s.steps,
-                seed=s.seed,
-                params=s.params,
-                queue=settings.PEFTLAB_RUN_QUEUE,
-                batch=batch,
-                lane=lane,
-                **owned,
-            )
-            for lane, s in enumerate(specs)
-        ]
+        runs = [Run.queue_spec(s, batch=batch, lane=lane, **owned) for lane, s in enumerate(specs)]
         send_on_commit(runs, batch)
     return batch
 

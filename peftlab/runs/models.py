@@ -1,5 +1,6 @@
 """Training runs and their loss points: the source of truth for every run the lab shows."""
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
@@ -104,6 +105,20 @@ class Run(models.Model):
 
     def shown_evals(self):
         return self.evals.filter(attempt=self.attempt)
+
+    @classmethod
+    def queue_spec(cls, spec, **fields) -> "Run":
+        """A queued run of `spec` (a validated workers.methods.RunSpec) on the lab's run queue;
+        `fields`: its owner (quotas.Submitter.run_fields), its batch and lane."""
+        return cls.objects.create(
+            method=spec.method,
+            task=spec.task,
+            steps=spec.steps,
+            seed=spec.seed,
+            params=spec.params,
+            queue=settings.PEFTLAB_RUN_QUEUE,
+            **fields,
+        )
 
     def summary(self) -> dict:
         """The run without its points, as the API and the SSE final event give it."""
