@@ -9,6 +9,7 @@ dashboard says so and gives the command that opens it to the network.
 """
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import segno
 from django.urls import reverse
@@ -29,6 +30,11 @@ class JoinLink:
     @property
     def reachable(self) -> bool:
         return not self.problem
+
+    @property
+    def names_network_address(self) -> bool:
+        """Whether the link names an address other devices could open (not 127.0.0.1)."""
+        return not lan.is_loopback(urlsplit(self.url).hostname or "")
 
 
 def join_link(scheme: str, host: str, code: str, bind: str, address: str | None) -> JoinLink:

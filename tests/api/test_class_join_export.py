@@ -51,6 +51,7 @@ def room(ada):
 def test_the_join_link_is_one_the_students_devices_can_open(host, bind, address, url, problem):
     link = join_link("http", host, "ABC234", bind, address)
     assert (link.url, link.problem, link.reachable) == (url, problem, not problem)
+    assert link.names_network_address is (address is not None or not lan.is_loopback(lan.split_host(host)[0]))
     if problem == LISTENS_ON_LOOPBACK:
         port = lan.split_host(host)[1]
         assert link.fix == "PEFTLAB_BIND=0.0.0.0 make run" if port == "8000" else link.fix.startswith("PEFTLAB_BIND")
@@ -117,6 +118,14 @@ def test_the_dashboard_says_when_the_lab_listens_on_this_computer_alone(room, ad
     assert '<code id="join-fix">PEFTLAB_BIND=0.0.0.0 PORT=8080 make run</code>' in html
     assert f"http://{LAN}:8080/join/?code={room.code}" in html
     assert 'id="join-qr"' not in html  # no code to scan that leads nowhere
+
+
+def test_with_no_network_either_the_dashboard_hands_out_no_link_of_this_computer(room, ada, settings, monkeypatch):
+    settings.PEFTLAB_BIND = "127.0.0.1"
+    monkeypatch.setattr(lan, "lan_address", lambda: None)
+    html = teacher_browser(ada).get(f"/classes/{room.code}/", HTTP_HOST="127.0.0.1:8000").content.decode()
+    assert 'data-problem="loopback"' in html and "no network address either" in html
+    assert "127.0.0.1:8000/join/" not in html
 
 
 def test_the_dashboard_keeps_the_address_it_was_opened_at_when_that_is_not_this_computers_alone(room, ada):
