@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from peftlab import lan
 from peftlab.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -17,7 +18,14 @@ VAR_DIR = Path(env_str("PEFTLAB_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+# The address the web server listens on (`manage.py lab` passes it to gunicorn): 127.0.0.1 is
+# this machine alone; 0.0.0.0 (`PEFTLAB_BIND=0.0.0.0 make run`) lets a class's devices on the same
+# network in, at this machine's network address, which the host names then allow too.
+PEFTLAB_BIND = env_str("PEFTLAB_BIND", "127.0.0.1")
+_LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+if not lan.is_loopback(PEFTLAB_BIND):
+    _LOCAL_HOSTS += [a for a in (lan.lan_address(), PEFTLAB_BIND) if a and a not in ("0.0.0.0", "::")]
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", _LOCAL_HOSTS)
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 # A hosted instance (docker-compose.yml sets PEFTLAB_PRODUCTION=1): the secret key must come

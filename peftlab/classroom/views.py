@@ -10,11 +10,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_POST
 
+from peftlab import lan
 from peftlab.classroom import names, ratelimit
 from peftlab.classroom.forms import JoinForm, NewClassroomForm, SettingsForm
+from peftlab.classroom.joinlink import join_link, qr_svg
 from peftlab.classroom.models import KEY_CLASH_SEPARATOR, Classroom, Student
 from peftlab.classroom.viewer import SESSION_STUDENT, TEACHER, join, leave, viewer_of
 from peftlab.errors import LabError
@@ -175,6 +178,7 @@ def dashboard_view(request, code: str):
             return redirect(f"{request.path}?saved=1")
     else:
         saved = request.GET.get("saved") == "1"
+    link = join_link(request.scheme, request.get_host(), classroom.code, settings.PEFTLAB_BIND, lan.lan_address())
     return render(
         request,
         "classroom/dashboard.html",
@@ -182,7 +186,10 @@ def dashboard_view(request, code: str):
             "classroom": classroom,
             "form": form,
             "saved": saved,
-            "join_link": request.build_absolute_uri(f"/join/?code={classroom.code}"),
+            "join": link,
+            "bind": settings.PEFTLAB_BIND,
+            # Drawn here from the link alone (segno's SVG: paths, no script or style attribute).
+            "join_qr": mark_safe(qr_svg(link.url)) if link.reachable else "",
         },
         status=400 if form.errors else 200,
     )

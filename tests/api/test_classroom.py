@@ -17,6 +17,7 @@ from peftlab.classroom import models as classroom_models
 from peftlab.classroom.models import CODE_ALPHABET, Classroom, Student
 from peftlab.runs import lifecycle, scheduler
 from peftlab.runs.models import Batch, Run
+from peftlab.urls import api
 from tests.support.classrooms import (
     PASSWORD,
     browser,
@@ -563,6 +564,15 @@ def test_the_dashboard_json_has_every_students_runs_the_leaderboard_and_the_queu
     assert visitors_run.pk not in {r["id"] for s in data["students"] for r in s["runs"]}
 
 
+# The API's reads of a class (peftlab/api/classes.py), its teacher's alone.
+CLASS_ENDPOINTS = ("dashboard", "runs.csv")
+
+
+def test_every_class_endpoint_is_checked_for_its_teacher():
+    paths = {p for p in api.get_openapi_schema()["paths"] if p.startswith("/api/classes/")}
+    assert paths == {f"/api/classes/{{code}}/{e}" for e in CLASS_ENDPOINTS}
+
+
 def test_the_dashboard_is_its_teachers_alone(room, ada):
     code = room.code
     anonymous = browser()
@@ -570,8 +580,9 @@ def test_the_dashboard_is_its_teachers_alone(room, ada):
     student, _ = student_browser(room, "Ana")
     bob = teacher_browser(teacher("bob"))
     for client in (anonymous, student, bob):
-        response = client.get(f"/api/classes/{code}/dashboard")
-        assert response.status_code == 404 and "there is no class" in response.json()["error"]
+        for endpoint in CLASS_ENDPOINTS:  # every read of a class
+            response = client.get(f"/api/classes/{code}/{endpoint}")
+            assert response.status_code == 404 and "there is no class" in response.json()["error"]
     assert bob.get(f"/classes/{code}/").status_code == 404
     assert bob.post(f"/classes/{code}/pause/", {"paused": "1"}).status_code == 404
     assert teacher_browser(ada).get(f"/classes/{code.lower()}/").status_code == 200

@@ -12,7 +12,10 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from peftlab import lan
 
 PR_SET_PDEATHSIG = 1
 
@@ -26,7 +29,7 @@ def lab_commands(port: int) -> dict[str, list[str]]:
         "--worker-class",
         "uvicorn_worker.UvicornWorker",
         "--bind",
-        f"{os.environ.get('PEFTLAB_BIND', '127.0.0.1')}:{port}",
+        f"{settings.PEFTLAB_BIND}:{port}",
         "--workers",
         os.environ.get("WEB_CONCURRENCY", "1"),
         # SSE streams are long requests: do not wait long for them on shutdown.
@@ -75,6 +78,18 @@ def lab_environment(process: str) -> dict[str, str]:
     return env
 
 
+def reach_line(bind: str, port: int, address: str | None) -> str:
+    """What `lab all` says about who can open the lab: this machine alone, or the network too."""
+    if lan.is_loopback(bind):
+        return (
+            f"Only this computer can open it (it listens on {bind}); for a class on the same network, "
+            f"stop it and start it with: {lan.open_to_network_command(port)}"
+        )
+    if address is None:
+        return f"It listens on {bind}, but this computer has no network address: connect it to the class's network"
+    return f"Students on the same network open http://{address}:{port}/join/"
+
+
 def _die_with_parent():
     # If `lab all` itself is killed with SIGKILL, the kernel still stops its children.
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -97,6 +112,7 @@ class Command(BaseCommand):
             for name, cmd in lab_commands(port).items()
         }
         self.stdout.write(f"PEFT Lab on http://127.0.0.1:{port}/ (Ctrl-C stops the web server and the worker)")
+        self.stdout.write(reach_line(settings.PEFTLAB_BIND, port, lan.lan_address()))
         stopping = False
 
         def stop(signum, _frame):
