@@ -19,7 +19,7 @@ export function errorBox(idOrElement) {
 // or a chapter's frame on one) no mode bar: its buttons would sit over the chart's title, and a
 // finger zooms and pans without them.
 export const NARROW = window.matchMedia("(max-width: 600px)").matches;
-export const PLOT_CONFIG = { displaylogo: false, responsive: true, displayModeBar: !NARROW };
+export const PLOT_CONFIG = { displaylogo: false, responsive: true, displayModeBar: NARROW ? false : "hover" };
 
 // A colour static/css/lab.css names in :root (`cssColor("--accent")`), so that the charts use the
 // page's own colours. The stylesheet is loaded before any module runs.

@@ -119,3 +119,35 @@ def test_every_page_fits_a_phone(phones):
     print(f"{len(mine) + len(theirs)} pages at 390 × 844 in {time.monotonic() - started:.1f} s")
     assert not problems, "on a phone:\n" + "\n".join(problems)
     shot(teacher.page, "phone-class-dashboard")
+
+
+# A chart drawn empty: its axes hidden, its message, and whether Plotly put a mode bar on it.
+EMPTY_CHART = """(id) => { const el = document.getElementById(id); return {
+  axes: [el.layout.xaxis.visible, el.layout.yaxis.visible],
+  note: (el.layout.annotations || []).map((a) => a.text).join(" "),
+  modebar: !!el.querySelector(".modebar"),
+}; }"""
+
+
+def test_empty_charts_say_what_to_do_and_a_phone_shows_no_mode_bar(phones, browser, embedded_lab):
+    visitor, _, _ = phones
+    visitor.check("/compare/")
+    loss = visitor.page.evaluate(EMPTY_CHART, "loss-chart")
+    assert loss["axes"] == [False, False] and "Tick finished runs" in loss["note"], loss
+    assert "<br>" in loss["note"], "the message is broken into lines that fit a phone"
+    assert not loss["modebar"], "a phone's chart has no mode bar over its title"
+    visitor.check("/playgrounds/four-method-race/")
+    race = visitor.page.evaluate(EMPTY_CHART, "acc-chart")
+    assert race["axes"] == [False, False] and "Press Start race" in race["note"], race
+
+    # On a laptop the mode bar stays; the race's lane menus and chapter 1's cost table are whole.
+    laptop = SiteVisitor(browser, embedded_lab, "laptop", viewport={"width": 1280, "height": 900})
+    try:
+        laptop.load("/playgrounds/four-method-race/")
+        assert laptop.page.evaluate(EMPTY_CHART, "acc-chart")["modebar"]
+        assert not laptop.page.evaluate(OVERFLOW)["cut"]
+        laptop.load("/chapters/1/")
+        wrap = laptop.page.frame_locator("iframe").first.locator("#cost-root .table-wrap")
+        assert wrap.evaluate("(el) => el.scrollWidth <= el.clientWidth"), "the cost table scrolls sideways"
+    finally:
+        laptop.close()
