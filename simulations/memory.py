@@ -52,10 +52,16 @@ from simulations.params import (
 GB = 1e9
 GPU_LINES = (("24 GB (RTX 4090)", 24e9), ("48 GB (RTX A6000)", 48e9), ("80 GB (A100 / H100)", 80e9))
 
+# Each architecture's name (short enough for a select on a phone) and what sets it apart.
 ARCHS = {
-    "encoder": "BERT-style encoder (GELU FFN, two matrices)",
-    "gpt": "GPT-style decoder (GELU FFN, tied embeddings)",
-    "llama": "LLaMA-style decoder (gated SwiGLU FFN, three matrices, untied output)",
+    "encoder": "BERT-style encoder",
+    "gpt": "GPT-style decoder",
+    "llama": "LLaMA-style decoder",
+}
+ARCH_DETAILS = {
+    "encoder": "GELU FFN, two matrices",
+    "gpt": "GELU FFN, tied embeddings",
+    "llama": "gated SwiGLU FFN, three matrices, untied output",
 }
 TARGETS = ("query", "key", "value", "output", "ffn")
 OPTIMIZERS = {

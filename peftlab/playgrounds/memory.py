@@ -126,6 +126,7 @@ def memory_calculator(
         "presets": {k: _model_json(v) for k, v in known.items()},
         "options": {
             "archs": memory.ARCHS,
+            "arch_details": memory.ARCH_DETAILS,
             "targets": list(memory.TARGETS),
             "optimizers": {k: v[0] for k, v in memory.OPTIMIZERS.items()},
             "quants": memory.QUANTS,

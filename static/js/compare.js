@@ -1,7 +1,7 @@
 // The compare page: pick finished runs (the selection is the URL's ?runs=3,7,9), and see their
 // loss and validation accuracy overlaid and their measurements in one table. One request,
 // GET /api/compare, brings every selected run with its points.
-import { $, ACCENT, BAD, GOOD, MUTED, PLOT_CONFIG, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, emptyLayout, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher } from "./playground.js";
 import { fmtAcc, fmtBytes, fmtInt, fmtMs, fmtPrecision, fmtSeconds } from "./format.js";
 
@@ -48,9 +48,8 @@ function drawPicks() {
 }
 
 // ---- the charts ------------------------------------------------------------------------------
-function emptyNote(text) {
-  return [{ text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: MUTED } }];
-}
+// Where the run list is: beside the charts on a wide screen, above them on a narrow one.
+const PICKS = window.matchMedia("(max-width: 900px)").matches ? "in the list above" : "on the left";
 
 function drawCharts(runs) {
   const none = !runs.length;
@@ -61,23 +60,26 @@ function drawCharts(runs) {
     line: { color: colourOf(r.id), width: 2 },
     hovertemplate: `${runName(r)}<br>step %{x}<br>loss %{y:.4f}<extra></extra>`,
   }));
-  Plotly.react("loss-chart", lossTraces, {
-    title: { text: "Training loss per step", font: { size: 14 } }, margin, legend, showlegend: !none,
+  const lossLayout = {
+    title: { text: "Training loss per step", font: { size: 14 } }, margin, legend, showlegend: true,
     xaxis: { title: { text: "step" }, rangemode: "tozero", automargin: true },
     yaxis: { title: { text: "training loss (cross-entropy)" }, automargin: true },
-    annotations: none ? emptyNote("Tick finished runs on the left to overlay their loss") : [],
-  }, PLOT_CONFIG);
+  };
+  Plotly.react($("loss-chart"), lossTraces, none ? emptyLayout($("loss-chart"), lossLayout, `Tick finished runs ${PICKS} to overlay their loss.`)
+    : lossLayout, PLOT_CONFIG);
   const accTraces = runs.map((r) => ({
     x: r.evals.map((e) => e.step), y: r.evals.map((e) => e.val_accuracy), mode: "lines+markers", name: runName(r),
     line: { color: colourOf(r.id), width: 2 }, marker: { size: 7 },
     hovertemplate: `${runName(r)}<br>step %{x}<br>accuracy %{y:.1%}<extra></extra>`,
   }));
-  Plotly.react("accuracy-chart", accTraces, {
-    title: { text: "Validation accuracy at each evaluation", font: { size: 14 } }, margin, legend, showlegend: !none,
+  const accLayout = {
+    title: { text: "Validation accuracy at each evaluation", font: { size: 14 } }, margin, legend, showlegend: true,
     xaxis: { title: { text: "step" }, rangemode: "tozero", automargin: true },
     yaxis: { title: { text: "validation accuracy (%)" }, tickformat: ".0%", rangemode: "tozero", automargin: true },
-    annotations: none ? emptyNote("Tick finished runs on the left to overlay their accuracy") : [],
-  }, PLOT_CONFIG);
+  };
+  Plotly.react($("accuracy-chart"), accTraces, none
+    ? emptyLayout($("accuracy-chart"), accLayout, `Tick finished runs ${PICKS} to overlay their accuracy.`)
+    : accLayout, PLOT_CONFIG);
 }
 
 // ---- the table: a row per measurement, a column per run ------------------------------------

@@ -3,7 +3,7 @@
 // state in the URL (?experiment=<id>). Without one in the URL the page shows the latest finished
 // experiment of its kind, or, if none has run, the runs it would queue (their expected trainable
 // parameters come from the server's formula) and empty charts that say so.
-import { $, ACCENT, GOOD, MUTED, errorBox, getJson, postJson, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, GOOD, errorBox, getJson, postJson, readQuery, writeQuery } from "./lab.js";
 import { fmtInt } from "./format.js";
 
 const POLL_MS = 2000;
@@ -16,11 +16,6 @@ function esc(s) {
 }
 
 export const succeeded = (exp) => (exp ? exp.runs.filter((r) => r.status === "succeeded") : []);
-
-// An annotation in the middle of an empty chart.
-export function emptyNote(text) {
-  return [{ text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 15, color: MUTED } }];
-}
 
 // Ticks 1, 2, 5 × 10^k spanning [low, high], labelled 10k, 20k, 1M...: a log axis that reads plainly.
 export function logTicks(low, high) {

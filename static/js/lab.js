@@ -15,8 +15,11 @@ export function errorBox(idOrElement) {
   };
 }
 
-// Every chart: no Plotly logo, and it follows its container's width.
-export const PLOT_CONFIG = { displaylogo: false, responsive: true };
+// Every chart: no Plotly logo, and it follows its container's width. On a narrow screen (a phone,
+// or a chapter's frame on one) no mode bar: its buttons would sit over the chart's title, and a
+// finger zooms and pans without them.
+export const NARROW = window.matchMedia("(max-width: 600px)").matches;
+export const PLOT_CONFIG = { displaylogo: false, responsive: true, displayModeBar: NARROW ? false : "hover" };
 
 // A colour static/css/lab.css names in :root (`cssColor("--accent")`), so that the charts use the
 // page's own colours. The stylesheet is loaded before any module runs.
@@ -29,6 +32,44 @@ export const BAD = cssColor("--bad");
 export const WARN = cssColor("--warn");
 export const MUTED = cssColor("--muted");
 export const INK = cssColor("--ink");
+
+// A message in the middle of a chart, in the muted colour, broken into lines that fit the width of
+// the chart `el` (a Plotly annotation does not wrap by itself).
+export function chartNote(el, text, size = 15) {
+  const perLine = Math.max(16, Math.floor(((el.clientWidth || 600) - 40) / (0.55 * size)));
+  const lines = [];
+  for (const word of text.split(" ")) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last].length + 1 + word.length <= perLine) lines[last] += ` ${word}`;
+    else lines.push(word);
+  }
+  return [{ text: lines.join("<br>"), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5,
+    font: { size, color: MUTED } }];
+}
+
+// The layout of a chart with nothing to show yet: `layout` with every axis hidden (no made-up
+// ranges such as 0–400 % or −1…4), no legend, and `text` in the middle saying what to do next.
+// The chart's next full draw with data brings its axes back.
+export function emptyLayout(el, layout, text) {
+  const axes = Object.keys({ xaxis: {}, yaxis: {}, ...layout }).filter((k) => /^[xy]axis\d*$/.test(k));
+  const hidden = Object.fromEntries(axes.map((k) => [k, { ...layout[k], visible: false }]));
+  return { ...layout, ...hidden, showlegend: false, annotations: chartNote(el, text) };
+}
+
+// Fill the list `list` with `items` (HTML of its <li>s); with none, hide it and say `empty` in a
+// paragraph just after it instead (an empty numbered list would number its message "1.").
+export function fillList(list, items, empty) {
+  let note = list.nextElementSibling;
+  if (!note || !note.classList.contains("empty-list")) {
+    note = document.createElement("p");
+    note.className = "muted empty-list";
+    list.after(note);
+  }
+  list.innerHTML = items.join("");
+  list.hidden = !items.length;
+  note.textContent = empty;
+  note.hidden = Boolean(items.length);
+}
 
 // One colour per training method, keyed by its name: the run pages' legends and the method
 // spectrum use the same ones. They come from the method records (simulations/methods.py), which

@@ -91,6 +91,7 @@ function syncControls() {
   }
   inputs.preset.value = settings.preset;
   for (const k of CONFIG_KEYS) inputs[k].value = model[k];
+  $("arch-detail").textContent = options.arch_details[model.arch] || "";
   inputs.params.value = settings.params ?? "";
   $("config-params").textContent = `${fmtInt(model.config_params)} parameters`;
   for (const k of ["optimizer", "quant", "rank"]) inputs[k].value = settings[k];

@@ -2,7 +2,7 @@
 // parameters, peak memory or training time) on a log axis, the front (from the server's
 // simulations/pareto.py) drawn as a line. One request per task brings all three costs and fronts;
 // the cost buttons only redraw. State in the URL: ?task=sentiment&x=params.
-import { $, INK, METHOD_COLOURS, MUTED, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
+import { $, INK, METHOD_COLOURS, MUTED, PLOT_CONFIG, emptyLayout, errorBox, fillList, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher } from "./playground.js";
 import { fmtAcc, fmtBytes, fmtInt, fmtSeconds } from "./format.js";
 
@@ -59,21 +59,21 @@ function draw() {
       marker: { size: 18, symbol: "circle-open", color: INK, line: { width: 2 } },
     });
   }
-  const empty = !runs.length;
-  Plotly.react(chart, traces, {
-    margin: { l: 65, r: 20, t: 20, b: 70 }, hovermode: "closest", showlegend: !empty,
+  const layout = {
+    margin: { l: 65, r: 20, t: 20, b: 70 }, hovermode: "closest", showlegend: true,
     legend: { orientation: "h", x: 0, y: -0.3, yanchor: "top" },
     xaxis: { title: { text: axis.title }, type: "log", automargin: true },
     yaxis: { title: { text: "validation accuracy (%)" }, tickformat: ".0%", automargin: true },
-    annotations: empty ? [{ text: "No succeeded run of this task yet: train one, and it appears here", showarrow: false,
-      xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: MUTED } }] : [],
-  }, PLOT_CONFIG);
+  };
+  Plotly.react(chart, traces, runs.length ? layout
+    : emptyLayout(chart, layout, "No succeeded run of this task yet: train one on the Train page, and it appears here."),
+  PLOT_CONFIG);
   const item = (r) => `<li><a href="/train/?run=${r.id}">Run ${r.id}</a>
     ${r.label}, ${r.steps} steps: ${fmtAcc(r.val_accuracy)} for ${axis.text(r)}</li>`;
-  $("front-list").innerHTML = front.length ? front.map(item).join("") : `<li class="muted">No runs yet.</li>`;
+  const none = "No succeeded run of this task yet.";
+  fillList($("front-list"), front.map(item), none);
   // The same runs as links, for a keyboard or a screen reader (the chart's points need a mouse).
-  $("all-list").innerHTML = runs.length ? [...runs].sort((a, b) => axis.value(a) - axis.value(b)).map(item).join("")
-    : `<li class="muted">No runs yet.</li>`;
+  fillList($("all-list"), [...runs].sort((a, b) => axis.value(a) - axis.value(b)).map(item), none);
   $("pareto-summary").textContent = `${runs.length} succeeded run${runs.length === 1 ? "" : "s"}; `
     + `${front.length} on the front.`;
   const devices = new Set(runs.map((r) => r.device).filter(Boolean));

@@ -4,7 +4,7 @@
 // race shown lives in the URL (?race=<id>); before a race starts, the form does
 // (?task=&steps=&seed=&lanes=full,adapter,lora,prompt); the charts' x axis too (&x=seconds: each
 // lane's own training seconds, its points' "elapsed"; steps otherwise).
-import { $, METHOD_COLOURS, MUTED, PLOT_CONFIG, errorBox, getJson, postJson, readQuery, writeQuery } from "./lab.js";
+import { $, METHOD_COLOURS, PLOT_CONFIG, emptyLayout, errorBox, getJson, postJson, readQuery, writeQuery } from "./lab.js";
 import { fmtAcc, fmtBytes, fmtInt, fmtMs, fmtSeconds, precisionOf } from "./format.js";
 
 const showError = errorBox("race-error");
@@ -123,7 +123,7 @@ function axisLayout(chart, title, ytitle, extra = {}) {
   const steps = race ? race.steps : Number($("race-steps").value) || 1;
   const names = race ? race.runs.map(laneName) : [];
   const bottom = 62 + 21 * legendRows(names, chart.clientWidth || 600);
-  return {
+  const layout = {
     title: { text: title, font: { size: 15 } },
     height: 290 + bottom,
     margin: { l: 64, r: 20, t: 44, b: bottom },
@@ -136,9 +136,9 @@ function axisLayout(chart, title, ytitle, extra = {}) {
     yaxis: { title: { text: ytitle }, ...extra },
     legend: { orientation: "h", x: 0, xanchor: "left", yref: "container", y: 0, yanchor: "bottom", font: { size: 12 } },
     showlegend: true,
-    annotations: race ? [] : [{ text: "Press Start race: the curves draw here as the lanes train", showarrow: false,
-      xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: MUTED } }],
+    annotations: [],
   };
+  return race ? layout : emptyLayout(chart, layout, "Press Start race: the curves draw here as the lanes train.");
 }
 
 function drawCharts() {
@@ -161,6 +161,8 @@ function drawCharts() {
   const acc = runs.map((run, i) => ({
     x: orNull(lanes[i].evals.map(x)), y: orNull(lanes[i].evals.map((e) => e.val_accuracy)), mode: "lines+markers",
     name: laneName(run), line: lineOf(run, runs), marker: { size: 7 },
+    // The last evaluation sits on the axis's end (the step budget): its marker drawn whole.
+    cliponaxis: false,
   }));
   const against = xAxis === "steps" ? "the step" : "each lane's own training seconds";
   $("loss-chart").setAttribute("aria-label", `training loss of every lane against ${against}`);

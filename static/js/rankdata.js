@@ -1,9 +1,9 @@
 // P23 Rank against data size: a rank sweep (every rank at each training-set size) drawn as its
 // runs finish. Accuracy against r (log axis, one line per size); training against validation
 // loss to show where a rank overfits the small set. static/js/experiment.js does the rest.
-import { $, PLOT_CONFIG } from "./lab.js";
+import { $, PLOT_CONFIG, chartNote, emptyLayout } from "./lab.js";
 import { fmtInt } from "./format.js";
-import { COLOURS, emptyNote, experimentPage, succeeded } from "./experiment.js";
+import { COLOURS, experimentPage, succeeded } from "./experiment.js";
 
 const parseList = (text) => text.split(/[\s,]+/).filter(Boolean).map(Number);
 
@@ -17,17 +17,17 @@ function bySize(exp) {
 function rankAxis(exp) {
   const ranks = exp ? exp.config.ranks : [];
   return { title: { text: "LoRA rank r (log scale)" }, type: "log", tickvals: ranks, ticktext: ranks.map(String),
-    range: ranks.length ? [Math.log10(ranks[0]) - 0.15, Math.log10(ranks[ranks.length - 1]) + 0.15] : undefined,
-    visible: Boolean(exp) };
+    range: ranks.length ? [Math.log10(ranks[0]) - 0.15, Math.log10(ranks[ranks.length - 1]) + 0.15] : undefined };
 }
 
-function layout(exp, yaxis, waiting) {
+function layout(chart, exp, yaxis, waiting) {
   const empty = !exp || !succeeded(exp).length;
-  return {
-    margin: { l: 60, r: 20, t: 20, b: 50 }, xaxis: rankAxis(exp), yaxis: { ...yaxis, visible: Boolean(exp) },
+  const shown = {
+    margin: { l: 60, r: 20, t: 20, b: 50 }, xaxis: rankAxis(exp), yaxis,
     legend: { orientation: "h", x: 0, y: -0.25 }, showlegend: !empty,
-    annotations: empty ? emptyNote(exp ? waiting : "No runs yet: press Start to queue the sweep") : [],
+    annotations: empty ? chartNote(chart, waiting) : [],
   };
+  return exp ? shown : emptyLayout(chart, shown, "No runs yet: press Start to queue the sweep.");
 }
 
 function draw(exp) {
@@ -37,7 +37,7 @@ function draw(exp) {
     x: g.runs.map((r) => r.rank), y: g.runs.map((r) => r.val_accuracy), mode: "lines+markers",
     name: `${g.n} training examples`, line: { color: g.colour, width: 2 }, marker: { size: 9 },
     text: g.runs.map(hover), hovertemplate: "%{text}<br>validation accuracy %{y:.1%}<extra></extra>",
-  })), layout(exp, { title: { text: "final validation accuracy (%)" }, tickformat: ".0%", rangemode: "tozero" },
+  })), layout($("acc-chart"), exp, { title: { text: "final validation accuracy (%)" }, tickformat: ".0%", rangemode: "tozero" },
     "Waiting for the first run to finish…"), PLOT_CONFIG);
 
   const traces = [];
@@ -49,7 +49,7 @@ function draw(exp) {
       name: `${g.n} examples: training loss`, line: { color: g.colour, width: 2, dash: "dash" },
       marker: { size: 8, symbol: "square-open" }, hovertemplate: "r=%{x}: training loss %{y:.3f}<extra></extra>" });
   }
-  Plotly.react($("loss-chart"), traces, layout(exp, { title: { text: "cross-entropy loss (nats)" }, rangemode: "tozero" },
+  Plotly.react($("loss-chart"), traces, layout($("loss-chart"), exp, { title: { text: "cross-entropy loss (nats)" }, rangemode: "tozero" },
     "Waiting for the first run to finish…"), PLOT_CONFIG);
 }
 

@@ -1,7 +1,7 @@
 // The training page: a form built from GET /api/methods, runs started over POST /api/runs, and
 // the loss streamed from /api/runs/<id>/events into a Plotly chart. The page state (which run is
 // shown) lives in the URL: ?run=<id>.
-import { $, ACCENT, GOOD, MUTED, PLOT_CONFIG, getJson, postJson, readQuery, requestJson, writeQuery } from "./lab.js";
+import { $, ACCENT, GOOD, PLOT_CONFIG, chartNote, emptyLayout, getJson, postJson, readQuery, requestJson, writeQuery } from "./lab.js";
 import { fmtBytes, fmtInt, fmtMs, fmtPrecision, fmtSeconds } from "./format.js";
 import { showReproduce } from "./reproduce.js";
 
@@ -23,7 +23,7 @@ function paramInput(p) {
   }
   const step = p.type === "int" ? 1 : "any";
   return `<label for="${id}">${p.name} <span class="muted" style="font-size:.8rem">${p.help}</span></label>
-    <input type="number" id="${id}" name="${p.name}" value="${p.default}" step="${step}"
+    <input type="number" id="${id}" name="${p.name}" ${p.default === null ? "" : `value="${p.default}"`} step="${step}"
       ${p.exclusive_minimum ? "" : `min="${p.minimum}"`} max="${p.maximum}">`;
 }
 
@@ -119,19 +119,19 @@ function drawChart(points, evals, title, steps) {
               tickformat: ".0%", dtick: 0.25, visible: shown, showgrid: false },
     legend: { orientation: "h", x: 0, y: -0.22 },
     showlegend: shown,
-    annotations: points.length ? [] : [{ text: steps ? "Waiting for the first step…" : "No run yet: press Train, or open a past run",
-      showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: MUTED } }],
+    annotations: points.length ? [] : chartNote(chart, "Waiting for the first step…"),
   };
   const traces = [
     { x: points.map((p) => p.step), y: points.map((p) => p.loss), mode: "lines", name: "training loss",
       line: { color: ACCENT, width: 2 } },
     { x: evals.map((e) => e.step), y: evals.map((e) => e.val_loss), mode: "lines+markers", name: "validation loss",
-      line: { color: "#d97a3a", width: 2 } },
+      line: { color: "#d97a3a", width: 2 }, cliponaxis: false },
     { x: evals.map((e) => e.step), y: evals.map((e) => e.val_accuracy), mode: "lines+markers",
-      name: "validation accuracy", yaxis: "y2", line: { color: GOOD, width: 2, dash: "dot" } },
+      name: "validation accuracy", yaxis: "y2", line: { color: GOOD, width: 2, dash: "dot" }, cliponaxis: false },
   ];
   lastEvalStep = evals.length ? evals[evals.length - 1].step : 0;
-  Plotly.react(chart, traces, layout, PLOT_CONFIG);
+  Plotly.react(chart, traces, shown ? layout
+    : emptyLayout(chart, layout, "No run yet: press Train, or open a past run from the list."), PLOT_CONFIG);
 }
 
 function addPoints(points) {
@@ -348,7 +348,7 @@ function fillForm(run) {
     if (name === "target_modules") {
       form.querySelectorAll("input[name=target_modules]").forEach((box) => { box.checked = value.includes(box.value); });
     } else if ($(`p-${name}`)) {
-      $(`p-${name}`).value = value;
+      $(`p-${name}`).value = value ?? "";  // null: an optional parameter left out
     }
   }
   showEstimate();

@@ -3,54 +3,20 @@ from the lab itself, and no template or script of the lab needs more (inline scr
 handlers, `javascript:` URLs, strings evaluated as code). tests/browser/test_browser_csp.py checks in
 Chromium that every page works under it."""
 
-import itertools
 import re
 from pathlib import Path
 
 import pytest
 from django.test import Client
-from django.urls import URLResolver, get_resolver, reverse
 
 from peftlab.csp import POLICY
 from peftlab.pages.chapters import CHAPTERS
 from tests.support.classrooms import classroom, teacher, teacher_browser
+from tests.support.sitepages import site_urls
 
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def site_urls(code: str, every_value: bool = True) -> list[str]:
-    """Every URL of the site outside the API (/api/...: JSON and event streams), made concrete from
-    the URL configuration: each chapter for <number>, each playground (on its own page and framed,
-    ?embed=1) for <slug>, the class `code` for <code>. With every_value=False, one URL per route."""
-    values = {
-        "number": [ch.number for ch in CHAPTERS],
-        "slug": [pg.slug for ch in CHAPTERS for pg in ch.playgrounds],
-        "code": [code],
-    }
-    urls = []
-
-    def walk(patterns, prefix: str, namespace: str) -> None:
-        for pattern in patterns:
-            route = prefix + str(pattern.pattern)
-            if route.startswith("api/"):
-                continue
-            if isinstance(pattern, URLResolver):
-                walk(pattern.url_patterns, route, f"{pattern.namespace}:" if pattern.namespace else namespace)
-                continue
-            params = list(pattern.pattern.converters)
-            unknown = set(params) - set(values)
-            assert not unknown, f"the route {route!r} takes {unknown}: say here which values to visit"
-            choices = [values[p] if every_value else values[p][:1] for p in params]
-            for combination in itertools.product(*choices):
-                url = reverse(namespace + pattern.name, kwargs=dict(zip(params, combination)))
-                urls.append(url)
-                if "slug" in params:
-                    urls.append(f"{url}?embed=1")
-
-    walk(get_resolver().url_patterns, "", "")
-    return urls
 
 
 def directives(policy: str) -> dict[str, list[str]]:
