@@ -15,7 +15,7 @@ import numpy as np
 from simulations.adapter_block import BERT_BASE, BERT_LARGE
 from simulations.lora import TARGET_SETS
 from simulations.methods import METHODS as REGISTRY
-from simulations.params import Dims, trainable_params
+from simulations.params import Dims, ia3_peft_bert_default_params, trainable_params
 
 # Liu et al. 2019: BERT-base's shape with a 50,265-token vocabulary, 514 positions, one token
 # type (the same numbers as simulations/lora.py's ROBERTA_BASE, as Dims for params.py).
@@ -68,7 +68,8 @@ METHODS = (
     Method("adapter", "Adapter (Houlsby)", BOTTLENECK, ("default",), "default"),
     Method("prefix", "Prefix tuning", TOKENS, ("default",), "default"),
     Method("prompt", "Prompt tuning", TOKENS, ("default",), "default"),
-    # The lab's IA3 default (its record's target_modules): keys, values and the FFN, as in Liu et al. 2022.
+    # The lab's IA3 default (its record's target_modules): keys, values and the FFN's inner
+    # activation, as in Liu et al. 2022 (simulations/params.py ia3_params).
     Method("ia3", "IA3", None, ("default",), "default", tuple(REGISTRY["ia3"].param("target_modules").default)),
     Method("bitfit", "BitFit", None, ("default",), "default"),
 )
@@ -113,6 +114,12 @@ def counts_table(dims: Dims) -> dict[str, dict[str, list[int]]]:
     return table
 
 
+def ia3_peft_default(dims: Dims) -> int:
+    """IA3 as peft's IA3Config builds it on a BERT encoder given no target_modules, without the
+    head: it also scales the attention output's input (params.py ia3_peft_bert_default_params)."""
+    return ia3_peft_bert_default_params(dims)
+
+
 def prefix_over_prompt(dims: Dims) -> int:
     """Prefix tuning trains a key and a value vector per token in every layer, prompt tuning one
     input vector per token: at equal n the prefix is 2·L times larger."""
@@ -153,7 +160,7 @@ PARTS = {
     },
     "ia3_k": ("scale vector l_k", "added", "l_k"),
     "ia3_v": ("scale vector l_v", "added", "l_v"),
-    "ia3_ffn": ("scale vectors on the FFN inputs", "added", "l_ff"),
+    "ia3_ffn": ("scale vector l_ff on the FFN's inner activation", "added", "l_ff"),
 }
 # Which diagram parts a run-API target module covers.
 TARGET_PARTS = {
@@ -216,8 +223,9 @@ def highlights(method_key: str, variant: str | None = None) -> dict[str, str]:
         return {
             "ia3_k": "A learned vector multiplies the keys feature by feature (W_K's output).",
             "ia3_v": "A learned vector multiplies the values feature by feature (W_V's output).",
-            "ia3_ffn": "Learned vectors multiply the inputs of the two FFN matrices, feature "
-            "by feature (the lab's peft convention: d + 4d numbers per layer).",
+            "ia3_ffn": "A learned vector multiplies the FFN's inner activation feature by "
+            "feature: the 4d numbers after the nonlinearity, the input of FFN down (as in Liu et "
+            "al. 2022).",
         }
     if method_key == "bitfit":
         return {

@@ -403,6 +403,15 @@ LAB_WIDTH = 4  # the engine keeps its weights, gradients and AdamW state in fp32
 # (workers/precision.py): fp32, or bf16 autocast (bf16 matrix products, fp32 weights).
 LAB_PRECISIONS = ("fp32", "bf16 autocast")
 AUTOCAST_WIDTH = 2  # bytes of a bf16 element
+# The devices a run trains on, as torch names them (workers/training.py pick_device). They keep a
+# dropout mask differently: CUDA's fused dropout keeps one byte an element (a bool mask); the CPU
+# has no fused kernel and keeps the mask as a tensor of the dropped tensor's own dtype (4 bytes an
+# element in fp32), measured with saved-tensor hooks over one step of the engine.
+LAB_DEVICES = ("cpu", "cuda")
+# Methods that train something at or before the embeddings' output (the embedding matrices, the
+# embedding LayerNorm's bias, the soft prompt): autograd also keeps the embedding LayerNorm's input
+# and the embedding dropout's mask. For the others nothing before the first layer needs a gradient.
+_TRAIN_AT_EMBEDDINGS = ("full", "bitfit", "prompt")
 # The calculator's target names, as the lab's registry (simulations/methods.py TARGET_MODULES) spells them.
 _LAB_TARGET_NAMES = {"query": "query", "key": "key", "value": "value", "output": "attention_output", "ffn": "ffn"}
 
@@ -428,6 +437,8 @@ class _LabStep:
     s: int  # sequence length (with prompt tuning's virtual tokens)
     h: int
     f: int
+    a: int  # attention heads
+    sk: int  # keys per query (with prefix tuning's virtual tokens)
     B: int  # bytes of an fp32 element
     H: int  # bytes of a bf16 element
     autocast: bool
@@ -440,7 +451,7 @@ class _LabStep:
 
 def _full_activations(k: _LabStep) -> tuple[float, str, str]:
     if k.autocast:
-        return k.H * (6 * k.s * k.b * k.h + k.s * k.b * k.f), "H·(6·s·b·h + s·b·f)", ""
+        return k.H * (5 * k.s * k.b * k.h + k.s * k.b * k.f), "H·(5·s·b·h + s·b·f)", ""
     return k.B * (3 * k.s * k.b * k.h + k.s * k.b * k.f), "B·(3·s·b·h + s·b·f)", ""
 
 
@@ -461,10 +472,50 @@ def _lora_activations(k: _LabStep, dora: bool = False) -> tuple[float, str, str]
     return extra, text, f", r = {k.rank}"
 
 
+def _adapter_activations(k: _LabStep) -> tuple[float, str, str]:
+    # Two adapters a layer, each keeping its input and its m-wide pre- and post-activation; under
+    # autocast these are bf16 and the bf16 copies of its two matrices (2·h·m) are kept too.
+    if k.autocast:
+        extra = 2 * k.H * (k.s * k.b * k.h + 2 * k.s * k.b * k.bottleneck + 2 * k.h * k.bottleneck)
+        return extra, "2·H·(s·b·h + 2·s·b·m + 2·h·m)", f", m = {k.bottleneck}"
+    extra = 2 * k.B * (k.s * k.b * k.h + 2 * k.s * k.b * k.bottleneck)
+    return extra, "2·B·(s·b·h + 2·s·b·m)", f", m = {k.bottleneck}"
+
+
 def _ia3_activations(k: _LabStep) -> tuple[float, str, str]:
-    kv = sum(o for t in k.targets if t in ("key", "value") for _, o in k.shapes[t])
+    # The outputs it scales: bf16 under autocast (a linear map's output); the FFN's inner
+    # activation fp32 either way (peft casts it to the scale's dtype before scaling it).
+    outputs = sum(o for t in k.targets if t != "ffn" for _, o in k.shapes[t])
     ffn = k.f if "ffn" in k.targets else 0
-    return k.B * k.s * k.b * (kv + ffn), f"B·s·b·({kv} + {ffn})", ""
+    if k.autocast:
+        return k.s * k.b * (k.H * outputs + k.B * ffn), f"s·b·(H·{outputs} + B·{ffn})", ""
+    return k.B * k.s * k.b * (outputs + ffn), f"B·s·b·({outputs} + {ffn})", ""
+
+
+def _first_layer_unkept(k: _LabStep, method: str, M: int, Ma: int) -> float:
+    """What the first layer's attention does not keep when nothing before the layer trains: its
+    input needs no gradient, so autograd keeps a tensor there only where a gradient will pass
+    through it. Q·Kᵀ keeps Q only if K needs a gradient and K only if Q does; probabilities·V keeps
+    V only if the probabilities need one (Q or K does) and the probabilities only if V does; the
+    softmax and its dropout keep theirs only if the scores need one; the attention output's
+    dropout only if the attention output needs one. Under autocast the bf16 copies of W_Q, W_K and
+    W_V are not kept (their input needs no gradient), nor W_O's where its input needs none."""
+    if method in _TRAIN_AT_EMBEDDINGS:
+        return 0
+    targets = set(k.targets) if method in ("lora", "qlora", "dora", "ia3") else set()
+    q = "query" in targets
+    key = "key" in targets or method == "prefix"
+    v = "value" in targets or method == "prefix"
+    scores = q or key
+    context = scores or v
+    out = context or "output" in targets
+    sbh, a_ss = k.s * k.b * k.h, k.a * k.s * k.sk * k.b
+    unkept = k.B * sbh * ((not key) + (not q) + (not scores))  # Q, K, V
+    unkept += (k.B * (not v) + (k.B + Ma) * (not scores)) * a_ss  # probabilities, softmax, mask
+    unkept += M * sbh * (not out)
+    if k.autocast:
+        unkept += k.H * k.h * k.h * (3 + (not context))
+    return unkept
 
 
 # What each method of the registry keeps for the backward pass beyond what every method keeps
@@ -474,11 +525,7 @@ LAB_ACTIVATIONS = {
     "lora": _lora_activations,
     "qlora": _lora_activations,
     "dora": lambda k: _lora_activations(k, dora=True),
-    "adapter": lambda k: (
-        2 * k.B * (k.s * k.b * k.h + 2 * k.s * k.b * k.bottleneck),
-        "2·B·(s·b·h + 2·s·b·m)",
-        f", m = {k.bottleneck}",
-    ),
+    "adapter": _adapter_activations,
     "prompt": lambda k: (0, "", ""),  # its n virtual tokens lengthen s
     "prefix": lambda k: (2 * k.B * k.virtual_tokens * k.b * k.h, "2·B·n·b·h", f", n = {k.virtual_tokens}"),
     "ia3": _ia3_activations,
@@ -496,46 +543,66 @@ def lab_activation_bytes(
     bottleneck: int = 0,
     virtual_tokens: int = 0,
     precision: str = "fp32",
+    device: str = "cpu",
 ) -> tuple[float, str]:
-    """Bytes autograd keeps for the backward pass of one step of the lab's engine, and the
-    formula with the numbers in.
+    """Bytes autograd keeps for the backward pass of one step of the lab's engine on `device`,
+    and the formula with the numbers in.
 
     Per layer, Korthikanti's tensors (see activation_bytes) split in two. What every method
     keeps to pass the gradient back through the layer to its input, B = 4 bytes:
-        B·(5·s·b·h + s·b·f) + 2·s·b·h + (2·B + 1)·a·s²·b
-    (Q, K, V, both LayerNorm inputs, the GELU input, two dropout masks, the attention
-    probabilities); and the inputs of the linear maps, kept only where that map's weight trains:
+        B·(5·s·b·h + s·b·f) + 2·M·s·b·h + (2·B + Ma)·a·s²·b
+    (Q, K, V, both LayerNorm inputs, the GELU input, two dropout masks of M bytes an element,
+    the attention probabilities and their dropout mask of Ma bytes). Korthikanti counts a mask at
+    one byte, which is what CUDA's fused dropout keeps (M = Ma = 1); on the CPU a mask is a tensor
+    of the dropped tensor's dtype: M = Ma = B in fp32 (measured: the prediction was 13–14 % low
+    with one byte). Where a method trains something at or before the embeddings (full
+    fine-tuning, BitFit, prompt tuning) autograd also keeps, once, the embedding LayerNorm's input
+    and the embedding dropout's mask: (B + Me)·s·b·h. And the inputs of the linear maps, kept only
+    where that map's weight trains:
         B·(3·s·b·h + s·b·f)   (attention input, attention output's input, FFN input, GELU output).
     Full fine-tuning keeps both. LoRA/QLoRA/DoRA keep the input of their targeted maps and the
     r-wide A·x of each adapted matrix (B·s·b·r); peft's DoRA also keeps its base, LoRA and
     rescaled outputs (3·B·s·b·d_out per matrix). The Houlsby adapter keeps, per adapter (two a
-    layer), its input and its m-wide pre- and post-activation: B·(s·b·h + 2·s·b·m). Prompt tuning
+    layer), its input and its m-wide pre- and post-activation: B·(s·b·h + 2·s·b·m) (bf16 under
+    autocast, with the bf16 copies of its two matrices). Prompt tuning
     lengthens every sequence by its n virtual tokens (s → s + n). Prefix tuning lengthens the keys
     and values: the scores are s×(s + n), and the n prefix keys and values are kept (2·B·n·b·h).
-    IA3 keeps the keys and values it scales and the FFN activation it scales (B·(2·s·b·h + s·b·f)
-    with its default targets). BitFit keeps nothing more: a bias's gradient needs no input.
+    IA3 keeps the keys and values it scales and the FFN's inner activation it scales
+    (B·(2·s·b·h + s·b·f) with its default targets; under autocast the keys and values are bf16).
+    BitFit keeps nothing more: a bias's gradient needs no input. In the first layer nothing before
+    it trains, so its attention keeps only what a gradient passes through (_first_layer_unkept).
 
     Under bf16 autocast (precision "bf16 autocast", H = 2 bytes), as measured on the CPU: each
     linear map multiplies a bf16 copy of its weight, and autograd keeps that copy to pass the
     gradient to the map's input, H·(4·h² + 2·h·f) a layer, whether the weight trains or not; the
     GELU input is bf16 (H·s·b·f instead of B·s·b·f); attention and the LayerNorm inputs stay fp32.
-    Full fine-tuning keeps bf16 copies of its linear maps' inputs, one for each of Q, K and V:
-    H·(6·s·b·h + s·b·f). QLoRA's 4-bit layers compute in fp32 whatever autocast says, so its
+    On the CPU the two masks of the hidden states are then bf16 too (M = H: they drop the output of
+    a linear map), while the attention probabilities' mask stays fp32 (Ma = B: softmax computes in
+    fp32). Full fine-tuning keeps a bf16 copy of each linear map's input, Q, K and V each their
+    own: H·(5·s·b·h + s·b·f). QLoRA's 4-bit layers compute in fp32 whatever autocast says, so its
     activations are those of an fp32 step.
     """
     if precision not in LAB_PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(LAB_PRECISIONS)} (got {precision!r})")
+    if device not in LAB_DEVICES:
+        raise ValueError(f"device must be one of {', '.join(LAB_DEVICES)} (got {device!r})")
     h, f, a, L, B = model.hidden, model.ffn, model.heads, model.layers, LAB_WIDTH
     autocast = precision == "bf16 autocast" and method != "qlora"
     H = AUTOCAST_WIDTH
+    # A dropout mask's bytes an element: of the hidden states (M), of the attention probabilities
+    # (Ma) and of the embeddings (Me, always fp32 here).
+    if device == "cuda":
+        M = Ma = Me = 1
+    else:
+        M, Ma, Me = (H if autocast else B), B, B
     b = batch
     s = seq + (virtual_tokens if method == "prompt" else 0)
     sk = s + (virtual_tokens if method == "prefix" else 0)
     gelu, gelu_text = (H, "H·s·b·f") if autocast else (B, "s·b·f")
-    through = B * 5 * s * b * h + gelu * s * b * f + 2 * s * b * h + (2 * B + 1) * a * s * sk * b
+    through = B * 5 * s * b * h + gelu * s * b * f + 2 * M * s * b * h + (2 * B + Ma) * a * s * sk * b
     text = (
         f"B·5·s·b·h + {gelu_text}" if autocast else "B·(5·s·b·h + s·b·f)"
-    ) + f" + 2·s·b·h + {2 * B + 1}·a·s·{'(s+n)' if method == 'prefix' else 's'}·b"
+    ) + f" + {2 * M}·s·b·h + {2 * B + Ma}·a·s·{'(s+n)' if method == 'prefix' else 's'}·b"
     if autocast:
         through += H * (4 * h * h + 2 * h * f)
         text += " + H·(4·h² + 2·h·f)"
@@ -544,6 +611,8 @@ def lab_activation_bytes(
         s=s,
         h=h,
         f=f,
+        a=a,
+        sk=sk,
         B=B,
         H=H,
         autocast=autocast,
@@ -554,11 +623,16 @@ def lab_activation_bytes(
         virtual_tokens=virtual_tokens,
     )
     extra, extra_text, extra_values = LAB_ACTIVATIONS[method](step)
-    total = L * (through + extra)
+    embeddings = (B + Me) * s * b * h if method in _TRAIN_AT_EMBEDDINGS else 0
+    first = _first_layer_unkept(step, method, M, Ma)
+    total = L * (through + extra) + embeddings - first
     term = text + (f" + {extra_text}" if extra_text else "")
     values = f"B = {B}, " + (f"H = {H}, " if autocast else "") + f"b = {b}, s = {s}, h = {h}, f = {f}, a = {a}"
     values += extra_values
-    return float(total), f"{L} layers × [{term}], with {values} = {fmt_bytes(total)}"
+    masks = f"dropout masks of {M}, {Ma} and {Me} bytes an element on the {device.upper()}"
+    head = f"{L} layers × [{term}]" + (f" + {B + Me}·s·b·h (the embeddings)" if embeddings else "")
+    head += f" − {fmt_bytes(first)} the first layer's attention need not keep" if first else ""
+    return float(total), f"{head}, with {values}; {masks} = {fmt_bytes(total)}"
 
 
 def lab_prediction(
@@ -572,9 +646,10 @@ def lab_prediction(
     bottleneck: int = 0,
     virtual_tokens: int = 0,
     precision: str = "fp32",
+    device: str = "cpu",
 ) -> dict:
     """The calculator's prediction for a run of the lab's engine on this encoder, for every
-    method of the lab.
+    method of the lab, on `device` (cpu or cuda: they keep dropout masks differently).
 
     The engine keeps fp32 weights and trains them with torch AdamW (fp32 m and v, no master
     copy), its steps in fp32 or under bf16 autocast (`precision`): parameters as stored (4 bytes;
@@ -612,7 +687,9 @@ def lab_prediction(
         params = q * (NF4_BITS + quant_constant_bits(True)) / 8 + LAB_WIDTH * (encoder - q + added)
     else:
         params = LAB_WIDTH * (encoder + added)
-    act, formula = lab_activation_bytes(model, method, batch, seq, rank, targets, bottleneck, virtual_tokens, precision)
+    act, formula = lab_activation_bytes(
+        model, method, batch, seq, rank, targets, bottleneck, virtual_tokens, precision, device
+    )
     out = {
         "params": params,
         "grads": LAB_WIDTH * trainable,
@@ -624,11 +701,18 @@ def lab_prediction(
     out["activation_formula"] = formula
     out["seq"] = seq
     out["precision"] = precision
+    out["device"] = device
     return out
 
 
 def lab_run_prediction(
-    model: Model, method: str, run_params: dict, num_labels: int, seq: int = LAB_SEQ, precision: str = "fp32"
+    model: Model,
+    method: str,
+    run_params: dict,
+    num_labels: int,
+    seq: int = LAB_SEQ,
+    precision: str = "fp32",
+    device: str = "cpu",
 ) -> dict:
     """lab_prediction for a run as the lab's registry describes it (simulations/methods.py params:
     rank, target_modules with the lab's names, bottleneck, virtual_tokens, batch_size)."""
@@ -645,6 +729,7 @@ def lab_run_prediction(
         run_params.get("bottleneck", 0),
         run_params.get("virtual_tokens", 0),
         precision,
+        device,
     )
 
 

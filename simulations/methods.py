@@ -36,6 +36,11 @@ TARGET_MODULES = {
     # Anchored after "layer.N." by module_regex, so "output.dense" is the FFN one, not attention's.
     "ffn": r"intermediate\.dense|output\.dense",
 }
+# IA3 scales the FFN where Liu et al. 2022 put its l_ff: on the FFN's inner activation, the input
+# of its second matrix (output.dense, the FFN's own under module_regex's anchor), not on the input
+# of its first. peft's default for BERT (target_modules key, value, output.dense, each name matched
+# as a suffix) also finds attention.output.dense and scales its input: d more numbers a layer.
+IA3_MODULES = {**TARGET_MODULES, "ffn": r"output\.dense"}
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,8 @@ IA3_TARGETS = Param(
     "target_modules",
     "targets",
     ["key", "value", "ffn"],
-    help="which linear layers of every transformer layer get learned scales",
+    help="where every transformer layer gets learned scales: the outputs of the named attention "
+    "projections; ffn: the FFN's inner activation",
 )
 BOTTLENECK = Param("bottleneck", "int", 32, 1, MAX_RANK, help="adapter bottleneck width m; never above the hidden size")
 VIRTUAL_TOKENS = Param("virtual_tokens", "int", 20, 1, 128, help="number of trained virtual tokens")

@@ -93,13 +93,27 @@ def prefix_params(virtual_tokens: int, hidden: int, layers: int, head: int = 0) 
 
 
 def ia3_params(targets: list[str], dims: Dims, head: int = 0) -> int:
-    """IA3 (Liu et al. 2022): one learned scale per feature. Attention matrices scale their
-    output (d_out each); the FFN matrices scale their input (d_in each), as in the paper."""
+    """IA3 (Liu et al. 2022): one learned scale per feature. An attention projection's scale
+    multiplies its output (d_out numbers); the FFN's multiplies its inner activation, the input of
+    its second matrix (f numbers), where the paper puts l_ff. With the default targets (key, value,
+    ffn): (2·d + f)·L, 55,296 on BERT-base."""
     per_layer = 0
     for target in targets:
-        for d_in, d_out in dims.target_shapes(target):
-            per_layer += d_in if target == "ffn" else d_out
+        if target == "ffn":
+            per_layer += dims.intermediate
+        else:
+            per_layer += sum(d_out for _, d_out in dims.target_shapes(target))
     return per_layer * dims.layers + head
+
+
+def ia3_peft_bert_default_params(dims: Dims, head: int = 0) -> int:
+    """What peft's IA3Config trains on a BERT encoder when it is given no target_modules: its
+    table's key, value and output.dense, with output.dense also the feed-forward module. peft
+    matches a name in a list as the end of a module's name, so output.dense finds the FFN's second
+    matrix and the attention output (attention.output.dense) as well, and scales the input of
+    both: (2·d + d + f)·L, d·L more than the paper's placement."""
+    d, f = dims.hidden, dims.intermediate
+    return (2 * d + d + f) * dims.layers + head
 
 
 def bitfit_params(dims: Dims, head: int = 0) -> int:

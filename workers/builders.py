@@ -84,16 +84,11 @@ def prefix(model, spec, device):
 def ia3(model, spec, device):
     from peft import IA3Config, TaskType
 
-    targets = spec.params["target_modules"]
-    # IA3 scales the FFN's input and the attention projections' output (Liu et al. 2022).
-    feedforward = base_model.module_regex(["ffn"]) if "ffn" in targets else None
+    # Scales on the attention projections' outputs and the FFN's inner activation (Liu et al. 2022).
+    targets, feedforward = base_model.ia3_regexes(spec.params["target_modules"])
     return _peft(
         model,
-        IA3Config(
-            task_type=TaskType.SEQ_CLS,
-            target_modules=base_model.module_regex(targets),
-            feedforward_modules=feedforward or [],
-        ),
+        IA3Config(task_type=TaskType.SEQ_CLS, target_modules=targets, feedforward_modules=feedforward or []),
     )
 
 

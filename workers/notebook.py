@@ -304,14 +304,17 @@ def _method_cells(spec: RunSpec) -> list[Cell]:
         )
         return [Cell("markdown", intro), Cell("code", code)]
     if method == "ia3":
-        targets = p["target_modules"]
-        feedforward = f'r"{base_model.module_regex(["ffn"])}"' if "ffn" in targets else "[]"
+        targets, feedforward = base_model.ia3_regexes(p["target_modules"])
+        feedforward = f'r"{feedforward}"' if feedforward else "[]"
         code = (
             "from peft import IA3Config, TaskType, get_peft_model\n\n"
-            "# Scales on the outputs of the targeted projections; on the FFN, on its input.\n"
+            "# Scales on the outputs of the targeted attention projections and, as in Liu et al. 2022,\n"
+            "# on the FFN's inner activation: the input of its second matrix (the FFN's output.dense).\n"
+            "# peft's default for BERT (key, value, output.dense as name suffixes) would also scale the\n"
+            "# input of attention.output.dense.\n"
             "model = get_peft_model(model, IA3Config(\n"
             "    task_type=TaskType.SEQ_CLS,\n"
-            f'    target_modules=r"{base_model.module_regex(targets)}",\n'
+            f'    target_modules=r"{targets}",\n'
             f"    feedforward_modules={feedforward}))"
         )
         return [Cell("markdown", intro), Cell("code", code)]

@@ -439,6 +439,7 @@ def _metrics(run: _Run, done: _Done, breakdown: dict) -> dict:
         "memory_breakdown": {**breakdown, "activations": run.activations.peak},
         "train_seconds": round(done.seconds, 3),
         "precision": precision.name(run.compute),
+        "device": run.device.type,
         "steps_per_second": round(done.step / done.seconds, 3),
         "tokens_per_second": round(done.tokens / done.seconds, 1),
         "train_examples": len(run.train_data.labels),

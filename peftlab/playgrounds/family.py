@@ -59,6 +59,7 @@ def family_map(request, model: str | None = checked_query(None, enum=MODEL_KEYS)
                     m: {v: [significant(c / total) for c in row] for v, row in by.items()} for m, by in counts.items()
                 },
                 "prefix_over_prompt": family.prefix_over_prompt(dims),
+                "ia3_peft_default": family.ia3_peft_default(dims),
             }
         )
     methods = []

@@ -174,10 +174,12 @@ def memory_lab(
     ),
     num_labels: int = checked_query(2, minimum=1, maximum=NUM_LABELS_MAX),
     precision: str = checked_query("fp32", enum=list(memory.LAB_PRECISIONS)),
+    device: str = checked_query("cpu", enum=list(memory.LAB_DEVICES)),
 ):
     """Predicted bytes (params, grads, optimizer_state, activations, total) for a run on
     all-MiniLM-L6-v2 as the engine trains it (AdamW; steps in fp32 or under bf16 autocast, as
-    `precision` says), at a padded length of LAB_SEQ."""
+    `precision` says) on `device` (cpu or cuda: they keep dropout masks differently), at a padded
+    length of LAB_SEQ."""
     lab_targets = _targets(targets)
     unknown = [t for t in lab_targets if t not in _LAB_TARGETS]
     if unknown:
@@ -192,6 +194,7 @@ def memory_lab(
         [_LAB_TARGETS[t] for t in lab_targets],
         num_labels,
         precision=precision,
+        device=device,
     )
     return {"method": method, "batch_size": batch_size, "rank": rank, "targets": list(lab_targets), **pred}
 

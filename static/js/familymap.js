@@ -239,6 +239,9 @@ function drawReadouts() {
   $("latency").textContent = m.latency;
   $("prefix-ratio").textContent = mod.prefix_over_prompt;
   $("prefix-model").textContent = `${mod.label} (2 × ${mod.layers} layers)`;
+  $("ia3-model").textContent = mod.label;
+  $("ia3-paper").textContent = fmtInt(mod.counts.ia3.default[0]);
+  $("ia3-peft").textContent = fmtInt(mod.ia3_peft_default);
   for (const tr of $("props-table").tBodies[0].rows) tr.classList.toggle("chosen", tr.dataset.method === state.method);
 }
 

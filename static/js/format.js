@@ -32,6 +32,10 @@ export const fmtMs = (x) => (x === undefined || x === null ? "—" : `${x.toFixe
 // runs from before the lab recorded it trained in fp32.
 export const precisionOf = (m) => (m && m.precision) || "fp32";
 
+// The device a run trained on (its metrics' "device"; runs from before the lab recorded it name it
+// in how their peak was measured).
+export const deviceOf = (m) => (m && m.device) || (m && String(m.peak_memory_source || "").startsWith("cuda") ? "cuda" : "cpu");
+
 // The same for a table cell: a dash until the run has finished.
 export const fmtPrecision = (m) => (m.train_seconds === undefined ? "—" : precisionOf(m));
 

@@ -3,7 +3,7 @@
 // sequence and task sliders only index into that response. The whole state lives in the URL.
 import { $, ACCENT, BAD, GOOD, INK, PLOT_CONFIG, WARN, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, moveShapes, react, redrawChanged, ring } from "./playground.js";
-import { fmtInt, precisionOf } from "./format.js";
+import { deviceOf, fmtInt, precisionOf } from "./format.js";
 
 const showError = errorBox("memory-error");
 const root = document.getElementById("memory-root");
@@ -297,7 +297,7 @@ async function drawLabRuns() {
   const keyOf = (r) => {
     const p = r.params || {};
     const q = new URLSearchParams({ method: r.method, batch_size: p.batch_size ?? 16,
-      precision: precisionOf(r.metrics) });
+      precision: precisionOf(r.metrics), device: deviceOf(r.metrics) });
     if (r.method !== "full") {
       q.set("rank", p.rank ?? 8);
       q.set("targets", (p.target_modules || ["query", "value"]).join(","));

@@ -146,6 +146,30 @@ def test_the_target_modules_regex_is_the_labs_own():
     assert "feedforward_modules=[]" in text
 
 
+def test_ia3s_script_scales_the_ffns_inner_activation_only():
+    """As in Liu et al. 2022: the input of the FFN's second matrix, not of its first, and not of
+    the attention output (which peft's default "output.dense" would also find)."""
+    import re
+
+    text = notebook.script(spec_for("ia3"))
+    targets = re.search(r'target_modules=r"([^"]+)"', text).group(1)
+    feedforward = re.search(r'feedforward_modules=r"([^"]+)"', text).group(1)
+    layer = "bert.encoder.layer.3."
+    found = [m for m in NAMES if re.fullmatch(targets, layer + m)]
+    assert found == ["attention.self.key", "attention.self.value", "output.dense"]
+    assert [m for m in NAMES if re.fullmatch(feedforward, layer + m)] == ["output.dense"]
+
+
+NAMES = [
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+]
+
+
 @pytest.mark.parametrize("method", sorted(notebook.LAB_CODE))
 def test_the_code_copied_from_the_lab_is_the_labs_source_text(method):
     filename, names = notebook.LAB_CODE[method]

@@ -85,8 +85,21 @@ def test_it_maps_every_method_and_restores_it_from_the_url(page, browser, embedd
     page.locator("input[name=method][value=ia3]").check()
     page.locator("#part-buttons button[data-part=ia3_v]").click()
     expect(page.locator("#part-text")).to_contain_text("values feature by feature")
+    page.locator("#part-buttons button[data-part=ia3_ffn]").click()
+    expect(page.locator("#part-text")).to_contain_text("inner activation")
     page.locator("#part-buttons button[data-part=q]").click()
     expect(page.locator("#part-text")).to_contain_text("frozen")
+    # Liu et al. 2022's placement: (2·384 + 1536)·6 = 13,824 without the head; peft's default for
+    # BERT also scales the attention output's input: + 384·6 (the note says why).
+    expect(page.locator("#trainable")).to_have_text("13,824")
+    expect(page.locator("#ia3-paper")).to_have_text("13,824")
+    expect(page.locator("#ia3-peft")).to_have_text("16,128")
+    expect(page.locator("#ia3-config-note")).to_contain_text("attention.output.dense")
+    page.select_option("#model-select", "1")  # BERT-base
+    expect(page.locator("#trainable")).to_have_text("55,296")
+    expect(page.locator("#ia3-peft")).to_have_text("64,512")
+    shot(page, "family-map-ia3-bert")
+    page.select_option("#model-select", "0")
 
     # The adapter slider, then the model menu.
     page.locator("input[name=method][value=adapter]").check()
@@ -116,7 +129,7 @@ def test_it_maps_every_method_and_restores_it_from_the_url(page, browser, embedd
     phone_shot(
         browser,
         embedded_lab,
-        "/playgrounds/family-map/?method=prefix",
+        "/playgrounds/family-map/?method=ia3",
         "family-root",
         "family-map-phone",
         ("block-diagram", "count-chart"),

@@ -199,6 +199,9 @@ def test_it_puts_the_prediction_beside_a_measured_run(page):
         with page.expect_request(lambda r: "/memory-calculator/lab?" in r.url) as asked:
             open_page(page)
         assert parse_qs(urlparse(asked.value.url).query)["precision"] == [precision]
+        # ... and on the device it trained on (this machine's CPU): they keep dropout masks differently.
+        assert run["metrics"]["device"] == "cpu"
+        assert parse_qs(urlparse(asked.value.url).query)["device"] == ["cpu"]
         row = page.locator(f'#lab-table tr[data-run="{run["id"]}"]')
         expect(row).to_contain_text("batch 8, r = 4, query+value" + (", bf16 autocast" if precision != "fp32" else ""))
         if precision == "fp32":
@@ -214,10 +217,24 @@ def test_it_puts_the_prediction_beside_a_measured_run(page):
     assert predicted["fp32"] != predicted["bf16 autocast"], predicted
     expect(page.locator("#lab-sources")).to_have_text(run["metrics"]["peak_memory_source"])
     expect(page.locator("#lab-intro")).to_contain_text("bf16 copy of each weight")
+    expect(page.locator("#lab-intro")).to_contain_text("a dropout mask is one byte an element on a GPU")
     # The page stays as wide as the window: the table does not push it sideways.
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 1280
     page.locator("#lab-runs").scroll_into_view_if_needed()
     shot(page, "memory-calculator-lab-runs")
+    # At phone width, a fresh page of the same visitor (their runs).
+    phone = page.context.browser.new_context(
+        base_url=page.url.split("/playgrounds")[0],
+        viewport={"width": 390, "height": 844},
+        storage_state=page.context.storage_state(),
+    )
+    small = phone.new_page()
+    open_page(small)
+    expect(small.locator(f'#lab-table tr[data-run="{run["id"]}"]')).to_be_visible()
+    assert small.evaluate("() => document.documentElement.scrollWidth") <= 390
+    small.locator("#lab-runs").scroll_into_view_if_needed()
+    shot(small, "memory-calculator-lab-runs-phone")
+    phone.close()
 
 
 # --- P1 Cost of fine-tuning -----------------------------------------------------------------------

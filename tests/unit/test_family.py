@@ -70,7 +70,12 @@ def test_it_counts_dora_as_lora_plus_one_magnitude_per_output():
 def test_it_counts_ia3_and_bitfit_on_bert():
     # seed 001 ch7: IA3 "extremely few parameters"; seed 004: BitFit "around 0.08% of
     # parameters for BERT" (BERT-large's share; BERT-base's is 0.094%).
-    assert family.count("ia3", BERT_BASE) == 12 * (768 + 768 + 768 + 3072)
+    # Liu et al. 2022 scale the keys, the values and the FFN's inner activation: 55,296 on BERT-base.
+    assert family.count("ia3", BERT_BASE) == 12 * (768 + 768 + 3072) == 55_296
+    # peft's default for BERT also scales the attention output's input ("output.dense" matches it too).
+    assert family.ia3_peft_default(BERT_BASE) == 12 * (768 + 768 + 768 + 3072) == 64_512
+    assert family.count("ia3", base_model.dimensions()) + 2 * 384 + 2 == 14_594
+    assert family.ia3_peft_default(base_model.dimensions()) + 2 * 384 + 2 == 16_898
     assert round(100 * family.count("bitfit", BERT_LARGE) / family.encoder_total(BERT_LARGE), 2) == 0.08
     assert round(100 * family.count("bitfit", BERT_BASE) / family.encoder_total(BERT_BASE), 3) == 0.094
 

@@ -218,6 +218,11 @@ def test_it_predicts_lab_runs_over_http(client):
     assert bf16["precision"] == "bf16 autocast" and bf16["activations"] > fp32["activations"]
     resp = client.get(LAB_URL, {"method": "lora", "precision": "fp16"})
     assert resp.status_code == 400 and "precision must be one of fp32, bf16 autocast" in resp.json()["error"]
+    # On CUDA a dropout mask is one byte an element; on the CPU, the dropped tensor's 4.
+    cuda = client.get(LAB_URL, {"method": "lora", "device": "cuda"}).json()
+    assert fp32["device"] == "cpu" and cuda["device"] == "cuda" and cuda["activations"] < fp32["activations"]
+    resp = client.get(LAB_URL, {"method": "lora", "device": "tpu"})
+    assert resp.status_code == 400 and "device must be one of cpu, cuda" in resp.json()["error"]
 
 
 # --- P1 Cost of fine-tuning (simulations/cost.py) -------------------------------------------------
