@@ -8,6 +8,10 @@ method's record says (simulations/methods.py `saved_by`):
 - for the methods peft lacks or cannot run on this encoder (adapter, prefix, bitfit):
   `trained.safetensors`, every tensor that trained, by its name in the model. `load_trained`
   rebuilds the method's structure on a fresh base classifier and puts these tensors in.
+
+Its download (`zip_folder`) is that folder as it leaves the server: the base model named by its
+public id, not this server's path, and a model card (workers/card.py) in place of peft's empty
+template.
 """
 
 import json
@@ -22,6 +26,11 @@ from workers.methods import METHODS, RunSpec
 
 MANIFEST = "peftlab.json"
 TRAINED = "trained.safetensors"
+CARD = "README.md"
+PEFT_CONFIG = "adapter_config.json"
+# The zip's version in its file name: a zip cached by an older lab (the server path in
+# adapter_config.json, peft's template card) is not served again.
+ZIP_FORMAT = 2
 # The classifier's head a run trained with (workers/head.py). Runs saved before 2026-12-07 read the
 # [CLS] state through the pooler and have no "head" in their manifest: their trained part does not
 # fit today's classifier.
@@ -35,6 +44,7 @@ def save(model, spec: RunSpec, labels: list[str], directory: Path) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     if METHODS[spec.method].saved_by in ("peft", "transformers"):
         model.save_pretrained(directory)
+        (directory / CARD).unlink(missing_ok=True)  # peft's template: the download gets the run's card
     else:
         tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
         save_file(tensors, directory / TRAINED)
@@ -50,7 +60,7 @@ def load_trained(directory: Path, device=None):
 
     from workers import builders, classifier
 
-    manifest = json.loads((directory / MANIFEST).read_text())
+    manifest = read_manifest(directory)
     if manifest.get("head") != HEAD:
         raise ValueError(
             f"this run was trained with another classifier head ({manifest.get('head', '[CLS] through the pooler')}); "
@@ -92,14 +102,35 @@ def load_trained(directory: Path, device=None):
     return model.to(device)
 
 
-def zip_folder(directory: Path) -> Path:
-    """A zip of the run's folder beside it (made once), for download."""
-    target = directory.with_suffix(".zip")
+def public_peft_config(text: str) -> str:
+    """adapter_config.json as it leaves the server: peft wrote the base model's local folder (this
+    server's layout); a reader gets its public id (the lab loads onto the base it builds itself, so
+    it never reads this field)."""
+    config = json.loads(text)
+    config["base_model_name_or_path"] = base_model.PUBLIC_ID
+    return json.dumps(config, indent=2, sort_keys=True)
+
+
+def zip_folder(directory: Path, card: str) -> Path:
+    """A zip of the run's folder beside it (made once), for download, with `card` (the run's model
+    card) as its README.md and its adapter_config.json naming the base model's public id."""
+    target = directory.with_name(f"{directory.name}.v{ZIP_FORMAT}.zip")
     if not target.exists():
-        partial = target.with_suffix(".zip.part")
+        partial = target.with_suffix(".part")
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
             for f in sorted(directory.rglob("*")):
-                if f.is_file():
-                    archive.write(f, f.relative_to(directory))
+                name = f.relative_to(directory).as_posix()
+                if not f.is_file() or name == CARD:
+                    continue
+                if name == PEFT_CONFIG:
+                    archive.writestr(name, public_peft_config(f.read_text()))
+                else:
+                    archive.write(f, name)
+            archive.writestr(CARD, card)
         partial.rename(target)
     return target
+
+
+def read_manifest(directory: Path) -> dict:
+    """A saved run's peftlab.json."""
+    return json.loads((directory / MANIFEST).read_text())

