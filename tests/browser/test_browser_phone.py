@@ -58,9 +58,24 @@ OVERFLOW = """() => {
     const room = el.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight) - 16;
     return textWidth(el, el.options[el.selectedIndex].text) > room + 1;
   }).map((el) => `${name(el)} cuts "${(el.tagName === "SELECT" ? el.options[el.selectedIndex].text : el.textContent).trim()}"`);
+  // A table cell that breaks a word over two lines (one letter per line in a squeezed column); a
+  // line may still end at a hyphen or slash ("fine-" / "tuning"), as print does.
+  const split = [];
+  for (const cell of [...document.querySelectorAll("td, th")].filter(drawn)) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.data.matchAll(/[^\\s\\-/]+/g)) {
+        const range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+        if (tops.size > 1) split.push(`${name(cell)} breaks "${m[0]}"`);
+      }
+    }
+  }
   return {
     scroll: document.documentElement.scrollWidth > width ? [`the document is ${document.documentElement.scrollWidth} px wide`] : [],
-    wide, cut,
+    wide, cut, split: split.slice(0, 5),
   };
 }"""
 
