@@ -77,7 +77,7 @@ def _reported(*keys: str) -> list[dict]:
 def in_context_learning(request, query: str | None = _query_parameter()):
     """The prompt for every k = 0 … len(pool), its token count, and for each context window the
     largest k whose prompt (query included) still leaves room for the answer. SuperGLUE rows are
-    reported results (Brown et al. 2020, via seed 000) with the few-shot gain computed here."""
+    reported results (Brown et al. 2020, via the prompting-and-LoRA lecture) with the few-shot gain computed here."""
     query = _query(query)
     tokens = prompting.prompt_tokens(count_tokens, query)
     windows = [
@@ -257,8 +257,6 @@ def chain_of_thought(
                 **solved,
             }
         )
-    gsm8k = ("gsm8k_standard", "gsm8k_zero_shot_cot", "gsm8k_few_shot_cot")
-    multiarith = ("multiarith_standard", "multiarith_zero_shot_cot")
     return {
         "problem": problem,
         "value_min": prompting.VALUE_MIN,
@@ -268,12 +266,9 @@ def chain_of_thought(
         "trigger_words": prompting.word_count(prompting.ZERO_SHOT_COT_TRIGGER),
         "problems": out,
         "reported": {
-            "gsm8k": _reported(*gsm8k),
-            "multiarith": _reported(*multiarith),
-            "multiarith_gain": prompting.spread(*multiarith),
-            "seed_multiarith_gain": prompting.SEED_COT["multiarith_gain"],
-            "seed_trigger_words": prompting.SEED_COT["trigger_words"],
-            "gsm8k_gains": [prompting.spread(gsm8k[0], k) for k in gsm8k[1:]],
+            "groups": [{"label": label, "rows": _reported(*keys)} for label, keys in prompting.COT_GROUPS],
+            "gains": {label: round(prompting.spread(*keys), 1) for label, keys in prompting.COT_GROUPS},
+            "notes": prompting.cot_notes(),
             "task_types": _reported(
                 "cot_arithmetic", "cot_logic", "cot_commonsense", "cot_classification", "cot_factual"
             ),

@@ -73,7 +73,7 @@ def qlora(request, seed: int = checked_query(0, minimum=0, maximum=quant.SEED_MA
             "nf4_gb": [significant(row["nf4_gb"]) for row in table.values()],
             "nf4_dq_gb": [significant(row["nf4_dq_gb"]) for row in table.values()],
             "scale_constants": [row["scale_constants"] for row in table.values()],
-            # For the note on seed 000's "65B in 4-bit (~16 GB)" (its code loads a 70B model).
+            # For the note on the prompting-and-LoRA lecture's "65B in 4-bit (~16 GB)" (its code loads a 70B model).
             "pure_4bit_gb": {
                 name: significant(quant.weight_bytes(row["params"], quant.CODE_BITS) / 1e9)
                 for name, row in table.items()
@@ -153,7 +153,7 @@ def adapter_block_data(request, bottleneck: int = checked_query(64, enum=list(ad
         "ratio": grid(lambda d, m: significant(m / d)),
         "layer": grid(adapter_block.layer_breakdown),
         "models": models,
-        # Seed 000's BERT-large figures, against its nominal 340M: two adapters per layer (its
+        # The prompting-and-LoRA lecture's BERT-large figures, against its nominal 340M: two adapters per layer (its
         # text) and one (what its table's percentages work out to).
         "seed_check": {
             "bert_large_nominal": 340e6,

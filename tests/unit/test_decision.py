@@ -7,7 +7,7 @@ the seed recommends.
 
 import pytest
 
-from simulations import decision
+from simulations import decision, sources
 from simulations.decision import recommend
 
 ALL_NO = {q: "no" for q in decision.QUESTIONS}
@@ -21,8 +21,9 @@ def test_every_seed_scenario_reaches_the_seed_method(row):
 
 
 def test_the_table_holds_every_seed_scenario():
-    seeds = [r["seed"] for r in decision.scenario_table()]
-    assert seeds.count("000") == 8 and seeds.count("004") == 6  # 8 rows in seed 000, 6 in seed 004
+    sources_ = [r["source"] for r in decision.scenario_table()]
+    # 8 rows in the lecture's decision framework, 6 in the derivations post's selection guide.
+    assert sources_.count(sources.LECTURE) == 8 and sources_.count(sources.DERIVATIONS) == 6
 
 
 def test_named_rules_from_the_seeds():

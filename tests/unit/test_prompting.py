@@ -289,16 +289,17 @@ def test_a_reasoned_answer_costs_more_tokens_than_a_direct_one():
         assert modes["few_shot_cot"]["prompt_tokens"] > modes["direct"]["prompt_tokens"]
 
 
-def test_the_reported_cot_figures_hold_what_the_seed_says():
-    # Seed 000: GSM8K 18% → 57% ("Let's think step by step") → 79% (worked chains); MultiArith
-    # 18% → 79% zero-shot CoT, "a 61-percentage-point improvement from five words"; the task table.
+def test_the_reported_cot_figures_are_the_papers_own():
+    # Kojima et al. 2022 (zero-shot CoT, "Let's think step by step", text-davinci-002): MultiArith
+    # 17.7 → 78.7, GSM8K 10.4 → 40.7. Wei et al. 2022 (few-shot CoT, PaLM 540B): GSM8K 17.9 → 56.9.
     got = {r.key: (r.low, r.high) for r in prompting.REPORTED if r.key.startswith(("gsm8k", "multiarith", "cot_"))}
     assert got == {
-        "gsm8k_standard": (18, 18),
-        "gsm8k_zero_shot_cot": (57, 57),
-        "gsm8k_few_shot_cot": (79, 79),
-        "multiarith_standard": (18, 18),
-        "multiarith_zero_shot_cot": (79, 79),
+        "gsm8k_kojima_standard": (10.4, 10.4),
+        "gsm8k_kojima_zero_shot_cot": (40.7, 40.7),
+        "gsm8k_wei_standard": (17.9, 17.9),
+        "gsm8k_wei_few_shot_cot": (56.9, 56.9),
+        "multiarith_kojima_standard": (17.7, 17.7),
+        "multiarith_kojima_zero_shot_cot": (78.7, 78.7),
         "cot_arithmetic": (40, 60),
         "cot_logic": (20, 40),
         "cot_commonsense": (10, 20),
@@ -306,9 +307,30 @@ def test_the_reported_cot_figures_hold_what_the_seed_says():
         "cot_factual": (0, 0),
         "cot_small_models": (10e9, 10e9),
     }
-    assert prompting.spread("multiarith_standard", "multiarith_zero_shot_cot") == prompting.SEED_COT["multiarith_gain"]
-    assert prompting.word_count(prompting.ZERO_SHOT_COT_TRIGGER) == prompting.SEED_COT["trigger_words"]
-    assert "Kojima" in prompting.REPORTED_BY_KEY["multiarith_zero_shot_cot"].source
+    for key, r in prompting.REPORTED_BY_KEY.items():
+        if "kojima" in key:
+            assert r.source.startswith("Kojima et al. 2022") and "text-davinci-002" in r.source
+        if "wei" in key:
+            assert r.source.startswith("Wei et al. 2022") and "PaLM 540B" in r.source
+    # The trigger phrase is Kojima et al.'s, never credited to Wei et al.
+    assert "step by step" in prompting.REPORTED_BY_KEY["gsm8k_kojima_zero_shot_cot"].label
+    assert not [r for r in prompting.REPORTED if "step by step" in r.label and "Kojima" not in r.source]
+
+
+def test_the_lectures_cot_figures_are_set_beside_the_papers():
+    # The lecture: GSM8K 18 → 57 for "Let's think step by step" (credited to Wei et al.), → 79 with
+    # worked chains; MultiArith 18 → 79, "a 61-percentage-point improvement from five words".
+    lecture = prompting.LECTURE_COT
+    assert round(prompting.REPORTED_BY_KEY["gsm8k_wei_standard"].high) == lecture["gsm8k"][0]
+    assert round(prompting.REPORTED_BY_KEY["gsm8k_wei_few_shot_cot"].high) == lecture["gsm8k"][1]
+    assert round(prompting.spread("multiarith_kojima_standard", "multiarith_kojima_zero_shot_cot")) == 61
+    assert lecture["multiarith_gain"] == 61
+    assert prompting.word_count(prompting.ZERO_SHOT_COT_TRIGGER) == lecture["trigger_words"]
+    notes = prompting.cot_notes()
+    assert "Wei et al.'s PaLM 540B figures with eight worked examples, 17.9% → 56.9% (+39.0 points)" in notes[0]
+    assert "Kojima et al.'s zero-shot CoT; on GSM8K they report 10.4% → 40.7% (+30.3)" in notes[0]
+    assert "17.7% → 78.7% rounded: +61.0 points" in notes[1]
+    assert "79%" in notes[2] and "not a figure this lab found" in notes[2]
     assert prompting.REPORTED_BY_KEY["self_consistency"].low == 5
 
 
@@ -367,7 +389,12 @@ def test_it_serves_the_problems_and_redoes_the_arithmetic_for_new_numbers(client
     data = client.get("/api/playgrounds/chain-of-thought").json()
     assert data["problem"] == "bakery" and [p["answer"] for p in data["problems"]] == [11, 23, 480, 3]
     assert set(data["problems"][0]["modes"]) == {"direct", "few_shot_cot", "zero_shot_cot"}
-    assert data["reported"]["multiarith_gain"] == 61 and data["reported"]["gsm8k_gains"] == [39, 61]
+    assert data["reported"]["gains"] == {
+        "GSM8K · InstructGPT": 30.3,
+        "GSM8K · PaLM 540B": 39.0,
+        "MultiArith · InstructGPT": 61.0,
+    }
+    assert data["reported"]["notes"] == prompting.cot_notes()
     data = client.get("/api/playgrounds/chain-of-thought", {"problem": "pencils", "values": "8,30,12,3"}).json()
     pencils = data["problems"][1]
     assert [s["expression"] for s in pencils["steps"]] == ["8 × 30 = 240", "240 ÷ 12 = 20", "20 − 3 = 17"]
