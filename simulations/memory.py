@@ -652,7 +652,7 @@ A100_BYTES = 80e9  # one A100's memory, as the sources count it
 
 def gpus_to_hold(nbytes: float, per_gpu: float = A100_BYTES) -> int:
     """How many GPUs of `per_gpu` bytes it takes just to hold `nbytes`."""
-    return math.ceil(nbytes / per_gpu - 1e-9)
+    return math.ceil(nbytes / per_gpu)
 
 
 def adam_state_bytes(trainable: float, optimizer: str = "adam32") -> float:
@@ -684,6 +684,30 @@ def lecture_checks() -> dict:
         "lora_trainable": LECTURE_LORA_TRAINABLE,
         "lora_quoted_bytes": LECTURE_LORA_TRAINABLE * 12,
         "lora_optimizer_bytes": lora_moments,
+    }
+
+
+# The lecture's QLoRA example: peft's printout for Llama-2-70B, r = 16 on q_proj and v_proj, and
+# the claim that such a model fine-tunes on a 24 GB RTX 4090.
+LECTURE_70B_PRINTED_TRAINABLE = 18_874_368
+LECTURE_70B_CARD_BYTES = 24e9
+
+
+def lecture_70b_checks() -> dict:
+    """The lecture's Llama-2-70B figures beside the formulas.
+
+    Llama-2-70B has d = 8192, 80 layers and 8 key/value heads, so v_proj maps 8192 → 1024:
+    r = 16 on q and v trains 80 · 16 · ((8192 + 8192) + (8192 + 1024)) = 32,768,000. The printed
+    18,874,368 is GPT-3 175B's Q and V at r = 4. Its 4-bit weights alone are 35 GB, more than 24 GB.
+    """
+    weights_4bit = quantization.weight_bytes(70e9, quantization.CODE_BITS)
+    return {
+        "printed": LECTURE_70B_PRINTED_TRAINABLE,
+        "formula": lora_params(PRESETS["llama-70b"], 16, ("query", "value")),
+        "gpt3_qv_r4": lora_params(PRESETS["gpt3-175b"], 4, ("query", "value")),
+        "card_bytes": LECTURE_70B_CARD_BYTES,
+        "weights_4bit_bytes": weights_4bit,
+        "weights_nf4_dq_bytes": quantization.weight_bytes(70e9, quantization.bits_per_param(64, double_quant=True)),
     }
 
 

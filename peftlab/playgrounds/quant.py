@@ -7,7 +7,7 @@ from ninja import Router
 
 from peftlab.api.errors import Error, checked_query
 from peftlab.errors import Invalid
-from simulations import adapter_block, lowrank_lab, params
+from simulations import adapter_block, lowrank_lab, memory, params
 from simulations import quantization as quant
 from simulations.rounding import significant
 from workers.base_model import dimensions
@@ -79,6 +79,8 @@ def qlora(request, seed: int = checked_query(0, minimum=0, maximum=quant.SEED_MA
                 for name, row in table.items()
             },
             "llama2_70b_4bit_gb": significant(quant.weight_bytes(70e9, quant.CODE_BITS) / 1e9),
+            # The lecture's Llama-2-70B printout and its "24 GB card", beside the formulas.
+            "lecture_70b": memory.lecture_70b_checks(),
             "scales_7b_b64_mb": significant(
                 quant.weight_bytes(quant.scale_constants(7e9, 64), quant.SCALE_BITS) / 1e6, 3
             ),

@@ -308,7 +308,15 @@ def test_it_serves_the_method_spectrum(client):
     assert [p["method"] for p in body["glue"]["points"]] == ["full", "lora", "adapter", "prefix", "prompt", "bitfit"]
     assert len(body["rank_quality"]["rows"]) == 5 and body["rank_quality"]["hidden"] == 12288
     assert len(body["share_tables"]) == len(spectrum.SHARE_TABLES)
-    assert {n["topic"] for n in body["notes"]} == {"glue_table", "lora", "prefix", "prompt", "adapter", "bitfit", "gpt3"}
+    assert {n["topic"] for n in body["notes"]} == {
+        "glue_table",
+        "lora",
+        "prefix",
+        "prompt",
+        "adapter",
+        "bitfit",
+        "gpt3",
+    }
 
 
 def test_the_spectrum_takes_no_parameters_and_unknown_paths_are_404(client):
