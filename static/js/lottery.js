@@ -160,8 +160,8 @@ function drawSummary() {
     text += "Here the random mask does as well as the ticket: on this run the small net does not show the lottery effect.";
   }
   $("verdict").textContent = text;
-  $("seed-vgg").textContent = sparsityText(data.seed_facts.vgg19_pruned);
-  $("seed-share").textContent =
+  $("source-vgg").textContent = sparsityText(data.seed_facts.vgg19_pruned);
+  $("source-share").textContent =
     `${fmtInt(data.seed_facts.ticket_weights)} of ${fmtInt(data.seed_facts.dense_weights)} ` +
     `(${sparsityText(data.seed_facts.ticket_share)})`;
   $("net-params").textContent = fmtInt(data.network.params);
