@@ -312,6 +312,10 @@ SCENARIOS = [
 ]
 
 
+# What a scenario row names its guide by, on a phone-wide table; the page says which is which.
+SHORT_SOURCE = {sources.LECTURE: "lecture", sources.DERIVATIONS: "blog post"}
+
+
 def scenario_table() -> list[dict]:
     """Every source scenario with the tree's own recommendation for its answers."""
     rows = []
@@ -320,6 +324,7 @@ def scenario_table() -> list[dict]:
         rows.append(
             {
                 "source": s["source"],
+                "source_short": SHORT_SOURCE[s["source"]],
                 "scenario": s["scenario"],
                 "seed_choice": s["seed_choice"],
                 "answers": s["answers"],

@@ -258,11 +258,11 @@ class QuotedShare:
 
     @property
     def short(self) -> str:
-        """A chart row's short name: "derivations post, table"."""
+        """A chart row's short name: "post, table"."""
         return f"{SHORT_NAMES[self.document]}, {self.part}"
 
 
-SHORT_NAMES = {"000": "lecture", "004": "derivations post"}
+SHORT_NAMES = {"000": "lecture", "004": "post"}
 
 SHARE_TABLES = (
     QuotedShare("004", "table", 23, "lora", "range", 0.1, 1, "| LoRA | 0.1 - 1% |"),

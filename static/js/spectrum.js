@@ -50,9 +50,8 @@ function drawGlue() {
   const tabled = pts.filter((p) => p.table2 && p.method !== "full");
   if (tabled.length) {
     traces.push({
-      x: tabled.map((p) => p.trainable), y: tabled.map((p) => p.table2.gap), mode: "markers+text",
-      name: tabled[0].table2.source, text: tabled.map(() => "Table 2"), textposition: "middle right",
-      marker: { symbol: "diamond", size: 12, color: "#111" }, cliponaxis: false,
+      x: tabled.map((p) => p.trainable), y: tabled.map((p) => p.table2.gap), mode: "markers",
+      name: tabled[0].table2.source, marker: { symbol: "diamond", size: 12, color: "#111" }, cliponaxis: false,
       customdata: tabled.map((p) => [p.label, p.table2.mean.toFixed(2), data.glue.points.find((q) => q.method === "full").table2.mean.toFixed(2)]),
       hovertemplate: `<b>%{customdata[0]}</b>, ${tabled[0].table2.source}: mean GLUE %{customdata[1]} `
         + "against full fine-tuning's %{customdata[2]}: %{y:.2f} points behind (negative: ahead)<extra></extra>",
@@ -66,10 +65,13 @@ function drawGlue() {
     annotations.push({ x: Math.log10(p.trainable), yref: "paper", y: 0.98, text: `${p.label}: no figure`,
       showarrow: false, xanchor: "left", font: { size: 11, color: METHOD_COLOURS[p.method] }, bgcolor: "rgba(255,255,255,0.85)" });
   }
+  // Room above the highest point for the "no figure" labels; the axis runs downwards (worse).
+  const ys = [...scored.flatMap((p) => p.gap), ...tabled.map((p) => p.table2.gap), 0];
   Plotly.react("glue-chart", traces, {
-    margin: { l: 60, r: 15, t: 10, b: 60 }, shapes, annotations, legend: legendBelow(),
+    margin: { l: 60, r: 15, t: 10, b: 60 }, shapes, annotations, legend: legendBelow({ y: -0.3 }),
     xaxis: { title: { text: "trainable parameters (computed, log scale)" }, type: "log", automargin: true },
-    yaxis: { title: { text: "GLUE gap to full FT (points)" }, autorange: "reversed", zeroline: true, automargin: true },
+    yaxis: { title: { text: "GLUE gap to full FT (points)" }, range: [Math.max(...ys) + 0.4, Math.min(...ys) - 0.8],
+      zeroline: true, automargin: true },
   }, PLOT_CONFIG);
 }
 
@@ -117,7 +119,7 @@ function drawShares() {
   }
   traces.push({ x: [null], y: [null], mode: "markers", name: "quoted by a source's table", marker: { color: "#9aa3b2", size: 11 }, hoverinfo: "skip" });
   Plotly.react("share-chart", traces, {
-    margin: { l: 10, r: 20, t: 10, b: 60 }, legend: legendBelow({ y: -0.18 }),
+    margin: { l: 10, r: 20, t: 10, b: 60 }, legend: legendBelow({ y: -0.24 }),
     height: Math.max(320, 60 + 34 * new Set(rows.map(y)).size),
     xaxis: { title: { text: "trainable share (%, log)" }, type: "log", dtick: 1, automargin: true },
     yaxis: { automargin: true, autorange: "reversed" },
