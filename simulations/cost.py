@@ -137,8 +137,8 @@ def table(s: Settings) -> list[dict]:
                     f"× ${s.price:.4g} = ${cost:,.0f}"
                 ),
                 "checkpoint_formula": f"{fmt_count(n)} params × {s.bytes_per_param} bytes = {ckpt / 1e9:,.4g} GB",
-                "seed_gpu_hours": seed[0] if seed else None,
-                "seed_checkpoint_gb": seed[1] if seed else None,
+                "quoted_gpu_hours": seed[0] if seed else None,
+                "quoted_checkpoint_gb": seed[1] if seed else None,
                 "total_cost": (cost * tasks * runs).tolist(),
                 "total_gpu_hours": (hours * tasks * runs).tolist(),
                 "storage_bytes": (ckpt * tasks[:, 0]).tolist(),
@@ -152,11 +152,11 @@ def jump(rows: list[dict], small: str = "gpt3-6.7b", big: str = "gpt3-175b") -> 
     return by[big]["gpu_hours"] / by[small]["gpu_hours"]
 
 
-def seed_notes(s: Settings) -> list[dict]:
+def source_notes(s: Settings) -> list[dict]:
     """Where the prompting-and-LoRA lecture's cost figures do not follow from its own arithmetic."""
     rows = table(s)
     by = {r["key"]: r for r in rows}
-    seed_jump = SEED_TABLE["gpt3-175b"][0] / SEED_TABLE["llama-7b"][0]
+    quoted_jump = SEED_TABLE["gpt3-175b"][0] / SEED_TABLE["llama-7b"][0]
     table_cost = SEED_TABLE["gpt3-175b"][0] * 25 / 8
     return [
         {
@@ -170,7 +170,7 @@ def seed_notes(s: Settings) -> list[dict]:
             "source": 'the prompting-and-LoRA lecture ("the jump from 6.7B to 175B is roughly 40×")',
             "text": f"With the same tokens per run, compute grows in proportion to the parameters: "
             f"175 / 6.7 = {jump(rows):.0f}×. The source's own table gives "
-            f"{seed_jump:.0f}× from 7B to 175B. It also calls the growth exponential; at a fixed "
+            f"{quoted_jump:.0f}× from 7B to 175B. It also calls the growth exponential; at a fixed "
             f"number of tokens it is linear (the log-scale bars make it look steep).",
         },
         {

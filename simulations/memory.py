@@ -711,7 +711,7 @@ def lecture_70b_checks() -> dict:
     }
 
 
-def seed_notes() -> list[dict]:
+def source_notes() -> list[dict]:
     """Where the source documents disagree with each other or with the arithmetic, computed here.
 
     Each note: the source, what it says, and what the formula gives.

@@ -158,7 +158,7 @@ SEED_ICL = {
 }
 
 
-def seed_window_check() -> dict:
+def lecture_window_check() -> dict:
     """The source's two fit claims, turned into the tokens per example each implies.
 
     2048 tokens for 10–20 examples is ~100–205 tokens each; 4096 for ~16 is 256 each. At one
@@ -183,7 +183,7 @@ class SuperGlueRow:
     params: float
     zero_shot: float
     few_shot: float
-    seed_gap: float  # the source's own "Gap closed by few-shot" column
+    quoted_gap: float  # the source's own "Gap closed by few-shot" column
     source: str
 
 
@@ -423,7 +423,7 @@ def calibrate(raw_pos: float, bias_pos: float) -> Calibration:
 
 RAW_GRID = np.round(np.linspace(0.0, 1.0, 101), 2)  # the raw-probability slider
 BIAS_GRID = np.round(np.linspace(0.01, 0.99, 99), 2)  # the content-free slider (never 0 or 1)
-SEED_CALIBRATION = {"raw": 0.9, "bias": 0.7, "seed_says": 0.81}  # the prompting-and-LoRA lecture's worked example
+SEED_CALIBRATION = {"raw": 0.9, "bias": 0.7, "source_says": 0.81}  # the prompting-and-LoRA lecture's worked example
 
 
 def calibration_grid(raw=RAW_GRID, bias=BIAS_GRID) -> dict[str, np.ndarray]:

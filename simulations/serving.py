@@ -25,7 +25,7 @@ STORAGE_TARGETS = ("query", "value")  # Hu et al.'s choice, and the lab's defaul
 STORAGE_DEFAULT = {"model": "llama-7b", "rank": 8, "tasks": 10}
 
 # The sources speak of models by their nominal sizes; the storage story uses those counts (the
-# config still shapes the LoRA matrices). seed_notes() shows the count each config gives.
+# config still shapes the LoRA matrices). source_notes() shows the count each config gives.
 NOMINAL = {"llama-7b": 7e9, "llama-65b": 65e9, "gpt3-175b": 175e9}
 
 # A merge that changes no logit by more than this is exact up to float32 rounding (a
@@ -188,7 +188,7 @@ def gpt3_adapter_bytes(bottleneck: int = 64, width: int = FP16_BYTES) -> int:
     return width * 2 * g.layers * adapter_weight_params(g.hidden, bottleneck)
 
 
-def seed_notes() -> list[dict]:
+def source_notes() -> list[dict]:
     """The sources' storage figures, recomputed; each note names its source."""
     seven = memory.PRESETS["llama-7b"]
     gpt3_copy = NOMINAL["gpt3-175b"] * FP16_BYTES

@@ -53,7 +53,7 @@ GLUE_ROBERTA_BASE = (
             (44, "attaching LoRA to the query and value projections"),
         ),
         "r = 8 on the query and value projections",
-        {"seed_share_pct": 0.24},
+        {"quoted_share_pct": 0.24},
     ),
     # The source gives the adapter's size only as a ratio to LoRA's; the m at which two Houlsby
     # adapters per layer reach it is computed by `implied_bottleneck`.
@@ -95,7 +95,7 @@ GLUE_ROBERTA_BASE = (
             (73, "around 0.08% of parameters for BERT"),
         ),
         "every bias",
-        {"seed_share_pct": 0.08},
+        {"quoted_share_pct": 0.08},
     ),
 )
 GLUE_BY_METHOD = {row.method: row for row in GLUE_ROBERTA_BASE}
@@ -226,9 +226,9 @@ def rank_quality(hidden: int = GPT3_175B.hidden) -> list[dict]:
                 "rank": rank,
                 "per_matrix": n,
                 "share": n / (hidden * hidden),
-                "seed_count": quoted,
+                "quoted_count": quoted,
                 "quality": [lo, hi],
-                "seed_quality": quoted_quality,
+                "quoted_quality": quoted_quality,
             }
         )
     return rows
@@ -319,9 +319,9 @@ def gpt3_table_rows() -> list[dict]:
             {
                 "method": method,
                 "label": BY_KEY[method].label,
-                "seed": text,
-                "seed_count": quoted,
-                "seed_share": quoted / GPT3_175B.total_params,
+                "quoted": text,
+                "quoted_count": quoted,
+                "quoted_share": quoted / GPT3_175B.total_params,
                 "formula": formula[method],
                 "tokens_at_gpt3_width": quoted / d if method == "prompt" else None,
                 "bert_large_formula": bert_large if method == "adapter" else None,

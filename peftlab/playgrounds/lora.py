@@ -72,9 +72,9 @@ def parameter_counter(request):
             "rows": [
                 {
                     "targets": name,
-                    "seed_figure": lora.SEED_GPT3_R8[name],
+                    "quoted_figure": lora.SEED_GPT3_R8[name],
                     "formula": gpt3.lora_params(targets, 8),
-                    "rank_matching_seed": round(lora.rank_for_count(gpt3, targets, lora.SEED_GPT3_R8[name]), 1),
+                    "rank_matching_quote": round(lora.rank_for_count(gpt3, targets, lora.SEED_GPT3_R8[name]), 1),
                 }
                 for name, targets in lora.TARGET_SETS.items()
             ],
@@ -83,13 +83,13 @@ def parameter_counter(request):
         "llama": {
             "source": "An article, “LoRA and the Efficiency Revolution”, in a peft printout for LLaMA-2 7B,",
             "rank": 16,
-            "seed_figure": lora.SEED_LLAMA_R16_ALL,
+            "quoted_figure": lora.SEED_LLAMA_R16_ALL,
             "formula": llama.lora_params(all_targets, 16),
             "qv_source": "The same article, in its rank table for Q and V,",
             "qv_rows": [
                 {
                     "rank": r,
-                    "seed_figure": quoted,
+                    "quoted_figure": quoted,
                     "formula": llama.lora_params(lora.TARGET_SETS["QV"], r),
                     "formula_qkvo": llama.lora_params(lora.TARGET_SETS["QKVO"], r),
                 }

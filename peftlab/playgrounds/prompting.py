@@ -93,7 +93,7 @@ def in_context_learning(request, query: str | None = _query_parameter()):
     mean_example = float(np.mean(tokens.per_example))
     fixed = tokens.instruction + tokens.query + tokens.answer
     trace, cost = prompting.SEED_ICL["trace"], prompting.SEED_ICL["cost"]
-    seed_check = prompting.seed_window_check()
+    source_check = prompting.lecture_window_check()
     return {
         "query": query,
         "default_query": prompting.DEFAULT_QUERY,
@@ -126,7 +126,7 @@ def in_context_learning(request, query: str | None = _query_parameter()):
                 {
                     **asdict(r),
                     "gain": prompting.few_shot_gain(r),
-                    "matches_seed": prompting.few_shot_gain(r) == r.seed_gap,
+                    "matches_quoted": prompting.few_shot_gain(r) == r.quoted_gap,
                 }
                 for r in prompting.SUPERGLUE
             ],
@@ -135,16 +135,16 @@ def in_context_learning(request, query: str | None = _query_parameter()):
                 for d in prompting.gain_per_decade()
             ],
         },
-        "seed": {
+        "lecture": {
             "trace": {**trace, "computed": prompting.few_shot_budget(trace["k"], trace["per_example"], trace["query"])},
             "cost": {**cost, "computed": prompting.few_shot_budget(cost["k"], cost["per_example"], 0)},
             "gpt3_window": prompting.SEED_ICL["gpt3_window"],
             "gpt3_fit": list(prompting.SEED_ICL["gpt3_fit"]),
-            "gpt3_per_example": [round(x) for x in seed_check["gpt3_per_example"]],
+            "gpt3_per_example": [round(x) for x in source_check["gpt3_per_example"]],
             "window_4k": prompting.SEED_ICL["window_4k"],
             "fit_4k": prompting.SEED_ICL["fit_4k"],
-            "k4_per_example": round(seed_check["k4_per_example"]),
-            "k4_at_gpt3_sizes": [round(x) for x in seed_check["k4_at_gpt3_sizes"]],
+            "k4_per_example": round(source_check["k4_per_example"]),
+            "k4_at_gpt3_sizes": [round(x) for x in source_check["k4_at_gpt3_sizes"]],
         },
     }
 
@@ -192,13 +192,13 @@ def prompt_sensitivity(request, query: str | None = _query_parameter()):
             "bias_neg": np.round(1 - prompting.BIAS_GRID, 2).tolist(),
             "defaults": {"raw": seed["raw"], "bias": seed["bias"]},
             **{name: np.round(values, 4).tolist() for name, values in grid.items()},
-            "seed_example": {
+            "worked_example": {
                 "raw": seed["raw"],
                 "bias": seed["bias"],
-                "seed_says": seed["seed_says"],
+                "source_says": seed["source_says"],
                 "raw_neg": round(1 - seed["raw"], 2),
                 "bias_neg": round(1 - seed["bias"], 2),
-                "seed_says_neg": round(1 - seed["seed_says"], 2),
+                "source_says_neg": round(1 - seed["source_says"], 2),
                 "divided": [round(x, 4) for x in worked.divided],
                 "total": round(worked.total, 4),
                 "calibrated": [round(x, 4) for x in worked.calibrated],

@@ -157,7 +157,7 @@ def adapter_block_data(request, bottleneck: int = checked_query(64, enum=list(ad
         "models": models,
         # The prompting-and-LoRA lecture's BERT-large figures, against its nominal 340M: two adapters per layer (its
         # text) and one (what its table's percentages work out to).
-        "seed_check": {
+        "source_check": {
             "bert_large_nominal": 340e6,
             "two_per_layer_share": significant(large.share, 3),
             "one_per_layer_share": significant(large.share / 2, 3),

@@ -79,7 +79,7 @@ def merge_and_swap(request, limit: int = checked_query(50, minimum=1, maximum=RU
         "storage_default": serving.STORAGE_DEFAULT,
         "start_run": {"method": "lora", "task": next(iter(tasks), "sentiment")},
         "reported": list(serving.REPORTED),
-        "notes": serving.seed_notes(),
+        "notes": serving.source_notes(),
     }
 
 

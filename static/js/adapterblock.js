@@ -156,7 +156,7 @@ function drawReadouts() {
 }
 
 function drawNotes() {
-  const s = data.seed_check;
+  const s = data.source_check;
   const d1024 = data.hidden_sizes.indexOf(1024);
   const m64 = data.bottlenecks.indexOf(64);
   $("source-131k").textContent = fmtInt(data.weights[d1024][m64]);

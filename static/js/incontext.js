@@ -142,7 +142,7 @@ function fillStatic() {
   $("superglue-rows").replaceChildren(...sg.rows.map((r) => {
     const tr = document.createElement("tr");
     const f1 = (x) => x.toFixed(1);
-    for (const v of [r.model, f1(r.zero_shot), f1(r.few_shot), `+${f1(r.gain)}`, `+${f1(r.seed_gap)}${r.matches_seed ? " ✓" : " ✗"}`]) {
+    for (const v of [r.model, f1(r.zero_shot), f1(r.few_shot), `+${f1(r.gain)}`, `+${f1(r.quoted_gap)}${r.matches_quoted ? " ✓" : " ✗"}`]) {
       const td = document.createElement("td");
       td.textContent = v;
       tr.append(td);
@@ -150,7 +150,7 @@ function fillStatic() {
     return tr;
   }));
   const pd = sg.per_decade;
-  const mismatches = sg.rows.filter((r) => !r.matches_seed).length;
+  const mismatches = sg.rows.filter((r) => !r.matches_quoted).length;
   const last = pd[pd.length - 1];
   const earlier = pd.slice(0, -1).map((d) => d.points_per_decade.toFixed(1)).join(", ");
   $("superglue-note").innerHTML = "";
@@ -161,7 +161,7 @@ function fillStatic() {
     + `The lecture calls the growth superlinear. Per tenfold of parameters the gain grows by ${earlier} points between the small models, `
     + `but by ${last.points_per_decade.toFixed(1)} from ${last.from} to ${last.to} (${last.decades} tenfolds): on a log-size axis these five rows `
     + "do not accelerate. The lecture's table leaves out the 2.7B–13B models that would show the shape in between.");
-  const s = data.seed;
+  const s = data.lecture;
   const items = [
     `Its traced forward pass: ${s.trace.k} examples × ${s.trace.per_example} tokens + a ${s.trace.query}-token query = ${s.trace.computed} tokens (the lecture says ${s.trace.total}).`,
     `Its inference cost: ${s.cost.k} examples × ${s.cost.per_example} tokens = ${fmtInt(s.cost.computed)} extra tokens on every call (the lecture says ${fmtInt(s.cost.extra)}).`,

@@ -110,7 +110,7 @@ function drawSummary() {
     : `${fmtInt(data.d90)} (${share(data.d90_fraction)} of D)`;
   $("d90").textContent = d90Text;
   $("d90-text").textContent = d90Text;
-  const f = data.seed_facts;
+  const f = data.source_facts;
   $("source-d90").textContent = fmtInt(f.roberta_d90);
   $("source-share").textContent = share(f.roberta_fraction);
   document.querySelectorAll(".source-params").forEach((el) => { el.textContent = millions(f.roberta_params); });

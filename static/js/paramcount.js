@@ -111,8 +111,8 @@ function drawTable() {
 function drawNotes() {
   const g = data.notes.gpt3;
   const rows = g.rows.map((row) =>
-    `${row.targets}: the lecture says ${fmtCompact.format(row.seed_figure)}, the formula gives ` +
-    `${fmtInt(row.formula)} (the lecture's figure is what r ≈ ${row.rank_matching_seed} would give)`);
+    `${row.targets}: the lecture says ${fmtCompact.format(row.quoted_figure)}, the formula gives ` +
+    `${fmtInt(row.formula)} (the lecture's figure is what r ≈ ${row.rank_matching_quote} would give)`);
   $("gpt3-note").innerHTML = "";
   const gTitle = document.createElement("p");
   gTitle.innerHTML = `<strong>GPT-3 175B at r = ${g.rank}.</strong> ${g.source} says LoRA on ` +
@@ -133,7 +133,7 @@ function drawNotes() {
   $("llama-note").innerHTML = "";
   const p = document.createElement("p");
   p.innerHTML = `<strong>LLaMA-7B at r = ${l.rank}, all seven projections.</strong> ${l.source} ` +
-    `shows ${fmtInt(l.seed_figure)} trainable parameters. With d = ${fmtInt(llama.hidden)}, ` +
+    `shows ${fmtInt(l.quoted_figure)} trainable parameters. With d = ${fmtInt(llama.hidden)}, ` +
     `${llama.layers} layers and a gated FFN of width ${fmtInt(llama.intermediate)}, ` +
     `Σ r·(d_in + d_out) × layers gives ${fmtInt(l.formula)}; the lab shows the formula.`;
   const q = document.createElement("p");
@@ -143,7 +143,7 @@ function drawNotes() {
   const qList = document.createElement("ul");
   for (const row of l.qv_rows) {
     const li = document.createElement("li");
-    li.textContent = `r = ${row.rank}: the article says ${fmtCompact.format(row.seed_figure)}, ` +
+    li.textContent = `r = ${row.rank}: the article says ${fmtCompact.format(row.quoted_figure)}, ` +
       `Q and V give ${fmtInt(row.formula)}, Q, K, V and O give ${fmtInt(row.formula_qkvo)}`;
     qList.append(li);
   }

@@ -84,7 +84,7 @@ function drawRank() {
     line: { color: METHOD_COLOURS.lora }, marker: { size: 10, color: METHOD_COLOURS.lora },
     error_y: { type: "data", symmetric: false, array: rows.map((r, i) => r.quality[1] - mid[i]),
       arrayminus: rows.map((r, i) => mid[i] - r.quality[0]), color: METHOD_COLOURS.lora, width: 6 },
-    customdata: rows.map((r) => [fmtInt(r.per_matrix), r.seed_count, r.seed_quality]),
+    customdata: rows.map((r) => [fmtInt(r.per_matrix), r.quoted_count, r.quoted_quality]),
     hovertemplate: "r = %{text}: %{customdata[0]} per matrix (the lecture: %{customdata[1]})<br>"
       + "quality vs full FT: %{customdata[2]} (reported)<extra></extra>",
   }], {
@@ -140,7 +140,7 @@ function fillTables() {
     const tr = document.createElement("tr");
     const formula = r.formula !== null ? fmtInt(r.formula)
       : `${r.tokens_at_gpt3_width.toFixed(1)} tokens' worth at d = ${fmtInt(data.rank_quality.hidden)}`;
-    tr.append(...[r.label, r.seed, `${Number((100 * r.seed_share).toPrecision(2))}%`, formula]
+    tr.append(...[r.label, r.quoted, `${Number((100 * r.quoted_share).toPrecision(2))}%`, formula]
       .map((t) => Object.assign(document.createElement("td"), { textContent: t })));
     return tr;
   }));

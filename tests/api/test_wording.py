@@ -150,16 +150,34 @@ def strings(value):
             yield from strings(v)
 
 
+def seed_keys(value, path=""):
+    """The keys of a JSON answer that speak of a seed, with where they stand."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if "seed" in k.lower():
+                yield f"{path}.{k}"
+            yield from seed_keys(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for v in value:
+            yield from seed_keys(v, f"{path}[]")
+
+
 def test_no_playground_answer_cites_a_source_as_a_seed(client):
     endpoints = playground_endpoints()
     assert {"/api/playgrounds/cheat-sheet", "/api/playgrounds/method-spectrum", "/api/playgrounds/qlora"} <= set(
         endpoints
     )
-    problems = []
+    problems, random_seeds = [], set()
     for url in endpoints:
         response = client.get(url)
         assert response.status_code == 200, (url, response.content[:200])
-        problems += [f"{url}: …{c}…" for s in strings(response.json()) for c in citations(s)]
+        body = response.json()
+        problems += [f"{url}: …{c}…" for s in strings(body) for c in citations(s)]
+        # A key may name the random seed ("settings.seed", "limits.seed"), never a source's figure.
+        keys = set(seed_keys(body))
+        problems += [f"{url}: key {k}" for k in keys if not k.endswith(".seed")]
+        random_seeds |= {f"{url} {k}" for k in keys if k.endswith(".seed")}
+    assert "/api/playgrounds/low-rank .settings.seed" in random_seeds
     assert not problems, "'seed' as a source citation:\n" + "\n".join(problems)
 
 

@@ -58,7 +58,7 @@ def test_the_seed_notes_recompute_the_26_task_table():
     # (6.3M weights); GPT-3-sized ones are 604 MB at 16-bit.
     assert serving.bert_large_adapter_bytes() == 25_165_824
     assert serving.gpt3_adapter_bytes() == 603_979_776
-    notes = serving.seed_notes()
+    notes = serving.source_notes()
     assert [n["source"].split(" (")[0] for n in notes] == [
         "the LoRA course, chapter 0",
         sources.LECTURE,

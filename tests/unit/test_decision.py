@@ -17,7 +17,7 @@ ALL_NO = {q: "no" for q in decision.QUESTIONS}
 def test_every_seed_scenario_reaches_the_seed_method(row):
     # Seeds 000 and 004, the scenario tables: e.g. "Model too large for GPU memory -> QLoRA",
     # "BERT-style classification, many tasks -> Adapter (Pfeiffer)".
-    assert row["agrees"], (row["scenario"], row["method"], row["seed_choice"])
+    assert row["agrees"], (row["scenario"], row["method"], row["guide_choice"])
 
 
 def test_the_table_holds_every_seed_scenario():

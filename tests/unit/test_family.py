@@ -226,9 +226,9 @@ def test_it_sets_seed_000s_gpt3_table_beside_the_formula():
     assert rows["lora"]["formula"] == 4 * 2 * 12288 * 8 * 96
     assert rows["adapter"]["formula"] == 2 * 96 * 2 * 12288 * 64
     assert rows["adapter"]["bert_large_formula"] == 6_291_456  # the seed's "6.3M"
-    assert round(100 * rows["lora"]["seed_share"], 3) == 0.003
-    assert round(100 * rows["adapter"]["seed_share"], 3) == 0.004
-    assert round(100 * rows["prompt"]["seed_share"], 5) == 0.00004
+    assert round(100 * rows["lora"]["quoted_share"], 3) == 0.003
+    assert round(100 * rows["adapter"]["quoted_share"], 3) == 0.004
+    assert round(100 * rows["prompt"]["quoted_share"], 5) == 0.00004
     assert rows["prompt"]["tokens_at_gpt3_width"] == pytest.approx(6.27, abs=0.01)
 
 

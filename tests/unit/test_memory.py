@@ -238,7 +238,7 @@ def test_it_reproduces_gpt3_pretraining_cost():
 def test_it_reproduces_the_seed_gpu_hours_table_within_a_third():
     # seed 000:17-24: 1,200 GPU-hours for 175B on A100, 400 for 65B, 80 for 13B, 40 for 7B, 8 for
     # 1.5B. 500M tokens per run at 40% of an A100's 312 TFLOP/s reproduces these within 30%; the
-    # 125M row (0.5 h) does not follow (the seed's rows grow faster than N: see seed_notes).
+    # 125M row (0.5 h) does not follow (the seed's rows grow faster than N: see source_notes).
     from simulations import cost
 
     rows = {r["key"]: r for r in cost.table(cost.Settings())}
@@ -277,7 +277,7 @@ def test_it_multiplies_by_tasks_and_runs_and_flags_the_seed():
     assert gpt3["total_cost"][9][2] == pytest.approx(30 * gpt3["cost"])
     # seed 000:6 "the jump from 6.7B to 175B is roughly 40×": the formula gives 175/6.7 ≈ 26×.
     assert cost.jump(list(rows.values())) == pytest.approx(175 / 6.7)
-    notes = " ".join(n["text"] for n in cost.seed_notes(cost.Settings()))
+    notes = " ".join(n["text"] for n in cost.source_notes(cost.Settings()))
     # seed 000:3 "$1.2 million per training run" vs its own table's $3,750: flagged, 320×.
     assert "$3,750" in notes and "320×" in notes and "26×" in notes
 
@@ -301,7 +301,7 @@ def test_the_optimizer_states_alone_fill_18_a100s_not_27():
     assert checks["state_bytes"] == pytest.approx(2.1e12) and checks["state_a100s"] == 27
     assert checks["optimizer_bytes"] == pytest.approx(1.4e12) and checks["optimizer_a100s"] == 18
     assert memory.gpus_to_hold(80e9) == 1 and memory.gpus_to_hold(81e9) == 2
-    note = memory.seed_notes()[0]["text"]
+    note = memory.source_notes()[0]["text"]
     assert "27 A100s just for the optimizer states" in note and "2.10 TB" in note and "1.40 TB: 18 A100s" in note
 
 
@@ -311,7 +311,7 @@ def test_loras_optimizer_state_is_8_bytes_per_parameter():
     assert memory.adam_state_bytes(1) == 8 and memory.adam_state_bytes(1, "adam8") == 2
     assert checks["lora_optimizer_bytes"] == pytest.approx(37.6e6)
     assert checks["lora_quoted_bytes"] == pytest.approx(56.4e6)
-    note = memory.seed_notes()[1]["text"]
+    note = memory.source_notes()[1]["text"]
     assert "4.7M × 12 bytes = 56 MB" in note and "37.6 MB" in note
 
 

@@ -79,7 +79,7 @@ def test_it_reproduces_the_seeds_few_shot_arithmetic():
 def test_it_shows_the_seeds_two_window_claims_assume_different_example_sizes():
     # Seed 000: 10-20 examples in 2048 tokens, but "a 4K context can hold ~16 short examples".
     assert prompting.implied_tokens_per_example(4096, 16) == 256
-    check = prompting.seed_window_check()
+    check = prompting.lecture_window_check()
     assert [round(x) for x in check["gpt3_per_example"]] == [102, 205]
     assert check["k4_per_example"] == 256
     assert [round(x) for x in check["k4_at_gpt3_sizes"]] == [20, 40]  # not 16
@@ -90,7 +90,7 @@ def test_it_shows_the_seeds_two_window_claims_assume_different_example_sizes():
 
 def test_the_superglue_table_holds_what_the_seed_says():
     # Seed 000's table "Zero-shot (SuperGLUE) | Few-shot (SuperGLUE) | Gap Closed by Few-shot".
-    rows = [(r.model, r.params, r.zero_shot, r.few_shot, r.seed_gap) for r in prompting.SUPERGLUE]
+    rows = [(r.model, r.params, r.zero_shot, r.few_shot, r.quoted_gap) for r in prompting.SUPERGLUE]
     assert rows == [
         ("GPT-3 Small", 125e6, 42.0, 43.1, 1.1),
         ("GPT-3 Medium", 350e6, 43.8, 46.5, 2.7),
@@ -104,7 +104,7 @@ def test_the_superglue_table_holds_what_the_seed_says():
 def test_the_gap_column_is_few_shot_minus_zero_shot():
     # Seed 000: "zero-shot GPT-3 scored 55.4, while 32-shot GPT-3 scored 71.8 — a 16-point jump".
     assert [prompting.few_shot_gain(r) for r in prompting.SUPERGLUE] == [1.1, 2.7, 5.1, 7.2, 16.4]
-    assert all(prompting.few_shot_gain(r) == r.seed_gap for r in prompting.SUPERGLUE)
+    assert all(prompting.few_shot_gain(r) == r.quoted_gap for r in prompting.SUPERGLUE)
 
 
 def test_the_gain_per_tenfold_does_not_accelerate_at_the_top():
@@ -191,7 +191,7 @@ def test_it_calibrates_the_seeds_example_to_079_not_081():
     assert c.divided == pytest.approx((9 / 7, 1 / 3))
     assert c.total == pytest.approx(1.6190, abs=1e-4)
     assert c.calibrated == pytest.approx((0.7941, 0.2059), abs=1e-4)
-    assert round(c.calibrated[0], 2) != prompting.SEED_CALIBRATION["seed_says"]
+    assert round(c.calibrated[0], 2) != prompting.SEED_CALIBRATION["source_says"]
 
 
 def test_calibration_undoes_the_bias_and_leaves_an_unbiased_model_alone():
@@ -358,7 +358,7 @@ def test_it_serves_every_k_and_window(client):
     assert data["tokens"][k] + data["answer_tokens"] <= 256 < data["tokens"][k + 1] + data["answer_tokens"]
     assert windows["gpt3"]["fits"] == 32
     assert [r["gain"] for r in data["superglue"]["rows"]] == [1.1, 2.7, 5.1, 7.2, 16.4]
-    assert data["seed"]["trace"]["computed"] == 450 and data["seed"]["cost"]["computed"] == 1600
+    assert data["lecture"]["trace"]["computed"] == 450 and data["lecture"]["cost"]["computed"] == 1600
     assert "WordPiece" in data["tokenizer_note"] and "BPE" in data["tokenizer_note"]
 
 
@@ -380,7 +380,7 @@ def test_it_serves_every_format_and_the_calibration_grid(client):
     cal = data["calibration"]
     i, j = cal["bias"].index(0.7), cal["raw"].index(0.9)
     assert cal["calibrated_pos"][i][j] == 0.7941 and cal["calibrated_neg"][i][j] == 0.2059
-    assert cal["seed_example"]["calibrated"] == [0.7941, 0.2059] and cal["seed_example"]["seed_says"] == 0.81
+    assert cal["worked_example"]["calibrated"] == [0.7941, 0.2059] and cal["worked_example"]["source_says"] == 0.81
     assert data["sst2"]["spread"] == 39
     assert cal["content_free_prompt"] == "Review: N/A\nSentiment:"
 
