@@ -62,7 +62,7 @@ def test_it_moves_every_control_and_keeps_the_state_in_the_url(page):
     assert len(api) == 1
     # The default is the 7B LLaMA-like model; its working shows the formulas with numbers in.
     expect(page.locator("#working-table")).to_contain_text("6.74e9 params × 2 bytes = 13.5 GB")
-    expect(page.locator("#source-notes li")).to_have_count(4)
+    expect(page.locator("#source-notes li")).to_have_count(6)  # the lecture's 27 A100s and 56 MB, with the four before
     shot(page, "memory-calculator-7b")
 
     # The sliders index the fetched grid: no request.
