@@ -5,7 +5,7 @@ transformer layer two adapters, one after the attention sublayer and one after t
 sublayer. An adapter maps h ↦ h + W_up · f(W_down · h + b_down) + b_up with W_down of shape m×d,
 W_up of shape d×m and m ≪ d: a bottleneck of width m with a residual connection around it.
 
-The seed document 000 counts 2·d·m parameters per adapter (the two weight matrices). With the
+The the prompting-and-LoRA lecture counts 2·d·m parameters per adapter (the two weight matrices). With the
 biases it is 2·d·m + m + d (`simulations.params.adapter_params`); the page shows both.
 """
 
@@ -25,7 +25,7 @@ GPT3 = {"hidden": 12288, "layers": 96, "total": 175e9}
 
 
 def adapter_weights(hidden: int, bottleneck: int) -> int:
-    """The seeds' count: W_down (d×m) and W_up (m×d), 2·d·m (d = 1024, m = 64: 131,072)."""
+    """The sources' count: W_down (d×m) and W_up (m×d), 2·d·m (d = 1024, m = 64: 131,072)."""
     return adapter_weight_params(hidden, bottleneck)
 
 
@@ -72,7 +72,7 @@ def bert_total(dims: Dims) -> int:
 
 
 def layer_breakdown(hidden: int, bottleneck: int) -> dict[str, int]:
-    """One transformer layer with its two adapters, as seed 000 tabulates it: attention 4d²,
+    """One transformer layer with its two adapters, as the prompting-and-LoRA lecture tabulates it: attention 4d²,
     feed-forward 8d² (with the usual 4d inner width), two adapters 2dm each, layer norms 4d."""
     d, m = hidden, bottleneck
     return {

@@ -28,22 +28,22 @@ def _int(n: float) -> str:
 
 @cache
 def facts() -> dict[int, dict[str, str]]:
-    # Chapter 1 (seed 000): fp16 weights and gradients + fp32 Adam moments, no master copy:
-    # 350 + 350 + 700 + 700 GB. Seed 001 ch0: a 7B model in fp32 with Adam, 28 + 28 + 56 GB.
+    # Chapter 1 (the prompting-and-LoRA lecture): fp16 weights and gradients + fp32 Adam moments, no master copy:
+    # 350 + 350 + 700 + 700 GB. The LoRA course, chapter 0: a 7B model in fp32 with Adam, 28 + 28 + 56 GB.
     gpt3_mixed = _state_bytes(_GPT3, "full-mixed", memory.Settings(master_weights=False))
     seven_fp32 = _state_bytes(_LLAMA7, "full-fp32", memory.Settings())
     seven_copy = 7e9 * 2
     qv = ("query", "value")
     seven_lora_qv = memory.lora_params(_LLAMA7, 8, qv)
-    # Chapter 4 (seed 000): one adapter, d = 1024, m = 64.
+    # Chapter 4 (the prompting-and-LoRA lecture): one adapter, d = 1024, m = 64.
     adapter = params.adapter_weight_params(1024, 64)
-    # Chapter 5 (seed 001 ch3): r = 8 on a 4096×4096 matrix.
+    # Chapter 5 (the LoRA course, chapter 3): r = 8 on a 4096×4096 matrix.
     lora_4096 = params.lora_matrix_params(4096, 4096, 8)
-    # Chapter 7 (seeds 001 ch6, 003): NF4 with fp32 block constants, and double quantization.
+    # Chapter 7 (the LoRA course, chapter 6, 003): NF4 with fp32 block constants, and double quantization.
     nf4 = quantization.bits_per_param(memory.BLOCK, double_quant=False)
     nf4_dq = quantization.bits_per_param(memory.BLOCK, double_quant=True)
     qlora_65b = _state_bytes(_LLAMA65, "qlora", memory.Settings(rank=16, targets=qv))
-    # Chapter 8 (seed 000): prefix of 20 tokens in a 32-layer, d = 4096 model; prompt tuning.
+    # Chapter 8 (the prompting-and-LoRA lecture): prefix of 20 tokens in a 32-layer, d = 4096 model; prompt tuning.
     prefix = params.prefix_params(20, 4096, 32)
     prompt = params.prompt_params(20, 4096)
     return {

@@ -8,7 +8,7 @@ Pure arithmetic, no Django. Training compute is the usual estimate for a dense t
     cost = GPU-hours · price per GPU-hour
     checkpoint = N · bytes per parameter
 
-Seed 000's GPT-3 pre-training figure ($4.6M) is Lambda Labs' 2020 estimate, which this formula
+The prompting-and-LoRA lecture's GPT-3 pre-training figure ($4.6M) is Lambda Labs' 2020 estimate, which this formula
 reproduces with their assumptions: 300B tokens, a V100 sustaining 28 TFLOP/s, $1.50 per GPU-hour.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from simulations.memory import fmt_count
 
-# (key, label, parameters): the sizes of seed 000's table, plus GPT-3 6.7B for its "6.7B → 175B".
+# (key, label, parameters): the sizes of the prompting-and-LoRA lecture's table, plus GPT-3 6.7B for its "6.7B → 175B".
 MODELS = (
     ("gpt2", "GPT-2 (125M)", 125e6),
     ("gpt2-xl", "GPT-2 XL (1.5B)", 1.5e9),
@@ -28,7 +28,7 @@ MODELS = (
     ("llama-65b", "LLaMA-65B", 65e9),
     ("gpt3-175b", "GPT-3 (175B)", 175e9),
 )
-# Seed 000's table: GPU-hours per fine-tuning run and checkpoint GB, where it gives them.
+# The prompting-and-LoRA lecture's table: GPU-hours per fine-tuning run and checkpoint GB, where it gives them.
 SEED_TABLE = {
     "gpt2": (0.5, 0.5),
     "gpt2-xl": (8, 6),
@@ -46,7 +46,7 @@ GPUS = {
 TASKS_MAX = 20
 RUNS_MAX = 20
 
-# Lambda Labs' GPT-3 estimate (seed 000: "$4.6 million in compute to train").
+# Lambda Labs' GPT-3 estimate (the prompting-and-LoRA lecture: "$4.6 million in compute to train").
 PRETRAIN = {"params": 175e9, "tokens": 300e9, "flops_per_s": 28e12, "price": 1.50}
 
 
@@ -60,7 +60,7 @@ def gpu_hours(params: float, tokens: float, peak: float, utilisation: float) -> 
 
 
 def pretrain_cost() -> dict:
-    """GPT-3's pre-training under Lambda Labs' assumptions: ≈ $4.7M, the seed's ~$4.6M."""
+    """GPT-3's pre-training under Lambda Labs' assumptions: ≈ $4.7M, the source's ~$4.6M."""
     p = PRETRAIN
     hours = train_flops(p["params"], p["tokens"]) / p["flops_per_s"] / 3600.0
     return {
@@ -81,7 +81,7 @@ class Settings:
     tokens: float = 500e6  # tokens seen in one fine-tuning run
     gpu: str = "a100"
     utilisation: float = 0.4
-    price: float = 25 / 8  # seed 000: $25/hour for an 8×A100 node
+    price: float = 25 / 8  # the prompting-and-LoRA lecture: $25/hour for an 8×A100 node
     bytes_per_param: int = 2
 
 
@@ -109,7 +109,7 @@ def validate(s: Settings) -> None:
 
 
 def table(s: Settings) -> list[dict]:
-    """Per model: one run's GPU-hours, cost and checkpoint, with the formula, the seed's figure,
+    """Per model: one run's GPU-hours, cost and checkpoint, with the formula, the source's figure,
     and totals[t-1][r-1] for t tasks × r tuning runs (cost and GPU-hours), storage[t-1]."""
     validate(s)
     label, peak = GPUS[s.gpu]
@@ -137,8 +137,8 @@ def table(s: Settings) -> list[dict]:
                     f"× ${s.price:.4g} = ${cost:,.0f}"
                 ),
                 "checkpoint_formula": f"{fmt_count(n)} params × {s.bytes_per_param} bytes = {ckpt / 1e9:,.4g} GB",
-                "seed_gpu_hours": seed[0] if seed else None,
-                "seed_checkpoint_gb": seed[1] if seed else None,
+                "quoted_gpu_hours": seed[0] if seed else None,
+                "quoted_checkpoint_gb": seed[1] if seed else None,
                 "total_cost": (cost * tasks * runs).tolist(),
                 "total_gpu_hours": (hours * tasks * runs).tolist(),
                 "storage_bytes": (ckpt * tasks[:, 0]).tolist(),
@@ -152,35 +152,35 @@ def jump(rows: list[dict], small: str = "gpt3-6.7b", big: str = "gpt3-175b") -> 
     return by[big]["gpu_hours"] / by[small]["gpu_hours"]
 
 
-def seed_notes(s: Settings) -> list[dict]:
-    """Where seed 000's cost figures do not follow from its own arithmetic."""
+def source_notes(s: Settings) -> list[dict]:
+    """Where the prompting-and-LoRA lecture's cost figures do not follow from its own arithmetic."""
     rows = table(s)
     by = {r["key"]: r for r in rows}
-    seed_jump = SEED_TABLE["gpt3-175b"][0] / SEED_TABLE["llama-7b"][0]
+    quoted_jump = SEED_TABLE["gpt3-175b"][0] / SEED_TABLE["llama-7b"][0]
     table_cost = SEED_TABLE["gpt3-175b"][0] * 25 / 8
     return [
         {
-            "source": "seed 000 (introduction vs its table)",
+            "source": "the prompting-and-LoRA lecture (introduction vs its table)",
             "text": f"Says a full fine-tuning run of GPT-3 costs about $1.2M, and ten tasks $12M; its own "
             f"table says 1,200 GPU-hours at $25 per 8×A100 node-hour, which is "
             f"${table_cost:,.0f}, about {1.2e6 / table_cost:,.0f}× less. The $1.2M does not follow "
             f"from the table; here cost = GPU-hours × price.",
         },
         {
-            "source": 'seed 000 ("the jump from 6.7B to 175B is roughly 40×")',
+            "source": 'the prompting-and-LoRA lecture ("the jump from 6.7B to 175B is roughly 40×")',
             "text": f"With the same tokens per run, compute grows in proportion to the parameters: "
-            f"175 / 6.7 = {jump(rows):.0f}×. The seed's own table gives "
-            f"{seed_jump:.0f}× from 7B to 175B. It also calls the growth exponential; at a fixed "
+            f"175 / 6.7 = {jump(rows):.0f}×. The source's own table gives "
+            f"{quoted_jump:.0f}× from 7B to 175B. It also calls the growth exponential; at a fixed "
             f"number of tokens it is linear (the log-scale bars make it look steep).",
         },
         {
-            "source": "seed 000 (checkpoint sizes)",
+            "source": "the prompting-and-LoRA lecture (checkpoint sizes)",
             "text": f"The text says 350 GB per GPT-3 checkpoint (2 bytes per parameter; ten tasks → "
             f"{10 * 175e9 * 2 / 1e12:g} TB), the table 700 GB (4 bytes), and LLaMA-7B 28 GB "
             f"(4 bytes). Pick the bytes per parameter to match either.",
         },
         {
-            "source": "seed 000 (GPU-hours table)",
+            "source": "the prompting-and-LoRA lecture (GPU-hours table)",
             "text": f"The table's GPU-hours grow a little faster than the parameters (4 h per billion "
             f"for GPT-2, 6.9 for GPT-3). At {fmt_count(s.tokens)} tokens per run the formula gives "
             f"{by['gpt3-175b']['gpu_hours']:,.0f} GPU-hours for 175B and "

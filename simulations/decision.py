@@ -2,9 +2,9 @@
 
 The tree is plain data: questions (yes/no), the edge each answer follows, and leaves that name a
 method and the reason. `recommend(answers)` walks it. The logic follows the two selection guides in
-the seeds: seed 000 (the "decision framework" scenario table: no data -> prompting, API only ->
+the sources: the prompting-and-LoRA lecture (the "decision framework" scenario table: no data -> prompting, API only ->
 prompt tuning, weight access -> LoRA, 100K+ examples and a cluster -> full fine-tuning, model too
-large for the GPU -> QLoRA, many tasks / latency-critical -> LoRA) and seed 004 (the "Method Selection
+large for the GPU -> QLoRA, many tasks / latency-critical -> LoRA) and the PEFT derivations post (the "Method Selection
 Guide": very large base and many tasks -> prompt tuning, BERT-style classification with many tasks
 -> adapters, zero inference overhead -> LoRA merged, few thousand examples -> prefix tuning or
 BitFit, single 24-48 GB GPU with a 30B+ model -> QLoRA).
@@ -14,6 +14,7 @@ No Django imports: the API module serialises what this returns.
 
 from __future__ import annotations
 
+from simulations import sources
 from simulations.methods import METHODS
 
 ANSWERS = ("yes", "no")
@@ -206,121 +207,126 @@ def recommend(answers: dict) -> dict:
     }
 
 
-# The seeds' scenarios, each as the answers it implies; `seed_choice` is what the seed recommends,
+# The sources' scenarios, each as the answers it implies; `guide_choice` is what the source recommends,
 # `accepts` the lab method names that count as agreeing with it. The method shown on the page comes
 # from recommend(), never from this table.
 SCENARIOS = [
     {
-        "seed": "000",
+        "source": sources.LECTURE,
         "scenario": "No labeled data at all",
-        "seed_choice": "Zero/few-shot prompting",
+        "guide_choice": "Zero/few-shot prompting",
         "accepts": ["prompting"],
         "answers": {"q1": "no"},
     },
     {
-        "seed": "000",
+        "source": sources.LECTURE,
         "scenario": "10-100 labeled examples",
-        "seed_choice": "Few-shot + CoT prompting",
+        "guide_choice": "Few-shot + CoT prompting",
         "accepts": ["prompting"],
         "answers": {"q1": "no"},
     },
     {
-        "seed": "000",
+        "source": sources.LECTURE,
         "scenario": "100-10K examples, API access only",
-        "seed_choice": "Prompt tuning",
+        "guide_choice": "Prompt tuning",
         "accepts": ["prompt"],
         "answers": {"q1": "yes", "q2": "no"},
     },
     {
-        "seed": "000",
+        "source": sources.LECTURE,
         "scenario": "1K-100K examples, weight access",
-        "seed_choice": "LoRA (r=4-16)",
+        "guide_choice": "LoRA (r=4-16)",
         "accepts": ["lora"],
         "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "no", "q8": "no"},
     },
     {
-        "seed": "000",
+        "source": sources.LECTURE,
         "scenario": "10+ tasks on the same base model",
-        "seed_choice": "LoRA with adapter swapping",
+        "guide_choice": "LoRA with adapter swapping",
         "accepts": ["lora"],
         "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "no", "q8": "no"},
     },
     {
-        "seed": "000",
+        "source": sources.LECTURE,
         "scenario": "100K+ examples, full GPU cluster",
-        "seed_choice": "Full fine-tuning",
+        "guide_choice": "Full fine-tuning",
         "accepts": ["full"],
         "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "yes"},
     },
     {
-        "seed": "000",
+        "source": sources.LECTURE,
         "scenario": "Real-time serving, latency-critical",
-        "seed_choice": "LoRA (merged) or full FT",
+        "guide_choice": "LoRA (merged) or full FT",
         "accepts": ["lora", "full"],
         "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "yes"},
     },
     {
-        "seed": "000",
+        "source": sources.LECTURE,
         "scenario": "Model too large for GPU memory",
-        "seed_choice": "QLoRA",
+        "guide_choice": "QLoRA",
         "accepts": ["qlora"],
         "answers": {"q1": "yes", "q2": "yes", "q3": "yes"},
     },
     {
-        "seed": "004",
+        "source": sources.DERIVATIONS,
         "scenario": "GPT-style decoder fine-tuning",
-        "seed_choice": "LoRA (q, v)",
+        "guide_choice": "LoRA (q, v)",
         "accepts": ["lora"],
         "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "no", "q8": "no"},
     },
     {
-        "seed": "004",
+        "source": sources.DERIVATIONS,
         "scenario": "BERT-style classification, many tasks",
-        "seed_choice": "Adapter (Pfeiffer)",
+        "guide_choice": "Adapter (Pfeiffer)",
         "accepts": ["adapter"],
         "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "no", "q8": "yes"},
     },
     {
-        "seed": "004",
+        "source": sources.DERIVATIONS,
         "scenario": "Very large base (>10B), many tasks",
-        "seed_choice": "Prompt tuning",
+        "guide_choice": "Prompt tuning",
         "accepts": ["prompt"],
         "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "yes"},
     },
     {
-        "seed": "004",
+        "source": sources.DERIVATIONS,
         "scenario": "Need zero inference overhead",
-        "seed_choice": "LoRA + merge",
+        "guide_choice": "LoRA + merge",
         "accepts": ["lora"],
         "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "no", "q7": "yes"},
     },
     {
-        "seed": "004",
+        "source": sources.DERIVATIONS,
         "scenario": "Few-shot / few-thousand examples",
-        "seed_choice": "Prefix tuning or BitFit",
+        "guide_choice": "Prefix tuning or BitFit",
         "accepts": ["prefix", "bitfit"],
         "answers": {"q1": "yes", "q2": "yes", "q3": "no", "q4": "no", "q5": "no", "q6": "yes"},
     },
     {
-        "seed": "004",
+        "source": sources.DERIVATIONS,
         "scenario": "Single 24-48 GB GPU, 30B+ model",
-        "seed_choice": "QLoRA",
+        "guide_choice": "QLoRA",
         "accepts": ["qlora"],
         "answers": {"q1": "yes", "q2": "yes", "q3": "yes"},
     },
 ]
 
 
+# What a scenario row names its guide by, on a phone-wide table; the page says which is which.
+SHORT_SOURCE = {sources.LECTURE: "lecture", sources.DERIVATIONS: "blog post"}
+
+
 def scenario_table() -> list[dict]:
-    """Every seed scenario with the tree's own recommendation for its answers."""
+    """Every source scenario with the tree's own recommendation for its answers."""
     rows = []
     for s in SCENARIOS:
         r = recommend(s["answers"])
         rows.append(
             {
-                "seed": s["seed"],
+                "source": s["source"],
+                "source_short": SHORT_SOURCE[s["source"]],
                 "scenario": s["scenario"],
-                "seed_choice": s["seed_choice"],
+                "guide_choice": s["guide_choice"],
                 "answers": s["answers"],
                 "leaf": r["leaf"],
                 "method": r["method"],

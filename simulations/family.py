@@ -28,7 +28,7 @@ REFERENCE_MODELS = (
         "roberta-base",
         "RoBERTa-base",
         ROBERTA_BASE,
-        "Liu et al. 2019: BERT-base's shape, 50,265-token vocabulary (the model of seed 004's GLUE chart)",
+        "Liu et al. 2019: BERT-base's shape, 50,265-token vocabulary (the model of the PEFT derivations post's GLUE chart)",
     ),
     ("bert-large", "BERT-large", BERT_LARGE, "Devlin et al. 2019: d = 1024, 24 layers, FFN 4096"),
 )
@@ -251,7 +251,7 @@ def frozen_text(part: str) -> str:
 
 # --- Inference properties (facts from the seeds) -----------------------------------------------
 
-# Seed 004, Q&A "Adapter vs LoRA at serving time?": "Adapters add 1-3% latency per block ...
+# The PEFT derivations post, Q&A "Adapter vs LoRA at serving time?": "Adapters add 1-3% latency per block ...
 # with parallel adapters this drops to under 1%". Reported, not measured by the lab.
 ADAPTER_LATENCY_PCT = {"serial": (1, 3), "parallel_below": 1}
 
@@ -260,51 +260,51 @@ PROPERTIES = {
         "mergeable": "nothing to merge",
         "latency": "none",
         "why": "The trained weights are the model; each task is a whole new copy.",
-        "source": "seed 000 (summary table: extra inference cost “None”, full copy per task)",
+        "source": "the prompting-and-LoRA lecture (summary table: extra inference cost “None”, full copy per task)",
     },
     "lora": {
         "mergeable": "yes",
         "latency": "none once merged",
         "why": "W′ = W + (α/r)·B·A is one matrix of the same shape as W.",
-        "source": "seed 001 ch5 and ch7; seed 004 (“Merging ... adds zero latency”)",
+        "source": "the LoRA course, chapter 5 and 7; the PEFT derivations post (“Merging ... adds zero latency”)",
     },
     "dora": {
         "mergeable": "yes",
         "latency": "none once merged",
         "why": "Length times direction, with the LoRA update inside, is again one matrix.",
-        "source": "seed 001 ch7 lists DoRA as a LoRA refinement; merging is from the DoRA paper (Liu et al. 2024)",
+        "source": "the LoRA course, chapter 7 lists DoRA as a LoRA refinement; merging is from the DoRA paper (Liu et al. 2024)",
     },
     "adapter": {
         "mergeable": "no",
         "latency": "yes: two extra layers per block, run in series",
         "why": "A nonlinearity sits between W_down and W_up, so the product cannot be "
         "folded into a neighbouring matrix.",
-        "source": "seed 001 ch7; seed 004 (Adapter vs LoRA table and Q&A)",
+        "source": "the LoRA course, chapter 7; the PEFT derivations post (Adapter vs LoRA table and Q&A)",
     },
     "prefix": {
         "mergeable": "no",
         "latency": "yes: every layer attends over n more positions",
         "why": "The prefix is extra keys and values, not a change to any weight.",
-        "source": "seed 004 (Prefix-Tuning section)",
+        "source": "the PEFT derivations post (Prefix-Tuning section)",
     },
     "prompt": {
         "mergeable": "no",
         "latency": "small: n more input positions",
         "why": "The soft prompt is extra input; every request carries it.",
-        "source": "seed 000 (summary table: “Virtual token processing”)",
+        "source": "the prompting-and-LoRA lecture (summary table: “Virtual token processing”)",
     },
     "ia3": {
         "mergeable": "yes",
         "latency": "none once merged",
         "why": "Scaling a matrix's output by a vector l scales its rows: diag(l)·W is one "
         "matrix; scaling its input scales its columns.",
-        "source": "seed 001 ch7 (“learned scaling vectors”); merging is from the IA3 paper (Liu et al. 2022)",
+        "source": "the LoRA course, chapter 7 (“learned scaling vectors”); merging is from the IA3 paper (Liu et al. 2022)",
     },
     "bitfit": {
         "mergeable": "nothing to merge",
         "latency": "none",
         "why": "The trained biases take the place of the old ones; the shapes never change.",
-        "source": "seed 004 (BitFit section); seed 001 ch7",
+        "source": "the PEFT derivations post (BitFit section); the LoRA course, chapter 7",
     },
 }
 
@@ -313,7 +313,7 @@ def adapter_latency_text() -> str:
     lo, hi = ADAPTER_LATENCY_PCT["serial"]
     return (
         f"{lo}–{hi}% latency per block, under {ADAPTER_LATENCY_PCT['parallel_below']}% with "
-        "parallel adapters (reported in seed 004, not measured here)"
+        "parallel adapters (reported in the PEFT derivations post, not measured here)"
     )
 
 

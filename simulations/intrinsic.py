@@ -14,7 +14,7 @@ By the chain rule the gradient with respect to z is the full gradient projected 
 The intrinsic dimension d_90 is the smallest d whose subspace training reaches 90 % of the
 accuracy of ordinary training of all D parameters. Aghajanyan et al. (2020) measured it for
 fine-tuning pretrained language models (θ0 = the pretrained weights) and found it tiny: about
-200 for RoBERTa on MRPC (seed 000). LoRA (Hu et al. 2021) builds on the same fact, but instead of
+200 for RoBERTa on MRPC (the prompting-and-LoRA lecture). LoRA (Hu et al. 2021) builds on the same fact, but instead of
 a random subspace of all the weights it learns a low-rank update ΔW = B·A per matrix.
 
 P's columns are Gaussian, scaled to unit length (Li et al.'s dense projection), so one unit of
@@ -32,13 +32,13 @@ THRESHOLD = 0.90  # d_90: the smallest d reaching 90 % of full training's accura
 SUBSPACE_LR = 0.05  # z's learning rate (its steps are unit-length directions, see above)
 SEED_MAX = 9999
 
-# Seed figures. Seed 000: RoBERTa fine-tuned on MRPC has an intrinsic dimension of about 200, for
-# a model the seed calls 280M parameters, "0.00007 % of the total". Seed 003: subspaces of
+# Seed figures. The prompting-and-LoRA lecture: RoBERTa fine-tuned on MRPC has an intrinsic dimension of about 200, for
+# a model the source calls 280M parameters, "0.00007 % of the total". The LoRA efficiency article: subspaces of
 # 200–800 dimensions already give competitive results.
 SEED_ROBERTA_D90 = 200
 SEED_ROBERTA_PARAMS = 280_000_000
 SEED_SUBSPACE_RANGE = (200, 800)
-# Seed 000's "280M" does not match the model: RoBERTa-large, the model whose MRPC intrinsic
+# The prompting-and-LoRA lecture's "280M" does not match the model: RoBERTa-large, the model whose MRPC intrinsic
 # dimension is about 200 in Aghajanyan et al., is usually quoted at about 355M parameters
 # (Liu et al. 2019). The page shows the share both ways.
 ROBERTA_LARGE_PARAMS = 355_000_000

@@ -125,7 +125,7 @@ GPT3_175B = ModelConfig(
 )
 REFERENCE_MODELS = (BERT_BASE, ROBERTA_BASE, LLAMA_7B, GPT3_175B)
 
-# Figures the seed documents quote that the formula does not give; the page names them.
+# Figures the source documents quote that the formula does not give; the page names them.
 # 000 (the prompting/LoRA/adapters lecture): "Across all attention matrices in GPT-3 (Q, K, V, O
 # × 96 layers), LoRA with r = 8 trains about 4.7 million parameters"; its target table lists
 # Q only 4.7M, Q+V 9.4M, Q+K+V+O 18.8M, attention + FFN 37.7M.

@@ -37,7 +37,7 @@ SCOPES = {
 SEED_MAX = 9999
 MATCH_TOLERANCE = 0.01  # "matches the dense net": test accuracy within 1 point of it
 
-# The figures the seed documents quote (seed 000): Frankle & Carbin's VGG-19 on CIFAR-10 kept its
+# The figures the source documents quote (the prompting-and-LoRA lecture): Frankle & Carbin's VGG-19 on CIFAR-10 kept its
 # accuracy with 90 % of its weights pruned; "maybe 10 million of 100 million" weights do the work.
 SEED_VGG19_PRUNED = 0.90
 SEED_TICKET_WEIGHTS, SEED_DENSE_WEIGHTS = 10_000_000, 100_000_000

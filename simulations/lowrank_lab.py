@@ -2,7 +2,7 @@
 
 Pure numpy, no Django.
 
-The task (seed 001, ch. 8, made into a regression so that data size matters): inputs x ∈ R^d
+The task (the LoRA course, chapter 8, made into a regression so that data size matters): inputs x ∈ R^d
 drawn from N(0, I), targets y = x·ΔW* + ε with ε ~ N(0, σ²I), and ΔW* = U·Vᵀ of rank k, scaled
 so that the signal x·ΔW* has unit power per output (‖ΔW*‖_F² = d_out). The frozen base weight W
 is left out: its contribution x·W is known and subtracted, which is exactly what LoRA's update

@@ -1,7 +1,7 @@
 """P2 Memory calculator: the GPU memory that training a transformer takes, component by component.
 
 Pure arithmetic, no Django: the API serialises what these functions return. GB here is 10⁹ bytes,
-as the seed documents use it.
+as the source documents use it.
 
 Per trainable parameter, training with Adam holds (Rajbhandari et al. 2020, "ZeRO", §3.1):
 
@@ -34,6 +34,7 @@ SwiGLU) stores two more f-wide tensors (our extension: 4·s·b·f instead of 2).
 adds its logits, kept in fp32 for the loss: 4·s·b·V.
 """
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -737,8 +738,72 @@ def with_params(model: Model, params: float | None) -> Model:
     return replace(model, params=None if params is None else int(params))
 
 
-def seed_notes() -> list[dict]:
-    """Where the seed documents disagree with each other or with the arithmetic, computed here.
+A100_BYTES = 80e9  # one A100's memory, as the sources count it
+
+
+def gpus_to_hold(nbytes: float, per_gpu: float = A100_BYTES) -> int:
+    """How many GPUs of `per_gpu` bytes it takes just to hold `nbytes`."""
+    return math.ceil(nbytes / per_gpu)
+
+
+def adam_state_bytes(trainable: float, optimizer: str = "adam32") -> float:
+    """Adam's two moments, m and v, for `trainable` parameters: 8 bytes each in fp32."""
+    return 2 * OPTIMIZERS[optimizer][1] * trainable
+
+
+LECTURE_LORA_TRAINABLE = 4.7e6  # the lecture's LoRA on GPT-3 ("4.7M trainable params")
+
+
+def lecture_checks() -> dict:
+    """The lecture's GPT-3 memory claims beside what its own numbers give.
+
+    "27 A100s just for the optimizer states": 27 × 80 GB holds its whole 12-byte training state
+    (2.1 TB); the optimizer states alone (Adam m and v, 8 bytes × 175B = 1.4 TB) need 18.
+    "4.7M × 12 bytes = 56 MB of optimizer state": 12 bytes is weights + gradients + m + v;
+    Adam's m and v are 8 bytes per parameter, 37.6 MB.
+    """
+    gpt3 = with_params(PRESETS["gpt3-175b"], 175e9)
+    state = sum(p.bytes for p in state_parts(gpt3, "full-mixed", Settings(master_weights=False)))
+    moments = adam_state_bytes(175e9)
+    lora_moments = adam_state_bytes(LECTURE_LORA_TRAINABLE)
+    return {
+        "state_bytes": state,
+        "state_a100s": gpus_to_hold(state),
+        "optimizer_bytes": moments,
+        "optimizer_a100s": gpus_to_hold(moments),
+        "quoted_a100s": 27,
+        "lora_trainable": LECTURE_LORA_TRAINABLE,
+        "lora_quoted_bytes": LECTURE_LORA_TRAINABLE * 12,
+        "lora_optimizer_bytes": lora_moments,
+    }
+
+
+# The lecture's QLoRA example: peft's printout for Llama-2-70B, r = 16 on q_proj and v_proj, and
+# the claim that such a model fine-tunes on a 24 GB RTX 4090.
+LECTURE_70B_PRINTED_TRAINABLE = 18_874_368
+LECTURE_70B_CARD_BYTES = 24e9
+
+
+def lecture_70b_checks() -> dict:
+    """The lecture's Llama-2-70B figures beside the formulas.
+
+    Llama-2-70B has d = 8192, 80 layers and 8 key/value heads, so v_proj maps 8192 → 1024:
+    r = 16 on q and v trains 80 · 16 · ((8192 + 8192) + (8192 + 1024)) = 32,768,000. The printed
+    18,874,368 is GPT-3 175B's Q and V at r = 4. Its 4-bit weights alone are 35 GB, more than 24 GB.
+    """
+    weights_4bit = quantization.weight_bytes(70e9, quantization.CODE_BITS)
+    return {
+        "printed": LECTURE_70B_PRINTED_TRAINABLE,
+        "formula": lora_params(PRESETS["llama-70b"], 16, ("query", "value")),
+        "gpt3_qv_r4": lora_params(PRESETS["gpt3-175b"], 4, ("query", "value")),
+        "card_bytes": LECTURE_70B_CARD_BYTES,
+        "weights_4bit_bytes": weights_4bit,
+        "weights_nf4_dq_bytes": quantization.weight_bytes(70e9, quantization.bits_per_param(64, double_quant=True)),
+    }
+
+
+def source_notes() -> list[dict]:
+    """Where the source documents disagree with each other or with the arithmetic, computed here.
 
     Each note: the source, what it says, and what the formula gives.
     """
@@ -750,29 +815,43 @@ def seed_notes() -> list[dict]:
     seven = PRESETS["llama-7b"]
     act7, _ = activation_bytes(seven, 4, 2048, 2, Settings(lm_logits=False))
     act7f, _ = activation_bytes(seven, 4, 2048, 2, Settings(lm_logits=False, flash=True))
+    checks = lecture_checks()
     return [
         {
-            "source": "seed 000 (GPT-3 memory table)",
+            "source": "the prompting-and-LoRA lecture (introduction)",
+            "text": f"Says GPT-3 needs “at least {checks['quoted_a100s']} A100s just for the optimizer states”. "
+            f"That is the whole training state: {fmt_bytes(checks['state_bytes'])} at 12 bytes per parameter "
+            f"fills {checks['state_a100s']} A100s of 80 GB. The optimizer states alone, Adam's m and v at "
+            f"8 bytes per parameter, are {fmt_bytes(checks['optimizer_bytes'])}: {checks['optimizer_a100s']} A100s.",
+        },
+        {
+            "source": "the prompting-and-LoRA lecture (memory section)",
+            "text": f"Gives LoRA's optimizer state as “4.7M × 12 bytes = 56 MB”. Adam keeps two fp32 moments, "
+            f"8 bytes per trainable parameter: {fmt_bytes(checks['lora_optimizer_bytes'])}. The 12 bytes "
+            f"({fmt_bytes(checks['lora_quoted_bytes'])}) count the 16-bit weights and gradients as well.",
+        },
+        {
+            "source": "the prompting-and-LoRA lecture (GPT-3 memory table)",
             "text": f"Counts 2 + 2 + 4 + 4 = 12 bytes per parameter: {fmt_bytes(twelve)} for 175B. "
             f"Mixed precision usually also keeps an fp32 master copy (ZeRO counts 16 bytes): "
             f'{fmt_bytes(sixteen)}. Tick or untick "fp32 master weights" to see both.',
         },
         {
-            "source": "seed 000 (introduction)",
+            "source": "the prompting-and-LoRA lecture (introduction)",
             "text": f"Says the optimizer states take 350 GB; its own table's Adam m and v in fp32 come "
             f"to {fmt_bytes(moments)} (8 bytes × 175B).",
         },
         {
-            "source": "seed 000 (full FT vs LoRA table)",
+            "source": "the prompting-and-LoRA lecture (full FT vs LoRA table)",
             "text": f'Totals ~2.65 TB by listing the 350 GB of fp16 weights twice (as "model weights" '
             f'and as "trainable params"). Without the double count it is {fmt_bytes(twelve)} '
             f"plus activations; Korthikanti's formula gives {fmt_bytes(act)} of activations at "
-            f'batch 1 and 2048 tokens (the seed says "200+ GB").',
+            f'batch 1 and 2048 tokens (the source says "200+ GB").',
         },
         {
-            "source": "seed 003 (activations of a 32-layer 7B model, batch 4, 2048 tokens)",
+            "source": "the LoRA efficiency article (activations of a 32-layer 7B model, batch 4, 2048 tokens)",
             "text": f"Estimates 50–100 GB. The formula gives {fmt_bytes(act7)} when the attention "
-            f"scores are stored and {fmt_bytes(act7f)} with flash attention: the seed's range "
+            f"scores are stored and {fmt_bytes(act7f)} with flash attention: the source's range "
             f"lies between the two conventions.",
         },
     ]

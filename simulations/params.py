@@ -42,7 +42,7 @@ class Dims:
 
 def lora_matrix_params(d_in: int, d_out: int, rank: int) -> int:
     """LoRA (Hu et al. 2021): A is r×d_in and B is d_out×r, so r·(d_in + d_out) per matrix,
-    2·d·r for a square d×d matrix (the figure the seed documents quote)."""
+    2·d·r for a square d×d matrix (the figure the source documents quote)."""
     return rank * (d_in + d_out)
 
 
@@ -65,7 +65,7 @@ def dora_model_params(shapes_per_layer: list[tuple[int, int]], layers: int, rank
 
 
 def adapter_weight_params(hidden: int, bottleneck: int) -> int:
-    """The two projections of a bottleneck adapter without biases, 2·d·m: the seed documents'
+    """The two projections of a bottleneck adapter without biases, 2·d·m: the source documents'
     convention (m = 64 on d = 1024 gives 131,072)."""
     return 2 * hidden * bottleneck
 

@@ -4,7 +4,7 @@ contextual calibration, P5 chain of thought (pure python/numpy, no Django).
 Nothing here calls a language model. The prompts are real text, built from a small pool of
 labelled reviews and word problems written for the lab; their lengths are counted by whatever
 `count(text) -> int` the caller passes (the web layer passes the lab's own WordPiece tokenizer).
-The accuracies are *reported results* quoted in seed document 000, kept in the tables below
+The accuracies are *reported results* quoted in the prompting-and-LoRA lecture, kept in the tables below
 with the paper each comes from; the lab measures none of them.
 """
 
@@ -129,7 +129,7 @@ def examples_that_fit(window: int, per_example: float, fixed: float) -> int:
 
 
 def few_shot_budget(k: int, per_example: float, query: float) -> float:
-    """Input length of a k-shot prompt: k examples plus the query (seed 000: 4 × 100 + 50 = 450)."""
+    """Input length of a k-shot prompt: k examples plus the query (the prompting-and-LoRA lecture: 4 × 100 + 50 = 450)."""
     return k * per_example + query
 
 
@@ -142,11 +142,11 @@ def implied_tokens_per_example(window: int, examples: float) -> float:
 # by the web layer from its config.json.
 CONTEXT_WINDOWS = (
     ("gpt2", "GPT-2", 1024, "Radford et al. 2019 (n_ctx in GPT-2's released config)"),
-    ("gpt3", "GPT-3", 2048, 'seed 000: "a 2048-token context window" (Brown et al. 2020)'),
-    ("4k", "4K context", 4096, 'seed 000: "a 4K context can hold ~16 short examples"'),
+    ("gpt3", "GPT-3", 2048, 'the prompting-and-LoRA lecture: "a 2048-token context window" (Brown et al. 2020)'),
+    ("4k", "4K context", 4096, 'the prompting-and-LoRA lecture: "a 4K context can hold ~16 short examples"'),
 )
 
-# Seed 000's own back-of-envelope figures about context and examples.
+# The prompting-and-LoRA lecture's own back-of-envelope figures about context and examples.
 SEED_ICL = {
     "few_shot_range": (4, 32),  # "Few-shot: Provide 4-32 examples"
     "gpt3_window": 2048,
@@ -158,8 +158,8 @@ SEED_ICL = {
 }
 
 
-def seed_window_check() -> dict:
-    """The seed's two fit claims, turned into the tokens per example each implies.
+def lecture_window_check() -> dict:
+    """The source's two fit claims, turned into the tokens per example each implies.
 
     2048 tokens for 10–20 examples is ~100–205 tokens each; 4096 for ~16 is 256 each. At one
     example size the bigger window would hold twice as many, not fewer: the claims disagree.
@@ -183,11 +183,11 @@ class SuperGlueRow:
     params: float
     zero_shot: float
     few_shot: float
-    seed_gap: float  # the seed's own "Gap closed by few-shot" column
+    quoted_gap: float  # the source's own "Gap closed by few-shot" column
     source: str
 
 
-_GPT3 = "Brown et al. 2020 (GPT-3), SuperGLUE, as tabulated in seed 000"
+_GPT3 = "Brown et al. 2020 (GPT-3), SuperGLUE, as tabulated in the prompting-and-LoRA lecture"
 SUPERGLUE = (
     SuperGlueRow("GPT-3 Small", 125e6, 42.0, 43.1, 1.1, _GPT3),
     SuperGlueRow("GPT-3 Medium", 350e6, 43.8, 46.5, 2.7, _GPT3),
@@ -195,7 +195,7 @@ SUPERGLUE = (
     SuperGlueRow("GPT-3 XL", 1.3e9, 47.9, 55.1, 7.2, _GPT3),
     SuperGlueRow("GPT-3", 175e9, 55.4, 71.8, 16.4, _GPT3),
 )
-SUPERGLUE_SHOTS = 32  # seed 000: "32-shot GPT-3 scored 71.8"
+SUPERGLUE_SHOTS = 32  # the prompting-and-LoRA lecture: "32-shot GPT-3 scored 71.8"
 
 
 def few_shot_gain(row: SuperGlueRow) -> float:
@@ -206,7 +206,7 @@ def few_shot_gain(row: SuperGlueRow) -> float:
 def gain_per_decade(rows=SUPERGLUE) -> list[dict]:
     """How fast the few-shot gain grows per tenfold of parameters between consecutive rows.
 
-    The seed calls the growth superlinear; against log model size the last step (1.3B → 175B)
+    The source calls the growth superlinear; against log model size the last step (1.3B → 175B)
     is slower per tenfold than the steps below it, so these five rows do not show it.
     """
     out = []
@@ -230,18 +230,21 @@ def gain_per_decade(rows=SUPERGLUE) -> list[dict]:
 class Reported:
     key: str
     label: str
-    low: float | None  # None where the seed gives only an upper bound ("up to …")
-    high: float | None  # None where the seed gives no figure at all ("minimal or negative")
+    low: float | None  # None where the source gives only an upper bound ("up to …")
+    high: float | None  # None where the source gives no figure at all ("minimal or negative")
     unit: str
     source: str
     note: str = ""  # what the source says in words where it gives no number
 
 
-_ZHAO = "Zhao et al. 2021 (Calibrate before use), as quoted in seed 000"
-_SEED = "seed 000's table of formatting choices (no paper named)"
-_WEI = "Wei et al. 2022 (chain of thought), GPT-3 on GSM8K, as quoted in seed 000"
-_KOJIMA = "Kojima et al. 2022 (zero-shot reasoners), MultiArith, as quoted in seed 000"
-_COT_TABLE = "seed 000's table of where CoT helps (no paper named)"
+_ZHAO = "Zhao et al. 2021 (Calibrate before use), as quoted in the prompting-and-LoRA lecture"
+_SEED = "the prompting-and-LoRA lecture's table of formatting choices (no paper named)"
+# Chain of thought: each figure with the paper, model and setting it was measured in. The lecture
+# credits "Let's think step by step" with GSM8K 18 % → 57 % and names Wei et al.; that phrase is
+# Kojima et al.'s zero-shot CoT, and 18 → 57 is Wei et al.'s few-shot CoT on PaLM 540B.
+_WEI = "Wei et al. 2022 (chain-of-thought prompting), PaLM 540B with eight worked examples"
+_KOJIMA = "Kojima et al. 2022 (zero-shot reasoners), InstructGPT text-davinci-002"
+_COT_TABLE = "the prompting-and-LoRA lecture's table of where CoT helps (no paper named)"
 
 REPORTED = (
     # P4: how much formatting moves accuracy
@@ -253,12 +256,13 @@ REPORTED = (
     Reported("ordering", "Example ordering", None, 40, "points", _SEED),
     Reported("spread_uncalibrated", "Across formats, uncalibrated", 40, 40, "points", _ZHAO),
     Reported("spread_calibrated", "Across formats, calibrated", None, 5, "points", _ZHAO),
-    # P5: chain of thought
-    Reported("gsm8k_standard", "GSM8K, standard prompt", 18, 18, "% accuracy", _WEI),
-    Reported("gsm8k_zero_shot_cot", 'GSM8K, + "Let\'s think step by step"', 57, 57, "% accuracy", _WEI),
-    Reported("gsm8k_few_shot_cot", "GSM8K, worked reasoning examples", 79, 79, "% accuracy", _WEI),
-    Reported("multiarith_standard", "MultiArith, standard zero-shot", 18, 18, "% accuracy", _KOJIMA),
-    Reported("multiarith_zero_shot_cot", "MultiArith, zero-shot CoT", 79, 79, "% accuracy", _KOJIMA),
+    # P5: chain of thought, as the papers report it
+    Reported("gsm8k_kojima_standard", "GSM8K, zero-shot", 10.4, 10.4, "% accuracy", _KOJIMA),
+    Reported("gsm8k_kojima_zero_shot_cot", 'GSM8K, + "Let\'s think step by step"', 40.7, 40.7, "% accuracy", _KOJIMA),
+    Reported("gsm8k_wei_standard", "GSM8K, few-shot standard prompt", 17.9, 17.9, "% accuracy", _WEI),
+    Reported("gsm8k_wei_few_shot_cot", "GSM8K, few-shot with worked reasoning", 56.9, 56.9, "% accuracy", _WEI),
+    Reported("multiarith_kojima_standard", "MultiArith, zero-shot", 17.7, 17.7, "% accuracy", _KOJIMA),
+    Reported("multiarith_kojima_zero_shot_cot", "MultiArith, zero-shot CoT", 78.7, 78.7, "% accuracy", _KOJIMA),
     Reported("cot_arithmetic", "Multi-step arithmetic", 40, 60, "points", _COT_TABLE),
     Reported("cot_logic", "Logic puzzles", 20, 40, "points", _COT_TABLE),
     Reported("cot_commonsense", "Commonsense reasoning", 10, 20, "points", _COT_TABLE),
@@ -270,7 +274,7 @@ REPORTED = (
         5,
         10,
         "points",
-        "Wang et al. 2022 (self-consistency), as quoted in seed 000",
+        "Wang et al. 2022 (self-consistency), as quoted in the prompting-and-LoRA lecture",
     ),
     Reported(
         "cot_small_models",
@@ -278,13 +282,43 @@ REPORTED = (
         10e9,
         10e9,
         "parameters",
-        'seed 000 on Wei et al. 2022 ("<10B parameters")',
+        'the prompting-and-LoRA lecture on Wei et al. 2022 ("<10B parameters")',
     ),
 )
 REPORTED_BY_KEY = {r.key: r for r in REPORTED}
 ZERO_SHOT_COT_TRIGGER = "Let's think step by step."
-# Seed 000's own arithmetic on those figures: "a 61-percentage-point improvement from five words".
-SEED_COT = {"multiarith_gain": 61, "trigger_words": 5}
+# What the lecture says about those results, to set beside the papers' figures: GSM8K
+# 18 % → 57 % credited to "Let's think step by step" (and to Wei et al.), → 79 % with worked
+# chains; MultiArith 18 % → 79 % zero-shot CoT, "a 61-percentage-point improvement from five words".
+LECTURE_COT = {"gsm8k": (18, 57, 79), "multiarith": (18, 79), "multiarith_gain": 61, "trigger_words": 5}
+# The groups the chart draws: one benchmark, one model, one paper each.
+COT_GROUPS = (
+    ("GSM8K · InstructGPT", ("gsm8k_kojima_standard", "gsm8k_kojima_zero_shot_cot")),
+    ("GSM8K · PaLM 540B", ("gsm8k_wei_standard", "gsm8k_wei_few_shot_cot")),
+    ("MultiArith · InstructGPT", ("multiarith_kojima_standard", "multiarith_kojima_zero_shot_cot")),
+)
+
+
+def cot_notes() -> list[str]:
+    """The lecture's chain-of-thought figures beside the papers' own, each attributed."""
+    r = REPORTED_BY_KEY
+    lg, lm = LECTURE_COT["gsm8k"], LECTURE_COT["multiarith"]
+    trigger_words = word_count(ZERO_SHOT_COT_TRIGGER)
+    return [
+        f"A lecture on prompting, LoRA and adapters credits the {trigger_words} words “{ZERO_SHOT_COT_TRIGGER}” with GSM8K "
+        f"{lg[0]}% → {lg[1]}% and names Wei et al. Those are Wei et al.'s PaLM 540B figures with eight worked "
+        f"examples, {r['gsm8k_wei_standard'].high}% → {r['gsm8k_wei_few_shot_cot'].high}% "
+        f"(+{spread('gsm8k_wei_standard', 'gsm8k_wei_few_shot_cot'):.1f} points). The phrase is Kojima et al.'s "
+        f"zero-shot CoT; on GSM8K they report {r['gsm8k_kojima_standard'].high}% → "
+        f"{r['gsm8k_kojima_zero_shot_cot'].high}% (+{spread('gsm8k_kojima_standard', 'gsm8k_kojima_zero_shot_cot'):.1f}) "
+        "with InstructGPT (text-davinci-002).",
+        f"Its MultiArith {lm[0]}% → {lm[1]}% (“{LECTURE_COT['multiarith_gain']} points from "
+        f"{LECTURE_COT['trigger_words']} words”) is Kojima et al.'s {r['multiarith_kojima_standard'].high}% → "
+        f"{r['multiarith_kojima_zero_shot_cot'].high}% rounded: "
+        f"+{spread('multiarith_kojima_standard', 'multiarith_kojima_zero_shot_cot'):.1f} points.",
+        f"Its {lg[2]}% on GSM8K “with worked reasoning examples” is not a figure this lab found in either paper; "
+        "the chart leaves it out.",
+    ]
 
 
 def reported(*keys: str) -> list[Reported]:
@@ -389,7 +423,7 @@ def calibrate(raw_pos: float, bias_pos: float) -> Calibration:
 
 RAW_GRID = np.round(np.linspace(0.0, 1.0, 101), 2)  # the raw-probability slider
 BIAS_GRID = np.round(np.linspace(0.01, 0.99, 99), 2)  # the content-free slider (never 0 or 1)
-SEED_CALIBRATION = {"raw": 0.9, "bias": 0.7, "seed_says": 0.81}  # seed 000's worked example
+SEED_CALIBRATION = {"raw": 0.9, "bias": 0.7, "source_says": 0.81}  # the prompting-and-LoRA lecture's worked example
 
 
 def calibration_grid(raw=RAW_GRID, bias=BIAS_GRID) -> dict[str, np.ndarray]:

@@ -3,7 +3,7 @@
 Pure numpy (and the standard library's NormalDist for the normal quantile function), no Django.
 
 Sources: Dettmers, Pagnoni, Holtzman & Zettlemoyer 2023, "QLoRA: Efficient Finetuning of
-Quantized LLMs" (arXiv:2305.14314), §3 (NF4, double quantisation), and the seed documents 001 ch6,
+Quantized LLMs" (arXiv:2305.14314), §3 (NF4, double quantisation), and the source documents 001 ch6,
 003 ("The Three Innovations") and 004 ("QLoRA").
 
 Block-wise absmax quantisation. Split the weights into blocks of B numbers. Each block stores one
@@ -35,7 +35,7 @@ DQ_GROUP = 256  # blocks that share one fp32 second-level scale
 
 BLOCKSIZES = (16, 32, 64, 128, 256, 512, 1024)
 SAMPLE_SIZES = (1024, 4096, 16384, 65536)
-# Nominal LLaMA sizes (the seeds quote 7B in fp16 = 14 GB and 65B = 130 GB, so nominal counts).
+# Nominal LLaMA sizes (the sources quote 7B in fp16 = 14 GB and 65B = 130 GB, so nominal counts).
 MODEL_SIZES = {"7B": 7e9, "13B": 13e9, "33B": 33e9, "65B": 65e9}
 GPU_MEMORY_GB = (24, 48, 80)
 SEED_MAX = 2**31 - 1
@@ -117,7 +117,7 @@ def quantize_blockwise(w: np.ndarray, levels: np.ndarray, blocksize: int, double
 def scale_overhead_bits(blocksize: int, double_quant: bool = False) -> float:
     """Bits per weight spent on scales: 32/B, or 8/B + 32/(256·B) with double quantisation.
 
-    At B = 64: 32/64 = 0.5 bits, and 8/64 + 32/(64·256) = 0.127 bits (seed 003: "from 0.5 bits
+    At B = 64: 32/64 = 0.5 bits, and 8/64 + 32/(64·256) = 0.127 bits (the LoRA efficiency article: "from 0.5 bits
     per parameter to approximately 0.127").
     """
     if double_quant:

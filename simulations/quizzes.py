@@ -30,15 +30,15 @@ def _n(x: float) -> str:
     return f"{x:,.0f}"
 
 
-# Figures the questions use, from the formulas (seed 001 ch3: r = 8 on a 4096×4096 matrix).
+# Figures the questions use, from the formulas (the LoRA course, chapter 3: r = 8 on a 4096×4096 matrix).
 _D, _R = 4096, 8
 _LORA_4096 = params.lora_matrix_params(_D, _D, _R)
-_ADAPTER_1024 = params.adapter_weight_params(1024, 64)  # seed 000: d = 1024, m = 64
+_ADAPTER_1024 = params.adapter_weight_params(1024, 64)  # the prompting-and-LoRA lecture: d = 1024, m = 64
 _FP32, _FP16 = 4, 2  # bytes per number
-_COPY_GB = 7e9 * _FP16 / 1e9  # seed 001 ch0: a 7B model in 16-bit weights
-_PREFIX = params.prefix_params(20, 4096, 32)  # seed 000: 20 tokens × 32 layers × 2 × 4096
+_COPY_GB = 7e9 * _FP16 / 1e9  # the LoRA course, chapter 0: a 7B model in 16-bit weights
+_PREFIX = params.prefix_params(20, 4096, 32)  # the prompting-and-LoRA lecture: 20 tokens × 32 layers × 2 × 4096
 _LAYERS_12 = 12  # BERT-base / RoBERTa-base depth
-# P4's contextual calibration (Zhao et al. 2021, seed 000): a review at 0.6, "N/A" at 0.7.
+# P4's contextual calibration (Zhao et al. 2021, the prompting-and-LoRA lecture): a review at 0.6, "N/A" at 0.7.
 _RAW, _BIAS = 0.6, 0.7
 _CAL = prompting.calibrate(_RAW, _BIAS)
 _RAW_BIAS_TEXT = (f"{_RAW:g}", f"{_BIAS:g}")

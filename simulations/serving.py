@@ -4,28 +4,28 @@ Pure arithmetic, no Django: the API (peftlab/playgrounds/serving.py) adds the la
 Every count comes from simulations/params.py and every byte figure from simulations/memory.py,
 the places where those formulas live; this module picks the cases the two pages show.
 
-The serving story (seed 001 ch0 and ch5, seed 000, seed 002): N tasks fine-tuned in full are N
+The serving story (the LoRA course, chapter 0 and 5, the prompting-and-LoRA lecture, the LoRA paper walk-through): N tasks fine-tuned in full are N
 complete copies of the model; with LoRA they are one frozen base plus N files of B·A. After
 training, W' = W + (α/r)·B·A has W's shape, so a merged adapter costs nothing at inference.
 """
 
 from dataclasses import replace
 
-from simulations import lora, memory
+from simulations import lora, memory, sources
 from simulations.adapter_block import BERT_LARGE, bert_total
 from simulations.params import Dims, adapter_weight_params, classifier_head_params, lora_model_params
 
 GB = memory.GB
-FP16_BYTES = 2  # the seeds' convention for stored weights ("a 7B model in 16-bit is 14 GB")
+FP16_BYTES = 2  # the sources' convention for stored weights ("a 7B model in 16-bit is 14 GB")
 FP32_BYTES = 4  # what the lab's engine trains and saves
 TASKS_MAX = memory.TASKS_MAX
 STORAGE_RANKS = (1, 4, 8, 16, 64)
 STORAGE_TARGETS = ("query", "value")  # Hu et al.'s choice, and the lab's default
-# What the storage chart opens on: seed 001 ch0's ten tasks on a 7B model, LoRA at rank 8.
+# What the storage chart opens on: the LoRA course's chapter 0 ten tasks on a 7B model, LoRA at rank 8.
 STORAGE_DEFAULT = {"model": "llama-7b", "rank": 8, "tasks": 10}
 
-# The seeds speak of models by their nominal sizes; the storage story uses those counts (the
-# config still shapes the LoRA matrices). seed_notes() shows the count each config gives.
+# The sources speak of models by their nominal sizes; the storage story uses those counts (the
+# config still shapes the LoRA matrices). source_notes() shows the count each config gives.
 NOMINAL = {"llama-7b": 7e9, "llama-65b": 65e9, "gpt3-175b": 175e9}
 
 # A merge that changes no logit by more than this is exact up to float32 rounding (a
@@ -35,10 +35,10 @@ ROUNDING_TOLERANCE = 1e-4
 # P20 sliders: the hidden sizes of lora.py's counter, and ranks in powers of two.
 FREEZE_HIDDEN = lora.HIDDEN_SIZES
 FREEZE_RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-FREEZE_DEFAULT = {"d": 4096, "r": 8}  # seed 001 ch3's worked example
+FREEZE_DEFAULT = {"d": 4096, "r": 8}  # the LoRA course's chapter 3 worked example
 GPT3_NOMINAL = NOMINAL["gpt3-175b"]
 
-# Figures the seeds quote from papers: data, not the lab's measurements.
+# Figures the sources quote from papers: data, not the lab's measurements.
 REPORTED = (
     {
         "key": "trainable_reduction",
@@ -48,8 +48,8 @@ REPORTED = (
         "qualifier": "up to",
         "model": "GPT-3 175B",
         "paper": "Hu et al. 2021 (LoRA)",
-        "seed": "002",
-        "also": "seed 003 quotes the same figure from Widdows & Cohen; seed 000 lists 10,000x",
+        "source": sources.PAPER_TOUR,
+        "also": "the LoRA efficiency article quotes the same figure from Widdows & Cohen; the prompting-and-LoRA lecture lists 10,000x",
     },
     {
         "key": "memory_reduction",
@@ -59,7 +59,7 @@ REPORTED = (
         "qualifier": "about",
         "model": "GPT-3 175B",
         "paper": "Hu et al. 2021 (LoRA)",
-        "seed": "002",
+        "source": sources.PAPER_TOUR,
         "also": "the frozen weights need no gradients and no optimizer state",
     },
     {
@@ -70,8 +70,8 @@ REPORTED = (
         "qualifier": "",
         "model": "GPT-3 175B",
         "paper": "Hu et al. 2021 (LoRA)",
-        "seed": "002",
-        "also": "seed 001 ch5 and seed 004 say the same; P13 measures it on the lab's runs",
+        "source": sources.PAPER_TOUR,
+        "also": "the LoRA course, chapter 5 and the PEFT derivations post say the same; P13 measures it on the lab's runs",
     },
 )
 
@@ -80,7 +80,7 @@ REPORTED = (
 
 
 def storage_models(lab: memory.Model) -> dict[str, memory.Model]:
-    """The models the storage slider offers: the lab's own and three the seeds talk about."""
+    """The models the storage slider offers: the lab's own and three the sources talk about."""
     models = {"lab": lab, "bert-base": memory.PRESETS["bert-base"]}
     for key, count in NOMINAL.items():
         models[key] = memory.with_params(memory.PRESETS[key], count)
@@ -174,7 +174,7 @@ def gpt3_reduction(ranks=(1, 2, 4, 8), targets=STORAGE_TARGETS, total: float = N
     return rows
 
 
-# --- where the seeds disagree with the arithmetic --------------------------------------------------
+# --- where the sources disagree with the arithmetic --------------------------------------------------
 
 
 def bert_large_adapter_bytes(bottleneck: int = 64, width: int = FP32_BYTES) -> int:
@@ -188,24 +188,24 @@ def gpt3_adapter_bytes(bottleneck: int = 64, width: int = FP16_BYTES) -> int:
     return width * 2 * g.layers * adapter_weight_params(g.hidden, bottleneck)
 
 
-def seed_notes() -> list[dict]:
-    """The seeds' storage figures, recomputed; each note names its source."""
+def source_notes() -> list[dict]:
+    """The sources' storage figures, recomputed; each note names its source."""
     seven = memory.PRESETS["llama-7b"]
     gpt3_copy = NOMINAL["gpt3-175b"] * FP16_BYTES
     tasks = 26
-    quoted_adapter = 25e6  # seed 000: "Adapter per task (m=64) ~25 MB"
+    quoted_adapter = 25e6  # the prompting-and-LoRA lecture: "Adapter per task (m=64) ~25 MB"
     gpt3_adapter = gpt3_adapter_bytes()
     bert_adapter = bert_large_adapter_bytes()
     return [
         {
-            "source": "seed 001 ch0 (storage of ten 7B copies)",
+            "source": "the LoRA course, chapter 0 (storage of ten 7B copies)",
             "text": f"A nominal 7B model in 16-bit is {memory.fmt_bytes(7e9 * FP16_BYTES)}, ten copies "
-            f"{memory.fmt_bytes(10 * 7e9 * FP16_BYTES)}, as the seed says. The LLaMA-7B shape "
+            f"{memory.fmt_bytes(10 * 7e9 * FP16_BYTES)}, as the source says. The LLaMA-7B shape "
             f"counts {memory.fmt_count(seven.total_params())} parameters, "
             f"{memory.fmt_bytes(seven.total_params() * FP16_BYTES)} a copy.",
         },
         {
-            "source": "seed 000 (adapter table for GPT-3, 26 tasks)",
+            "source": "the prompting-and-LoRA lecture (adapter table for GPT-3, 26 tasks)",
             "text": f"26 copies of {memory.fmt_bytes(gpt3_copy)} are "
             f"{memory.fmt_bytes(tasks * gpt3_copy)} against "
             f"{memory.fmt_bytes(gpt3_copy + tasks * quoted_adapter)} with one base and 26 "
@@ -217,10 +217,10 @@ def seed_notes() -> list[dict]:
             f"the saving is {tasks * gpt3_copy / (gpt3_copy + tasks * gpt3_adapter):.0f}×.",
         },
         {
-            "source": 'seed 000 ("37,000x") and seed 002 ("up to 10,000×")',
+            "source": 'the prompting-and-LoRA lecture ("37,000x") and the LoRA paper walk-through ("up to 10,000×")',
             "text": "Both are whole-model ratios for GPT-3 175B, and the rank decides which: LoRA on Q "
             "and V in 96 layers gives "
             + ", ".join(f"{row['reduction']:,.0f}× at r = {row['rank']}" for row in gpt3_reduction())
-            + ". The seed's 4.7M trainable parameters are Q and V at r = 1.",
+            + ". The source's 4.7M trainable parameters are Q and V at r = 1.",
         },
     ]

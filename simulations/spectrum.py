@@ -1,10 +1,10 @@
-"""P19 Method spectrum: what the seeds report about cost against accuracy, beside the arithmetic.
+"""P19 Method spectrum: what the sources report about cost against accuracy, beside the arithmetic.
 
-The scores are data, not the lab's measurements: seed 004 describes its GLUE chart (RoBERTa-base)
-in prose only, as gaps to full fine-tuning or to LoRA, and seed 000 tabulates LoRA's quality by
-rank and each method's trainable share. Each row keeps the seed's own words (the tests find them in
+The scores are data, not the lab's measurements: the PEFT derivations post describes its GLUE chart (RoBERTa-base)
+in prose only, as gaps to full fine-tuning or to LoRA, and the prompting-and-LoRA lecture tabulates LoRA's quality by
+rank and each method's trainable share. Each row keeps the source's own words (the tests find them in
 the seed file) and the line they stand on. Trainable counts are computed with simulations/params.py
-for the settings the seed names; where the seeds disagree with each other or with the count, the
+for the settings the source names; where the sources disagree with each other or with the count, the
 notes say so with the computed value.
 
 No Django imports: peftlab/playgrounds/family.py serialises what this returns.
@@ -12,6 +12,7 @@ No Django imports: peftlab/playgrounds/family.py serialises what this returns.
 
 from dataclasses import dataclass, field
 
+from simulations import sources
 from simulations.adapter_block import BERT_BASE, BERT_LARGE
 from simulations.family import BY_KEY, ROBERTA_BASE, count, encoder_total
 from simulations.lora import GPT3_175B, TARGET_SETS
@@ -20,19 +21,19 @@ from simulations.params import Dims, adapter_weight_params, lora_matrix_params
 
 @dataclass(frozen=True)
 class Reported:
-    """One method in seed 004's GLUE comparison. `gap` is GLUE points behind `relative_to`
-    (positive = worse) as a (low, high) range, None where the seed gives no figure."""
+    """One method in the PEFT derivations post's GLUE comparison. `gap` is GLUE points behind `relative_to`
+    (positive = worse) as a (low, high) range, None where the source gives no figure."""
 
     method: str
     settings: dict
     gap: tuple[float, float] | None
     relative_to: str
-    quotes: tuple[tuple[int, str], ...]  # (line in seed 004, the seed's words)
+    quotes: tuple[tuple[int, str], ...]  # (line in the PEFT derivations post, the source's words)
     setting_note: str = ""
     extra: dict = field(default_factory=dict)
 
 
-GLUE_SOURCE = "seed 004 (“Method Comparison: GLUE in One Picture”, RoBERTa-base)"
+GLUE_SOURCE = "the PEFT derivations post (“Method Comparison: GLUE in One Picture”, RoBERTa-base)"
 GLUE_ROBERTA_BASE = (
     Reported(
         "full",
@@ -52,9 +53,9 @@ GLUE_ROBERTA_BASE = (
             (44, "attaching LoRA to the query and value projections"),
         ),
         "r = 8 on the query and value projections",
-        {"seed_share_pct": 0.24},
+        {"quoted_share_pct": 0.24},
     ),
-    # The seed gives the adapter's size only as a ratio to LoRA's; the m at which two Houlsby
+    # The source gives the adapter's size only as a ratio to LoRA's; the m at which two Houlsby
     # adapters per layer reach it is computed by `implied_bottleneck`.
     Reported(
         "adapter",
@@ -73,7 +74,7 @@ GLUE_ROBERTA_BASE = (
             (65, "a 20-token prefix can only carry so much, so on hard tasks Prefix-Tuning lags LoRA by 0.5-1 point"),
             (92, "Prefix-Tuning trades a small accuracy drop for very low parameter count"),
         ),
-        "n = 20, the prefix length the seed uses",
+        "n = 20, the prefix length the source uses",
     ),
     Reported(
         "prompt",
@@ -81,7 +82,7 @@ GLUE_ROBERTA_BASE = (
         (3.0, 4.0),
         "full",
         ((93, "on smaller models it leaves 3-4 points on the table"),),
-        "n = 20 (the seed names no length for prompt tuning; the lab uses its prefix length)",
+        "n = 20 (the source names no length for prompt tuning; the lab uses its prefix length)",
     ),
     Reported(
         "bitfit",
@@ -94,10 +95,48 @@ GLUE_ROBERTA_BASE = (
             (73, "around 0.08% of parameters for BERT"),
         ),
         "every bias",
-        {"seed_share_pct": 0.08},
+        {"quoted_share_pct": 0.08},
     ),
 )
 GLUE_BY_METHOD = {row.method: row for row in GLUE_ROBERTA_BASE}
+
+# The table the post's GLUE comparison goes back to: Hu et al. 2021 (LoRA), Table 2, RoBERTa-base,
+# GLUE dev scores per task (the same figures print in the LoRA repository's README). Full
+# fine-tuning's row is Liu et al. 2019's, as Hu et al. quote it; LoRA's is r = 8 on Q and V.
+TABLE2_SOURCE = "Hu et al. 2021 (LoRA), Table 2, RoBERTa-base"
+GLUE_TASKS = ("MNLI", "SST-2", "MRPC", "CoLA", "QNLI", "QQP", "RTE", "STS-B")
+TABLE2_ROBERTA_BASE = {
+    "full": {"scores": (87.6, 94.8, 90.2, 63.6, 92.8, 91.9, 78.7, 91.2), "printed_average": 86.4},
+    "lora": {"scores": (87.5, 95.1, 89.7, 63.4, 93.3, 90.8, 86.6, 91.5), "printed_average": 87.2},
+}
+# The post's other rows this lab has not matched to a figure of that table: the page says so.
+TABLE2_UNCONFIRMED = ("adapter", "prefix", "prompt", "bitfit")
+
+
+def glue_mean(method: str) -> float:
+    """The mean of a Table 2 row's eight GLUE scores."""
+    scores = TABLE2_ROBERTA_BASE[method]["scores"]
+    return sum(scores) / len(scores)
+
+
+def table2_gap(method: str) -> float:
+    """GLUE points behind full fine-tuning in Table 2 (positive = worse, as the chart's gaps)."""
+    return glue_mean("full") - glue_mean(method)
+
+
+def table2_figures(method: str) -> dict | None:
+    """A method's Table 2 figures for the page, or None where the lab has none."""
+    if method not in TABLE2_ROBERTA_BASE:
+        return None
+    row = TABLE2_ROBERTA_BASE[method]
+    return {
+        "source": TABLE2_SOURCE,
+        "tasks": list(GLUE_TASKS),
+        "scores": list(row["scores"]),
+        "mean": round(glue_mean(method), 2),
+        "printed_average": row["printed_average"],
+        "gap": round(table2_gap(method), 2),
+    }
 
 
 def implied_bottleneck(ratio: float, lora_count: int, dims: Dims) -> int:
@@ -130,7 +169,7 @@ def gap_to_full(row: Reported) -> tuple[float, float] | None:
 
 
 def glue_points(dims: Dims = ROBERTA_BASE) -> list[dict]:
-    """Each method of seed 004's GLUE chart: its computed count and share on RoBERTa-base at the
+    """Each method of the PEFT derivations post's GLUE chart: its computed count and share on RoBERTa-base at the
     seed's settings, and the reported gap to full fine-tuning (None where the seed has no figure)."""
     total = encoder_total(dims)
     lora_count = count("lora", dims, "QV", 8)
@@ -154,14 +193,17 @@ def glue_points(dims: Dims = ROBERTA_BASE) -> list[dict]:
                 "reported_gap": list(row.gap) if row.gap else None,
                 "relative_to": row.relative_to,
                 "quotes": [{"line": line, "text": text} for line, text in row.quotes],
+                "gap_source": GLUE_SOURCE,
+                "table2": table2_figures(row.method),
+                "table2_unconfirmed": row.method in TABLE2_UNCONFIRMED,
             }
         )
     return points
 
 
-# --- Seed 000: LoRA's quality by rank on GPT-3 ---------------------------------------------------
+# --- The prompting-and-LoRA lecture: LoRA's quality by rank on GPT-3 ---------------------------------------------------
 
-# Seed 000, lines 197-201, "Rank | Trainable Params (per matrix) | Quality vs Full FT": r → (the
+# The prompting-and-LoRA lecture, lines 197-201, "Rank | Trainable Params (per matrix) | Quality vs Full FT": r → (the
 # quoted count, quality low %, quality high %, the quoted quality). "99%+" is read as 99-100 and
 # "~100%" as 100.
 RANK_QUALITY_GPT3 = (
@@ -171,11 +213,11 @@ RANK_QUALITY_GPT3 = (
     (16, "393K", 99, 100, "99%+"),
     (64, "1.6M", 100, 100, "~100%"),
 )
-RANK_QUALITY_SOURCE = "seed 000 (rank table, “Quality vs Full FT”, LoRA on GPT-3)"
+RANK_QUALITY_SOURCE = "the prompting-and-LoRA lecture (rank table, “Quality vs Full FT”, LoRA on GPT-3)"
 
 
 def rank_quality(hidden: int = GPT3_175B.hidden) -> list[dict]:
-    """Seed 000's rank table with the per-matrix count 2·d·r and share 2r/d computed at GPT-3's d."""
+    """The prompting-and-LoRA lecture's rank table with the per-matrix count 2·d·r and share 2r/d computed at GPT-3's d."""
     rows = []
     for rank, quoted, lo, hi, quoted_quality in RANK_QUALITY_GPT3:
         n = lora_matrix_params(hidden, hidden, rank)
@@ -184,22 +226,24 @@ def rank_quality(hidden: int = GPT3_175B.hidden) -> list[dict]:
                 "rank": rank,
                 "per_matrix": n,
                 "share": n / (hidden * hidden),
-                "seed_count": quoted,
+                "quoted_count": quoted,
                 "quality": [lo, hi],
-                "seed_quality": quoted_quality,
+                "quoted_quality": quoted_quality,
             }
         )
     return rows
 
 
-# --- The seeds' trainable-share tables -----------------------------------------------------------
+# --- The sources' trainable-share tables -----------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class QuotedShare:
-    """A trainable share as a seed table quotes it: a range (lo-hi %), "about" x %, or "below" x %."""
+    """A trainable share as a source's table quotes it: a range (lo-hi %), "about" x %, or "below" x %.
+    `document` is the source's key in simulations.sources, `part` the table or passage quoted."""
 
-    source: str
+    document: str
+    part: str
     line: int
     method: str
     kind: str
@@ -207,22 +251,43 @@ class QuotedShare:
     high: float
     quote: str
 
+    @property
+    def source(self) -> str:
+        """The source as a page names it: "the PEFT derivations post's table"."""
+        return f"{sources.DOCUMENTS[self.document]}'s {self.part}"
+
+    @property
+    def short(self) -> str:
+        """A chart row's short name: "post, table"."""
+        return f"{SHORT_NAMES[self.document]}, {self.part}"
+
+
+SHORT_NAMES = {"000": "lecture", "004": "post"}
 
 SHARE_TABLES = (
-    QuotedShare("seed 004 table", 23, "lora", "range", 0.1, 1, "| LoRA | 0.1 - 1% |"),
-    QuotedShare("seed 004 table", 24, "adapter", "range", 0.5, 2, "| Adapter | 0.5 - 2% |"),
-    QuotedShare("seed 004 table", 25, "prefix", "about", 0.1, 0.1, "| Prefix-Tuning | ~0.1% |"),
-    QuotedShare("seed 004 table", 26, "prompt", "below", None, 0.01, "| Prompt-Tuning | <0.01% |"),
-    QuotedShare("seed 004 table", 27, "bitfit", "about", 0.1, 0.1, "| BitFit | ~0.1% |"),
-    QuotedShare("seed 000 table", 282, "prompt", "about", 0.01, 0.01, "| Prompt tuning | ~0.01% |"),
-    QuotedShare("seed 000 table", 283, "adapter", "range", 2, 4, "| Adapter | ~2-4% |"),
-    QuotedShare("seed 000 table", 284, "lora", "about", 0.1, 0.1, "| LoRA | ~0.1% |"),
-    QuotedShare("seed 000 timeline", 273, "adapter", "about", 3.6, 3.6, "3.6% params, matched full FT on GLUE"),
+    QuotedShare("004", "table", 23, "lora", "range", 0.1, 1, "| LoRA | 0.1 - 1% |"),
+    QuotedShare("004", "table", 24, "adapter", "range", 0.5, 2, "| Adapter | 0.5 - 2% |"),
+    QuotedShare("004", "table", 25, "prefix", "about", 0.1, 0.1, "| Prefix-Tuning | ~0.1% |"),
+    QuotedShare("004", "table", 26, "prompt", "below", None, 0.01, "| Prompt-Tuning | <0.01% |"),
+    QuotedShare("004", "table", 27, "bitfit", "about", 0.1, 0.1, "| BitFit | ~0.1% |"),
+    QuotedShare("000", "table", 282, "prompt", "about", 0.01, 0.01, "| Prompt tuning | ~0.01% |"),
+    QuotedShare("000", "table", 283, "adapter", "range", 2, 4, "| Adapter | ~2-4% |"),
+    QuotedShare("000", "table", 284, "lora", "about", 0.1, 0.1, "| LoRA | ~0.1% |"),
+    QuotedShare(
+        "000",
+        "timeline",
+        273,
+        "adapter",
+        "about",
+        3.6,
+        3.6,
+        "3.6% params, matched full FT on GLUE",
+    ),
 )
 
-# Seed 000, lines 216-219: the four-method table for GPT-3 175B, "Trainable Params" column.
+# The prompting-and-LoRA lecture, lines 216-219: the four-method table for GPT-3 175B, "Trainable Params" column.
 GPT3_TABLE = {"adapter": (6.3e6, "6.3M (0.004%)"), "lora": (4.7e6, "4.7M (0.003%)"), "prompt": (77e3, "77K (0.00004%)")}
-ADAPTER_M_SEED = 64  # seed 000: "m = 64 was sufficient", the adapter setting it counts with
+ADAPTER_M_SEED = 64  # the prompting-and-LoRA lecture: "m = 64 was sufficient", the adapter setting it counts with
 
 
 def smallest_value_reaching(method_key: str, share_pct: float, dims: Dims) -> int:
@@ -240,7 +305,7 @@ def largest_value_below(method_key: str, share_pct: float, dims: Dims) -> int:
 
 
 def gpt3_table_rows() -> list[dict]:
-    """Seed 000's GPT-3 counts beside the formula at GPT-3's own d = 12,288 and 96 layers."""
+    """The prompting-and-LoRA lecture's GPT-3 counts beside the formula at GPT-3's own d = 12,288 and 96 layers."""
     d, layers = GPT3_175B.hidden, GPT3_175B.layers
     formula = {
         "lora": GPT3_175B.lora_params(TARGET_SETS["QKVO"], 8),
@@ -254,9 +319,9 @@ def gpt3_table_rows() -> list[dict]:
             {
                 "method": method,
                 "label": BY_KEY[method].label,
-                "seed": text,
-                "seed_count": quoted,
-                "seed_share": quoted / GPT3_175B.total_params,
+                "quoted": text,
+                "quoted_count": quoted,
+                "quoted_share": quoted / GPT3_175B.total_params,
                 "formula": formula[method],
                 "tokens_at_gpt3_width": quoted / d if method == "prompt" else None,
                 "bert_large_formula": bert_large if method == "adapter" else None,
@@ -270,7 +335,7 @@ def _pct(x: float) -> str:
 
 
 def discrepancies(dims: Dims = ROBERTA_BASE) -> list[dict]:
-    """Where the seeds disagree with each other or with the counts, in sentences with the
+    """Where the sources disagree with each other or with the counts, in sentences with the
     computed values."""
     total = encoder_total(dims)
     share = {p["method"]: p for p in glue_points(dims)}
@@ -283,18 +348,30 @@ def discrepancies(dims: Dims = ROBERTA_BASE) -> list[dict]:
     m_lo = smallest_value_reaching("adapter", 2, dims)
     m_hi = smallest_value_reaching("adapter", 4, dims)
     gpt3 = {r["method"]: r for r in gpt3_table_rows()}
+    full2, lora2 = table2_figures("full"), table2_figures("lora")
     notes = [
+        {
+            "topic": "glue_table",
+            "text": (
+                "The PEFT derivations post says LoRA r = 8 “essentially ties full fine-tuning (within 0.1 points)”. In "
+                f"{TABLE2_SOURCE}, the mean of the eight GLUE tasks is {lora2['mean']:.2f} for LoRA and "
+                f"{full2['mean']:.2f} for full fine-tuning (printed {lora2['printed_average']} and "
+                f"{full2['printed_average']}): LoRA is {-lora2['gap']:.2f} points ahead, not level. The post's gaps for "
+                f"adapters, prefix tuning, prompt tuning and BitFit are its own words; this lab has not "
+                "matched them to a figure of that table."
+            ),
+        },
         {
             "topic": "lora",
             "text": (
                 f"Agrees: LoRA r = 8 on Q and V trains {lora['trainable']:,} of RoBERTa-base's "
-                f"{total:,} parameters, {_pct(lora['share'])}; seed 004 says 0.24%."
+                f"{total:,} parameters, {_pct(lora['share'])}; the PEFT derivations post says 0.24%."
             ),
         },
         {
             "topic": "prefix",
             "text": (
-                f"Seed 004's table gives prefix tuning ~0.1% and its GLUE text a “very low parameter "
+                f"The PEFT derivations post's table gives prefix tuning ~0.1% and its GLUE text a “very low parameter "
                 f"count”, but its own 20-token prefix trains n·2·d·L = {prefix['trainable']:,} "
                 f"parameters on RoBERTa-base ({_pct(prefix['share'])}), more than LoRA r = 8 "
                 f"({lora['trainable']:,}). ~0.1% is about "
@@ -304,7 +381,7 @@ def discrepancies(dims: Dims = ROBERTA_BASE) -> list[dict]:
         {
             "topic": "prompt",
             "text": (
-                f"Seed 004's table says prompt tuning trains <0.01%, seed 000's ~0.01%. On RoBERTa-base "
+                f"The PEFT derivations post's table says prompt tuning trains <0.01%, the prompting-and-LoRA lecture's ~0.01%. On RoBERTa-base "
                 f"n·d stays under 0.01% up to n = {largest_value_below('prompt', 0.01, dims)} tokens; "
                 f"20 tokens give {prompt['trainable']:,} ({_pct(prompt['share'])})."
             ),
@@ -312,9 +389,9 @@ def discrepancies(dims: Dims = ROBERTA_BASE) -> list[dict]:
         {
             "topic": "adapter",
             "text": (
-                f"The two tables disagree on adapters: seed 004 0.5-2%, seed 000 ~2-4% (and 3.6% in its "
+                f"The two tables disagree on adapters: the PEFT derivations post 0.5-2%, the prompting-and-LoRA lecture ~2-4% (and 3.6% in its "
                 f"timeline). On RoBERTa-base two Houlsby adapters per layer reach 2% at m = {m_lo} and "
-                f"4% at m = {m_hi}; seed 004's “~4x LoRA” is m = {adapter_m} "
+                f"4% at m = {m_hi}; the PEFT derivations post's “~4x LoRA” is m = {adapter_m} "
                 f"({share['adapter']['trainable']:,}, {_pct(share['adapter']['share'])}, "
                 f"{share['adapter']['ratio_to_lora']:.2f}× LoRA with the biases)."
             ),
@@ -322,7 +399,7 @@ def discrepancies(dims: Dims = ROBERTA_BASE) -> list[dict]:
         {
             "topic": "bitfit",
             "text": (
-                "Seed 004 puts BitFit at “around 0.08% of parameters for BERT” and ~0.1% in its table; "
+                "The PEFT derivations post puts BitFit at “around 0.08% of parameters for BERT” and ~0.1% in its table; "
                 "counting every bias gives "
                 + ", ".join(f"{k} {_pct(v)}" for k, v in bitfit_share.items())
                 + ". The 0.08% fits BERT-large."
@@ -331,7 +408,7 @@ def discrepancies(dims: Dims = ROBERTA_BASE) -> list[dict]:
         {
             "topic": "gpt3",
             "text": (
-                f"Seed 000's GPT-3 table: LoRA r = 8 “4.7M”, but Q, K, V and O in {GPT3_175B.layers} layers at d = {GPT3_175B.hidden:,} "
+                f"The prompting-and-LoRA lecture's GPT-3 table: LoRA r = 8 “4.7M”, but Q, K, V and O in {GPT3_175B.layers} layers at d = {GPT3_175B.hidden:,} "
                 f"give {gpt3['lora']['formula']:,}; adapters “6.3M” is BERT-large's count (two adapters of "
                 f"m = {ADAPTER_M_SEED} in {BERT_LARGE.layers} layers: {gpt3['adapter']['bert_large_formula']:,}); at GPT-3's width and depth they are {gpt3['adapter']['formula']:,}; "
                 f"prompt tuning “77K” is {gpt3['prompt']['tokens_at_gpt3_width']:.1f} vectors of width "

@@ -1,4 +1,4 @@
-"""P18 Decision tree endpoint: the whole tree, the seeds' scenario table, and the path for the
+"""P18 Decision tree endpoint: the whole tree, the sources' scenario table, and the path for the
 answers given in the query (?q1=yes&q2=no...)."""
 
 from django.http import HttpRequest
@@ -28,7 +28,7 @@ QUESTION_PARAMETERS = [
     response={200: dict, 400: Error},
     openapi_extra={"parameters": QUESTION_PARAMETERS},
     summary="The method decision tree, the path for the given answers, "
-    "and the seeds' scenarios with the tree's recommendation",
+    "and the sources' scenarios with the tree's recommendation",
 )
 def decision_tree(request: HttpRequest):
     answers = {k: v for k, v in request.GET.items()}

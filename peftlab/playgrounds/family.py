@@ -102,8 +102,8 @@ def family_map(request, model: str | None = checked_query(None, enum=MODEL_KEYS)
     "/method-spectrum", response={200: dict}, summary="P19: reported GLUE gaps and quality against trainable share"
 )
 def method_spectrum(request):
-    """Seed 004's GLUE comparison (RoBERTa-base) with computed counts, seed 000's LoRA rank table
-    with computed shares, the seeds' quoted trainable shares beside the counts, and the notes on
+    """The PEFT derivations post's GLUE comparison (RoBERTa-base) with computed counts, the prompting-and-LoRA lecture's LoRA rank table
+    with computed shares, the sources' quoted trainable shares beside the counts, and the notes on
     where they disagree."""
     dims = spectrum.ROBERTA_BASE
     return {
@@ -121,6 +121,7 @@ def method_spectrum(request):
         "share_tables": [
             {
                 "source": q.source,
+                "short": q.short,
                 "line": q.line,
                 "method": q.method,
                 "kind": q.kind,

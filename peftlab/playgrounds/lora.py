@@ -37,7 +37,7 @@ def parameter_counter(request):
 
     per_matrix: for each hidden size d, LoRA's 2·d·r on a d×d matrix, the full d², and 2r/d.
     models: for each real config, the LoRA parameters of each target set at every rank (LoRA
-    matrices only, no classifier head) and the model's total. notes: the seed figures that the
+    matrices only, no classifier head) and the model's total. notes: the source figures that the
     formula does not reproduce, with what the formula gives.
     """
     ranks = np.arange(lora.RANK_MIN, lora.RANK_MAX + 1)
@@ -64,7 +64,7 @@ def parameter_counter(request):
     all_targets = lora.TARGET_SETS["QKVO+FFN"]
     notes = {
         "gpt3": {
-            "seed": "000 (lecture on prompting, LoRA and adapters)",
+            "source": "A lecture on prompting, LoRA and adapters",
             "rank": 8,
             "qkvo_prose": lora.SEED_GPT3_R8_QKVO_PROSE,
             "qkvo_formula": gpt3.lora_params(lora.TARGET_SETS["QKVO"], 8),
@@ -72,24 +72,24 @@ def parameter_counter(request):
             "rows": [
                 {
                     "targets": name,
-                    "seed_figure": lora.SEED_GPT3_R8[name],
+                    "quoted_figure": lora.SEED_GPT3_R8[name],
                     "formula": gpt3.lora_params(targets, 8),
-                    "rank_matching_seed": round(lora.rank_for_count(gpt3, targets, lora.SEED_GPT3_R8[name]), 1),
+                    "rank_matching_quote": round(lora.rank_for_count(gpt3, targets, lora.SEED_GPT3_R8[name]), 1),
                 }
                 for name, targets in lora.TARGET_SETS.items()
             ],
             "per_matrix_r8": lora.lora_matrix_params(gpt3.hidden, gpt3.hidden, 8),
         },
         "llama": {
-            "seed": "003 (LoRA and the efficiency revolution), a peft printout for LLaMA-2 7B",
+            "source": "An article, “LoRA and the Efficiency Revolution”, in a peft printout for LLaMA-2 7B,",
             "rank": 16,
-            "seed_figure": lora.SEED_LLAMA_R16_ALL,
+            "quoted_figure": lora.SEED_LLAMA_R16_ALL,
             "formula": llama.lora_params(all_targets, 16),
-            "qv_seed": "003 (LoRA and the efficiency revolution), its rank table for Q and V",
+            "qv_source": "The same article, in its rank table for Q and V,",
             "qv_rows": [
                 {
                     "rank": r,
-                    "seed_figure": quoted,
+                    "quoted_figure": quoted,
                     "formula": llama.lora_params(lora.TARGET_SETS["QV"], r),
                     "formula_qkvo": llama.lora_params(lora.TARGET_SETS["QKVO"], r),
                 }

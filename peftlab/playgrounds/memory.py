@@ -148,7 +148,7 @@ def memory_calculator(
         ],
         "storage": memory.storage(model, settings),
         "quant_bits": {"nf4": memory.quant_constant_bits(False), "nf4-dq": memory.quant_constant_bits(True)},
-        "seed_notes": memory.seed_notes(),
+        "source_notes": memory.source_notes(),
         "lab_seq": memory.LAB_SEQ,
     }
 
@@ -234,5 +234,5 @@ def cost_of_fine_tuning(
         "models": rows,
         "pretrain": cost.pretrain_cost(),
         "jump": cost.jump(rows),
-        "seed_notes": cost.seed_notes(settings),
+        "source_notes": cost.source_notes(settings),
     }

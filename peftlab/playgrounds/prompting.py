@@ -77,7 +77,7 @@ def _reported(*keys: str) -> list[dict]:
 def in_context_learning(request, query: str | None = _query_parameter()):
     """The prompt for every k = 0 … len(pool), its token count, and for each context window the
     largest k whose prompt (query included) still leaves room for the answer. SuperGLUE rows are
-    reported results (Brown et al. 2020, via seed 000) with the few-shot gain computed here."""
+    reported results (Brown et al. 2020, via the prompting-and-LoRA lecture) with the few-shot gain computed here."""
     query = _query(query)
     tokens = prompting.prompt_tokens(count_tokens, query)
     windows = [
@@ -93,7 +93,7 @@ def in_context_learning(request, query: str | None = _query_parameter()):
     mean_example = float(np.mean(tokens.per_example))
     fixed = tokens.instruction + tokens.query + tokens.answer
     trace, cost = prompting.SEED_ICL["trace"], prompting.SEED_ICL["cost"]
-    seed_check = prompting.seed_window_check()
+    source_check = prompting.lecture_window_check()
     return {
         "query": query,
         "default_query": prompting.DEFAULT_QUERY,
@@ -126,7 +126,7 @@ def in_context_learning(request, query: str | None = _query_parameter()):
                 {
                     **asdict(r),
                     "gain": prompting.few_shot_gain(r),
-                    "matches_seed": prompting.few_shot_gain(r) == r.seed_gap,
+                    "matches_quoted": prompting.few_shot_gain(r) == r.quoted_gap,
                 }
                 for r in prompting.SUPERGLUE
             ],
@@ -135,16 +135,16 @@ def in_context_learning(request, query: str | None = _query_parameter()):
                 for d in prompting.gain_per_decade()
             ],
         },
-        "seed": {
+        "lecture": {
             "trace": {**trace, "computed": prompting.few_shot_budget(trace["k"], trace["per_example"], trace["query"])},
             "cost": {**cost, "computed": prompting.few_shot_budget(cost["k"], cost["per_example"], 0)},
             "gpt3_window": prompting.SEED_ICL["gpt3_window"],
             "gpt3_fit": list(prompting.SEED_ICL["gpt3_fit"]),
-            "gpt3_per_example": [round(x) for x in seed_check["gpt3_per_example"]],
+            "gpt3_per_example": [round(x) for x in source_check["gpt3_per_example"]],
             "window_4k": prompting.SEED_ICL["window_4k"],
             "fit_4k": prompting.SEED_ICL["fit_4k"],
-            "k4_per_example": round(seed_check["k4_per_example"]),
-            "k4_at_gpt3_sizes": [round(x) for x in seed_check["k4_at_gpt3_sizes"]],
+            "k4_per_example": round(source_check["k4_per_example"]),
+            "k4_at_gpt3_sizes": [round(x) for x in source_check["k4_at_gpt3_sizes"]],
         },
     }
 
@@ -192,13 +192,13 @@ def prompt_sensitivity(request, query: str | None = _query_parameter()):
             "bias_neg": np.round(1 - prompting.BIAS_GRID, 2).tolist(),
             "defaults": {"raw": seed["raw"], "bias": seed["bias"]},
             **{name: np.round(values, 4).tolist() for name, values in grid.items()},
-            "seed_example": {
+            "worked_example": {
                 "raw": seed["raw"],
                 "bias": seed["bias"],
-                "seed_says": seed["seed_says"],
+                "source_says": seed["source_says"],
                 "raw_neg": round(1 - seed["raw"], 2),
                 "bias_neg": round(1 - seed["bias"], 2),
-                "seed_says_neg": round(1 - seed["seed_says"], 2),
+                "source_says_neg": round(1 - seed["source_says"], 2),
                 "divided": [round(x, 4) for x in worked.divided],
                 "total": round(worked.total, 4),
                 "calibrated": [round(x, 4) for x in worked.calibrated],
@@ -257,8 +257,6 @@ def chain_of_thought(
                 **solved,
             }
         )
-    gsm8k = ("gsm8k_standard", "gsm8k_zero_shot_cot", "gsm8k_few_shot_cot")
-    multiarith = ("multiarith_standard", "multiarith_zero_shot_cot")
     return {
         "problem": problem,
         "value_min": prompting.VALUE_MIN,
@@ -268,12 +266,9 @@ def chain_of_thought(
         "trigger_words": prompting.word_count(prompting.ZERO_SHOT_COT_TRIGGER),
         "problems": out,
         "reported": {
-            "gsm8k": _reported(*gsm8k),
-            "multiarith": _reported(*multiarith),
-            "multiarith_gain": prompting.spread(*multiarith),
-            "seed_multiarith_gain": prompting.SEED_COT["multiarith_gain"],
-            "seed_trigger_words": prompting.SEED_COT["trigger_words"],
-            "gsm8k_gains": [prompting.spread(gsm8k[0], k) for k in gsm8k[1:]],
+            "groups": [{"label": label, "rows": _reported(*keys)} for label, keys in prompting.COT_GROUPS],
+            "gains": {label: round(prompting.spread(*keys), 1) for label, keys in prompting.COT_GROUPS},
+            "notes": prompting.cot_notes(),
             "task_types": _reported(
                 "cot_arithmetic", "cot_logic", "cot_commonsense", "cot_classification", "cot_factual"
             ),

@@ -7,7 +7,7 @@ from ninja import Router
 
 from peftlab.api.errors import Error, checked_query
 from peftlab.errors import Invalid
-from simulations import adapter_block, lowrank_lab, params
+from simulations import adapter_block, lowrank_lab, memory, params
 from simulations import quantization as quant
 from simulations.rounding import significant
 from workers.base_model import dimensions
@@ -73,12 +73,14 @@ def qlora(request, seed: int = checked_query(0, minimum=0, maximum=quant.SEED_MA
             "nf4_gb": [significant(row["nf4_gb"]) for row in table.values()],
             "nf4_dq_gb": [significant(row["nf4_dq_gb"]) for row in table.values()],
             "scale_constants": [row["scale_constants"] for row in table.values()],
-            # For the note on seed 000's "65B in 4-bit (~16 GB)" (its code loads a 70B model).
+            # For the note on the prompting-and-LoRA lecture's "65B in 4-bit (~16 GB)" (its code loads a 70B model).
             "pure_4bit_gb": {
                 name: significant(quant.weight_bytes(row["params"], quant.CODE_BITS) / 1e9)
                 for name, row in table.items()
             },
             "llama2_70b_4bit_gb": significant(quant.weight_bytes(70e9, quant.CODE_BITS) / 1e9),
+            # The lecture's Llama-2-70B printout and its "24 GB card", beside the formulas.
+            "lecture_70b": memory.lecture_70b_checks(),
             "scales_7b_b64_mb": significant(
                 quant.weight_bytes(quant.scale_constants(7e9, 64), quant.SCALE_BITS) / 1e6, 3
             ),
@@ -153,9 +155,9 @@ def adapter_block_data(request, bottleneck: int = checked_query(64, enum=list(ad
         "ratio": grid(lambda d, m: significant(m / d)),
         "layer": grid(adapter_block.layer_breakdown),
         "models": models,
-        # Seed 000's BERT-large figures, against its nominal 340M: two adapters per layer (its
+        # The prompting-and-LoRA lecture's BERT-large figures, against its nominal 340M: two adapters per layer (its
         # text) and one (what its table's percentages work out to).
-        "seed_check": {
+        "source_check": {
             "bert_large_nominal": 340e6,
             "two_per_layer_share": significant(large.share, 3),
             "one_per_layer_share": significant(large.share / 2, 3),

@@ -79,14 +79,14 @@ def merge_and_swap(request, limit: int = checked_query(50, minimum=1, maximum=RU
         "storage_default": serving.STORAGE_DEFAULT,
         "start_run": {"method": "lora", "task": next(iter(tasks), "sentiment")},
         "reported": list(serving.REPORTED),
-        "notes": serving.seed_notes(),
+        "notes": serving.source_notes(),
     }
 
 
 @router.get("/freeze-attach-merge", response={200: dict}, summary="P20: one frozen matrix, a LoRA side-car, the merge")
 def freeze_attach_merge(request):
     """For every hidden size d and rank r on the sliders: d² against 2·d·r, the share, bytes;
-    GPT-3's whole-model reduction by rank; the reported figures of seed 002."""
+    GPT-3's whole-model reduction by rank; the reported figures of the LoRA paper walk-through."""
     return {
         "table": serving.freeze_attach_table(),
         "defaults": serving.FREEZE_DEFAULT,

@@ -21,7 +21,7 @@ from simulations.rounding import significant
 router = Router(tags=["playgrounds"])
 
 # Bump when the math or the response shape changes, so old cache files are not served.
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"  # 3: seed_facts became source_facts
 
 
 def _cache_dir() -> Path:
@@ -97,7 +97,7 @@ def _lottery_json(seed: int, scope: str) -> dict:
             "y": significant(data.x_train[:, 1]),
             "label": data.y_train.tolist(),
         },
-        "seed_facts": {
+        "source_facts": {
             "vgg19_pruned": lottery.SEED_VGG19_PRUNED,
             "ticket_share": lottery.SEED_TICKET_WEIGHTS / lottery.SEED_DENSE_WEIGHTS,
             "ticket_weights": lottery.SEED_TICKET_WEIGHTS,
@@ -153,7 +153,7 @@ def _intrinsic_json(seed: int) -> dict:
         "total_params": res.total_params,
         "subspace_lr": intrinsic.SUBSPACE_LR,
         "losses": [significant(curve) for curve in res.losses],
-        "seed_facts": {
+        "source_facts": {
             "roberta_d90": intrinsic.SEED_ROBERTA_D90,
             "roberta_params": intrinsic.SEED_ROBERTA_PARAMS,
             "roberta_fraction": roberta_fraction,

@@ -156,13 +156,13 @@ function drawReadouts() {
 }
 
 function drawNotes() {
-  const s = data.seed_check;
+  const s = data.source_check;
   const d1024 = data.hidden_sizes.indexOf(1024);
   const m64 = data.bottlenecks.indexOf(64);
-  $("seed-131k").textContent = fmtInt(data.weights[d1024][m64]);
-  $("seed-two").textContent = fmtPct(s.two_per_layer_share);
-  $("seed-one").textContent = fmtPct(s.one_per_layer_share);
-  $("seed-bert-adapters").textContent = fmtInt(s.bert_large_adapters);
+  $("source-131k").textContent = fmtInt(data.weights[d1024][m64]);
+  $("source-two").textContent = fmtPct(s.two_per_layer_share);
+  $("source-one").textContent = fmtPct(s.one_per_layer_share);
+  $("source-bert-adapters").textContent = fmtInt(s.bert_large_adapters);
   const large = data.models.find((x) => x.name === "BERT-large");
   $("bert-large-total").textContent = fmtInt(large.total);
 }

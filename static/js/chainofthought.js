@@ -55,25 +55,27 @@ function syncControls() {
 function fillStatic() {
   $("tokenizer-note").textContent = data.tokenizer_note;
   const r = data.reported;
-  const groups = [["GSM8K", r.gsm8k], ["MultiArith", r.multiarith]];
+  // One group per benchmark, model and paper: a standard prompt beside its chain-of-thought prompt.
+  const cotKind = (row) => (row.key.endsWith("standard") ? "standard" : row.key.endsWith("zero_shot_cot") ? "zero_shot_cot" : "few_shot_cot");
   const kinds = [["standard", MUTED], ["zero_shot_cot", ORANGE], ["few_shot_cot", ACCENT]];
-  const names = { standard: "standard prompt", zero_shot_cot: "zero-shot CoT", few_shot_cot: "CoT with worked examples" };
-  const traces = kinds.map(([kind, color]) => ({
-    type: "bar", name: names[kind], marker: { color },
-    x: groups.filter(([, rows]) => rows.some((row) => row.key.endsWith(kind))).map(([g]) => g),
-    y: groups.flatMap(([, rows]) => rows.filter((row) => row.key.endsWith(kind)).map((row) => row.high)),
-    text: groups.flatMap(([, rows]) => rows.filter((row) => row.key.endsWith(kind)).map((row) => `${row.high}%`)),
-    textposition: "outside", cliponaxis: false,
-    customdata: groups.flatMap(([, rows]) => rows.filter((row) => row.key.endsWith(kind)).map((row) => row.source)),
-    hovertemplate: "%{x}: %{y}%<br>%{customdata}<extra>%{fullData.name}</extra>",
-  }));
+  const names = { standard: "standard prompt", zero_shot_cot: "zero-shot CoT (“Let's think step by step”)", few_shot_cot: "CoT with worked examples" };
+  const traces = kinds.map(([kind, color]) => {
+    const rows = r.groups.flatMap((g) => g.rows.filter((row) => cotKind(row) === kind).map((row) => ({ group: g.label, row })));
+    return {
+      type: "bar", name: names[kind], marker: { color },
+      x: rows.map((x) => x.group), y: rows.map((x) => x.row.high),
+      text: rows.map((x) => `${x.row.high}%`), textposition: "outside", cliponaxis: false,
+      customdata: rows.map((x) => x.row.source),
+      hovertemplate: "%{x}: %{y}%<br>%{customdata}<extra>%{fullData.name}</extra>",
+    };
+  });
   react("reported-chart", traces, {
     barmode: "group", margin: { l: 60, r: 10, t: 10, b: 50 },
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
-    xaxis: { title: { text: "benchmark (arithmetic word problems)" } },
+    xaxis: { title: { text: "benchmark · model (arithmetic word problems)" }, automargin: true },
     yaxis: { title: { text: "accuracy (%)" }, range: [0, 100], automargin: true },
   }, PLOT_CONFIG);
-  const sources = [...new Set([...r.gsm8k, ...r.multiarith].map((row) => row.source))];
+  const sources = [...new Set(r.groups.flatMap((g) => g.rows.map((row) => row.source)))];
   $("reported-source").textContent = `Reported by ${sources.join("; ")}. Not measured by this lab.`;
 
   const tasks = [...r.task_types].reverse();
@@ -98,17 +100,9 @@ function fillStatic() {
   }, PLOT_CONFIG);
   $("tasks-source").textContent = `Reported in ${tasks[0].source}. ${r.self_consistency.label}: +${r.self_consistency.low} to +${r.self_consistency.high} ${r.self_consistency.unit} (${r.self_consistency.source}).`;
 
-  const [g0, g1, g2] = r.gsm8k;
-  const [m0, m1] = r.multiarith;
-  $("seed-note").innerHTML = "";
-  const strong = document.createElement("strong");
-  strong.textContent = "The seed contradicts itself here. ";
-  $("seed-note").append(strong,
-    `It credits the ${data.trigger_words} words “${data.trigger}” with ${g0.high}% → ${g1.high}% on GSM8K (+${r.gsm8k_gains[0]} points), `
-    + `then with ${m0.high}% → ${m1.high}% on MultiArith (+${r.multiarith_gain}; the seed says ${r.seed_multiarith_gain} from ${r.seed_trigger_words} words), and its summary table credits `
-    + `Wei et al. with “${g0.high}% to ${g2.high}% on math”, the figure it elsewhere gives for worked CoT examples (+${r.gsm8k_gains[1]}). `
-    + `Both rows are shown as the seed gives them, each with the paper it names. It also says CoT often hurts models below `
-    + `${r.small_models.high / 1e9}B parameters (${r.small_models.source}); it gives no numbers for that.`);
+  $("source-note").replaceChildren(Object.assign(document.createElement("strong"), { textContent: "Who reported what. " }),
+    ...r.notes.map((text) => `${text} `),
+    `It also says CoT often hurts models below ${r.small_models.high / 1e9}B parameters (${r.small_models.source}); it gives no numbers for that.`);
 }
 
 function draw() {

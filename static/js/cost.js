@@ -46,7 +46,7 @@ function syncControls() {
   sliders.r.max = data.runs.length - 1;
   $("pretrain-formula").textContent = data.pretrain.formula;
   $("jump").textContent = `${data.jump.toFixed(0)}×`;
-  $("seed-notes").replaceChildren(...data.seed_notes.map((n) => {
+  $("source-notes").replaceChildren(...data.source_notes.map((n) => {
     const li = document.createElement("li");
     const strong = document.createElement("strong");
     strong.textContent = `${n.source}: `;
@@ -65,14 +65,14 @@ function writeUrl() {
 function drawHours() {
   const m = data.models;
   const x = m.map((row) => row.label);
-  const seeded = m.filter((row) => row.seed_gpu_hours !== null);
+  const quoted = m.filter((row) => row.quoted_gpu_hours !== null);
   react("hours-chart", [
     { type: "bar", name: "this formula", x, y: m.map((row) => row.gpu_hours),
       text: m.map((row) => `${row.formula}<br>checkpoint: ${row.checkpoint_formula}`), textposition: "none",
       marker: { color: ACCENT }, hovertemplate: "<b>%{x}</b><br>%{text}<extra></extra>" },
-    { type: "scatter", mode: "markers", name: "seed 000's table", x: seeded.map((row) => row.label),
-      y: seeded.map((row) => row.seed_gpu_hours), marker: { symbol: "diamond", size: 12, color: MUTED },
-      hovertemplate: "seed 000: %{y} GPU-hours<extra></extra>" },
+    { type: "scatter", mode: "markers", name: "the lecture's table", x: quoted.map((row) => row.label),
+      y: quoted.map((row) => row.quoted_gpu_hours), marker: { symbol: "diamond", size: 12, color: MUTED },
+      hovertemplate: "the lecture's table: %{y} GPU-hours<extra></extra>" },
   ], {
     margin: { l: 70, r: 10, t: 10, b: 60 },
     legend: { orientation: "h", y: -0.2 },

@@ -151,7 +151,7 @@ function drawScenarios(rows) {
     const qs = new URLSearchParams(r.answers).toString();
     const rec = r.trainable ? trainLink(r.method, r.label) : esc(r.label);
     return `<tr data-method="${esc(r.method)}"><td><a href="?${qs}" class="scenario-link">${esc(r.scenario)}</a>
-      <span class="muted">(seed ${r.seed})</span></td><td>${esc(r.seed_choice)}</td><td>${rec}</td></tr>`;
+      <span class="muted">(${esc(r.source_short)})</span></td><td>${esc(r.guide_choice)}</td><td>${rec}</td></tr>`;
   }).join("");
 }
 

@@ -204,7 +204,7 @@ function drawChart() {
 function drawTables() {
   $("reported-table").tBodies[0].innerHTML = data.reported.map((row) =>
     `<tr><td>${row.qualifier ? `${row.qualifier} ` : ""}${fmtInt(row.value)} ${row.unit} ${row.what}</td>`
-    + `<td>${row.model}</td><td>reported by ${row.paper} in seed ${row.seed}</td></tr>`).join("");
+    + `<td>${row.model}</td><td>reported by ${row.paper}, as quoted in ${row.source}</td></tr>`).join("");
   $("gpt3-name").textContent = data.gpt3.name;
   $("gpt3-layers").textContent = fmtInt(data.gpt3.layers);
   $("gpt3-total").textContent = fmtInt(data.gpt3.total);

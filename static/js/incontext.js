@@ -136,13 +136,13 @@ function drawSuperglue() {
 function fillStatic() {
   const sg = data.superglue;
   $("tokenizer-note").textContent = data.tokenizer_note;
-  $("k-help").textContent = `Few-shot: ${data.few_shot_range[0]}–${data.few_shot_range[1]} examples, the range seed 000 gives.`;
+  $("k-help").textContent = `Few-shot: ${data.few_shot_range[0]}–${data.few_shot_range[1]} examples, the range a lecture on prompting, LoRA and adapters gives.`;
   $("few-head").textContent = `${sg.shots}-shot`;
-  $("superglue-source").textContent = `Reported by ${sg.rows[0].source}; not measured by this lab. The seed gives no one-shot figures.`;
+  $("superglue-source").textContent = `Reported by ${sg.rows[0].source}; not measured by this lab. The lecture gives no one-shot figures.`;
   $("superglue-rows").replaceChildren(...sg.rows.map((r) => {
     const tr = document.createElement("tr");
     const f1 = (x) => x.toFixed(1);
-    for (const v of [r.model, f1(r.zero_shot), f1(r.few_shot), `+${f1(r.gain)}`, `+${f1(r.seed_gap)}${r.matches_seed ? " ✓" : " ✗"}`]) {
+    for (const v of [r.model, f1(r.zero_shot), f1(r.few_shot), `+${f1(r.gain)}`, `+${f1(r.quoted_gap)}${r.matches_quoted ? " ✓" : " ✗"}`]) {
       const td = document.createElement("td");
       td.textContent = v;
       tr.append(td);
@@ -150,25 +150,25 @@ function fillStatic() {
     return tr;
   }));
   const pd = sg.per_decade;
-  const mismatches = sg.rows.filter((r) => !r.matches_seed).length;
+  const mismatches = sg.rows.filter((r) => !r.matches_quoted).length;
   const last = pd[pd.length - 1];
   const earlier = pd.slice(0, -1).map((d) => d.points_per_decade.toFixed(1)).join(", ");
   $("superglue-note").innerHTML = "";
   const strong = document.createElement("strong");
   strong.textContent = "Checked. ";
   $("superglue-note").append(strong, `The gain column is few-shot minus zero-shot; ${mismatches === 0
-    ? "the seed's own column agrees on every row" : `${mismatches} row(s) of the seed's column disagree`}. `
-    + `The seed calls the growth superlinear. Per tenfold of parameters the gain grows by ${earlier} points between the small models, `
+    ? "the lecture's own column agrees on every row" : `${mismatches} row(s) of the lecture's column disagree`}. `
+    + `The lecture calls the growth superlinear. Per tenfold of parameters the gain grows by ${earlier} points between the small models, `
     + `but by ${last.points_per_decade.toFixed(1)} from ${last.from} to ${last.to} (${last.decades} tenfolds): on a log-size axis these five rows `
-    + "do not accelerate. The seed's table leaves out the 2.7B–13B models that would show the shape in between.");
-  const s = data.seed;
+    + "do not accelerate. The lecture's table leaves out the 2.7B–13B models that would show the shape in between.");
+  const s = data.lecture;
   const items = [
-    `Its traced forward pass: ${s.trace.k} examples × ${s.trace.per_example} tokens + a ${s.trace.query}-token query = ${s.trace.computed} tokens (the seed says ${s.trace.total}).`,
-    `Its inference cost: ${s.cost.k} examples × ${s.cost.per_example} tokens = ${fmtInt(s.cost.computed)} extra tokens on every call (the seed says ${fmtInt(s.cost.extra)}).`,
-    `“${s.gpt3_fit[0]}–${s.gpt3_fit[1]} short examples” in ${fmtInt(s.gpt3_window)} tokens means ${s.gpt3_per_example[0]}–${s.gpt3_per_example[1]} tokens per example; “~${s.fit_4k}” in ${fmtInt(s.window_4k)} tokens means ${s.k4_per_example}. Examples of the first size would fit ${s.k4_at_gpt3_sizes[0]}–${s.k4_at_gpt3_sizes[1]} times in ${fmtInt(s.window_4k)} tokens: the seed's two figures assume different example lengths.`,
-    `This pool's reviews cost ${data.mean_example_tokens} WordPiece tokens each on average, layout included: shorter than the seed's ~100.`,
+    `Its traced forward pass: ${s.trace.k} examples × ${s.trace.per_example} tokens + a ${s.trace.query}-token query = ${s.trace.computed} tokens (the lecture says ${s.trace.total}).`,
+    `Its inference cost: ${s.cost.k} examples × ${s.cost.per_example} tokens = ${fmtInt(s.cost.computed)} extra tokens on every call (the lecture says ${fmtInt(s.cost.extra)}).`,
+    `“${s.gpt3_fit[0]}–${s.gpt3_fit[1]} short examples” in ${fmtInt(s.gpt3_window)} tokens means ${s.gpt3_per_example[0]}–${s.gpt3_per_example[1]} tokens per example; “~${s.fit_4k}” in ${fmtInt(s.window_4k)} tokens means ${s.k4_per_example}. Examples of the first size would fit ${s.k4_at_gpt3_sizes[0]}–${s.k4_at_gpt3_sizes[1]} times in ${fmtInt(s.window_4k)} tokens: the lecture's two figures assume different example lengths.`,
+    `This pool's reviews cost ${data.mean_example_tokens} WordPiece tokens each on average, layout included: shorter than the lecture's ~100.`,
   ];
-  $("seed-checks").replaceChildren(...items.map((t) => { const li = document.createElement("li"); li.textContent = t; return li; }));
+  $("source-checks").replaceChildren(...items.map((t) => { const li = document.createElement("li"); li.textContent = t; return li; }));
 }
 
 function draw() {

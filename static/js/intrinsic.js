@@ -110,11 +110,11 @@ function drawSummary() {
     : `${fmtInt(data.d90)} (${share(data.d90_fraction)} of D)`;
   $("d90").textContent = d90Text;
   $("d90-text").textContent = d90Text;
-  const f = data.seed_facts;
-  $("seed-d90").textContent = fmtInt(f.roberta_d90);
-  $("seed-share").textContent = share(f.roberta_fraction);
-  document.querySelectorAll(".seed-params").forEach((el) => { el.textContent = millions(f.roberta_params); });
-  $("seed-range").textContent = `${fmtInt(f.subspace_range[0])}–${fmtInt(f.subspace_range[1])}`;
+  const f = data.source_facts;
+  $("source-d90").textContent = fmtInt(f.roberta_d90);
+  $("source-share").textContent = share(f.roberta_fraction);
+  document.querySelectorAll(".source-params").forEach((el) => { el.textContent = millions(f.roberta_params); });
+  $("source-range").textContent = `${fmtInt(f.subspace_range[0])}–${fmtInt(f.subspace_range[1])}`;
   $("large-params").textContent = millions(f.roberta_large_params);
   $("large-share").textContent = share(f.roberta_large_fraction);
   $("net-params").textContent = fmtInt(data.network.params);

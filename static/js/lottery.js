@@ -160,10 +160,10 @@ function drawSummary() {
     text += "Here the random mask does as well as the ticket: on this run the small net does not show the lottery effect.";
   }
   $("verdict").textContent = text;
-  $("seed-vgg").textContent = sparsityText(data.seed_facts.vgg19_pruned);
-  $("seed-share").textContent =
-    `${fmtInt(data.seed_facts.ticket_weights)} of ${fmtInt(data.seed_facts.dense_weights)} ` +
-    `(${sparsityText(data.seed_facts.ticket_share)})`;
+  $("source-vgg").textContent = sparsityText(data.source_facts.vgg19_pruned);
+  $("source-share").textContent =
+    `${fmtInt(data.source_facts.ticket_weights)} of ${fmtInt(data.source_facts.dense_weights)} ` +
+    `(${sparsityText(data.source_facts.ticket_share)})`;
   $("net-params").textContent = fmtInt(data.network.params);
   $("net-sizes").textContent = data.network.sizes.join(" → ");
 }

@@ -112,7 +112,7 @@ function syncControls() {
       });
     }
   }
-  $("seed-notes").replaceChildren(...data.seed_notes.map((n) => {
+  $("source-notes").replaceChildren(...data.source_notes.map((n) => {
     const li = document.createElement("li");
     li.innerHTML = `<strong></strong> `;
     li.querySelector("strong").textContent = `${n.source}:`;

@@ -215,12 +215,12 @@ function drawText() {
   $("notes").innerHTML = data.notes.map((n) => `<li><strong>${escapeHtml(n.source)}.</strong> ${escapeHtml(n.text)}</li>`).join("");
   $("reported").innerHTML = data.reported.map((r) => `<li>${r.qualifier ? `${r.qualifier} ` : ""}`
     + `${fmtInt(r.value)} ${r.unit} ${escapeHtml(r.what)} (${escapeHtml(r.model)}): reported by `
-    + `${escapeHtml(r.paper)} in seed ${r.seed}, not measured here.</li>`).join("");
+    + `${escapeHtml(r.paper)}, as quoted in ${escapeHtml(r.source)}; not measured here.</li>`).join("");
   const added = data.reported.find((r) => r.key === "added_latency");
   $("latency-note").textContent = "Measured by the worker at the end of each run: the median of several forward passes "
     + "over the same validation batch, before and after merge_and_unload(). On a model this small, and on a CPU, "
     + "timings are noisy from run to run; merging removes the B·(A·x) of every adapted matrix. "
-    + `The LoRA paper reports ${added.value} ${added.unit} added once merged (${added.paper}, seed ${added.seed}).`;
+    + `The LoRA paper reports ${added.value} ${added.unit} added once merged (${added.paper}, as quoted in ${added.source}).`;
 }
 
 function draw() {

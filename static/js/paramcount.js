@@ -111,11 +111,11 @@ function drawTable() {
 function drawNotes() {
   const g = data.notes.gpt3;
   const rows = g.rows.map((row) =>
-    `${row.targets}: the seed says ${fmtCompact.format(row.seed_figure)}, the formula gives ` +
-    `${fmtInt(row.formula)} (the seed's figure is what r ≈ ${row.rank_matching_seed} would give)`);
+    `${row.targets}: the lecture says ${fmtCompact.format(row.quoted_figure)}, the formula gives ` +
+    `${fmtInt(row.formula)} (the lecture's figure is what r ≈ ${row.rank_matching_quote} would give)`);
   $("gpt3-note").innerHTML = "";
   const gTitle = document.createElement("p");
-  gTitle.innerHTML = `<strong>GPT-3 175B at r = ${g.rank}.</strong> Seed ${g.seed} says LoRA on ` +
+  gTitle.innerHTML = `<strong>GPT-3 175B at r = ${g.rank}.</strong> ${g.source} says LoRA on ` +
     `Q, K, V and O of all ${g.layers} layers trains about ${fmtCompact.format(g.qkvo_prose)} ` +
     `parameters, and its table of target sets gives the figures below. Its own per-matrix count, ` +
     `${fmtInt(g.per_matrix_r8)} (2·d·r), times 4 matrices and ${g.layers} layers is ` +
@@ -132,18 +132,18 @@ function drawNotes() {
   const llama = data.models.find((m) => m.key === "llama-7b");
   $("llama-note").innerHTML = "";
   const p = document.createElement("p");
-  p.innerHTML = `<strong>LLaMA-7B at r = ${l.rank}, all seven projections.</strong> Seed ${l.seed} ` +
-    `shows ${fmtInt(l.seed_figure)} trainable parameters. With d = ${fmtInt(llama.hidden)}, ` +
+  p.innerHTML = `<strong>LLaMA-7B at r = ${l.rank}, all seven projections.</strong> ${l.source} ` +
+    `shows ${fmtInt(l.quoted_figure)} trainable parameters. With d = ${fmtInt(llama.hidden)}, ` +
     `${llama.layers} layers and a gated FFN of width ${fmtInt(llama.intermediate)}, ` +
     `Σ r·(d_in + d_out) × layers gives ${fmtInt(l.formula)}; the lab shows the formula.`;
   const q = document.createElement("p");
-  q.innerHTML = `<strong>LLaMA-7B, Q and V.</strong> Seed ${l.qv_seed} lists these counts; ` +
+  q.innerHTML = `<strong>LLaMA-7B, Q and V.</strong> ${l.qv_source} lists these counts; ` +
     `2·d·r × 2 matrices × ${llama.layers} layers gives half of each. The quoted figures are ` +
     `what four matrices (Q, K, V and O) give:`;
   const qList = document.createElement("ul");
   for (const row of l.qv_rows) {
     const li = document.createElement("li");
-    li.textContent = `r = ${row.rank}: the seed says ${fmtCompact.format(row.seed_figure)}, ` +
+    li.textContent = `r = ${row.rank}: the article says ${fmtCompact.format(row.quoted_figure)}, ` +
       `Q and V give ${fmtInt(row.formula)}, Q, K, V and O give ${fmtInt(row.formula_qkvo)}`;
     qList.append(li);
   }

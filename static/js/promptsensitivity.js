@@ -88,7 +88,7 @@ function fillStatic() {
       y: ["SST-2 reordered"], x: [sst.spread], base: [0], marker: { color: ACCENT },
       text: [`${sst.spread}`], textposition: "outside", cliponaxis: false,
       hovertemplate: `worst ${sst.rows[0].low}%, best ${sst.rows[1].high}%: a ${sst.spread}-point spread<extra>${sst.rows[0].source}</extra>` },
-    bars(formats, "one format choice (seed's table)", ORANGE),
+    bars(formats, "one format choice (the lecture's table)", ORANGE),
   ];
   react("reported-chart", traces, {
     barmode: "overlay", margin: { l: 10, r: 10, t: 10, b: 50 },
@@ -101,13 +101,13 @@ function fillStatic() {
   $("reported-source").textContent = `Reported results, not the lab's measurements: ${sources.join("; ")}. `
     + `Zhao et al.'s SST-2 spread is ${sst.rows[0].low}% to ${sst.rows[1].high}% accuracy, ${sst.spread} points: within the table's “up to ${data.reported.find((r) => r.key === "ordering").high}”. `
     + "A range bar starts at the lower figure the source gives (at 0 where it says only “up to”). The grey rows are the spread across formats before and after calibration.";
-  const s = cal().seed_example;
-  $("seed-note").innerHTML = "";
+  const s = cal().worked_example;
+  $("source-note").innerHTML = "";
   const strong = document.createElement("strong");
-  strong.textContent = "The seed's worked example, recomputed. ";
-  $("seed-note").append(strong, `Raw ${s.raw} / ${s.raw_neg}, content-free ${s.bias} / ${s.bias_neg}: `
+  strong.textContent = "The lecture's worked example, recomputed. ";
+  $("source-note").append(strong, `Raw ${s.raw} / ${s.raw_neg}, content-free ${s.bias} / ${s.bias_neg}: `
     + `${s.raw} ÷ ${s.bias} = ${f4(s.divided[0])} and ${s.raw_neg} ÷ ${s.bias_neg} = ${f4(s.divided[1])}, sum ${f4(s.total)}, `
-    + `so ${f4(s.calibrated[0])} / ${f4(s.calibrated[1])}. Seed 000 prints ${s.seed_says} / ${s.seed_says_neg}, which this arithmetic does not give.`);
+    + `so ${f4(s.calibrated[0])} / ${f4(s.calibrated[1])}. The lecture prints ${s.source_says} / ${s.source_says_neg}, which this arithmetic does not give.`);
 }
 
 function drawFormat() {
@@ -215,9 +215,9 @@ for (const [slider, name] of [[rawSlider, "raw"], [biasSlider, "bias"]]) {
     writeUrl();
   });
 }
-$("seed-example").addEventListener("click", () => {
+$("source-example").addEventListener("click", () => {
   if (!data) return;
-  const s = cal().seed_example;
+  const s = cal().worked_example;
   state.raw = nearest(cal().raw, s.raw);
   state.bias = nearest(cal().bias, s.bias);
   syncControls();

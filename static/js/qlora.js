@@ -199,6 +199,13 @@ function drawNotes() {
   $("note-65-nf4").textContent = gb(m.nf4_gb[i65][m.b64_index]);
   $("note-65-dq").textContent = gb(m.nf4_dq_gb[i65][m.b64_index]);
   $("note-70").textContent = gb(m.llama2_70b_4bit_gb);
+  const l70 = m.lecture_70b;
+  $("note-70-printed").textContent = fmtInt(l70.printed);
+  $("note-70-formula").textContent = fmtInt(l70.formula);
+  $("note-70-gpt3").textContent = fmtInt(l70.gpt3_qv_r4);
+  $("note-70-card").textContent = gb(l70.card_bytes / 1e9);
+  $("note-70-weights").textContent = gb(l70.weights_4bit_bytes / 1e9);
+  $("note-70-weights-dq").textContent = gb(l70.weights_nf4_dq_bytes / 1e9);
   $("note-7b-count").textContent = fmtInt(m.scales_7b_b64);
   $("note-7b-mb").textContent = m.scales_7b_b64_mb;
   $("note-saving").textContent = data.bits.dq_saving_at_64;

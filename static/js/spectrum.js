@@ -1,4 +1,4 @@
-// P19 Method spectrum. One request brings the seeds' reported figures with the lab's counts;
+// P19 Method spectrum. One request brings the sources' reported figures with the lab's counts;
 // the method toggles only hide and show traces. The hidden methods live in the query string.
 import { $, METHOD_COLOURS, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher } from "./playground.js";
@@ -23,6 +23,12 @@ function legendBelow(extra = {}) {
   return { orientation: "h", x: 0, y: -0.22, yanchor: "top", ...extra };
 }
 
+// What a bubble's hover says of Hu et al. 2021, Table 2: its mean, or that the lab has no figure.
+function tableLine(p) {
+  if (p.table2) return `${p.table2.source}: mean of ${p.table2.tasks.length} GLUE tasks ${p.table2.mean.toFixed(2)} (printed ${p.table2.printed_average})`;
+  return p.table2_unconfirmed ? "Not matched to a figure of Hu et al. 2021, Table 2 by this lab" : "";
+}
+
 function drawGlue() {
   const pts = data.glue.points.filter((p) => shown(p.method));
   const scored = pts.filter((p) => p.gap);
@@ -34,10 +40,23 @@ function drawGlue() {
     // Bubble area ∝ trainable share; full fine-tuning (100%) is capped so it does not cover the rest.
     marker: { color: METHOD_COLOURS[p.method], opacity: 0.75, line: { color: "#222", width: 1 },
       size: Math.min(46, 12 + 30 * Math.sqrt(Math.min(p.share, maxShare) / maxShare)) },
-    customdata: [[fmtInt(p.trainable), fmtPct(p.share), p.setting, p.quotes.map((q) => `“${q.text}” (line ${q.line})`).join("<br>")]],
+    customdata: [[fmtInt(p.trainable), fmtPct(p.share), p.setting, p.quotes.map((q) => `“${q.text}” (line ${q.line})`).join("<br>"),
+      tableLine(p)]],
     hovertemplate: `<b>${p.label}</b>: %{customdata[2]}<br>%{customdata[0]} trainable (%{customdata[1]})<br>`
-      + `${p.gap[0]} to ${p.gap[1]} points behind full fine-tuning<br>%{customdata[3]}<extra></extra>`,
+      + `${p.gap[0]} to ${p.gap[1]} points behind full fine-tuning, as ${p.gap_source} words it:<br>%{customdata[3]}`
+      + "<br>%{customdata[4]}<extra></extra>",
   }));
+  // Beside the post's words, the table they go back to, where the lab has its figures.
+  const tabled = pts.filter((p) => p.table2 && p.method !== "full");
+  if (tabled.length) {
+    traces.push({
+      x: tabled.map((p) => p.trainable), y: tabled.map((p) => p.table2.gap), mode: "markers",
+      name: tabled[0].table2.source, marker: { symbol: "diamond", size: 12, color: "#111" }, cliponaxis: false,
+      customdata: tabled.map((p) => [p.label, p.table2.mean.toFixed(2), data.glue.points.find((q) => q.method === "full").table2.mean.toFixed(2)]),
+      hovertemplate: `<b>%{customdata[0]}</b>, ${tabled[0].table2.source}: mean GLUE %{customdata[1]} `
+        + "against full fine-tuning's %{customdata[2]}: %{y:.2f} points behind (negative: ahead)<extra></extra>",
+    });
+  }
   const shapes = [];
   const annotations = [];
   for (const p of pts.filter((q) => !q.gap)) {
@@ -46,10 +65,13 @@ function drawGlue() {
     annotations.push({ x: Math.log10(p.trainable), yref: "paper", y: 0.98, text: `${p.label}: no figure`,
       showarrow: false, xanchor: "left", font: { size: 11, color: METHOD_COLOURS[p.method] }, bgcolor: "rgba(255,255,255,0.85)" });
   }
+  // Room above the highest point for the "no figure" labels; the axis runs downwards (worse).
+  const ys = [...scored.flatMap((p) => p.gap), ...tabled.map((p) => p.table2.gap), 0];
   Plotly.react("glue-chart", traces, {
-    margin: { l: 60, r: 15, t: 10, b: 60 }, shapes, annotations, legend: legendBelow(),
+    margin: { l: 60, r: 15, t: 10, b: 60 }, shapes, annotations, legend: legendBelow({ y: -0.3 }),
     xaxis: { title: { text: "trainable parameters (computed, log scale)" }, type: "log", automargin: true },
-    yaxis: { title: { text: "GLUE gap to full FT (points)" }, autorange: "reversed", zeroline: true, automargin: true },
+    yaxis: { title: { text: "GLUE gap to full FT (points)" }, range: [Math.max(...ys) + 0.4, Math.min(...ys) - 0.8],
+      zeroline: true, automargin: true },
   }, PLOT_CONFIG);
 }
 
@@ -57,13 +79,13 @@ function drawRank() {
   const rows = data.rank_quality.rows;
   const mid = rows.map((r) => (r.quality[0] + r.quality[1]) / 2);
   Plotly.react("rank-chart", [{
-    x: rows.map((r) => 100 * r.share), y: mid, mode: "lines+markers+text", name: "LoRA (seed 000, GPT-3)",
+    x: rows.map((r) => 100 * r.share), y: mid, mode: "lines+markers+text", name: "LoRA on GPT-3 (the lecture's rank table)",
     text: rows.map((r) => `r = ${r.rank}`), textposition: "bottom right", cliponaxis: false,
     line: { color: METHOD_COLOURS.lora }, marker: { size: 10, color: METHOD_COLOURS.lora },
     error_y: { type: "data", symmetric: false, array: rows.map((r, i) => r.quality[1] - mid[i]),
       arrayminus: rows.map((r, i) => mid[i] - r.quality[0]), color: METHOD_COLOURS.lora, width: 6 },
-    customdata: rows.map((r) => [fmtInt(r.per_matrix), r.seed_count, r.seed_quality]),
-    hovertemplate: "r = %{text}: %{customdata[0]} per matrix (seed: %{customdata[1]})<br>"
+    customdata: rows.map((r) => [fmtInt(r.per_matrix), r.quoted_count, r.quoted_quality]),
+    hovertemplate: "r = %{text}: %{customdata[0]} per matrix (the lecture: %{customdata[1]})<br>"
       + "quality vs full FT: %{customdata[2]} (reported)<extra></extra>",
   }], {
     margin: { l: 60, r: 20, t: 10, b: 60 }, showlegend: true, legend: legendBelow(),
@@ -75,8 +97,8 @@ function drawRank() {
 function drawShares() {
   const methods = ["lora", "adapter", "prefix", "prompt", "bitfit"].filter(shown);
   const rows = data.share_tables.filter((q) => methods.includes(q.method));
-  // Short row names ("Adapter · 000 table"), so that the plot keeps its width on a phone.
-  const y = (q) => `${label(q.method).replace(/ \(.*\)$/, "")} · ${q.source.replace("seed ", "")}`;
+  // Short row names ("Adapter · lecture, table"), so that the plot keeps its width on a phone.
+  const y = (q) => `${label(q.method).replace(/ \(.*\)$/, "")} · ${q.short}`;
   const symbol = { range: "line-ns-open", about: "circle", below: "triangle-left" };
   const traces = rows.map((q) => ({
     x: q.kind === "range" ? [q.low, q.high] : [q.high], y: q.kind === "range" ? [y(q), y(q)] : [y(q)],
@@ -95,9 +117,9 @@ function drawShares() {
       hovertemplate: `${p.label}, ${p.setting}: ${fmtPct(p.share)} computed<extra></extra>`,
     });
   }
-  traces.push({ x: [null], y: [null], mode: "markers", name: "quoted by a seed table", marker: { color: "#9aa3b2", size: 11 }, hoverinfo: "skip" });
+  traces.push({ x: [null], y: [null], mode: "markers", name: "quoted by a source's table", marker: { color: "#9aa3b2", size: 11 }, hoverinfo: "skip" });
   Plotly.react("share-chart", traces, {
-    margin: { l: 10, r: 20, t: 10, b: 60 }, legend: legendBelow({ y: -0.18 }),
+    margin: { l: 10, r: 20, t: 10, b: 60 }, legend: legendBelow({ y: -0.24 }),
     height: Math.max(320, 60 + 34 * new Set(rows.map(y)).size),
     xaxis: { title: { text: "trainable share (%, log)" }, type: "log", dtick: 1, automargin: true },
     yaxis: { automargin: true, autorange: "reversed" },
@@ -112,13 +134,13 @@ function fillTables() {
   $("rank-hidden").textContent = fmtInt(data.rank_quality.hidden);
   const bitfit = data.glue.points.find((p) => !p.gap);
   $("bitfit-note").textContent = `${bitfit.label} (${fmtPct(bitfit.share)}) is drawn as a dotted line: `
-    + `the seed gives no figure, only “${bitfit.quotes[1].text}”.`;
+    + `the post gives no figure, only “${bitfit.quotes[1].text}”.`;
   $("notes").replaceChildren(...data.notes.map((n) => Object.assign(document.createElement("li"), { textContent: n.text })));
   $("gpt3-table").tBodies[0].replaceChildren(...data.gpt3_table.map((r) => {
     const tr = document.createElement("tr");
     const formula = r.formula !== null ? fmtInt(r.formula)
       : `${r.tokens_at_gpt3_width.toFixed(1)} tokens' worth at d = ${fmtInt(data.rank_quality.hidden)}`;
-    tr.append(...[r.label, r.seed, `${Number((100 * r.seed_share).toPrecision(2))}%`, formula]
+    tr.append(...[r.label, r.quoted, `${Number((100 * r.quoted_share).toPrecision(2))}%`, formula]
       .map((t) => Object.assign(document.createElement("td"), { textContent: t })));
     return tr;
   }));

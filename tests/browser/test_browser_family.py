@@ -143,8 +143,16 @@ def test_it_toggles_the_spectrum_methods_and_restores_them_from_the_url(page, br
     expect(page.locator("#spectrum-error")).to_be_hidden()
     # Five methods have a reported gap (BitFit has none): full FT, LoRA, adapter, prefix, prompt.
     names = page.evaluate("() => document.getElementById('glue-chart').data.map(t => t.name)")
-    assert names == ["Full fine-tuning", "LoRA", "Adapter (Houlsby)", "Prefix tuning", "Prompt tuning"]
-    # Seed 004: LoRA r = 8 at 0.24% of RoBERTa-base: 294,912 computed.
+    # Beside them, the LoRA paper's own Table 2 where the lab has its figures (LoRA).
+    assert names == [
+        "Full fine-tuning",
+        "LoRA",
+        "Adapter (Houlsby)",
+        "Prefix tuning",
+        "Prompt tuning",
+        "Hu et al. 2021 (LoRA), Table 2, RoBERTa-base",
+    ]
+    # The PEFT derivations post: LoRA r = 8 at 0.24% of RoBERTa-base: 294,912 computed.
     assert plot_data(page, "glue-chart", 1, "x") == [294912]
     expect(page.locator("#bitfit-note")).to_contain_text("no figure")
     expect(page.locator("#notes")).to_contain_text("368,640")

@@ -62,7 +62,7 @@ def test_it_moves_every_control_and_keeps_the_state_in_the_url(page):
     assert len(api) == 1
     # The default is the 7B LLaMA-like model; its working shows the formulas with numbers in.
     expect(page.locator("#working-table")).to_contain_text("6.74e9 params × 2 bytes = 13.5 GB")
-    expect(page.locator("#seed-notes li")).to_have_count(4)
+    expect(page.locator("#source-notes li")).to_have_count(6)  # the lecture's 27 A100s and 56 MB, with the four before
     shot(page, "memory-calculator-7b")
 
     # The sliders index the fetched grid: no request.
@@ -252,7 +252,7 @@ def test_cost_moves_every_control_and_keeps_the_state_in_the_url(page):
     expect(page.locator("#pretrain-formula")).to_contain_text("$4.69M")
     # Ten 16-bit GPT-3 checkpoints: 3.5 TB (seed 000).
     expect(page.locator('#cost-table tr[data-model="gpt3-175b"] td.storage')).to_have_text("3.50 TB")
-    expect(page.locator("#seed-notes li")).to_have_count(4)
+    expect(page.locator("#source-notes li")).to_have_count(4)
     shot(page, "cost-of-fine-tuning")
     gpt3 = '#cost-table tr[data-model="gpt3-175b"]'
 

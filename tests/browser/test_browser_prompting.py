@@ -138,7 +138,7 @@ def test_prompt_sensitivity_shows_each_format_and_calibrates(page, browser, embe
     expect(page.locator("#cal-neg")).to_have_text("0.2059")
     expect(page.locator("#div-pos")).to_have_text("0.90 ÷ 0.70 = 1.2857")
     expect(page.locator("#total")).to_have_text("1.6190")
-    expect(page.locator("#seed-note")).to_contain_text("Seed 000 prints 0.81 / 0.19")
+    expect(page.locator("#source-note")).to_contain_text("The lecture prints 0.81 / 0.19")
     expect(page.locator("#reported-source")).to_contain_text("Zhao et al. 2021")
     expect(page.locator("#last-label")).to_have_text("Positive")
     no_chart_is_blank(page, ["reported-chart", "calibration-chart"])
@@ -174,7 +174,7 @@ def test_prompt_sensitivity_shows_each_format_and_calibrates(page, browser, embe
         expect(page.locator("#cal-pos")).to_have_text(f"{c.calibrated[0]:.4f}")
         expect(page.locator("#div-neg")).to_contain_text(f"{c.divided[1]:.4f}")
         expect(page.locator("#decision")).to_contain_text(verdict)
-    page.click("#seed-example")
+    page.click("#source-example")
     expect(page.locator("#raw-value")).to_have_text("0.90")
     expect(page.locator("#bias-value")).to_have_text("0.70")
     slide(page, "#raw-slider", 75)
@@ -214,9 +214,18 @@ def test_chain_of_thought_writes_the_steps_and_counts_their_tokens(page, browser
     expect(page.locator("#steps li")).to_have_count(3)
     expect(page.locator("#steps li").nth(0)).to_contain_text("4 × 12 = 48")
     expect(page.locator("#final")).to_have_text("The answer is 11.")
-    expect(page.locator("#seed-note")).to_contain_text("contradicts itself")
+    # "Let's think step by step" is Kojima et al.'s zero-shot CoT; 18 → 57 % is Wei et al.'s PaLM
+    # 540B with worked examples: each figure with its paper, the lecture's beside them.
+    note = page.locator("#source-note")
+    expect(note).to_contain_text("Wei et al.'s PaLM 540B figures with eight worked examples, 17.9% → 56.9%")
+    expect(note).to_contain_text("Kojima et al.'s zero-shot CoT; on GSM8K they report 10.4% → 40.7%")
+    expect(note).to_contain_text("17.7% → 78.7% rounded: +61.0 points")
     expect(page.locator("#reported-source")).to_contain_text("Kojima et al. 2022")
-    assert plot_data(page, "reported-chart", 1, "y") == [57, 79]
+    expect(page.locator("#reported-source")).to_contain_text("Wei et al. 2022")
+    assert plot_data(page, "reported-chart", 0, "y") == [10.4, 17.9, 17.7]  # standard prompts
+    assert plot_data(page, "reported-chart", 1, "y") == [40.7, 78.7]  # zero-shot CoT (Kojima et al.)
+    assert plot_data(page, "reported-chart", 1, "x") == ["GSM8K · InstructGPT", "MultiArith · InstructGPT"]
+    assert plot_data(page, "reported-chart", 2, "y") == [56.9]  # worked examples (Wei et al.)
     no_chart_is_blank(page, ["tokens-chart", "reported-chart", "tasks-chart"])
     shot(page, "chain-of-thought-bakery")
 

@@ -70,7 +70,9 @@ def test_it_steps_through_freeze_attach_merge_and_restores_the_step_from_the_url
     expect(page.locator("#share")).to_have_text("0.391 %")
     expect(page.locator("#step-title")).to_contain_text("Step 1 of 5: Freeze")
     expect(page.locator("#reported-table tbody tr")).to_have_count(3)
-    expect(page.locator("#reported-table")).to_contain_text("reported by Hu et al. 2021 (LoRA) in seed 002")
+    expect(page.locator("#reported-table")).to_contain_text(
+        "reported by Hu et al. 2021 (LoRA), as quoted in the LoRA paper walk-through"
+    )
     expect(page.locator("#gpt3-table")).to_contain_text("37,087×")
     assert page.locator("#diagram svg g.fade").first.get_attribute("class") == "fade"
     shot(page, "freeze-attach-merge-step1")
@@ -176,7 +178,9 @@ def test_without_runs_it_illustrates_by_formula_and_offers_to_train_one(page, br
     assert "illustration" in page.evaluate("() => document.getElementById('illustration-chart').data[1].name")
     assert len(plot_data(page, "illustration-chart", 1, "y")) == 4
     expect(page.locator("#notes li")).to_have_count(3)
-    expect(page.locator("#reported")).to_contain_text("reported by Hu et al. 2021 (LoRA) in seed 002")
+    expect(page.locator("#reported")).to_contain_text(
+        "reported by Hu et al. 2021 (LoRA), as quoted in the LoRA paper walk-through"
+    )
     storage_controls_work(page)
     assert len(requests) == 1, f"a control asked the server: {requests}"
     assert query(page) == {"merged": "0", "model": "gpt3-175b", "rank": "64", "n": "11"}

@@ -96,7 +96,7 @@ def test_it_slides_through_subspace_sizes_and_restores_them_from_the_url(page):
     d90 = page.locator("#d90").inner_text()
     assert d90.startswith("50 (")
     expect(page.locator("#d90-text")).to_have_text(d90)
-    expect(page.locator("#seed-share")).to_have_text("0.000071 %")
+    expect(page.locator("#source-share")).to_have_text("0.000071 %")
     acc10 = page.locator("#acc-d").inner_text()
     loss10 = plot_data(page, "loss-chart", 0, "y")
     shot(page, "intrinsic-dimension-d10")

@@ -10,7 +10,7 @@ chapters, 002 = the LoRA (2021) paper page, 003 = "LoRA and the efficiency revol
 import pytest
 
 from peftlab.runs.models import Run
-from simulations import memory, serving
+from simulations import memory, serving, sources
 from workers import base_model, datasets, demo
 from workers.base_model import memory_model as minilm
 
@@ -58,8 +58,12 @@ def test_the_seed_notes_recompute_the_26_task_table():
     # (6.3M weights); GPT-3-sized ones are 604 MB at 16-bit.
     assert serving.bert_large_adapter_bytes() == 25_165_824
     assert serving.gpt3_adapter_bytes() == 603_979_776
-    notes = serving.seed_notes()
-    assert [n["source"].split(" ")[1] for n in notes] == ["001", "000", "000"]
+    notes = serving.source_notes()
+    assert [n["source"].split(" (")[0] for n in notes] == [
+        "the LoRA course, chapter 0",
+        sources.LECTURE,
+        sources.LECTURE,
+    ]
     text = notes[1]["text"]
     assert "9.10 TB" in text and "26× less" in text and "604.0 MB" in text and "25.2 MB" in text
     assert "14.0 GB, ten copies 140.0 GB" in notes[0]["text"]
@@ -110,13 +114,13 @@ def test_gpt3_reduction_brackets_the_reported_10000x():
     assert rows[2]["reduction"] > 10_000 > rows[4]["reduction"]
 
 
-def test_the_reported_table_holds_what_seed_002_says():
-    # seed 002: "Trainable parameters 10,000×", "GPU memory ~3×", "Inference latency 0 ms".
+def test_the_reported_table_holds_what_the_paper_walk_through_says():
+    # The LoRA paper walk-through: "Trainable parameters 10,000×", "GPU memory ~3×", "Inference latency 0 ms".
     rows = {r["key"]: r for r in serving.REPORTED}
     assert rows["trainable_reduction"]["value"] == 10_000
     assert rows["memory_reduction"]["value"] == 3
     assert rows["added_latency"]["value"] == 0 and rows["added_latency"]["unit"] == "ms"
-    assert all(r["seed"] == "002" and r["paper"] == "Hu et al. 2021 (LoRA)" for r in rows.values())
+    assert all(r["source"] == sources.PAPER_TOUR and r["paper"] == "Hu et al. 2021 (LoRA)" for r in rows.values())
 
 
 # --- demo sentences (workers/demo.py) -----------------------------------------------------------

@@ -136,7 +136,7 @@ def test_it_serves_every_count_for_every_rank(client):
     assert gpt3["counts"]["QKVO"][j] == 75_497_472
     assert set(gpt3["counts"]) == set(lora.TARGET_SETS)
     rows = {row["targets"]: row for row in data["notes"]["gpt3"]["rows"]}
-    assert rows["QKVO"]["seed_figure"] == 18.8e6 and rows["QKVO"]["formula"] == 75_497_472
+    assert rows["QKVO"]["quoted_figure"] == 18.8e6 and rows["QKVO"]["formula"] == 75_497_472
     assert data["notes"]["llama"]["formula"] == 39_976_960
 
 

@@ -243,7 +243,7 @@ def test_it_reproduces_gpt3_pretraining_cost():
 def test_it_reproduces_the_seed_gpu_hours_table_within_a_third():
     # seed 000:17-24: 1,200 GPU-hours for 175B on A100, 400 for 65B, 80 for 13B, 40 for 7B, 8 for
     # 1.5B. 500M tokens per run at 40% of an A100's 312 TFLOP/s reproduces these within 30%; the
-    # 125M row (0.5 h) does not follow (the seed's rows grow faster than N: see seed_notes).
+    # 125M row (0.5 h) does not follow (the seed's rows grow faster than N: see source_notes).
     from simulations import cost
 
     rows = {r["key"]: r for r in cost.table(cost.Settings())}
@@ -282,7 +282,7 @@ def test_it_multiplies_by_tasks_and_runs_and_flags_the_seed():
     assert gpt3["total_cost"][9][2] == pytest.approx(30 * gpt3["cost"])
     # seed 000:6 "the jump from 6.7B to 175B is roughly 40×": the formula gives 175/6.7 ≈ 26×.
     assert cost.jump(list(rows.values())) == pytest.approx(175 / 6.7)
-    notes = " ".join(n["text"] for n in cost.seed_notes(cost.Settings()))
+    notes = " ".join(n["text"] for n in cost.source_notes(cost.Settings()))
     # seed 000:3 "$1.2 million per training run" vs its own table's $3,750: flagged, 320×.
     assert "$3,750" in notes and "320×" in notes and "26×" in notes
 
@@ -300,3 +300,46 @@ def test_every_architecture_has_a_short_name_and_its_details():
     # The name fills a select on a phone (static/js/memory.js); what sets it apart is a line below.
     assert set(memory.ARCH_DETAILS) == set(memory.ARCHS)
     assert all(len(name) <= 24 for name in memory.ARCHS.values())
+
+
+# --- the lecture's figures, corrected beside its own ------------------------------------------
+
+
+def test_the_optimizer_states_alone_fill_18_a100s_not_27():
+    # The lecture: "You need at least 27 A100s just for the optimizer states". 27 × 80 GB holds its
+    # whole 12-byte training state (2.1 TB); Adam's m and v (8 bytes × 175B = 1.4 TB) need 18.
+    checks = memory.lecture_checks()
+    assert checks["state_bytes"] == pytest.approx(2.1e12) and checks["state_a100s"] == 27
+    assert checks["optimizer_bytes"] == pytest.approx(1.4e12) and checks["optimizer_a100s"] == 18
+    assert memory.gpus_to_hold(80e9) == 1 and memory.gpus_to_hold(81e9) == 2
+    note = memory.source_notes()[0]["text"]
+    assert "27 A100s just for the optimizer states" in note and "2.10 TB" in note and "1.40 TB: 18 A100s" in note
+
+
+def test_loras_optimizer_state_is_8_bytes_per_parameter():
+    # The lecture: "4.7M × 12 bytes = 56 MB" of optimizer state; Adam's m and v are 8 bytes: 37.6 MB.
+    checks = memory.lecture_checks()
+    assert memory.adam_state_bytes(1) == 8 and memory.adam_state_bytes(1, "adam8") == 2
+    assert checks["lora_optimizer_bytes"] == pytest.approx(37.6e6)
+    assert checks["lora_quoted_bytes"] == pytest.approx(56.4e6)
+    note = memory.source_notes()[1]["text"]
+    assert "4.7M × 12 bytes = 56 MB" in note and "37.6 MB" in note
+
+
+def test_the_lectures_llama_2_70b_printout_is_gpt3s_count():
+    # The lecture's printout for Llama-2-70B, r = 16 on q_proj and v_proj: "trainable params:
+    # 18,874,368". With 8 KV heads v_proj maps 8192 → 1024: 80 · 16 · (16384 + 9216) = 32,768,000.
+    # 18,874,368 is GPT-3's Q and V at r = 4: 96 · 2 · 4 · (12288 + 12288).
+    checks = memory.lecture_70b_checks()
+    assert PRESETS["llama-70b"].kv_dim == 1024
+    assert checks["formula"] == 80 * 16 * ((8192 + 8192) + (8192 + 1024)) == 32_768_000
+    assert checks["gpt3_qv_r4"] == 96 * 2 * 4 * (12288 + 12288) == checks["printed"] == 18_874_368
+    # "a 70B model on a consumer RTX 4090 (24 GB)": its 4-bit weights alone are 35 GB.
+    assert checks["weights_4bit_bytes"] == pytest.approx(35e9) and checks["card_bytes"] == 24e9
+    assert checks["weights_4bit_bytes"] > checks["card_bytes"]
+    assert checks["weights_nf4_dq_bytes"] == pytest.approx(70e9 * (4 + 8 / 64 + 32 / (64 * 256)) / 8)
+
+
+def test_the_qlora_playground_serves_the_70b_checks(client):
+    body = client.get("/api/playgrounds/qlora").json()
+    assert body["memory"]["lecture_70b"] == memory.lecture_70b_checks()

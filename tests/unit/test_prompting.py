@@ -79,7 +79,7 @@ def test_it_reproduces_the_seeds_few_shot_arithmetic():
 def test_it_shows_the_seeds_two_window_claims_assume_different_example_sizes():
     # Seed 000: 10-20 examples in 2048 tokens, but "a 4K context can hold ~16 short examples".
     assert prompting.implied_tokens_per_example(4096, 16) == 256
-    check = prompting.seed_window_check()
+    check = prompting.lecture_window_check()
     assert [round(x) for x in check["gpt3_per_example"]] == [102, 205]
     assert check["k4_per_example"] == 256
     assert [round(x) for x in check["k4_at_gpt3_sizes"]] == [20, 40]  # not 16
@@ -90,7 +90,7 @@ def test_it_shows_the_seeds_two_window_claims_assume_different_example_sizes():
 
 def test_the_superglue_table_holds_what_the_seed_says():
     # Seed 000's table "Zero-shot (SuperGLUE) | Few-shot (SuperGLUE) | Gap Closed by Few-shot".
-    rows = [(r.model, r.params, r.zero_shot, r.few_shot, r.seed_gap) for r in prompting.SUPERGLUE]
+    rows = [(r.model, r.params, r.zero_shot, r.few_shot, r.quoted_gap) for r in prompting.SUPERGLUE]
     assert rows == [
         ("GPT-3 Small", 125e6, 42.0, 43.1, 1.1),
         ("GPT-3 Medium", 350e6, 43.8, 46.5, 2.7),
@@ -104,7 +104,7 @@ def test_the_superglue_table_holds_what_the_seed_says():
 def test_the_gap_column_is_few_shot_minus_zero_shot():
     # Seed 000: "zero-shot GPT-3 scored 55.4, while 32-shot GPT-3 scored 71.8 — a 16-point jump".
     assert [prompting.few_shot_gain(r) for r in prompting.SUPERGLUE] == [1.1, 2.7, 5.1, 7.2, 16.4]
-    assert all(prompting.few_shot_gain(r) == r.seed_gap for r in prompting.SUPERGLUE)
+    assert all(prompting.few_shot_gain(r) == r.quoted_gap for r in prompting.SUPERGLUE)
 
 
 def test_the_gain_per_tenfold_does_not_accelerate_at_the_top():
@@ -191,7 +191,7 @@ def test_it_calibrates_the_seeds_example_to_079_not_081():
     assert c.divided == pytest.approx((9 / 7, 1 / 3))
     assert c.total == pytest.approx(1.6190, abs=1e-4)
     assert c.calibrated == pytest.approx((0.7941, 0.2059), abs=1e-4)
-    assert round(c.calibrated[0], 2) != prompting.SEED_CALIBRATION["seed_says"]
+    assert round(c.calibrated[0], 2) != prompting.SEED_CALIBRATION["source_says"]
 
 
 def test_calibration_undoes_the_bias_and_leaves_an_unbiased_model_alone():
@@ -289,16 +289,17 @@ def test_a_reasoned_answer_costs_more_tokens_than_a_direct_one():
         assert modes["few_shot_cot"]["prompt_tokens"] > modes["direct"]["prompt_tokens"]
 
 
-def test_the_reported_cot_figures_hold_what_the_seed_says():
-    # Seed 000: GSM8K 18% → 57% ("Let's think step by step") → 79% (worked chains); MultiArith
-    # 18% → 79% zero-shot CoT, "a 61-percentage-point improvement from five words"; the task table.
+def test_the_reported_cot_figures_are_the_papers_own():
+    # Kojima et al. 2022 (zero-shot CoT, "Let's think step by step", text-davinci-002): MultiArith
+    # 17.7 → 78.7, GSM8K 10.4 → 40.7. Wei et al. 2022 (few-shot CoT, PaLM 540B): GSM8K 17.9 → 56.9.
     got = {r.key: (r.low, r.high) for r in prompting.REPORTED if r.key.startswith(("gsm8k", "multiarith", "cot_"))}
     assert got == {
-        "gsm8k_standard": (18, 18),
-        "gsm8k_zero_shot_cot": (57, 57),
-        "gsm8k_few_shot_cot": (79, 79),
-        "multiarith_standard": (18, 18),
-        "multiarith_zero_shot_cot": (79, 79),
+        "gsm8k_kojima_standard": (10.4, 10.4),
+        "gsm8k_kojima_zero_shot_cot": (40.7, 40.7),
+        "gsm8k_wei_standard": (17.9, 17.9),
+        "gsm8k_wei_few_shot_cot": (56.9, 56.9),
+        "multiarith_kojima_standard": (17.7, 17.7),
+        "multiarith_kojima_zero_shot_cot": (78.7, 78.7),
         "cot_arithmetic": (40, 60),
         "cot_logic": (20, 40),
         "cot_commonsense": (10, 20),
@@ -306,9 +307,30 @@ def test_the_reported_cot_figures_hold_what_the_seed_says():
         "cot_factual": (0, 0),
         "cot_small_models": (10e9, 10e9),
     }
-    assert prompting.spread("multiarith_standard", "multiarith_zero_shot_cot") == prompting.SEED_COT["multiarith_gain"]
-    assert prompting.word_count(prompting.ZERO_SHOT_COT_TRIGGER) == prompting.SEED_COT["trigger_words"]
-    assert "Kojima" in prompting.REPORTED_BY_KEY["multiarith_zero_shot_cot"].source
+    for key, r in prompting.REPORTED_BY_KEY.items():
+        if "kojima" in key:
+            assert r.source.startswith("Kojima et al. 2022") and "text-davinci-002" in r.source
+        if "wei" in key:
+            assert r.source.startswith("Wei et al. 2022") and "PaLM 540B" in r.source
+    # The trigger phrase is Kojima et al.'s, never credited to Wei et al.
+    assert "step by step" in prompting.REPORTED_BY_KEY["gsm8k_kojima_zero_shot_cot"].label
+    assert not [r for r in prompting.REPORTED if "step by step" in r.label and "Kojima" not in r.source]
+
+
+def test_the_lectures_cot_figures_are_set_beside_the_papers():
+    # The lecture: GSM8K 18 → 57 for "Let's think step by step" (credited to Wei et al.), → 79 with
+    # worked chains; MultiArith 18 → 79, "a 61-percentage-point improvement from five words".
+    lecture = prompting.LECTURE_COT
+    assert round(prompting.REPORTED_BY_KEY["gsm8k_wei_standard"].high) == lecture["gsm8k"][0]
+    assert round(prompting.REPORTED_BY_KEY["gsm8k_wei_few_shot_cot"].high) == lecture["gsm8k"][1]
+    assert round(prompting.spread("multiarith_kojima_standard", "multiarith_kojima_zero_shot_cot")) == 61
+    assert lecture["multiarith_gain"] == 61
+    assert prompting.word_count(prompting.ZERO_SHOT_COT_TRIGGER) == lecture["trigger_words"]
+    notes = prompting.cot_notes()
+    assert "Wei et al.'s PaLM 540B figures with eight worked examples, 17.9% → 56.9% (+39.0 points)" in notes[0]
+    assert "Kojima et al.'s zero-shot CoT; on GSM8K they report 10.4% → 40.7% (+30.3)" in notes[0]
+    assert "17.7% → 78.7% rounded: +61.0 points" in notes[1]
+    assert "79%" in notes[2] and "not a figure this lab found" in notes[2]
     assert prompting.REPORTED_BY_KEY["self_consistency"].low == 5
 
 
@@ -336,7 +358,7 @@ def test_it_serves_every_k_and_window(client):
     assert data["tokens"][k] + data["answer_tokens"] <= 256 < data["tokens"][k + 1] + data["answer_tokens"]
     assert windows["gpt3"]["fits"] == 32
     assert [r["gain"] for r in data["superglue"]["rows"]] == [1.1, 2.7, 5.1, 7.2, 16.4]
-    assert data["seed"]["trace"]["computed"] == 450 and data["seed"]["cost"]["computed"] == 1600
+    assert data["lecture"]["trace"]["computed"] == 450 and data["lecture"]["cost"]["computed"] == 1600
     assert "WordPiece" in data["tokenizer_note"] and "BPE" in data["tokenizer_note"]
 
 
@@ -358,7 +380,7 @@ def test_it_serves_every_format_and_the_calibration_grid(client):
     cal = data["calibration"]
     i, j = cal["bias"].index(0.7), cal["raw"].index(0.9)
     assert cal["calibrated_pos"][i][j] == 0.7941 and cal["calibrated_neg"][i][j] == 0.2059
-    assert cal["seed_example"]["calibrated"] == [0.7941, 0.2059] and cal["seed_example"]["seed_says"] == 0.81
+    assert cal["worked_example"]["calibrated"] == [0.7941, 0.2059] and cal["worked_example"]["source_says"] == 0.81
     assert data["sst2"]["spread"] == 39
     assert cal["content_free_prompt"] == "Review: N/A\nSentiment:"
 
@@ -367,7 +389,12 @@ def test_it_serves_the_problems_and_redoes_the_arithmetic_for_new_numbers(client
     data = client.get("/api/playgrounds/chain-of-thought").json()
     assert data["problem"] == "bakery" and [p["answer"] for p in data["problems"]] == [11, 23, 480, 3]
     assert set(data["problems"][0]["modes"]) == {"direct", "few_shot_cot", "zero_shot_cot"}
-    assert data["reported"]["multiarith_gain"] == 61 and data["reported"]["gsm8k_gains"] == [39, 61]
+    assert data["reported"]["gains"] == {
+        "GSM8K · InstructGPT": 30.3,
+        "GSM8K · PaLM 540B": 39.0,
+        "MultiArith · InstructGPT": 61.0,
+    }
+    assert data["reported"]["notes"] == prompting.cot_notes()
     data = client.get("/api/playgrounds/chain-of-thought", {"problem": "pencils", "values": "8,30,12,3"}).json()
     pencils = data["problems"][1]
     assert [s["expression"] for s in pencils["steps"]] == ["8 × 30 = 240", "240 ÷ 12 = 20", "20 − 3 = 17"]

@@ -57,7 +57,7 @@ def test_it_serves_the_quizzes_with_chapter_titles(client):
     assert all(len(q["choices"]) >= 3 for chapter in body for q in chapter["questions"])
 
 
-def test_the_cheat_sheet_reproduces_the_seed_figures():
+def test_the_cheat_sheet_reproduces_the_source_figures():
     from simulations import cheatsheet
     from workers import base_model
 
@@ -69,6 +69,26 @@ def test_the_cheat_sheet_reproduces_the_seed_figures():
     assert round(rows["Full fine-tuning, mixed precision Adam"], 1) == 2.1  # seed 000: ≈ 2.1 TB
     assert round(rows["QLoRA base"] - 4, 3) == 0.127  # seed 001 ch6
     assert rows["LoRA on all-MiniLM-L6-v2, query + value"] == 73_728  # 2·384·8·2·6
+
+
+def test_the_cheat_sheet_counts_what_a_lab_run_counts():
+    """The trainable count every LoRA run reports (74,498 in docs/measurements.md) is the LoRA
+    matrices plus the classifier head; the cheat sheet shows both and the run's formula agrees."""
+    from simulations import cheatsheet, params
+    from simulations.methods import METHODS
+    from workers import base_model
+
+    dims = base_model.dimensions()
+    rows = {r["quantity"]: r for r in cheatsheet.rows(dims)}
+    matrices = rows["LoRA on all-MiniLM-L6-v2, query + value"]["value"]
+    with_head = rows["… with the classifier head, as a run counts it"]
+    assert with_head["value"] - matrices == params.classifier_head_params(dims.hidden, 2) == 770
+    assert with_head["value"] == 74_498
+    lab_defaults = {p.name: p.default for p in METHODS["lora"].params}
+    assert lab_defaults["rank"] == 8 and sorted(lab_defaults["target_modules"]) == ["query", "value"]
+    assert with_head["value"] == params.trainable_params("lora", lab_defaults, dims, num_labels=2)
+    assert "measured on every lab LoRA run" in with_head["source"]
+    assert "measured" not in rows["LoRA on all-MiniLM-L6-v2, query + value"]["source"]
 
 
 @pytest.mark.django_db

@@ -295,7 +295,7 @@ def test_it_serves_the_intrinsic_dimension_as_json(client, fresh_cache, subspace
     assert body["d90"] == subspace_run.d90
     assert body["bar"] == pytest.approx(0.9 * subspace_run.full_accuracy)
     assert len(body["losses"]) == len(body["dimensions"])
-    assert body["seed_facts"]["roberta_d90"] == 200
+    assert body["source_facts"]["roberta_d90"] == 200
 
 
 def test_it_answers_a_second_request_from_the_cache(client, fresh_cache, monkeypatch):
