@@ -40,7 +40,7 @@ function drawGlue() {
     // Bubble area ∝ trainable share; full fine-tuning (100%) is capped so it does not cover the rest.
     marker: { color: METHOD_COLOURS[p.method], opacity: 0.75, line: { color: "#222", width: 1 },
       size: Math.min(46, 12 + 30 * Math.sqrt(Math.min(p.share, maxShare) / maxShare)) },
-    customdata: [[fmtInt(p.trainable), fmtPct(p.share), p.setting, p.quotes.map((q) => `“${q.text}” (line ${q.line})`).join("<br>"),
+    customdata: [[fmtInt(p.trainable), fmtPct(p.share), p.setting, p.quotes.map((q) => `“${q.text}”`).join("<br>"),
       tableLine(p)]],
     hovertemplate: `<b>${p.label}</b>: %{customdata[2]}<br>%{customdata[0]} trainable (%{customdata[1]})<br>`
       + `${p.gap[0]} to ${p.gap[1]} points behind full fine-tuning, as ${p.gap_source} words it:<br>%{customdata[3]}`
@@ -105,7 +105,7 @@ function drawShares() {
     mode: q.kind === "range" ? "lines+markers" : "markers", name: q.source, legendgroup: q.source,
     showlegend: false, line: { color: METHOD_COLOURS[q.method], width: 8 },
     marker: { color: METHOD_COLOURS[q.method], size: 12, symbol: symbol[q.kind] },
-    hovertemplate: `${q.quote.replaceAll("|", " ").trim()} (line ${q.line})<extra>${q.source}</extra>`,
+    hovertemplate: `${q.quote.replaceAll("|", " ").trim()}<extra>${q.source}</extra>`,
   }));
   const computed = data.glue.points.filter((p) => methods.includes(p.method));
   for (const p of computed) {
