@@ -138,7 +138,9 @@ function axisLayout(chart, title, ytitle, extra = {}) {
     showlegend: true,
     annotations: [],
   };
-  return race ? layout : emptyLayout(chart, layout, "Press Start race: the curves draw here as the lanes train.");
+  // Before a race the chart is empty; its note says what the x axis chosen will show.
+  return race ? layout : emptyLayout(chart, layout,
+    `Press Start race: the curves draw here as the lanes train, against ${X_AXES[xAxis].title}.`);
 }
 
 function drawCharts() {

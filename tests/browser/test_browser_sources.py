@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.api.test_wording import citations
-from tests.browser.test_browser_csp import SETTLED
+from tests.support.sitepages import SETTLED
 from tests.support.browsing import plot_data, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -272,8 +272,9 @@ def test_a_real_lora_run_predicts_the_same_demo_sentences_merged_and_unmerged(tm
         assert max(abs(a - b) for a, b in zip(p, q)) <= shown["max_abs_logit_diff"]
     # Training taught the head to tell the sentences apart.
     assert max(p[1] for p in before) - min(p[1] for p in before) > 0.1
-    # The size on disk is the formula's tensors plus the file headers, README and manifest.
+    # The size on disk is the formula's tensors plus the file's header, then the config and manifest.
     formula = serving.lab_adapter_bytes(base_model.dimensions(), 4, ["query", "value"], 2)
     tensors = (tmp_path / "adapter_model.safetensors").stat().st_size
-    assert formula < tensors < formula + 8_000 < metrics["adapter_bytes"]
+    assert formula < tensors < formula + 8_000
+    assert tensors < metrics["adapter_bytes"] < tensors + 20_000
     assert memory.fmt_bytes(metrics["adapter_bytes"]).endswith("kB")
