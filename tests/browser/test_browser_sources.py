@@ -7,8 +7,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.api.test_wording import citations
-from tests.support.sitepages import SETTLED
 from tests.support.browsing import plot_data, shot
+from tests.support.sitepages import SETTLED
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
