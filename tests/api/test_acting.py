@@ -76,17 +76,7 @@ def world():
 
 def _run(owner: dict, status=Run.QUEUED, batch=None, lane=0) -> Run:
     spec = methods.validate_run("lora", "sentiment", 10, 0, {})
-    return Run.objects.create(
-        method=spec.method,
-        task=spec.task,
-        steps=spec.steps,
-        seed=spec.seed,
-        params=spec.params,
-        status=status,
-        batch=batch,
-        lane=lane,
-        **owner,
-    )
+    return Run.queue_spec(spec, status=status, batch=batch, lane=lane, **owner)
 
 
 def _race(owner: dict) -> Batch:

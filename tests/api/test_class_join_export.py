@@ -20,16 +20,6 @@ pytestmark = pytest.mark.django_db
 LAN = "192.168.1.20"
 
 
-@pytest.fixture
-def ada():
-    return teacher("ada")
-
-
-@pytest.fixture
-def room(ada):
-    return classroom(ada, "First")
-
-
 # --- the join link -------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "host, bind, address, url, problem",

@@ -39,16 +39,6 @@ def fresh(monkeypatch):
     monkeypatch.setattr(lifecycle, "send_message", lambda run: None)
 
 
-@pytest.fixture
-def ada():
-    return teacher("ada")
-
-
-@pytest.fixture
-def room(ada):
-    return classroom(ada, "First")
-
-
 def post_json(client, url, body):
     return client.post(url, json.dumps(body), content_type="application/json")
 

@@ -14,21 +14,11 @@ from django.db.migrations.executor import MigrationExecutor
 from peftlab.classroom import names
 from peftlab.classroom.models import Classroom, Student
 from peftlab.runs.models import Dataset, DatasetExample
-from tests.support.classrooms import browser, classroom, join, student_browser, teacher, teacher_browser
+from tests.support.classrooms import browser, classroom, join, student_browser, teacher_browser
 
 pytestmark = pytest.mark.django_db
 
 CYRILLIC_A, CYRILLIC_O, GREEK_ALPHA = "\u0410", "\u043e", "\u0391"
-
-
-@pytest.fixture
-def ada():
-    return teacher("ada")
-
-
-@pytest.fixture
-def room(ada):
-    return classroom(ada, "First")
 
 
 def page(response) -> str:

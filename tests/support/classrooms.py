@@ -62,12 +62,8 @@ def run_of(
 ) -> Run:
     """A stored run as the worker leaves it (no worker involved); a student's, or public."""
     spec = methods.validate_run(method, "sentiment", 10, 0, {})
-    return Run.objects.create(
-        method=spec.method,
-        task=spec.task,
-        steps=spec.steps,
-        seed=spec.seed,
-        params=spec.params,
+    return Run.queue_spec(
+        spec,
         status=status,
         steps_done=spec.steps if status == Run.SUCCEEDED else 0,
         batch=batch,
