@@ -68,10 +68,10 @@ def _pace(run: Run) -> float | None:
     """How much slower (> 1) or faster than the cost model a running run steps, from its last
     point; None before its first."""
     last = run.points.filter(attempt=run.attempt).order_by("-step").first()
-    figures = timing(run)
-    if last is None or not last.step or figures is None or not figures["step_seconds"]:
+    step = _step_seconds(run)
+    if last is None or not last.step or not step:
         return None
-    return (last.elapsed / last.step) / figures["step_seconds"]
+    return (last.elapsed / last.step) / step
 
 
 def left_seconds(run: Run, pace: float | None) -> float:
@@ -111,6 +111,20 @@ def timing(run: Run) -> dict | None:
     "after_steps_seconds", the cost model's fixed term: the final evaluation and the end-of-run
     measurements (with the model's build, over by then: the figure errs long); and for a race's
     lane "other_lanes_step_seconds", the other lanes' steps that each of its steps waits for."""
+    step = _step_seconds(run)
+    if step is None:
+        return None
+    return {
+        "step_seconds": round(step, 5),
+        "after_steps_seconds": round(run_cost.cost_of(run.method).fixed_seconds, 3),
+        "other_lanes_step_seconds": round(_other_lanes_step_seconds(run), 5),
+    }
+
+
+def _step_seconds(run: Run) -> float | None:
+    """The cost model's seconds of one of the run's steps with its share of the evaluations,
+    without the fixed term; None when it cannot be estimated (a method or task that no longer
+    exists)."""
     try:
         fixed = run_cost.cost_of(run.method).fixed_seconds
     except KeyError:
@@ -118,20 +132,7 @@ def timing(run: Run) -> dict | None:
     total = _seconds(run)
     if not total or not run.steps:
         return None
-    return {
-        "step_seconds": round((total - fixed) / run.steps, 5),
-        "after_steps_seconds": round(fixed, 3),
-        "other_lanes_step_seconds": round(_other_lanes_step_seconds(run), 5),
-    }
-
-
-def _step_seconds(run: Run) -> float:
-    """The cost model's seconds of one of the run's steps, without its fixed term."""
-    try:
-        fixed = run_cost.cost_of(run.method).fixed_seconds
-    except KeyError:
-        return 0.0
-    return max(0.0, _seconds(run) - fixed) / run.steps if run.steps else 0.0
+    return (total - fixed) / run.steps
 
 
 def _other_lanes_step_seconds(run: Run) -> float:
@@ -142,4 +143,4 @@ def _other_lanes_step_seconds(run: Run) -> float:
     if run.batch_id is None or run.batch.kind != Batch.RACE:
         return 0.0
     others = Run.objects.filter(batch=run.batch_id, status__in=(Run.QUEUED, Run.RUNNING)).exclude(pk=run.pk)
-    return sum(_step_seconds(lane) for lane in others)
+    return sum(_step_seconds(lane) or 0.0 for lane in others)
