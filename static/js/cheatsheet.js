@@ -22,4 +22,8 @@ async function init() {
   table.dataset.ready = "1";
 }
 
-init().catch((err) => { table.caption = table.createCaption(); table.caption.textContent = `Could not load: ${err.message}`; });
+init().catch((err) => {
+  table.caption = table.createCaption();
+  table.caption.textContent = `Could not load: ${err.message}`;
+  table.dataset.ready = "1"; // settled, on its error
+});

@@ -145,6 +145,7 @@ async function poll() {
     await refresh();
   } catch (err) {
     showError(`Could not update the dashboard: ${err.message}`);
+    root.dataset.ready = "1"; // settled, on its error
   }
   setTimeout(poll, POLL_MS);
 }

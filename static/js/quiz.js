@@ -91,4 +91,7 @@ async function init() {
   root.dataset.ready = "1";
 }
 
-init().catch((err) => { root.textContent = `Could not load the quizzes: ${err.message}`; });
+init().catch((err) => {
+  root.textContent = `Could not load the quizzes: ${err.message}`;
+  root.dataset.ready = "1"; // settled, on its error
+});

@@ -505,4 +505,7 @@ async function init() {
   root.dataset.ready = "1";
 }
 
-init().catch((err) => showError(err.message));
+init().catch((err) => {
+  showError(err.message);
+  root.dataset.ready = "1"; // settled, on its error
+});

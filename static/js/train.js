@@ -493,4 +493,7 @@ async function init() {
   root.dataset.ready = "1";
 }
 
-init().catch((err) => { $("form-error").textContent = `Could not load the page: ${err.message}`; });
+init().catch((err) => {
+  $("form-error").textContent = `Could not load the page: ${err.message}`;
+  root.dataset.ready = "1"; // settled, on its error
+});
