@@ -246,6 +246,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # - a run past the soft limit stops and fails, keeping its points; past the hard limit its
 #   process is killed and the run failed by the worker (prefork pool: `solo` ignores both);
 PEFTLAB_RUN_TIME_LIMIT = env_int("PEFTLAB_RUN_TIME_LIMIT", 3600)
+# A worker's pack (workers/runpack.py, peftlab/runs/packs.py): at most this many tokens a fused
+# step (each run counted at its batch of the task's longest example) and this much memory for
+# the runs' own tensors and activations (the memory calculator's prediction), and this many runs.
+PEFTLAB_PACK_TOKENS = env_int("PEFTLAB_PACK_TOKENS", 16384)
+PEFTLAB_PACK_MEMORY_MB = env_int("PEFTLAB_PACK_MEMORY_MB", 4096)
+PEFTLAB_PACK_RUNS = env_int("PEFTLAB_PACK_RUNS", 48)
 CELERY_TASK_SOFT_TIME_LIMIT = PEFTLAB_RUN_TIME_LIMIT or None
 CELERY_TASK_TIME_LIMIT = env_int("PEFTLAB_RUN_HARD_TIME_LIMIT", PEFTLAB_RUN_TIME_LIMIT + 60) or None
 # - Redis hands an unacknowledged message to another worker after the visibility timeout: it

@@ -84,6 +84,11 @@ class Method:
     # Its model sees each token independently of the row it sits in, so the engine packs its
     # training batches (workers/packing.py); prompt and prefix tuning add positions of their own.
     packable: bool
+    # Its runs join a pack: several runs (anyone's) trained in one fused step over one frozen base
+    # (workers/runpack.py), each with its own trained tensors, optimizer, data and random numbers.
+    # `pack_note` says why it does or does not (shown on the training page).
+    joins_pack: bool
+    pack_note: str
     colour: str  # the hex colour the run pages draw the method in
     param_names: tuple[str, ...] = field(init=False)
 
@@ -103,6 +108,8 @@ class Method:
             "saved_by": self.saved_by,
             "mergeable": self.mergeable,
             "packable": self.packable,
+            "joins_pack": self.joins_pack,
+            "pack_note": self.pack_note,
             "params": [p.describe() for p in self.params],
         }
 
@@ -173,6 +180,8 @@ METHODS = {
             saved_by="transformers",
             mergeable=False,
             packable=True,
+            joins_pack=False,
+            pack_note=("It trains the base weights themselves: there is no frozen base for runs to share."),
             colour="#4a5160",
         ),
         Method(
@@ -184,6 +193,12 @@ METHODS = {
             saved_by="peft",
             mergeable=True,
             packable=True,
+            joins_pack=True,
+            pack_note=(
+                "Its update B·A sits beside frozen weights and acts on each token alone: the frozen "
+                "layers run once for every run's tokens, and each run adds its own B·A to its own "
+                "tokens."
+            ),
             colour="#e07b2a",
         ),
         Method(
@@ -195,6 +210,12 @@ METHODS = {
             saved_by="peft",
             mergeable=True,
             packable=True,
+            joins_pack=False,
+            pack_note=(
+                "Not yet: its magnitudes divide by the column norms of each run's own W + B·A, a per-"
+                "run weight at every step; it could join with per-run norms, which the lab does not "
+                "compute."
+            ),
             colour="#b3261e",
         ),
         Method(
@@ -207,6 +228,11 @@ METHODS = {
             saved_by="lab",
             mergeable=False,
             packable=True,
+            joins_pack=False,
+            pack_note=(
+                "Not yet: its bottleneck modules act on each token alone and could join as LoRA does;"
+                " the lab's pack adds only LoRA's updates so far."
+            ),
             colour="#3a5bd9",
         ),
         Method(
@@ -218,6 +244,11 @@ METHODS = {
             saved_by="peft",
             mergeable=False,
             packable=False,
+            joins_pack=False,
+            pack_note=(
+                "Its virtual tokens lengthen every sequence: a run's rows differ from the others' at "
+                "every layer, and the pack shares none of its attention."
+            ),
             colour="#9333ea",
         ),
         Method(
@@ -229,6 +260,11 @@ METHODS = {
             saved_by="lab",
             mergeable=False,
             packable=False,
+            joins_pack=False,
+            pack_note=(
+                "Its prefixes change every layer's attention for its own sequences only; the pack "
+                "does not route attention per run beyond the mask."
+            ),
             colour="#16a34a",
         ),
         Method(
@@ -240,6 +276,11 @@ METHODS = {
             saved_by="peft",
             mergeable=False,
             packable=True,
+            joins_pack=False,
+            pack_note=(
+                "Not yet: its scaling vectors act on each token alone and could join as LoRA does; "
+                "the lab's pack adds only LoRA's updates so far."
+            ),
             colour="#0891b2",
         ),
         Method(
@@ -251,6 +292,11 @@ METHODS = {
             saved_by="lab",
             mergeable=False,
             packable=True,
+            joins_pack=False,
+            pack_note=(
+                "It trains the base's own bias terms, which a shared base cannot hold for several "
+                "runs at once (per-run bias offsets could join; not built)."
+            ),
             colour="#c9a000",
         ),
         Method(
@@ -262,6 +308,12 @@ METHODS = {
             saved_by="peft",
             mergeable=True,
             packable=True,
+            joins_pack=False,
+            pack_note=(
+                "Its frozen weights are stored in 4-bit NF4 and dequantized layer by layer; the "
+                "pack's shared base is one bf16/fp32 copy, so a QLoRA run would no longer train on "
+                "4-bit weights."
+            ),
             colour="#7c2d12",
         ),
     )

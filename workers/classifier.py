@@ -12,7 +12,7 @@ from functools import cache
 import torch
 from torch import nn
 
-from workers import base_model, builders
+from workers import base_model, builders, packing
 from workers.methods import RunSpec
 
 
@@ -85,6 +85,29 @@ def build_classifier(num_labels: int, seed: int) -> nn.Module:
     model.classifier = head
     model.dropout = nn.Dropout(config.hidden_dropout_prob)
     return model
+
+
+def share_frozen_weights(model: nn.Module, encoder: nn.Module) -> None:
+    """Make `model`'s frozen encoder weights `encoder`'s own tensors (the same numbers: both come
+    from the cached base), so that many runs hold one copy (workers/runpack.py). Its trained
+    parameters stay its own. peft puts a wrapped layer's frozen weight under `base_layer`."""
+    shared = dict(encoder.named_modules())
+    for name, module in packing.classifier_of(model).bert.named_modules():
+        for key, param in list(module._parameters.items()):
+            if param is not None and not param.requires_grad:
+                twin = shared[name.replace(".base_layer", "")]._parameters[key]
+                if twin.shape != param.shape:
+                    raise ValueError(f"{name}.{key}: {tuple(param.shape)} is not the pack's {tuple(twin.shape)}")
+                module._parameters[key] = twin
+
+
+def own_frozen_weights(model: nn.Module) -> None:
+    """Undo share_frozen_weights: `model` gets copies of its frozen weights (before merging an
+    update into them, which must not touch the weights other runs share)."""
+    for module in packing.classifier_of(model).bert.modules():
+        for key, param in list(module._parameters.items()):
+            if param is not None and not param.requires_grad:
+                module._parameters[key] = nn.Parameter(param.detach().clone(), requires_grad=False)
 
 
 def apply_method(model: nn.Module, spec: RunSpec, device: torch.device | None = None) -> nn.Module:

@@ -58,7 +58,7 @@ HEAD_CODE = ("head.py", ("mean_pool", "MeanPoolClassifier"))
 # packable (as the engine does: packing.PACKABLE).
 PACKING_CODE = (
     "packing.py",
-    ("ROW_TOKENS", "PackedBatch", "fit_rows", "pack", "attention_mask", "classifier_of", "forward"),
+    ("ROW_TOKENS", "PackedBatch", "fit_rows", "pack", "attention_mask", "classifier_of", "forward", "classify"),
 )
 WHY_NOT_PEFT = {
     "adapter": "peft has no Houlsby bottleneck adapter, so the lab writes its own "

@@ -144,8 +144,13 @@ def forward(model: nn.Module, batch: PackedBatch) -> tuple[torch.Tensor, torch.T
     bert = inner.bert
     mask = attention_mask(batch, bert.config._attn_implementation, bert.embeddings.word_embeddings.weight.dtype)
     hidden = bert(input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=mask).last_hidden_state
-    # The head reads each sequence's mean token state (workers/head.py): the sum of its tokens'
-    # states over its length.
+    return classify(inner, hidden, batch)
+
+
+def classify(inner: nn.Module, hidden: torch.Tensor, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, logits) from the packed batch's last token states (rows x width x hidden, or its
+    rows x width tokens flat): the head reads each sequence's mean token state (workers/head.py),
+    the sum of its tokens' states over its length."""
     owner = batch.sequence_ids.reshape(-1)
     real = owner >= 0
     states = hidden.reshape(-1, hidden.shape[-1])[real]

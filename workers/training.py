@@ -171,9 +171,10 @@ class Training:
         device: torch.device | None = None,
         should_stop: Callable[[], bool] = _never,
         memory=measure.PeakMemory,
+        base: torch.nn.Module | None = None,
     ):
         self.spec, self.report, self.save_dir, self.should_stop = spec, report, save_dir, should_stop
-        self.run = _prepare(spec, device or pick_device(), memory)
+        self.run = _prepare(spec, device or pick_device(), memory, base)
         self.run.memory.built()
         _stop_inside_passes(self.run.model, should_stop)
         self.done = _Done()
@@ -200,8 +201,7 @@ class Training:
             # Out of memory, a time limit, a bad loss: the steps measured since the last report
             # are stored all the same.
             self.over = True
-            if self._points:
-                self.report(self._points, self._evals)
+            self.report_pending()
             raise
         finally:
             self.done.seconds += time.perf_counter() - started
@@ -210,28 +210,48 @@ class Training:
     def _cancel(self) -> None:
         self.done.cancelled = self.over = True
 
+    def report_pending(self) -> None:
+        """Report the points not reported yet (before the run stops)."""
+        if self._points:
+            self.report(self._points, self._evals)
+            self._points, self._evals = [], []
+
+    def stop_here(self) -> None:
+        """Cancelled between steps: the points so far are reported and no step follows."""
+        self.report_pending()
+        self._cancel()
+
     def _flush(self) -> bool:
         go_on = self.report(self._points, self._evals)
         self._points, self._evals, self._last_flush = [], [], time.perf_counter()
         return go_on
 
     def _advance(self, started: float) -> None:
-        spec, run, done = self.spec, self.run, self.done
-        step = done.step + 1
-        if step == spec.steps and self._points:
+        batch = self.next_batch()
+        if batch is None:
+            return
+        try:
+            value = _step(self.run, *batch, self.done.step + 1)
+        except measure.Stopped:  # mid-step: the step is not taken
+            return self.stop_here()
+        self.took_step(batch[0], value, started)
+
+    def next_batch(self) -> tuple[list[list[int]], list[int]] | None:
+        """The next step's batch (token ids, labels); None if the run was cancelled at the report
+        that comes before its last step."""
+        if self.done.step + 1 == self.spec.steps and self._points:
             # Before the last step, the points so far: a reader then knows that what follows
             # is the last step, the final evaluation and the end-of-run measurements.
             if not self._flush():
-                return self._cancel()
-        ids, labels = next(self._stream)
-        try:
-            value = _step(run, ids, labels, step)
-        except measure.Stopped:  # mid-step: the step is not taken
-            if self._points:
-                self.report(self._points, self._evals)
-                self._points = []
-            return self._cancel()
-        done.step = step
+                self._cancel()
+                return None
+        return next(self._stream)
+
+    def took_step(self, ids: list[list[int]], value: float, started: float) -> None:
+        """The step on `ids` was taken with loss `value` (its clock started at `started`): its
+        point, its evaluation when due and its report when due."""
+        spec, run, done = self.spec, self.run, self.done
+        step = done.step = done.step + 1
         done.tokens += sum(len(x) for x in ids)  # real tokens, however the batch is laid out
         now = time.perf_counter()
         self._points.append(StepPoint(step, value, done.seconds + now - started))
@@ -240,10 +260,8 @@ class Training:
         if evaluated:
             try:
                 scores = measure.evaluate(run.model, run.val_data, run.device, self.should_stop)
-            except measure.Stopped:
-                self.report(self._points, self._evals)  # the steps so far are kept; this one has no evaluation
-                self._points = []
-                return self._cancel()
+            except measure.Stopped:  # the steps so far are kept; this one has no evaluation
+                return self.stop_here()
             done.last_eval = EvalPoint(step, *scores)
             self._evals.append(done.last_eval)
         if evaluated or step == 1 or now - self._last_flush >= FLUSH_SECONDS:
@@ -344,9 +362,12 @@ def _set_random_state(cuda: bool, device: torch.device, state: tuple) -> None:
         torch.cuda.set_rng_state(state[1], device)
 
 
-def _prepare(spec: RunSpec, device: torch.device, memory=measure.PeakMemory) -> _Run:
+def _prepare(
+    spec: RunSpec, device: torch.device, memory=measure.PeakMemory, base: torch.nn.Module | None = None
+) -> _Run:
     """The run's data, model and optimizer; the memory meter is made before the model is built
-    (measure.PeakMemory says why)."""
+    (measure.PeakMemory says why). `base`: a pack's frozen encoder (workers/runpack.py), whose
+    weights the run's frozen weights become once built (the pack casts them once for all its runs)."""
     task = datasets.load_task(spec.task)
     train_data, val_data = encoding.encode_task(spec.task)
     train_data = encoding.train_subset(train_data, spec.params.get("train_examples"), spec.seed)
@@ -356,7 +377,10 @@ def _prepare(spec: RunSpec, device: torch.device, memory=measure.PeakMemory) -> 
     trainable, total = measure.count_params(model)
     optimizer = make_optimizer(spec, [p for p in model.parameters() if p.requires_grad], device)
     compute = precision.training_dtype(device)  # bf16 autocast or fp32, see workers/precision.py
-    precision.cast_frozen_weights_once(model, compute)
+    if base is None:
+        precision.cast_frozen_weights_once(model, compute)
+    else:
+        classifier.share_frozen_weights(model, base)
     activations = measure.ActivationMeter(model)
     model.train()
     # Packed batches (no padding computed) where the method allows; prompt and prefix tuning add

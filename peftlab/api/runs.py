@@ -156,6 +156,13 @@ def _get_run(request, run_id: int) -> Run:
     return run
 
 
+def pack_of(run: Run) -> dict | None:
+    """{"size": runs training in the run's pack now, itself included} while it trains in one."""
+    if not run.packed or run.status != Run.RUNNING:
+        return None
+    return {"size": Run.objects.filter(task_id=run.task_id, packed=True, status=Run.RUNNING).count()}
+
+
 @router.get("/runs/{run_id}", response={200: dict, 404: Error}, summary="A run with the points of its current attempt")
 def get_run(request, run_id: int):
     run = _get_run(request, run_id)
@@ -171,6 +178,8 @@ def get_run(request, run_id: int):
         # queued); while it trains, the cost model's figures the page's time left starts from.
         "waiting": waiting.place(run),
         "timing": waiting.timing(run),
+        # While it trains in a pack: how many runs train in its fused step, itself included.
+        "pack": pack_of(run),
         # Where the events stream should resume to follow on from these points.
         "last_event_id": events.event_id(run.attempt, last_step),
     }

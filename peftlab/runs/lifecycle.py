@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import reduce
@@ -34,6 +35,10 @@ from django.utils import timezone
 from peftlab.errors import Unavailable
 from peftlab.runs import notify, scheduler
 from peftlab.runs.models import Batch, EvalPoint, Point, Run
+from simulations.methods import names_where
+
+# The methods whose runs train in a pack (the records' `joins_pack`, workers/runpack.py).
+JOINS_PACK = names_where(joins_pack=True)
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +53,36 @@ class BrokerUnavailable(Unavailable):
     where a run may stay queued instead, dispatch_or_keep catches it."""
 
 
+def pack_time_limits() -> tuple[float, float] | None:
+    """(soft, hard) time limits of a message that may start a pack (tasks.py `_train_pack`), None
+    without a run time limit. A pack takes runs during the first PEFTLAB_RUN_TIME_LIMIT of its
+    life (peftlab/runs/packs.py) and stops each run at its own limit, so every run in it has
+    ended within twice that: the task's own limits, which end every run of the pack at once, lie
+    beyond it, and strike only a pack that hangs."""
+    limit = settings.PEFTLAB_RUN_TIME_LIMIT
+    if not limit:
+        return None
+    extra = (settings.CELERY_TASK_TIME_LIMIT or limit) - limit
+    return 2 * limit + 30, 2 * limit + 30 + max(extra, 30)
+
+
 def send_message(run: Run) -> None:
     """The message itself, to the Celery task by its name (tasks.py registers it). The broker is
-    tried briefly: a learner waits seconds for an answer, not minutes."""
+    tried briefly: a learner waits seconds for an answer, not minutes. A message that may start a
+    pack carries the pack's time limits."""
+    limits = pack_time_limits() if run.method in JOINS_PACK and not _races(run) else None
     celery_app.send_task(
         TRAIN_TASK,
         args=[run.pk],
         queue=run.queue,
         retry=True,
         retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+        **({"soft_time_limit": limits[0], "time_limit": limits[1]} if limits else {}),
     )
+
+
+def _races(run: Run) -> bool:
+    return run.batch_id is not None and Batch.objects.filter(pk=run.batch_id, kind=Batch.RACE).exists()
 
 
 def dispatch(run: Run) -> None:
@@ -122,9 +147,10 @@ class Claim:
     attempt: int
 
 
-def start(run_id: int, task_id: str, device: str) -> Claim | None:
+def start(run_id: int, task_id: str, device: str, packed: bool = False) -> Claim | None:
     """Start the run's next attempt (queued, or running on a dead process); a run past
-    MAX_ATTEMPTS ends failed instead. None when someone else got it first."""
+    MAX_ATTEMPTS ends failed instead. None when someone else got it first. `packed`: the attempt
+    trains in a pack (claim_for_pack)."""
     run = Run.objects.filter(pk=run_id).first()
     if run is None:
         return None
@@ -148,6 +174,7 @@ def start(run_id: int, task_id: str, device: str) -> Claim | None:
         worker=socket.gethostname(),
         worker_pid=os.getpid(),
         task_id=task_id,
+        packed=packed,
     )
     return Claim(run_id, attempt) if started else None
 
@@ -189,6 +216,41 @@ def claim_together(hint: int, task_id: str, device: str) -> list[Claim]:
                 if (got := start(lane.pk, task_id, device)) is not None:
                     claims.append((lane.lane, lane.pk, got))
         return [c for *_, c in sorted(claims)]
+
+
+def joins_pack(run: scheduler.Waiting) -> bool:
+    """Whether the waiting run trains in a pack (workers/runpack.py): its method joins packs (the
+    records' `joins_pack`) and it is not a lane of a race (a race's lanes train together, turn by
+    turn)."""
+    return run.method in JOINS_PACK and not run.together
+
+
+def pack_candidates(queue: str) -> bool:
+    """Whether any run of a method that joins packs waits on the queue (one indexed read, asked at
+    every step of a pack before claim_for_pack takes the scheduler's lock)."""
+    return Run.objects.filter(status=Run.QUEUED, queue=queue, method__in=JOINS_PACK).exists()
+
+
+def pack_first(claim: Claim) -> bool:
+    """Whether the claimed run starts a pack; if so it is marked as packed."""
+    run = Run.objects.select_related("batch").get(pk=claim.run_id)
+    if run.method not in JOINS_PACK or (run.batch is not None and run.batch.kind == Batch.RACE):
+        return False
+    Run.objects.filter(pk=claim.run_id, attempts=claim.attempt).update(packed=True)
+    return True
+
+
+def claim_for_pack(queue: str, task_id: str, device: str, fits: Callable[[int], bool]) -> Claim | None:
+    """A waiting run that joins the pack this process trains, claimed as claim() claims: the fairest
+    of the queue's waiting runs that join packs (scheduler.pick among them), if `fits(run_id)`
+    (the pack's room for it); None when there is none or it does not fit."""
+    with transaction.atomic():
+        scheduler.lock_for_pick()
+        waiting, running, last_start, training = scheduler.queue_state(queue)
+        chosen = scheduler.pick([w for w in waiting if joins_pack(w)], running, last_start, training)
+        if chosen is None or not fits(chosen):
+            return None
+        return start(chosen, task_id, device, packed=True)
 
 
 def attempt_is_dead(run: Run) -> bool:
@@ -285,22 +347,26 @@ def steps_done(run_id: int) -> int:
 
 
 @contextmanager
-def heartbeat(*claims: Claim):
+def heartbeat(claims: list[Claim]):
     """While the attempts train, a thread says every PEFTLAB_HEARTBEAT_SECONDS that their process
     is alive, also while the loop loads the model or evaluates: a run goes stale only when its
     process is gone (a process that hangs is stopped by the hard time limit). One thread and one
-    UPDATE serve every claim the process holds."""
+    UPDATE serve every claim the process holds; `claims` is read at every beat, so that a pack
+    adds the runs that join it and removes those that leave."""
     done = threading.Event()
-    current = reduce(or_, (Q(pk=c.run_id, attempts=c.attempt) for c in claims))
     names = ", ".join(str(c.run_id) for c in claims)
 
     def beat():
         try:
             while not done.wait(settings.PEFTLAB_HEARTBEAT_SECONDS):
+                held = list(claims)
+                if not held:
+                    continue
+                current = reduce(or_, (Q(pk=c.run_id, attempts=c.attempt) for c in held))
                 try:
                     Run.objects.filter(current, status=Run.RUNNING).update(heartbeat_at=timezone.now())
                 except DatabaseError as exc:  # the database restarting, or out of connections:
-                    log.warning("heartbeat of run %s not written: %s", names, exc)
+                    log.warning("heartbeat of run %s not written: %s", ", ".join(str(c.run_id) for c in held), exc)
                     connection.close()  # the next beat tries on a fresh connection
         finally:
             connection.close()

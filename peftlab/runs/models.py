@@ -72,6 +72,9 @@ class Run(models.Model):
     # The Celery task that claimed the current attempt: a hard time limit kills that task's
     # process, and the worker then fails the run it was training.
     task_id = models.CharField(max_length=64, blank=True, default="")
+    # The current attempt trains in a pack (workers/runpack.py): with the other packed runs of the
+    # same task_id, in one fused step.
+    packed = models.BooleanField(default=False)
     error = models.TextField(blank=True, default="")
     device = models.CharField(max_length=32, blank=True, default="")
     worker = models.CharField(max_length=255, blank=True, default="")
@@ -137,6 +140,7 @@ class Run(models.Model):
             "lane": self.lane,
             "steps_done": self.steps_done,
             "attempts": self.attempts,
+            "packed": self.packed,
             "metrics": self.metrics,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "started_at": self.started_at.isoformat() if self.started_at else None,

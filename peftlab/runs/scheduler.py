@@ -45,6 +45,7 @@ class Waiting:
     max_concurrent: int
     batch: int | None = None  # the race or sweep the run is a lane of
     together: bool = False  # a lane of a race: its batch's waiting lanes start with it
+    method: str = ""
 
 
 def startable(run: Waiting, running: dict[str, int], training_batches: Collection[int]) -> bool:
@@ -82,10 +83,10 @@ def queue_state(queue: str) -> tuple[list[Waiting], dict[str, int], dict[str, da
     number of runs training now and when their newest run started; and which of their batches
     have a lane training now."""
     waiting = [
-        Waiting(*row, together=kind == Batch.RACE)
-        for *row, kind in Run.objects.filter(status=Run.QUEUED, queue=queue)
+        Waiting(*row, together=kind == Batch.RACE, method=method)
+        for *row, kind, method in Run.objects.filter(status=Run.QUEUED, queue=queue)
         .order_by("id")
-        .values_list("id", "owner", "max_concurrent", "batch_id", "batch__kind")
+        .values_list("id", "owner", "max_concurrent", "batch_id", "batch__kind", "method")
     ]
     batches = {w.batch for w in waiting if w.batch is not None}
     owners = {w.owner for w in waiting}

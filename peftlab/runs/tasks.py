@@ -12,6 +12,7 @@ import logging
 import shutil
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
 
-from peftlab.runs import lifecycle, notify
+from peftlab.runs import lifecycle, notify, packs
 from peftlab.runs.lifecycle import Claim, finish, steps_done, wake
 from peftlab.runs.models import Run
 from workers import base_model, datasets
@@ -105,12 +106,18 @@ def train_run(self, run_id: int) -> str:
         return "skipped"
     for claim in claims:
         notify.changed(claim.run_id)  # it is running
+    held, every = list(claims), list(claims)  # what trains now (the heartbeat's); every run taken
     try:
-        with lifecycle.heartbeat(*claims), _stop_on_signals():
-            statuses = [_train(claims[0], device)] if len(claims) == 1 else _train_lanes(claims, device)
+        with lifecycle.heartbeat(held), _stop_on_signals():
+            if len(claims) > 1:
+                statuses = _train_lanes(claims, device)
+            elif lifecycle.pack_first(claims[0]):
+                statuses = _train_pack(claims[0], device, self.request.id or "", held, every)
+            else:
+                statuses = [_train(claims[0], device)]
     finally:
         # A process that held several runs frees as many slots (lifecycle.wake).
-        for queue in Run.objects.filter(pk__in=[c.run_id for c in claims]).values_list("queue", flat=True):
+        for queue in Run.objects.filter(pk__in=[c.run_id for c in every]).values_list("queue", flat=True):
             wake(queue)
     if _replace_process:
         # Memory that ran out leaves allocators (glibc, oneDNN, CUDA) in a state the next run
@@ -193,6 +200,80 @@ def _train_lanes(claims: list[Claim], device) -> list[str]:
     finally:
         _give_back_device_memory(device)
     return [statuses[c] for c in claims]
+
+
+def _train_pack(first: Claim, device, task_id: str, held: list[Claim], every: list[Claim]) -> list[str]:
+    """Train the claimed run in a pack (workers/runpack.py) that takes the queue's waiting runs of
+    methods that join packs at every step boundary, fairly (lifecycle.claim_for_pack) and while
+    they fit (peftlab/runs/packs.py), until every run in it has ended. Each run finishes as it
+    ends and the others go on; a run past PEFTLAB_RUN_TIME_LIMIT since it joined leaves failed
+    with its points kept; the worker stopping stops them all. `held` (the heartbeat's) and
+    `every` grow with the runs that join."""
+    from workers import precision, runpack, training
+
+    queue = Run.objects.filter(pk=first.run_id).values_list("queue", flat=True).get()
+    room = packs.Room(precision=precision.name(precision.training_dtype(device)))
+    room.add(first.run_id)
+    statuses: dict[Claim, str] = {}
+    limit = settings.PEFTLAB_RUN_TIME_LIMIT
+
+    def ended(claim: Claim, spec: RunSpec | None, save_dir: Path, past_limit, outcome) -> None:
+        if isinstance(outcome, dict):
+            try:
+                outcome["trainable_params_predicted"] = predicted_trainable(spec)
+            except Exception as exc:  # noqa: BLE001 - as in _train: the run fails with it
+                outcome = exc
+        statuses[claim] = _settle(claim, outcome, save_dir, device, time_up=past_limit())
+        held.remove(claim)
+        room.give_back(claim.run_id)
+        wake(queue)  # its owner's next run may start now, here or in another process
+
+    def lane_for(claim: Claim) -> training.Lane | None:
+        run = Run.objects.get(pk=claim.run_id)
+        save_dir = Path(settings.PEFTLAB_ARTIFACTS_DIR) / str(run.pk)
+        joined = time.monotonic()
+
+        def past_limit() -> bool:
+            return bool(limit) and time.monotonic() - joined > limit
+
+        try:
+            spec = validate_run(run.method, run.task, run.steps, run.seed, run.params, may_use_task=ANY_TASK)
+        except RunRequestError as exc:
+            ended(claim, None, save_dir, past_limit, exc)
+            return None
+        reporter = lifecycle.Reporter(claim, stopping=lambda: _shutting_down or past_limit())
+        return training.Lane(
+            spec,
+            reporter,
+            save_dir=save_dir,
+            should_stop=reporter.should_stop,
+            ended=functools.partial(ended, claim, spec, save_dir, past_limit),
+        )
+
+    def more() -> list[training.Lane]:
+        lanes = []
+        while not _shutting_down and lifecycle.pack_candidates(queue):
+            claim = lifecycle.claim_for_pack(queue, task_id, str(device), room.fits)
+            if claim is None:
+                break
+            room.add(claim.run_id)
+            held.append(claim)
+            every.append(claim)
+            notify.changed(claim.run_id)  # it is running
+            if (lane := lane_for(claim)) is not None:
+                lanes.append(lane)
+        return lanes
+
+    first_lane = lane_for(first)
+    try:
+        runpack.train_packed([first_lane] if first_lane is not None else [], device, more)
+    except Exception as exc:  # noqa: BLE001 - the time limit between steps, a database error
+        for claim in list(held):
+            save_dir = Path(settings.PEFTLAB_ARTIFACTS_DIR) / str(claim.run_id)
+            statuses[claim] = _settle(claim, exc, save_dir, device)
+    finally:
+        _give_back_device_memory(device)
+    return [statuses.get(c, "superseded") for c in every]
 
 
 def _give_back_device_memory(device) -> None:
