@@ -249,6 +249,7 @@ PEFTLAB_RUN_TIME_LIMIT = env_int("PEFTLAB_RUN_TIME_LIMIT", 3600)
 # A worker's pack (workers/runpack.py, peftlab/runs/packs.py): at most this many tokens a fused
 # step (each run counted at its batch of the task's longest example) and this much memory for
 # the runs' own tensors and activations (the memory calculator's prediction), and this many runs.
+PEFTLAB_PACKS = env_int("PEFTLAB_PACKS", 1)  # 0: every run trains alone, as before packs
 PEFTLAB_PACK_TOKENS = env_int("PEFTLAB_PACK_TOKENS", 16384)
 PEFTLAB_PACK_MEMORY_MB = env_int("PEFTLAB_PACK_MEMORY_MB", 4096)
 PEFTLAB_PACK_RUNS = env_int("PEFTLAB_PACK_RUNS", 48)

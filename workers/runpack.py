@@ -6,7 +6,8 @@ kernel launches. A pack lays the step's batches of every run it holds end to end
 frozen layers once for all their tokens; each run adds its own LoRA update to its own tokens,
 attends only within its own sequences and reads its own head. Its loss, gradients, optimizer,
 learning-rate schedule, data order and random numbers stay its own, so a run trained in a pack
-computes the steps it computes alone (tests/engine/test_runpack.py measures how closely).
+computes the steps it computes alone, up to float rounding (tests/engine/test_runpack.py
+measures how closely).
 
 How the fused step keeps each run's numbers:
 
@@ -14,13 +15,13 @@ How the fused step keeps each run's numbers:
   positions restarting per sequence) and flattened to rows x width tokens; the pack concatenates
   the runs' tokens into one (tokens, hidden) matrix. The frozen linear maps, the layer norms and
   the activation act on each token alone, so they run once on the whole matrix;
-- attention: per run, on its own rows x width view with its own block-diagonal mask, the call
-  its model makes alone;
+- attention: each run over its own rows with its own block-diagonal mask; the runs whose rows
+  are equally wide in one batched product (scaled_dot_product_attention's arithmetic);
 - LoRA: on each frozen linear map a run targets, its B·A(dropout(x)) · scaling added to its own
   tokens' outputs, as peft's layer adds it;
 - randomness: each run keeps its own copy of torch's random state (as a race's lanes do,
-  workers/training.py), swapped in around each random operation of its own (dropout on its
-  tokens, drawn in the shape it has alone), so that its masks are the ones it draws alone;
+  workers/training.py), swapped in to draw each of its dropout masks in the shape it has alone,
+  so that its masks are the ones it draws alone; one product then applies every run's mask;
 - the loss: the sum of the runs' losses, so that each run's gradients are its own loss's.
 
 A run joins at a step boundary (`Pack.join`) and leaves when it ends (finished, cancelled,
@@ -292,11 +293,9 @@ class _Fused:
 
     def __init__(self, pack: Pack, segments: list[_Segment]):
         self.encoder, self.segments = pack.encoder, segments
-        self.config = pack.encoder.config
         self.sizes = [s.tokens for s in segments]
-        dtype = self.encoder.embeddings.word_embeddings.weight.dtype  # as packing.forward gives it
-        implementation = self.config._attn_implementation
-        self.masks = {id(s): packing.attention_mask(s.batch, implementation, dtype) for s in segments}
+        # Which token may attend to which, per run (True: attend), as packing.forward gives it.
+        self.masks = {id(s): packing.attention_mask(s.batch, None, torch.float32) for s in segments}
 
     def parts(self, x: torch.Tensor):
         return zip(self.segments, x.split(self.sizes), strict=True)
@@ -316,8 +315,7 @@ class _Fused:
         q = self._linear(path + "attention.self.query", own.query, x)
         k = self._linear(path + "attention.self.key", own.key, x)
         v = self._linear(path + "attention.self.value", own.value, x)
-        qkv = zip(self.segments, q.split(self.sizes), k.split(self.sizes), v.split(self.sizes), strict=True)
-        context = torch.cat([self._attend(own, *part) for part in qkv])
+        context = self._attention(own, q, k, v)
         h = self._linear(path + "attention.output.dense", attention.output.dense, context)
         x = attention.output.LayerNorm(self._dropout(h, attention.output.dropout) + x)
         inner = layer.intermediate.intermediate_act_fn(
@@ -326,60 +324,88 @@ class _Fused:
         h = self._linear(path + "output.dense", layer.output.dense, inner)
         return layer.output.LayerNorm(self._dropout(h, layer.output.dropout) + x)
 
-    def _attend(self, own, s: _Segment, q, k, v) -> torch.Tensor:
-        """One run's self-attention over its own rows, as BertSelfAttention computes it."""
-        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-        from transformers.models.bert.modeling_bert import eager_attention_forward
+    def _attention(self, own, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Self-attention, each run over its own rows: the runs whose rows are equally wide in one
+        batched product, as scaled_dot_product_attention computes it when it drops out attention
+        weights (softmax of the scaled, masked scores, dropout, times the values; the same up to
+        float rounding), each run's dropout mask drawn from its own random state in the shape
+        its weights have alone, so that it drops what it drops alone."""
+        heads, size = own.num_attention_heads, own.attention_head_size
+        p = own.dropout.p
+        by_width: dict[int, list] = {}
+        for part in zip(self.segments, q.split(self.sizes), k.split(self.sizes), v.split(self.sizes), strict=True):
+            by_width.setdefault(part[0].width, []).append(part)
+        out: dict[int, torch.Tensor] = {}
+        for width, group in by_width.items():
 
-        shape = (s.rows, s.width, -1, own.attention_head_size)
-        attend = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
-        s.member.swap_in()
-        try:
-            out, _ = attend(
-                own,
-                q.view(shape).transpose(1, 2),
-                k.view(shape).transpose(1, 2),
-                v.view(shape).transpose(1, 2),
-                self.masks[id(s)],
-                dropout=own.dropout.p,
-                scaling=own.scaling,
-            )
-        finally:
-            s.member.swap_out()
-        return out.reshape(s.rows, s.width, -1).contiguous().view(s.tokens, -1)
+            def stacked(i: int, group=group, width=width) -> torch.Tensor:
+                return torch.cat([part[i].view(part[0].rows, width, heads, size).transpose(1, 2) for part in group])
+
+            keep = []  # each run's dropout mask: what F.dropout draws for its weights alone
+            for s, *_ in group:
+                s.member.swap_in()
+                try:
+                    keep.append(torch.empty((s.rows, heads, width, width), device=q.device).bernoulli_(1 - p))
+                finally:
+                    s.member.swap_out()
+            allowed = torch.cat([self.masks[id(s)] for s, *_ in group])
+            scores = torch.matmul(stacked(1), stacked(2).transpose(-1, -2)) * own.scaling
+            weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+            weights = weights * (torch.cat(keep).to(weights.dtype) / (1 - p))
+            context = torch.matmul(weights, stacked(3))
+            for (s, *_), rows in zip(group, context.split([s.rows for s, *_ in group]), strict=True):
+                out[id(s)] = rows.transpose(1, 2).reshape(s.tokens, -1)
+        return torch.cat([out[id(s)] for s in self.segments])
 
     def _dropout(self, x: torch.Tensor, dropout) -> torch.Tensor:
-        """Dropout on each run's tokens, drawn from its own random state in its own shape."""
-        out = []
-        for s, part in self.parts(x):
+        """Dropout on each run's tokens, its mask drawn from its own random state in its own shape:
+        F.dropout's arithmetic (a Bernoulli draw, divided by the keep rate, times the input) with
+        the runs' masks laid end to end, so one product serves them all."""
+        p = dropout.p
+        if not p:
+            return x
+        noise = []
+        for s in self.segments:
             s.member.swap_in()
             try:
-                out.append(dropout(part.view(s.rows, s.width, -1)).view(s.tokens, -1))
+                mask = torch.empty((s.rows, s.width, x.shape[-1]), dtype=x.dtype, device=x.device)
+                noise.append(mask.bernoulli_(1 - p).view(s.tokens, -1))
             finally:
                 s.member.swap_out()
-        return torch.cat(out)
+        return x * torch.cat(noise).div_(1 - p)
 
     def _linear(self, path: str, layer, x: torch.Tensor) -> torch.Tensor:
         """The frozen layer on every token, then each run's LoRA update on its own tokens (what
-        peft's lora.Linear adds: B(A(dropout(x))) · scaling, in the layer's output dtype)."""
+        peft's lora.Linear adds: B(A(dropout(x))) · scaling, in the layer's output dtype); a run
+        without one on this layer adds zeros."""
         out = layer(x)
         if not any(path in s.member.loras for s in self.segments):
             return out
-        parts = []
-        for (s, given), part in zip(self.parts(x), out.split(self.sizes), strict=True):
+        updates = []
+        for s, given in self.parts(x):
             lora = s.member.loras.get(path)
-            if lora is not None:
-                a, b = lora.lora_A["default"], lora.lora_B["default"]
-                given = lora._cast_input_dtype(given, a.weight.dtype).view(s.rows, s.width, -1)
-                s.member.swap_in()
-                try:
-                    dropped = lora.lora_dropout["default"](given)
-                finally:
-                    s.member.swap_out()
-                update = b(a(dropped)) * lora.scaling["default"]
-                part = (part + update.view(s.tokens, -1)).to(out.dtype)
-            parts.append(part)
-        return torch.cat(parts)
+            if lora is None:
+                updates.append(out.new_zeros((s.tokens, out.shape[-1])))
+                continue
+            a, b = lora.lora_A["default"], lora.lora_B["default"]
+            given = lora._cast_input_dtype(given, a.weight.dtype).view(s.rows, s.width, -1)
+            s.member.swap_in()
+            try:
+                dropped = lora.lora_dropout["default"](given)
+            finally:
+                s.member.swap_out()
+            updates.append((b(a(dropped)) * lora.scaling["default"]).view(s.tokens, -1))
+        return (out + torch.cat(updates)).to(out.dtype)
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes a pack's runs may add on the device: on CUDA 80 % of what is free now (the base, the
+    allocator's cache and other processes already counted out); None on the CPU, where the
+    worker's own setting bounds it (peftlab/runs/packs.py)."""
+    if device.type != "cuda":
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(0.8 * free)
 
 
 def _lora_layers(bert: torch.nn.Module) -> dict:

@@ -70,7 +70,7 @@ def send_message(run: Run) -> None:
     """The message itself, to the Celery task by its name (tasks.py registers it). The broker is
     tried briefly: a learner waits seconds for an answer, not minutes. A message that may start a
     pack carries the pack's time limits."""
-    limits = pack_time_limits() if run.method in JOINS_PACK and not _races(run) else None
+    limits = pack_time_limits() if settings.PEFTLAB_PACKS and run.method in JOINS_PACK and not _races(run) else None
     celery_app.send_task(
         TRAIN_TASK,
         args=[run.pk],

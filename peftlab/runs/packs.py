@@ -5,7 +5,7 @@ holds. A run joins only while the pack stays within three bounds (settings, per 
 
 - tokens per step, PEFTLAB_PACK_TOKENS: each run counts at its batch of its task's longest
   training example (the widest batch it can draw), so that no step exceeds the bound;
-- memory, PEFTLAB_PACK_MEMORY_MB: each run's own tensors (trained parameters, their gradients and
+- memory, PEFTLAB_PACK_MEMORY_MB (or what the device has free, if less): each run's own tensors (trained parameters, their gradients and
   AdamW's state) and its step's activations, as the memory calculator predicts them for that
   exact configuration (simulations/memory.py); the frozen base is held once for the pack;
 - runs, PEFTLAB_PACK_RUNS.
@@ -52,6 +52,9 @@ class Room:
     """What a pack holds now, against the bounds; `take` admits a run, `give_back` frees it."""
 
     precision: str = "fp32"
+    # Bytes the runs' own tensors may take: PEFTLAB_PACK_MEMORY_MB, or less where the device has
+    # less free (tasks.py asks the engine, workers/runpack.py `device_memory`).
+    memory: int | None = None
     started: float = field(default_factory=time.monotonic)
     held: dict[int, Size] = field(default_factory=dict)
 
@@ -78,7 +81,7 @@ class Room:
         return (
             len(self.held) < settings.PEFTLAB_PACK_RUNS
             and tokens <= settings.PEFTLAB_PACK_TOKENS
-            and used <= settings.PEFTLAB_PACK_MEMORY_MB * 2**20
+            and used <= min(settings.PEFTLAB_PACK_MEMORY_MB * 2**20, self.memory or float("inf"))
             and size.seconds * (len(self.held) + 1) <= self.window()
         )
 

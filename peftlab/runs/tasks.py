@@ -111,7 +111,7 @@ def train_run(self, run_id: int) -> str:
         with lifecycle.heartbeat(held), _stop_on_signals():
             if len(claims) > 1:
                 statuses = _train_lanes(claims, device)
-            elif lifecycle.pack_first(claims[0]):
+            elif settings.PEFTLAB_PACKS and lifecycle.pack_first(claims[0]):
                 statuses = _train_pack(claims[0], device, self.request.id or "", held, every)
             else:
                 statuses = [_train(claims[0], device)]
@@ -212,7 +212,7 @@ def _train_pack(first: Claim, device, task_id: str, held: list[Claim], every: li
     from workers import precision, runpack, training
 
     queue = Run.objects.filter(pk=first.run_id).values_list("queue", flat=True).get()
-    room = packs.Room(precision=precision.name(precision.training_dtype(device)))
+    room = packs.Room(precision=precision.name(precision.training_dtype(device)), memory=runpack.device_memory(device))
     room.add(first.run_id)
     statuses: dict[Claim, str] = {}
     limit = settings.PEFTLAB_RUN_TIME_LIMIT

@@ -143,10 +143,10 @@ def test_a_lane_that_fails_or_is_cancelled_leaves_and_the_others_finish(monkeypa
 def test_a_lane_that_cannot_be_built_fails_alone(monkeypatch):
     real_prepare = training._prepare
 
-    def prepare(spec, device, memory):
+    def prepare(spec, device, memory, base=None):
         if spec.method == "bitfit":
             raise RuntimeError("can't allocate memory")
-        return real_prepare(spec, device, memory)
+        return real_prepare(spec, device, memory, base)
 
     monkeypatch.setattr(training, "_prepare", prepare)
     ended = []
