@@ -102,3 +102,13 @@ def test_the_room_takes_the_devices_free_memory_where_it_is_less():
     room.add(queued().pk)
     assert not room.fits(run.pk)
     assert packs.Room(memory=10**12, held={queued().pk: packs.Size(1, 1, 1.0)}).fits(run.pk)
+
+
+def test_a_limited_owners_sweep_still_trains_one_lane_at_a_time_in_a_pack():
+    sweep = Batch.objects.create(kind=Batch.RANK_SWEEP, task="sentiment", steps=20, seed=0)
+    lanes = [queued("s", max_concurrent=2, batch=sweep, lane=lane) for lane in range(2)]
+    lone = queued("s", max_concurrent=2)
+    assert lifecycle.claim(lanes[0].pk, "t", "cpu").run_id == lanes[0].pk
+    assert lifecycle.claim_for_pack("cpu", "t", "cpu", everything_fits).run_id == lone.pk
+    assert lifecycle.claim_for_pack("cpu", "t", "cpu", everything_fits) is None
+    assert Run.objects.get(pk=lanes[1].pk).status == Run.QUEUED

@@ -133,7 +133,17 @@ def test_a_lane_out_of_memory_fails_alone_and_the_process_is_replaced_after_the_
     assert other.status == "succeeded" and steps_of(other) == [1, 2, 3, 4]
 
 
-def test_a_sweeps_lanes_are_still_claimed_one_by_one():
+def test_a_sweeps_lanes_are_claimed_one_by_one_without_packs_and_train_in_one_pack_with_them(settings):
+    settings.PEFTLAB_PACKS = 0
     lanes = race("lora", "lora", steps=2, kind=Batch.RANK_SWEEP)
     assert tasks.train_run(lanes[0].pk) == "succeeded"
     assert Run.objects.get(pk=lanes[1].pk).status == Run.QUEUED
+    Run.objects.filter(pk=lanes[1].pk).update(status=Run.CANCELLED)
+    # With packs (the default), the message of a sweep's LoRA lane starts a pack that takes the
+    # sweep's other lanes (its owner has no limit here; a limited owner's sweep keeps one lane at
+    # a time: tests/api/test_packs.py).
+    settings.PEFTLAB_PACKS = 1
+    lanes = race("lora", "lora", "lora", steps=2, kind=Batch.RANK_SWEEP)
+    assert tasks.train_run(lanes[0].pk) == "succeeded,succeeded,succeeded"
+    runs = Run.objects.filter(pk__in=[lane.pk for lane in lanes])
+    assert {(r.packed, r.metrics["pack"]["largest"]) for r in runs} == {(True, 3)}
