@@ -159,7 +159,7 @@ async def _run_events(run_id: int, attempt: int, step: int, idle: _Quiet):
                     "cancel_requested": run.cancel_requested,
                     # A pack's size is read with each step: runs join and leave it between steps.
                     "packed": run.packed,
-                    "pack": await sync_to_async(run.pack)(),
+                    "pack": await sync_to_async(run.pack)() if run.packed else None,
                 },
             )
         if (keepalive := await idle.sleep()) is not None:
