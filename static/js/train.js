@@ -268,9 +268,11 @@ function showMetrics(run) {
   rows.push([run.method === "full" ? "model on disk" : "adapter on disk", `${fmtBytes(m.adapter_bytes)}${download}`]);
   rows.push(["device", run.device || "—"]);
   rows.push(["training steps computed in", fmtPrecision(m)]);
-  // Trained in a pack: how many runs shared its steps (metrics.pack), and what that means.
-  const pack = m.pack ? `<tr id="pack-note"><td colspan="2" class="muted" style="font-size:.8rem">${PACK_NOTE}</td></tr>` : "";
-  if (m.pack) {
+  // Trained in a pack with other runs: how many shared its steps (metrics.pack), and what that
+  // means. A run the pack held alone all along shared nothing: no row.
+  const shared = Boolean(m.pack && m.pack.largest > 1);
+  const pack = shared ? `<tr id="pack-note"><td colspan="2" class="muted" style="font-size:.8rem">${PACK_NOTE}</td></tr>` : "";
+  if (shared) {
     rows.push(["trained in a pack", `<span title="${PACK_NOTE}" id="pack-row">up to ${fmtInt(m.pack.largest)} runs per step `
       + `(mean ${m.pack.mean_size.toFixed(1)})</span>`]);
   }
