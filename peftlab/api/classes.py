@@ -1,5 +1,6 @@
-"""GET /api/classes/{code}/dashboard: the live state of a class, for its teacher only; and
-GET /api/classes/{code}/runs.csv: every run of the class as a CSV file (peftlab/classroom/export.py).
+"""GET /api/classes/{code}/dashboard: the live state of a class, for its teacher only;
+GET /api/classes/{code}/curves: the training loss of each student's latest run (the class's
+chart); and GET /api/classes/{code}/runs.csv: every run of the class as a CSV file (peftlab/classroom/export.py).
 
 Mounted by peftlab/api/lab.py. Anyone else (another teacher, a student, a visitor) gets the
 same 404 as for a code that does not exist. The dashboard's actions are POSTs elsewhere: cancel
@@ -10,7 +11,7 @@ from django.http import HttpResponse
 from ninja import Router
 
 from peftlab.api.errors import Error
-from peftlab.classroom.dashboard import dashboard
+from peftlab.classroom.dashboard import CURVE_POINTS, curves, dashboard
 from peftlab.classroom.export import class_csv
 from peftlab.classroom.models import Classroom, normalize_code
 from peftlab.classroom.viewer import TEACHER, viewer_of
@@ -42,6 +43,16 @@ def _own_classroom(request, code: str) -> Classroom:
 )
 def class_dashboard(request, code: str):
     return dashboard(_own_classroom(request, code))
+
+
+@router.get(
+    "/{code}/curves",
+    response={200: dict, 404: Error},
+    summary=f"The training loss of each student's latest started run (at most about {CURVE_POINTS} points a "
+    "run), named by the student's nickname",
+)
+def class_curves(request, code: str):
+    return curves(_own_classroom(request, code))
 
 
 @router.get(

@@ -5,7 +5,7 @@ Last-Event-ID (the last step it saw) gets every later point exactly once, whiche
 them and whenever. Events: "point" {step, loss, elapsed} with id = step; "eval" {step, val_loss,
 val_accuracy} just before the point of its step; "progress" when the status or step count changes
 (with a queued run's "waiting": its place in its queue and estimated start, sent again when they
-change);
+change; with a packed run's "pack": the runs training in its fused step now, read at each step);
 a final "status" with the whole run.
 
 A run whose worker died is trained again from step 1 as its next attempt (peftlab/runs/lifecycle.py).
@@ -146,8 +146,8 @@ async def _run_events(run_id: int, attempt: int, step: int, idle: _Quiet):
             place = None
         elif time.monotonic() - placed_at >= PLACE_SECONDS:
             place, placed_at = await sync_to_async(waiting.place)(run, PLACE_SECONDS), time.monotonic()
-        if (run.status, run.steps_done, place, run.cancel_requested) != progress:
-            progress = (run.status, run.steps_done, place, run.cancel_requested)
+        if (run.status, run.steps_done, place, run.cancel_requested, run.packed) != progress:
+            progress = (run.status, run.steps_done, place, run.cancel_requested, run.packed)
             idle.reset()
             yield _event(
                 "progress",
@@ -157,6 +157,9 @@ async def _run_events(run_id: int, attempt: int, step: int, idle: _Quiet):
                     "steps": run.steps,
                     "waiting": place,
                     "cancel_requested": run.cancel_requested,
+                    # A pack's size is read with each step: runs join and leave it between steps.
+                    "packed": run.packed,
+                    "pack": await sync_to_async(run.pack)() if run.packed else None,
                 },
             )
         if (keepalive := await idle.sleep()) is not None:

@@ -156,13 +156,6 @@ def _get_run(request, run_id: int) -> Run:
     return run
 
 
-def pack_of(run: Run) -> dict | None:
-    """{"size": runs training in the run's pack now, itself included} while it trains in one."""
-    if not run.packed or run.status != Run.RUNNING:
-        return None
-    return {"size": Run.objects.filter(task_id=run.task_id, packed=True, status=Run.RUNNING).count()}
-
-
 @router.get("/runs/{run_id}", response={200: dict, 404: Error}, summary="A run with the points of its current attempt")
 def get_run(request, run_id: int):
     run = _get_run(request, run_id)
@@ -179,7 +172,7 @@ def get_run(request, run_id: int):
         "waiting": waiting.place(run),
         "timing": waiting.timing(run),
         # While it trains in a pack: how many runs train in its fused step, itself included.
-        "pack": pack_of(run),
+        "pack": run.pack(),
         # Where the events stream should resume to follow on from these points.
         "last_event_id": events.event_id(run.attempt, last_step),
     }

@@ -1,6 +1,8 @@
 """What a teacher's dashboard shows, as one JSON document (GET /api/classes/{code}/dashboard,
-polled by the page every two seconds): every student's runs with their progress, a leaderboard
-per method, and the class's place in the queue.
+polled by the page every two seconds): every student's runs with their progress (a run training
+in a pack with how many runs its pack holds now), a leaderboard per method, and the class's place
+in the queue. And the class's curves (GET /api/classes/{code}/curves, polled with it): the
+training loss of each student's latest run, thinned to at most CURVE_POINTS points a run.
 
 Every number is read from the runs' rows: status and steps as the worker writes them, accuracy
 and time from the metrics each finished run measured.
@@ -8,15 +10,18 @@ and time from the metrics each finished run measured.
 
 from datetime import datetime
 
+from django.db.models import F, Q
+from django.db.models.lookups import Exact
 from django.urls import reverse
 from django.utils import timezone
 
 from peftlab.classroom.models import Classroom
-from peftlab.runs.models import Run
+from peftlab.runs.models import Point, Run, pack_sizes
 from peftlab.runs.scheduler import queue_order
 from workers import methods
 
 RUNS_PER_STUDENT = 20  # the newest runs listed per student (the count says how many in all)
+CURVE_POINTS = 100  # the most points of a run's curve the class's chart gets (its last one too)
 
 
 def _label(method: str) -> str:
@@ -27,8 +32,11 @@ def _number(value):
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def run_row(run: Run) -> dict:
+def run_row(run: Run, packs: dict[str, int] | None = None) -> dict:
+    """A run as the dashboard lists it; `packs`: the runs training now in each pack (pack_sizes),
+    read once for the whole dashboard."""
     m = run.metrics or {}
+    in_pack = run.packed and run.status == Run.RUNNING
     return {
         "id": run.pk,
         "method": run.method,
@@ -38,6 +46,8 @@ def run_row(run: Run) -> dict:
         "steps": run.steps,
         "steps_done": run.steps_done,
         "progress": round(run.steps_done / run.steps, 4) if run.steps else 0,
+        # While it trains in a pack: the runs in its fused step now, itself included.
+        "pack": {"size": (packs or {}).get(run.task_id, 1)} if in_pack else None,
         "queue": run.queue,
         "batch": run.batch_id,
         "error": run.error,
@@ -120,6 +130,8 @@ def dashboard(classroom: Classroom, now: datetime | None = None) -> dict:
     by_student: dict[int, list[Run]] = {}
     for run in runs:
         by_student.setdefault(run.student_id, []).append(run)
+    # The size of every pack a run of the class trains in, in one query.
+    packs = pack_sizes(r.task_id for r in runs if r.packed and r.status == Run.RUNNING)
     counts = {status: 0 for status, _ in Run.STATUSES}
     for run in runs:
         counts[run.status] += 1
@@ -137,12 +149,61 @@ def dashboard(classroom: Classroom, now: datetime | None = None) -> dict:
                 "joined_at": s.created_at.isoformat(),
                 "total_runs": len(by_student.get(s.pk, [])),
                 "active_runs": sum(r.status in (Run.QUEUED, Run.RUNNING) for r in by_student.get(s.pk, [])),
-                "runs": [run_row(r) for r in by_student.get(s.pk, [])[:RUNS_PER_STUDENT]],
+                "runs": [run_row(r, packs) for r in by_student.get(s.pk, [])[:RUNS_PER_STUDENT]],
             }
             for s in students
         ],
         "leaderboard": leaderboard(runs, nicknames),
         "queue": _queue(classroom, nicknames),
         "counts": counts,
+        "updated_at": (now or timezone.now()).isoformat(),
+    }
+
+
+def _thinned(runs: list[Run]) -> dict[int, list[Point]]:
+    """The points of each run's current attempt, at most about CURVE_POINTS of them: every
+    stride-th step, where the stride spreads its steps done over CURVE_POINTS, and its last
+    steps (so that a curve reaches the step the run is on). One query for all the runs."""
+    if not runs:
+        return {}
+    wanted = Q()
+    for run in runs:
+        stride = max(1, -(-run.steps_done // CURVE_POINTS))
+        mine = Q(run_id=run.pk, attempt=run.attempt)
+        wanted |= mine if stride == 1 else mine & (Exact(F("step") % stride, 0) | Q(step__gte=run.steps_done))
+    curves: dict[int, list[Point]] = {run.pk: [] for run in runs}
+    read = Point.objects.filter(wanted, run_id__in=curves).only("run_id", "step", "loss").order_by("run_id", "step")
+    for point in read:
+        curves[point.run_id].append(point)
+    return curves
+
+
+def curves(classroom: Classroom, now: datetime | None = None) -> dict:
+    """Each student's latest run that has started (training now or finished): its training loss
+    by step, thinned (`_thinned`), named by the student's nickname. A student whose latest run
+    still waits keeps the curve of the run before it until the new one starts."""
+    nicknames = dict(classroom.students.values_list("pk", "nickname"))
+    latest: dict[int, Run] = {}
+    started = Run.objects.filter(classroom=classroom, student__isnull=False, started_at__isnull=False)
+    for run in started.defer("metrics", "params").order_by("-id"):
+        latest.setdefault(run.student_id, run)
+    runs = sorted(latest.values(), key=lambda r: (nicknames.get(r.student_id, ""), r.pk))
+    points = _thinned(runs)
+    return {
+        "runs": [
+            {
+                "id": run.pk,
+                "student": nicknames.get(run.student_id),
+                "method": run.method,
+                "label": _label(run.method),
+                "status": run.status,
+                "steps": run.steps,
+                "steps_done": run.steps_done,
+                "step": [p.step for p in points[run.pk]],
+                "loss": [p.loss for p in points[run.pk]],
+            }
+            for run in runs
+        ],
+        "most_points": CURVE_POINTS,
         "updated_at": (now or timezone.now()).isoformat(),
     }

@@ -123,6 +123,13 @@ class Run(models.Model):
             **fields,
         )
 
+    def pack(self) -> dict | None:
+        """{"size": the runs training in its pack now, itself included} while it trains in one
+        (GET /api/runs/{id}, the events stream's "progress"), else None."""
+        if not self.packed or self.status != self.RUNNING:
+            return None
+        return {"size": pack_sizes([self.task_id]).get(self.task_id, 1)}
+
     def summary(self) -> dict:
         """The run without its points, as the API and the SSE final event give it."""
         return {
@@ -147,6 +154,18 @@ class Run(models.Model):
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "events_url": reverse("run-events", args=[self.pk]),
         }
+
+
+def pack_sizes(task_ids) -> dict[str, int]:
+    """How many runs train now in each of these packs (runs of one pack share their task_id),
+    in one query: {task_id: runs}."""
+    rows = (
+        Run.objects.filter(status=Run.RUNNING, packed=True, task_id__in=set(task_ids))
+        .values("task_id")
+        .annotate(runs=models.Count("id"))
+        .order_by()
+    )
+    return {row["task_id"]: row["runs"] for row in rows}
 
 
 class Point(models.Model):

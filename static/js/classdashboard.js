@@ -1,7 +1,8 @@
 // A teacher's class dashboard: GET /api/classes/<code>/dashboard every two seconds, drawn into
 // the runs table (with a cancel button per unfinished run: POST /api/runs/<id>/cancel), the
-// leaderboard and the queue. Nicknames are the students' own text: always set as textContent.
-import { $, errorBox, getJson, postJson } from "./lab.js";
+// leaderboard and the queue; with it GET /api/classes/<code>/curves, the class's loss curves.
+// Nicknames are the students' own text: always set as textContent (escaped for the chart).
+import { $, NARROW, PLOT_CONFIG, emptyLayout, errorBox, getJson, postJson } from "./lab.js";
 import { fmtAcc, fmtSeconds } from "./format.js";
 
 const showError = errorBox("dash-error");
@@ -70,8 +71,14 @@ function drawRuns(students) {
       cell(row, runLink(run.id));
       cell(row, run.label);
       cell(row, run.task);
-      const status = cell(row, run.status, `status-${run.status}`);
+      // A run training in a pack: how many runs share its steps now, itself included.
+      const packed = run.status === "running" && run.pack && run.pack.size > 1;
+      const status = cell(row, packed ? `${run.status} · pack of ${run.pack.size}` : run.status, `status-${run.status}`);
       status.dataset.status = run.status;
+      if (packed) {
+        status.dataset.pack = run.pack.size;
+        status.title = `trains in one shared step with ${run.pack.size - 1} other runs`;
+      }
       if (run.error) status.title = run.error;
       cell(row, progress(run));
       cell(row, fmtAcc(run.val_accuracy), "num");
@@ -130,8 +137,41 @@ function drawCounts(data) {
     + `${c.succeeded} succeeded · ${c.failed} failed · ${c.cancelled} cancelled`;
 }
 
+// ---- the class's curves ---------------------------------------------------------------------
+// One line per student: their latest run's training loss (thinned by the API). A nickname goes
+// into the chart escaped: Plotly reads a few HTML tags in trace names.
+const curvesChart = $("curves-chart");
+const LEGEND_MAX = 12; // more students than this: their names in the hover only
+const escapeHtml = (text) => String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+function drawCurves(data) {
+  const runs = data.runs.filter((r) => r.step.length);
+  const layout = {
+    margin: { l: 55, r: 15, t: 15, b: 45 },
+    // Up to the longest run's last step: the lines cross the chart as their runs train.
+    xaxis: { title: { text: "step" }, range: [0, Math.max(1, ...runs.map((r) => r.steps))] },
+    yaxis: { title: { text: "training loss" } },
+    showlegend: !NARROW && runs.length <= LEGEND_MAX,
+    legend: { orientation: "h", x: 0, y: -0.2 },
+    hovermode: "closest",
+    uirevision: "curves", // a teacher's zoom stays through the refreshes
+  };
+  const traces = runs.map((r) => ({
+    // A run's first point is a dot (a line needs two).
+    x: r.step, y: r.loss, mode: r.step.length > 1 ? "lines" : "markers", name: escapeHtml(r.student ?? "—"),
+    line: { width: 1.5 }, marker: { size: 5 },
+    meta: { run: r.id, status: r.status, steps: r.steps },
+    hovertemplate: `%{fullData.name} · run ${r.id} · ${r.label}<br>step %{x}: loss %{y:.3f}<extra></extra>`,
+  }));
+  curvesChart.dataset.curves = runs.length;
+  Plotly.react(curvesChart, traces, runs.length ? layout
+    : emptyLayout(curvesChart, layout, "Curves appear here when students train: one line per student, their latest run's training loss."),
+  PLOT_CONFIG);
+}
+
 async function refresh() {
-  const data = await getJson(root.dataset.url);
+  const [data, curves] = await Promise.all([getJson(root.dataset.url), getJson(root.dataset.curvesUrl)]);
+  drawCurves(curves);
   drawCounts(data);
   drawRuns(data.students);
   drawLeaderboard(data.leaderboard);

@@ -30,6 +30,10 @@ function paramInput(p) {
 function showMethod() {
   const m = methods.find((x) => x.name === $("f-method").value);
   $("method-summary").textContent = `${m.summary} Trains: ${m.trains}.`;
+  // Whether its runs share their steps with other runs (a pack), and why (the method's record).
+  $("method-pack").textContent = m.joins_pack
+    ? `Shared steps: runs of this method started around the same time train together, one step for all, each with its own weights. ${m.pack_note}`
+    : `Shared steps: no, each run of this method trains on its own. ${m.pack_note}`;
   $("method-params").innerHTML = m.params.map(paramInput).join("");
   $("f-steps").min = m.steps.minimum; $("f-steps").max = m.steps.maximum;
   if (!$("f-steps").value) $("f-steps").value = m.steps.default;
@@ -182,8 +186,14 @@ function secondsLeft(run, last) {
   return (perStep + others) * (run.steps - last.step) + after;
 }
 
+// A run in a pack (GET /api/runs/<id> "pack", sent again by the stream with each step) trains in
+// one fused step with the other runs in it: its pace is theirs together, its time left too.
 function runningText(run, last, since) {
-  let text = `running: ${last ? last.step : run.steps_done || 0} of ${run.steps} steps`;
+  const step = last ? last.step : run.steps_done || 0;
+  const others = run.pack && run.pack.size > 1 ? run.pack.size - 1 : 0;
+  let text = others
+    ? `running in a pack with ${others} other ${others === 1 ? "run" : "runs"}, one fused step for all: step ${step} of ${run.steps}`
+    : `running: ${step} of ${run.steps} steps`;
   if (current && current.stopping) return `${text} · stopping after this step…`;
   if (!last || last.step === 0) return text;
   // The engine reports the points before its last step just before it (workers/training.py):
@@ -223,6 +233,10 @@ setInterval(() => {
   if (progressShown && ["queued", "running"].includes(progressShown.run.status)) drawProgress();
 }, 1000);
 
+const PACK_NOTE = "In a pack, runs started around the same time train together: each step runs the shared "
+  + "frozen base once for all of them. Each run keeps its own weights, optimizer and random numbers, so it "
+  + "learns as it would alone. Its training time is wall time, shared with the other runs.";
+
 function showMetrics(run) {
   const m = run.metrics || {};
   if (!run.metrics || m.trainable_params === undefined) {
@@ -254,8 +268,16 @@ function showMetrics(run) {
   rows.push([run.method === "full" ? "model on disk" : "adapter on disk", `${fmtBytes(m.adapter_bytes)}${download}`]);
   rows.push(["device", run.device || "—"]);
   rows.push(["training steps computed in", fmtPrecision(m)]);
+  // Trained in a pack with other runs: how many shared its steps (metrics.pack), and what that
+  // means. A run the pack held alone all along shared nothing: no row.
+  const shared = Boolean(m.pack && m.pack.largest > 1);
+  const pack = shared ? `<tr id="pack-note"><td colspan="2" class="muted" style="font-size:.8rem">${PACK_NOTE}</td></tr>` : "";
+  if (shared) {
+    rows.push(["trained in a pack", `<span title="${PACK_NOTE}" id="pack-row">up to ${fmtInt(m.pack.largest)} runs per step `
+      + `(mean ${m.pack.mean_size.toFixed(1)})</span>`]);
+  }
   $("metrics").innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td class="num">${v}</td></tr>`).join("")
-    + `<tr><td colspan="2" class="muted" style="font-size:.8rem">Peak memory: ${m.peak_memory_source}.</td></tr>`;
+    + `<tr><td colspan="2" class="muted" style="font-size:.8rem">Peak memory: ${m.peak_memory_source}.</td></tr>${pack}`;
 }
 
 // ---- runs ------------------------------------------------------------------------------------

@@ -555,7 +555,7 @@ def test_the_dashboard_json_has_every_students_runs_the_leaderboard_and_the_queu
 
 
 # The API's reads of a class (peftlab/api/classes.py), its teacher's alone.
-CLASS_ENDPOINTS = ("dashboard", "runs.csv")
+CLASS_ENDPOINTS = ("dashboard", "curves", "runs.csv")
 
 
 def test_every_class_endpoint_is_checked_for_its_teacher():

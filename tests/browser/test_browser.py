@@ -171,6 +171,7 @@ def test_it_trains_a_run_streams_its_loss_and_reopens_it_from_the_database(page,
     expect(metrics.locator("tr", has_text="validation accuracy").locator("td")).to_have_text(re.compile(r"^\d+\.\d %$"))
     precision = metrics.locator("tr", has_text="training steps computed in").locator("td")
     expect(precision).to_have_text(default_precision())
+    expect(metrics.locator("tr", has_text="trained in a pack")).to_have_count(0)  # it shared no step
     expect(page.locator("#cancel-button")).to_be_disabled()
     entry = page.locator("#runs li", has=page.locator(f'a[data-run="{run_id}"]'))
     expect(entry).to_contain_text("40 steps")
