@@ -4,7 +4,6 @@ never a race's lane or another method. The same with a real worker: tests/faults
 
 import pytest
 
-from peftlab.api.runs import pack_of
 from peftlab.runs import lifecycle, packs
 from peftlab.runs.models import Batch, Run
 from workers.methods import validate_run
@@ -46,7 +45,7 @@ def test_a_pack_takes_the_fairest_lora_run_and_no_other_method_or_race_lane():
         ("lora", race.pk),
         ("adapter", None),
     }
-    assert pack_of(Run.objects.get(pk=late.pk)) == {"size": 4}
+    assert Run.objects.get(pk=late.pk).pack() == {"size": 4}
 
 
 def test_a_pack_respects_each_owners_limit_and_its_room():
