@@ -46,7 +46,7 @@ import torch
 
 from simulations.methods import names_where
 from workers import classifier, measure, packing, precision
-from workers.training import Lane, Training, TrainingError, pick_device
+from workers.training import Lane, Training, TrainingError, _step, pick_device
 
 # The methods whose runs join a pack (the records' `joins_pack`).
 JOINS_PACK = names_where(joins_pack=True)
@@ -102,6 +102,7 @@ class _Segment:
 
     member: Member
     ids: list[list[int]]
+    labels: list[int]
     batch: packing.PackedBatch
 
     @property
@@ -181,7 +182,7 @@ class Pack:
                 self._leave(member)
                 continue
             ids, labels = batch
-            segments.append(_Segment(member, ids, packing.pack(ids, labels, self.device, self.pad_id)))
+            segments.append(_Segment(member, ids, labels, packing.pack(ids, labels, self.device, self.pad_id)))
         if not segments:
             return
         values = self._take(segments)
@@ -191,6 +192,10 @@ class Pack:
             value = values.get(id(member))
             try:
                 if value is None:
+                    continue
+                if isinstance(value, measure.Stopped):  # cancelled inside its step alone
+                    member.stop_here()
+                    self._leave(member)
                     continue
                 if isinstance(value, Exception):
                     raise value
@@ -227,6 +232,8 @@ class Pack:
         return out
 
     def _fused(self, segments: list[_Segment]) -> dict[int, float | Exception]:
+        if len(segments) == 1:
+            return self._alone(segments[0])
         losses = self._forward(segments)
         values = torch.stack([loss.detach().float() for loss in losses]).tolist()  # one read
         out: dict[int, float | Exception] = {}
@@ -247,6 +254,20 @@ class Pack:
                 member.run.optimizer.step()
                 member.run.schedule.step()
         return out
+
+    def _alone(self, segment: _Segment) -> dict[int, float | Exception]:
+        """A step of a run alone in its pack: the step it takes outside any pack
+        (training._step, on its own model, whose frozen weights are the pack's), so that a run
+        that never shares a step computes exactly what it computes alone, and its reproduce
+        script gives its losses as for any run."""
+        member = segment.member
+        member.swap_in()
+        try:
+            return {id(member): _step(member.run, segment.ids, segment.labels, member.done.step + 1)}
+        except (TrainingError, measure.Stopped) as exc:
+            return {id(member): exc}
+        finally:
+            member.swap_out()
 
     def _forward(self, segments: list[_Segment]) -> list[torch.Tensor]:
         """Each run's loss on its batch, the frozen layers computed once for all their tokens."""

@@ -58,7 +58,9 @@ SEEN_TEXTS = """() => {
 }"""
 
 
-def train(page, steps: int, **params) -> int:
+def train(page, steps: int, method: str | None = None, **params) -> int:
+    if method is not None:
+        page.select_option("#f-method", method)
     page.fill("#f-steps", str(steps))
     for name, value in params.items():
         page.fill(f"#p-{name}", str(value))
@@ -83,8 +85,9 @@ def test_a_queued_run_says_its_place_and_a_cancel_says_stopping_at_once(page, em
     shots(page, f"waiting-{size}-mid-run")
 
     # A second run waits behind the first: its place and estimated start before its first point.
+    # (A BitFit run: a LoRA run would join the first one's pack and start at its next step.)
     page.evaluate("window.scrollTo(0, 0)")
-    short_run = train(page, 3, rank=4, eval_every=0)
+    short_run = train(page, 3, method="bitfit", eval_every=0)
     assert short_run != long_run and chart_in_view(page)
     expect(page.locator("#progress-text")).to_have_text(
         re.compile(r"^queued: 1st in the queue \(1 training now\) · starts in about \d+(\.\d)? (s|min)$")

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 def test_a_redis_restart_loses_no_run_and_a_submission_meanwhile_gets_503(stack):
     lab = stack()
     training = lab.create_run(steps=60)["id"]
-    waiting = lab.create_run(steps=10)["id"]
+    waiting = lab.create_run(steps=10, method="bitfit")["id"]  # it waits: a LoRA run would join the pack
     lab.wait_for(training, statuses=("running",), min_steps=3)
     lab.redis.stop()
     started = time.monotonic()

@@ -37,6 +37,11 @@ def run_script(text: str, tmp_path: Path, timeout=120) -> subprocess.CompletedPr
     path.write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "PEFTLAB", "PYTHONPATH"))}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
+    # As many CPU threads as the lab trained with (the test processes share the cores: see
+    # tests/support/parallel.py): on a CPU with AMX, bf16 products split over another number of
+    # threads round differently, by up to 4e-4 in a loss after two steps (measured here).
+    if threads := os.environ.get("PEFTLAB_TORCH_THREADS"):
+        env["OMP_NUM_THREADS"] = threads
     done = subprocess.run(
         [sys.executable, str(path)], cwd=away, env=env, capture_output=True, text=True, timeout=timeout
     )
