@@ -76,3 +76,42 @@ export function redrawChanged(parts, changed) {
     else if (move && touches(moveKeys)) move();
   }
 }
+
+// Redraw the heatmap `el` (its first trace) with the values `z`, where only its pixels change.
+// `fixed` names everything else the figure depends on (its colour range, its labels): when it is
+// as at the last full draw and z has the shape the chart shows, the axes, colour bar and labels
+// stay, and only the heatmap's image is computed and drawn again (Plotly's own heatmap code, on
+// its own layer: about 1 ms, where Plotly.react, restyle or redraw draw the whole chart again,
+// 7-10 ms). Otherwise (the first draw, a new shape: the axes change) `draw()` draws the whole
+// figure. Returns a promise, resolved once drawn. The fast path reaches into Plotly's internals
+// (pinned in package-lock.json; a browser test checks it draws what Plotly.react draws): if
+// they are not what it expects, it draws the whole figure instead.
+export function redrawHeatmap(el, z, fixed, draw) {
+  const gd = typeof el === "string" ? document.getElementById(el) : el;
+  const key = `${fixed}|${z.length}×${z[0]?.length}`;
+  if (gd.dataset.heatmapKey === key && heatmapPixels(gd, z)) return Promise.resolve(gd);
+  gd.dataset.heatmapKey = key;
+  return draw();
+}
+
+function heatmapPixels(gd, z) {
+  const full = gd._fullData?.[0];
+  const module = full?._module;
+  const plotinfo = gd._fullLayout?._plots?.[full?.xaxis + full?.yaxis];
+  const layer = plotinfo?.plot?.select(".heatmaplayer");
+  if (full?.type !== "heatmap" || !module?.calc || !module?.plot || !gd.calcdata || !layer || layer.empty()) {
+    return false;
+  }
+  try {
+    gd.data[0].z = z;
+    full.z = z;
+    const cd = module.calc(gd, full);
+    cd[0].trace = full;
+    gd.calcdata[0] = cd;
+    module.plot(gd, plotinfo, [cd], layer);
+    return true;
+  } catch (err) {
+      console.warn("heatmap pixels: a whole redraw instead", err);
+    return false;
+  }
+}
