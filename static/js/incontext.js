@@ -1,7 +1,7 @@
 // P3 In-context learning. One request brings the prompt and its token count for every k and
 // the fit for every window; the mode, k and window only index it. A new query review fetches
 // once (its tokens must be counted by the server). The state lives in the query string.
-import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, drawEachFrame, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, react } from "./playground.js";
 import { fmtInt } from "./format.js";
 
@@ -239,11 +239,15 @@ for (const input of modeInputs) {
     writeUrl();
   });
 }
+// A drag redraws at most once a frame, with the slider's latest value.
+const drawEachStep = drawEachFrame(() => {
+  draw();
+  writeUrl();
+});
 kSlider.addEventListener("input", () => {
   if (!data) return;
   state.k = Number(kSlider.value);
-  draw();
-  writeUrl();
+  drawEachStep();
 });
 windowSelect.addEventListener("change", () => {
   if (!data) return;

@@ -1,7 +1,7 @@
 // P6 Lottery ticket. The server trains every network once per (seed, scope) and returns the
 // accuracies and masks at every sparsity of its grid; the sparsity slider and the layer menu only
 // pick indices into that response, so they cost no request. The state lives in the query string.
-import { $, ACCENT, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, PLOT_CONFIG, drawEachFrame, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, moveShapes, react, ring } from "./playground.js";
 import { fmtInt } from "./format.js";
 
@@ -227,11 +227,15 @@ $("new-seed").addEventListener("click", () => {
   inputs.seed.value = Number.isInteger(seed) && seed < Number(inputs.seed.max) ? seed + 1 : 0;
   reload();
 });
+// A drag redraws at most once a frame, with the slider's latest value.
+const drawEachStep = drawEachFrame(() => {
+  drawIndex();
+  writeUrl();
+});
 slider.addEventListener("input", () => {
   if (!data) return;
   index = Number(slider.value);
-  drawIndex();
-  writeUrl();
+  drawEachStep();
 });
 layerSelect.addEventListener("change", () => {
   if (!data) return;

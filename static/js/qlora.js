@@ -1,6 +1,6 @@
 // P14 NF4 and double quantisation. One request brings every block size, sample size and model
 // size; the sliders and toggles only index into it. The state lives in the query string.
-import { $, ACCENT, PLOT_CONFIG, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, PLOT_CONFIG, drawEachFrame, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
 import { moveShapes, react, redrawChanged, ring } from "./playground.js";
 import { fmtInt } from "./format.js";
 
@@ -244,7 +244,9 @@ async function start() {
 }
 
 for (const [key, el] of Object.entries(sliders)) {
-  el.addEventListener("input", () => { if (data) { state[key] = Number(el.value); draw([key]); } });
+  // A drag redraws at most once a frame, with the slider's latest value.
+  const drawEachStep = drawEachFrame(() => draw([key]));
+  el.addEventListener("input", () => { if (data) { state[key] = Number(el.value); drawEachStep(); } });
 }
 document.querySelectorAll('input[name="code"]').forEach((el) => {
   el.addEventListener("change", () => { if (data && el.checked) { state.code = el.value; draw(["code"]); } });
