@@ -2,7 +2,7 @@
 // matrix; the rank slider only picks an index into that response, so sliding costs no request.
 // The whole state lives in the query string, so a link reopens exactly this view.
 import { $, ACCENT, PLOT_CONFIG, drawEachFrame, errorBox, readQuery, writeQuery } from "./lab.js";
-import { latestFetcher, moveShapes, react, redrawHeatmap, ring } from "./playground.js";
+import { latestFetcher, moveShapes, react, recolourBars, redrawHeatmap, ring } from "./playground.js";
 import { fmtInt } from "./format.js";
 
 const showError = errorBox("lowrank-error");
@@ -114,16 +114,11 @@ function drawReconstruction(r) {
 }
 
 // The bars that M_r keeps are coloured; the ones it drops are grey. The bars are the matrix's:
-// a rank step only recolours them (a restyle of the colours, no new axes).
-let barsDrawnFor = null; // the response whose singular values the chart shows
+// a rank step only recolours them (no new axes).
+let responses = 0; // one more for each response shown: the bars of another matrix are drawn whole
 function drawSingularValues(r) {
   const colours = data.singular_values.map((_, i) => (i < r ? ACCENT : MUTED));
-  if (barsDrawnFor === data) {
-    Plotly.restyle("sv-chart", { "marker.color": [colours] }, [0]);
-    return;
-  }
-  barsDrawnFor = data;
-  react("sv-chart", [{
+  recolourBars("sv-chart", colours, responses, () => react("sv-chart", [{
     type: "bar",
     x: data.singular_values.map((_, i) => i + 1),
     y: data.singular_values,
@@ -133,7 +128,7 @@ function drawSingularValues(r) {
     margin: { l: 50, r: 10, t: 10, b: 40 },
     xaxis: { title: { text: "i" } },
     yaxis: { title: { text: "σ<sub>i</sub>" } },
-  }, PLOT_CONFIG);
+  }, PLOT_CONFIG));
 }
 
 function drawRank() {
@@ -154,6 +149,7 @@ function drawRank() {
 // Apply a response: controls, r kept where it was (or as asked) but never past full rank.
 function show(body, wantedRank) {
   data = body;
+  responses += 1;
   syncControls();
   const maxRank = data.errors.length - 1;
   rank = Math.min(Math.max(Number.isInteger(wantedRank) ? wantedRank : 1, 0), maxRank);

@@ -152,3 +152,37 @@ def test_a_heatmap_whose_shape_changes_is_drawn_whole(page):
     settle(page, "forward-root")
     assert "react(#heat-A)" in page.evaluate("() => window.__calls")
     assert page.evaluate("() => document.getElementById('heat-A').data[0].z.length") == 3
+
+
+FILLS = "(id) => [...document.querySelectorAll(`#${id} .bars .point path`)].map((p) => p.style.fill)"
+
+
+@pytest.mark.parametrize(
+    ("path", "root", "slider", "chart"),
+    [
+        # P9: the rank colours the singular values M_r keeps.
+        ("/playgrounds/low-rank/?r=2", "lowrank-root", "#rank-slider", "sv-chart"),
+        # P3: k colours its own bar of the prompt lengths.
+        ("/playgrounds/in-context-learning/?k=2", "icl-root", "#k-slider", "tokens-chart"),
+    ],
+)
+def test_bars_that_only_change_colour_are_recoloured_without_a_plotly_redraw(page, path, root, slider, chart):
+    page.goto(path)
+    wait_ready(page, root)
+    page.evaluate(COUNT_PLOTLY, [chart])
+    before = page.evaluate(FILLS, chart)
+    page.locator(slider).focus()
+    page.keyboard.press("ArrowRight")
+    settle(page, root)
+    after = page.evaluate(FILLS, chart)
+    assert after != before and len(after) == len(before)
+    assert not [c for c in page.evaluate("() => window.__calls") if c.endswith(f"(#{chart})")]
+    assert page.evaluate(f"() => Array.from(document.getElementById('{chart}').data[0].marker.color)") == [
+        page.evaluate(f"() => document.getElementById('{chart}').calcdata[0][{i}].mc") for i in range(len(after))
+    ]
+    # The fills a page drawn whole at the new value (its URL now) has.
+    whole = page.context.new_page()
+    whole.goto(page.evaluate("() => location.href"))
+    wait_ready(whole, root)
+    assert whole.evaluate(FILLS, chart) == after
+    whole.close()
