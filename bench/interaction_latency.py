@@ -436,7 +436,10 @@ def section(
             f"redrawn: its last Plotly call resolved (the call draws; the promise resolves after "
             f"`plotly_afterplot`), or its last DOM change where it draws without Plotly, API fetches included. "
             f'Milliseconds. "Handler" is the synchronous part (the event\'s listeners, Plotly drawing inside '
-            f'them). "Charts": how many charts one step redraws (at most; Plotly calls on distinct charts). '
+            f'them). "Charts": the most charts one step changed, before or after (a Plotly call on it, or its '
+            f'nodes changed: a heatmap\'s pixels redrawn without a Plotly call count too). "Fetches / step" '
+            f"counts every request that ended within a step, those a page makes in the background for a later "
+            f"step too; the latency counts only what the step waited for. "
             f"Target (issue 22, item 7): p95 at most 16 ms (one frame) for a control that changes one chart "
             f"(or none), at most 33 ms (two frames) otherwise.",
         ]
@@ -533,19 +536,27 @@ WEIGHT_END = "Compression and caching,"
 
 def kept_weight_table() -> str:
     """The page-weight half of the section as the document has it (a run with --skip-weight
-    rewrites only the interaction half), with a line that says it was not measured again."""
+    rewrites only the interaction half), with a line that says it was not measured again and on
+    what machine it was."""
     text = PERFORMANCE.read_text() if PERFORMANCE.exists() else ""
     start = text.find(HEADING)
     if start < 0:
         return ""
-    body = text[start : text.find("\n## ", start + len(HEADING)) % (len(text) + 1)]
+    end = text.find("\n## ", start + len(HEADING))
+    body = text[start : end if end >= 0 else len(text)]
     a, b = body.find(WEIGHT_START), body.find(WEIGHT_END)
     if a < 0 or b < a:
         return ""
-    return (
-        "Page weight was not measured again in this run (`--skip-weight`): its table below is the "
-        "last one measured, kept as it was.\n\n" + body[a:b].rstrip() + "\n"
-    )
+    kept = re.search(re.escape(KEPT_NOTE) + r" \(measured with (.*)\)\.\n", body)
+    machine = re.search(r"in headless Chromium, 1280×900\. (.*?)\n", body)
+    measured = kept.group(1) if kept else machine.group(1).rstrip(".") if machine else "an earlier run"
+    return f"{KEPT_NOTE} (measured with {measured}).\n\n" + body[a:b].rstrip() + "\n"
+
+
+KEPT_NOTE = (
+    "Page weight was not measured again in this run (`--skip-weight`): its table below is the last one "
+    "measured, kept as it was"
+)
 
 
 def check_compression(lab: Lab) -> dict:
