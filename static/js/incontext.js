@@ -91,7 +91,7 @@ function drawBudget(k, w) {
 let responses = 0; // one more for each response shown: another pool's bars are drawn whole
 function drawTokens(k, w) {
   const colours = data.ks.map((i) => (data.tokens[i] + data.answer_tokens > w.size ? BAD : i === k ? ORANGE : ACCENT));
-  recolourBars("tokens-chart", colours, `${responses}|${w.label}|${w.size}`, () => drawTokenBars(colours, w));
+  recolourBars("tokens-chart", [{ color: colours }], `${responses}|${w.label}|${w.size}`, () => drawTokenBars(colours, w));
   const all = data.ks[data.ks.length - 1];
   $("fit-text").textContent = w.fits === -1
     ? `${w.label} (${fmtInt(w.size)} tokens) cannot hold even the zero-shot prompt.`

@@ -118,7 +118,7 @@ function drawReconstruction(r) {
 let responses = 0; // one more for each response shown: the bars of another matrix are drawn whole
 function drawSingularValues(r) {
   const colours = data.singular_values.map((_, i) => (i < r ? ACCENT : MUTED));
-  recolourBars("sv-chart", colours, responses, () => react("sv-chart", [{
+  recolourBars("sv-chart", [{ color: colours }], responses, () => react("sv-chart", [{
     type: "bar",
     x: data.singular_values.map((_, i) => i + 1),
     y: data.singular_values,

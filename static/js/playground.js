@@ -116,31 +116,40 @@ function heatmapPixels(gd, z) {
   }
 }
 
-// Recolour the bars of the chart `el` (its first trace, a bar trace with a colour per bar), where
-// nothing else changes: `fixed` names everything else the figure depends on. When it is as at the
-// last full draw, only the bars' fills are set again (Plotly's own bar styling: under 1 ms; a
-// restyle of an array of colours, like Plotly.react, draws the whole chart again: 7-10 ms).
-// Otherwise, or where the first bar changes colour (a legend's swatch shows it), `draw()` draws
-// the whole figure. Returns a promise, resolved once drawn. Like redrawHeatmap, it reaches into
+// Recolour the bars of the chart `el` where nothing else changes: `styles` has, for each of its
+// first traces (bar traces, one colour or opacity per bar), `{ color, opacity }` (arrays; either
+// may be left out), and `fixed` names everything else the figure depends on. When it is as at
+// the last full draw, only the bars' fills are set again (Plotly's own bar styling: under 1 ms;
+// a restyle of an array of colours, like Plotly.react, draws the whole chart again: 7-10 ms).
+// Otherwise, or where a trace's first bar changes (a legend's swatch shows it), `draw()` draws the
+// whole figure. Returns a promise, resolved once drawn. Like redrawHeatmap, it reaches into
 // Plotly's internals, and draws the whole figure if they are not what it expects.
-export function recolourBars(el, colours, fixed, draw) {
+export function recolourBars(el, styles, fixed, draw) {
   const gd = typeof el === "string" ? document.getElementById(el) : el;
-  const key = `${fixed}|${colours.length}`;
-  if (gd.dataset.barsKey === key && barColours(gd, colours)) return Promise.resolve(gd);
+  const key = `${fixed}|${styles.map((t) => (t.color ?? t.opacity).length).join(",")}`;
+  if (gd.dataset.barsKey === key && barStyles(gd, styles)) return Promise.resolve(gd);
   gd.dataset.barsKey = key;
   return draw();
 }
 
-function barColours(gd, colours) {
-  const full = gd._fullData?.[0];
-  const cd = gd.calcdata?.[0];
-  if (full?.type !== "bar" || !full._module?.style || !cd || cd.length !== colours.length ||
-      cd[0].mc !== colours[0]) return false;
+// Plotly keeps a bar's own colour and opacity in its calcdata point (mc, mo).
+const BAR_STYLE = { color: "mc", opacity: "mo" };
+
+function barStyles(gd, styles) {
+  const traces = styles.map((style, i) => [style, gd._fullData?.[i], gd.calcdata?.[i]]);
+  const usable = traces.every(([style, full, cd]) => full?.type === "bar" && full._module?.style && cd &&
+    Object.entries(style).every(([k, values]) => BAR_STYLE[k] && cd.length === values.length &&
+      cd[0][BAR_STYLE[k]] === values[0]));
+  if (!usable) return false;
   try {
-    gd.data[0].marker.color = colours;
-    full.marker.color = colours;
-    cd.forEach((d, i) => { d.mc = colours[i]; });
-    full._module.style(gd);
+    traces.forEach(([style, full, cd], i) => {
+      for (const [k, values] of Object.entries(style)) {
+        gd.data[i].marker[k] = values;
+        full.marker[k] = values;
+        cd.forEach((d, j) => { d[BAR_STYLE[k]] = values[j]; });
+      }
+    });
+    gd._fullData[0]._module.style(gd);
     return true;
   } catch (err) {
     console.warn("bar colours: a whole redraw instead", err);

@@ -186,3 +186,26 @@ def test_bars_that_only_change_colour_are_recoloured_without_a_plotly_redraw(pag
     wait_ready(whole, root)
     assert whole.evaluate(FILLS, chart) == after
     whole.close()
+
+
+OPACITIES = "(id) => [...document.querySelectorAll(`#${id} .bars .point path`)].map((p) => p.style.opacity)"
+
+
+def test_bars_that_only_change_opacity_are_shaded_without_a_plotly_redraw(page):
+    # P14: the model slider picks the model drawn at full opacity.
+    page.goto("/playgrounds/qlora/?model=13B")
+    wait_ready(page, "qlora-root")
+    page.evaluate(COUNT_PLOTLY, ["memory-chart"])
+    before = page.evaluate(OPACITIES, "memory-chart")
+    page.locator("#model-slider").focus()
+    page.keyboard.press("ArrowRight")
+    settle(page, "qlora-root")
+    after = page.evaluate(OPACITIES, "memory-chart")
+    assert after != before and len(after) == len(before)
+    assert not [c for c in page.evaluate("() => window.__calls") if c.endswith("(#memory-chart)")]
+    whole = page.context.new_page()
+    whole.goto(page.evaluate("() => location.href"))
+    wait_ready(whole, "qlora-root")
+    assert whole.evaluate(OPACITIES, "memory-chart") == after
+    assert whole.evaluate(FILLS, "memory-chart") == page.evaluate(FILLS, "memory-chart")
+    whole.close()
