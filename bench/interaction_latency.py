@@ -454,7 +454,9 @@ def section(
         head = "| playground | control | "
         head += "before median | before p95 | " if baseline else ""
         head += (
-            "median | p95 | charts | target | met | handler (median) | fetches / step | fetch (median ms, API) "
+            "median | p95 | charts | target | "
+            + ("met (before) | " if baseline else "met | ")
+            + "handler (median) | fetches / step | fetch (median ms, API) "
             "| Plotly calls / step | slowest Plotly call (median ms) |"
         )
         lines += [
@@ -469,6 +471,8 @@ def section(
         fetch = "—" if r["fetch_median"] is None else f"{r['fetch_median']:.0f} ({', '.join(r['fetch_paths'])})"
         before = f"{r['before_median']:.1f} | {r['before_p95']:.1f} | " if baseline else ""
         met = "yes" if r["p95"] <= r["target"] else "**no**"
+        if baseline:
+            met += " (yes)" if r["before_p95"] <= r["target"] else " (no)"
         lines.append(
             f"| {r['pid']} {r['slug']} | `{r['control']}` ({r['kind']}){note} | {before}{r['median']:.1f} | "
             f"**{r['p95']:.1f}** | {r['charts']} | {r['target']} | {met} | {r['handler']:.1f} | {r['fetches']:.1f} | "
@@ -479,9 +483,10 @@ def section(
         lines.append(f"| {pid} {slug} | {why} |" + " — |" * blanks)
     if inter_rows:
         missed = [f"{r['pid']} `{r['control']}`" for r in inter_rows if r["p95"] > r["target"]]
+        before = f" ({sum(r['before_p95'] <= r['target'] for r in inter_rows)} before)" if baseline else ""
         lines += [
             "",
-            f"Controls that meet their target: {len(inter_rows) - len(missed)} of {len(inter_rows)}"
+            f"Controls that meet their target: {len(inter_rows) - len(missed)} of {len(inter_rows)}{before}"
             + (f"; missed: {', '.join(missed)}." if missed else "."),
         ]
     if kept_weight:
