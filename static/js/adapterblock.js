@@ -1,6 +1,6 @@
 // P8 Adapter block. One request brings the counts for every d × m on the sliders and every
 // model; the controls only index into it. The state lives in the query string.
-import { $, ACCENT, PLOT_CONFIG, errorBox, getJson, indexOfValue, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, PLOT_CONFIG, drawEachFrame, errorBox, getJson, indexOfValue, readQuery, writeQuery } from "./lab.js";
 import { moveShapes, react, redrawChanged, ring } from "./playground.js";
 import { fmtInt } from "./format.js";
 
@@ -199,6 +199,9 @@ async function start() {
   draw();
 }
 
+// A drag redraws at most once a frame, with the slider's latest value.
+// Calls coalesced into one draw redraw what any of them changed.
+const drawEachStep = drawEachFrame(draw, ([older], [newer]) => [[...new Set([...older, ...newer])]]);
 hiddenSlider.addEventListener("input", () => {
   if (!data) return;
   const m = state.m;
@@ -206,9 +209,9 @@ hiddenSlider.addEventListener("input", () => {
   state.m = Math.min(state.m, maxM(state.d));
   mSlider.max = maxM(state.d);
   mSlider.value = state.m;
-  draw(state.m === m ? ["d"] : ["d", "m"]);
+  drawEachStep(state.m === m ? ["d"] : ["d", "m"]);
 });
-mSlider.addEventListener("input", () => { if (data) { state.m = Number(mSlider.value); draw(["m"]); } });
+mSlider.addEventListener("input", () => { if (data) { state.m = Number(mSlider.value); drawEachStep(["m"]); } });
 modelSelect.addEventListener("change", () => {
   if (!data) return;
   state.model = Number(modelSelect.value);

@@ -1,7 +1,7 @@
 // P1 Cost of fine-tuning. The server computes each model's GPU-hours, cost and checkpoint, and
 // the totals for every (tasks, runs) pair, once per change of the run settings; the two sliders
 // only index into that response. The whole state lives in the URL.
-import { $, ACCENT, GOOD, MUTED, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, GOOD, MUTED, PLOT_CONFIG, drawEachFrame, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, react } from "./playground.js";
 
 const showError = errorBox("cost-error");
@@ -155,10 +155,12 @@ async function start() {
 
 for (const k of KEYS) inputs[k].addEventListener("change", reload);
 for (const [k, slider] of Object.entries(sliders)) {
+  // A drag redraws at most once a frame, with the slider's latest value.
+  const drawEachStep = drawEachFrame(drawView);
   slider.addEventListener("input", () => {
     if (!data) return;
     view[k] = Number(slider.value);
-    drawView();
+    drawEachStep();
   });
 }
 

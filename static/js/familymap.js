@@ -1,7 +1,7 @@
 // P15 PEFT family map. One request brings every method's count on every model at every slider
 // value, the parts each method trains and what it does there; the controls only index into it.
 // The state lives in the query string.
-import { $, ACCENT, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, PLOT_CONFIG, drawEachFrame, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, react } from "./playground.js";
 import { fmtInt, fmtShare } from "./format.js";
 
@@ -287,11 +287,13 @@ async function start() {
 
 modelSelect.addEventListener("change", () => { state.model = Number(modelSelect.value); render(); });
 targetsSelect.addEventListener("change", () => { state.targets = targetsSelect.value; state.part = null; render(); });
+// A drag redraws at most once a frame, with the slider's latest value.
+const renderEachFrame = drawEachFrame(() => render(false));
 knobSlider.addEventListener("input", () => {
   const m = method();
   if (!m.knob) return;
   state.knobs[m.knob.param] = m.knob.values[Number(knobSlider.value)];
-  render(false);
+  renderEachFrame();
 });
 
 start();

@@ -1,6 +1,6 @@
 // P20 Freeze, attach, merge. One request brings the counts for every d × r on the sliders; the
 // animation and the sliders only index into it. The state (step, d, r) lives in the query string.
-import { $, ACCENT, PLOT_CONFIG, errorBox, indexOfValue, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, PLOT_CONFIG, drawEachFrame, errorBox, indexOfValue, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, moveShapes, react, ring } from "./playground.js";
 import { fmtInt, fmtSize } from "./format.js";
 
@@ -301,14 +301,17 @@ playButton.addEventListener("click", () => { if (data) (timer ? stop() : play())
 $("next").addEventListener("click", () => { if (data) { stop(); goTo(state.step + 1); } });
 $("back").addEventListener("click", () => { if (data) { stop(); goTo(state.step - 1); } });
 stepSlider.addEventListener("input", () => { if (data) { stop(); goTo(Number(stepSlider.value)); } });
+// A drag redraws at most once a frame, with the slider's latest value.
+const drawEachStep = drawEachFrame(() => draw());
+const moveRingEachStep = drawEachFrame(() => draw({ chart: "ring" }));
 dSlider.addEventListener("input", () => {
   if (!data) return;
   state.d = Number(dSlider.value);
   rSlider.max = maxR();
   state.r = Math.min(state.r, maxR());
   rSlider.value = state.r;
-  draw();
+  drawEachStep();
 });
-rSlider.addEventListener("input", () => { if (data) { state.r = Number(rSlider.value); draw({ chart: "ring" }); } });
+rSlider.addEventListener("input", () => { if (data) { state.r = Number(rSlider.value); moveRingEachStep(); } });
 
 start();

@@ -1,8 +1,8 @@
 // P3 In-context learning. One request brings the prompt and its token count for every k and
 // the fit for every window; the mode, k and window only index it. A new query review fetches
 // once (its tokens must be counted by the server). The state lives in the query string.
-import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
-import { latestFetcher, react } from "./playground.js";
+import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, drawEachFrame, errorBox, readQuery, writeQuery } from "./lab.js";
+import { latestFetcher, react, recolourBars } from "./playground.js";
 import { fmtInt } from "./format.js";
 
 const showError = errorBox("icl-error");
@@ -87,27 +87,33 @@ function drawBudget(k, w) {
   }, PLOT_CONFIG);
 }
 
+// The bars are the pool's prompt lengths and the line is the window: k only recolours the bars.
+let responses = 0; // one more for each response shown: another pool's bars are drawn whole
 function drawTokens(k, w) {
-  const traces = [
-    { x: data.ks, y: data.tokens, type: "bar", name: "prompt tokens", marker: { color: data.ks.map((i) =>
-      (data.tokens[i] + data.answer_tokens > w.size ? BAD : i === k ? ORANGE : ACCENT)) },
-      hovertemplate: "k = %{x}: %{y} tokens<extra></extra>" },
-    { x: [data.ks[0] - 0.5, data.ks[data.ks.length - 1] + 0.5], y: [w.size, w.size], mode: "lines",
-      name: `${w.label} window`, line: { color: BAD, dash: "dot", width: 2 }, hoverinfo: "skip" },
-  ];
-  const top = Math.max(...data.tokens) + data.answer_tokens;
-  react("tokens-chart", traces, {
-    margin: { l: 60, r: 10, t: 10, b: 50 },
-    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
-    xaxis: { title: { text: "examples in the prompt, k" } },
-    yaxis: { title: { text: "prompt length (tokens)" }, range: [0, Math.max(top, w.size) * 1.08] },
-  }, PLOT_CONFIG);
+  const colours = data.ks.map((i) => (data.tokens[i] + data.answer_tokens > w.size ? BAD : i === k ? ORANGE : ACCENT));
+  recolourBars("tokens-chart", [{ color: colours }], `${responses}|${w.label}|${w.size}`, () => drawTokenBars(colours, w));
   const all = data.ks[data.ks.length - 1];
   $("fit-text").textContent = w.fits === -1
     ? `${w.label} (${fmtInt(w.size)} tokens) cannot hold even the zero-shot prompt.`
     : w.fits === all
       ? `All ${all} examples of the pool fit in ${w.label}'s ${fmtInt(w.size)} tokens. At this pool's average of ${data.mean_example_tokens} tokens per example, about ${fmtInt(w.estimated_fit)} would. Red bars (if any) no longer leave room for the answer.`
       : `${w.label} (${fmtInt(w.size)} tokens, ${w.source}) holds at most ${w.fits} examples; with more, the query or the answer would be cut off. Red bars do not fit.`;
+}
+
+function drawTokenBars(colours, w) {
+  const traces = [
+    { x: data.ks, y: data.tokens, type: "bar", name: "prompt tokens", marker: { color: colours },
+      hovertemplate: "k = %{x}: %{y} tokens<extra></extra>" },
+    { x: [data.ks[0] - 0.5, data.ks[data.ks.length - 1] + 0.5], y: [w.size, w.size], mode: "lines",
+      name: `${w.label} window`, line: { color: BAD, dash: "dot", width: 2 }, hoverinfo: "skip" },
+  ];
+  const top = Math.max(...data.tokens) + data.answer_tokens;
+  return react("tokens-chart", traces, {
+    margin: { l: 60, r: 10, t: 10, b: 50 },
+    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
+    xaxis: { title: { text: "examples in the prompt, k" } },
+    yaxis: { title: { text: "prompt length (tokens)" }, range: [0, Math.max(top, w.size) * 1.08] },
+  }, PLOT_CONFIG);
 }
 
 function drawSuperglue() {
@@ -191,6 +197,7 @@ function draw() {
 
 function show(body) {
   data = body;
+  responses += 1;
   syncControls();
   fillStatic();
   draw();
@@ -239,11 +246,15 @@ for (const input of modeInputs) {
     writeUrl();
   });
 }
+// A drag redraws at most once a frame, with the slider's latest value.
+const drawEachStep = drawEachFrame(() => {
+  draw();
+  writeUrl();
+});
 kSlider.addEventListener("input", () => {
   if (!data) return;
   state.k = Number(kSlider.value);
-  draw();
-  writeUrl();
+  drawEachStep();
 });
 windowSelect.addEventListener("change", () => {
   if (!data) return;

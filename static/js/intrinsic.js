@@ -1,7 +1,7 @@
 // P7 Intrinsic dimension. The server trains one network per subspace size d once per seed and
 // returns every accuracy, loss curve and d_90; the d slider only picks an index into that
 // response, so it costs no request. The state lives in the query string.
-import { $, ACCENT, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, PLOT_CONFIG, drawEachFrame, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, moveShapes, react, ring } from "./playground.js";
 import { fmtInt } from "./format.js";
 
@@ -178,12 +178,16 @@ $("new-seed").addEventListener("click", () => {
   seedInput.value = Number.isInteger(seed) && seed < Number(seedInput.max) ? seed + 1 : 0;
   reload();
 });
+// A drag redraws at most once a frame, with the slider's latest value.
+const drawEachStep = drawEachFrame(() => {
+  drawIndex();
+  writeUrl();
+});
 slider.addEventListener("input", () => {
   if (!data) return;
   index = Number(slider.value);
   slider.setAttribute("aria-valuetext", `d = ${data.dimensions[index]}`);
-  drawIndex();
-  writeUrl();
+  drawEachStep();
 });
 
 start();

@@ -123,3 +123,34 @@ export function indexOfValue(list, value, fallback) {
   const i = list.map(String).indexOf(String(value));
   return i >= 0 ? i : list.indexOf(fallback);
 }
+
+// A draw for a slider's `input` events, at most one a frame while it is dragged: a call with no
+// frame pending draws at once (a click or an arrow key redraws without waiting for a frame);
+// calls that arrive before the next animation frame are coalesced into one draw at that frame,
+// with the latest call's arguments. A drag fires `input` faster than the screen shows frames, and
+// each Plotly redraw costs milliseconds: without this the charts fall behind the slider.
+// `merge(older, newer)` (optional) makes the arguments of two waiting calls into one call's (say
+// the union of the settings each changed); without it the newer call's arguments win.
+export function drawEachFrame(draw, merge = (older, newer) => newer) {
+  let pending = false; // a frame is requested: calls until then wait for it
+  let queued = null; // the arguments of the newest call that waited
+  const frame = () => {
+    if (!queued) {
+      pending = false;
+      return;
+    }
+    const args = queued;
+    queued = null;
+    requestAnimationFrame(frame); // the next call after this draw waits a frame too
+    draw(...args);
+  };
+  return (...args) => {
+    if (pending) {
+      queued = queued ? merge(queued, args) : args;
+      return;
+    }
+    pending = true;
+    requestAnimationFrame(frame);
+    draw(...args);
+  };
+}

@@ -1,8 +1,8 @@
 // P10 LoRA forward path. The server computes the example for every rank and every α on its grid
 // (Wx, Ax, BAx, (α/r)·BAx and h); the r and α sliders only index that response. d and the seed
 // fetch a new example. State (d, seed, r, alpha) lives in the query string.
-import { $, ACCENT, GOOD, PLOT_CONFIG, WARN, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
-import { react } from "./playground.js";
+import { $, ACCENT, GOOD, PLOT_CONFIG, WARN, drawEachFrame, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
+import { react, redrawHeatmap } from "./playground.js";
 import { fmtInt } from "./format.js";
 
 const showError = errorBox("forward-error");
@@ -33,8 +33,10 @@ function writeUrl() {
 
 const indices = (n) => Array.from({ length: n }, (_, i) => i + 1);
 
+// A new shape of z (A and B as r changes) redraws the whole chart: its axes change. The same
+// shape with the same labels and colour scale redraws only the pixels.
 function heatmap(id, z, rowsLabel, colsLabel, limit) {
-  react(id, [{
+  redrawHeatmap(id, z, `${rowsLabel}|${colsLabel}|${limit}`, () => react(id, [{
     type: "heatmap", z, zmin: -limit, zmax: limit, zmid: 0, colorscale: "RdBu",
     x: indices(z[0].length), y: indices(z.length),
     colorbar: { thickness: 8, len: 0.9 },
@@ -44,7 +46,7 @@ function heatmap(id, z, rowsLabel, colsLabel, limit) {
     xaxis: { title: { text: colsLabel }, constrain: "domain", dtick: 1 },
     yaxis: { title: { text: rowsLabel }, autorange: "reversed", scaleanchor: "x",
              constrain: "domain", dtick: 1 },
-  }, PLOT_CONFIG);
+  }, PLOT_CONFIG));
 }
 
 let limit = 0; // one colour scale for W, A and B: the largest |value| of the example
@@ -173,13 +175,16 @@ async function start() {
   }
 }
 
+// A drag redraws at most once a frame, with the slider's latest value.
+const drawRankEachFrame = drawEachFrame(drawRank);
+const drawScaledEachFrame = drawEachFrame(drawScaled);
 rankSlider.addEventListener("input", () => {
   rank = data.ranks[Number(rankSlider.value)];
-  drawRank();
+  drawRankEachFrame();
 });
 alphaSlider.addEventListener("input", () => {
   alpha = data.alphas[Number(alphaSlider.value)];
-  drawScaled();
+  drawScaledEachFrame();
 });
 for (const input of Object.values(inputs)) input.addEventListener("change", reload);
 

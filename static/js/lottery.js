@@ -1,8 +1,8 @@
 // P6 Lottery ticket. The server trains every network once per (seed, scope) and returns the
 // accuracies and masks at every sparsity of its grid; the sparsity slider and the layer menu only
 // pick indices into that response, so they cost no request. The state lives in the query string.
-import { $, ACCENT, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
-import { latestFetcher, moveShapes, react, ring } from "./playground.js";
+import { $, ACCENT, PLOT_CONFIG, drawEachFrame, errorBox, readQuery, writeQuery } from "./lab.js";
+import { latestFetcher, moveShapes, react, redrawHeatmap, ring } from "./playground.js";
 import { fmtInt } from "./format.js";
 
 const showError = errorBox("lottery-error");
@@ -117,7 +117,8 @@ function drawIndex() {
   const z = mask.map((row, r) => row.map((keep, c) => (keep ? w0[r][c] : null)));
   const limit = Math.max(...w0.flat().map(Math.abs));
   const [fanIn, fanOut] = data.layers[layer].shape;
-  react("mask-chart", [{
+  // The layer's shape and colour scale stay as the sparsity moves: only the pixels change.
+  redrawHeatmap("mask-chart", z, `${layer}|${limit}|${fanIn}|${fanOut}`, () => react("mask-chart", [{
     type: "heatmap", z, zmin: -limit, zmax: limit, zmid: 0, colorscale: "RdBu", hoverongaps: false,
     colorbar: { thickness: 10, title: { text: "θ₀", side: "right" } },
     hovertemplate: "input %{y} → output %{x}: θ₀ = %{z}<extra></extra>",
@@ -129,7 +130,7 @@ function drawIndex() {
     // No square cells: the 2 × 32 input layer would shrink to a sliver.
     yaxis: { title: { text: `input unit (of ${fanIn})` }, autorange: "reversed", zeroline: false,
              dtick: fanIn <= 4 ? 1 : undefined },
-  }, PLOT_CONFIG);
+  }, PLOT_CONFIG));
 
   const layerKept = mask.flat().filter(Boolean).length;
   $("sparsity-value").textContent = sparsityText(data.sparsities[i]);
@@ -227,11 +228,15 @@ $("new-seed").addEventListener("click", () => {
   inputs.seed.value = Number.isInteger(seed) && seed < Number(inputs.seed.max) ? seed + 1 : 0;
   reload();
 });
+// A drag redraws at most once a frame, with the slider's latest value.
+const drawEachStep = drawEachFrame(() => {
+  drawIndex();
+  writeUrl();
+});
 slider.addEventListener("input", () => {
   if (!data) return;
   index = Number(slider.value);
-  drawIndex();
-  writeUrl();
+  drawEachStep();
 });
 layerSelect.addEventListener("change", () => {
   if (!data) return;

@@ -1,8 +1,8 @@
 // P9 Low-rank approximation. The server computes every reconstruction, error and count once per
 // matrix; the rank slider only picks an index into that response, so sliding costs no request.
 // The whole state lives in the query string, so a link reopens exactly this view.
-import { $, ACCENT, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
-import { latestFetcher, moveShapes, react, ring } from "./playground.js";
+import { $, ACCENT, PLOT_CONFIG, drawEachFrame, errorBox, readQuery, writeQuery } from "./lab.js";
+import { latestFetcher, moveShapes, react, recolourBars, redrawHeatmap, ring } from "./playground.js";
 import { fmtInt } from "./format.js";
 
 const showError = errorBox("lowrank-error");
@@ -86,7 +86,8 @@ const HEATMAP_LAYOUT = {
 };
 
 function drawMatrix() {
-  react("heatmap-original", heatmap(data.matrix), HEATMAP_LAYOUT, PLOT_CONFIG);
+  redrawHeatmap("heatmap-original", data.matrix, data.value_limit,
+    () => react("heatmap-original", heatmap(data.matrix), HEATMAP_LAYOUT, PLOT_CONFIG));
 }
 
 // The chosen rank on the error curve, a dot that the rank slider moves.
@@ -106,23 +107,35 @@ function drawErrorCurve() {
   }, PLOT_CONFIG);
 }
 
-function drawRank() {
-  const r = rank;
-  react("heatmap-recon", heatmap(data.reconstructions[r]), HEATMAP_LAYOUT, PLOT_CONFIG);
-  moveShapes("error-chart", rankDot());
+// The same matrix at every rank: a rank step redraws only the reconstruction's pixels.
+function drawReconstruction(r) {
+  redrawHeatmap("heatmap-recon", data.reconstructions[r], data.value_limit,
+    () => react("heatmap-recon", heatmap(data.reconstructions[r]), HEATMAP_LAYOUT, PLOT_CONFIG));
+}
 
-  // The bars that M_r keeps are coloured; the ones it drops are grey.
-  react("sv-chart", [{
+// The bars that M_r keeps are coloured; the ones it drops are grey. The bars are the matrix's:
+// a rank step only recolours them (no new axes).
+let responses = 0; // one more for each response shown: the bars of another matrix are drawn whole
+function drawSingularValues(r) {
+  const colours = data.singular_values.map((_, i) => (i < r ? ACCENT : MUTED));
+  recolourBars("sv-chart", [{ color: colours }], responses, () => react("sv-chart", [{
     type: "bar",
     x: data.singular_values.map((_, i) => i + 1),
     y: data.singular_values,
-    marker: { color: data.singular_values.map((_, i) => (i < r ? ACCENT : MUTED)) },
+    marker: { color: colours },
     hovertemplate: "σ<sub>%{x}</sub> = %{y}<extra></extra>",
   }], {
     margin: { l: 50, r: 10, t: 10, b: 40 },
     xaxis: { title: { text: "i" } },
     yaxis: { title: { text: "σ<sub>i</sub>" } },
-  }, PLOT_CONFIG);
+  }, PLOT_CONFIG));
+}
+
+function drawRank() {
+  const r = rank;
+  drawReconstruction(r);
+  moveShapes("error-chart", rankDot());
+  drawSingularValues(r);
 
   $("rank-value").textContent = r;
   $("recon-error").textContent = fmtNum(data.errors[r]);
@@ -136,6 +149,7 @@ function drawRank() {
 // Apply a response: controls, r kept where it was (or as asked) but never past full rank.
 function show(body, wantedRank) {
   data = body;
+  responses += 1;
   syncControls();
   const maxRank = data.errors.length - 1;
   rank = Math.min(Math.max(Number.isInteger(wantedRank) ? wantedRank : 1, 0), maxRank);
@@ -183,11 +197,15 @@ $("new-seed").addEventListener("click", () => {
   inputs.seed.value = Number.isInteger(seed) && seed < Number(inputs.seed.max) ? seed + 1 : 0;
   reload(matrixParamsFromForm(), rank);
 });
+// A drag redraws at most once a frame, with the slider's latest value.
+const drawRankEachFrame = drawEachFrame(() => {
+  drawRank();
+  writeUrl();
+});
 slider.addEventListener("input", () => {
   if (!data) return;
   rank = Number(slider.value);
-  drawRank();
-  writeUrl();
+  drawRankEachFrame();
 });
 
 start();

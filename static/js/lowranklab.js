@@ -1,8 +1,8 @@
 // P16 Low-rank lab. The server fits every rank r on every sample size n for one task (true
 // rank k, noise σ, seed); changing the task fetches once, while n and r only index into the
 // response. The state lives in the query string.
-import { $, ACCENT, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
-import { latestFetcher, moveShapes, react, ring } from "./playground.js";
+import { $, ACCENT, PLOT_CONFIG, drawEachFrame, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
+import { latestFetcher, moveShapes, react, redrawHeatmap, ring } from "./playground.js";
 import { fmtInt } from "./format.js";
 
 const showError = errorBox("lab-error");
@@ -25,15 +25,44 @@ const fetchLatest = latestFetcher(root);
 // draws at once.
 const answers = new Map();
 const ANSWERS_KEPT = 24;
+const taskKey = (k, noise, seed) => String(new URLSearchParams({ true_rank: k, noise, seed }));
 
 function remember(body) {
   const s = body.settings;
-  answers.set(String(new URLSearchParams({ true_rank: s.true_rank, noise: s.noise, seed: s.seed })), body);
+  answers.set(taskKey(s.true_rank, s.noise, s.seed), body);
   if (answers.size > ANSWERS_KEPT) answers.delete(answers.keys().next().value);
 }
 
+// The tasks one step away on the k and σ sliders, asked for in the background once a task is
+// shown, so that a click or an arrow key on either draws without waiting for the server (each
+// answer takes it about 30 ms). A request still in flight is shared with a step that wants it.
+const prefetching = new Map();
+function prefetchNeighbours() {
+  const { true_rank: k, noise, seed } = data.settings;
+  const [kMin, kMax] = data.limits.true_rank;
+  const [nMin, nMax] = data.limits.noise;
+  const step = Number(noiseSlider.step) || 0.05;
+  const near = [];
+  if (k > kMin) near.push([k - 1, noise]);
+  if (k < kMax) near.push([k + 1, noise]);
+  // The slider's own values (0.3 + 0.05 is 0.35, not 0.35000000000000003).
+  const n = (x) => Number(x.toFixed(2));
+  if (noise - step >= nMin - 1e-9) near.push([k, n(noise - step)]);
+  if (noise + step <= nMax + 1e-9) near.push([k, n(noise + step)]);
+  for (const [kk, nn] of near) {
+    const key = taskKey(kk, nn, seed);
+    if (answers.has(key) || prefetching.has(key)) continue;
+    const request = getJson(`${root.dataset.apiUrl}?${key}`)
+      .then((body) => { remember(body); return body; })
+      .catch(() => null)
+      .finally(() => prefetching.delete(key));
+    prefetching.set(key, request);
+  }
+}
+
 async function fetchTask(params) {
-  return answers.get(String(params)) ?? fetchLatest(`${root.dataset.apiUrl}?${params}`);
+  const key = String(params);
+  return answers.get(key) ?? (await prefetching.get(key)) ?? fetchLatest(`${root.dataset.apiUrl}?${key}`);
 }
 
 function taskParams() {
@@ -78,8 +107,13 @@ const HEATMAP_LAYOUT = {
   yaxis: { title: { text: "input i" }, autorange: "reversed", scaleanchor: "x", constrain: "domain" },
 };
 
+// One size and colour scale for a task's heatmaps: n and r redraw only the fit's pixels.
+function drawHeatmap(id, z) {
+  redrawHeatmap(id, z, data.value_limit, () => react(id, heatmap(z), HEATMAP_LAYOUT, PLOT_CONFIG));
+}
+
 function drawTask() {
-  react("heatmap-true", heatmap(data.delta), HEATMAP_LAYOUT, PLOT_CONFIG);
+  drawHeatmap("heatmap-true", data.delta);
 }
 
 // The true rank's band, and the chosen r on the new-examples curve (r alone moves only the ring).
@@ -123,7 +157,7 @@ function drawCurves() {
 // What depends on r (and n): the fitted update and the readouts.
 function drawRank() {
   const { n, r } = view;
-  react("heatmap-fit", heatmap(data.fits[n][r]), HEATMAP_LAYOUT, PLOT_CONFIG);
+  drawHeatmap("heatmap-fit", data.fits[n][r]);
   $("r-value").textContent = r;
   $("train-error").textContent = fmt(data.train_mse[n][r]);
   $("heldout-error").textContent = fmt(data.heldout_mse[n][r]);
@@ -155,6 +189,7 @@ function show(body, wanted) {
   drawView();
   writeUrl();
   root.dataset.ready = "1";
+  prefetchNeighbours();
 }
 
 let reloads = 0;
@@ -192,7 +227,10 @@ async function start() {
 kSlider.addEventListener("input", () => { $("k-value").textContent = kSlider.value; });
 noiseSlider.addEventListener("input", () => { $("noise-value").textContent = Number(noiseSlider.value).toFixed(2); });
 for (const el of [kSlider, noiseSlider, seedInput]) el.addEventListener("change", () => { if (data) reload(); });
-nSlider.addEventListener("input", () => { if (data) { view.n = Number(nSlider.value); drawView(); writeUrl(); } });
-rSlider.addEventListener("input", () => { if (data) { view.r = Number(rSlider.value); moveRank(); writeUrl(); } });
+// A drag redraws at most once a frame, with the slider's latest value.
+const drawViewEachFrame = drawEachFrame(() => { drawView(); writeUrl(); });
+const moveRankEachFrame = drawEachFrame(() => { moveRank(); writeUrl(); });
+nSlider.addEventListener("input", () => { if (data) { view.n = Number(nSlider.value); drawViewEachFrame(); } });
+rSlider.addEventListener("input", () => { if (data) { view.r = Number(rSlider.value); moveRankEachFrame(); } });
 
 start();

@@ -1,7 +1,7 @@
 // P2 Memory calculator. The server computes every component for four methods, and activations on
 // a grid of batch sizes × sequence lengths, once per change of model or conventions; the batch,
 // sequence and task sliders only index into that response. The whole state lives in the URL.
-import { $, ACCENT, BAD, GOOD, INK, PLOT_CONFIG, WARN, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, BAD, GOOD, INK, PLOT_CONFIG, WARN, drawEachFrame, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, moveShapes, react, redrawChanged, ring } from "./playground.js";
 import { deviceOf, fmtInt, precisionOf } from "./format.js";
 
@@ -370,10 +370,12 @@ inputs.preset.addEventListener("change", () => {
 for (const k of ["params", "optimizer", "quant", "rank"]) inputs[k].addEventListener("change", reload);
 for (const c of Object.values(checks)) c.addEventListener("change", reload);
 for (const [k, slider] of Object.entries(sliders)) {
+  // A drag redraws at most once a frame, with the slider's latest value.
+  const drawEachStep = drawEachFrame(() => drawView([k]));
   slider.addEventListener("input", () => {
     if (!data) return;
     view[k] = Number(slider.value);
-    drawView([k]);
+    drawEachStep();
   });
 }
 zoom.addEventListener("change", () => {

@@ -2,7 +2,7 @@
 // measured latency, the merge's logit difference, predictions on the demo sentences merged and
 // unmerged) and the storage story for several models; every control only indexes into it. The
 // state lives in the query string.
-import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, WARN, errorBox, postJson, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, WARN, drawEachFrame, errorBox, postJson, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, moveShapes, react, ring } from "./playground.js";
 import { fmtInt, fmtSize } from "./format.js";
 
@@ -273,11 +273,15 @@ mergeToggle.addEventListener("change", () => { state.merged = mergeToggle.checke
 modelSelect.addEventListener("change", () => { state.model = modelSelect.value; draw(); });
 rankSelect.addEventListener("change", () => { state.rank = rankSelect.value; draw(); });
 // N moves only the storage chart's rings and its numbers.
-tasksSlider.addEventListener("input", () => {
-  state.n = Number(tasksSlider.value);
+// A drag redraws at most once a frame, with the slider's latest value.
+const moveEachStep = drawEachFrame(() => {
   moveShapes("storage-chart", storageRings());
   storageReadouts();
   writeUrl();
+});
+tasksSlider.addEventListener("input", () => {
+  state.n = Number(tasksSlider.value);
+  moveEachStep();
 });
 $("start-run").addEventListener("click", () => { if (data) startRun(); });
 

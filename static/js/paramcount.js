@@ -2,7 +2,7 @@
 // the sliders and the model menu only index into it. The lab's finished LoRA runs come from
 // /api/runs, each with its measured count and the formula's prediction stored by the worker.
 // State (r, d, model) lives in the query string.
-import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, WARN, getJson, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, WARN, drawEachFrame, getJson, readQuery, writeQuery } from "./lab.js";
 import { react, redrawChanged } from "./playground.js";
 import { fmtInt, fmtShare } from "./format.js";
 
@@ -221,13 +221,16 @@ async function start() {
   root.dataset.ready = "1";
 }
 
+// A drag redraws at most once a frame, with the slider's latest value.
+const drawRankEachFrame = drawEachFrame(() => drawAll(["r"]));
+const drawHiddenEachFrame = drawEachFrame(() => drawAll(["d"]));
 rankSlider.addEventListener("input", () => {
   state.r = data.ranks[Number(rankSlider.value)];
-  drawAll(["r"]);
+  drawRankEachFrame();
 });
 hiddenSlider.addEventListener("input", () => {
   state.d = data.hidden_sizes[Number(hiddenSlider.value)];
-  drawAll(["d"]);
+  drawHiddenEachFrame();
 });
 modelSelect.addEventListener("change", () => {
   state.model = modelSelect.value;

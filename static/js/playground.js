@@ -76,3 +76,83 @@ export function redrawChanged(parts, changed) {
     else if (move && touches(moveKeys)) move();
   }
 }
+
+// Redraw the heatmap `el` (its first trace) with the values `z`, where only its pixels change.
+// `fixed` names everything else the figure depends on (its colour range, its labels): when it is
+// as at the last full draw and z has the shape the chart shows, the axes, colour bar and labels
+// stay, and only the heatmap's image is computed and drawn again (Plotly's own heatmap code, on
+// its own layer: about 1 ms, where Plotly.react, restyle or redraw draw the whole chart again,
+// 7-10 ms). Otherwise (the first draw, a new shape: the axes change) `draw()` draws the whole
+// figure. Returns a promise, resolved once drawn. The fast path reaches into Plotly's internals
+// (pinned in package-lock.json; a browser test checks it draws what Plotly.react draws): if
+// they are not what it expects, it draws the whole figure instead.
+export function redrawHeatmap(el, z, fixed, draw) {
+  const gd = typeof el === "string" ? document.getElementById(el) : el;
+  const key = `${fixed}|${z.length}×${z[0]?.length}`;
+  if (gd.dataset.heatmapKey === key && heatmapPixels(gd, z)) return Promise.resolve(gd);
+  gd.dataset.heatmapKey = key;
+  return draw();
+}
+
+function heatmapPixels(gd, z) {
+  const full = gd._fullData?.[0];
+  const module = full?._module;
+  const plotinfo = gd._fullLayout?._plots?.[full?.xaxis + full?.yaxis];
+  const layer = plotinfo?.plot?.select(".heatmaplayer");
+  if (full?.type !== "heatmap" || !module?.calc || !module?.plot || !gd.calcdata || !layer || layer.empty()) {
+    return false;
+  }
+  try {
+    gd.data[0].z = z;
+    full.z = z;
+    const cd = module.calc(gd, full);
+    cd[0].trace = full;
+    gd.calcdata[0] = cd;
+    module.plot(gd, plotinfo, [cd], layer);
+    return true;
+  } catch (err) {
+      console.warn("heatmap pixels: a whole redraw instead", err);
+    return false;
+  }
+}
+
+// Recolour the bars of the chart `el` where nothing else changes: `styles` has, for each of its
+// first traces (bar traces, one colour or opacity per bar), `{ color, opacity }` (arrays; either
+// may be left out), and `fixed` names everything else the figure depends on. When it is as at
+// the last full draw, only the bars' fills are set again (Plotly's own bar styling: under 1 ms;
+// a restyle of an array of colours, like Plotly.react, draws the whole chart again: 7-10 ms).
+// Otherwise, or where a trace's first bar changes (a legend's swatch shows it), `draw()` draws the
+// whole figure. Returns a promise, resolved once drawn. Like redrawHeatmap, it reaches into
+// Plotly's internals, and draws the whole figure if they are not what it expects.
+export function recolourBars(el, styles, fixed, draw) {
+  const gd = typeof el === "string" ? document.getElementById(el) : el;
+  const key = `${fixed}|${styles.map((t) => (t.color ?? t.opacity).length).join(",")}`;
+  if (gd.dataset.barsKey === key && barStyles(gd, styles)) return Promise.resolve(gd);
+  gd.dataset.barsKey = key;
+  return draw();
+}
+
+// Plotly keeps a bar's own colour and opacity in its calcdata point (mc, mo).
+const BAR_STYLE = { color: "mc", opacity: "mo" };
+
+function barStyles(gd, styles) {
+  const traces = styles.map((style, i) => [style, gd._fullData?.[i], gd.calcdata?.[i]]);
+  const usable = traces.every(([style, full, cd]) => full?.type === "bar" && full._module?.style && cd &&
+    Object.entries(style).every(([k, values]) => BAR_STYLE[k] && cd.length === values.length &&
+      cd[0][BAR_STYLE[k]] === values[0]));
+  if (!usable) return false;
+  try {
+    traces.forEach(([style, full, cd], i) => {
+      for (const [k, values] of Object.entries(style)) {
+        gd.data[i].marker[k] = values;
+        full.marker[k] = values;
+        cd.forEach((d, j) => { d[BAR_STYLE[k]] = values[j]; });
+      }
+    });
+    gd._fullData[0]._module.style(gd);
+    return true;
+  } catch (err) {
+    console.warn("bar colours: a whole redraw instead", err);
+    return false;
+  }
+}

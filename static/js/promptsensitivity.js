@@ -2,7 +2,7 @@
 // combination's exact prompt and token count, and the calibration arithmetic for every slider
 // setting (computed in Python); the controls only index it. A new query review fetches once.
 // The state lives in the query string.
-import { $, ACCENT, PLOT_CONFIG, errorBox, readQuery, writeQuery } from "./lab.js";
+import { $, ACCENT, PLOT_CONFIG, drawEachFrame, errorBox, readQuery, writeQuery } from "./lab.js";
 import { latestFetcher, react } from "./playground.js";
 import { fmtInt } from "./format.js";
 
@@ -208,11 +208,15 @@ for (const c of CHOICES) {
   });
 }
 for (const [slider, name] of [[rawSlider, "raw"], [biasSlider, "bias"]]) {
+  // A drag redraws at most once a frame, with the slider's latest value.
+  const drawEachStep = drawEachFrame(() => {
+    drawCalibration();
+    writeUrl();
+  });
   slider.addEventListener("input", () => {
     if (!data) return;
     state[name] = Number(slider.value);
-    drawCalibration();
-    writeUrl();
+    drawEachStep();
   });
 }
 $("source-example").addEventListener("click", () => {

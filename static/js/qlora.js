@@ -1,7 +1,7 @@
 // P14 NF4 and double quantisation. One request brings every block size, sample size and model
 // size; the sliders and toggles only index into it. The state lives in the query string.
-import { $, ACCENT, PLOT_CONFIG, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
-import { moveShapes, react, redrawChanged, ring } from "./playground.js";
+import { $, ACCENT, PLOT_CONFIG, drawEachFrame, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
+import { moveShapes, react, recolourBars, redrawChanged, ring } from "./playground.js";
 import { fmtInt } from "./format.js";
 
 const showError = errorBox("qlora-error");
@@ -142,10 +142,16 @@ function drawBits() {
   }), PLOT_CONFIG);
 }
 
+// The model picked is the bars at full opacity: the model slider alone only shades the bars again.
 function drawMemory() {
+  const opacity = data.memory.models.map((_, i) => (i === state.model ? 1 : 0.45));
+  recolourBars("memory-chart", [{ opacity }, { opacity }], `${state.block}|${state.dq}`,
+    () => drawMemoryWhole(opacity));
+}
+
+function drawMemoryWhole(opacity) {
   const m = data.memory;
   const fourBit = (state.dq ? m.nf4_dq_gb : m.nf4_gb).map((row) => row[state.block]);
-  const opacity = m.models.map((_, i) => (i === state.model ? 1 : 0.45));
   const label4 = state.dq ? "4-bit + double-quantised scales" : "4-bit + fp32 scales";
   const shapes = data.gpu_memory_gb.map((g) => ({
     type: "line", xref: "paper", x0: 0, x1: 1, y0: g, y1: g, line: { color: "#c44", dash: "dash", width: 1 },
@@ -154,7 +160,7 @@ function drawMemory() {
     xref: "paper", x: 0, y: g, text: `${g} GB GPU`, showarrow: false, xanchor: "left", yanchor: "bottom",
     font: { size: 11, color: "#c44" },
   }));
-  react("memory-chart", [
+  return react("memory-chart", [
     { type: "bar", x: m.models, y: m.fp16_gb, name: "fp16 (16 bits)", marker: { color: MUTED, opacity },
       hovertemplate: "%{x}: %{y:.1f} GB<extra>fp16</extra>" },
     { type: "bar", x: m.models, y: fourBit, name: label4, marker: { color: COLORS.nf4, opacity },
@@ -244,7 +250,9 @@ async function start() {
 }
 
 for (const [key, el] of Object.entries(sliders)) {
-  el.addEventListener("input", () => { if (data) { state[key] = Number(el.value); draw([key]); } });
+  // A drag redraws at most once a frame, with the slider's latest value.
+  const drawEachStep = drawEachFrame(() => draw([key]));
+  el.addEventListener("input", () => { if (data) { state[key] = Number(el.value); drawEachStep(); } });
 }
 document.querySelectorAll('input[name="code"]').forEach((el) => {
   el.addEventListener("change", () => { if (data && el.checked) { state.code = el.value; draw(["code"]); } });

@@ -1,8 +1,8 @@
 // P12 Zero start. The server trains every option (scaling × start × rank) for every step once per
 // (α, learning rate, seed); the step slider and the radio buttons only index that response.
 // State lives in the query string.
-import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, WARN, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
-import { moveShapes, react, ring } from "./playground.js";
+import { $, ACCENT, BAD, GOOD, PLOT_CONFIG, WARN, drawEachFrame, errorBox, getJson, readQuery, writeQuery } from "./lab.js";
+import { moveShapes, react, redrawHeatmap, ring } from "./playground.js";
 
 const showError = errorBox("zero-error");
 const root = document.getElementById("zero-root");
@@ -86,15 +86,16 @@ function moveMarker(id, key) {
   moveShapes(id, stepDot(key));
 }
 
+// The same shape and colour scale at every step: a step redraws only the pixels.
 function heatmap(id, z, limit) {
-  react(id, [{
+  redrawHeatmap(id, z, limit, () => react(id, [{
     type: "heatmap", z, zmin: -limit, zmax: limit, zmid: 0, colorscale: "RdBu",
     colorbar: { thickness: 8 }, hovertemplate: "row %{y}, column %{x}: %{z}<extra></extra>",
   }], {
     margin: { l: 40, r: 5, t: 5, b: 40 },
     xaxis: { title: { text: "column" }, constrain: "domain" },
     yaxis: { title: { text: "row" }, autorange: "reversed", scaleanchor: "x", constrain: "domain" },
-  }, PLOT_CONFIG);
+  }, PLOT_CONFIG));
 }
 
 const targetLimit = () => Math.max(...data.target.flat().map(Math.abs));
@@ -201,9 +202,11 @@ async function start() {
   }
 }
 
+// A drag redraws at most once a frame, with the slider's latest value.
+const stepEachFrame = drawEachFrame(step);
 stepSlider.addEventListener("input", () => {
   state.step = Number(stepSlider.value);
-  step();
+  stepEachFrame();
 });
 for (const input of Object.values(inputs)) input.addEventListener("change", reload);
 

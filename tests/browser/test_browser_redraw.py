@@ -2,6 +2,8 @@
 changes, and no request for an answer the page already has (interaction latency: each full Plotly
 redraw costs 8-25 ms in headless Chromium, docs/performance.md)."""
 
+from urllib.parse import parse_qs, urlparse
+
 import pytest
 from playwright.sync_api import expect
 
@@ -80,11 +82,23 @@ def test_a_slider_that_moves_only_a_chosen_point_moves_its_ring_without_redrawin
     assert page.evaluate(SAME_CALCDATA, ["count-chart"]) == ["count-chart"]
 
 
-def test_the_low_rank_lab_draws_a_task_seen_before_without_a_request(page):
+def asked_tasks(urls: list) -> list:
+    """(true rank, noise) of each request to the low-rank lab's API ((None, None): the defaults)."""
+    out = []
+    for url in urls:
+        q = parse_qs(urlparse(url).query)
+        out.append((q.get("true_rank", [None])[0], q.get("noise", [None])[0]))
+    return out
+
+
+def test_the_low_rank_lab_draws_a_task_seen_or_asked_for_before_without_a_request(page):
     requests = api_requests(page, "low-rank-lab")
     page.goto("/playgrounds/low-rank-lab/")
     wait_ready(page, "lab-root")
-    assert len(requests) == 1
+    # Once a task is shown, the tasks one step away on the k and σ sliders are asked for in the
+    # background, each once.
+    page.wait_for_load_state("networkidle")
+    assert asked_tasks(requests) == [(None, None), ("2", "0.3"), ("4", "0.3"), ("3", "0.25"), ("3", "0.35")]
     truth = "() => JSON.stringify(document.getElementById('heatmap-true').data[0].z)"
     first = page.evaluate(truth)
     step = (
@@ -92,16 +106,20 @@ def test_the_low_rank_lab_draws_a_task_seen_before_without_a_request(page):
         " s.dispatchEvent(new Event('input', { bubbles: true }));"
         " s.dispatchEvent(new Event('change', { bubbles: true })); }"
     )
-    page.evaluate(step, 4)
+    asked = len(requests)
+    page.evaluate(step, 4)  # asked for already: drawn without a request of its own
     page.wait_for_function(f"(z) => ({truth})() !== z", arg=first)
     wait_ready(page, "lab-root")
-    assert len(requests) == 2
+    expect(page.locator("#k-value")).to_have_text("4")
+    assert ("4", "0.3") not in asked_tasks(requests[asked:])
+    page.wait_for_load_state("networkidle")
+    asked = len(requests)
     page.evaluate(step, 3)  # back to the task the page opened with
     page.wait_for_function(f"(z) => ({truth})() === z", arg=first)
     expect(page.locator("#k-value")).to_have_text("3")
-    page.evaluate(step, 4)
-    page.wait_for_function(f"(z) => ({truth})() !== z", arg=first)
-    assert len(requests) == 2, requests
+    page.wait_for_load_state("networkidle")
+    assert requests[asked:] == []  # its neighbours were asked for too
+    assert len(set(requests)) == len(requests), requests
 
 
 def test_charts_skip_plotlys_tick_label_overflow_check_except_where_it_hides_a_label(page):
