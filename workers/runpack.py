@@ -27,7 +27,8 @@ How the fused step keeps each run's numbers:
 A run joins at a step boundary (`Pack.join`) and leaves when it ends (finished, cancelled,
 failed); the others go on. If a fused step runs out of memory, the pack splits it in halves and
 tries again (each run's random state put back first), down to single runs: only a run that
-cannot take its step alone fails. Which methods join a pack: the records' `joins_pack`
+cannot take its step alone fails. A run alone in its pack takes the step it takes outside any pack
+(training._step), to the bit. Which methods join a pack: the records' `joins_pack`
 (simulations/methods.py says why each does or does not).
 
 A packed run's clock is the wall time since it joined: its points' `elapsed` and its
@@ -64,9 +65,8 @@ class Member(Training):
         )
         self.lane = lane
         self.random = _random_state(device)  # as the run stands after its build, before its first step
-        inner = packing.classifier_of(self.run.model)
-        self.head = inner
-        self.loras = _lora_layers(inner.bert)
+        self.classifier = packing.classifier_of(self.run.model)  # its encoder's wrapping, its head
+        self.loras = _lora_layers(self.classifier.bert)
         self.joined = time.perf_counter()
         self.companions = 0  # the other runs it shared its steps with, summed over its steps
         self.largest = 1  # the most runs in one of its steps
@@ -147,7 +147,6 @@ class Pack:
         precision.cast_frozen_weights_once(self.encoder, self.compute)
         self.pad_id = base.tokenizer.pad_token_id
         self.members: list[Member] = []
-        self.steps = 0  # fused steps taken
         self.activations = measure.ActivationMeter(self.encoder)
 
     def __len__(self) -> int:
@@ -186,7 +185,6 @@ class Pack:
         if not segments:
             return
         values = self._take(segments)
-        self.steps += 1
         for segment in segments:
             member = segment.member
             value = values.get(id(member))
@@ -280,7 +278,7 @@ class Pack:
             for s, hidden in fused.parts(fused.run(input_ids, position_ids)):
                 s.member.swap_in()
                 try:
-                    losses.append(packing.classify(s.member.head, hidden, s.batch)[0])
+                    losses.append(packing.classify(s.member.classifier, hidden, s.batch)[0])
                 finally:
                     s.member.swap_out()
         self.activations.end_step()

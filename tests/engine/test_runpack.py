@@ -156,7 +156,9 @@ def test_a_run_that_fails_leaves_and_the_others_go_on(monkeypatch):
     assert "does not join a pack" in str(recorder.outcomes[2])
     assert recorder.outcomes[0]["cancelled"] is False
     assert sorted(recorder.losses[0]) == [1, 2, 3, 4]
-    assert sorted(recorder.losses[1]) == [1, 2]
+    # Its points reach the report in batches (every 0.2 s): it failed at the report after step 2
+    # at the latest, the report that comes before its last step.
+    assert sorted(recorder.losses[1])[:2] == [1, 2] and max(recorder.losses[1]) <= 3
 
 
 def test_which_methods_join_a_pack_and_why():
