@@ -86,6 +86,8 @@ class Member(Training):
         self.done.seconds = time.perf_counter() - self.joined
 
     def finish(self) -> dict:
+        if not self.done.step:  # cancelled before its first step: its clock is its wait to leave
+            self.done.seconds = time.perf_counter() - self.joined
         if not self.done.cancelled:
             # Merging the update into the frozen weights (measure.inference_metrics) must not
             # touch the weights the other runs share.

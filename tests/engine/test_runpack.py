@@ -181,3 +181,16 @@ def test_the_reproduce_script_reproduces_a_run_trained_in_a_pack(tmp_path, monke
     done = run_script(notebook.script(spec, run_id=1, metrics=packed.outcomes[0]), tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert printed_losses(done.stdout) == pytest.approx([packed.losses[0][s] for s in (1, 2)], abs=1e-4)
+
+
+def test_a_run_cancelled_before_its_first_step_leaves_with_its_metrics(monkeypatch):
+    monkeypatch.setenv("PEFTLAB_AUTOCAST", "off")
+    recorder = Recorder()
+    going = recorder.lane(0, lora(steps=2))
+    stopped = recorder.lane(1, lora(steps=2, seed=1))
+    stopped.should_stop = lambda: True
+    runpack.train_packed([going, stopped])
+    metrics = recorder.outcomes[1]
+    assert metrics["cancelled"] is True and recorder.losses[1] == {}
+    assert metrics["train_seconds"] > 0 and metrics["steps_per_second"] == 0
+    assert recorder.outcomes[0]["cancelled"] is False
