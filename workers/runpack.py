@@ -47,7 +47,16 @@ import torch
 
 from simulations.methods import names_where
 from workers import classifier, measure, packing, precision
-from workers.training import Lane, Training, TrainingError, _step, pick_device
+from workers.training import (
+    Lane,
+    Training,
+    TrainingError,
+    _random_state,
+    _set_random_state,
+    _step,
+    is_out_of_memory,
+    pick_device,
+)
 
 # The methods whose runs join a pack (the records' `joins_pack`).
 JOINS_PACK = names_where(joins_pack=True)
@@ -64,7 +73,9 @@ class Member(Training):
             lane.spec, lane.report, lane.save_dir, device, lane.should_stop, memory=measure.LaneMemory, base=encoder
         )
         self.lane = lane
-        self.random = _random_state(device)  # as the run stands after its build, before its first step
+        self.random = _random_state(
+            device.type == "cuda", device
+        )  # as the run stands after its build, before its first step
         self.classifier = packing.classifier_of(self.run.model)  # its encoder's wrapping, its head
         self.loras = _lora_layers(self.classifier.bert)
         self.joined = time.perf_counter()
@@ -72,10 +83,10 @@ class Member(Training):
         self.largest = 1  # the most runs in one of its steps
 
     def swap_in(self) -> None:
-        _set_random_state(self.run.device, self.random)
+        _set_random_state(self.run.device.type == "cuda", self.run.device, self.random)
 
     def swap_out(self) -> None:
-        self.random = _random_state(self.run.device)
+        self.random = _random_state(self.run.device.type == "cuda", self.run.device)
 
     def took(self, ids, value: float, size: int) -> None:
         """Its step in a pack of `size` runs was taken (see Training.took_step); its clock is the
@@ -118,20 +129,6 @@ class _Segment:
     @property
     def tokens(self) -> int:
         return self.batch.input_ids.numel()
-
-
-class OutOfMemory(RuntimeError):
-    """What counts as running out of memory in a fused step (see _is_out_of_memory)."""
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    text = str(exc)
-    return (
-        isinstance(exc, (MemoryError, OutOfMemory))
-        or type(exc).__name__ == "OutOfMemoryError"
-        or "can't allocate memory" in text
-        or "out of memory" in text
-    )
 
 
 class Pack:
@@ -221,7 +218,7 @@ class Pack:
             for s, state in zip(segments, saved, strict=True):
                 s.member.random = state
                 s.member.run.optimizer.zero_grad(set_to_none=True)
-            if not _is_out_of_memory(exc) or len(segments) == 1:
+            if not is_out_of_memory(exc) or len(segments) == 1:
                 if len(segments) == 1:
                     return {id(segments[0].member): exc}
                 raise
@@ -439,16 +436,6 @@ def _lora_layers(bert: torch.nn.Module) -> dict:
         for name, module in bert.named_modules()
         if isinstance(module, LoraLayer)
     }
-
-
-def _random_state(device: torch.device):
-    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-
-
-def _set_random_state(device: torch.device, state) -> None:
-    torch.set_rng_state(state[0])
-    if device.type == "cuda":
-        torch.cuda.set_rng_state(state[1], device)
 
 
 def _end(lane: Lane, outcome) -> None:

@@ -68,13 +68,6 @@ def _stop_on_signals():
             signal.signal(sig, handler)
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
-        return True
-    text = str(exc)
-    return type(exc).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "out of memory" in text
-
-
 class RunTask(Task):
     """A hard time limit kills the child that trains: the parent then fails that run here."""
 
@@ -310,7 +303,7 @@ def _settle(claim: Claim, outcome, save_dir: Path, device, time_up: bool = False
         )
     if isinstance(outcome, Exception):
         shutil.rmtree(save_dir, ignore_errors=True)
-        if _is_out_of_memory(outcome):
+        if training.is_out_of_memory(outcome):
             log.warning("run %s ran out of memory: %s; this process will be replaced", claim.run_id, outcome)
             global _replace_process
             _replace_process = True
