@@ -5,6 +5,7 @@ happens here.
       ^                  |  \
       |                  |   `--fail_lost_runs (no heartbeat for PEFTLAB_STALE_RUN_SECONDS)--> failed
       `--recover_runs----'      (its process died on this machine: back to the queue, next attempt)
+      `--put_back--------'      (its worker stopped it: shut down, or lost the broker)
 
 The database is the source of truth. A message only says "a run on this queue may start": the
 worker picks the run fairly (scheduler.py) and claims it atomically, so a message delivered
@@ -159,8 +160,8 @@ def start(run_id: int, task_id: str, device: str, packed: bool = False) -> Claim
         Run.objects.filter(pk=run_id, status=run.status, attempts=run.attempts).update(
             status=Run.FAILED,
             finished_at=timezone.now(),
-            error=f"the run stopped its worker {run.attempts} times (killed, out of memory or past "
-            "its time limit) and is not tried again; its points so far are kept",
+            error=f"the run's worker stopped or died during it {run.attempts} times and it is not "
+            "tried again; its points so far are kept",
         )
         return None
     now = timezone.now()
@@ -389,6 +390,25 @@ def finish(claim: Claim, status: str, metrics: dict | None = None, error: str = 
     )
     notify.changed(claim.run_id)
     return status if ended else "superseded"
+
+
+def put_back(claim: Claim, send: bool = True) -> str:
+    """The worker stopped this attempt before it ended (it was shut down, or lost the broker,
+    whose restart may have lost the run's message): the run goes back to the queue for its next
+    attempt, its points kept. `send`: a message is sent for it if the broker takes one now;
+    recover_runs sends one anyway when a worker starts or reconnects (a worker shutting down
+    sends none: its own pool would take it). "superseded" when the attempt is not current any
+    more or its cancel was asked for (the caller then finishes it cancelled)."""
+    queued = Run.objects.filter(
+        pk=claim.run_id, status=Run.RUNNING, attempts=claim.attempt, cancel_requested=False
+    ).update(status=Run.QUEUED, heartbeat_at=None)
+    if not queued:
+        return "superseded"
+    notify.changed(claim.run_id)
+    run = Run.objects.filter(pk=claim.run_id, status=Run.QUEUED).first() if send else None
+    if run is not None:
+        dispatch_or_keep(run)
+    return Run.QUEUED
 
 
 def request_cancel(run_id: int) -> bool:

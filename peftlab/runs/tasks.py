@@ -28,9 +28,13 @@ from workers.methods import ANY_TASK, RunRequestError, RunSpec, validate_run
 
 log = logging.getLogger(__name__)
 
-# Set in a pool child when its worker is shutting down (peftlab/celery_app.py): the training loop
-# stops at its next report and the run ends failed with its points kept.
+# Set in a pool child told to stop (SIGUSR2 or SIGTERM, see _stop_on_signals): the training loop
+# stops at its next report and the run goes back to the queue with its points kept.
 _shutting_down = False
+# Set for good in a pool child whose worker is shutting down (SIGUSR2, peftlab/celery_app.py): it
+# starts no run and sends no message any more (a message it took is acknowledged and dropped; the
+# next worker's recover_runs sends every queued run again).
+_worker_stopping = False
 # Set when a run ran out of memory: this process exits once the run is recorded.
 _replace_process = False
 
@@ -46,16 +50,19 @@ def predicted_trainable(spec: RunSpec) -> int:
 @contextmanager
 def _stop_on_signals():
     """While a run trains in a pool child, SIGUSR2 (sent by the parent at warm shutdown, see
-    peftlab/celery_app.py) and SIGTERM (the whole process group stopped) mean "stop at the next
-    report": the run ends failed with every point kept. A child that does not stop is killed by
-    its parent's hard time limit or cold shutdown. billiard's own handlers are back once the run
-    is over."""
+    peftlab/celery_app.py) and SIGTERM (the whole process group stopped, or the parent lost the
+    broker: Celery ends a task it can no longer acknowledge so) mean "stop at the next report":
+    the run goes back to the queue with every point kept (lifecycle.put_back) and trains again
+    under its next attempt. A child that does not stop is killed by its parent's hard time limit
+    or cold shutdown. billiard's own handlers are back once the run is over."""
     global _shutting_down
     _shutting_down = False
 
-    def stop(*_):
-        global _shutting_down
+    def stop(signum, _frame):
+        global _shutting_down, _worker_stopping
         _shutting_down = True
+        if signum == signal.SIGUSR2:
+            _worker_stopping = True
 
     if threading.current_thread() is not threading.main_thread():  # tests call tasks in-thread
         yield
@@ -92,6 +99,9 @@ def train_run(self, run_id: int) -> str:
     of a race together; return its status (the lanes' statuses in lane order, comma-separated)."""
     from workers import training
 
+    if _worker_stopping:
+        log.info("message for run %s: this worker is shutting down; the next one sends it again", run_id)
+        return "skipped"
     device = training.pick_device()
     claims = lifecycle.claim_together(run_id, self.request.id or "", str(device))
     if not claims:
@@ -109,15 +119,22 @@ def train_run(self, run_id: int) -> str:
             else:
                 statuses = [_train(claims[0], device)]
     finally:
-        # A process that held several runs frees as many slots (lifecycle.wake).
+        # A process that held several runs frees as many slots.
         for queue in Run.objects.filter(pk__in=[c.run_id for c in every]).values_list("queue", flat=True):
-            wake(queue)
+            _wake(queue)
     if _replace_process:
         # Memory that ran out leaves allocators (glibc, oneDNN, CUDA) in a state the next run
         # cannot rely on: the pool reports this task done, and this process exits; the pool
         # starts a fresh one for the next run.
         raise SystemExit("a fresh training process replaces one that ran out of memory")
     return ",".join(statuses)
+
+
+def _wake(queue: str) -> None:
+    """lifecycle.wake, unless this process's worker is shutting down: its own pool would take the
+    message; the next worker's recover_runs sends every queued run."""
+    if not _worker_stopping:
+        wake(queue)
 
 
 def _train(claim: Claim, device) -> str:
@@ -219,7 +236,7 @@ def _train_pack(first: Claim, device, task_id: str, held: list[Claim], every: li
         statuses[claim] = _settle(claim, outcome, save_dir, device, time_up=past_limit())
         held.remove(claim)
         room.give_back(claim.run_id)
-        wake(queue)  # its owner's next run may start now, here or in another process
+        _wake(queue)  # its owner's next run may start now, here or in another process
 
     def lane_for(claim: Claim) -> training.Lane | None:
         run = Run.objects.get(pk=claim.run_id)
@@ -323,13 +340,8 @@ def _settle(claim: Claim, outcome, save_dir: Path, device, time_up: bool = False
     metrics = dict(outcome)
     cancelled = metrics.pop("cancelled")
     if cancelled and _shutting_down:
-        return finish(
-            claim,
-            Run.FAILED,
-            metrics=metrics,
-            error=(
-                "the worker was stopped during this run (shut down, or it lost the job queue); its "
-                "points so far are kept"
-            ),
-        )
+        # Its worker stopped it, not its owner: it trains again under its next attempt.
+        status = lifecycle.put_back(claim, send=not _worker_stopping)
+        if status != "superseded":
+            return status
     return finish(claim, Run.CANCELLED if cancelled else Run.SUCCEEDED, metrics=metrics)

@@ -225,6 +225,31 @@ def test_a_worker_that_starts_or_reconnects_settles_lost_runs_and_sends_the_queu
     assert [pk for pk, _ in sent] == [waiting.pk, orphan.pk, waiting.pk]
 
 
+def test_a_run_its_worker_stopped_goes_back_to_the_queue_with_its_points(sent):
+    """put_back: the worker was shut down, or lost the broker, mid-run. The run waits for its next
+    attempt with its points kept, and a message goes for it unless its worker is shutting down
+    (recover_runs sends that one); a stale attempt or a run its owner cancelled is not put back."""
+    run = running(attempts=1)
+    Point.objects.create(run=run, attempt=1, step=1, loss=0.7, elapsed=0.1)
+    assert lifecycle.put_back(lifecycle.Claim(run.pk, 1)) == Run.QUEUED
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.error) == (Run.QUEUED, 1, "")
+    assert [p.step for p in run.shown_points()] == [1]
+    assert sent == [(run.pk, run.queue)]
+    assert lifecycle.claim(run.pk, task_id="next", device="cpu") == lifecycle.Claim(run.pk, 2)
+
+    quiet = running(attempts=1)
+    assert lifecycle.put_back(lifecycle.Claim(quiet.pk, 1), send=False) == Run.QUEUED
+    assert Run.objects.get(pk=quiet.pk).status == Run.QUEUED and len(sent) == 1
+
+    stale = running(attempts=2)
+    cancelled = running(attempts=1, cancel_requested=True)
+    for claim in (lifecycle.Claim(stale.pk, 1), lifecycle.Claim(cancelled.pk, 1)):
+        assert lifecycle.put_back(claim) == "superseded"
+        assert Run.objects.get(pk=claim.run_id).status == Run.RUNNING
+    assert len(sent) == 1
+
+
 def test_the_web_fails_a_run_whose_heartbeat_is_stale(settings):
     settings.PEFTLAB_STALE_RUN_SECONDS = 30
     lost = running(heartbeat=dj_timezone.now() - timedelta(seconds=31))

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import signal
 import sys
 import time
 import zipfile
@@ -221,3 +222,46 @@ def test_a_cancel_after_the_last_step_stops_the_measurements_and_saves_nothing(m
     assert run.status == "cancelled" and run.steps_done == 2
     assert "latency_ms" not in run.metrics and "demo" not in run.metrics
     assert not (artifacts_dir / str(run.pk)).exists()
+
+
+def signal_after_step(monkeypatch, sig, step=2):
+    """The process gets `sig` once the report of `step` is written, as a pool child gets it from
+    its worker (SIGUSR2 at warm shutdown; SIGTERM when the worker lost the broker)."""
+    from peftlab.runs import lifecycle
+
+    real = lifecycle.Reporter.__call__
+    signalled = []
+
+    def report(self, points, evals):
+        go_on = real(self, points, evals)
+        if not signalled and any(p.step >= step for p in points):
+            signalled.append(sig)
+            os.kill(os.getpid(), sig)
+        return go_on
+
+    monkeypatch.setattr(lifecycle.Reporter, "__call__", report)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGUSR2, signal.SIGTERM])
+def test_a_run_whose_worker_stops_it_goes_back_to_the_queue_and_trains_again(monkeypatch, sent, sig):
+    monkeypatch.setattr(tasks, "_worker_stopping", False)
+    run = queued_run(steps=30)
+    signal_after_step(monkeypatch, sig)
+    assert tasks.train_run(run.pk) == "queued"
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.error) == ("queued", 1, "")
+    kept = list(Point.objects.filter(run=run).values_list("step", flat=True))
+    assert 2 <= len(kept) < 30 and kept == list(range(1, len(kept) + 1))
+    if sig == signal.SIGUSR2:
+        # Its worker is shutting down: this process sent no message, and starts nothing more
+        # (the next worker's recover_runs sends the queue again).
+        assert sent == [] and tasks._worker_stopping
+        assert tasks.train_run(run.pk) == "skipped"
+        assert Run.objects.get(pk=run.pk).status == "queued"
+        return
+    # It lost the broker: the run was sent again, and the message trains its second attempt.
+    assert set(sent) == {(run.pk, run.queue)} and not tasks._worker_stopping
+    assert tasks.train_run(run.pk) == "succeeded"
+    run.refresh_from_db()
+    assert run.attempts == 2 and [p.step for p in run.shown_points()] == list(range(1, 31))
+    assert list(Point.objects.filter(run=run, attempt=1).values_list("step", flat=True)) == kept

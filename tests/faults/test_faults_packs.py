@@ -1,7 +1,7 @@
 """Runs trained in a pack by a real worker (peftlab/runs/tasks.py `_train_pack`, workers/runpack.py):
 runs submitted while a pack trains join it at a step boundary; each keeps a single run's
 guarantees: its own cancel, its own time limit, its points per attempt, a retry when the worker
-dies. Its own file, so that the suite's workers run it beside the other fault files."""
+dies or loses the broker. Its own file, so that the suite's workers run it beside the other fault files."""
 
 import os
 import signal
@@ -52,6 +52,21 @@ def test_a_worker_killed_mid_pack_retries_every_run(stack):
         run = lab.wait_for(run_id, timeout=240)
         assert (run["status"], run["attempts"]) == ("succeeded", 2), run["error"]
         assert steps_of(run) == list(range(1, 13))
+        first = [step for attempt, step in stored_points(lab, run_id) if attempt == 1]
+        assert len(first) >= 3 and first == list(range(1, len(first) + 1))  # kept, not shown
+
+
+def test_a_redis_restart_mid_pack_puts_every_run_back_and_each_trains_again(stack):
+    lab = stack()
+    ids = submit(lab, 3, steps=30)
+    for run_id in ids:
+        lab.wait_for(run_id, statuses=("running",), min_steps=3)
+    lab.redis.stop()  # Celery ends the pack's task: it can no longer acknowledge its message
+    lab.redis.start()  # empty: what the worker sends from now on is all there is
+    for run_id in ids:
+        run = lab.wait_for(run_id, timeout=240)
+        assert (run["status"], run["attempts"]) == ("succeeded", 2), run["error"]
+        assert run["packed"] is True and steps_of(run) == list(range(1, 31))
         first = [step for attempt, step in stored_points(lab, run_id) if attempt == 1]
         assert len(first) >= 3 and first == list(range(1, len(first) + 1))  # kept, not shown
 
