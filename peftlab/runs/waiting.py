@@ -8,8 +8,10 @@ seconds) of what stands before it: the rest of each run training now on its queu
 ahead, scaled by the pace the training runs' points show (a loaded or faster machine), shared
 between the worker slots. The web server does not know how many slots the workers
 of a queue have; it counts as many as are busy now (at least one), which is never more than there
-are: a training process is one, whether it trains one run or a race's lanes in turn (whose
-points count each lane's own seconds, so that the rest of a race is the sum of its lanes'). An estimate: a run that ends early, is cancelled or is submitted by someone served less
+are: a training process is one, whether it trains one run, a race's lanes in turn (whose
+points count each lane's own seconds, so that the rest of a race is the sum of its lanes') or a
+pack's runs at once (whose points count the whole pack's steps, so that the rest of a pack is its
+longest run's). An estimate: a run that ends early, is cancelled or is submitted by someone served less
 changes it, and a GPU worker is faster than the CPU the costs were measured on.
 """
 
@@ -29,7 +31,7 @@ COUNTS = (
     "training: the runs training now on that queue; starts_in_seconds: the run-cost estimates of "
     "what is left of those and of the runs ahead, at the pace the training runs' points show "
     "against the estimate, shared between as many worker slots as are busy now (at least one; "
-    "a race's lanes share one)"
+    "a race's lanes share one, and so do the runs of a pack)"
 )
 
 
@@ -89,20 +91,37 @@ def place(run: Run, max_age: float = 0.0) -> dict | None:
     ahead_ids = order[: order.index(run.pk)] if run.pk in order else order
     ahead = Run.objects.filter(pk__in=ahead_ids)
     training = list(Run.objects.filter(status=Run.RUNNING, queue=run.queue))
-    # A busy slot is a training process: a race's lanes share one, which trains them in turn.
-    slots = max(1, len({(r.worker, r.worker_pid) if r.worker_pid else r.pk for r in training}))
+    # A busy slot is a training process: a race's lanes share one, which trains them in turn, and
+    # so do the runs of a pack, which it trains at once.
+    slots: dict = {}
+    for r in training:
+        slots.setdefault((r.worker, r.worker_pid) if r.worker_pid else r.pk, []).append(r)
     paces = {r.pk: _pace(r) for r in training}
-    known = [p for p in paces.values() if p is not None]
-    # The runs ahead go at the pace of those training now (the same workers), else the model's.
+    # The runs ahead go at the pace of those training now (the same workers), else the model's. A
+    # packed run's points count the whole pack's steps: its own pace is theirs over the pack's size.
+    known = [
+        paces[r.pk] / len(runs) if r.packed else paces[r.pk]
+        for runs in slots.values()
+        for r in runs
+        if paces[r.pk] is not None
+    ]
     pace = sum(known) / len(known) if known else 1.0
-    seconds = sum(left_seconds(r, paces[r.pk]) for r in training) + pace * sum(_seconds(r) for r in ahead)
+    seconds = sum(_slot_left(runs, paces) for runs in slots.values()) + pace * sum(_seconds(r) for r in ahead)
     return {
         "place": len(ahead_ids) + 1,
         "ahead": len(ahead_ids),
         "training": len(training),
-        "starts_in_seconds": round(seconds / slots, 1),
+        "starts_in_seconds": round(seconds / max(1, len(slots)), 1),
         "counts": COUNTS,
     }
+
+
+def _slot_left(runs: list[Run], paces: dict) -> float:
+    """What is left of one training process's work: a pack's runs train at once, each at the pace
+    its points show, so the process is free when the last of them ends; a race's lanes take turns,
+    so theirs add up."""
+    left = [left_seconds(r, paces[r.pk]) for r in runs]
+    return max(left) if all(r.packed for r in runs) else sum(left)
 
 
 def timing(run: Run) -> dict | None:

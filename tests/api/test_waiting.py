@@ -86,6 +86,38 @@ def test_a_races_lanes_training_in_one_process_are_one_busy_slot():
     assert place["starts_in_seconds"] == pytest.approx(sum(seconds(r) for r in lanes), abs=0.1)
 
 
+def test_a_packs_runs_are_one_busy_slot_that_frees_when_its_longest_run_ends():
+    """A pack trains its runs at once: each one's points count the whole pack's steps (here three
+    runs, each step three times the cost model's, the pack's share of each), so the rest of the
+    pack is its longest run's, not the sum; the runs ahead go at one run's own pace."""
+    packed = [
+        make_run(
+            f"session:s{i}",
+            steps=40,
+            status=Run.RUNNING,
+            attempts=1,
+            worker="host",
+            worker_pid=4242,
+            packed=True,
+            steps_done=done,
+        )
+        for i, done in enumerate((10, 20, 30))
+    ]
+    step_seconds = waiting.timing(packed[0])["step_seconds"]
+    for run in packed:
+        Point.objects.create(
+            run=run, attempt=1, step=run.steps_done, loss=1.0, elapsed=run.steps_done * 3 * step_seconds
+        )
+    ahead = make_run("session:a")
+    mine = make_run("session:me")
+    place = waiting.place(mine)
+    assert place["training"] == 3
+    # The longest run has 30 steps left at three times the model's pace; the run ahead goes at
+    # the pace of one run of a pack of three: the model's.
+    expected = 3 * seconds(packed[0], 30) + seconds(ahead)
+    assert place["starts_in_seconds"] == pytest.approx(expected, abs=0.2)
+
+
 def test_the_estimated_start_goes_at_the_pace_the_training_run_shows():
     training = make_run("session:r", steps=40, status=Run.RUNNING, attempts=1, steps_done=10)
     step_seconds = waiting.timing(training)["step_seconds"]
