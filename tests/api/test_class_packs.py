@@ -4,18 +4,17 @@ packed run's pack size in GET /api/runs/{id} and its events stream, the dashboar
 student's latest run, thinned, its teacher's alone."""
 
 import asyncio
-import json
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from peftlab.api import events
 from peftlab.classroom import dashboard
 from peftlab.runs import lifecycle
 from peftlab.runs.models import Point, Run
 from tests.support.classrooms import browser, run_of, student_browser, teacher, teacher_browser
+from tests.support.streams import progress_events
 
 
 @pytest.fixture(autouse=True)
@@ -49,18 +48,6 @@ def test_a_packed_runs_page_reads_how_many_runs_train_in_its_pack(room):
     for run in (alone, finished):
         got = client.get(f"/api/runs/{run.pk}").json()
         assert got["pack"] is None and got["packed"] is (run == finished)
-
-
-async def progress_events(run_id: int, count: int) -> list[dict]:
-    seen = []
-    async for chunk in events._stream(run_id, 0):
-        for block in chunk.strip().split("\n\n"):
-            lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-            if lines.get("event") == "progress":
-                seen.append(json.loads(lines["data"]))
-        if len(seen) >= count:
-            return seen
-    return seen
 
 
 @pytest.mark.django_db(transaction=True)

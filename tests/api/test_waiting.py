@@ -2,7 +2,6 @@
 estimated start, the figures behind the training page's time left, and a cancel's answer."""
 
 import asyncio
-import json
 
 import pytest
 from django.utils import timezone
@@ -12,6 +11,7 @@ from peftlab.runs import waiting
 from peftlab.runs.estimate import estimated_seconds
 from peftlab.runs.models import Batch, Point, Run
 from tests.support.classrooms import visitor_owner
+from tests.support.streams import progress_events
 from workers import run_cost
 from workers.methods import validate_run
 
@@ -160,17 +160,6 @@ def test_cancelling_a_running_run_answers_that_it_is_stopping(csrf_client):
     assert answer.status_code == 202
     assert answer.json()["status"] == "running" and answer.json()["cancel_requested"] is True
     assert csrf_client.get(f"/api/runs/{run.pk}").json()["cancel_requested"] is True
-
-
-async def progress_events(run_id, count):
-    seen = []
-    async for chunk in events._stream(run_id, 0):
-        for block in chunk.strip().split("\n\n"):
-            lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-            if lines.get("event") == "progress":
-                seen.append(json.loads(lines["data"]))
-        if len(seen) >= count:
-            return seen
 
 
 def test_the_stream_of_a_queued_run_sends_its_place_again_when_it_changes(settings):
