@@ -155,6 +155,7 @@ async def _run_events(run_id: int, attempt: int, step: int, idle: _Quiet):
                     "status": run.status,
                     "steps_done": run.steps_done,
                     "steps": run.steps,
+                    "attempts": run.attempts,
                     "waiting": place,
                     "cancel_requested": run.cancel_requested,
                     # A pack's size is read with each step: runs join and leave it between steps.

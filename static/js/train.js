@@ -162,14 +162,21 @@ const ordinal = (n) => {
 };
 
 // A queued run: its place in its queue and estimated start (GET /api/runs/<id> "waiting", sent
-// again by the stream when it changes), e.g. "3rd in the queue · starts in about 40 s".
-function waitingText(place, since) {
-  if (!place) return "queued: waiting for a worker";
+// again by the stream when it changes), e.g. "3rd in the queue · starts in about 40 s". A run
+// that had started (its worker was stopped or lost; "attempts" counts its starts) says that it
+// waits to start again, and that the points shown are those of its last attempt.
+function waitingText(run, since) {
+  const place = run.waiting;
+  const again = run.attempts > 0
+    ? `queued again: its worker stopped during attempt ${run.attempts}, whose points are kept; it trains again from step 1`
+    : "queued";
+  if (!place) return `${again}: waiting for a worker`;
   const training = place.training ? ` (${place.training} training now)` : "";
   const left = place.starts_in_seconds - since;
   const start = place.ahead === 0 && place.training === 0 ? "starts as soon as a worker takes it"
     : left >= 1 ? `starts in about ${fmtDuration(left)}` : "starts any moment now";
-  return `queued: ${ordinal(place.place)} in the queue${training} · ${start}`;
+  return run.attempts > 0 ? `${again} · ${ordinal(place.place)} in the queue${training} · ${start}`
+    : `queued: ${ordinal(place.place)} in the queue${training} · ${start}`;
 }
 
 // Time left of a running run: its remaining steps at the pace its points show, then the final
@@ -223,7 +230,7 @@ function drawProgress() {
   const since = (performance.now() - at) / 1000;
   let text = `${run.status}: ${last ? last.step : run.steps_done || 0} of ${run.steps} steps`;
   if (run.status === "running") text = runningText(run, last, since);
-  if (run.status === "queued") text = waitingText(run.waiting, since);
+  if (run.status === "queued") text = waitingText(run, since);
   if (run.error) text += ` · ${run.error}`;
   $("progress-text").textContent = text;
   $("progress-text").className = run.status === "failed" ? "error" : "muted";
@@ -320,6 +327,7 @@ function follow(run, after) {
     if (info.status !== run.status) refreshRuns();
     if (info.cancel_requested) markStopping();
     run = { ...run, ...info };
+    root.dataset.runStatus = run.status;
     if (!last || info.status !== "running") showProgress(run, last);
   });
   source.addEventListener("status", (e) => {

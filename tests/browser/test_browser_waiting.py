@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from tests.browser.test_browser import TRAIN_TIMEOUT_MS, open_train_page, run_id_of, wait_for_status
 from tests.support.browsing import SCREENSHOTS, shot
+from tests.support.labstack import Lab
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -136,3 +137,35 @@ def test_a_queued_run_says_its_place_and_a_cancel_says_stopping_at_once(page, em
     shots(page, f"waiting-{size}-after-last-step", "#run-title")
     wait_for_status(page, "succeeded")
     expect(page.locator("#progress-text")).to_have_text(re.compile(r"^succeeded: 3 of 3 steps$"))
+
+
+def test_a_run_whose_worker_stops_says_it_is_queued_again_and_trains_again(browser, tmp_path):
+    """Its worker stopped mid-run (docker stop, Ctrl-C, a lost Redis): the run is back in the
+    queue with its points kept (lifecycle.put_back), and the page says so rather than showing a
+    plain queued run beside a chart of steps; the next worker trains it again, as attempt 2."""
+    lab = Lab(tmp_path)
+    lab.manage("migrate", "--noinput")
+    lab.start("web")
+    lab.start("worker")
+    context = browser.new_context(base_url=lab.base_url, viewport=VIEWPORTS["desktop"])
+    try:
+        page = context.new_page()
+        open_train_page(page)
+        run_id = train(page, 2000, rank=4)
+        lab.wait_for(run_id, statuses=("running",), min_steps=3)
+        lab.stop("worker")
+        wait_for_status(page, "queued", timeout=30_000)
+        expect(page.locator("#progress-text")).to_have_text(
+            "queued again: its worker stopped during attempt 1, whose points are kept; it trains again "
+            "from step 1 · 1st in the queue · starts as soon as a worker takes it"
+        )
+        drawn = page.evaluate("() => document.getElementById('loss-chart').data[0].x.length")
+        assert drawn >= 3  # the first attempt's steps stay on the chart while it waits
+        shots(page, "waiting-desktop-queued-again")
+        lab.start("worker")
+        wait_for_status(page, "running", timeout=TRAIN_TIMEOUT_MS)
+        expect(page.locator("#loss-chart")).to_contain_text("attempt 2")
+        expect(page.locator("#progress-text")).to_have_text(re.compile(r"^running: \d+ of 2000 steps"))
+    finally:
+        context.close()
+        lab.stop_all()
