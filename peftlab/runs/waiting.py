@@ -6,13 +6,13 @@ simulates scheduler.pick round the owners, each within their limit), not the ord
 of submission. The estimated start is the run-cost estimates (workers/run_cost.py, one CPU's
 seconds) of what stands before it: the rest of each run training now on its queue, then each run
 ahead, scaled by the pace the training runs' points show (a loaded or faster machine), shared
-between the worker slots. The web server does not know how many slots the workers
-of a queue have; it counts as many as are busy now (at least one), which is never more than there
-are: a training process is one, whether it trains one run, a race's lanes in turn (whose
-points count each lane's own seconds, so that the rest of a race is the sum of its lanes') or a
-pack's runs at once (whose points count the whole pack's steps, so that the rest of a pack is its
-longest run's). An estimate: a run that ends early, is cancelled or is submitted by someone served less
-changes it, and a GPU worker is faster than the CPU the costs were measured on.
+between the worker slots. The web server does not know how many slots the workers of a queue
+have; it counts as many as are busy now (at least one), which is never more than there are: a
+training process is one, whether it trains one run, a race's lanes in turn (whose points count
+each lane's own seconds, so that the rest of a race is the sum of its lanes') or a pack's runs at
+once (whose points count the whole pack's steps, so that the rest of a pack is its longest run's).
+An estimate: a run that ends early, is cancelled or is submitted by someone served less changes
+it, and a GPU worker is faster than the CPU the costs were measured on.
 """
 
 from __future__ import annotations

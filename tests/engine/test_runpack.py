@@ -12,10 +12,13 @@ pytestmark = pytest.mark.slow
 
 # fp32: the fused step computes what each run computes alone up to float rounding: its
 # attention is one batched product for runs of equal width (the same arithmetic as
-# scaled_dot_product_attention, in another order), measured at most 2e-7 over these steps. Under
-# bf16 autocast the frozen layers' products are rounded to bf16, and a wider matrix may round a
-# product one bf16 step apart: measured at most 6e-4 over six steps.
-FP32_TOLERANCE = 1e-6
+# scaled_dot_product_attention, in another order), and the frozen layers' products are wider
+# matrices, which the CPU's kernels block and split between threads differently: measured at most
+# 2e-7 over these steps on an Intel Xeon (2 threads), 1.1e-6 on an AMD EPYC in the suite's
+# processes (the halves of the out-of-memory test). Under bf16 autocast the frozen layers'
+# products are rounded to bf16, and a wider matrix may round a product one bf16 step apart:
+# measured at most 6e-4 over six steps.
+FP32_TOLERANCE = 5e-6
 BF16_TOLERANCE = 3e-3
 
 

@@ -72,13 +72,15 @@ def test_a_redis_restart_mid_pack_puts_every_run_back_and_each_trains_again(stac
 
 
 def test_a_run_past_its_time_limit_leaves_the_pack_and_the_others_go_on(stack):
-    lab = stack(PEFTLAB_RUN_TIME_LIMIT="12")
+    # The short run's own clock starts when it joins; its few steps, final evaluation and
+    # measurements take a few seconds, far within the limit even on a loaded machine.
+    lab = stack(PEFTLAB_RUN_TIME_LIMIT="20")
     [endless] = submit(lab, 1, steps=2000)
     lab.wait_for(endless, statuses=("running",), min_steps=3)
-    [short] = submit(lab, 1, steps=30)
+    [short] = submit(lab, 1, steps=6)
     done = lab.wait_for(endless, timeout=120)
     assert done["status"] == "failed"
-    assert "time limit of 12 s" in done["error"] and done["steps_done"] < 2000
+    assert "time limit of 20 s" in done["error"] and done["steps_done"] < 2000
     run = lab.wait_for(short, timeout=120)
     assert run["status"] == "succeeded", run["error"]
-    assert run["packed"] and steps_of(run) == list(range(1, 31))
+    assert run["packed"] and steps_of(run) == list(range(1, 7))
