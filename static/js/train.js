@@ -183,12 +183,16 @@ function waitingText(run, since) {
 // evaluation and the end-of-run measurements, the cost model's figure for them (GET
 // /api/runs/<id> "timing") scaled by how much slower or faster than the model this run steps.
 // A race's lane also waits, at each step, for one step of each other lane still training (its
-// points count only its own turns): the cost model's figure for those, at the same pace.
+// points count only its own turns): the cost model's figure for those, at the same pace. A run in
+// a pack of n steps with the others (its points count the pack's whole steps, n runs' worth), but
+// its final evaluation and measurements are its own, taken one run after another as the pack's
+// runs end: at its own pace (the pack's over n), with about half of the pack's going before it.
 function secondsLeft(run, last) {
   const perStep = last.elapsed / last.step;
   const timing = run.timing;
   const pace = timing && timing.step_seconds > 0 ? perStep / timing.step_seconds : 0;
-  const after = pace ? timing.after_steps_seconds * pace : 0;
+  const size = run.pack && run.pack.size > 1 ? run.pack.size : 1;
+  const after = pace ? timing.after_steps_seconds * (pace / size) * ((size + 1) / 2) : 0;
   const others = pace ? (timing.other_lanes_step_seconds || 0) * pace : 0;
   return (perStep + others) * (run.steps - last.step) + after;
 }

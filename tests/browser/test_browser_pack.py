@@ -8,7 +8,10 @@ the worker's first claim finds all thirty waiting and its pack takes them before
 thirty LoRA runs of rank 4 fit the pack's bounds (tokens per step, predicted memory, runs). Each
 run's batch is 2 sequences: a fused step computes the frozen base for every run's tokens, so with
 the default 16 a step of thirty runs took 40-60 s on this lab's 2 busy CPU cores.
-Screenshots: the dashboard while the pack trains (desktop and phone) and a finished run's page."""
+Screenshots: the dashboard while the pack trains (desktop and phone) and a finished run's page.
+
+Also: a packed run's time left on its training page, from a pack written half-way into the
+database (no worker), against the formula."""
 
 import re
 import sqlite3
@@ -164,3 +167,54 @@ def test_thirty_students_train_in_one_pack_and_the_dashboard_draws_their_curves_
     assert "keeps its own weights, optimizer and random numbers" in watch.locator("#pack-row").get_attribute("title")
     expect(watch.locator("#pack-note")).to_contain_text("wall time, shared with the other runs")
     shot(watch, "class-pack-run-finished")
+
+
+# Three runs of one pack, half-way: each of their steps took 10 s of wall time (the pack's whole
+# step), written as a worker that is still running would have written them.
+HALF_WAY_PACK = """
+from django.utils import timezone
+from peftlab.runs.models import Point, Run
+from workers.methods import validate_run
+spec = validate_run("lora", "sentiment", 100, 0, {})
+for _ in range(3):
+    run = Run.objects.create(method="lora", task="sentiment", steps=100, params=spec.params, status="running",
+        attempts=1, packed=True, task_id="pack-1", worker="elsewhere", steps_done=50,
+        started_at=timezone.now(), heartbeat_at=timezone.now())
+    Point.objects.bulk_create([Point(run=run, attempt=1, step=s, loss=0.5, elapsed=10.0 * s) for s in range(1, 51)])
+"""
+
+
+def shown_seconds(text: str) -> float:
+    found = re.search(r"about (?:(\d+) min )?(\d+) s left", text)
+    assert found, text
+    return 60 * int(found.group(1) or 0) + int(found.group(2))
+
+
+def test_a_packed_runs_time_left_counts_its_own_end_of_run_work_not_the_packs(browser, tmp_path):
+    """Its steps go at the pack's pace (each of its points counts the whole fused step), but its
+    final evaluation and measurements are its own: the training page scales them by its own pace
+    (the pack's over its size), with about half the pack's runs ending before it."""
+    lab = Lab(tmp_path, PEFTLAB_STALE_RUN_SECONDS="3600")
+    lab.manage("migrate", "--noinput")
+    lab.manage("shell", "-c", HALF_WAY_PACK)
+    lab.start("web")
+    context = browser.new_context(base_url=lab.base_url)
+    try:
+        run = lab.run(1)
+        assert run["pack"] == {"size": 3}
+        timing = run["timing"]
+        pace = 10.0 / timing["step_seconds"]
+        expected = 50 * 10.0 + timing["after_steps_seconds"] * (pace / 3) * 2
+        page = context.new_page()
+        page.goto("/train/?run=1")
+        text = page.wait_for_function(
+            "() => { const t = document.getElementById('progress-text').textContent; return / left$/.test(t) && t; }"
+        ).json_value()
+        assert text.startswith("running in a pack with 2 other runs, one fused step for all: step 50 of 100"), text
+        shown = shown_seconds(text)
+        # The page counts down from the stream's news. The whole pack's pace for the tail said
+        # about a minute more here (the tail 1.5 times as long).
+        assert expected - 15 <= shown <= expected + 1, (shown, expected, timing)
+    finally:
+        context.close()
+        lab.stop_all()
