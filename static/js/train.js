@@ -167,16 +167,15 @@ const ordinal = (n) => {
 // waits to start again, and that the points shown are those of its last attempt.
 function waitingText(run, since) {
   const place = run.waiting;
-  const again = run.attempts > 0
-    ? `queued again: its worker stopped during attempt ${run.attempts}, whose points are kept; it trains again from step 1`
-    : "queued";
-  if (!place) return `${again}: waiting for a worker`;
+  const head = run.attempts > 0
+    ? `queued again: its worker stopped during attempt ${run.attempts}, whose points are kept; it trains again from step 1 · `
+    : "queued: ";
+  if (!place) return `${head}waiting for a worker`;
   const training = place.training ? ` (${place.training} training now)` : "";
   const left = place.starts_in_seconds - since;
   const start = place.ahead === 0 && place.training === 0 ? "starts as soon as a worker takes it"
     : left >= 1 ? `starts in about ${fmtDuration(left)}` : "starts any moment now";
-  return run.attempts > 0 ? `${again} · ${ordinal(place.place)} in the queue${training} · ${start}`
-    : `queued: ${ordinal(place.place)} in the queue${training} · ${start}`;
+  return `${head}${ordinal(place.place)} in the queue${training} · ${start}`;
 }
 
 // Time left of a running run: its remaining steps at the pace its points show, then the final
