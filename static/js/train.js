@@ -296,12 +296,12 @@ function stopStream() {
   if (current) current.source = null;
 }
 
-function follow(run, after) {
+// `last`: the run's last point already drawn (its time left goes on from it until the next).
+function follow(run, after, last = null) {
   stopStream();
   const url = `${run.events_url}?after=${after}`;
   const source = new EventSource(url);
   current.source = source;
-  let last = null;
   // Points wait for the next animation frame and are drawn together: a burst of them (a batch
   // written at once, a reconnect, a fast GPU) costs one redraw, not one each.
   let pending = [];
@@ -397,7 +397,7 @@ async function openRun(id) {
   const last = run.points.length ? run.points[run.points.length - 1] : null;
   showRunState(run, last);
   showReproduce(run).catch((err) => { $("form-error").textContent = err.message; });
-  if (!["succeeded", "failed", "cancelled"].includes(run.status)) follow(run, run.last_event_id);
+  if (!["succeeded", "failed", "cancelled"].includes(run.status)) follow(run, run.last_event_id, last);
 }
 
 async function refreshRuns() {

@@ -184,6 +184,15 @@ for _ in range(3):
 """
 
 
+# Every text the status line shows from now on.
+WATCH_PROGRESS = """() => {
+    const node = document.getElementById('progress-text');
+    window.progressTexts = [];
+    new MutationObserver(() => window.progressTexts.push(node.textContent))
+        .observe(node, { childList: true, characterData: true, subtree: true });
+}"""
+
+
 def shown_seconds(text: str) -> float:
     found = re.search(r"about (?:(\d+) min )?(\d+) s left", text)
     assert found, text
@@ -215,6 +224,12 @@ def test_a_packed_runs_time_left_counts_its_own_end_of_run_work_not_the_packs(br
         # The page counts down from the stream's news. The whole pack's pace for the tail said
         # about a minute more here (the tail 1.5 times as long).
         assert expected - 15 <= shown <= expected + 1, (shown, expected, timing)
+        # It stays while the stream's progress events come (the run's last point is the one the
+        # page opened with: no new point arrives here), counting down at the page's every second.
+        page.evaluate(WATCH_PROGRESS)
+        page.wait_for_function("() => window.progressTexts.length >= 3", timeout=15_000)
+        texts = page.evaluate("() => window.progressTexts")
+        assert all(t.endswith(" left") for t in texts), texts
     finally:
         context.close()
         lab.stop_all()
